@@ -1,0 +1,83 @@
+/* mrmnet public API: io. Reading ECG records (WFDB, MATLAB) and writing/reading arrays.
+ * Included by mrmnet.h; see the conventions there. */
+#ifndef MRMNET_IO_H
+#define MRMNET_IO_H
+
+#include "../mrmnet.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- ECG records --------------------------------------------------------------------------- */
+
+/* One signal (lead) of a record, as its WFDB header line describes it. For a record read from a
+ * CPSC2018 MATLAB v5 file the fields that do not apply are zero/empty and `gain` is 1. */
+typedef struct mrm_signal_info {
+    char file[256];        /* signal file name as written in the header ("" for .mat v5) */
+    int format;            /* WFDB storage format: 8, 16, 24, 32, 61, 80, 212, 310, 311, ... */
+    long long byte_offset; /* the "+N" prefix of the format field (bytes to skip), else 0 */
+    double gain;           /* ADC units per physical unit (200 if the header gives none) */
+    int baseline;          /* the "(N)" after the gain, else adc_zero */
+    char units[32];        /* physical units ("mV"), "" if not given */
+    int adc_res;           /* ADC resolution in bits, 0 if not given */
+    int adc_zero;          /* ADC zero, 0 if not given */
+    int init_value;        /* initial value (first sample's digital value) */
+    int has_init_value;
+    int checksum;          /* 16-bit checksum as written in the header */
+    int has_checksum;
+    int block_size;
+    char description[128]; /* the lead name: "I", "II", "V1", ... */
+} mrm_signal_info;
+
+/* Validation outcome of one signal, filled by mrm_record_read. */
+typedef struct mrm_signal_check {
+    int checksum_ok;       /* 1 ok, 0 mismatch, -1 not checked (no checksum in header) */
+    int computed_checksum; /* sum of the digital samples modulo 65536, as unsigned */
+    int init_value_ok;     /* 1 ok, 0 mismatch, -1 not checked */
+} mrm_signal_check;
+
+/* A record: header fields and the signals as physical values. */
+typedef struct mrm_record {
+    char name[256];            /* record name from the header (or the .mat's base name) */
+    int n_signals;
+    double fs;                 /* sampling frequency, Hz */
+    long long n_samples;       /* samples per signal */
+    mrm_signal_info *signals;  /* n_signals entries */
+    mrm_signal_check *checks;  /* n_signals entries */
+    double *data;              /* (n_signals, n_samples), signal-major: data[s * n_samples + t];
+                                  physical value = (digital - baseline) / gain; NaN where the
+                                  digital value is the format's invalid-sample code */
+    int n_comments;
+    char **comments;           /* header comment lines without the leading '#', trimmed */
+    int age;                   /* from "#Age:" or the .mat struct, -1 if unknown */
+    char sex[16];              /* from "#Sex:" or the .mat struct, "" if unknown */
+    char dx[256];              /* the "#Dx:" value, "" if absent */
+} mrm_record;
+
+/* Flags of mrm_record_read. */
+enum {
+    MRM_READ_HEADER_ONLY = 1,  /* parse the header, do not read samples (data stays NULL) */
+    MRM_READ_STRICT = 2        /* a checksum or initial-value mismatch is an error (MRM_ERR_CHECK) */
+};
+
+/* Reads a record. `path` is a record name without extension ("dir/00001_lr"), the path of its
+ * ".hea" header, or a MATLAB v5 ".mat" of the original CPSC2018 release (struct ECG with
+ * sex, age, data 12 x T in mV, 500 Hz). On failure the record is left empty (safe to free). */
+mrm_status mrm_record_read(mrm_record *rec, const char *path, int flags, mrm_error *err);
+void mrm_record_free(mrm_record *rec);
+
+/* ---- NumPy .npy (version 1.0), float32 or int64, C order ---------------------------------- */
+
+/* Writes a float32 array of `ndim` dimensions atomically. */
+mrm_status mrm_npy_write_f32(const char *path, const float *data, int ndim, const long long *shape,
+                             mrm_error *err);
+/* Reads a float32 array ('<f4', C order, up to 4 dimensions). *data is malloc'ed (caller frees);
+ * shape receives ndim values. */
+mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long shape[4], mrm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

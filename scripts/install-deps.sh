@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mrmnet needs, skipping those already present.
+#   scripts/install-deps.sh          build and run
+#   scripts/install-deps.sh --test   also what the tests use (numpy, scikit-learn, scipy)
+#   scripts/install-deps.sh --peers  also the reference peers for parity and benchmarks (PyTorch)
+set -euo pipefail
+pkgs=(gcc make cmake pkg-config libdnnl-dev libmatio-dev libsamplerate0-dev libjansson-dev)
+for a in "$@"; do
+  case "$a" in
+    --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy) ;;
+    --peers) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch python3-onnx nodejs npm) ;;
+    *) echo "install-deps.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "installing: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+/* The mrmnet command-line tool: shared helpers of the subcommands. */
+#ifndef MRM_CLI_H
+#define MRM_CLI_H
+
+#include <stdio.h>
+
+#include "mrmnet.h"
+
+/* Each subcommand: argv[0] is the subcommand's name. Returns the process exit status
+ * (0 success, 1 failure of the work, 2 bad usage). */
+typedef int (*mrm_cli_command_fn)(int argc, char **argv);
+
+int cmd_read(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
+int cmd_backward(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "mrmnet <cmd>: <err->msg>" on stderr and returns 1. */
+int cli_report(const char *cmd, const mrm_error *err);
+
+/* A progress callback (mrm_progress_fn) drawing a bar on stderr when stderr is a terminal,
+ * and a line every 10% otherwise. `user` is unused. */
+void cli_progress(void *user, const char *what, size_t done, size_t total);
+
+/* A log callback (mrm_log_fn) printing warnings and errors on stderr. */
+void cli_log(void *user, mrm_log_level level, const char *msg);
+
+/* Strict number parsing of option values; print a usage error and return -1 on failure. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+
+#endif

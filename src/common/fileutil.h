@@ -1,0 +1,39 @@
+/* Files: whole-file reads with a size limit, atomic writes, paths, checked arithmetic. */
+#ifndef MRM_COMMON_FILEUTIL_H
+#define MRM_COMMON_FILEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mrmnet.h"
+
+/* Reads a whole file into a new buffer (NUL-terminated, *len excludes the NUL).
+ * Refuses files larger than max_bytes. The caller frees *data. */
+mrm_status mrm_read_file(const char *path, size_t max_bytes, char **data, size_t *len, mrm_error *err);
+
+/* Atomic output: write to "<path>.tmp.<pid>" in the same folder, then fsync and rename over path.
+ * Usage: f = mrm_atomic_open(&a, path, err); fwrite(..., f); mrm_atomic_commit(&a, err);
+ * On any failure call mrm_atomic_abort(&a) (it removes the temporary file). */
+typedef struct mrm_atomic_file {
+    FILE *f;
+    char path[4096];
+    char tmp[4096];
+} mrm_atomic_file;
+FILE *mrm_atomic_open(mrm_atomic_file *a, const char *path, mrm_error *err);
+mrm_status mrm_atomic_commit(mrm_atomic_file *a, mrm_error *err);
+void mrm_atomic_abort(mrm_atomic_file *a);
+/* Writes a whole buffer atomically. */
+mrm_status mrm_write_file_atomic(const char *path, const void *data, size_t len, mrm_error *err);
+
+/* Creates a folder and its parents (like mkdir -p). */
+mrm_status mrm_mkdir_p(const char *path, mrm_error *err);
+
+/* Joins dir and name with one '/' into out (size outsz). Returns 0, or -1 if it does not fit. */
+int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name);
+
+/* Checked size arithmetic: return 0 and set *out, or -1 on overflow. */
+int mrm_mul_size(size_t a, size_t b, size_t *out);
+int mrm_add_size(size_t a, size_t b, size_t *out);
+
+#endif

@@ -1,0 +1,50 @@
+#include "common/rng.h"
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void mrm_rng_seed(mrm_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t mrm_rng_next(mrm_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+float mrm_rng_uniform(mrm_rng *r) { return (float)(mrm_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+float mrm_rng_uniform_range(mrm_rng *r, float lo, float hi) {
+    return lo + (hi - lo) * mrm_rng_uniform(r);
+}
+
+uint64_t mrm_rng_below(mrm_rng *r, uint64_t n) {
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do x = mrm_rng_next(r);
+    while (x >= limit);
+    return x % n;
+}
+
+void mrm_rng_shuffle(mrm_rng *r, int *idx, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)mrm_rng_below(r, (uint64_t)i + 1);
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}

@@ -1,0 +1,23 @@
+/* A small, fast, seedable random number generator (xoshiro256**, seeded by splitmix64).
+ * Its whole state is the struct, so a checkpoint can save and restore it exactly. */
+#ifndef MRM_COMMON_RNG_H
+#define MRM_COMMON_RNG_H
+
+#include <stdint.h>
+
+typedef struct mrm_rng {
+    uint64_t s[4];
+} mrm_rng;
+
+void mrm_rng_seed(mrm_rng *r, uint64_t seed);
+uint64_t mrm_rng_next(mrm_rng *r);
+/* Uniform in [0, 1) with 24 random bits (exactly representable as float). */
+float mrm_rng_uniform(mrm_rng *r);
+/* Uniform in [lo, hi). */
+float mrm_rng_uniform_range(mrm_rng *r, float lo, float hi);
+/* Uniform integer in [0, n), without modulo bias. n > 0. */
+uint64_t mrm_rng_below(mrm_rng *r, uint64_t n);
+/* Fisher-Yates shuffle of idx[0..n). */
+void mrm_rng_shuffle(mrm_rng *r, int *idx, int n);
+
+#endif

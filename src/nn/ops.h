@@ -1,0 +1,149 @@
+/* The neural-network ops of MRM-Net: each op a forward/backward pair with the shapes in the
+ * signature, in the manner of llm.c.
+ *
+ * Conventions:
+ *  - Tensors are float32, C order. Feature maps are (B, C, L): batch, channels, time.
+ *  - Backward functions ACCUMULATE (+=) into every gradient they are given (din, dw, ...);
+ *    a separate step zeroes gradients. A gradient pointer that is NULL is not computed
+ *    (e.g. din of the first layer).
+ *  - Forward functions overwrite their output. Unless stated, out must not alias in.
+ *  - Ops that need scratch memory take an nn_ctx; its buffer is sized once by the caller
+ *    (the model) from the *_scratch_floats() queries, so no op allocates.
+ *  - OpenMP parallelism inside ops over the batch or channels; the number of threads is the
+ *    OpenMP setting of the caller.
+ */
+#ifndef MRM_NN_OPS_H
+#define MRM_NN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/rng.h"
+
+/* Scratch memory for the ops: one buffer, reused by every op call (not re-entrant:
+ * one nn_ctx per concurrent caller). */
+typedef struct nn_ctx {
+    float *scratch;
+    size_t scratch_floats;
+} nn_ctx;
+
+/* ---- matrix product ---------------------------------------------------------------------
+ * Row-major C(M,N) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T ('N' / 'T').
+ * Backed by oneDNN's sgemm. */
+void nn_sgemm(char transa, char transb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- 1-D convolution, no bias -------------------------------------------------------------
+ * in (B, Cin, Lin), w (Cout, Cin/groups, K) -> out (B, Cout, Lout),
+ * Lout = (Lin + 2*pad - K) / stride + 1, zero padding, as torch.nn.functional.conv1d. */
+int conv1d_out_len(int Lin, int K, int stride, int pad);
+size_t conv1d_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+void conv1d_forward(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
+                    int Cout, int K, int stride, int pad, int groups);
+/* din (B, Cin, Lin) and dw (Cout, Cin/groups, K) accumulate; either may be NULL. */
+void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                     const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                     int groups);
+
+/* ---- BatchNorm1d over (B, C, L): statistics per channel over batch and time --------------
+ * Training: normalise with the batch mean and BIASED variance; save mean and rstd (C) for the
+ * backward; move running_mean/var by `momentum` toward the batch mean and the UNBIASED
+ * variance (n/(n-1), n = B*L). Evaluation: use the running statistics. The caller counts
+ * num_batches_tracked. out may alias in. */
+void batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                             float *running_var, const float *in, const float *gamma,
+                             const float *beta, int B, int C, int L, float eps, float momentum);
+void batchnorm_forward_eval(float *out, const float *in, const float *gamma, const float *beta,
+                            const float *running_mean, const float *running_var, int B, int C, int L,
+                            float eps);
+/* Backward of the training-mode forward. din, dgamma, dbeta (C) accumulate. */
+void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+
+/* ---- elementwise activations over n values (out may alias in) ---------------------------- */
+void relu_forward(float *out, const float *in, size_t n);
+/* din += dout * (out > 0); uses the forward OUTPUT. din may alias dout only if din is zero. */
+void relu_backward(float *din, const float *dout, const float *out, size_t n);
+/* hardsigmoid(x) = min(max(x + 3, 0), 6) / 6; gradient 1/6 on -3 < x < 3, else 0 (as PyTorch). */
+void hardsigmoid_forward(float *out, const float *in, size_t n);
+void hardsigmoid_backward(float *din, const float *dout, const float *in, size_t n);
+void sigmoid_forward(float *out, const float *in, size_t n);
+/* din += dout * out * (1 - out); uses the forward OUTPUT. */
+void sigmoid_backward(float *din, const float *dout, const float *out, size_t n);
+
+/* ---- max pooling over time --------------------------------------------------------------
+ * maxpool2: window 2, stride 2, floor: (B, C, L) -> (B, C, L/2).
+ * maxpool2s1: window 2, stride 1, padding 1 with -inf: (B, C, L) -> (B, C, L+1),
+ *   out[t] = max(in[t-1], in[t]) with in[-1] = in[L] = -inf.
+ * Backward routes each gradient to the first maximal input of its window (as PyTorch). */
+void maxpool2_forward(float *out, const float *in, int B, int C, int L);
+void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+void maxpool2s1_forward(float *out, const float *in, int B, int C, int L);
+void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+
+/* ---- reductions ----------------------------------------------------------------------------
+ * over time: (B, C, L) -> (B, C). */
+void mean_time_forward(float *out, const float *in, int B, int C, int L);
+void mean_time_backward(float *din, const float *dout, int B, int C, int L);
+void max_time_forward(float *out, const float *in, int B, int C, int L);
+void max_time_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+/* over channels, both at once as the spatial attention wants them:
+ * in (B, C, L) -> out (B, 2, L) with out[:,0,:] = max over C and out[:,1,:] = mean over C. */
+void channel_maxmean_forward(float *out, const float *in, int B, int C, int L);
+void channel_maxmean_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+
+/* ---- inverted dropout over n values ---------------------------------------------------------
+ * Keeps each value with probability 1-p and scales it by 1/(1-p); mask[i] is the factor
+ * applied (0 or 1/(1-p)), drawn from rng. p = 0 copies. out may alias in. */
+void dropout_forward(float *out, float *mask, const float *in, size_t n, float p, mrm_rng *rng);
+void dropout_backward(float *din, const float *dout, const float *mask, size_t n);
+
+/* ---- LayerNorm over channels at each time step ("channels_first") -------------------------
+ * in (B, C, L): for each (b, t) normalise the C values x[b, :, t] by their mean and biased
+ * variance, then out = y * w[c] + bias[c]. Saves mean and rstd (B, L). With L = 1 this is the
+ * usual LayerNorm over the features of a (B, C) matrix. */
+void layernorm_ch_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                          const float *bias, int B, int C, int L, float eps);
+void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                           const float *mean, const float *rstd, const float *w, int B, int C, int L);
+
+/* ---- linear: in (B, Cin), w (Cout, Cin), bias (Cout) -> out (B, Cout) ------------------- */
+void linear_forward(float *out, const float *in, const float *w, const float *bias, int B, int Cin,
+                    int Cout);
+void linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                     const float *w, int B, int Cin, int Cout);
+
+/* ---- broadcast products ---------------------------------------------------------------------
+ * channel-wise: out[b,c,t] = x[b,c,t] * s[b,c]      (s of shape (B, C))
+ * time-wise:    out[b,c,t] = x[b,c,t] * s[b,t]      (s of shape (B, L)) */
+void scale_channels_forward(float *out, const float *x, const float *s, int B, int C, int L);
+void scale_channels_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                             int B, int C, int L);
+void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L);
+void scale_time_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                         int B, int C, int L);
+
+/* ---- sums over n values ------------------------------------------------------------------
+ * add: out = a + b (out may alias a or b). Its backward is an accumulation of dout into
+ * both gradients: accumulate(d, dout, n) does d += dout. */
+void add_forward(float *out, const float *a, const float *b, size_t n);
+void accumulate(float *d, const float *src, size_t n);
+
+/* ---- concatenation along channels -----------------------------------------------------------
+ * a (B, Ca, L) and b (B, Cb, L) -> out (B, Ca+Cb, L); backward splits (and accumulates). */
+void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int L);
+void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L);
+
+/* ---- losses ---------------------------------------------------------------------------------
+ * Binary cross-entropy with logits, mean over the B*N values; returns the loss and, if dlogits
+ * is not NULL, ACCUMULATES scale * dL/dlogits into it. y is multi-hot (B, N). */
+double bce_logits_forward_backward(float *dlogits, const float *logits, const float *y, int B, int N,
+                                   float scale);
+/* KL4(s | t) = T^2 / B * sum_b sum_j p_t[b,j] (log p_t[b,j] - log p_s[b,j]),
+ * p_x = softmax(x / T) over the N values of each sample. Returns the loss and ACCUMULATES
+ * scale * the gradient into ds and dt (either may be NULL). Numerically stable (log-sum-exp
+ * in double). */
+double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const float *t, int B, int N,
+                                   float T, float scale);
+
+#endif
