@@ -1,0 +1,90 @@
+/* Broadcast products, sums and channel concatenation. */
+#include <string.h>
+
+#include "nn/ops.h"
+
+/* out[b,c,t] = x[b,c,t] * s[b,c]. */
+void scale_channels_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *xr = x + (size_t)bc * L;
+        float *o = out + (size_t)bc * L, sv = s[bc];
+        for (int t = 0; t < L; t++) o[t] = xr[t] * sv;
+    }
+}
+
+/* dx += dout * s; ds[b,c] += sum_t dout * x. */
+void scale_channels_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                             int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *g = dout + (size_t)bc * L;
+        if (dx) {
+            float *d = dx + (size_t)bc * L, sv = s[bc];
+            for (int t = 0; t < L; t++) d[t] += g[t] * sv;
+        }
+        if (ds) {
+            const float *xr = x + (size_t)bc * L;
+            double acc = 0.0;
+            for (int t = 0; t < L; t++) acc += (double)g[t] * xr[t];
+            ds[bc] += (float)acc;
+        }
+    }
+}
+
+/* out[b,c,t] = x[b,c,t] * s[b,t]. */
+void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *xr = x + (size_t)bc * L, *sr = s + (size_t)(bc / C) * L;
+        float *o = out + (size_t)bc * L;
+        for (int t = 0; t < L; t++) o[t] = xr[t] * sr[t];
+    }
+}
+
+/* dx += dout * s[b,t]; ds[b,t] += sum_c dout * x. */
+void scale_time_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                         int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int b = 0; b < B; b++) {
+        const float *sr = s + (size_t)b * L;
+        for (int c = 0; c < C; c++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dout + off, *xr = x + off;
+            if (dx)
+                for (int t = 0; t < L; t++) dx[off + t] += g[t] * sr[t];
+            if (ds) {
+                float *dsr = ds + (size_t)b * L;
+                for (int t = 0; t < L; t++) dsr[t] += g[t] * xr[t];
+            }
+        }
+    }
+}
+
+/* out = a + b. */
+void add_forward(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* d += src. */
+void accumulate(float *d, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] += src[i];
+}
+
+/* out (B, Ca+Cb, L) = [a (B, Ca, L), b (B, Cb, L)] along channels. */
+void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int L) {
+    size_t na = (size_t)Ca * L, nb = (size_t)Cb * L;
+    for (int i = 0; i < B; i++) {
+        memcpy(out + i * (na + nb), a + i * na, na * sizeof(float));
+        memcpy(out + i * (na + nb) + na, b + i * nb, nb * sizeof(float));
+    }
+}
+
+/* da += dout[:, :Ca], db += dout[:, Ca:]. */
+void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
+    size_t na = (size_t)Ca * L, nb = (size_t)Cb * L;
+    for (int i = 0; i < B; i++) {
+        if (da) accumulate(da + i * na, dout + i * (na + nb), na);
+        if (db) accumulate(db + i * nb, dout + i * (na + nb) + na, nb);
+    }
+}

@@ -1,0 +1,68 @@
+/* Losses: binary cross-entropy with logits, temperature-scaled KL divergence of softmaxes. */
+#include <math.h>
+
+#include "nn/ops.h"
+
+/* mean over B*N of max(x,0) - x*y + log1p(exp(-|x|)); dlogits += scale * (sigmoid(x) - y) / (B*N). */
+double bce_logits_forward_backward(float *dlogits, const float *logits, const float *y, int B, int N,
+                                   float scale) {
+    size_t n = (size_t)B * N;
+    if (n == 0) return 0.0;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double x = logits[i], t = y[i];
+        sum += (x > 0.0 ? x : 0.0) - x * t + log1p(exp(-fabs(x)));
+        if (dlogits) {
+            double s = x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+            dlogits[i] += (float)((double)scale * (s - t) / (double)n);
+        }
+    }
+    return sum / (double)n;
+}
+
+/* One sample: returns KL = sum_j p_j (log p_j - log q_j), p = softmax(t/T), q = softmax(s/T),
+ * and accumulates g * (q - p) into ds and g * p * (log p - log q - KL) into dt. Log-sum-exp in
+ * double; a second pass recomputes the log-softmaxes so no scratch memory is needed. */
+static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g) {
+    double ms = -INFINITY, mt = -INFINITY;
+    for (int j = 0; j < N; j++) {
+        ms = fmax(ms, s[j] / T);
+        mt = fmax(mt, t[j] / T);
+    }
+    double es = 0.0, et = 0.0;
+    for (int j = 0; j < N; j++) {
+        es += exp(s[j] / T - ms);
+        et += exp(t[j] / T - mt);
+    }
+    double lses = ms + log(es), lset = mt + log(et), kl = 0.0;
+    for (int j = 0; j < N; j++) {
+        double lq = s[j] / T - lses, lp = t[j] / T - lset;
+        kl += exp(lp) * (lp - lq);
+    }
+    if (ds || dt)
+        for (int j = 0; j < N; j++) {
+            double lq = s[j] / T - lses, lp = t[j] / T - lset, p = exp(lp);
+            if (ds) ds[j] += (float)(g * (exp(lq) - p));
+            if (dt) dt[j] += (float)(g * p * (lp - lq - kl));
+        }
+    return kl;
+}
+
+/* loss = T^2 / B * sum_b KL_b;  dL/ds = T / B * (q - p),  dL/dt = T / B * p * (log p - log q - KL_b).
+ * Per-sample values are summed in order afterwards, so the result does not depend on threads. */
+double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const float *t, int B, int N,
+                                   float T, float scale) {
+    if (B <= 0 || N <= 0) return 0.0;
+    enum { CHUNK = 256 };
+    double kls[CHUNK], total = 0.0, g = (double)scale * T / (double)B;
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+#pragma omp parallel for if ((size_t)nb * N > 16384) schedule(static)
+        for (int i = 0; i < nb; i++) {
+            size_t off = (size_t)(b0 + i) * N;
+            kls[i] = kl_one(ds ? ds + off : NULL, dt ? dt + off : NULL, s + off, t + off, N, T, g);
+        }
+        for (int i = 0; i < nb; i++) total += kls[i];
+    }
+    return (double)T * T / (double)B * total;
+}

@@ -1,0 +1,56 @@
+/* Max pooling over time with window 2: stride 2 (downsampling) and stride 1 with -inf padding.
+ * Ties and NaN follow PyTorch: the first maximal element of a window wins, NaN propagates. */
+#include <math.h>
+
+#include "nn/ops.h"
+
+/* Index (0 or 1) of the maximum of (a, b): b wins only if strictly greater or NaN. */
+static inline int argmax2(float a, float b) { return (b > a || isnan(b)) && !isnan(a); }
+
+/* (B, C, L) -> (B, C, L/2): out[t] = max(in[2t], in[2t+1]). */
+void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
+    int Lo = L / 2;
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L;
+        float *o = out + (size_t)bc * Lo;
+        for (int t = 0; t < Lo; t++) o[t] = x[2 * t + argmax2(x[2 * t], x[2 * t + 1])];
+    }
+}
+
+/* din[argmax of window t] += dout[t]. */
+void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+    int Lo = L / 2;
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * Lo;
+        float *d = din + (size_t)bc * L;
+        for (int t = 0; t < Lo; t++) d[2 * t + argmax2(x[2 * t], x[2 * t + 1])] += g[t];
+    }
+}
+
+/* (B, C, L) -> (B, C, L+1): out[t] = max(in[t-1], in[t]), in[-1] = in[L] = -inf. */
+void maxpool2s1_forward(float *out, const float *in, int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L;
+        float *o = out + (size_t)bc * (L + 1);
+        if (L == 0) { o[0] = -INFINITY; continue; }
+        o[0] = x[0];
+        for (int t = 1; t < L; t++) o[t] = x[t - 1 + argmax2(x[t - 1], x[t])];
+        o[L] = x[L - 1];
+    }
+}
+
+/* din[argmax of window t] += dout[t]; the padding never wins over a real value. */
+void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+    if (L == 0) return;
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * (L + 1);
+        float *d = din + (size_t)bc * L;
+        d[0] += g[0];
+        for (int t = 1; t < L; t++) d[t - 1 + argmax2(x[t - 1], x[t])] += g[t];
+        d[L - 1] += g[L];
+    }
+}
