@@ -1,4 +1,8 @@
-/* mrmnet public API: data. Included by mrmnet.h; see the conventions there. */
+/* mrmnet public API: data. Included by mrmnet.h; see the conventions there.
+ *
+ * Datasets (PTB-XL's six tasks, CPSC2018, a user's folder of WFDB records), the preprocessing of
+ * one record into the model's input (12 leads in PTB-XL order x 1000 samples at 100 Hz, mV), the
+ * train/validation/test split by folds, the global standardisation, and `prepare`'s output folder. */
 #ifndef MRMNET_DATA_H
 #define MRMNET_DATA_H
 
@@ -7,6 +11,143 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define MRM_LEADS 12
+#define MRM_SAMPLES 1000
+#define MRM_FS 100.0
+
+/* The model's lead order. */
+extern const char *const mrm_lead_names[MRM_LEADS]; /* I, II, III, aVR, aVL, aVF, V1 .. V6 */
+
+/* ---- preprocessing of one record ----------------------------------------------------------- */
+
+/* How a record of another length than 10 s becomes 1000 samples. */
+typedef enum mrm_fit_mode {
+    MRM_FIT_CROP_PAD = 0, /* keep the first 10 s; zero-pad a shorter record at its end */
+    MRM_FIT_STRETCH = 1   /* keep the first 10 s; resample a shorter record whole to 1000 samples */
+} mrm_fit_mode;
+
+/* What preprocessing did to one record. */
+typedef struct mrm_preprocess_info {
+    long long nan_samples; /* NaN (invalid) samples set to 0 */
+    int cropped;           /* longer than 10 s: cut */
+    int padded;            /* shorter: zero-padded (MRM_FIT_CROP_PAD) */
+    int stretched;         /* shorter: stretched (MRM_FIT_STRETCH) */
+    int resampled;         /* fs was not 100 Hz */
+    int reordered;         /* the leads were not in the model's order */
+    double unit_scale;     /* factor applied to reach mV (1 for mV, 0.001 for uV) */
+} mrm_preprocess_info;
+
+/* Turns a record (any lead order with recognisable names, any sampling rate, any length, mV/uV/V)
+ * into out[12 * 1000] (lead-major, mV, 100 Hz): NaN -> 0, leads reordered to mrm_lead_names by
+ * their description (case-insensitive), resampled to 100 Hz with libsamplerate (sinc, best
+ * quality), first 10 s kept, a shorter record padded or stretched as `mode` says. A record whose
+ * leads are not 12 recognisable distinct names is an error naming the record and the lead.
+ * `info` may be NULL. No standardisation here (see mrm_standardise). */
+mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, mrm_fit_mode mode,
+                                 mrm_preprocess_info *info, mrm_error *err);
+
+/* The index (0..11) of a lead name in mrm_lead_names, case-insensitive, spaces ignored; -1 if not
+ * recognised. */
+int mrm_lead_index(const char *name);
+
+/* Resamples `channels` interleaved channels of n_in frames (in[t * channels + c]) to exactly
+ * n_out frames (out[t * channels + c]) with libsamplerate at ratio n_out / n_in (sinc, best
+ * quality). */
+mrm_status mrm_resample(const float *in, int channels, long long n_in, float *out, long long n_out, mrm_error *err);
+
+/* ---- splits ------------------------------------------------------------------------------------ */
+
+enum { MRM_SPLIT_NONE = -1, MRM_SPLIT_TRAIN = 0, MRM_SPLIT_VAL = 1, MRM_SPLIT_TEST = 2 };
+extern const char *const mrm_split_names[3]; /* "train", "val", "test" */
+
+/* Which folds (1..31) make each split: bit f of a mask = fold f. */
+typedef struct mrm_folds {
+    unsigned train, val, test;
+} mrm_folds;
+
+/* The default: train 1-8, validation 9, test 10. */
+mrm_folds mrm_folds_default(void);
+/* Parses "1-8/9/10" (each part a comma list of folds or ranges: "1-6,8/7/9,10"). The three parts
+ * must not overlap. */
+mrm_status mrm_folds_parse(const char *text, mrm_folds *folds, mrm_error *err);
+/* Formats folds as "1-8/9/10" into out. */
+void mrm_folds_format(const mrm_folds *folds, char *out, size_t outsz);
+
+/* ---- datasets ---------------------------------------------------------------------------------- */
+
+/* A dataset split into train / val / test. Records outside the three splits are not kept. */
+typedef struct mrm_dataset {
+    int n_classes;
+    char **classes;      /* n_classes names, sorted byte-wise (as Python's sorted()) */
+    long long n;         /* records, in the source's order (PTB-XL: by ecg_id) */
+    char **ids;          /* n record ids (PTB-XL: the ecg_id; CPSC: "A0001"; users: the record) */
+    float *y;            /* (n, n_classes) multi-hot 0/1 */
+    int *fold;           /* n folds (0 where the split was drawn at random) */
+    int *split;          /* n MRM_SPLIT_* values */
+    float *X;            /* (n, 12, 1000) mV, or standardised after mrm_standardise; NULL when
+                            loaded with labels_only */
+    /* what happened on the way */
+    char source[16];     /* "ptb-xl", "cpsc2018", "records" */
+    char task[32];       /* PTB-XL task, or "cpsc2018" / "records" */
+    char split_rule[96]; /* "folds 1-8/9/10 (strat_fold)" or "random 80/10/10, seed 1" */
+    double fs_source;    /* sampling rate of the files read (0 if mixed or labels only) */
+    long long n_listed;  /* records the label table lists */
+    long long n_no_label;/* dropped: no label for the task */
+    long long n_missing; /* dropped: signal files absent (skip_missing) */
+    long long n_other_fold; /* dropped: fold in none of the three splits */
+    long long n_cropped, n_padded, n_stretched, n_resampled, n_reordered;
+    long long nan_samples;
+    double mean, std;    /* the standardisation (0 and 1 before mrm_standardise) */
+} mrm_dataset;
+
+/* Options of the loaders. Zero-initialise, then set what you need. */
+typedef struct mrm_load_options {
+    mrm_folds folds;          /* all zero -> the default 1-8/9/10 */
+    int hr;                   /* PTB-XL: read the 500 Hz files (filename_hr) and resample */
+    int skip_missing;         /* absent signal files: skip and count instead of failing */
+    int labels_only;          /* build labels, ids and splits; read no signals (X stays NULL) */
+    const char *labels_file;  /* CPSC2018: REFERENCE.csv override */
+    const char *folds_file;   /* CPSC2018: icbeb_database.csv override */
+    unsigned long long seed;  /* random split (users' records without a fold column; CPSC without
+                                 icbeb_database.csv): 80/10/10 with this seed */
+    int threads;              /* OpenMP threads for reading records (0: OpenMP's default) */
+    mrm_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} mrm_load_options;
+
+/* PTB-XL from its folder (ptbxl_database.csv, scp_statements.csv, records100/ or records500/).
+ * task: "all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm" (as the PTB-XL
+ * benchmark builds them: any code counts whatever its likelihood, records without a label for the
+ * task dropped, classes sorted by name). */
+mrm_status mrm_ptbxl_load(mrm_dataset *ds, const char *dir, const char *task, const mrm_load_options *opt,
+                          mrm_error *err);
+
+/* CPSC2018 from a folder holding REFERENCE.csv, icbeb_database.csv (folds; optional, else a
+ * seeded random split) and the signals: <name>.hea (+.mat, the Challenge 2020 WFDB copy) or
+ * <name>.mat (original MATLAB v5), in the folder or its immediate subfolders. 500 Hz -> 100 Hz,
+ * first 10 s, shorter records stretched. Classes are the ICBEB codes, sorted:
+ * 1AVB AFIB CLBBB CRBBB NORM PAC STD_ STE_ VPC. */
+mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_options *opt, mrm_error *err);
+
+/* A user's records: `labels_csv` has columns `record` (a path relative to `dir`, without
+ * extension) and `labels` (class names separated by ';', may be empty), optionally `fold` (an
+ * integer 1..31; without it a seeded random 80/10/10 split). Any sampling rate and length
+ * (cropped or zero-padded to 10 s). */
+mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels_csv, const mrm_load_options *opt,
+                            mrm_error *err);
+
+void mrm_dataset_free(mrm_dataset *ds);
+
+/* Fits ONE mean and ONE population standard deviation (ddof 0, in double) on every value of the
+ * training split and applies x' = (x - mean) / std to every split. Fails if the training split is
+ * empty or constant. */
+mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err);
+
+/* Writes X_{train,val,test}.npy (N,12,1000), y_*.npy (N,C), ids_*.txt, classes.txt and
+ * prepare.json into out_dir (created if needed), every file atomically. X files are skipped when
+ * the dataset has no signals. */
+mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_error *err);
 
 #ifdef __cplusplus
 }
