@@ -1,12 +1,129 @@
-/* mrmnet public API: train. Included by mrmnet.h; see the conventions there. */
+/* mrmnet public API: train. Optimizers, checkpoints, prepared datasets, the training loop and
+ * evaluation of a model on a prepared split. Included by mrmnet.h; see the conventions there. */
 #ifndef MRMNET_TRAIN_H
 #define MRMNET_TRAIN_H
 
 #include "../mrmnet.h"
+#include "model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- optimizers -----------------------------------------------------------------------------
+ * One loop over the model's single contiguous parameter and gradient buffers.
+ *
+ * Adam, as torch.optim.Adam (amsgrad off, L2 weight decay added to the gradient):
+ *   t += 1;  g = grad + weight_decay * param
+ *   m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g * g
+ *   param -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * SGD with momentum, as torch.optim.SGD (dampening 0, not Nesterov):
+ *   g = grad + weight_decay * param
+ *   buf = g at the first step, then buf = momentum * buf + g;   param -= lr * buf
+ *   (momentum 0: param -= lr * g). */
+typedef enum mrm_opt_kind { MRM_OPT_ADAM = 0, MRM_OPT_SGD = 1 } mrm_opt_kind;
+
+typedef struct mrm_optimizer {
+    mrm_opt_kind kind;
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+    size_t n;           /* parameters */
+    long long t;        /* steps taken */
+    float *m;           /* Adam: first moment; SGD: momentum buffer (n values) */
+    float *v;           /* Adam: second moment (n values); NULL for SGD */
+} mrm_optimizer;
+
+/* Allocates the state (zero) for n parameters with the defaults of spec section 6: lr 1e-3,
+ * betas 0.9/0.999, eps 1e-8, weight decay 0, momentum 0.9 (SGD). Change the fields after. */
+mrm_status mrm_optimizer_init(mrm_optimizer *o, mrm_opt_kind kind, size_t n, mrm_error *err);
+void mrm_optimizer_free(mrm_optimizer *o);
+/* One step: params (n) updated in place from grads (n). */
+void mrm_optimizer_step(mrm_optimizer *o, float *params, const float *grads);
+
+/* ---- prepared datasets (the folder `mrmnet prepare` writes) --------------------------------
+ * X_<split>.npy (N, 12, 1000) float32, y_<split>.npy (N, C) float32 0/1, ids_<split>.txt (one
+ * id a line), classes.txt (one class a line), prepare.json (task, mean, std, ...). */
+typedef struct mrm_split_data {
+    long long n;
+    float *X;           /* (n, 12, 1000); NULL if not loaded */
+    float *y;           /* (n, C) */
+    char **ids;         /* n ids (NULL when ids_<split>.txt is absent) */
+} mrm_split_data;
+
+typedef struct mrm_prepared {
+    char dir[1024];
+    int n_classes;
+    char **classes;
+    char task[64];
+    double mean, std;   /* the standardisation already applied to X (from prepare.json) */
+    char *prepare_json; /* the file's text (for the record of a run) */
+} mrm_prepared;
+
+/* Reads classes.txt and prepare.json. */
+mrm_status mrm_prepared_open(mrm_prepared *p, const char *dir, mrm_error *err);
+/* Loads one split ("train", "val", "test"); with_X 0 loads labels and ids only. Checks that the
+ * arrays agree with each other and with the classes. A split absent from the folder is an error
+ * MRM_ERR_NOTFOUND naming the file. */
+mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
+                                   mrm_split_data *s, mrm_error *err);
+void mrm_split_data_free(mrm_split_data *s);
+void mrm_prepared_close(mrm_prepared *p);
+
+/* ---- probabilities of a model on many records -------------------------------------------------
+ * Evaluation mode; p1, p2 (n, C) sigmoid outputs of head 1 and head 2 (either may be NULL), avg
+ * (n, C) their mean (may be NULL). Uses the fast inference path when it is available, else the
+ * plain forward, in batches of `batch`. */
+mrm_status mrm_predict_probs(mrm_model *m, const float *X, long long n, int batch, float *p1,
+                             float *p2, float *avg, mrm_progress_fn progress, void *user,
+                             mrm_error *err);
+
+/* ---- training ------------------------------------------------------------------------------- */
+
+/* What the loop reports after each step and each epoch (through on_step / on_epoch). */
+typedef struct mrm_train_progress {
+    int epoch, epochs;        /* 1-based current epoch, total */
+    long long step;           /* global optimizer steps done */
+    long long step_in_epoch, steps_per_epoch;
+    mrm_loss loss;            /* of the last step (per epoch: mean over the epoch's steps) */
+    double records_per_s;     /* training throughput over the epoch so far */
+    double seconds_left;      /* estimate for the whole run */
+    double val_macro_auc;     /* after an epoch: validation macro-AUC of the averaged heads
+                                 (NaN when there is no validation split) */
+    double val_auc1, val_auc2;/* the same for head 1 and head 2 */
+    int is_best;              /* after an epoch: the best validation macro-AUC so far */
+} mrm_train_progress;
+
+typedef struct mrm_train_options {
+    const char *data_dir;     /* prepared folder */
+    const char *out_dir;      /* run folder (created) */
+    int epochs;               /* 40 */
+    int batch;                /* 96 */
+    mrm_opt_kind optimizer;   /* Adam */
+    double lr, beta1, beta2, eps, weight_decay, momentum; /* 1e-3, 0.9, 0.999, 1e-8, 0, 0.9 */
+    uint64_t seed;            /* initialisation, shuffling and dropout */
+    const char *init_path;    /* start from these weights instead of a fresh initialisation */
+    long long max_steps;      /* stop after this many optimizer steps in all (0: no limit) */
+    int shuffle;              /* 1: reshuffle every epoch */
+    float dropout;            /* 0.2 */
+    int width;                /* 16 */
+    int hi_attention;         /* 0 */
+    int eval_batch;           /* batch of the validation forward (0: same as batch) */
+    int resume;               /* continue the run in out_dir (its options win, except epochs
+                                 and max_steps given here when > 0) */
+    void (*on_step)(void *user, const mrm_train_progress *p);
+    void (*on_epoch)(void *user, const mrm_train_progress *p);
+    mrm_log_fn log;
+    void *user;
+} mrm_train_options;
+
+/* The defaults above. */
+void mrm_train_options_default(mrm_train_options *o);
+
+/* Trains (see docs in src/train/train.c): writes out_dir/last.safetensors (weights, optimizer
+ * state, RNG states, epoch, position, history) at each epoch end and when max_steps stops the
+ * run, out_dir/best.safetensors (the weights of the best validation macro-AUC, with classes,
+ * task, mean, std, leads and per-class thresholds in its metadata), out_dir/log.jsonl and
+ * out_dir/curves.svg. */
+mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err);
 
 #ifdef __cplusplus
 }
