@@ -53,6 +53,8 @@ typedef struct mrm_record {
     int age;                   /* from "#Age:" or the .mat struct, -1 if unknown */
     char sex[16];              /* from "#Sex:" or the .mat struct, "" if unknown */
     char dx[256];              /* the "#Dx:" value, "" if absent */
+    char base_time[32];        /* base time of the record line as written ("11:39:16"), "" if absent */
+    char base_date[32];        /* base date of the record line as written, "" if absent */
 } mrm_record;
 
 /* Flags of mrm_record_read. */
