@@ -35,7 +35,7 @@ typedef struct mrm_model_config {
 
 typedef struct mrm_model mrm_model; /* opaque */
 
-/* Creates a model with all parameters zero and BN running stats (mean 0, var 1, count 0). */
+/* Creates a model initialised as mrm_model_init(m, 0) would. */
 mrm_status mrm_model_create(mrm_model **m, const mrm_model_config *cfg, mrm_error *err);
 void mrm_model_free(mrm_model *m);
 const mrm_model_config *mrm_model_config_of(const mrm_model *m);

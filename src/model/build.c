@@ -1,0 +1,299 @@
+/* MRM-Net: the layer table. Every tensor is registered in the order of the weights table
+ * (mrmnet-weights.tsv, the PyTorch state_dict order); a first pass counts, a second points the
+ * layers into the parameter, gradient and statistics buffers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "model/model_internal.h"
+
+typedef struct builder {
+    mrm_model *m;
+    int pass;              /* 0 count, 1 fill */
+    size_t np, ns, nc;     /* params, stats, counters so far */
+    int nt;
+    int nomem;
+} builder;
+
+enum { T_PARAM, T_STAT, T_COUNT };
+
+/* Registers one tensor; returns its data (NULL in the counting pass) and sets *grad. */
+static void *reg(builder *b, const char *name, int role, init_kind init, float bound, int ndim, long long s0,
+                 long long s1, long long s2, float **grad) {
+    long long shape[3] = {s0, s1, s2}, numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= shape[i];
+    void *data = NULL;
+    float *g = NULL;
+    mrm_model *m = b->m;
+    if (b->pass == 1) {
+        if (role == T_PARAM) {
+            data = m->params + b->np;
+            g = m->grads + b->np;
+        } else if (role == T_STAT) {
+            data = m->stats + b->ns;
+        } else {
+            data = m->counts + b->nc;
+        }
+        mrm_tensor *t = &m->tensors[b->nt];
+        t->name = strdup(name);
+        if (!t->name) b->nomem = 1;
+        t->is_int64 = role == T_COUNT;
+        t->ndim = ndim;
+        for (int i = 0; i < 3; i++) t->shape[i] = i < ndim ? shape[i] : 0;
+        t->numel = numel;
+        t->data = data;
+        t->grad = g;
+        t->trainable = role == T_PARAM;
+        m->init[b->nt] = init;
+        m->bound[b->nt] = bound;
+    }
+    if (role == T_PARAM) b->np += (size_t)numel;
+    else if (role == T_STAT) b->ns += (size_t)numel;
+    else b->nc += (size_t)numel;
+    b->nt++;
+    if (grad) *grad = g;
+    return data;
+}
+
+static void name2(char *out, size_t n, const char *prefix, const char *suffix) {
+    size_t a = strlen(prefix), b = strlen(suffix);
+    if (a + b + 2 > n) a = b = 0; /* names are short; never reached */
+    memcpy(out, prefix, a);
+    out[a] = '.';
+    memcpy(out + a + 1, suffix, b);
+    out[a + 1 + b] = '\0';
+}
+
+/* A convolution weight "<prefix>.weight", PyTorch default bound 1/sqrt(fan_in). */
+static void reg_conv(builder *b, conv_p *c, const char *prefix, int cin, int cout, int k, int stride, int pad, int groups) {
+    char nm[256];
+    name2(nm, sizeof nm, prefix, "weight");
+    c->cin = cin;
+    c->cout = cout;
+    c->k = k;
+    c->stride = stride;
+    c->pad = pad;
+    c->groups = groups;
+    c->w = reg(b, nm, T_PARAM, INIT_UNIFORM, 1.0f / sqrtf((float)(cin / groups * k)), 3, cout, cin / groups, k, &c->dw);
+}
+
+static void reg_bn(builder *b, bn_p *bn, const char *prefix, int c) {
+    char nm[256];
+    bn->c = c;
+    name2(nm, sizeof nm, prefix, "weight");
+    bn->gamma = reg(b, nm, T_PARAM, INIT_ONE, 0, 1, c, 0, 0, &bn->dgamma);
+    name2(nm, sizeof nm, prefix, "bias");
+    bn->beta = reg(b, nm, T_PARAM, INIT_ZERO, 0, 1, c, 0, 0, &bn->dbeta);
+    name2(nm, sizeof nm, prefix, "running_mean");
+    bn->running_mean = reg(b, nm, T_STAT, INIT_ZERO, 0, 1, c, 0, 0, NULL);
+    name2(nm, sizeof nm, prefix, "running_var");
+    bn->running_var = reg(b, nm, T_STAT, INIT_ONE, 0, 1, c, 0, 0, NULL);
+    name2(nm, sizeof nm, prefix, "num_batches_tracked");
+    bn->num_batches_tracked = reg(b, nm, T_COUNT, INIT_COUNT, 0, 0, 0, 0, 0, NULL);
+}
+
+static void reg_ln(builder *b, ln_p *ln, const char *prefix, int c) {
+    char nm[256];
+    ln->c = c;
+    name2(nm, sizeof nm, prefix, "weight");
+    ln->w = reg(b, nm, T_PARAM, INIT_ONE, 0, 1, c, 0, 0, &ln->dw);
+    name2(nm, sizeof nm, prefix, "bias");
+    ln->b = reg(b, nm, T_PARAM, INIT_ZERO, 0, 1, c, 0, 0, &ln->db);
+}
+
+/* A linear layer; as_conv: stored as a 1x1 conv weight (cout, cin, 1). */
+static void reg_linear(builder *b, linear_p *l, const char *prefix, int cin, int cout, int bias, int as_conv) {
+    char nm[256];
+    float bound = 1.0f / sqrtf((float)cin);
+    l->cin = cin;
+    l->cout = cout;
+    name2(nm, sizeof nm, prefix, "weight");
+    l->w = reg(b, nm, T_PARAM, INIT_UNIFORM, bound, as_conv ? 3 : 2, cout, cin, 1, &l->dw);
+    l->b = l->db = NULL;
+    if (bias) {
+        name2(nm, sizeof nm, prefix, "bias");
+        l->b = reg(b, nm, T_PARAM, INIT_UNIFORM, bound, 1, cout, 0, 0, &l->db);
+    }
+}
+
+/* conv (as named by conv_name) + bn (bn_name) unit. */
+static void reg_cbn(builder *b, cbn *u, const char *prefix, const char *conv_name, const char *bn_name, int cin,
+                    int cout, int k, int stride, int pad, int groups, int relu, int lin) {
+    char nm[256];
+    name2(nm, sizeof nm, prefix, conv_name);
+    reg_conv(b, &u->conv, nm, cin, cout, k, stride, pad, groups);
+    name2(nm, sizeof nm, prefix, bn_name);
+    reg_bn(b, &u->bn, nm, cout);
+    u->relu = relu;
+    u->lin = lin;
+    u->lout = conv1d_out_len(lin, k, stride, pad);
+}
+
+static void reg_basic(builder *b, block *k, const char *prefix, int cin, int c, int L) {
+    memset(k, 0, sizeof *k);
+    k->kind = BLK_BASIC;
+    k->cin = cin;
+    k->c = c;
+    k->L = L;
+    reg_cbn(b, &k->c1, prefix, "conv1", "bn1", cin, c, 3, 1, 1, 1, 1, L);
+    reg_cbn(b, &k->c2, prefix, "conv2", "bn2", c, c, 3, 1, 1, 1, 0, L);
+    k->has_ds = cin != c;
+    if (k->has_ds) reg_cbn(b, &k->ds, prefix, "downsample.0", "downsample.1", cin, c, 1, 1, 0, 1, 0, L);
+}
+
+static void reg_gate(builder *b, block *k, const char *prefix, int c, int L) {
+    memset(k, 0, sizeof *k);
+    k->kind = BLK_GATE;
+    k->cin = k->c = c;
+    k->L = L;
+    reg_cbn(b, &k->c1, prefix, "group_conv3x3", "bn1", c, c, 7, 1, 3, c / 16, 1, L);
+}
+
+static void reg_se(builder *b, block *k, const char *prefix, int c, int L) {
+    char nm[256];
+    memset(k, 0, sizeof *k);
+    k->kind = BLK_SE;
+    k->cin = k->c = c;
+    k->L = L;
+    reg_cbn(b, &k->c1, prefix, "group_conv3x3", "bn1", c, c, 3, 1, 1, c / 16, 1, L);
+    name2(nm, sizeof nm, prefix, "se.fc.0");
+    reg_linear(b, &k->fc0, nm, c, c / 4, 0, 0);
+    name2(nm, sizeof nm, prefix, "se.fc.2");
+    reg_linear(b, &k->fc2, nm, c / 4, c, 0, 0);
+}
+
+/* The sequence BasicBlock, Gate, SE, BasicBlock, Gate, SE, BasicBlock at c channels. */
+static void reg_attention_layer(builder *b, block *k, const char *prefix, int c, int L) {
+    char nm[256];
+    for (int i = 0; i < 7; i++) {
+        snprintf(nm, sizeof nm, "%s.%d", prefix, i);
+        if (i % 3 == 0) reg_basic(b, &k[i], nm, c, c, L);
+        else if (i % 3 == 1) reg_gate(b, &k[i], nm, c, L);
+        else reg_se(b, &k[i], nm, c, L);
+    }
+}
+
+static void reg_fusion(builder *b, fusion *f, const char *prefix, int c, int L) {
+    char nm[256];
+    f->c = c;
+    f->L = L;
+    name2(nm, sizeof nm, prefix, "conv_block2");
+    reg_cbn(b, &f->sp, nm, "0", "1", 2, 1, 7, 1, 3, 1, 0, L);
+    name2(nm, sizeof nm, prefix, "conv_block3.0");
+    reg_linear(b, &f->m0, nm, c, c / 8, 0, 1);
+    name2(nm, sizeof nm, prefix, "conv_block3.1");
+    reg_linear(b, &f->m1, nm, c / 8, c, 0, 1);
+    name2(nm, sizeof nm, prefix, "conv_block3.2");
+    reg_bn(b, &f->mbn, nm, c);
+    name2(nm, sizeof nm, prefix, "norm1");
+    reg_ln(b, &f->norm, nm, 2 * c);
+    name2(nm, sizeof nm, prefix, "layer1.0");
+    reg_basic(b, &f->layer[0], nm, 2 * c, c, L);
+    name2(nm, sizeof nm, prefix, "layer1.1");
+    reg_gate(b, &f->layer[1], nm, c, L);
+    name2(nm, sizeof nm, prefix, "layer1.2");
+    reg_se(b, &f->layer[2], nm, c, L);
+    name2(nm, sizeof nm, prefix, "layer1.3");
+    reg_basic(b, &f->layer[3], nm, c, c, L);
+}
+
+static void reg_basescale(builder *b, basescale *s, const char *prefix, int cin, int cout, int stride, int L) {
+    char nm[256];
+    static const int ks[4] = {3, 13, 23, 33};
+    s->cout = cout;
+    reg_cbn(b, &s->shortcut, prefix, "conv_block.0", "conv_block.1", cin, cout, 3, stride, 1, 1, 1, L);
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "%s.conv%d", prefix, i + 1);
+        reg_conv(b, &s->conv[i], nm, cin, cout, ks[i], stride, ks[i] / 2, 1);
+    }
+    name2(nm, sizeof nm, prefix, "bn");
+    reg_bn(b, &s->ms.bn, nm, cout);
+    /* the merged conv: same function as the mean of conv1..4 */
+    s->ms.conv = s->conv[3];
+    s->ms.conv.w = s->w33;
+    s->ms.conv.dw = s->dw33;
+    s->ms.relu = 1;
+    s->ms.lin = L;
+    s->ms.lout = conv1d_out_len(L, MS_TAPS, stride, MS_TAPS / 2);
+    s->lout = s->ms.lout / 2;
+}
+
+static void build_pass(builder *b) {
+    mrm_model *m = b->m;
+    int w = m->w, hi = m->hi_c, lo = m->lo_c, N = m->cfg.n_classes;
+    int L = MRM_INPUT_LEN;
+    static const int stem_k[4] = {11, 7, 5, 3};
+    int stem_c[5] = {MRM_INPUT_LEADS, w, 2 * w, 4 * w, 4 * w};
+    char nm[256];
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "BaseBlock.conv_block%d", i + 1);
+        reg_cbn(b, &m->stem.u[i], nm, "0", "1", stem_c[i], stem_c[i + 1], stem_k[i], 1, stem_k[i] / 2, 1, 1, L);
+        L = m->stem.u[i].lout + 1; /* MaxPool(k2, s1, p1) */
+    }
+    int c0 = 4 * w;
+    reg_basescale(b, &m->bs[0], "BaseBlock.BaseScale1", c0, hi, 1, L);
+    reg_basescale(b, &m->bs[1], "BaseBlock.BaseScale2", c0, lo, 2, L);
+    int Lh = m->bs[0].lout, Ll = m->bs[1].lout;
+    if (m->cfg.hi_attention) {
+        reg_attention_layer(b, m->hi, "BaseBlock.layer1", hi, Lh);
+    } else {
+        for (int i = 0; i < 3; i++) {
+            snprintf(nm, sizeof nm, "BaseBlock.layer1.%d", i);
+            reg_basic(b, &m->hi[i], nm, hi, hi, Lh);
+        }
+    }
+    reg_attention_layer(b, m->lo, "BaseBlock.layer2", lo, Ll);
+    reg_fusion(b, &m->fu[0], "Fusion_block1", hi, Lh);
+    reg_fusion(b, &m->fu[1], "Fusion_block2", lo, Ll);
+    reg_ln(b, &m->hd[0].norm, "conv_norm1", hi);
+    reg_ln(b, &m->hd[1].norm, "conv_norm2", lo);
+    reg_linear(b, &m->hd[0].fc, "fc1", hi, N, 1, 0);
+    reg_linear(b, &m->hd[1].fc, "fc2", lo, N, 1, 0);
+    m->hd[0].c = hi;
+    m->hd[0].L = Lh;
+    m->hd[1].c = lo;
+    m->hd[1].L = Ll;
+}
+
+mrm_status model_build(mrm_model *m, mrm_error *err) {
+    builder b = {.m = m, .pass = 0};
+    /* the merged multi-scale weights live outside the parameter buffer */
+    for (int i = 0; i < 2; i++) {
+        size_t n = (size_t)(i ? m->lo_c : m->hi_c) * (size_t)(4 * m->w) * MS_TAPS;
+        m->bs[i].w33 = calloc(n, sizeof(float));
+        m->bs[i].dw33 = calloc(n, sizeof(float));
+        if (!m->bs[i].w33 || !m->bs[i].dw33) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
+    }
+    build_pass(&b);
+    m->n_params = b.np;
+    m->n_stats = b.ns;
+    m->n_counts = b.nc;
+    m->n_tensors = b.nt;
+    m->params = calloc(b.np, sizeof(float));
+    m->grads = calloc(b.np, sizeof(float));
+    m->stats = calloc(b.ns ? b.ns : 1, sizeof(float));
+    m->counts = calloc(b.nc ? b.nc : 1, sizeof(int64_t));
+    m->tensors = calloc((size_t)b.nt, sizeof(mrm_tensor));
+    m->init = calloc((size_t)b.nt, sizeof(init_kind));
+    m->bound = calloc((size_t)b.nt, sizeof(float));
+    if (!m->params || !m->grads || !m->stats || !m->counts || !m->tensors || !m->init || !m->bound)
+        return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory (%zu parameters)", b.np);
+    builder b1 = {.m = m, .pass = 1};
+    build_pass(&b1);
+    if (b1.nomem) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
+    return MRM_OK;
+}
+
+/* w33[o, i, j] = (sum over the kernels k of w_k[o, i, j - (33 - k)/2]) / 4. */
+void basescale_merge(const basescale *s, float *w33) {
+    int cout = s->conv[0].cout, cin = s->conv[0].cin;
+    memset(w33, 0, sizeof(float) * (size_t)cout * cin * MS_TAPS);
+    for (int q = 0; q < 4; q++) {
+        int k = s->conv[q].k, off = (MS_TAPS - k) / 2;
+        const float *wk = s->conv[q].w;
+        for (size_t oi = 0; oi < (size_t)cout * cin; oi++)
+            for (int j = 0; j < k; j++) w33[oi * MS_TAPS + off + j] += 0.25f * wk[oi * k + j];
+    }
+}

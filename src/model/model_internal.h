@@ -1,0 +1,171 @@
+/* MRM-Net internals shared by the model's source files: the layers, the blocks, the model. */
+#ifndef MRM_MODEL_INTERNAL_H
+#define MRM_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mrmnet.h"
+#include "nn/ops.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+#define LN_EPS 1e-6f
+#define KL_T 4.0f
+#define KL_FEAT_WEIGHT 0.01f
+#define KL_LOGIT_WEIGHT 0.1f
+#define MS_TAPS 33 /* the merged multi-scale kernel: 3, 13, 23, 33 centred in 33 taps */
+
+/* ---- parameters of the layers (pointers into the model's buffers) ---------------------------- */
+
+typedef struct conv_p {
+    float *w, *dw; /* (cout, cin/groups, k) */
+    int cin, cout, k, stride, pad, groups;
+} conv_p;
+
+typedef struct bn_p {
+    float *gamma, *beta, *dgamma, *dbeta, *running_mean, *running_var;
+    int64_t *num_batches_tracked;
+    int c;
+} bn_p;
+
+typedef struct ln_p {
+    float *w, *b, *dw, *db;
+    int c;
+} ln_p;
+
+typedef struct linear_p {
+    float *w, *b, *dw, *db; /* w (cout, cin); b NULL when the layer has no bias */
+    int cin, cout;
+} linear_p;
+
+/* ---- units and blocks, with their saved activations ------------------------------------------ */
+
+/* conv -> BN [-> ReLU]: the unit most blocks are made of. y = relu?(bn(z)), z = conv(in). */
+typedef struct cbn {
+    conv_p conv;
+    bn_p bn;
+    int relu;
+    int lin, lout;    /* time lengths of the input and the output */
+    float *z, *y;     /* (B, cout, lout) */
+    float *mean, *rstd; /* (cout) batch statistics of the last training forward */
+} cbn;
+
+typedef struct stem {      /* BaseBlock.conv_block1..4: cbn (relu) -> MaxPool(k2, s1, p1) */
+    cbn u[4];
+    float *pool[4];        /* (B, c, lout + 1) */
+} stem;
+
+typedef struct basescale { /* BaseBlock.BaseScale1/2 */
+    cbn shortcut;          /* conv_block: conv 3 (stride) -> BN -> ReLU; then MaxPool(2) */
+    float *shortcut_pool;  /* (B, cout, L/2) */
+    conv_p conv[4];        /* conv1..4: kernels 3, 13, 23, 33 (the parameters) */
+    cbn ms;                /* the merged 33-tap conv (weights in w33) -> bn -> ReLU */
+    float *w33, *dw33;     /* (cout, 64, 33), model-owned */
+    float *ms_pool, *ms_drop, *drop_mask; /* (B, cout, L/2) */
+    float *out;            /* (B, cout, L/2) = shortcut_pool + ms_drop */
+    int cout, lout;        /* lout = L/2 */
+} basescale;
+
+typedef enum { BLK_BASIC, BLK_GATE, BLK_SE } block_kind;
+
+typedef struct block {
+    block_kind kind;
+    int cin, c, L;
+    /* BasicBlock: c1 (relu), c2 (no relu), optional downsample ds (no relu) */
+    cbn c1, c2, ds;
+    int has_ds;
+    /* Gate/SE: c1 is the group conv -> bn -> relu (h = c1.y) */
+    float *gap;            /* (B, c) mean over time of h */
+    float *gate;           /* (B, c): hardsigmoid(gap) for Gate, sigmoid(fc2) for SE */
+    linear_p fc0, fc2;     /* SE: c -> c/4 -> c, no bias */
+    float *hid;            /* SE: (B, c/4) relu(fc0(gap)) */
+    float *pre;            /* SE: (B, c) fc2(hid) */
+    float *out;            /* (B, c, L) */
+} block;
+
+typedef struct fusion {    /* Fusion_block1/2 on one branch: c channels, L steps */
+    int c, L;
+    /* channel attention: a = M(max_t x) + M(mean_t x), M = fc (c -> c/8) -> fc (c/8 -> c) -> BN */
+    linear_p m0, m1;
+    bn_p mbn;
+    float *xmax, *xavg;          /* (B, c) */
+    float *h_max, *h_avg;        /* (B, c/8) */
+    float *z_max, *z_avg;        /* (B, c) before BN */
+    float *y_max, *y_avg;        /* (B, c) after BN */
+    float *mean_max, *rstd_max, *mean_avg, *rstd_avg; /* (c) */
+    float *ca;                   /* (B, c) sigmoid(a) */
+    float *l1;                   /* (B, c, L) */
+    /* spatial attention: s = BN(conv(2 -> 1, k7, p3)([max_c x, mean_c x])) */
+    float *maxmean;              /* (B, 2, L) */
+    cbn sp;                      /* conv + BN(1), no relu */
+    float *sa;                   /* (B, L) sigmoid(s) */
+    float *l2;                   /* (B, c, L) */
+    float *cat;                  /* (B, 2c, L) */
+    ln_p norm;
+    float *f, *ln_mean, *ln_rstd;/* f (B, 2c, L); mean/rstd (B, L) */
+    block layer[4];              /* BasicBlock(2c -> c, ds), Gate, SE, BasicBlock */
+} fusion;
+
+typedef struct head {
+    ln_p norm;
+    linear_p fc;
+    int c, L;
+    float *gap, *n, *mean, *rstd; /* gap, n (B, c); mean, rstd (B) */
+    float *logits;                /* (B, N) */
+} head;
+
+/* Initialisation rule of each tensor. */
+typedef enum { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_COUNT } init_kind;
+
+/* A stack of zeroed gradient buffers for the backward pass; chunks are kept between steps. */
+#define GSTACK_CHUNKS 32
+typedef struct gstack {
+    float *chunk[GSTACK_CHUNKS];
+    size_t cap[GSTACK_CHUNKS];
+    int nchunks, cur;
+    size_t used;
+    int failed;
+} gstack;
+typedef struct gmark {
+    int cur;
+    size_t used;
+} gmark;
+
+struct mrm_model {
+    mrm_model_config cfg;
+    float dropout;
+    /* buffers */
+    size_t n_params, n_stats, n_counts;
+    float *params, *grads, *stats;
+    int64_t *counts;
+    int n_tensors;
+    mrm_tensor *tensors;
+    init_kind *init;   /* per tensor */
+    float *bound;      /* per tensor: the uniform bound */
+    /* architecture */
+    int w;             /* width */
+    int hi_c, lo_c;    /* 4w, 8w */
+    int n_hi_blocks;   /* 3 or 7 */
+    stem stem;
+    basescale bs[2];
+    block hi[7], lo[7];
+    fusion fu[2];
+    head hd[2];
+    /* activations, sized for planned_B samples */
+    int planned_B;
+    float *act;
+    size_t act_floats;
+    nn_ctx ctx;
+    /* last forward */
+    int B, trained_forward;
+    const float *x;    /* the caller's input of the last forward (needed by backward) */
+    gstack gs;
+};
+
+/* Builds the layer table (two passes: counting, then pointing into allocated buffers). */
+mrm_status model_build(mrm_model *m, mrm_error *err);
+/* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
+void basescale_merge(const basescale *s, float *w33);
+
+#endif

@@ -1,0 +1,657 @@
+/* MRM-Net: forward and backward of the whole network (spec sections 3-5), block by block.
+ * Each block has a forward that saves what its backward needs, and a backward that ACCUMULATES
+ * into the gradient of its input (din, may be NULL for the network input) and of its
+ * parameters. Shapes: B batch, C channels, L time steps; every map is (B, C, L). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "model/model_internal.h"
+
+/* ---- the gradient stack ------------------------------------------------------------------- */
+
+static gmark gmark_get(const gstack *g) { return (gmark){g->cur, g->used}; }
+static void gpop(gstack *g, gmark mk) {
+    g->cur = mk.cur;
+    g->used = mk.used;
+}
+
+/* n zeroed floats, valid until popped. Chunks are kept for the next steps. */
+static float *gpush(gstack *g, size_t n, size_t min_chunk) {
+    for (;;) {
+        if (g->cur < g->nchunks) {
+            if (g->used + n <= g->cap[g->cur]) {
+                float *p = g->chunk[g->cur] + g->used;
+                g->used += n;
+                memset(p, 0, n * sizeof(float));
+                return p;
+            }
+            if (g->cur + 1 < g->nchunks) {
+                g->cur++;
+                g->used = 0;
+                continue;
+            }
+        }
+        if (g->nchunks == GSTACK_CHUNKS) break;
+        size_t cap = n > min_chunk ? n : min_chunk;
+        float *c = malloc(cap * sizeof(float));
+        if (!c) break;
+        g->chunk[g->nchunks] = c;
+        g->cap[g->nchunks] = cap;
+        g->cur = g->nchunks++;
+        g->used = 0;
+    }
+    g->failed = 1;
+    return NULL;
+}
+
+static void gstack_free(gstack *g) {
+    for (int i = 0; i < g->nchunks; i++) free(g->chunk[i]);
+    memset(g, 0, sizeof *g);
+}
+
+#define GPUSH(m, n) gpush(&(m)->gs, (n), (size_t)(m)->B * (size_t)mrm_model_feature_size(m) * 16)
+
+/* ---- create, free, accessors ------------------------------------------------------------- */
+
+mrm_status mrm_model_create(mrm_model **out, const mrm_model_config *cfg, mrm_error *err) {
+    *out = NULL;
+    if (!cfg || cfg->n_classes < 1 || cfg->n_classes > 100000)
+        return mrm_fail(err, MRM_ERR_INVALID, "model: n_classes %d out of range 1..100000", cfg ? cfg->n_classes : 0);
+    if (cfg->width < 4 || cfg->width % 4 != 0 || cfg->width > 1024)
+        return mrm_fail(err, MRM_ERR_INVALID, "model: width %d is not a multiple of 4 in 4..1024", cfg->width);
+    mrm_model *m = calloc(1, sizeof *m);
+    if (!m) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    m->cfg.hi_attention = cfg->hi_attention ? 1 : 0;
+    m->dropout = 0.2f;
+    m->w = cfg->width;
+    m->hi_c = 4 * m->w;
+    m->lo_c = 8 * m->w;
+    m->n_hi_blocks = m->cfg.hi_attention ? 7 : 3;
+    mrm_status s = model_build(m, err);
+    if (s) {
+        mrm_model_free(m);
+        return s;
+    }
+    mrm_model_init(m, 0);
+    *out = m;
+    return MRM_OK;
+}
+
+void mrm_model_free(mrm_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_tensors; i++) free((char *)m->tensors[i].name);
+    free(m->tensors);
+    free(m->init);
+    free(m->bound);
+    free(m->params);
+    free(m->grads);
+    free(m->stats);
+    free(m->counts);
+    for (int i = 0; i < 2; i++) {
+        free(m->bs[i].w33);
+        free(m->bs[i].dw33);
+    }
+    free(m->act);
+    free(m->ctx.scratch);
+    gstack_free(&m->gs);
+    free(m);
+}
+
+const mrm_model_config *mrm_model_config_of(const mrm_model *m) { return &m->cfg; }
+size_t mrm_model_num_params(const mrm_model *m) { return m->n_params; }
+float *mrm_model_params(mrm_model *m) { return m->params; }
+float *mrm_model_grads(mrm_model *m) { return m->grads; }
+void mrm_model_zero_grad(mrm_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+int mrm_model_feature_size(const mrm_model *m) { return m->hi_c * m->hd[0].L; }
+int mrm_model_num_tensors(const mrm_model *m) { return m->n_tensors; }
+const mrm_tensor *mrm_model_tensor(const mrm_model *m, int i) {
+    return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;
+}
+int mrm_model_find_tensor(const mrm_model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return i;
+    return -1;
+}
+void mrm_model_set_dropout(mrm_model *m, float p) { m->dropout = p < 0.0f ? 0.0f : p >= 1.0f ? 0.999f : p; }
+
+void mrm_model_init(mrm_model *m, uint64_t seed) {
+    mrm_rng rng;
+    mrm_rng_seed(&rng, seed);
+    for (int t = 0; t < m->n_tensors; t++) {
+        mrm_tensor *x = &m->tensors[t];
+        if (x->is_int64) {
+            ((int64_t *)x->data)[0] = 0;
+            continue;
+        }
+        float *d = x->data;
+        for (long long i = 0; i < x->numel; i++)
+            d[i] = m->init[t] == INIT_UNIFORM ? mrm_rng_uniform_range(&rng, -m->bound[t], m->bound[t])
+                   : m->init[t] == INIT_ONE   ? 1.0f
+                                              : 0.0f;
+    }
+}
+
+mrm_status mrm_model_copy_weights(mrm_model *dst, const mrm_model *src, mrm_error *err) {
+    if (dst->cfg.n_classes != src->cfg.n_classes || dst->cfg.width != src->cfg.width ||
+        dst->cfg.hi_attention != src->cfg.hi_attention)
+        return mrm_fail(err, MRM_ERR_INVALID, "model: copy between different architectures");
+    memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    memcpy(dst->stats, src->stats, src->n_stats * sizeof(float));
+    memcpy(dst->counts, src->counts, src->n_counts * sizeof(int64_t));
+    return MRM_OK;
+}
+
+/* ---- activation memory ---------------------------------------------------------------------- */
+
+typedef struct planner {
+    float *base;
+    size_t used;
+    size_t scratch;
+    int B;
+} planner;
+
+static float *take(planner *p, size_t n) {
+    float *r = p->base ? p->base + p->used : NULL;
+    p->used += (n + 15) / 16 * 16; /* 64-byte alignment of every buffer */
+    return r;
+}
+
+static void plan_cbn(planner *p, cbn *u) {
+    size_t n = (size_t)p->B * u->conv.cout * u->lout;
+    u->z = take(p, n);
+    u->y = take(p, n);
+    u->mean = take(p, (size_t)u->conv.cout);
+    u->rstd = take(p, (size_t)u->conv.cout);
+    size_t s = conv1d_scratch_floats(p->B, u->conv.cin, u->lin, u->conv.cout, u->conv.k, u->conv.stride, u->conv.pad,
+                                     u->conv.groups);
+    if (s > p->scratch) p->scratch = s;
+}
+
+static void plan_block(planner *p, block *k) {
+    size_t B = (size_t)p->B, n = B * k->c * k->L;
+    plan_cbn(p, &k->c1);
+    if (k->kind == BLK_BASIC) {
+        plan_cbn(p, &k->c2);
+        if (k->has_ds) plan_cbn(p, &k->ds);
+    } else {
+        k->gap = take(p, B * k->c);
+        k->gate = take(p, B * k->c);
+        if (k->kind == BLK_SE) {
+            k->hid = take(p, B * (k->c / 4));
+            k->pre = take(p, B * k->c);
+        }
+    }
+    k->out = take(p, n);
+}
+
+static void plan_all(mrm_model *m, planner *p) {
+    size_t B = (size_t)p->B;
+    for (int i = 0; i < 4; i++) {
+        plan_cbn(p, &m->stem.u[i]);
+        m->stem.pool[i] = take(p, B * m->stem.u[i].conv.cout * (m->stem.u[i].lout + 1));
+    }
+    for (int i = 0; i < 2; i++) {
+        basescale *s = &m->bs[i];
+        size_t n = B * s->cout * s->lout;
+        plan_cbn(p, &s->shortcut);
+        plan_cbn(p, &s->ms);
+        s->shortcut_pool = take(p, n);
+        s->ms_pool = take(p, n);
+        s->ms_drop = take(p, n);
+        s->drop_mask = take(p, n);
+        s->out = take(p, n);
+    }
+    for (int i = 0; i < m->n_hi_blocks; i++) plan_block(p, &m->hi[i]);
+    for (int i = 0; i < 7; i++) plan_block(p, &m->lo[i]);
+    for (int i = 0; i < 2; i++) {
+        fusion *f = &m->fu[i];
+        size_t c = (size_t)f->c, L = (size_t)f->L;
+        f->xmax = take(p, B * c);
+        f->xavg = take(p, B * c);
+        f->h_max = take(p, B * (c / 8));
+        f->h_avg = take(p, B * (c / 8));
+        f->z_max = take(p, B * c);
+        f->z_avg = take(p, B * c);
+        f->y_max = take(p, B * c);
+        f->y_avg = take(p, B * c);
+        f->mean_max = take(p, c);
+        f->rstd_max = take(p, c);
+        f->mean_avg = take(p, c);
+        f->rstd_avg = take(p, c);
+        f->ca = take(p, B * c);
+        f->l1 = take(p, B * c * L);
+        f->maxmean = take(p, B * 2 * L);
+        plan_cbn(p, &f->sp);
+        f->sa = take(p, B * L);
+        f->l2 = take(p, B * c * L);
+        f->cat = take(p, B * 2 * c * L);
+        f->f = take(p, B * 2 * c * L);
+        f->ln_mean = take(p, B * L);
+        f->ln_rstd = take(p, B * L);
+        for (int j = 0; j < 4; j++) plan_block(p, &f->layer[j]);
+    }
+    for (int i = 0; i < 2; i++) {
+        head *h = &m->hd[i];
+        h->gap = take(p, B * h->c);
+        h->n = take(p, B * h->c);
+        h->mean = take(p, B);
+        h->rstd = take(p, B);
+        h->logits = take(p, B * m->cfg.n_classes);
+    }
+}
+
+/* Sizes the activations for B samples (grows only). */
+static mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
+    if (B <= m->planned_B) return MRM_OK;
+    planner p = {.B = B};
+    plan_all(m, &p);
+    float *act = malloc(p.used * sizeof(float));
+    float *scr = malloc((p.scratch ? p.scratch : 1) * sizeof(float));
+    if (!act || !scr) {
+        free(act);
+        free(scr);
+        return mrm_fail(err, MRM_ERR_NOMEM, "model: cannot allocate activations for a batch of %d (%zu MB)", B,
+                        p.used * sizeof(float) >> 20);
+    }
+    free(m->act);
+    free(m->ctx.scratch);
+    gstack_free(&m->gs); /* its chunk size follows the batch */
+    m->act = act;
+    m->act_floats = p.used;
+    m->ctx.scratch = scr;
+    m->ctx.scratch_floats = p.scratch;
+    planner q = {.B = B, .base = act};
+    plan_all(m, &q);
+    m->planned_B = B;
+    return MRM_OK;
+}
+
+/* ---- units -------------------------------------------------------------------------------- */
+
+/* BN in the mode of the current forward; in training counts the call. */
+static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, float *mean, float *rstd, int C, int L) {
+    if (m->trained_forward) {
+        batchnorm_forward_train(out, mean, rstd, bn->running_mean, bn->running_var, in, bn->gamma, bn->beta, m->B, C, L,
+                                BN_EPS, BN_MOMENTUM);
+        (*bn->num_batches_tracked)++;
+    } else {
+        batchnorm_forward_eval(out, in, bn->gamma, bn->beta, bn->running_mean, bn->running_var, m->B, C, L, BN_EPS);
+    }
+}
+
+/* in (B, cin, lin) -> z = conv(in), y = relu?(bn(z)) (B, cout, lout). */
+static void cbn_forward(mrm_model *m, cbn *u, const float *in) {
+    const conv_p *c = &u->conv;
+    conv1d_forward(&m->ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    bn_forward(m, &u->bn, u->y, u->z, u->mean, u->rstd, c->cout, u->lout);
+    if (u->relu) relu_forward(u->y, u->y, (size_t)m->B * c->cout * u->lout);
+}
+
+/* dy (B, cout, lout) -> din (B, cin, lin) += ..., dw, dgamma, dbeta += ... */
+static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, const float *in) {
+    const conv_p *c = &u->conv;
+    size_t n = (size_t)m->B * c->cout * u->lout;
+    gmark mk = gmark_get(&m->gs);
+    const float *dbn = dy;
+    if (u->relu) {
+        float *t = GPUSH(m, n);
+        relu_backward(t, dy, u->y, n);
+        dbn = t;
+    }
+    float *dz = GPUSH(m, n);
+    batchnorm_backward(dz, u->bn.dgamma, u->bn.dbeta, dbn, u->z, u->mean, u->rstd, u->bn.gamma, m->B, c->cout, u->lout);
+    conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    gpop(&m->gs, mk);
+}
+
+/* ---- stem: x (B, 12, 1000) -> (B, 4w, 1004) ------------------------------------------------- */
+
+static void stem_forward(mrm_model *m, const float *x) {
+    const float *in = x;
+    for (int i = 0; i < 4; i++) {
+        cbn *u = &m->stem.u[i];
+        cbn_forward(m, u, in);
+        maxpool2s1_forward(m->stem.pool[i], u->y, m->B, u->conv.cout, u->lout);
+        in = m->stem.pool[i];
+    }
+}
+
+static void stem_backward(mrm_model *m, const float *dout, const float *x) {
+    gmark mk = gmark_get(&m->gs);
+    const float *d = dout;
+    for (int i = 3; i >= 0; i--) {
+        cbn *u = &m->stem.u[i];
+        float *dy = GPUSH(m, (size_t)m->B * u->conv.cout * u->lout);
+        maxpool2s1_backward(dy, d, u->y, m->B, u->conv.cout, u->lout);
+        float *din = i ? GPUSH(m, (size_t)m->B * u->conv.cin * u->lin) : NULL;
+        cbn_backward(m, u, dy, din, i ? m->stem.pool[i - 1] : x);
+        d = din;
+    }
+    gpop(&m->gs, mk);
+}
+
+/* ---- BaseScale: (B, 4w, 1004) -> (B, cout, L/stride/2) ------------------------------------- */
+
+static void basescale_forward(mrm_model *m, basescale *s, const float *in, mrm_rng *rng) {
+    size_t n = (size_t)m->B * s->cout * s->lout;
+    cbn_forward(m, &s->shortcut, in);
+    maxpool2_forward(s->shortcut_pool, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
+    basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
+    cbn_forward(m, &s->ms, in);
+    maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
+    const float *ms = s->ms_pool;
+    if (m->trained_forward && m->dropout > 0.0f) {
+        dropout_forward(s->ms_drop, s->drop_mask, s->ms_pool, n, m->dropout, rng);
+        ms = s->ms_drop;
+    }
+    add_forward(s->out, s->shortcut_pool, ms, n);
+}
+
+static void basescale_backward(mrm_model *m, basescale *s, const float *dout, float *din, const float *in) {
+    size_t n = (size_t)m->B * s->cout * s->lout;
+    gmark mk = gmark_get(&m->gs);
+    const float *dp = dout;
+    if (m->dropout > 0.0f) {
+        float *t = GPUSH(m, n);
+        dropout_backward(t, dout, s->drop_mask, n);
+        dp = t;
+    }
+    float *dy = GPUSH(m, (size_t)m->B * s->cout * s->ms.lout);
+    maxpool2_backward(dy, dp, s->ms.y, m->B, s->cout, s->ms.lout);
+    int cin = s->conv[0].cin;
+    memset(s->dw33, 0, sizeof(float) * (size_t)s->cout * cin * MS_TAPS);
+    cbn_backward(m, &s->ms, dy, din, in);
+    for (int q = 0; q < 4; q++) { /* dW_k = the centre slice of dW33, / 4 */
+        int k = s->conv[q].k, off = (MS_TAPS - k) / 2;
+        float *dw = s->conv[q].dw;
+        for (size_t oi = 0; oi < (size_t)s->cout * cin; oi++)
+            for (int j = 0; j < k; j++) dw[oi * k + j] += 0.25f * s->dw33[oi * MS_TAPS + off + j];
+    }
+    float *dys = GPUSH(m, (size_t)m->B * s->cout * s->shortcut.lout);
+    maxpool2_backward(dys, dout, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
+    cbn_backward(m, &s->shortcut, dys, din, in);
+    gpop(&m->gs, mk);
+}
+
+/* ---- BasicBlock, Gate, SE: (B, cin, L) -> (B, c, L) ---------------------------------------- */
+
+static void block_forward(mrm_model *m, block *k, const float *in) {
+    int B = m->B, c = k->c, L = k->L;
+    size_t n = (size_t)B * c * L;
+    cbn_forward(m, &k->c1, in);
+    if (k->kind == BLK_BASIC) { /* relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)) */
+        cbn_forward(m, &k->c2, k->c1.y);
+        const float *sc = in;
+        if (k->has_ds) {
+            cbn_forward(m, &k->ds, in);
+            sc = k->ds.y;
+        }
+        add_forward(k->out, k->c2.y, sc, n);
+        relu_forward(k->out, k->out, n);
+        return;
+    }
+    const float *h = k->c1.y; /* h = relu(bn(groupconv x)) */
+    mean_time_forward(k->gap, h, B, c, L);
+    if (k->kind == BLK_GATE) {
+        hardsigmoid_forward(k->gate, k->gap, (size_t)B * c);
+    } else { /* SE: sigmoid(fc2 relu(fc0 gap)) */
+        linear_forward(k->hid, k->gap, k->fc0.w, NULL, B, c, c / 4);
+        relu_forward(k->hid, k->hid, (size_t)B * (c / 4));
+        linear_forward(k->pre, k->hid, k->fc2.w, NULL, B, c / 4, c);
+        sigmoid_forward(k->gate, k->pre, (size_t)B * c);
+    }
+    scale_channels_forward(k->out, h, k->gate, B, c, L);
+    add_forward(k->out, k->out, in, n); /* x + h * gate */
+}
+
+static void block_backward(mrm_model *m, block *k, const float *dout, float *din, const float *in) {
+    int B = m->B, c = k->c, L = k->L;
+    size_t n = (size_t)B * c * L;
+    gmark mk = gmark_get(&m->gs);
+    if (k->kind == BLK_BASIC) {
+        float *dsum = GPUSH(m, n);
+        relu_backward(dsum, dout, k->out, n);
+        float *dy1 = GPUSH(m, n);
+        cbn_backward(m, &k->c2, dsum, dy1, k->c1.y);
+        cbn_backward(m, &k->c1, dy1, din, in);
+        if (k->has_ds) cbn_backward(m, &k->ds, dsum, din, in);
+        else accumulate(din, dsum, n);
+        gpop(&m->gs, mk);
+        return;
+    }
+    const float *h = k->c1.y;
+    accumulate(din, dout, n); /* the identity path */
+    float *dh = GPUSH(m, n), *dgate = GPUSH(m, (size_t)B * c), *dgap = GPUSH(m, (size_t)B * c);
+    scale_channels_backward(dh, dgate, dout, h, k->gate, B, c, L);
+    if (k->kind == BLK_GATE) {
+        hardsigmoid_backward(dgap, dgate, k->gap, (size_t)B * c);
+    } else {
+        float *dpre = GPUSH(m, (size_t)B * c), *dhid = GPUSH(m, (size_t)B * (c / 4)), *dhr = GPUSH(m, (size_t)B * (c / 4));
+        sigmoid_backward(dpre, dgate, k->gate, (size_t)B * c);
+        linear_backward(dhid, k->fc2.dw, NULL, dpre, k->hid, k->fc2.w, B, c / 4, c);
+        relu_backward(dhr, dhid, k->hid, (size_t)B * (c / 4));
+        linear_backward(dgap, k->fc0.dw, NULL, dhr, k->gap, k->fc0.w, B, c, c / 4);
+    }
+    mean_time_backward(dh, dgap, B, c, L);
+    cbn_backward(m, &k->c1, dh, din, in);
+    gpop(&m->gs, mk);
+}
+
+/* ---- Fusion block: channel and spatial attention, LayerNorm, four blocks ------------------- */
+
+/* M(v) = BN(m1 (m0 v)) on v (B, c): the shared pair of 1x1 convs and their BN. */
+static void fusion_m_forward(mrm_model *m, fusion *f, const float *v, float *h, float *z, float *y, float *mean,
+                             float *rstd) {
+    int c = f->c;
+    linear_forward(h, v, f->m0.w, NULL, m->B, c, c / 8);
+    linear_forward(z, h, f->m1.w, NULL, m->B, c / 8, c);
+    bn_forward(m, &f->mbn, y, z, mean, rstd, c, 1);
+}
+
+static void fusion_m_backward(mrm_model *m, fusion *f, const float *dy, float *dv, const float *v, const float *h,
+                              const float *z, const float *mean, const float *rstd) {
+    int B = m->B, c = f->c;
+    gmark mk = gmark_get(&m->gs);
+    float *dz = GPUSH(m, (size_t)B * c), *dh = GPUSH(m, (size_t)B * (c / 8));
+    batchnorm_backward(dz, f->mbn.dgamma, f->mbn.dbeta, dy, z, mean, rstd, f->mbn.gamma, B, c, 1);
+    linear_backward(dh, f->m1.dw, NULL, dz, h, f->m1.w, B, c / 8, c);
+    linear_backward(dv, f->m0.dw, NULL, dh, v, f->m0.w, B, c, c / 8);
+    gpop(&m->gs, mk);
+}
+
+static void fusion_forward(mrm_model *m, fusion *f, const float *x) {
+    int B = m->B, c = f->c, L = f->L;
+    /* channel attention: l1 = sigmoid(M(max_t x) + M(mean_t x)) * x */
+    max_time_forward(f->xmax, x, B, c, L);
+    mean_time_forward(f->xavg, x, B, c, L);
+    fusion_m_forward(m, f, f->xmax, f->h_max, f->z_max, f->y_max, f->mean_max, f->rstd_max);
+    fusion_m_forward(m, f, f->xavg, f->h_avg, f->z_avg, f->y_avg, f->mean_avg, f->rstd_avg);
+    add_forward(f->ca, f->y_max, f->y_avg, (size_t)B * c);
+    sigmoid_forward(f->ca, f->ca, (size_t)B * c);
+    scale_channels_forward(f->l1, x, f->ca, B, c, L);
+    /* spatial attention: l2 = sigmoid(BN(conv([max_c x, mean_c x]))) * x */
+    channel_maxmean_forward(f->maxmean, x, B, c, L);
+    cbn_forward(m, &f->sp, f->maxmean);
+    sigmoid_forward(f->sa, f->sp.y, (size_t)B * L);
+    scale_time_forward(f->l2, x, f->sa, B, c, L);
+    /* LayerNorm over the 2c channels of [l1, l2], then the blocks */
+    concat_ch_forward(f->cat, f->l1, f->l2, B, c, c, L);
+    layernorm_ch_forward(f->f, f->ln_mean, f->ln_rstd, f->cat, f->norm.w, f->norm.b, B, 2 * c, L, LN_EPS);
+    const float *in = f->f;
+    for (int i = 0; i < 4; i++) {
+        block_forward(m, &f->layer[i], in);
+        in = f->layer[i].out;
+    }
+}
+
+static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *din, const float *x) {
+    int B = m->B, c = f->c, L = f->L;
+    gmark mk = gmark_get(&m->gs);
+    const float *d = dout;
+    for (int i = 3; i >= 0; i--) {
+        float *dn = GPUSH(m, (size_t)B * f->layer[i].cin * L);
+        block_backward(m, &f->layer[i], d, dn, i ? f->layer[i - 1].out : f->f);
+        d = dn;
+    }
+    float *dcat = GPUSH(m, (size_t)B * 2 * c * L);
+    layernorm_ch_backward(dcat, f->norm.dw, f->norm.db, d, f->cat, f->ln_mean, f->ln_rstd, f->norm.w, B, 2 * c, L);
+    float *dl1 = GPUSH(m, (size_t)B * c * L), *dl2 = GPUSH(m, (size_t)B * c * L);
+    concat_ch_backward(dl1, dl2, dcat, B, c, c, L);
+    /* spatial */
+    float *dsa = GPUSH(m, (size_t)B * L), *dsy = GPUSH(m, (size_t)B * L), *dmm = GPUSH(m, (size_t)B * 2 * L);
+    scale_time_backward(din, dsa, dl2, x, f->sa, B, c, L);
+    sigmoid_backward(dsy, dsa, f->sa, (size_t)B * L);
+    cbn_backward(m, &f->sp, dsy, dmm, f->maxmean);
+    channel_maxmean_backward(din, dmm, x, B, c, L);
+    /* channel */
+    float *dca = GPUSH(m, (size_t)B * c), *da = GPUSH(m, (size_t)B * c);
+    float *dmax = GPUSH(m, (size_t)B * c), *davg = GPUSH(m, (size_t)B * c);
+    scale_channels_backward(din, dca, dl1, x, f->ca, B, c, L);
+    sigmoid_backward(da, dca, f->ca, (size_t)B * c);
+    fusion_m_backward(m, f, da, dmax, f->xmax, f->h_max, f->z_max, f->mean_max, f->rstd_max);
+    fusion_m_backward(m, f, da, davg, f->xavg, f->h_avg, f->z_avg, f->mean_avg, f->rstd_avg);
+    max_time_backward(din, dmax, x, B, c, L);
+    mean_time_backward(din, davg, B, c, L);
+    gpop(&m->gs, mk);
+}
+
+/* ---- heads: o (B, c, L) -> logits = fc(LayerNorm(mean_t o)) (B, N) -------------------------- */
+
+static void head_forward(mrm_model *m, head *h, const float *o) {
+    mean_time_forward(h->gap, o, m->B, h->c, h->L);
+    layernorm_ch_forward(h->n, h->mean, h->rstd, h->gap, h->norm.w, h->norm.b, m->B, h->c, 1, LN_EPS);
+    linear_forward(h->logits, h->n, h->fc.w, h->fc.b, m->B, h->c, m->cfg.n_classes);
+}
+
+static void head_backward(mrm_model *m, head *h, const float *dlogits, float *dout_o) {
+    int B = m->B, c = h->c;
+    gmark mk = gmark_get(&m->gs);
+    float *dn = GPUSH(m, (size_t)B * c), *dg = GPUSH(m, (size_t)B * c);
+    linear_backward(dn, h->fc.dw, h->fc.db, dlogits, h->n, h->fc.w, B, c, m->cfg.n_classes);
+    layernorm_ch_backward(dg, h->norm.dw, h->norm.db, dn, h->gap, h->mean, h->rstd, h->norm.w, B, c, 1);
+    mean_time_backward(dout_o, dg, B, c, h->L);
+    gpop(&m->gs, mk);
+}
+
+/* ---- the network ------------------------------------------------------------------------- */
+
+static const float *branch_out(const mrm_model *m, int i) { return m->fu[i].layer[3].out; }
+
+mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng, mrm_error *err) {
+    if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "model forward: batch of %d", B);
+    if (train && B < 2)
+        return mrm_fail(err, MRM_ERR_INVALID,
+                        "model forward: training mode needs a batch of at least 2 (BatchNorm of the channel attention "
+                        "has one value per sample)");
+    if (train && m->dropout > 0.0f && !rng)
+        return mrm_fail(err, MRM_ERR_INVALID, "model forward: dropout %g needs a random generator", m->dropout);
+    mrm_status s = model_plan(m, B, err);
+    if (s) return s;
+    m->B = B;
+    m->trained_forward = train ? 1 : 0;
+    m->x = x;
+    stem_forward(m, x);
+    const float *s0 = m->stem.pool[3];
+    basescale_forward(m, &m->bs[0], s0, rng);
+    basescale_forward(m, &m->bs[1], s0, rng);
+    const float *in = m->bs[0].out;
+    for (int i = 0; i < m->n_hi_blocks; i++) {
+        block_forward(m, &m->hi[i], in);
+        in = m->hi[i].out;
+    }
+    fusion_forward(m, &m->fu[0], in);
+    in = m->bs[1].out;
+    for (int i = 0; i < 7; i++) {
+        block_forward(m, &m->lo[i], in);
+        in = m->lo[i].out;
+    }
+    fusion_forward(m, &m->fu[1], in);
+    head_forward(m, &m->hd[0], branch_out(m, 0));
+    head_forward(m, &m->hd[1], branch_out(m, 1));
+    return MRM_OK;
+}
+
+const float *mrm_model_logits(const mrm_model *m, int head) {
+    return m->B && (head == 1 || head == 2) ? m->hd[head - 1].logits : NULL;
+}
+const float *mrm_model_features(const mrm_model *m, int head) {
+    return m->B && (head == 1 || head == 2) ? branch_out(m, head - 1) : NULL;
+}
+
+/* The loss; with the gradient buffers given (all four or none) accumulates its gradient. */
+static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *dl1, float *dl2, float *df1, float *df2) {
+    int B = m->B, N = m->cfg.n_classes, F = mrm_model_feature_size(m);
+    const float *o1 = m->hd[0].logits, *o2 = m->hd[1].logits, *f1 = branch_out(m, 0), *f2 = branch_out(m, 1);
+    l->bce1 = bce_logits_forward_backward(dl1, o1, y, B, N, 1.0f);
+    l->bce2 = bce_logits_forward_backward(dl2, o2, y, B, N, 1.0f);
+    l->kl_feat = kl_softmax_forward_backward(df1, df2, f1, f2, B, F, KL_T, KL_FEAT_WEIGHT) +
+                 kl_softmax_forward_backward(df2, df1, f2, f1, B, F, KL_T, KL_FEAT_WEIGHT);
+    l->kl_logits = kl_softmax_forward_backward(dl1, dl2, o1, o2, B, N, KL_T, KL_LOGIT_WEIGHT) +
+                   kl_softmax_forward_backward(dl2, dl1, o2, o1, B, N, KL_T, KL_LOGIT_WEIGHT);
+    l->total = l->bce1 + l->bce2 + KL_FEAT_WEIGHT * l->kl_feat + KL_LOGIT_WEIGHT * l->kl_logits;
+}
+
+static mrm_status check_labels(const mrm_model *m, const float *y, mrm_error *err) {
+    if (!m->B) return mrm_fail(err, MRM_ERR_INVALID, "model loss: no forward pass yet");
+    if (!y) return mrm_fail(err, MRM_ERR_INVALID, "model loss: no labels");
+    size_t n = (size_t)m->B * m->cfg.n_classes;
+    for (size_t i = 0; i < n; i++)
+        if (!(y[i] >= 0.0f && y[i] <= 1.0f))
+            return mrm_fail(err, MRM_ERR_INVALID, "model loss: label [%zu, %zu] = %g is not in [0, 1]",
+                            i / m->cfg.n_classes, i % m->cfg.n_classes, y[i]);
+    return MRM_OK;
+}
+
+mrm_status mrm_model_loss(const mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err) {
+    mrm_status s = check_labels(m, y, err);
+    if (s) return s;
+    loss_parts(m, y, loss, NULL, NULL, NULL, NULL);
+    return MRM_OK;
+}
+
+mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err) {
+    mrm_status s = check_labels(m, y, err);
+    if (s) return s;
+    if (!m->trained_forward)
+        return mrm_fail(err, MRM_ERR_INVALID, "model backward: the last forward was not in training mode");
+    int B = m->B, N = m->cfg.n_classes;
+    size_t F = (size_t)mrm_model_feature_size(m);
+    gstack *g = &m->gs;
+    g->cur = 0;
+    g->used = 0;
+    g->failed = 0;
+    float *df1 = GPUSH(m, B * F), *df2 = GPUSH(m, B * F);
+    float *dl1 = GPUSH(m, (size_t)B * N), *dl2 = GPUSH(m, (size_t)B * N);
+    float *P = GPUSH(m, B * F), *Q = GPUSH(m, B * F);
+    const stem *st = &m->stem;
+    size_t nstem = (size_t)B * st->u[3].conv.cout * (st->u[3].lout + 1);
+    float *dstem = GPUSH(m, nstem);
+    if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    mrm_loss l;
+    loss_parts(m, y, &l, dl1, dl2, df1, df2);
+    if (loss) *loss = l;
+    head_backward(m, &m->hd[0], dl1, df1);
+    head_backward(m, &m->hd[1], dl2, df2);
+    for (int br = 0; br < 2; br++) {
+        block *blk = br ? m->lo : m->hi;
+        int nb = br ? 7 : m->n_hi_blocks;
+        float *dcur = P, *dnext = Q;
+        memset(dcur, 0, B * F * sizeof(float));
+        fusion_backward(m, &m->fu[br], br ? df2 : df1, dcur, blk[nb - 1].out);
+        for (int i = nb - 1; i >= 0; i--) {
+            memset(dnext, 0, B * F * sizeof(float));
+            block_backward(m, &blk[i], dcur, dnext, i ? blk[i - 1].out : m->bs[br].out);
+            float *t = dcur;
+            dcur = dnext;
+            dnext = t;
+        }
+        basescale_backward(m, &m->bs[br], dcur, dstem, st->pool[3]);
+    }
+    stem_backward(m, dstem, m->x);
+    if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    return MRM_OK;
+}
