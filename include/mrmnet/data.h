@@ -24,7 +24,9 @@ extern const char *const mrm_lead_names[MRM_LEADS]; /* I, II, III, aVR, aVL, aVF
 /* How a record of another length than 10 s becomes 1000 samples. */
 typedef enum mrm_fit_mode {
     MRM_FIT_CROP_PAD = 0, /* keep the first 10 s; zero-pad a shorter record at its end */
-    MRM_FIT_STRETCH = 1   /* keep the first 10 s; resample a shorter record whole to 1000 samples */
+    MRM_FIT_STRETCH = 1,  /* keep the first 10 s; resample a shorter record whole to 1000 samples */
+    MRM_FIT_UNNAMED_STANDARD = 0x100 /* flag: 12 leads that all lack a name are taken to be in the
+                                        standard order (CPSC2018's MATLAB v5 files) */
 } mrm_fit_mode;
 
 /* What preprocessing did to one record. */
@@ -44,7 +46,7 @@ typedef struct mrm_preprocess_info {
  * quality), first 10 s kept, a shorter record padded or stretched as `mode` says. A record whose
  * leads are not 12 recognisable distinct names is an error naming the record and the lead.
  * `info` may be NULL. No standardisation here (see mrm_standardise). */
-mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, mrm_fit_mode mode,
+mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, int mode,
                                  mrm_preprocess_info *info, mrm_error *err);
 
 /* The index (0..11) of a lead name in mrm_lead_names, case-insensitive, spaces ignored; -1 if not
@@ -90,7 +92,7 @@ typedef struct mrm_dataset {
     /* what happened on the way */
     char source[16];     /* "ptb-xl", "cpsc2018", "records" */
     char task[32];       /* PTB-XL task, or "cpsc2018" / "records" */
-    char split_rule[96]; /* "folds 1-8/9/10 (strat_fold)" or "random 80/10/10, seed 1" */
+    char split_rule[160]; /* "folds 1-8/9/10 (strat_fold)" or "random 80/10/10, seed 1" */
     double fs_source;    /* sampling rate of the files read (0 if mixed or labels only) */
     long long n_listed;  /* records the label table lists */
     long long n_no_label;/* dropped: no label for the task */

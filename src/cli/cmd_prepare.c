@@ -1,10 +1,148 @@
-/* mrmnet prepare: placeholder until the subcommand lands. */
+/* mrmnet prepare: build standardised train/val/test arrays from PTB-XL, CPSC2018 or a folder of
+ * the user's WFDB records. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mrmnet prepare --ptbxl DIR [--task TASK] [--hr] --out DIR [options]\n"
+            "       mrmnet prepare --cpsc DIR [--cpsc-labels CSV] [--cpsc-folds CSV] --out DIR [options]\n"
+            "       mrmnet prepare --records DIR --labels CSV --out DIR [options]\n"
+            "\n"
+            "Writes into the output folder: X_{train,val,test}.npy (N,12,1000) float32 standardised,\n"
+            "y_*.npy (N,C) multi-hot, ids_*.txt, classes.txt and prepare.json.\n"
+            "\n"
+            "  --ptbxl DIR         PTB-XL folder (ptbxl_database.csv, scp_statements.csv, records100/)\n"
+            "  --task TASK         all, diagnostic, subdiagnostic, superdiagnostic (default), form, rhythm\n"
+            "  --hr                read the 500 Hz files (records500/) and resample to 100 Hz\n"
+            "  --cpsc DIR          CPSC2018 folder: REFERENCE.csv, icbeb_database.csv (folds) and the\n"
+            "                      .mat / .hea+.mat files (in DIR or its subfolders)\n"
+            "  --cpsc-labels CSV   labels table instead of DIR/REFERENCE.csv\n"
+            "  --cpsc-folds CSV    folds table instead of DIR/icbeb_database.csv\n"
+            "  --records DIR       a folder of WFDB records (12 leads, any rate, any length)\n"
+            "  --labels CSV        columns record,labels[,fold]; labels separated by ';'\n"
+            "  --out DIR           output folder (created)\n"
+            "  --folds T/V/T       folds of train/validation/test (default 1-8/9/10)\n"
+            "  --seed N            seed of the random 80/10/10 split when there are no folds (default 1)\n"
+            "  --skip-missing      skip records whose signal files are absent (counted in prepare.json)\n"
+            "  --labels-only       write labels, ids and classes only (no signals are read)\n"
+            "  --threads N         threads reading records (default: all cores)\n");
+}
+
 int cmd_prepare(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "mrmnet %s: not built yet\n", argv[0]);
-    return 1;
+    const char *cmd = argv[0];
+    const char *ptbxl = NULL, *cpsc = NULL, *records = NULL, *labels = NULL, *out = NULL;
+    const char *task = "superdiagnostic";
+    mrm_load_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.seed = 1;
+    mrm_error err;
+    memset(&err, 0, sizeof err);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+#define VALUE()                                                                   \
+    (has_value ? argv[++i] : (fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a), (char *)NULL))
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--ptbxl")) {
+            if (!(ptbxl = VALUE())) return 2;
+        } else if (!strcmp(a, "--task")) {
+            if (!(task = VALUE())) return 2;
+        } else if (!strcmp(a, "--cpsc")) {
+            if (!(cpsc = VALUE())) return 2;
+        } else if (!strcmp(a, "--cpsc-labels")) {
+            if (!(opt.labels_file = VALUE())) return 2;
+        } else if (!strcmp(a, "--cpsc-folds")) {
+            if (!(opt.folds_file = VALUE())) return 2;
+        } else if (!strcmp(a, "--records")) {
+            if (!(records = VALUE())) return 2;
+        } else if (!strcmp(a, "--labels")) {
+            if (!(labels = VALUE())) return 2;
+        } else if (!strcmp(a, "--out")) {
+            if (!(out = VALUE())) return 2;
+        } else if (!strcmp(a, "--folds")) {
+            const char *v = VALUE();
+            if (!v) return 2;
+            if (mrm_folds_parse(v, &opt.folds, &err) != MRM_OK) {
+                fprintf(stderr, "mrmnet %s: --folds: %s\n", cmd, err.msg);
+                return 2;
+            }
+        } else if (!strcmp(a, "--seed")) {
+            const char *v = VALUE();
+            long s;
+            if (!v || cli_parse_int(cmd, a, v, 0, 2147483647L, &s) != 0) return 2;
+            opt.seed = (unsigned long long)s;
+        } else if (!strcmp(a, "--threads")) {
+            const char *v = VALUE();
+            long t;
+            if (!v || cli_parse_int(cmd, a, v, 1, 1024, &t) != 0) return 2;
+            opt.threads = (int)t;
+        } else if (!strcmp(a, "--hr")) {
+            opt.hr = 1;
+        } else if (!strcmp(a, "--skip-missing")) {
+            opt.skip_missing = 1;
+        } else if (!strcmp(a, "--labels-only")) {
+            opt.labels_only = 1;
+        } else {
+            fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
+            usage(stderr);
+            return 2;
+        }
+#undef VALUE
+    }
+    int sources = (ptbxl != NULL) + (cpsc != NULL) + (records != NULL);
+    if (sources != 1 || !out) {
+        fprintf(stderr, "mrmnet %s: give exactly one of --ptbxl, --cpsc, --records, and --out\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (records && !labels) {
+        fprintf(stderr, "mrmnet %s: --records needs --labels CSV\n", cmd);
+        return 2;
+    }
+    if ((labels && !records) || ((opt.labels_file || opt.folds_file) && !cpsc) || (opt.hr && !ptbxl)) {
+        fprintf(stderr, "mrmnet %s: --labels goes with --records, --cpsc-* with --cpsc, --hr with --ptbxl\n", cmd);
+        return 2;
+    }
+    opt.progress = cli_progress;
+
+    mrm_dataset ds;
+    mrm_status rc;
+    if (ptbxl) rc = mrm_ptbxl_load(&ds, ptbxl, task, &opt, &err);
+    else if (cpsc) rc = mrm_cpsc_load(&ds, cpsc, &opt, &err);
+    else rc = mrm_records_load(&ds, records, labels, &opt, &err);
+    if (rc != MRM_OK) return cli_report(cmd, &err);
+    if (ds.n == 0) {
+        mrm_dataset_free(&ds);
+        fprintf(stderr, "mrmnet %s: no records left to prepare\n", cmd);
+        return 1;
+    }
+    if (!opt.labels_only && (rc = mrm_standardise(&ds, &err)) != MRM_OK) {
+        mrm_dataset_free(&ds);
+        return cli_report(cmd, &err);
+    }
+    if ((rc = mrm_prepare_write(&ds, out, &err)) != MRM_OK) {
+        mrm_dataset_free(&ds);
+        return cli_report(cmd, &err);
+    }
+    long long per[3] = {0, 0, 0};
+    for (long long k = 0; k < ds.n; k++) per[ds.split[k]]++;
+    printf("%s %s: %lld records (train %lld, val %lld, test %lld), %d classes", ds.source, ds.task, ds.n, per[0], per[1],
+           per[2], ds.n_classes);
+    if (!opt.labels_only) printf(", mean %.6g mV, std %.6g mV", ds.mean, ds.std);
+    printf("\n");
+    if (ds.n_no_label || ds.n_missing || ds.n_other_fold)
+        printf("dropped: %lld without a label, %lld with missing files, %lld in other folds\n", ds.n_no_label, ds.n_missing,
+               ds.n_other_fold);
+    if (ds.n_cropped || ds.n_padded || ds.n_stretched || ds.nan_samples)
+        printf("preprocessing: %lld cropped, %lld padded, %lld stretched, %lld NaN samples set to 0\n", ds.n_cropped,
+               ds.n_padded, ds.n_stretched, ds.nan_samples);
+    printf("wrote %s\n", out);
+    mrm_dataset_free(&ds);
+    return 0;
 }

@@ -1,0 +1,513 @@
+/* The common part of every dataset: splits by fold, class lists, multi-hot labels, reading and
+ * preprocessing the signals in parallel, standardisation, and prepare's output folder. */
+#include "data/dataset.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/rng.h"
+
+const char *const mrm_split_names[3] = {"train", "val", "test"};
+
+/* ---- folds ----------------------------------------------------------------------------------- */
+
+mrm_folds mrm_folds_default(void) {
+    mrm_folds f = {0x1FEu, 1u << 9, 1u << 10}; /* bits 1..8, 9, 10 */
+    return f;
+}
+
+mrm_folds mrm_options_folds(const mrm_load_options *opt) {
+    if (opt && (opt->folds.train | opt->folds.val | opt->folds.test)) return opt->folds;
+    return mrm_folds_default();
+}
+
+/* One part of "1-8/9/10": a comma list of folds or ranges, into a mask. */
+static mrm_status parse_fold_list(const char *s, size_t len, unsigned *mask, const char *whole, mrm_error *err) {
+    *mask = 0;
+    size_t i = 0;
+    if (len == 0) return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': an empty part", whole);
+    while (i < len) {
+        long a = 0, b;
+        size_t st = i;
+        while (i < len && isdigit((unsigned char)s[i]) && i - st < 3) a = a * 10 + (s[i++] - '0');
+        if (i == st) return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': expected a fold number at '%.*s'", whole, (int)(len - st), s + st);
+        b = a;
+        if (i < len && s[i] == '-') {
+            i++;
+            st = i;
+            b = 0;
+            while (i < len && isdigit((unsigned char)s[i]) && i - st < 3) b = b * 10 + (s[i++] - '0');
+            if (i == st) return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': range without an end", whole);
+        }
+        if (a < 1 || b > 31 || a > b) return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': %ld-%ld is not within 1..31", whole, a, b);
+        for (long f = a; f <= b; f++) *mask |= 1u << f;
+        if (i < len) {
+            if (s[i] != ',') return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': unexpected '%c'", whole, s[i]);
+            i++;
+            if (i == len) return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': trailing ','", whole);
+        }
+    }
+    return MRM_OK;
+}
+
+mrm_status mrm_folds_parse(const char *text, mrm_folds *folds, mrm_error *err) {
+    const char *s1 = strchr(text, '/');
+    const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+    if (!s1 || !s2 || strchr(s2 + 1, '/'))
+        return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': expected TRAIN/VAL/TEST, e.g. 1-8/9/10", text);
+    mrm_folds f;
+    mrm_status rc;
+    if ((rc = parse_fold_list(text, (size_t)(s1 - text), &f.train, text, err)) != MRM_OK) return rc;
+    if ((rc = parse_fold_list(s1 + 1, (size_t)(s2 - s1 - 1), &f.val, text, err)) != MRM_OK) return rc;
+    if ((rc = parse_fold_list(s2 + 1, strlen(s2 + 1), &f.test, text, err)) != MRM_OK) return rc;
+    if ((f.train & f.val) || (f.train & f.test) || (f.val & f.test))
+        return mrm_fail(err, MRM_ERR_INVALID, "folds '%s': a fold is in two splits", text);
+    *folds = f;
+    return MRM_OK;
+}
+
+static void format_mask(unsigned m, char *out, size_t outsz) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int f = 1; f <= 31; f++) {
+        if (!(m & (1u << f))) continue;
+        int g = f;
+        while (g < 31 && (m & (1u << (g + 1)))) g++;
+        int w = g > f ? snprintf(out + n, outsz - n, "%s%d-%d", n ? "," : "", f, g)
+                      : snprintf(out + n, outsz - n, "%s%d", n ? "," : "", f);
+        if (w < 0 || (size_t)w >= outsz - n) return;
+        n += (size_t)w;
+        f = g;
+    }
+}
+
+void mrm_folds_format(const mrm_folds *folds, char *out, size_t outsz) {
+    char a[96], b[96], c[96];
+    format_mask(folds->train, a, sizeof a);
+    format_mask(folds->val, b, sizeof b);
+    format_mask(folds->test, c, sizeof c);
+    snprintf(out, outsz, "%s/%s/%s", a, b, c);
+}
+
+/* ---- candidates ------------------------------------------------------------------------------ */
+
+mrm_candidate *mrm_candidates_add(mrm_candidates *c, const char *id) {
+    if (c->n == c->cap) {
+        long long cap = c->cap ? c->cap * 2 : 1024;
+        mrm_candidate *v = realloc(c->v, (size_t)cap * sizeof *v);
+        if (!v) return NULL;
+        c->v = v;
+        c->cap = cap;
+    }
+    mrm_candidate *r = &c->v[c->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->split = MRM_SPLIT_NONE;
+    return r;
+}
+
+int mrm_candidate_add_label(mrm_candidate *r, const char *label) {
+    for (int i = 0; i < r->n_labels; i++)
+        if (!strcmp(r->labels[i], label)) return 0;
+    char **v = realloc(r->labels, (size_t)(r->n_labels + 1) * sizeof *v);
+    if (!v) return -1;
+    r->labels = v;
+    if (!(v[r->n_labels] = strdup(label))) return -1;
+    r->n_labels++;
+    return 0;
+}
+
+void mrm_candidates_free(mrm_candidates *c) {
+    for (long long i = 0; i < c->n; i++) {
+        for (int k = 0; k < c->v[i].n_labels; k++) free(c->v[i].labels[k]);
+        free(c->v[i].labels);
+        free(c->v[i].path);
+    }
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+void mrm_candidates_random_split(mrm_candidates *c, unsigned long long seed) {
+    if (c->n <= 0) return;
+    int *idx = malloc((size_t)c->n * sizeof *idx);
+    if (!idx) { /* no memory for a shuffle: fall back to a deterministic stride */
+        for (long long i = 0; i < c->n; i++) c->v[i].split = i % 10 < 8 ? MRM_SPLIT_TRAIN : i % 10 == 8 ? MRM_SPLIT_VAL : MRM_SPLIT_TEST;
+        return;
+    }
+    for (long long i = 0; i < c->n; i++) idx[i] = (int)i;
+    mrm_rng rng;
+    mrm_rng_seed(&rng, seed);
+    mrm_rng_shuffle(&rng, idx, (int)c->n);
+    long long n_train = c->n * 8 / 10, n_val = c->n / 10;
+    for (long long k = 0; k < c->n; k++) {
+        mrm_candidate *r = &c->v[idx[k]];
+        r->fold = 0;
+        r->split = k < n_train ? MRM_SPLIT_TRAIN : k < n_train + n_val ? MRM_SPLIT_VAL : MRM_SPLIT_TEST;
+    }
+    free(idx);
+}
+
+int mrm_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* ---- building -------------------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void mrm_dataset_free(mrm_dataset *ds) {
+    for (int i = 0; i < ds->n_classes; i++) free(ds->classes[i]);
+    free(ds->classes);
+    for (long long i = 0; i < ds->n; i++) free(ds->ids[i]);
+    free(ds->ids);
+    free(ds->y);
+    free(ds->fold);
+    free(ds->split);
+    free(ds->X);
+    memset(ds, 0, sizeof *ds);
+}
+
+static int split_of(const mrm_candidate *r, const mrm_folds *f) {
+    if (r->split != MRM_SPLIT_NONE) return r->split;
+    if (r->fold < 1 || r->fold > 31) return MRM_SPLIT_NONE;
+    unsigned bit = 1u << r->fold;
+    if (f->train & bit) return MRM_SPLIT_TRAIN;
+    if (f->val & bit) return MRM_SPLIT_VAL;
+    if (f->test & bit) return MRM_SPLIT_TEST;
+    return MRM_SPLIT_NONE;
+}
+
+mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_options *opt, int drop_unlabeled,
+                             int fit_mode, const char *table, mrm_error *err) {
+    mrm_load_options none;
+    memset(&none, 0, sizeof none);
+    if (!opt) opt = &none;
+    mrm_folds folds = mrm_options_folds(opt);
+    ds->n_listed = c->n;
+    ds->mean = 0.0;
+    ds->std = 1.0;
+    /* which records are kept, in the table's order */
+    long long *keep = malloc((size_t)(c->n ? c->n : 1) * sizeof *keep);
+    if (!keep) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", table);
+    long long nk = 0;
+    for (long long i = 0; i < c->n; i++) {
+        mrm_candidate *r = &c->v[i];
+        if (drop_unlabeled && r->n_labels == 0) {
+            ds->n_no_label++;
+            continue;
+        }
+        if (split_of(r, &folds) == MRM_SPLIT_NONE) {
+            ds->n_other_fold++;
+            continue;
+        }
+        if (!opt->labels_only && !r->path) {
+            if (!opt->skip_missing) {
+                free(keep);
+                return mrm_fail(err, MRM_ERR_NOTFOUND, "%s:%d: record %s: signal files not found (use --skip-missing to skip such records)",
+                                table, r->line, r->id);
+            }
+            ds->n_missing++;
+            continue;
+        }
+        keep[nk++] = i;
+    }
+    /* classes: the sorted union of the kept records' labels */
+    size_t n_all = 0;
+    for (long long k = 0; k < nk; k++) n_all += (size_t)c->v[keep[k]].n_labels;
+    char **names = malloc((n_all ? n_all : 1) * sizeof *names);
+    if (!names) {
+        free(keep);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", table);
+    }
+    size_t m = 0;
+    for (long long k = 0; k < nk; k++)
+        for (int j = 0; j < c->v[keep[k]].n_labels; j++) names[m++] = c->v[keep[k]].labels[j];
+    qsort(names, m, sizeof *names, cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || strcmp(names[u - 1], names[i])) names[u++] = names[i];
+    ds->n_classes = (int)u;
+    ds->n = nk;
+    ds->classes = calloc(u ? u : 1, sizeof *ds->classes);
+    ds->ids = calloc((size_t)(nk ? nk : 1), sizeof *ds->ids);
+    ds->y = calloc((size_t)(nk ? nk : 1) * (u ? u : 1), sizeof *ds->y);
+    ds->fold = calloc((size_t)(nk ? nk : 1), sizeof *ds->fold);
+    ds->split = calloc((size_t)(nk ? nk : 1), sizeof *ds->split);
+    int oom = !ds->classes || !ds->ids || !ds->y || !ds->fold || !ds->split;
+    for (size_t i = 0; !oom && i < u; i++) oom = !(ds->classes[i] = strdup(names[i]));
+    for (long long k = 0; !oom && k < nk; k++) {
+        mrm_candidate *r = &c->v[keep[k]];
+        oom = !(ds->ids[k] = strdup(r->id));
+        ds->fold[k] = r->fold;
+        ds->split[k] = split_of(r, &folds);
+        for (int j = 0; j < r->n_labels; j++) {
+            char **hit = bsearch(&r->labels[j], names, u, sizeof *names, cmp_str);
+            ds->y[(size_t)k * u + (size_t)(hit - names)] = 1.0f;
+        }
+    }
+    free(names);
+    if (oom) {
+        free(keep);
+        ds->n_classes = 0; /* the class strings may be partly filled: free what exists */
+        for (size_t i = 0; ds->classes && i < u; i++) free(ds->classes[i]);
+        free(ds->classes);
+        ds->classes = NULL;
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", table);
+    }
+    if (opt->labels_only || nk == 0) {
+        free(keep);
+        return MRM_OK;
+    }
+
+    /* signals, in parallel */
+    size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
+    ds->X = malloc((size_t)nk * per * sizeof(float));
+    if (!ds->X) {
+        free(keep);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld x 12 x 1000 floats", table, nk);
+    }
+    long long first_bad = -1, done = 0;
+    mrm_error bad_err;
+    memset(&bad_err, 0, sizeof bad_err);
+    long long n_crop = 0, n_pad = 0, n_stretch = 0, n_res = 0, n_reord = 0, n_nan = 0;
+    double fs_first = -1.0;
+    int fs_mixed = 0;
+    int threads = opt->threads > 0 ? opt->threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+ : n_crop, n_pad, n_stretch, n_res, n_reord, n_nan)
+    for (long long k = 0; k < nk; k++) {
+        mrm_candidate *r = &c->v[keep[k]];
+        mrm_record rec;
+        memset(&rec, 0, sizeof rec);
+        mrm_error e;
+        memset(&e, 0, sizeof e);
+        mrm_preprocess_info info;
+        mrm_status st = mrm_record_read(&rec, r->path, 0, &e);
+        if (st == MRM_OK) st = mrm_preprocess_record(&rec, ds->X + (size_t)k * per, fit_mode, &info, &e);
+        if (st == MRM_OK) {
+            n_crop += info.cropped;
+            n_pad += info.padded;
+            n_stretch += info.stretched;
+            n_res += info.resampled;
+            n_reord += info.reordered;
+            n_nan += info.nan_samples;
+        }
+#pragma omp critical(mrm_dataset_build)
+        {
+            if (st != MRM_OK) {
+                if (first_bad < 0 || k < first_bad) {
+                    first_bad = k;
+                    bad_err = e;
+                    mrm_error_prefix(&bad_err, "record %s", r->id);
+                }
+            } else {
+                if (fs_first < 0) fs_first = rec.fs;
+                else if (rec.fs != fs_first) fs_mixed = 1;
+            }
+            done++;
+            if (opt->progress) opt->progress(opt->progress_user, "reading records", (size_t)done, (size_t)nk);
+        }
+        mrm_record_free(&rec);
+    }
+    free(keep);
+    if (first_bad >= 0) {
+        if (err) *err = bad_err;
+        return bad_err.code ? bad_err.code : MRM_ERR_FORMAT;
+    }
+    ds->n_cropped = n_crop;
+    ds->n_padded = n_pad;
+    ds->n_stretched = n_stretch;
+    ds->n_resampled = n_res;
+    ds->n_reordered = n_reord;
+    ds->nan_samples = n_nan;
+    ds->fs_source = fs_mixed ? 0.0 : fs_first;
+    return MRM_OK;
+}
+
+/* ---- standardisation ------------------------------------------------------------------------- */
+
+mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err) {
+    if (!ds->X) return mrm_fail(err, MRM_ERR_INVALID, "standardise: the dataset has no signals");
+    size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
+    double sum = 0.0;
+    long long count = 0;
+    for (long long k = 0; k < ds->n; k++) {
+        if (ds->split[k] != MRM_SPLIT_TRAIN) continue;
+        const float *x = ds->X + (size_t)k * per;
+        double s = 0.0;
+        for (size_t i = 0; i < per; i++) s += x[i];
+        sum += s;
+        count += (long long)per;
+    }
+    if (count == 0) return mrm_fail(err, MRM_ERR_INVALID, "standardise: the training split is empty");
+    double mean = sum / (double)count;
+    double ss = 0.0;
+    for (long long k = 0; k < ds->n; k++) {
+        if (ds->split[k] != MRM_SPLIT_TRAIN) continue;
+        const float *x = ds->X + (size_t)k * per;
+        double s = 0.0;
+        for (size_t i = 0; i < per; i++) {
+            double d = (double)x[i] - mean;
+            s += d * d;
+        }
+        ss += s;
+    }
+    double std = sqrt(ss / (double)count);
+    if (!(std > 0.0) || !isfinite(std))
+        return mrm_fail(err, MRM_ERR_INVALID, "standardise: the training signals have standard deviation %g", std);
+    size_t total = (size_t)ds->n * per;
+    for (size_t i = 0; i < total; i++) ds->X[i] = (float)(((double)ds->X[i] - mean) / std);
+    ds->mean = mean;
+    ds->std = std;
+    return MRM_OK;
+}
+
+/* ---- prepare's output ------------------------------------------------------------------------ */
+
+static mrm_status write_text_atomic(const char *path, const char *text, mrm_error *err) {
+    return mrm_write_file_atomic(path, text, strlen(text), err);
+}
+
+mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_error *err) {
+    mrm_status rc = mrm_mkdir_p(out_dir, err);
+    if (rc != MRM_OK) return rc;
+    char path[4096];
+    size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
+    size_t C = (size_t)ds->n_classes;
+    json_t *root = json_object();
+    json_t *splits = json_object();
+    if (!root || !splits) {
+        json_decref(root);
+        json_decref(splits);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", out_dir);
+    }
+    for (int s = 0; s < 3 && rc == MRM_OK; s++) {
+        long long ns = 0;
+        for (long long k = 0; k < ds->n; k++) ns += ds->split[k] == s;
+        float *X = NULL, *y = malloc((size_t)(ns ? ns : 1) * (C ? C : 1) * sizeof(float));
+        size_t idlen = 1;
+        for (long long k = 0; k < ds->n; k++)
+            if (ds->split[k] == s) idlen += strlen(ds->ids[k]) + 1;
+        char *ids = malloc(idlen);
+        if (ds->X) X = malloc((size_t)(ns ? ns : 1) * per * sizeof(float));
+        if (!y || !ids || (ds->X && !X)) {
+            rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", out_dir);
+        } else {
+            long long j = 0;
+            size_t o = 0;
+            ids[0] = '\0';
+            json_t *counts = json_object();
+            long long *cc = calloc(C ? C : 1, sizeof *cc);
+            for (long long k = 0; k < ds->n; k++) {
+                if (ds->split[k] != s) continue;
+                if (X) memcpy(X + (size_t)j * per, ds->X + (size_t)k * per, per * sizeof(float));
+                memcpy(y + (size_t)j * C, ds->y + (size_t)k * C, C * sizeof(float));
+                for (size_t q = 0; cc && q < C; q++) cc[q] += ds->y[(size_t)k * C + q] != 0.0f;
+                size_t l = strlen(ds->ids[k]);
+                memcpy(ids + o, ds->ids[k], l);
+                ids[o + l] = '\n';
+                o += l + 1;
+                ids[o] = '\0';
+                j++;
+            }
+            for (size_t q = 0; cc && counts && q < C; q++) json_object_set_new(counts, ds->classes[q], json_integer(cc[q]));
+            free(cc);
+            json_t *sj = json_object();
+            json_object_set_new(sj, "records", json_integer(ns));
+            json_object_set_new(sj, "class_counts", counts);
+            json_object_set_new(splits, mrm_split_names[s], sj);
+            long long shx[3] = {ns, MRM_LEADS, MRM_SAMPLES}, shy[2] = {ns, (long long)C};
+            if (X) {
+                snprintf(path, sizeof path, "%s/X_%s.npy", out_dir, mrm_split_names[s]);
+                rc = mrm_npy_write_f32(path, X, 3, shx, err);
+            }
+            if (rc == MRM_OK) {
+                snprintf(path, sizeof path, "%s/y_%s.npy", out_dir, mrm_split_names[s]);
+                rc = mrm_npy_write_f32(path, y, 2, shy, err);
+            }
+            if (rc == MRM_OK) {
+                snprintf(path, sizeof path, "%s/ids_%s.txt", out_dir, mrm_split_names[s]);
+                rc = write_text_atomic(path, ids, err);
+            }
+        }
+        free(X);
+        free(y);
+        free(ids);
+    }
+    if (rc == MRM_OK) {
+        size_t len = 1;
+        for (size_t q = 0; q < C; q++) len += strlen(ds->classes[q]) + 1;
+        char *t = malloc(len);
+        if (!t) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", out_dir);
+        else {
+            size_t o = 0;
+            t[0] = '\0';
+            for (size_t q = 0; q < C; q++) o += (size_t)sprintf(t + o, "%s\n", ds->classes[q]);
+            snprintf(path, sizeof path, "%s/classes.txt", out_dir);
+            rc = write_text_atomic(path, t, err);
+            free(t);
+        }
+    }
+    if (rc == MRM_OK) {
+        json_t *classes = json_array(), *leads = json_array(), *dropped = json_object(), *pre = json_object();
+        for (size_t q = 0; q < C; q++) json_array_append_new(classes, json_string(ds->classes[q]));
+        for (int i = 0; i < MRM_LEADS; i++) json_array_append_new(leads, json_string(mrm_lead_names[i]));
+        json_object_set_new(root, "source", json_string(ds->source));
+        json_object_set_new(root, "task", json_string(ds->task));
+        json_object_set_new(root, "split", json_string(ds->split_rule));
+        json_object_set_new(root, "classes", classes);
+        json_object_set_new(root, "n_classes", json_integer((json_int_t)C));
+        json_object_set_new(root, "signals", json_boolean(ds->X != NULL));
+        json_object_set_new(root, "mean", json_real(ds->mean));
+        json_object_set_new(root, "std", json_real(ds->std));
+        json_object_set_new(root, "standardisation", json_string("one mean and one population std (ddof 0) over every value of the training split"));
+        json_object_set_new(root, "sampling_rate", json_real(MRM_FS));
+        json_object_set_new(root, "source_sampling_rate", json_real(ds->fs_source));
+        json_object_set_new(root, "samples", json_integer(MRM_SAMPLES));
+        json_object_set_new(root, "lead_order", leads);
+        json_object_set_new(root, "units", json_string("mV, then standardised"));
+        json_object_set_new(root, "records", json_integer(ds->n));
+        json_object_set_new(root, "records_listed", json_integer(ds->n_listed));
+        json_object_set_new(root, "splits", splits);
+        splits = NULL;
+        json_object_set_new(dropped, "no_label", json_integer(ds->n_no_label));
+        json_object_set_new(dropped, "missing", json_integer(ds->n_missing));
+        json_object_set_new(dropped, "other_fold", json_integer(ds->n_other_fold));
+        json_object_set_new(root, "dropped", dropped);
+        json_object_set_new(pre, "cropped", json_integer(ds->n_cropped));
+        json_object_set_new(pre, "padded", json_integer(ds->n_padded));
+        json_object_set_new(pre, "stretched", json_integer(ds->n_stretched));
+        json_object_set_new(pre, "resampled", json_integer(ds->n_resampled));
+        json_object_set_new(pre, "reordered", json_integer(ds->n_reordered));
+        json_object_set_new(pre, "nan_samples", json_integer(ds->nan_samples));
+        json_object_set_new(root, "preprocessing", pre);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+        if (!text) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot format prepare.json", out_dir);
+        else {
+            size_t l = strlen(text);
+            char *t2 = malloc(l + 2);
+            if (!t2) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", out_dir);
+            else {
+                memcpy(t2, text, l);
+                t2[l] = '\n';
+                t2[l + 1] = '\0';
+                snprintf(path, sizeof path, "%s/prepare.json", out_dir);
+                rc = write_text_atomic(path, t2, err);
+                free(t2);
+            }
+            free(text);
+        }
+    }
+    json_decref(splits);
+    json_decref(root);
+    return rc;
+}

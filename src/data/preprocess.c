@@ -1,0 +1,181 @@
+/* One record -> the model's input: leads in PTB-XL order, mV, NaN -> 0, 100 Hz, 1000 samples. */
+#include <ctype.h>
+#include <math.h>
+#include <samplerate.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "mrmnet.h"
+
+const char *const mrm_lead_names[MRM_LEADS] = {"I", "II", "III", "aVR", "aVL", "aVF",
+                                               "V1", "V2", "V3", "V4", "V5", "V6"};
+
+int mrm_lead_index(const char *name) {
+    char s[32];
+    size_t n = 0;
+    for (const char *p = name; *p; p++) {
+        if (*p == ' ' || *p == '\t') continue;
+        if (n + 1 >= sizeof s) return -1;
+        s[n++] = *p;
+    }
+    s[n] = '\0';
+    for (int i = 0; i < MRM_LEADS; i++)
+        if (!strcasecmp(s, mrm_lead_names[i])) return i;
+    return -1;
+}
+
+mrm_status mrm_resample(const float *in, int channels, long long n_in, float *out, long long n_out, mrm_error *err) {
+    if (channels <= 0 || n_in <= 0 || n_out <= 0 || n_in > 100000000LL || n_out > 100000000LL)
+        return mrm_fail(err, MRM_ERR_INVALID, "resample: bad sizes (%d channels, %lld -> %lld frames)", channels, n_in, n_out);
+    if (n_in == n_out) {
+        memcpy(out, in, (size_t)n_in * (size_t)channels * sizeof(float));
+        return MRM_OK;
+    }
+    /* libsamplerate may produce a frame more or less than n_in * ratio: give it room */
+    long long cap = n_out + 16;
+    float *tmp = malloc((size_t)cap * (size_t)channels * sizeof(float));
+    if (!tmp) return mrm_fail(err, MRM_ERR_NOMEM, "resample: cannot allocate %lld frames", cap);
+    SRC_DATA d;
+    memset(&d, 0, sizeof d);
+    d.data_in = in;
+    d.input_frames = (long)n_in;
+    d.data_out = tmp;
+    d.output_frames = (long)cap;
+    d.src_ratio = (double)n_out / (double)n_in;
+    d.end_of_input = 1;
+    int e = src_simple(&d, SRC_SINC_BEST_QUALITY, channels);
+    if (e) {
+        free(tmp);
+        return mrm_fail(err, MRM_ERR_INVALID, "resample: %s", src_strerror(e));
+    }
+    long long got = d.output_frames_gen;
+    if (got <= 0) {
+        free(tmp);
+        return mrm_fail(err, MRM_ERR_INVALID, "resample: no output (%lld -> %lld frames)", n_in, n_out);
+    }
+    long long keep = got < n_out ? got : n_out;
+    memcpy(out, tmp, (size_t)keep * (size_t)channels * sizeof(float));
+    for (long long t = keep; t < n_out; t++) /* at most a frame or two: repeat the last one */
+        memcpy(out + t * channels, tmp + (keep - 1) * channels, (size_t)channels * sizeof(float));
+    free(tmp);
+    return MRM_OK;
+}
+
+/* The factor taking `units` to mV, 0 if not a voltage unit we know. "" is WFDB's default, mV. */
+static double unit_to_mv(const char *units) {
+    if (!units[0] || !strcasecmp(units, "mV") || !strcasecmp(units, "millivolt")) return 1.0;
+    if (!strcasecmp(units, "uV") || !strcmp(units, "\xc2\xb5V") || !strcmp(units, "\xce\xbcV") ||
+        !strcasecmp(units, "microvolt"))
+        return 1e-3;
+    if (!strcmp(units, "V") || !strcasecmp(units, "volt")) return 1e3;
+    return 0.0;
+}
+
+mrm_status mrm_preprocess_record(const mrm_record *rec, float *out, int mode, mrm_preprocess_info *info,
+                                 mrm_error *err) {
+    mrm_preprocess_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    info->unit_scale = 1.0;
+    const char *name = rec->name[0] ? rec->name : "record";
+    if (rec->n_signals != MRM_LEADS)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %d signals, 12 leads needed", name, rec->n_signals);
+    if (!rec->data || rec->n_samples <= 0)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: no samples", name);
+    if (!(rec->fs > 0) || rec->fs > 1e6) return mrm_fail(err, MRM_ERR_FORMAT, "%s: sampling frequency %g Hz", name, rec->fs);
+
+    /* lead order: source signal of each model lead */
+    int src_of[MRM_LEADS];
+    int unnamed = 0;
+    for (int s = 0; s < MRM_LEADS; s++) unnamed += rec->signals[s].description[0] == '\0';
+    if (unnamed == MRM_LEADS && (mode & MRM_FIT_UNNAMED_STANDARD)) {
+        for (int i = 0; i < MRM_LEADS; i++) src_of[i] = i;
+    } else {
+        for (int i = 0; i < MRM_LEADS; i++) src_of[i] = -1;
+        for (int s = 0; s < MRM_LEADS; s++) {
+            int k = mrm_lead_index(rec->signals[s].description);
+            if (k < 0)
+                return mrm_fail(err, MRM_ERR_FORMAT, "%s: signal %d: lead name '%s' is not one of I, II, III, aVR, aVL, aVF, V1..V6",
+                                name, s + 1, rec->signals[s].description);
+            if (src_of[k] >= 0)
+                return mrm_fail(err, MRM_ERR_FORMAT, "%s: signal %d: lead %s appears twice (signals %d and %d)", name, s + 1,
+                                mrm_lead_names[k], src_of[k] + 1, s + 1);
+            src_of[k] = s;
+            if (k != s) info->reordered = 1;
+        }
+    }
+    double scale[MRM_LEADS];
+    for (int i = 0; i < MRM_LEADS; i++) {
+        const char *u = rec->signals[src_of[i]].units;
+        scale[i] = unit_to_mv(u);
+        if (scale[i] == 0.0)
+            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: signal %d: units '%s' are not a voltage (mV, uV, V)", name, src_of[i] + 1, u);
+        if (scale[i] != 1.0) info->unit_scale = scale[i];
+    }
+
+    long long n = rec->n_samples;
+    int same_rate = fabs(rec->fs - MRM_FS) < 1e-9;
+    int fit = mode & 0xff;
+    /* frames of the source to use: the first 10 s (plus 1 s of context for the filter when
+     * resampling) */
+    long long n_10s = (long long)ceil(10.0 * rec->fs - 1e-9);
+    long long n_use = n;
+    if (n > n_10s) {
+        info->cropped = 1;
+        long long margin = same_rate ? 0 : (long long)ceil(rec->fs);
+        n_use = n_10s + margin < n ? n_10s + margin : n;
+    }
+    /* interleave (frames, 12) in mV with NaN -> 0 */
+    float *x = malloc((size_t)n_use * MRM_LEADS * sizeof(float));
+    if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, n_use);
+    for (int i = 0; i < MRM_LEADS; i++) {
+        const double *src = rec->data + (size_t)src_of[i] * (size_t)n;
+        for (long long t = 0; t < n_use; t++) {
+            double v = src[t];
+            if (isnan(v)) {
+                info->nan_samples++;
+                v = 0.0;
+            }
+            x[t * MRM_LEADS + i] = (float)(v * scale[i]);
+        }
+    }
+    /* count NaNs in the part not used too: the whole record's invalid samples are reported */
+    for (int i = 0; i < MRM_LEADS; i++) {
+        const double *src = rec->data + (size_t)src_of[i] * (size_t)n;
+        for (long long t = n_use; t < n; t++) info->nan_samples += isnan(src[t]) != 0;
+    }
+
+    long long n_out; /* frames after resampling */
+    if (n_use < n_10s && fit == MRM_FIT_STRETCH) {
+        n_out = MRM_SAMPLES;
+        info->stretched = 1;
+    } else {
+        n_out = same_rate ? n_use : (long long)llround((double)n_use * MRM_FS / rec->fs);
+        if (n_out < 1) n_out = 1;
+    }
+    float *y = x;
+    if (n_out != n_use || !same_rate) {
+        info->resampled = !same_rate;
+        y = malloc((size_t)n_out * MRM_LEADS * sizeof(float));
+        mrm_status rc = y ? mrm_resample(x, MRM_LEADS, n_use, y, n_out, err)
+                          : mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, n_out);
+        if (rc != MRM_OK) {
+            free(x);
+            free(y);
+            if (err) mrm_error_prefix(err, "%s", name);
+            return rc;
+        }
+    }
+    long long keep = n_out < MRM_SAMPLES ? n_out : MRM_SAMPLES;
+    if (keep < MRM_SAMPLES) info->padded = 1;
+    for (int i = 0; i < MRM_LEADS; i++) {
+        float *o = out + (size_t)i * MRM_SAMPLES;
+        for (long long t = 0; t < keep; t++) o[t] = y[t * MRM_LEADS + i];
+        for (long long t = keep; t < MRM_SAMPLES; t++) o[t] = 0.0f;
+    }
+    if (y != x) free(y);
+    free(x);
+    return MRM_OK;
+}
