@@ -39,6 +39,20 @@ void mrm_optimizer_free(mrm_optimizer *o);
 /* One step: params (n) updated in place from grads (n). */
 void mrm_optimizer_step(mrm_optimizer *o, float *params, const float *grads);
 
+/* ---- checkpoints ------------------------------------------------------------------------------
+ * A safetensors file holding every model tensor (weights-table order), the optimizer state as
+ * extra tensors ("adam.m" and "adam.v", or "sgd.momentum"; flat, n values each) and string
+ * metadata: the model's keys (format, n_classes, width, hi_attention, ...), "optimizer" ("adam" or
+ * "sgd"), "optimizer_t" (steps taken), lr, beta1, beta2, eps, weight_decay, momentum, plus what
+ * the caller adds (the training loop: "train_config" and "train_state", JSON). Written
+ * atomically. */
+mrm_status mrm_checkpoint_save(const char *path, const mrm_model *m, const mrm_optimizer *o,
+                               const mrm_meta *meta, mrm_error *err);
+/* Creates *m from the metadata's architecture and fills it, *o (allocated here) and meta (may be
+ * NULL; free with mrm_meta_free). Every tensor is checked for presence, dtype and shape. */
+mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o, mrm_meta *meta,
+                               mrm_error *err);
+
 /* ---- prepared datasets (the folder `mrmnet prepare` writes) --------------------------------
  * X_<split>.npy (N, 12, 1000) float32, y_<split>.npy (N, C) float32 0/1, ids_<split>.txt (one
  * id a line), classes.txt (one class a line), prepare.json (task, mean, std, ...). */
@@ -101,14 +115,18 @@ typedef struct mrm_train_options {
     double lr, beta1, beta2, eps, weight_decay, momentum; /* 1e-3, 0.9, 0.999, 1e-8, 0, 0.9 */
     uint64_t seed;            /* initialisation, shuffling and dropout */
     const char *init_path;    /* start from these weights instead of a fresh initialisation */
-    long long max_steps;      /* stop after this many optimizer steps in all (0: no limit) */
+    long long max_steps;      /* stop after this many optimizer steps in all (0: no limit;
+                                 negative: on resume, keep the run's own) */
     int shuffle;              /* 1: reshuffle every epoch */
     float dropout;            /* 0.2 */
     int width;                /* 16 */
     int hi_attention;         /* 0 */
     int eval_batch;           /* batch of the validation forward (0: same as batch) */
-    int resume;               /* continue the run in out_dir (its options win, except epochs
-                                 and max_steps given here when > 0) */
+    int threads;              /* OpenMP threads during the run (0: leave as it is); results are
+                                 bit-identical for the same seed and thread count */
+    int resume;               /* continue the run in out_dir: its saved options win, except
+                                 data_dir (when not NULL), epochs (when > 0), max_steps (when
+                                 >= 0) and threads (when > 0) */
     void (*on_step)(void *user, const mrm_train_progress *p);
     void (*on_epoch)(void *user, const mrm_train_progress *p);
     mrm_log_fn log;

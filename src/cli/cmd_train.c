@@ -1,10 +1,196 @@
-/* mrmnet train: placeholder until the subcommand lands. */
+/* mrmnet train: train MRM-Net on a prepared dataset. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mrmnet train --data PREP/ --out RUN/ [options]\n"
+            "       mrmnet train --resume RUN/ [--epochs N] [--steps K] [--threads T]\n\n"
+            "Trains on PREP/X_train.npy, selects the epoch by the validation macro-AUC (never the test\n"
+            "split) and writes RUN/last.safetensors, RUN/best.safetensors (with per-class thresholds),\n"
+            "RUN/log.jsonl and RUN/curves.svg.\n\n"
+            "options:\n"
+            "  --epochs N         epochs (40)\n"
+            "  --batch B          batch size (96); the last partial batch is kept\n"
+            "  --optimizer NAME   adam (default) or sgd\n"
+            "  --lr X             learning rate (1e-3)\n"
+            "  --beta1 X --beta2 X --eps X   Adam (0.9, 0.999, 1e-8)\n"
+            "  --weight-decay X   L2 added to the gradient (0)\n"
+            "  --momentum X       SGD momentum (0.9)\n"
+            "  --seed S           initialisation, shuffling and dropout (1)\n"
+            "  --threads T        OpenMP threads (default: OpenMP's)\n"
+            "  --init W           start from these weights instead of a fresh initialisation\n"
+            "  --steps K          stop after K optimizer steps in all (0: no limit)\n"
+            "  --no-shuffle       keep the records' order every epoch\n"
+            "  --dropout P        dropout of the multi-scale path (0.2)\n"
+            "  --width W          mid channels (16; a multiple of 4)\n"
+            "  --hi-attention     attention blocks in the high-resolution branch too\n"
+            "  --eval-batch B     batch of the validation forward (same as --batch)\n"
+            "  --resume RUN/      continue a stopped run exactly where its checkpoint left it\n"
+            "  --quiet            no progress line\n");
+}
+
+typedef struct progress_state {
+    int tty, quiet;
+    long long last_printed;
+} progress_state;
+
+static void fmt_time(char *out, size_t n, double s) {
+    if (!(s >= 0) || !isfinite(s)) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else
+        snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void on_step(void *user, const mrm_train_progress *p) {
+    progress_state *ps = user;
+    if (ps->quiet) return;
+    long long every = p->steps_per_epoch / 10 ? p->steps_per_epoch / 10 : 1;
+    if (!ps->tty && p->step_in_epoch % every && p->step_in_epoch != p->steps_per_epoch && p->step > 1) return;
+    char left[32];
+    fmt_time(left, sizeof left, p->seconds_left);
+    fprintf(stderr, "%sepoch %d/%d step %lld/%lld loss %.4f (bce %.4f + %.4f, kl feat %.4f, kl logits %.4f) %.1f rec/s, %s left%s",
+            ps->tty ? "\r\033[K" : "", p->epoch, p->epochs, p->step_in_epoch, p->steps_per_epoch, p->loss.total, p->loss.bce1,
+            p->loss.bce2, p->loss.kl_feat, p->loss.kl_logits, p->records_per_s, left, ps->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+static void on_epoch(void *user, const mrm_train_progress *p) {
+    progress_state *ps = user;
+    if (ps->quiet) return;
+    char left[32];
+    fmt_time(left, sizeof left, p->seconds_left);
+    fprintf(stderr, "%sepoch %d/%d done: loss %.4f, validation macro-AUC %.4f (head 1 %.4f, head 2 %.4f)%s, %s left\n",
+            ps->tty ? "\r\033[K" : "", p->epoch, p->epochs, p->loss.total, p->val_macro_auc, p->val_auc1, p->val_auc2,
+            p->is_best ? " best" : "", left);
+    fflush(stderr);
+}
+
 int cmd_train(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "mrmnet %s: not built yet\n", argv[0]);
-    return 1;
+    const char *cmd = "train";
+    mrm_train_options o;
+    mrm_train_options_default(&o);
+    progress_state ps = {.tty = isatty(fileno(stderr))};
+    int epochs_given = 0, steps_given = 0;
+    const char *resume_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long l;
+        double d;
+#define NEED_VALUE                                                           \
+    if (!v) {                                                                \
+        fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);            \
+        return 2;                                                            \
+    }                                                                        \
+    i++;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--data")) {
+            NEED_VALUE o.data_dir = v;
+        } else if (!strcmp(a, "--out")) {
+            NEED_VALUE o.out_dir = v;
+        } else if (!strcmp(a, "--resume")) {
+            NEED_VALUE resume_dir = v;
+        } else if (!strcmp(a, "--epochs")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 1000000, &l)) return 2;
+            o.epochs = (int)l, epochs_given = 1;
+        } else if (!strcmp(a, "--batch")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 65536, &l)) return 2;
+            o.batch = (int)l;
+        } else if (!strcmp(a, "--eval-batch")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 65536, &l)) return 2;
+            o.eval_batch = (int)l;
+        } else if (!strcmp(a, "--steps")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 0, 1L << 40, &l)) return 2;
+            o.max_steps = l, steps_given = 1;
+        } else if (!strcmp(a, "--threads")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 4096, &l)) return 2;
+            o.threads = (int)l;
+        } else if (!strcmp(a, "--width")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 4, 4096, &l)) return 2;
+            o.width = (int)l;
+        } else if (!strcmp(a, "--seed")) {
+            NEED_VALUE char *end;
+            unsigned long long s = strtoull(v, &end, 10);
+            if (!*v || *end || v[0] == '-') {
+                fprintf(stderr, "mrmnet %s: --seed: '%s' is not a non-negative integer\n", cmd, v);
+                return 2;
+            }
+            o.seed = s;
+        } else if (!strcmp(a, "--optimizer")) {
+            NEED_VALUE if (!strcmp(v, "adam")) o.optimizer = MRM_OPT_ADAM;
+            else if (!strcmp(v, "sgd")) o.optimizer = MRM_OPT_SGD;
+            else {
+                fprintf(stderr, "mrmnet %s: --optimizer: '%s' is not adam or sgd\n", cmd, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--lr") || !strcmp(a, "--beta1") || !strcmp(a, "--beta2") || !strcmp(a, "--eps") ||
+                   !strcmp(a, "--weight-decay") || !strcmp(a, "--momentum") || !strcmp(a, "--dropout")) {
+            NEED_VALUE if (cli_parse_double(cmd, a, v, &d)) return 2;
+            int bad = 0;
+            if (!strcmp(a, "--lr")) o.lr = d, bad = !(d > 0);
+            else if (!strcmp(a, "--beta1")) o.beta1 = d, bad = !(d >= 0 && d < 1);
+            else if (!strcmp(a, "--beta2")) o.beta2 = d, bad = !(d >= 0 && d < 1);
+            else if (!strcmp(a, "--eps")) o.eps = d, bad = !(d > 0);
+            else if (!strcmp(a, "--weight-decay")) o.weight_decay = d, bad = !(d >= 0);
+            else if (!strcmp(a, "--momentum")) o.momentum = d, bad = !(d >= 0);
+            else o.dropout = (float)d, bad = !(d >= 0 && d < 1);
+            if (bad) {
+                fprintf(stderr, "mrmnet %s: %s: %s is out of range\n", cmd, a, v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--init")) {
+            NEED_VALUE o.init_path = v;
+        } else if (!strcmp(a, "--no-shuffle")) {
+            o.shuffle = 0;
+        } else if (!strcmp(a, "--hi-attention")) {
+            o.hi_attention = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            ps.quiet = 1;
+        } else {
+            fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
+            usage(stderr);
+            return 2;
+        }
+#undef NEED_VALUE
+    }
+    if (resume_dir) {
+        if (o.out_dir && strcmp(o.out_dir, resume_dir)) {
+            fprintf(stderr, "mrmnet %s: --out and --resume name different folders\n", cmd);
+            return 2;
+        }
+        o.out_dir = resume_dir;
+        o.resume = 1;
+        if (!epochs_given) o.epochs = 0;
+        if (!steps_given) o.max_steps = -1;
+    } else if (!o.data_dir || !o.out_dir) {
+        fprintf(stderr, "mrmnet %s: --data and --out are required (or --resume RUN/)\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (o.width % 4) {
+        fprintf(stderr, "mrmnet %s: --width %d is not a multiple of 4\n", cmd, o.width);
+        return 2;
+    }
+    o.on_step = on_step;
+    o.on_epoch = on_epoch;
+    o.log = cli_log;
+    o.user = &ps;
+    mrm_error err = {0};
+    if (mrm_train(&o, &err) != MRM_OK) {
+        if (ps.tty && !ps.quiet) fputc('\n', stderr);
+        return cli_report(cmd, &err);
+    }
+    if (ps.tty && !ps.quiet) fputc('\n', stderr);
+    fprintf(stderr, "mrmnet %s: wrote %s/best.safetensors and %s/last.safetensors\n", cmd, o.out_dir, o.out_dir);
+    return 0;
 }

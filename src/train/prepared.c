@@ -1,0 +1,188 @@
+/* Reading a prepared folder (what `mrmnet prepare` writes): classes, standardisation, splits. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "mrmnet/train.h"
+
+#define MAX_TEXT_BYTES (256u << 20)
+
+static void free_lines(char **lines, long long n) {
+    if (!lines) return;
+    for (long long i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+}
+
+/* Splits a text file into its non-empty lines (trailing '\r' and spaces removed). */
+static mrm_status read_lines(const char *path, char ***out, long long *n_out, mrm_error *err) {
+    *out = NULL;
+    *n_out = 0;
+    char *text;
+    size_t len;
+    mrm_status st = mrm_read_file(path, MAX_TEXT_BYTES, &text, &len, err);
+    if (st) return st;
+    long long cap = 16, n = 0;
+    char **lines = malloc((size_t)cap * sizeof *lines);
+    if (!lines) {
+        free(text);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate", path);
+    }
+    char *s = text;
+    long long lineno = 0;
+    while (*s) {
+        char *e = strchr(s, '\n');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        lineno++;
+        while (l > 0 && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
+        if (memchr(s, '\0', l)) {
+            free_lines(lines, n), free(text);
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s:%lld: NUL byte in a text line", path, lineno);
+        }
+        if (l > 0) {
+            if (n == cap) {
+                char **nl = realloc(lines, (size_t)(cap *= 2) * sizeof *lines);
+                if (!nl) {
+                    free_lines(lines, n), free(text);
+                    return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate", path);
+                }
+                lines = nl;
+            }
+            lines[n] = strndup(s, l);
+            if (!lines[n]) {
+                free_lines(lines, n), free(text);
+                return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate", path);
+            }
+            n++;
+        }
+        s = e ? e + 1 : s + l;
+        if (!e) break;
+    }
+    free(text);
+    *out = lines;
+    *n_out = n;
+    return MRM_OK;
+}
+
+static double json_number_or_nan(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+mrm_status mrm_prepared_open(mrm_prepared *p, const char *dir, mrm_error *err) {
+    memset(p, 0, sizeof *p);
+    if (snprintf(p->dir, sizeof p->dir, "%s", dir) >= (int)sizeof p->dir)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", dir);
+    char path[2048];
+    mrm_path_join(path, sizeof path, dir, "classes.txt");
+    long long nc;
+    mrm_status st = read_lines(path, &p->classes, &nc, err);
+    if (st) return st;
+    if (nc < 1 || nc > 100000) {
+        mrm_prepared_close(p);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %lld classes", path, nc);
+    }
+    p->n_classes = (int)nc;
+    mrm_path_join(path, sizeof path, dir, "prepare.json");
+    size_t len;
+    if ((st = mrm_read_file(path, 16u << 20, &p->prepare_json, &len, err))) {
+        mrm_prepared_close(p);
+        return st;
+    }
+    json_error_t je;
+    json_t *root = json_loads(p->prepare_json, 0, &je);
+    if (!root || !json_is_object(root)) {
+        if (root) json_decref(root);
+        mrm_prepared_close(p);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: %s", path, je.line, root ? "not a JSON object" : je.text);
+    }
+    json_t *task = json_object_get(root, "task");
+    snprintf(p->task, sizeof p->task, "%s", json_is_string(task) ? json_string_value(task) : "");
+    p->mean = json_number_or_nan(root, "mean");
+    p->std = json_number_or_nan(root, "std");
+    json_decref(root);
+    if (!isfinite(p->mean) || !isfinite(p->std) || p->std <= 0) {
+        mrm_prepared_close(p);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: \"mean\" and \"std\" must be numbers, std > 0", path);
+    }
+    return MRM_OK;
+}
+
+void mrm_prepared_close(mrm_prepared *p) {
+    free_lines(p->classes, p->n_classes);
+    free(p->prepare_json);
+    memset(p, 0, sizeof *p);
+}
+
+mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
+                                   mrm_split_data *s, mrm_error *err) {
+    memset(s, 0, sizeof *s);
+    char name[64], path[2048];
+    int ndim;
+    long long shape[4];
+    snprintf(name, sizeof name, "y_%s.npy", split);
+    mrm_path_join(path, sizeof path, p->dir, name);
+    mrm_status st = mrm_npy_read_f32(path, &s->y, &ndim, shape, err);
+    if (st) return st;
+    if (ndim != 2 || shape[1] != p->n_classes || shape[0] < 0) {
+        mrm_split_data_free(s);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: shape must be (N, %d) for the %d classes of classes.txt", path,
+                        p->n_classes, p->n_classes);
+    }
+    s->n = shape[0];
+    for (long long i = 0; i < s->n * p->n_classes; i++)
+        if (s->y[i] != 0.0f && s->y[i] != 1.0f) {
+            float v = s->y[i];
+            mrm_split_data_free(s);
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: record %lld class %lld: label %g is not 0 or 1", path,
+                            i / p->n_classes, i % p->n_classes, (double)v);
+        }
+    if (with_X) {
+        snprintf(name, sizeof name, "X_%s.npy", split);
+        mrm_path_join(path, sizeof path, p->dir, name);
+        long long n = s->n;
+        if ((st = mrm_npy_read_f32(path, &s->X, &ndim, shape, err))) {
+            mrm_split_data_free(s);
+            return st;
+        }
+        if (ndim != 3 || shape[0] != n || shape[1] != MRM_INPUT_LEADS || shape[2] != MRM_INPUT_LEN) {
+            mrm_split_data_free(s);
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: shape must be (%lld, %d, %d) to match y_%s.npy", path, n,
+                            MRM_INPUT_LEADS, MRM_INPUT_LEN, split);
+        }
+        for (long long i = 0; i < n * MRM_INPUT_LEADS * MRM_INPUT_LEN; i++)
+            if (!isfinite(s->X[i])) {
+                mrm_split_data_free(s);
+                return mrm_fail(err, MRM_ERR_FORMAT, "%s: record %lld holds a value that is not finite", path,
+                                i / (MRM_INPUT_LEADS * MRM_INPUT_LEN));
+            }
+    }
+    snprintf(name, sizeof name, "ids_%s.txt", split);
+    mrm_path_join(path, sizeof path, p->dir, name);
+    long long nid;
+    char **ids;
+    st = read_lines(path, &ids, &nid, err);
+    if (st == MRM_ERR_NOTFOUND) return MRM_OK; /* ids are optional */
+    if (st) {
+        mrm_split_data_free(s);
+        return st;
+    }
+    if (nid != s->n) {
+        free_lines(ids, nid);
+        long long n = s->n;
+        mrm_split_data_free(s);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %lld ids for %lld records", path, nid, n);
+    }
+    s->ids = ids;
+    return MRM_OK;
+}
+
+void mrm_split_data_free(mrm_split_data *s) {
+    free(s->X);
+    free(s->y);
+    free_lines(s->ids, s->n);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,699 @@
+/* The training loop.
+ *
+ * Every epoch: the training records in a fresh order (a Fisher-Yates shuffle drawn from the
+ * shuffling RNG; the last partial batch is kept), one Adam/SGD step a batch on the loss of spec
+ * section 5, then the validation split in evaluation mode: macro-AUC of each head and of the
+ * mean of both heads' sigmoid outputs (the selection metric). The test split is never read.
+ *
+ * Files in the run folder:
+ *   last.safetensors  weights + optimizer state + metadata "train_config" (the options) and
+ *                     "train_state" (JSON: epochs done, steps, position in the epoch, the shuffling
+ *                     RNG state at the start of the epoch, the dropout RNG state, best so far,
+ *                     history). Written at each epoch end and when max_steps stops the run.
+ *   best.safetensors  the weights of the best validation macro-AUC (a plain model file), with
+ *                     classes, task, mean, std, leads, sampling_rate, and at the end of the run
+ *                     "thresholds": per class, the cut maximising F1 of the averaged
+ *                     probabilities on the validation split.
+ *   log.jsonl         one JSON object a step ("type": "step") and an epoch ("type": "epoch").
+ *   curves.svg        training loss and validation macro-AUC per epoch.
+ *
+ * Resuming restores weights, BN statistics, optimizer moments and step count, both RNG states and
+ * the position (the epoch's order is drawn again from the saved RNG state and the steps already
+ * done are skipped), so a resumed run ends with the same bytes as an uninterrupted one (same
+ * thread count). */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/rng.h"
+#include "common/svg.h"
+#include "mrmnet/eval.h"
+#include "mrmnet/train.h"
+
+#define SHUFFLE_SEED_SALT 0x53485546464c45ULL /* "SHUFFLE" */
+#define DROPOUT_SEED_SALT 0x44524f504f5554ULL /* "DROPOUT" */
+
+static const char *const lead_names[MRM_INPUT_LEADS] = {"I", "II", "III", "aVR", "aVL", "aVF",
+                                                        "V1", "V2", "V3", "V4", "V5", "V6"};
+
+void mrm_train_options_default(mrm_train_options *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 40;
+    o->batch = 96;
+    o->optimizer = MRM_OPT_ADAM;
+    o->lr = 1e-3, o->beta1 = 0.9, o->beta2 = 0.999, o->eps = 1e-8, o->weight_decay = 0, o->momentum = 0.9;
+    o->seed = 1;
+    o->shuffle = 1;
+    o->dropout = 0.2f;
+    o->width = 16;
+}
+
+/* One epoch's record in the history. */
+typedef struct epoch_rec {
+    int epoch;
+    long long step;
+    double loss, bce1, bce2, kl_feat, kl_logits;
+    double val_auc, val_auc1, val_auc2;
+    double seconds;
+} epoch_rec;
+
+/* Everything the run carries between epochs and across a resume. */
+typedef struct run_state {
+    int epochs_done;          /* completed epochs */
+    long long step;           /* optimizer steps in all */
+    long long step_in_epoch;  /* steps done in the current (incomplete) epoch */
+    mrm_rng epoch_rng;        /* shuffling RNG at the start of the current epoch */
+    mrm_rng dropout_rng;
+    double best_auc;
+    int best_epoch;           /* 0: none yet */
+    int n_hist;
+    epoch_rec *hist;
+} run_state;
+
+typedef struct run {
+    mrm_train_options o;
+    char data_dir[1024], out_dir[1024];
+    mrm_prepared prep;
+    mrm_split_data train, val;
+    int have_val;
+    mrm_model *model;
+    mrm_optimizer opt;
+    run_state rs;
+    mrm_meta model_meta;      /* classes, task, mean, std, leads, sampling_rate */
+    char *config_json;
+    FILE *log;
+} run;
+
+static void logf_(const run *r, mrm_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(const run *r, mrm_log_level lvl, const char *fmt, ...) {
+    if (!r->o.log) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->o.log(r->o.user, lvl, msg);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A JSON number, or null when not finite. */
+static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static double jget(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* ---- options as JSON (saved in the checkpoint, read back on resume) --------------------------- */
+
+static char *config_to_json(const mrm_train_options *o, const char *data_dir) {
+    json_t *j = json_object();
+    json_object_set_new(j, "data", json_string(data_dir));
+    json_object_set_new(j, "epochs", json_integer(o->epochs));
+    json_object_set_new(j, "batch", json_integer(o->batch));
+    json_object_set_new(j, "optimizer", json_string(o->optimizer == MRM_OPT_ADAM ? "adam" : "sgd"));
+    json_object_set_new(j, "lr", json_real(o->lr));
+    json_object_set_new(j, "beta1", json_real(o->beta1));
+    json_object_set_new(j, "beta2", json_real(o->beta2));
+    json_object_set_new(j, "eps", json_real(o->eps));
+    json_object_set_new(j, "weight_decay", json_real(o->weight_decay));
+    json_object_set_new(j, "momentum", json_real(o->momentum));
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    json_object_set_new(j, "seed", json_string(seed));
+    json_object_set_new(j, "init", o->init_path ? json_string(o->init_path) : json_null());
+    json_object_set_new(j, "max_steps", json_integer(o->max_steps));
+    json_object_set_new(j, "shuffle", json_boolean(o->shuffle));
+    json_object_set_new(j, "dropout", json_real(o->dropout));
+    json_object_set_new(j, "width", json_integer(o->width));
+    json_object_set_new(j, "hi_attention", json_boolean(o->hi_attention));
+    json_object_set_new(j, "eval_batch", json_integer(o->eval_batch));
+    json_object_set_new(j, "threads", json_integer(o->threads));
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    return s;
+}
+
+/* Fills the options a resumed run keeps from its checkpoint. */
+static mrm_status config_from_json(mrm_train_options *o, char *data_dir, size_t dsz, const char *text,
+                                   const char *path, mrm_error *err) {
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j || !json_is_object(j)) {
+        if (j) json_decref(j);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: not a JSON object", path);
+    }
+    json_t *d = json_object_get(j, "data"), *seed = json_object_get(j, "seed"), *optn = json_object_get(j, "optimizer");
+    if (!json_is_string(d) || !json_is_string(seed) || !json_is_string(optn) || !json_is_integer(json_object_get(j, "batch"))) {
+        json_decref(j);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: missing data, seed, optimizer or batch", path);
+    }
+    if (!data_dir[0]) snprintf(data_dir, dsz, "%s", json_string_value(d));
+    o->batch = (int)json_integer_value(json_object_get(j, "batch"));
+    if (o->epochs <= 0) o->epochs = (int)json_integer_value(json_object_get(j, "epochs"));
+    if (o->max_steps < 0) o->max_steps = json_integer_value(json_object_get(j, "max_steps"));
+    if (o->threads <= 0) o->threads = (int)json_integer_value(json_object_get(j, "threads"));
+    o->optimizer = strcmp(json_string_value(optn), "sgd") ? MRM_OPT_ADAM : MRM_OPT_SGD;
+    o->seed = strtoull(json_string_value(seed), NULL, 10);
+    o->shuffle = json_is_true(json_object_get(j, "shuffle"));
+    o->dropout = (float)jget(j, "dropout");
+    o->width = (int)json_integer_value(json_object_get(j, "width"));
+    o->hi_attention = json_is_true(json_object_get(j, "hi_attention"));
+    o->eval_batch = (int)json_integer_value(json_object_get(j, "eval_batch"));
+    json_decref(j);
+    if (o->batch <= 0 || !(o->dropout >= 0 && o->dropout < 1))
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: bad batch or dropout", path);
+    return MRM_OK;
+}
+
+/* ---- run state as JSON ------------------------------------------------------------------------ */
+
+static json_t *rng_to_json(const mrm_rng *r) {
+    json_t *a = json_array();
+    for (int i = 0; i < 4; i++) {
+        char b[24];
+        snprintf(b, sizeof b, "%016llx", (unsigned long long)r->s[i]);
+        json_array_append_new(a, json_string(b));
+    }
+    return a;
+}
+
+static int rng_from_json(json_t *a, mrm_rng *r) {
+    if (!json_is_array(a) || json_array_size(a) != 4) return -1;
+    for (int i = 0; i < 4; i++) {
+        json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_string(v)) return -1;
+        char *end;
+        errno = 0;
+        r->s[i] = strtoull(json_string_value(v), &end, 16);
+        if (errno || *end || end == json_string_value(v)) return -1;
+    }
+    return 0;
+}
+
+static char *state_to_json(const run_state *s) {
+    json_t *j = json_object();
+    json_object_set_new(j, "epochs_done", json_integer(s->epochs_done));
+    json_object_set_new(j, "step", json_integer(s->step));
+    json_object_set_new(j, "step_in_epoch", json_integer(s->step_in_epoch));
+    json_object_set_new(j, "epoch_rng", rng_to_json(&s->epoch_rng));
+    json_object_set_new(j, "dropout_rng", rng_to_json(&s->dropout_rng));
+    json_object_set_new(j, "best_val_macro_auc", jnum(s->best_auc));
+    json_object_set_new(j, "best_epoch", json_integer(s->best_epoch));
+    json_t *h = json_array();
+    for (int i = 0; i < s->n_hist; i++) {
+        const epoch_rec *e = &s->hist[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "epoch", json_integer(e->epoch));
+        json_object_set_new(o, "step", json_integer(e->step));
+        json_object_set_new(o, "loss", jnum(e->loss));
+        json_object_set_new(o, "bce1", jnum(e->bce1));
+        json_object_set_new(o, "bce2", jnum(e->bce2));
+        json_object_set_new(o, "kl_feat", jnum(e->kl_feat));
+        json_object_set_new(o, "kl_logits", jnum(e->kl_logits));
+        json_object_set_new(o, "val_macro_auc", jnum(e->val_auc));
+        json_object_set_new(o, "val_macro_auc_head1", jnum(e->val_auc1));
+        json_object_set_new(o, "val_macro_auc_head2", jnum(e->val_auc2));
+        json_object_set_new(o, "seconds", jnum(e->seconds));
+        json_array_append_new(h, o);
+    }
+    json_object_set_new(j, "history", h);
+    char *out = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    return out;
+}
+
+static mrm_status state_from_json(run_state *s, const char *text, const char *path, mrm_error *err) {
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    mrm_status st = MRM_OK;
+    if (!j || !json_is_object(j) || !json_is_integer(json_object_get(j, "epochs_done")) ||
+        !json_is_integer(json_object_get(j, "step")) || !json_is_integer(json_object_get(j, "step_in_epoch")) ||
+        rng_from_json(json_object_get(j, "epoch_rng"), &s->epoch_rng) ||
+        rng_from_json(json_object_get(j, "dropout_rng"), &s->dropout_rng) ||
+        !json_is_array(json_object_get(j, "history"))) {
+        st = mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_state is incomplete", path);
+        goto done;
+    }
+    s->epochs_done = (int)json_integer_value(json_object_get(j, "epochs_done"));
+    s->step = json_integer_value(json_object_get(j, "step"));
+    s->step_in_epoch = json_integer_value(json_object_get(j, "step_in_epoch"));
+    s->best_auc = jget(j, "best_val_macro_auc");
+    s->best_epoch = (int)json_integer_value(json_object_get(j, "best_epoch"));
+    json_t *h = json_object_get(j, "history");
+    size_t nh = json_array_size(h);
+    s->hist = calloc(nh + 1, sizeof *s->hist);
+    if (!s->hist) {
+        st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        json_t *o = json_array_get(h, i);
+        epoch_rec *e = &s->hist[i];
+        e->epoch = (int)json_integer_value(json_object_get(o, "epoch"));
+        e->step = json_integer_value(json_object_get(o, "step"));
+        e->loss = jget(o, "loss"), e->bce1 = jget(o, "bce1"), e->bce2 = jget(o, "bce2");
+        e->kl_feat = jget(o, "kl_feat"), e->kl_logits = jget(o, "kl_logits");
+        e->val_auc = jget(o, "val_macro_auc"), e->val_auc1 = jget(o, "val_macro_auc_head1");
+        e->val_auc2 = jget(o, "val_macro_auc_head2"), e->seconds = jget(o, "seconds");
+    }
+    s->n_hist = (int)nh;
+    if (s->epochs_done < 0 || s->step < 0 || s->step_in_epoch < 0 || s->n_hist != s->epochs_done)
+        st = mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_state: inconsistent counts", path);
+done:
+    if (j) json_decref(j);
+    return st;
+}
+
+/* ---- metadata of the model files ---------------------------------------------------------------- */
+
+static mrm_status build_model_meta(run *r, mrm_error *err) {
+    json_t *cls = json_array(), *leads = json_array();
+    for (int k = 0; k < r->prep.n_classes; k++) json_array_append_new(cls, json_string(r->prep.classes[k]));
+    for (int k = 0; k < MRM_INPUT_LEADS; k++) json_array_append_new(leads, json_string(lead_names[k]));
+    char *cs = json_dumps(cls, JSON_COMPACT), *ls = json_dumps(leads, JSON_COMPACT);
+    json_decref(cls), json_decref(leads);
+    char mean[64], sd[64];
+    snprintf(mean, sizeof mean, "%.9g", r->prep.mean);
+    snprintf(sd, sizeof sd, "%.9g", r->prep.std);
+    mrm_status st = cs && ls ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    if (!st) st = mrm_meta_set(&r->model_meta, "classes", cs, err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "task", r->prep.task, err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "mean", mean, err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "std", sd, err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "leads", ls, err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "sampling_rate", "100", err);
+    if (!st) st = mrm_meta_set(&r->model_meta, "source", "mrmnet train", err);
+    free(cs), free(ls);
+    return st;
+}
+
+/* Saves last.safetensors. */
+static mrm_status save_last(run *r, mrm_error *err) {
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, "last.safetensors");
+    mrm_meta md = {0};
+    char *state = state_to_json(&r->rs);
+    mrm_status st = state ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < r->model_meta.n; i++) st = mrm_meta_set(&md, r->model_meta.keys[i], r->model_meta.values[i], err);
+    if (!st) st = mrm_meta_set(&md, "train_config", r->config_json, err);
+    if (!st) st = mrm_meta_set(&md, "train_state", state, err);
+    if (!st) st = mrm_checkpoint_save(path, r->model, &r->opt, &md, err);
+    free(state);
+    mrm_meta_free(&md);
+    return st;
+}
+
+/* Saves the model with the run's metadata plus extra key/value pairs (NULL-terminated). */
+static mrm_status save_model(run *r, const mrm_model *m, const char *name, const char *const *extra, mrm_error *err) {
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, name);
+    mrm_meta md = {0};
+    mrm_status st = MRM_OK;
+    for (int i = 0; !st && i < r->model_meta.n; i++) st = mrm_meta_set(&md, r->model_meta.keys[i], r->model_meta.values[i], err);
+    for (int i = 0; !st && extra && extra[i]; i += 2) st = mrm_meta_set(&md, extra[i], extra[i + 1], err);
+    if (!st) st = mrm_model_save(m, &md, path, err);
+    mrm_meta_free(&md);
+    return st;
+}
+
+/* ---- logging and curves ------------------------------------------------------------------------- */
+
+static void put_num(FILE *f, const char *key, double v) {
+    if (isfinite(v))
+        fprintf(f, ",\"%s\":%.9g", key, v);
+    else
+        fprintf(f, ",\"%s\":null", key);
+}
+
+static void log_step(run *r, const mrm_train_progress *p) {
+    if (!r->log) return;
+    fprintf(r->log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"step_in_epoch\":%lld", p->epoch, p->step, p->step_in_epoch);
+    put_num(r->log, "loss", p->loss.total);
+    put_num(r->log, "bce1", p->loss.bce1);
+    put_num(r->log, "bce2", p->loss.bce2);
+    put_num(r->log, "kl_feat", p->loss.kl_feat);
+    put_num(r->log, "kl_logits", p->loss.kl_logits);
+    put_num(r->log, "records_per_s", p->records_per_s);
+    fputs("}\n", r->log);
+    fflush(r->log);
+}
+
+static void log_epoch(run *r, const epoch_rec *e, int is_best) {
+    if (!r->log) return;
+    fprintf(r->log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld", e->epoch, e->step);
+    put_num(r->log, "loss", e->loss);
+    put_num(r->log, "bce1", e->bce1);
+    put_num(r->log, "bce2", e->bce2);
+    put_num(r->log, "kl_feat", e->kl_feat);
+    put_num(r->log, "kl_logits", e->kl_logits);
+    put_num(r->log, "val_macro_auc", e->val_auc);
+    put_num(r->log, "val_macro_auc_head1", e->val_auc1);
+    put_num(r->log, "val_macro_auc_head2", e->val_auc2);
+    put_num(r->log, "seconds", e->seconds);
+    fprintf(r->log, ",\"best\":%s}\n", is_best ? "true" : "false");
+    fflush(r->log);
+}
+
+static mrm_status write_curves(run *r, mrm_error *err) {
+    int n = r->rs.n_hist;
+    double *x = malloc(sizeof(double) * (size_t)(n + 1) * 6);
+    if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    double *loss = x + n + 1, *bce = loss + n + 1, *auc = bce + n + 1, *a1 = auc + n + 1, *a2 = a1 + n + 1;
+    for (int i = 0; i < n; i++) {
+        const epoch_rec *e = &r->rs.hist[i];
+        x[i] = e->epoch, loss[i] = e->loss, bce[i] = e->bce1 + e->bce2;
+        auc[i] = e->val_auc, a1[i] = e->val_auc1, a2[i] = e->val_auc2;
+    }
+    mrm_svg_series sl[2] = {{"total loss", x, loss, n}, {"BCE head 1 + 2", x, bce, n}};
+    mrm_svg_series sa[3] = {{"both heads", x, auc, n}, {"head 1 (high)", x, a1, n}, {"head 2 (low)", x, a2, n}};
+    mrm_svg_panel panels[2] = {{"Training loss per epoch", "epoch", "loss", sl, 2, 0},
+                               {"Validation macro-AUC per epoch", "epoch", "macro-AUC", sa, 3, 0}};
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, "curves.svg");
+    mrm_status st = mrm_svg_write(path, panels, 2, err);
+    free(x);
+    return st;
+}
+
+/* ---- validation --------------------------------------------------------------------------------- */
+
+/* Macro-AUC of the averaged heads and of each head on the validation split. */
+static mrm_status validate(run *r, mrm_model *m, double *auc, double *auc1, double *auc2, float *avg_out, mrm_error *err) {
+    *auc = *auc1 = *auc2 = NAN;
+    if (!r->have_val) return MRM_OK;
+    const long long n = r->val.n;
+    const int c = r->prep.n_classes;
+    float *p1 = malloc(sizeof(float) * (size_t)n * c), *p2 = malloc(sizeof(float) * (size_t)n * c);
+    float *avg = avg_out ? avg_out : malloc(sizeof(float) * (size_t)n * c);
+    double *per = malloc(sizeof(double) * (size_t)c);
+    mrm_status st = p1 && p2 && avg && per ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "validation: out of memory");
+    int eb = r->o.eval_batch > 0 ? r->o.eval_batch : r->o.batch;
+    if (!st) st = mrm_predict_probs(m, r->val.X, n, eb, p1, p2, avg, NULL, NULL, err);
+    if (!st) st = mrm_roc_auc(r->val.y, avg, (int)n, c, per, auc, NULL, err);
+    if (!st) st = mrm_roc_auc(r->val.y, p1, (int)n, c, per, auc1, NULL, err);
+    if (!st) st = mrm_roc_auc(r->val.y, p2, (int)n, c, per, auc2, NULL, err);
+    if (st) mrm_error_prefix(err, "validation");
+    free(p1), free(p2), free(per);
+    if (!avg_out) free(avg);
+    return st;
+}
+
+/* ---- the run ------------------------------------------------------------------------------------ */
+
+static void run_free(run *r) {
+    if (r->log) fclose(r->log);
+    mrm_split_data_free(&r->train);
+    mrm_split_data_free(&r->val);
+    mrm_prepared_close(&r->prep);
+    if (r->model) mrm_model_free(r->model);
+    mrm_optimizer_free(&r->opt);
+    mrm_meta_free(&r->model_meta);
+    free(r->config_json);
+    free(r->rs.hist);
+}
+
+static mrm_status setup_fresh(run *r, mrm_error *err) {
+    const mrm_train_options *o = &r->o;
+    mrm_status st;
+    if (o->init_path) {
+        mrm_meta im = {0};
+        if ((st = mrm_model_load(&r->model, &im, o->init_path, err))) return st;
+        mrm_meta_free(&im);
+        const mrm_model_config *cfg = mrm_model_config_of(r->model);
+        if (cfg->n_classes != r->prep.n_classes)
+            return mrm_fail(err, MRM_ERR_INVALID, "%s: the model has %d classes, the data %d", o->init_path, cfg->n_classes,
+                            r->prep.n_classes);
+        r->o.width = cfg->width, r->o.hi_attention = cfg->hi_attention;
+    } else {
+        mrm_model_config cfg = {.n_classes = r->prep.n_classes, .width = o->width, .hi_attention = o->hi_attention};
+        if ((st = mrm_model_create(&r->model, &cfg, err))) return st;
+        mrm_model_init(r->model, o->seed);
+    }
+    if ((st = mrm_optimizer_init(&r->opt, o->optimizer, mrm_model_num_params(r->model), err))) return st;
+    r->opt.lr = o->lr, r->opt.beta1 = o->beta1, r->opt.beta2 = o->beta2, r->opt.eps = o->eps;
+    r->opt.weight_decay = o->weight_decay, r->opt.momentum = o->momentum;
+    mrm_rng_seed(&r->rs.epoch_rng, o->seed ^ SHUFFLE_SEED_SALT);
+    mrm_rng_seed(&r->rs.dropout_rng, o->seed ^ DROPOUT_SEED_SALT);
+    r->rs.best_auc = NAN;
+    r->rs.hist = calloc(1, sizeof *r->rs.hist);
+    if (!r->rs.hist) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    return MRM_OK;
+}
+
+static mrm_status setup_resume(run *r, mrm_error *err) {
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, "last.safetensors");
+    mrm_meta md = {0};
+    mrm_status st = mrm_checkpoint_load(path, &r->model, &r->opt, &md, err);
+    if (st) return st;
+    const char *cfg = mrm_meta_get(&md, "train_config"), *state = mrm_meta_get(&md, "train_state");
+    if (!cfg || !state) {
+        mrm_meta_free(&md);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: not a training checkpoint (no train_config/train_state metadata)", path);
+    }
+    st = config_from_json(&r->o, r->data_dir, sizeof r->data_dir, cfg, path, err);
+    if (!st) st = state_from_json(&r->rs, state, path, err);
+    mrm_meta_free(&md);
+    if (st) return st;
+    r->o.optimizer = r->opt.kind;
+    r->o.lr = r->opt.lr, r->o.beta1 = r->opt.beta1, r->o.beta2 = r->opt.beta2, r->o.eps = r->opt.eps;
+    r->o.weight_decay = r->opt.weight_decay, r->o.momentum = r->opt.momentum;
+    if (r->opt.t != r->rs.step)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: optimizer steps %lld and run steps %lld disagree", path, r->opt.t, r->rs.step);
+    const mrm_model_config *mc = mrm_model_config_of(r->model);
+    r->o.width = mc->width, r->o.hi_attention = mc->hi_attention;
+    return MRM_OK;
+}
+
+/* Thresholds on the validation split with the best weights, saved into best.safetensors. When no
+ * epoch finished (max_steps), the current weights become best.safetensors. */
+static mrm_status finish(run *r, mrm_error *err) {
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, "best.safetensors");
+    mrm_model *best = NULL;
+    mrm_status st;
+    if (r->rs.best_epoch > 0) {
+        if ((st = mrm_model_load(&best, NULL, path, err))) return st;
+    } else {
+        best = r->model; /* borrowed */
+    }
+    const int c = r->prep.n_classes;
+    char *thr_json = NULL, aucbuf[64] = "null", epochbuf[32];
+    st = MRM_OK;
+    if (r->have_val) {
+        float *avg = malloc(sizeof(float) * (size_t)r->val.n * c), *thr = malloc(sizeof(float) * (size_t)c);
+        double a, a1, a2;
+        st = avg && thr ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+        if (!st) st = validate(r, best, &a, &a1, &a2, avg, err);
+        if (!st) st = mrm_best_f1_thresholds(r->val.y, avg, (int)r->val.n, c, thr, err);
+        if (!st) {
+            json_t *arr = json_array();
+            for (int k = 0; k < c; k++) json_array_append_new(arr, json_real(thr[k]));
+            thr_json = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
+            json_decref(arr);
+            if (isfinite(a)) snprintf(aucbuf, sizeof aucbuf, "%.9g", a);
+        }
+        free(avg), free(thr);
+    } else {
+        logf_(r, MRM_LOG_WARN, "no validation split: best.safetensors holds the last weights and no thresholds");
+    }
+    snprintf(epochbuf, sizeof epochbuf, "%d", r->rs.best_epoch > 0 ? r->rs.best_epoch : r->rs.epochs_done);
+    if (!st) {
+        const char *extra[] = {"val_macro_auc", aucbuf, "epoch", epochbuf, thr_json ? "thresholds" : NULL, thr_json, NULL};
+        st = save_model(r, best, "best.safetensors", extra, err);
+    }
+    free(thr_json);
+    if (best != r->model) mrm_model_free(best);
+    return st;
+}
+
+mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
+    run r;
+    memset(&r, 0, sizeof r);
+    r.o = *opt;
+    if (!opt->resume && r.o.max_steps < 0) r.o.max_steps = 0;
+    mrm_status st = MRM_OK;
+    if (!opt->out_dir) return mrm_fail(err, MRM_ERR_INVALID, "train: no output folder");
+    snprintf(r.out_dir, sizeof r.out_dir, "%s", opt->out_dir);
+    if (opt->data_dir) snprintf(r.data_dir, sizeof r.data_dir, "%s", opt->data_dir);
+    if (!opt->resume && (!opt->data_dir || opt->epochs <= 0 || opt->batch <= 0 || !(opt->dropout >= 0 && opt->dropout < 1) ||
+                         !(opt->lr > 0) || opt->width <= 0))
+        return mrm_fail(err, MRM_ERR_INVALID, "train: need a data folder, epochs > 0, batch > 0, lr > 0, width > 0, dropout in [0, 1)");
+    int threads_before = omp_get_max_threads();
+    if ((st = mrm_mkdir_p(r.out_dir, err))) return st;
+    if (opt->resume)
+        st = setup_resume(&r, err);
+    if (!st) st = mrm_prepared_open(&r.prep, r.data_dir, err);
+    if (!st && !opt->resume) st = setup_fresh(&r, err);
+    if (!st && mrm_model_config_of(r.model)->n_classes != r.prep.n_classes)
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: %d classes, the checkpoint's model %d", r.data_dir, r.prep.n_classes,
+                      mrm_model_config_of(r.model)->n_classes);
+    if (!st) st = build_model_meta(&r, err);
+    if (!st) st = mrm_prepared_load_split(&r.prep, "train", 1, &r.train, err);
+    if (!st && r.train.n == 0) st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split is empty", r.data_dir);
+    if (!st) {
+        mrm_error verr = {0};
+        mrm_status vs = mrm_prepared_load_split(&r.prep, "val", 1, &r.val, &verr);
+        if (vs == MRM_ERR_NOTFOUND) {
+            logf_(&r, MRM_LOG_WARN, "%s", verr.msg);
+        } else if (vs) {
+            st = vs;
+            if (err) *err = verr;
+        } else {
+            r.have_val = r.val.n > 0;
+        }
+    }
+    if (st) goto done;
+    if (r.o.threads > 0) omp_set_num_threads(r.o.threads);
+    mrm_model_set_dropout(r.model, r.o.dropout);
+    r.config_json = config_to_json(&r.o, r.data_dir);
+    if (!r.config_json) {
+        st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    char path[2048];
+    mrm_path_join(path, sizeof path, r.out_dir, "log.jsonl");
+    r.log = fopen(path, opt->resume ? "a" : "w");
+    if (!r.log) {
+        st = mrm_fail(err, MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto done;
+    }
+    fprintf(r.log, "{\"type\":\"%s\",\"config\":%s,\"epochs_done\":%d,\"step\":%lld}\n", opt->resume ? "resume" : "start",
+            r.config_json, r.rs.epochs_done, r.rs.step);
+    fflush(r.log);
+
+    const long long n = r.train.n;
+    const int batch = r.o.batch, c = r.prep.n_classes;
+    const long long steps_per_epoch = (n + batch - 1) / batch;
+    const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
+    int *perm = malloc(sizeof(int) * (size_t)n);
+    float *xb = malloc(sizeof(float) * rec * (size_t)batch), *yb = malloc(sizeof(float) * (size_t)batch * c);
+    if (!perm || !xb || !yb) {
+        free(perm), free(xb), free(yb);
+        st = mrm_fail(err, MRM_ERR_NOMEM, "train: cannot allocate batches of %d", batch);
+        goto done;
+    }
+    if (r.rs.epochs_done >= r.o.epochs)
+        logf_(&r, MRM_LOG_INFO, "the run has already done its %d epochs", r.o.epochs);
+    const double t_start = now_s();
+    long long steps_this_run = 0, total_steps = steps_per_epoch * r.o.epochs;
+    if (r.o.max_steps > 0 && r.o.max_steps < total_steps) total_steps = r.o.max_steps;
+    int stopped = 0;
+    while (!st && !stopped && r.rs.epochs_done < r.o.epochs) {
+        const int epoch = r.rs.epochs_done + 1;
+        mrm_rng shuffle_rng = r.rs.epoch_rng;
+        for (long long i = 0; i < n; i++) perm[i] = (int)i;
+        if (r.o.shuffle) mrm_rng_shuffle(&shuffle_rng, perm, (int)n);
+        double sums[5] = {0};
+        long long nsum = 0, recs_epoch = 0;
+        const double t_epoch = now_s();
+        for (long long s = r.rs.step_in_epoch; s < steps_per_epoch; s++) {
+            if (r.o.max_steps > 0 && r.rs.step >= r.o.max_steps) {
+                stopped = 1;
+                break;
+            }
+            const long long b0 = s * batch;
+            const int B = (int)(n - b0 < batch ? n - b0 : batch);
+            for (int j = 0; j < B; j++) {
+                const int idx = perm[b0 + j];
+                memcpy(xb + (size_t)j * rec, r.train.X + (size_t)idx * rec, sizeof(float) * rec);
+                memcpy(yb + (size_t)j * c, r.train.y + (size_t)idx * c, sizeof(float) * (size_t)c);
+            }
+            mrm_loss loss;
+            mrm_model_zero_grad(r.model);
+            if ((st = mrm_model_forward(r.model, xb, B, 1, &r.rs.dropout_rng, err)) ||
+                (st = mrm_model_backward(r.model, yb, &loss, err)))
+                break;
+            if (!isfinite(loss.total)) {
+                st = mrm_fail(err, MRM_ERR_CHECK, "epoch %d step %lld: the loss is not finite (%g)", epoch, r.rs.step + 1, loss.total);
+                break;
+            }
+            mrm_optimizer_step(&r.opt, mrm_model_params(r.model), mrm_model_grads(r.model));
+            r.rs.step++;
+            r.rs.step_in_epoch = s + 1;
+            steps_this_run++;
+            recs_epoch += B;
+            sums[0] += loss.total, sums[1] += loss.bce1, sums[2] += loss.bce2, sums[3] += loss.kl_feat, sums[4] += loss.kl_logits;
+            nsum++;
+            mrm_train_progress p = {0};
+            p.epoch = epoch, p.epochs = r.o.epochs, p.step = r.rs.step, p.step_in_epoch = s + 1;
+            p.steps_per_epoch = steps_per_epoch, p.loss = loss;
+            double el = now_s() - t_epoch, el_run = now_s() - t_start;
+            p.records_per_s = el > 0 ? recs_epoch / el : 0;
+            long long left = total_steps - r.rs.step;
+            p.seconds_left = steps_this_run > 0 && left > 0 ? el_run / steps_this_run * left : 0;
+            p.val_macro_auc = p.val_auc1 = p.val_auc2 = NAN;
+            log_step(&r, &p);
+            if (r.o.on_step) r.o.on_step(r.o.user, &p);
+        }
+        if (st) break;
+        if (stopped) {
+            /* the position within the epoch is saved; resume draws the same order again */
+            st = save_last(&r, err);
+            break;
+        }
+        /* the epoch is complete */
+        double auc, auc1, auc2;
+        if ((st = validate(&r, r.model, &auc, &auc1, &auc2, NULL, err))) break;
+        epoch_rec *nh = realloc(r.rs.hist, sizeof *nh * (size_t)(r.rs.n_hist + 1));
+        if (!nh) {
+            st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        r.rs.hist = nh;
+        epoch_rec *e = &r.rs.hist[r.rs.n_hist++];
+        memset(e, 0, sizeof *e);
+        e->epoch = epoch, e->step = r.rs.step;
+        double dn = nsum ? (double)nsum : NAN;
+        e->loss = sums[0] / dn, e->bce1 = sums[1] / dn, e->bce2 = sums[2] / dn, e->kl_feat = sums[3] / dn, e->kl_logits = sums[4] / dn;
+        e->val_auc = auc, e->val_auc1 = auc1, e->val_auc2 = auc2;
+        e->seconds = now_s() - t_epoch;
+        int is_best = r.rs.best_epoch == 0 || (isfinite(auc) && (!isfinite(r.rs.best_auc) || auc > r.rs.best_auc));
+        r.rs.epochs_done = epoch;
+        r.rs.step_in_epoch = 0;
+        r.rs.epoch_rng = shuffle_rng;
+        if (is_best) {
+            r.rs.best_auc = auc;
+            r.rs.best_epoch = epoch;
+            char ab[64], eb[32];
+            snprintf(ab, sizeof ab, isfinite(auc) ? "%.9g" : "null", auc);
+            snprintf(eb, sizeof eb, "%d", epoch);
+            const char *extra[] = {"val_macro_auc", ab, "epoch", eb, NULL};
+            if ((st = save_model(&r, r.model, "best.safetensors", extra, err))) break;
+        }
+        if ((st = save_last(&r, err))) break;
+        log_epoch(&r, e, is_best);
+        if ((st = write_curves(&r, err))) break;
+        if (r.o.on_epoch) {
+            mrm_train_progress p = {0};
+            p.epoch = epoch, p.epochs = r.o.epochs, p.step = r.rs.step, p.step_in_epoch = steps_per_epoch;
+            p.steps_per_epoch = steps_per_epoch;
+            p.loss = (mrm_loss){e->loss, e->bce1, e->bce2, e->kl_feat, e->kl_logits};
+            p.records_per_s = e->seconds > 0 ? recs_epoch / e->seconds : 0;
+            double el_run = now_s() - t_start;
+            long long left = total_steps - r.rs.step;
+            p.seconds_left = steps_this_run > 0 && left > 0 ? el_run / steps_this_run * left : 0;
+            p.val_macro_auc = auc, p.val_auc1 = auc1, p.val_auc2 = auc2, p.is_best = is_best;
+            r.o.on_epoch(r.o.user, &p);
+        }
+    }
+    free(perm), free(xb), free(yb);
+    if (!st) st = finish(&r, err);
+done:
+    if (r.o.threads > 0) omp_set_num_threads(threads_before);
+    run_free(&r);
+    return st;
+}
