@@ -194,9 +194,16 @@ static mrm_status parse_record_line(mrm_record *rec, wfdb_header_extra *extra, c
         rec->n_samples = ns;
         extra->n_samples_given = ns > 0;
     }
-    /* Base time and date are kept as text only (time of day is not needed to classify). */
-    if (L->n_tok > 4) snprintf(rec->base_time, sizeof rec->base_time, "%s", L->tok[4]);
-    if (L->n_tok > 5) snprintf(rec->base_date, sizeof rec->base_date, "%s", L->tok[5]);
+    /* Base time and date are kept as text only. WFDB writes "hh:mm:ss dd/mm/yyyy"; the Challenge
+     * 2020 headers write "05-Feb-2020 11:39:16": the field with a ':' is taken as the time. */
+    for (int i = 4; i < L->n_tok; i++) {
+        int is_time = strchr(L->tok[i], ':') != NULL;
+        char *dst = is_time ? rec->base_time : rec->base_date;
+        if (strlen(L->tok[i]) >= sizeof rec->base_time)
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: base %s: '%.40s' is too long", filename, line, is_time ? "time" : "date",
+                            L->tok[i]);
+        snprintf(dst, sizeof rec->base_time, "%s", L->tok[i]);
+    }
     return MRM_OK;
 }
 
