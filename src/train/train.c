@@ -72,6 +72,8 @@ typedef struct run_state {
     long long step_in_epoch;  /* steps done in the current (incomplete) epoch */
     mrm_rng epoch_rng;        /* shuffling RNG at the start of the current epoch */
     mrm_rng dropout_rng;
+    double loss_sums[5];      /* sums of the loss parts over the current epoch's steps so far */
+    long long loss_n;
     double best_auc;
     int best_epoch;           /* 0: none yet */
     int n_hist;
@@ -209,6 +211,10 @@ static char *state_to_json(const run_state *s) {
     json_object_set_new(j, "step", json_integer(s->step));
     json_object_set_new(j, "step_in_epoch", json_integer(s->step_in_epoch));
     json_object_set_new(j, "epoch_rng", rng_to_json(&s->epoch_rng));
+    json_t *ls = json_array();
+    for (int i = 0; i < 5; i++) json_array_append_new(ls, json_real(s->loss_sums[i]));
+    json_object_set_new(j, "epoch_loss_sums", ls);
+    json_object_set_new(j, "epoch_loss_steps", json_integer(s->loss_n));
     json_object_set_new(j, "dropout_rng", rng_to_json(&s->dropout_rng));
     json_object_set_new(j, "best_val_macro_auc", jnum(s->best_auc));
     json_object_set_new(j, "best_epoch", json_integer(s->best_epoch));
@@ -251,6 +257,9 @@ static mrm_status state_from_json(run_state *s, const char *text, const char *pa
     s->step = json_integer_value(json_object_get(j, "step"));
     s->step_in_epoch = json_integer_value(json_object_get(j, "step_in_epoch"));
     s->best_auc = jget(j, "best_val_macro_auc");
+    json_t *ls = json_object_get(j, "epoch_loss_sums");
+    for (int i = 0; i < 5; i++) s->loss_sums[i] = json_is_array(ls) ? json_number_value(json_array_get(ls, (size_t)i)) : 0;
+    s->loss_n = json_integer_value(json_object_get(j, "epoch_loss_steps"));
     s->best_epoch = (int)json_integer_value(json_object_get(j, "best_epoch"));
     json_t *h = json_object_get(j, "history");
     size_t nh = json_array_size(h);
@@ -597,8 +606,9 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         mrm_rng shuffle_rng = r.rs.epoch_rng;
         for (long long i = 0; i < n; i++) perm[i] = (int)i;
         if (r.o.shuffle) mrm_rng_shuffle(&shuffle_rng, perm, (int)n);
-        double sums[5] = {0};
-        long long nsum = 0, recs_epoch = 0;
+        if (r.rs.step_in_epoch == 0) memset(r.rs.loss_sums, 0, sizeof r.rs.loss_sums), r.rs.loss_n = 0;
+        double *sums = r.rs.loss_sums;
+        long long recs_epoch = 0;
         const double t_epoch = now_s();
         for (long long s = r.rs.step_in_epoch; s < steps_per_epoch; s++) {
             if (r.o.max_steps > 0 && r.rs.step >= r.o.max_steps) {
@@ -627,7 +637,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             steps_this_run++;
             recs_epoch += B;
             sums[0] += loss.total, sums[1] += loss.bce1, sums[2] += loss.bce2, sums[3] += loss.kl_feat, sums[4] += loss.kl_logits;
-            nsum++;
+            r.rs.loss_n++;
             mrm_train_progress p = {0};
             p.epoch = epoch, p.epochs = r.o.epochs, p.step = r.rs.step, p.step_in_epoch = s + 1;
             p.steps_per_epoch = steps_per_epoch, p.loss = loss;
@@ -657,7 +667,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         epoch_rec *e = &r.rs.hist[r.rs.n_hist++];
         memset(e, 0, sizeof *e);
         e->epoch = epoch, e->step = r.rs.step;
-        double dn = nsum ? (double)nsum : NAN;
+        double dn = r.rs.loss_n ? (double)r.rs.loss_n : NAN;
         e->loss = sums[0] / dn, e->bce1 = sums[1] / dn, e->bce2 = sums[2] / dn, e->kl_feat = sums[3] / dn, e->kl_logits = sums[4] / dn;
         e->val_auc = auc, e->val_auc1 = auc1, e->val_auc2 = auc2;
         e->seconds = now_s() - t_epoch;
