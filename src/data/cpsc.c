@@ -107,6 +107,19 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
         if ((rc = mrm_csv_require_col(&fd, "filename", &c_fname, err)) != MRM_OK ||
             (rc = mrm_csv_require_col(&fd, "strat_fold", &c_fold, err)) != MRM_OK)
             goto done;
+        fkeys = malloc((size_t)(fd.n_rows ? fd.n_rows : 1) * sizeof *fkeys);
+        if (!fkeys) {
+            rc = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int q = 0; q < fd.n_rows; q++) fkeys[q] = (fold_key){mrm_csv_cell(&fd, q, c_fname), q};
+        qsort(fkeys, (size_t)fd.n_rows, sizeof *fkeys, cmp_fold_key);
+        for (int q = 1; q < fd.n_rows; q++)
+            if (!strcmp(fkeys[q - 1].name, fkeys[q].name)) {
+                rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: record %s has two rows", fold_path, fd.row_line[fkeys[q].row],
+                              fkeys[q].name);
+                goto done;
+            }
     }
     int nd = opt->labels_only ? 0 : signal_dirs(dir, sdirs, MAX_SIGNAL_DIRS);
 
@@ -177,7 +190,8 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
         mrm_candidates_random_split(&cand, opt->seed);
         snprintf(ds->split_rule, sizeof ds->split_rule, "random 80/10/10, seed %llu (no icbeb_database.csv)", opt->seed);
     }
-    rc = mrm_dataset_build(ds, &cand, opt, 1, MRM_FIT_STRETCH | MRM_FIT_UNNAMED_STANDARD, ref_path, err);
+    rc = mrm_dataset_build(ds, &cand, opt, 1, MRM_FIT_STRETCH | MRM_FIT_UNNAMED_STANDARD, icbeb_codes + 1, 9, ref_path,
+                           err);
 done:
     if (rc != MRM_OK) mrm_dataset_free(ds);
     mrm_candidates_free(&cand);

@@ -188,7 +188,8 @@ static int split_of(const mrm_candidate *r, const mrm_folds *f) {
 }
 
 mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_options *opt, int drop_unlabeled,
-                             int fit_mode, const char *table, mrm_error *err) {
+                             int fit_mode, const char *const *fixed_classes, int n_fixed, const char *table,
+                             mrm_error *err) {
     mrm_load_options none;
     memset(&none, 0, sizeof none);
     if (!opt) opt = &none;
@@ -224,18 +225,31 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
     /* classes: the sorted union of the kept records' labels */
     size_t n_all = 0;
     for (long long k = 0; k < nk; k++) n_all += (size_t)c->v[keep[k]].n_labels;
+    if (fixed_classes) n_all = (size_t)n_fixed;
     char **names = malloc((n_all ? n_all : 1) * sizeof *names);
     if (!names) {
         free(keep);
         return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", table);
     }
     size_t m = 0;
-    for (long long k = 0; k < nk; k++)
-        for (int j = 0; j < c->v[keep[k]].n_labels; j++) names[m++] = c->v[keep[k]].labels[j];
+    if (fixed_classes)
+        for (int j = 0; j < n_fixed; j++) names[m++] = (char *)fixed_classes[j];
+    else
+        for (long long k = 0; k < nk; k++)
+            for (int j = 0; j < c->v[keep[k]].n_labels; j++) names[m++] = c->v[keep[k]].labels[j];
     qsort(names, m, sizeof *names, cmp_str);
     size_t u = 0;
     for (size_t i = 0; i < m; i++)
         if (u == 0 || strcmp(names[u - 1], names[i])) names[u++] = names[i];
+    for (long long k = 0; fixed_classes && k < nk; k++)
+        for (int j = 0; j < c->v[keep[k]].n_labels; j++)
+            if (!bsearch(&c->v[keep[k]].labels[j], names, u, sizeof *names, cmp_str)) {
+                mrm_status rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: record %s: label '%s' is not a known class", table,
+                                         c->v[keep[k]].line, c->v[keep[k]].id, c->v[keep[k]].labels[j]);
+                free(names);
+                free(keep);
+                return rc;
+            }
     ds->n_classes = (int)u;
     ds->n = nk;
     ds->classes = calloc(u ? u : 1, sizeof *ds->classes);

@@ -31,11 +31,13 @@ void mrm_candidates_random_split(mrm_candidates *c, unsigned long long seed);
 
 /* Builds the dataset: keeps the records of the three splits, drops records with no label when
  * `drop_unlabeled`, handles absent files (path NULL: error naming the record, or skipped and
- * counted with opt->skip_missing), sorts the class names, fills y, and reads and preprocesses
+ * counted with opt->skip_missing), sorts the class names (the labels found, or `fixed_classes`
+ * when given: every label must be one of them), fills y, and reads and preprocesses
  * the signals in parallel (unless opt->labels_only). `table` names the label file in messages.
  * ds->source, task and split_rule are set by the caller before. */
 mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_options *opt, int drop_unlabeled,
-                             int fit_mode, const char *table, mrm_error *err);
+                             int fit_mode, const char *const *fixed_classes, int n_fixed, const char *table,
+                             mrm_error *err);
 
 /* Fills folds with opt->folds, or the default when all zero. */
 mrm_folds mrm_options_folds(const mrm_load_options *opt);

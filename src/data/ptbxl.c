@@ -175,7 +175,7 @@ mrm_status mrm_ptbxl_load(mrm_dataset *ds, const char *dir, const char *task, co
     char ftext[64];
     mrm_folds_format(&folds, ftext, sizeof ftext);
     snprintf(ds->split_rule, sizeof ds->split_rule, "folds %s (strat_fold)", ftext);
-    rc = mrm_dataset_build(ds, &cand, opt, 1, MRM_FIT_CROP_PAD, path, err);
+    rc = mrm_dataset_build(ds, &cand, opt, 1, MRM_FIT_CROP_PAD, NULL, 0, path, err);
 done:
     if (rc != MRM_OK) mrm_dataset_free(ds);
     mrm_candidates_free(&cand);

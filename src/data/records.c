@@ -98,7 +98,7 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
         snprintf(ds->split_rule, sizeof ds->split_rule, "random 80/10/10, seed %llu", opt->seed);
     }
     /* records without a label are kept: they are negatives for every class */
-    rc = mrm_dataset_build(ds, &cand, opt, 0, MRM_FIT_CROP_PAD, labels_csv, err);
+    rc = mrm_dataset_build(ds, &cand, opt, 0, MRM_FIT_CROP_PAD, NULL, 0, labels_csv, err);
 done:
     if (rc != MRM_OK) mrm_dataset_free(ds);
     mrm_candidates_free(&cand);
