@@ -104,10 +104,52 @@ static mrm_status check_v5_preamble(const char *path, mrm_error *err) {
     return MRM_OK;
 }
 
+/* Walks the top-level data elements (8-byte tag: type, byte count; then the data, padded to 8
+ * bytes unless compressed) and checks that each lies inside the file: libmatio reads a truncated
+ * compressed variable without complaint, zero-filling what is missing. */
+static mrm_status check_v5_elements(const char *path, mrm_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mrm_fail(err, MRM_ERR_NOTFOUND, "%s: cannot open", path);
+    uint8_t h[128];
+    mrm_status st = MRM_OK;
+    if (fread(h, 1, sizeof h, f) != sizeof h || fseeko(f, 0, SEEK_END)) {
+        fclose(f);
+        return mrm_fail(err, MRM_ERR_IO, "%s: cannot read", path);
+    }
+    long long size = (long long)ftello(f), pos = 128;
+    int big = h[126] == 'M';
+    int n_elements = 0;
+    while (pos < size && !st) {
+        uint8_t tag[8];
+        if (size - pos < 8 || fseeko(f, (off_t)pos, SEEK_SET) || fread(tag, 1, 8, f) != 8) {
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s: MATLAB data element at byte %lld: truncated tag (file has %lld bytes)", path,
+                          pos, size);
+            break;
+        }
+        uint32_t type = big ? (uint32_t)tag[0] << 24 | (uint32_t)tag[1] << 16 | (uint32_t)tag[2] << 8 | tag[3] : le32(tag);
+        uint32_t nbytes = big ? (uint32_t)tag[4] << 24 | (uint32_t)tag[5] << 16 | (uint32_t)tag[6] << 8 | tag[7] : le32(tag + 4);
+        long long len;
+        if (type >> 16) /* small data element: 4 bytes of data inside the tag */
+            len = 8;
+        else if (type == 15) /* miCOMPRESSED */
+            len = 8 + (long long)nbytes;
+        else
+            len = 8 + (((long long)nbytes + 7) & ~7LL);
+        if (pos + len > size && !(type != 15 && pos + 8 + (long long)nbytes == size))
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s: MATLAB data element %d at byte %lld is truncated: it declares %u bytes, the file "
+                          "has %lld after its tag", path, n_elements + 1, pos, nbytes, size - pos - 8);
+        pos += len;
+        n_elements++;
+    }
+    fclose(f);
+    return st;
+}
+
 mrm_status mat_read_cpsc_v5(mrm_record *rec, const char *path, mrm_error *err) {
     memset(rec, 0, sizeof *rec);
     rec->age = -1;
     mrm_status st = check_v5_preamble(path, err);
+    if (!st) st = check_v5_elements(path, err);
     if (st) return st;
     pthread_once(&matio_log_once, matio_log_setup);
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);

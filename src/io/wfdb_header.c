@@ -153,7 +153,7 @@ static mrm_status parse_record_line(mrm_record *rec, wfdb_header_extra *extra, c
         return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: number of signals: '%s' is not an integer in [0, %d]", filename, line,
                         L->tok[1], WFDB_MAX_SIGNALS);
     if (nsig > n_lines_left)
-        return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: number of signals: %lld declared but the header has only %d more lines",
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: number of signals: %lld declared but only %d lines follow (too few signal lines)",
                         filename, line, nsig, n_lines_left);
     rec->n_signals = (int)nsig;
 

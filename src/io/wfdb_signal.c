@@ -197,8 +197,8 @@ static mrm_status check_group_size(const mrm_record *rec, const wfdb_header_extr
                         line, G->first + 1, n, k, si->format);
     if (si->byte_offset + *need > G->file_size)
         return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: signal %d: signal file '%s' is truncated: %lld samples of %d signal(s) in "
-                        "format %d need %lld bytes after an offset of %lld, the file has %lld bytes", hp, line, G->first + 1,
-                        G->path, n, k, si->format, *need, si->byte_offset, G->file_size);
+                        "format %d need %lld bytes after an offset of %lld (%lld in all), the file has %lld bytes", hp, line,
+                        G->first + 1, G->path, n, k, si->format, *need, si->byte_offset, *need + si->byte_offset, G->file_size);
     return MRM_OK;
 }
 
