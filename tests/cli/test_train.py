@@ -6,7 +6,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ET
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 from mrm_testlib import TMP, check, end, make_prepared, read_safetensors, run  # noqa: E402
 
 prep = make_prepared(os.path.join(TMP, "prep"))
