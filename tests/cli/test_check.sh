@@ -42,7 +42,18 @@ expect "broken: truncation reported: $out" grep -q '^FAIL .*deeper/00002_lr.hea:
 expect "broken: negative gain reported: $out" grep -q '^FAIL .*broken/neg.hea: .*neg.hea:3: signal 2: gain' <<<"$out"
 expect "broken: missing signal file reported: $out" grep -q '^FAIL .*lonely.hea: .*lonely.dat.*not found' <<<"$out"
 
-# 4. Usage.
+# 4. The real data beside the repository, when present: every record passes (PTB-XL and MIT-BIH
+#    checksums, Challenge 2020 v4 files, CPSC2018 v5 files).
+if [ -d "${MRM_SHARED:-}/data" ]; then
+    out=$("$MRMNET" check "$MRM_SHARED/data"); rc=$?
+    expect "shared data: exit 0 (got $rc): $(tail -3 <<<"$out")" test $rc -eq 0
+    n=$(tail -1 <<<"$out" | sed -n 's/^\([0-9]*\) records, \1 ok, 0 failed$/\1/p')
+    expect "shared data: all pass and there are many: $(tail -1 <<<"$out")" test "${n:-0}" -ge 100
+else
+    echo "note: no shared data"
+fi
+
+# 5. Usage.
 "$MRMNET" check >/dev/null 2>&1; expect "no argument: exit 2" test $? -eq 2
 "$MRMNET" check --help >/dev/null; expect "--help: exit 0" test $? -eq 0
 "$MRMNET" check "$T/no/such/dir" >/dev/null 2>&1; expect "missing folder: exit 1" test $? -eq 1

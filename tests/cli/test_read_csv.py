@@ -96,6 +96,29 @@ for p in records:
     names, data = rawread.read(p)
     compare(p, names, data, os.path.relpath(p, SRC))
 
+# The real data beside the repository, when present: every Challenge 2020 and original CPSC2018
+# record there, and every 100th PTB-XL record at 100 Hz and every 20th at 500 Hz.
+shared = os.environ.get("MRM_SHARED", "")
+if shared and os.path.isdir(os.path.join(shared, "data")):
+    data = os.path.join(shared, "data")
+    more = []
+    for sub, every in (("cpsc2018/challenge2020_wfdb", 1), ("cpsc2018/original_mat", 1), ("ptb-xl/records100/00000", 100),
+                       ("ptb-xl/records100/01000", 100), ("ptb-xl/records500/00000", 20), ("mitdb", 1)):
+        d = os.path.join(data, sub)
+        if not os.path.isdir(d):
+            continue
+        names = sorted(f for f in os.listdir(d) if f.endswith(".hea") or (f.endswith(".mat") and not
+                                                                         os.path.exists(os.path.join(d, f[:-4] + ".hea"))))
+        more += [os.path.join(d, f) for f in names[::every]]
+    for p in more:
+        if p.endswith(".mat") and not have_scipy:
+            continue
+        names, data_ = rawread.read(p)
+        compare(p, names, data_, "shared " + p[len(data) + 1:])
+    print("compared %d records of the shared data" % len(more))
+else:
+    print("note: no shared data, only the fixtures compared")
+
 # A known value by hand: 100s.dat starts with bytes e3 33 f3: MLII = 0x3e3 = 995, V5 = 0x3f3 = 1011,
 # both at gain 200, baseline 1024.
 r = run("read", "--csv", os.path.join(fixtures, "mitdb", "100s"))
