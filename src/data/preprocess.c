@@ -33,33 +33,64 @@ mrm_status mrm_resample(const float *in, int channels, long long n_in, float *ou
         memcpy(out, in, (size_t)n_in * (size_t)channels * sizeof(float));
         return MRM_OK;
     }
+    /* The filter sees zeros beyond both ends: a signal that does not start and end at 0 would
+     * ring there (Gibbs). Take out the straight line through each channel's first and last
+     * frames, resample, and add the line back at the output times (frame j <-> input j / ratio). */
+    size_t nin = (size_t)n_in * (size_t)channels;
+    float *flat = malloc(nin * sizeof(float));
+    double *x0 = malloc((size_t)channels * sizeof(double)), *slope = malloc((size_t)channels * sizeof(double));
     /* libsamplerate may produce a frame more or less than n_in * ratio: give it room */
     long long cap = n_out + 16;
     float *tmp = malloc((size_t)cap * (size_t)channels * sizeof(float));
-    if (!tmp) return mrm_fail(err, MRM_ERR_NOMEM, "resample: cannot allocate %lld frames", cap);
+    if (!flat || !x0 || !slope || !tmp) {
+        free(flat);
+        free(x0);
+        free(slope);
+        free(tmp);
+        return mrm_fail(err, MRM_ERR_NOMEM, "resample: cannot allocate %lld frames", cap);
+    }
+    for (int c = 0; c < channels; c++) {
+        x0[c] = in[c];
+        slope[c] = n_in > 1 ? ((double)in[(size_t)(n_in - 1) * (size_t)channels + (size_t)c] - x0[c]) / (double)(n_in - 1) : 0.0;
+    }
+    for (long long t = 0; t < n_in; t++)
+        for (int c = 0; c < channels; c++) {
+            size_t i = (size_t)t * (size_t)channels + (size_t)c;
+            flat[i] = (float)((double)in[i] - (x0[c] + slope[c] * (double)t));
+        }
     SRC_DATA d;
     memset(&d, 0, sizeof d);
-    d.data_in = in;
+    d.data_in = flat;
     d.input_frames = (long)n_in;
     d.data_out = tmp;
     d.output_frames = (long)cap;
     d.src_ratio = (double)n_out / (double)n_in;
     d.end_of_input = 1;
     int e = src_simple(&d, SRC_SINC_BEST_QUALITY, channels);
+    free(flat);
     if (e) {
         free(tmp);
+        free(x0);
+        free(slope);
         return mrm_fail(err, MRM_ERR_INVALID, "resample: %s", src_strerror(e));
     }
     long long got = d.output_frames_gen;
     if (got <= 0) {
         free(tmp);
+        free(x0);
+        free(slope);
         return mrm_fail(err, MRM_ERR_INVALID, "resample: no output (%lld -> %lld frames)", n_in, n_out);
     }
-    long long keep = got < n_out ? got : n_out;
-    memcpy(out, tmp, (size_t)keep * (size_t)channels * sizeof(float));
-    for (long long t = keep; t < n_out; t++) /* at most a frame or two: repeat the last one */
-        memcpy(out + t * channels, tmp + (keep - 1) * channels, (size_t)channels * sizeof(float));
+    double step = (double)n_in / (double)n_out; /* input frames per output frame */
+    for (long long t = 0; t < n_out; t++) {
+        /* at most a frame or two past what libsamplerate gave: repeat its last one */
+        const float *src = tmp + (size_t)(t < got ? t : got - 1) * (size_t)channels;
+        for (int c = 0; c < channels; c++)
+            out[(size_t)t * (size_t)channels + (size_t)c] = (float)((double)src[c] + x0[c] + slope[c] * (double)t * step);
+    }
     free(tmp);
+    free(x0);
+    free(slope);
     return MRM_OK;
 }
 
