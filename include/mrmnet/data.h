@@ -42,8 +42,8 @@ typedef struct mrm_preprocess_info {
 
 /* Turns a record (any lead order with recognisable names, any sampling rate, any length, mV/uV/V)
  * into out[12 * 1000] (lead-major, mV, 100 Hz): NaN -> 0, leads reordered to mrm_lead_names by
- * their description (case-insensitive), resampled to 100 Hz with libsamplerate (sinc, best
- * quality), first 10 s kept, a shorter record padded or stretched as `mode` says. A record whose
+ * their description (case-insensitive), resampled to 100 Hz with libsamplerate (sinc, medium
+ * quality, 97 dB), first 10 s kept, a shorter record padded or stretched as `mode` says. A record whose
  * leads are not 12 recognisable distinct names is an error naming the record and the lead.
  * `info` may be NULL. No standardisation here (see mrm_standardise). */
 mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, int mode,
@@ -54,8 +54,9 @@ mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, int m
 int mrm_lead_index(const char *name);
 
 /* Resamples `channels` interleaved channels of n_in frames (in[t * channels + c]) to exactly
- * n_out frames (out[t * channels + c]) with libsamplerate at ratio n_out / n_in (sinc, best
- * quality). The straight line through each channel's first and last frames is taken out before and
+ * n_out frames (out[t * channels + c]) with libsamplerate at ratio n_out / n_in (sinc, medium
+ * quality: 97 dB, 90% of the band; 3.6 times faster than best quality, which differs from it only
+ * above 45 Hz at 100 Hz). The straight line through each channel's first and last frames is taken out before and
  * added back after, so that a signal not at zero at its ends does not ring there. */
 mrm_status mrm_resample(const float *in, int channels, long long n_in, float *out, long long n_out, mrm_error *err);
 

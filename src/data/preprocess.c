@@ -66,7 +66,7 @@ mrm_status mrm_resample(const float *in, int channels, long long n_in, float *ou
     d.output_frames = (long)cap;
     d.src_ratio = (double)n_out / (double)n_in;
     d.end_of_input = 1;
-    int e = src_simple(&d, SRC_SINC_BEST_QUALITY, channels);
+    int e = src_simple(&d, SRC_SINC_MEDIUM_QUALITY, channels);
     free(flat);
     if (e) {
         free(tmp);

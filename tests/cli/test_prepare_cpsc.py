@@ -99,19 +99,26 @@ if p.returncode == 0:
             X[r] = a[i].astype(np.float64) * info["std"] + info["mean"]
     check(len(X) == 20 and set(X) == set(raw), "the 20 records present")
     n_crop = 0
-    worst, worst_corr = 0.0, 1.0
+    worst, worst_low, worst_corr = 0.0, 0.0, 1.0
+    lp_b, lp_a = scipy.signal.butter(4, 35, fs=100)
     for r, sig in raw.items():
         n = sig.shape[1]
         n_crop += n > 5000
         ref = scipy.signal.resample_poly(sig[:, : min(n, 5500)], 1, 5, axis=1, padtype="line")[:, :1000]
-        # (the two use different anti-aliasing filters: sinc vs Kaiser FIR, so not to 1e-5)
+        # The two use different anti-aliasing filters (libsamplerate's sinc, scipy's Kaiser FIR), which
+        # differ in the 35-50 Hz band: compare the whole signals loosely, and the difference
+        # low-passed at 35 Hz tightly (a shift by one sample or a wrong gain would fail both).
         d = np.abs(X[r] - ref).max() / max(1e-9, np.abs(ref).max())
         worst = max(worst, d)
+        low = scipy.signal.filtfilt(lp_b, lp_a, X[r] - ref, axis=1)[:, 20:980]
+        worst_low = max(worst_low, np.abs(low).max() / max(1e-9, np.abs(ref).max()))
         corr = min(np.corrcoef(X[r][k], ref[k])[0, 1] for k in range(12))
         worst_corr = min(worst_corr, corr)
-    print("CPSC signals vs scipy resample_poly: worst max error / peak = %.2e, worst lead correlation %.5f" % (worst, worst_corr))
-    check(worst < 0.03, "resampled signals differ from scipy's by %.3g of the peak" % worst)
-    check(worst_corr > 0.995, "resampled signals: a lead correlates %.4f only with scipy's" % worst_corr)
+    print("CPSC signals vs scipy resample_poly: worst max error / peak = %.2e (below 35 Hz %.2e), worst lead correlation %.5f"
+          % (worst, worst_low, worst_corr))
+    check(worst < 0.05, "resampled signals differ from scipy's by %.3g of the peak" % worst)
+    check(worst_low < 2e-3, "resampled signals differ from scipy's below 35 Hz by %.3g of the peak" % worst_low)
+    check(worst_corr > 0.99, "resampled signals: a lead correlates %.4f only with scipy's" % worst_corr)
     check(info["preprocessing"]["cropped"] == n_crop and info["preprocessing"]["resampled"] == 20, "crop count")
     train = np.concatenate([np.load(os.path.join(out, "X_train.npy")).astype(np.float64).ravel()])
     check(abs(train.mean()) < 1e-6 and abs(train.std() - 1) < 1e-5, "training split standardised")
