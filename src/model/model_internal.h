@@ -157,6 +157,9 @@ struct mrm_model {
     float *act;
     size_t act_floats;
     nn_ctx ctx;
+    /* set in the private copy of an mrm_infer: every BN is folded into the layer before it
+     * (eval BN = add beta), the multi-scale kernels are merged once (w33) */
+    int folded;
     /* last forward */
     int B, trained_forward;
     const float *x;    /* the caller's input of the last forward (needed by backward) */
@@ -165,6 +168,8 @@ struct mrm_model {
 
 /* Builds the layer table (two passes: counting, then pointing into allocated buffers). */
 mrm_status model_build(mrm_model *m, mrm_error *err);
+/* Sizes the activations for B samples (grows only). */
+mrm_status model_plan(mrm_model *m, int B, mrm_error *err);
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 

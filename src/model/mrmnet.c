@@ -245,7 +245,7 @@ static void plan_all(mrm_model *m, planner *p) {
 }
 
 /* Sizes the activations for B samples (grows only). */
-static mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
+mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     if (B <= m->planned_B) return MRM_OK;
     planner p = {.B = B};
     plan_all(m, &p);
@@ -272,12 +272,25 @@ static mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
 
 /* ---- units -------------------------------------------------------------------------------- */
 
+/* out[b, c, t] = in[b, c, t] + bias[c] (out may alias in). */
+static void bias_forward(float *out, const float *in, const float *bias, int B, int C, int L) {
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * L;
+            float v = bias[c];
+            for (int t = 0; t < L; t++) out[o + t] = in[o + t] + v;
+        }
+}
+
 /* BN in the mode of the current forward; in training counts the call. */
 static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, float *mean, float *rstd, int C, int L) {
     if (m->trained_forward) {
         batchnorm_forward_train(out, mean, rstd, bn->running_mean, bn->running_var, in, bn->gamma, bn->beta, m->B, C, L,
                                 BN_EPS, BN_MOMENTUM);
         (*bn->num_batches_tracked)++;
+    } else if (m->folded) {
+        bias_forward(out, in, bn->beta, m->B, C, L);
     } else {
         batchnorm_forward_eval(out, in, bn->gamma, bn->beta, bn->running_mean, bn->running_var, m->B, C, L, BN_EPS);
     }
@@ -286,8 +299,9 @@ static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, floa
 /* in (B, cin, lin) -> z = conv(in), y = relu?(bn(z)) (B, cout, lout). */
 static void cbn_forward(mrm_model *m, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
-    conv1d_forward(&m->ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
-    bn_forward(m, &u->bn, u->y, u->z, u->mean, u->rstd, c->cout, u->lout);
+    float *z = m->folded ? u->y : u->z; /* folded: conv, then bias in place */
+    conv1d_forward(&m->ctx, z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    bn_forward(m, &u->bn, u->y, z, u->mean, u->rstd, c->cout, u->lout);
     if (u->relu) relu_forward(u->y, u->y, (size_t)m->B * c->cout * u->lout);
 }
 
@@ -340,7 +354,7 @@ static void basescale_forward(mrm_model *m, basescale *s, const float *in, mrm_r
     size_t n = (size_t)m->B * s->cout * s->lout;
     cbn_forward(m, &s->shortcut, in);
     maxpool2_forward(s->shortcut_pool, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
-    basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
+    if (!m->folded) basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
     cbn_forward(m, &s->ms, in);
     maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
     const float *ms = s->ms_pool;

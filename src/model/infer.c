@@ -1,0 +1,93 @@
+/* The fast inference path: a private copy of the model in which every BatchNorm (evaluation
+ * mode: an affine map per channel) is folded into the convolution or 1x1 layer before it,
+ *   w'[o, ...] = w[o, ...] * s[o],  bias[o] = beta[o] - running_mean[o] * s[o],
+ *   s[o] = gamma[o] / sqrt(running_var[o] + eps),
+ * and the four multi-scale kernels are merged once into one 33-tap kernel. The forward pass
+ * then runs conv -> add bias (-> ReLU) in place. Activations are sized at create time. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "model/model_internal.h"
+
+struct mrm_infer {
+    mrm_model *m;
+    int max_batch;
+};
+
+/* Folds bn into the rows of w (cout rows of `row` values); the bias goes to bn->beta. */
+static void fold(bn_p *bn, float *w, size_t row) {
+    for (int o = 0; o < bn->c; o++) {
+        float s = bn->gamma[o] / sqrtf(bn->running_var[o] + BN_EPS);
+        for (size_t j = 0; j < row; j++) w[(size_t)o * row + j] *= s;
+        bn->beta[o] -= bn->running_mean[o] * s;
+        bn->gamma[o] = 1.0f;
+        bn->running_mean[o] = 0.0f;
+        bn->running_var[o] = 1.0f - BN_EPS;
+    }
+}
+
+static void fold_cbn(cbn *u) {
+    fold(&u->bn, u->conv.w, (size_t)(u->conv.cin / u->conv.groups) * u->conv.k);
+}
+
+static void fold_block(block *k) {
+    fold_cbn(&k->c1);
+    if (k->kind == BLK_BASIC) {
+        fold_cbn(&k->c2);
+        if (k->has_ds) fold_cbn(&k->ds);
+    }
+}
+
+mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch, mrm_error *err) {
+    *out = NULL;
+    if (max_batch < 1 || max_batch > 1000000)
+        return mrm_fail(err, MRM_ERR_INVALID, "infer: max_batch %d out of range", max_batch);
+    mrm_infer *inf = calloc(1, sizeof *inf);
+    if (!inf) return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
+    inf->max_batch = max_batch;
+    mrm_status s = mrm_model_create(&inf->m, &src->cfg, err);
+    if (!s) s = mrm_model_copy_weights(inf->m, src, err);
+    if (!s) s = model_plan(inf->m, max_batch, err);
+    if (s) {
+        mrm_infer_free(inf);
+        return s;
+    }
+    mrm_model *m = inf->m;
+    for (int i = 0; i < 4; i++) fold_cbn(&m->stem.u[i]);
+    for (int i = 0; i < 2; i++) {
+        basescale *b = &m->bs[i];
+        fold_cbn(&b->shortcut);
+        basescale_merge(b, b->w33);
+        fold_cbn(&b->ms); /* its conv weights are w33 */
+    }
+    for (int i = 0; i < m->n_hi_blocks; i++) fold_block(&m->hi[i]);
+    for (int i = 0; i < 7; i++) fold_block(&m->lo[i]);
+    for (int i = 0; i < 2; i++) {
+        fusion *f = &m->fu[i];
+        fold_cbn(&f->sp);
+        fold(&f->mbn, f->m1.w, (size_t)f->m1.cin);
+        for (int j = 0; j < 4; j++) fold_block(&f->layer[j]);
+    }
+    m->folded = 1;
+    *out = inf;
+    return MRM_OK;
+}
+
+mrm_status mrm_infer_run(mrm_infer *inf, const float *x, int B, float *logits1, float *logits2, mrm_error *err) {
+    if (!x || B < 1 || B > inf->max_batch)
+        return mrm_fail(err, MRM_ERR_INVALID, "infer: batch of %d, this engine takes 1..%d", B, inf->max_batch);
+    mrm_status s = mrm_model_forward(inf->m, x, B, 0, NULL, err);
+    if (s) return s;
+    size_t n = (size_t)B * inf->m->cfg.n_classes * sizeof(float);
+    if (logits1) memcpy(logits1, mrm_model_logits(inf->m, 1), n);
+    if (logits2) memcpy(logits2, mrm_model_logits(inf->m, 2), n);
+    return MRM_OK;
+}
+
+void mrm_infer_free(mrm_infer *inf) {
+    if (!inf) return;
+    mrm_model_free(inf->m);
+    free(inf);
+}
