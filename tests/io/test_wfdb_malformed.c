@@ -350,6 +350,53 @@ static void test_mutations(void) {
     }
     CHECK(bad == 0, "%d parses failed without naming the file or gave impossible values", bad);
     CHECK(parsed > 100 && failed > 100, "mutations: %d parsed, %d failed", parsed, failed);
+
+    /* Whole reads through mutated headers over real signal files (formats, offsets, counts, gains
+     * all get scrambled): each read succeeds with a complete record or fails naming a file. */
+    const char *recs[] = {"mitdb/100s", "ptb-xl/00001_lr"};
+    int reads_ok = 0, reads_failed = 0;
+    bad = 0;
+    for (int ri = 0; ri < 2; ri++) {
+        char path[4096], name[64];
+        size_t len, dlen;
+        snprintf(path, sizeof path, "%s/%s.dat", fixtures, recs[ri]);
+        char *dat = read_all(path, &dlen);
+        snprintf(path, sizeof path, "%s/%s.hea", fixtures, recs[ri]);
+        char *h = read_all(path, &len);
+        if (!dat || !h) {
+            bad++;
+            free(dat);
+            free(h);
+            continue;
+        }
+        snprintf(name, sizeof name, "%s.dat", strrchr(recs[ri], '/') + 1);
+        write_bytes(name, dat, dlen);
+        const char pokes[] = {'0', '1', '2', '9', '-', '+', '8', ' ', '(', '/', 'x'};
+        for (int it = 0; it < 400; it++) {
+            char *c = malloc(len);
+            memcpy(c, h, len);
+            x = x * 1664525u + 1013904223u;
+            c[(x >> 8) % len] = pokes[(x >> 20) % sizeof pokes];
+            write_bytes("mutrec.hea", c, len);
+            free(c);
+            mrm_record rec;
+            mrm_error err = {0};
+            if (mrm_record_read(&rec, tp("mutrec.hea"), 0, &err) == MRM_OK) {
+                reads_ok++;
+                if (!rec.data || !rec.checks || rec.n_samples < 0) bad++;
+                for (long long t = 0; rec.data && t < rec.n_samples * rec.n_signals; t++)
+                    if (isinf(rec.data[t])) bad++;
+            } else {
+                reads_failed++;
+                if (!strstr(err.msg, "mutrec.hea")) bad++, fprintf(stderr, "no file named: %s\n", err.msg);
+            }
+            mrm_record_free(&rec);
+        }
+        free(dat);
+        free(h);
+    }
+    CHECK(bad == 0, "%d mutated reads misbehaved", bad);
+    CHECK(reads_ok > 50 && reads_failed > 50, "mutated reads: %d ok, %d failed", reads_ok, reads_failed);
 }
 
 int main(void) {
