@@ -41,6 +41,7 @@ static void write_dat(const char *name, size_t n) {
 }
 
 static char *read_all(const char *path, size_t *len) {
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -358,7 +359,7 @@ static void test_mutations(void) {
     bad = 0;
     for (int ri = 0; ri < 2; ri++) {
         char path[4096], name[64];
-        size_t len, dlen;
+        size_t len = 0, dlen = 0;
         snprintf(path, sizeof path, "%s/%s.dat", fixtures, recs[ri]);
         char *dat = read_all(path, &dlen);
         snprintf(path, sizeof path, "%s/%s.hea", fixtures, recs[ri]);
