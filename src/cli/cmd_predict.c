@@ -1,10 +1,382 @@
-/* mrmnet predict: placeholder until the subcommand lands. */
+/* mrmnet predict: label raw recordings with a trained model. */
+#include <dirent.h>
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "common/error.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mrmnet predict --model W.safetensors [options] RECORD... | DIR\n\n"
+               "Reads each recording (WFDB record or header, CPSC2018 MATLAB v5 .mat; a folder: every\n"
+               "record in it), resamples it to 100 Hz, keeps the first 10 s (zero-pads a shorter one),\n"
+               "standardises it with the model's mean and std and prints every class with its\n"
+               "probability (the mean of both heads) and the labels above the model's thresholds\n"
+               "(0.5 where the model has none). A recording that cannot be used is reported on stderr\n"
+               "and the others go on; the exit status is then 1.\n\n"
+               "options:\n"
+               "  --json             one JSON array on stdout\n"
+               "  --csv              one CSV row a record: record, a column a class, labels\n"
+               "  --stretch          stretch a record shorter than 10 s instead of zero-padding it\n"
+               "  --min-seconds S    refuse recordings shorter than S seconds (1)\n"
+               "  --threshold X      one threshold for every class instead of the model's\n"
+               "  --batch B          inference batch (32)\n"
+               "  --threads T        OpenMP threads\n");
+}
+
+typedef struct item {
+    char *path;   /* what mrm_record_read gets */
+    char *name;   /* what the output shows */
+} item;
+
+typedef struct item_list {
+    item *v;
+    int n, cap;
+} item_list;
+
+static int add_item(item_list *l, const char *path, const char *name) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        item *nv = realloc(l->v, sizeof *nv * (size_t)cap);
+        if (!nv) return -1;
+        l->v = nv, l->cap = cap;
+    }
+    l->v[l->n].path = strdup(path);
+    l->v[l->n].name = strdup(name);
+    if (!l->v[l->n].path || !l->v[l->n].name) return -1;
+    l->n++;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A record given on the command line: a .mat with a .hea beside it is the WFDB record. */
+static int add_arg(item_list *l, const char *arg) {
+    if (ends_with(arg, ".mat")) {
+        char hea[4096];
+        snprintf(hea, sizeof hea, "%.*s.hea", (int)(strlen(arg) - 4), arg);
+        if (file_exists(hea)) return add_item(l, hea, arg);
+    }
+    return add_item(l, arg, arg);
+}
+
+/* Every record of a folder (not its subfolders): each .hea, and each .mat without a .hea. */
+static int add_dir(item_list *l, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -2;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!ends_with(e->d_name, ".hea") && !ends_with(e->d_name, ".mat")) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, sizeof *nn * (size_t)cap);
+            if (!nn) break;
+            names = nn;
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (ends_with(names[i], ".mat")) {
+            char hea[4096];
+            snprintf(hea, sizeof hea, "%.*s.hea", (int)(strlen(path) - 4), path);
+            if (file_exists(hea)) continue; /* the signal file of a WFDB record */
+        }
+        if (!rc && add_item(l, path, path)) rc = -1;
+    }
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* Parses a JSON array of n strings or numbers. */
+static json_t *json_array_of(const char *text, size_t n) {
+    if (!text) return NULL;
+    json_error_t je;
+    json_t *a = json_loads(text, JSON_DECODE_ANY, &je);
+    if (a && (!json_is_array(a) || json_array_size(a) != n)) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void csv_field(const char *s) {
+    if (strpbrk(s, ",\"\n\r")) {
+        putchar('"');
+        for (; *s; s++) {
+            if (*s == '"') putchar('"');
+            putchar(*s);
+        }
+        putchar('"');
+    } else {
+        fputs(s, stdout);
+    }
+}
 
 int cmd_predict(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "mrmnet %s: not built yet\n", argv[0]);
-    return 1;
+    const char *cmd = "predict";
+    const char *model_path = NULL;
+    int as_json = 0, as_csv = 0, stretch = 0;
+    double min_seconds = 1.0, one_threshold = NAN;
+    long batch = 32, threads = 0;
+    item_list items = {0};
+    int failed = 0, rc = 1; /* failed: folders that could not be read, then records too */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            as_json = 1;
+        } else if (!strcmp(a, "--csv")) {
+            as_csv = 1;
+        } else if (!strcmp(a, "--stretch")) {
+            stretch = 1;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--min-seconds") ||
+                   !strcmp(a, "--threshold")) {
+            if (!v) {
+                fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);
+                return 2;
+            }
+            i++;
+            if (!strcmp(a, "--model")) model_path = v;
+            else if (!strcmp(a, "--batch") && cli_parse_int(cmd, a, v, 1, 4096, &batch)) return 2;
+            else if (!strcmp(a, "--threads") && cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
+            else if (!strcmp(a, "--min-seconds") && (cli_parse_double(cmd, a, v, &min_seconds) || min_seconds < 0)) return 2;
+            else if (!strcmp(a, "--threshold") && (cli_parse_double(cmd, a, v, &one_threshold) || one_threshold < 0 || one_threshold > 1))
+                return 2;
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
+            usage(stderr);
+            return 2;
+        } else {
+            struct stat st;
+            int r = stat(a, &st) == 0 && S_ISDIR(st.st_mode) ? add_dir(&items, a) : add_arg(&items, a);
+            if (r == -1) {
+                fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+                return 1;
+            }
+            if (r == -2) {
+                fprintf(stderr, "mrmnet %s: %s: cannot read the folder\n", cmd, a);
+                failed++;
+            }
+        }
+    }
+    if (as_json && as_csv) {
+        fprintf(stderr, "mrmnet %s: --json and --csv exclude each other\n", cmd);
+        return 2;
+    }
+    if (!model_path || (items.n == 0 && !failed)) {
+        fprintf(stderr, "mrmnet %s: --model and at least one record or folder are required\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (threads > 0) omp_set_num_threads((int)threads);
+
+    mrm_error err = {0};
+    mrm_model *m = NULL;
+    mrm_meta meta = {0};
+    float *X = NULL, *p = NULL, *thr = NULL;
+    int *ok = NULL, *row = NULL;
+    char **classes = NULL;
+    int c = 0, lead_map[MRM_LEADS];
+    json_t *jclasses = NULL, *out = NULL;
+    if (mrm_model_load(&m, &meta, model_path, &err)) {
+        cli_report(cmd, &err);
+        goto done;
+    }
+    c = mrm_model_config_of(m)->n_classes;
+    /* classes, thresholds, standardisation and lead order from the metadata */
+    jclasses = json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);
+    classes = calloc((size_t)c, sizeof *classes);
+    thr = malloc(sizeof(float) * (size_t)c);
+    if (!classes || !thr) {
+        fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+        goto done;
+    }
+    for (int k = 0; k < c; k++) {
+        json_t *s = jclasses ? json_array_get(jclasses, (size_t)k) : NULL;
+        char buf[32];
+        snprintf(buf, sizeof buf, "class%d", k);
+        classes[k] = strdup(s && json_is_string(s) ? json_string_value(s) : buf);
+        thr[k] = 0.5f;
+    }
+    if (!jclasses) fprintf(stderr, "mrmnet %s: warning: %s has no class names; classes are numbered\n", cmd, model_path);
+    json_t *jt = json_array_of(mrm_meta_get(&meta, "thresholds"), (size_t)c);
+    if (jt) {
+        for (int k = 0; k < c; k++) {
+            json_t *v = json_array_get(jt, (size_t)k);
+            if (json_is_number(v)) thr[k] = (float)json_number_value(v);
+        }
+        json_decref(jt);
+    } else if (mrm_meta_get(&meta, "thresholds")) {
+        fprintf(stderr, "mrmnet %s: warning: %s: metadata 'thresholds' is not %d numbers; using 0.5\n", cmd, model_path, c);
+    }
+    if (isfinite(one_threshold))
+        for (int k = 0; k < c; k++) thr[k] = (float)one_threshold;
+    const char *ms = mrm_meta_get(&meta, "mean"), *ss = mrm_meta_get(&meta, "std");
+    char *e1 = NULL, *e2 = NULL;
+    double mean = ms ? strtod(ms, &e1) : NAN, sd = ss ? strtod(ss, &e2) : NAN;
+    if (!ms || !ss || *e1 || *e2 || !isfinite(mean) || !(sd > 0)) {
+        fprintf(stderr, "mrmnet %s: %s: metadata 'mean' and 'std' (the input standardisation) are missing or invalid\n", cmd,
+                model_path);
+        goto done;
+    }
+    json_t *jl = json_array_of(mrm_meta_get(&meta, "leads"), MRM_LEADS);
+    int used[MRM_LEADS] = {0}, leads_ok = 1;
+    for (int j = 0; j < MRM_LEADS; j++) {
+        int li = jl ? mrm_lead_index(json_string_value(json_array_get(jl, (size_t)j)) ? json_string_value(json_array_get(jl, (size_t)j)) : "")
+                    : j;
+        if (li < 0 || used[li]++) leads_ok = 0;
+        lead_map[j] = li;
+    }
+    if (!jl && mrm_meta_get(&meta, "leads")) leads_ok = 0;
+    if (jl) json_decref(jl);
+    if (!leads_ok) {
+        fprintf(stderr, "mrmnet %s: %s: metadata 'leads' is not the 12 standard leads: %s\n", cmd, model_path, mrm_meta_get(&meta, "leads"));
+        goto done;
+    }
+
+    /* read and preprocess every record */
+    const size_t rec_len = (size_t)MRM_LEADS * MRM_SAMPLES;
+    X = malloc(sizeof(float) * rec_len * (size_t)(items.n ? items.n : 1));
+    ok = calloc((size_t)(items.n ? items.n : 1), sizeof *ok);
+    row = calloc((size_t)(items.n ? items.n : 1), sizeof *row);
+    float *tmp = malloc(sizeof(float) * rec_len);
+    if (!X || !ok || !row || !tmp) {
+        free(tmp);
+        fprintf(stderr, "mrmnet %s: out of memory for %d records\n", cmd, items.n);
+        goto done;
+    }
+    int n_ok = 0;
+    for (int i = 0; i < items.n; i++) {
+        mrm_record rec;
+        mrm_error e = {0};
+        mrm_preprocess_info info;
+        if (mrm_record_read(&rec, items.v[i].path, 0, &e)) {
+            fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+            mrm_record_free(&rec);
+            failed++;
+            continue;
+        }
+        double seconds = rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
+        if (rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds) {
+            fprintf(stderr, "mrmnet %s: %s: %.3g s long, shorter than %.3g s\n", cmd, items.v[i].name, seconds, min_seconds);
+            mrm_record_free(&rec);
+            failed++;
+            continue;
+        }
+        mrm_status st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
+        mrm_record_free(&rec);
+        if (st) {
+            fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+            failed++;
+            continue;
+        }
+        if (info.padded || info.stretched)
+            fprintf(stderr, "mrmnet %s: warning: %s: %.3g s long, %s to 10 s\n", cmd, items.v[i].name, seconds,
+                    info.padded ? "zero-padded" : "stretched");
+        if (info.nan_samples)
+            fprintf(stderr, "mrmnet %s: warning: %s: %lld invalid samples set to 0\n", cmd, items.v[i].name, info.nan_samples);
+        float *x = X + (size_t)n_ok * rec_len;
+        for (int j = 0; j < MRM_LEADS; j++)
+            for (int t = 0; t < MRM_SAMPLES; t++)
+                x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)tmp[(size_t)lead_map[j] * MRM_SAMPLES + t] - mean) / sd);
+        ok[i] = 1;
+        row[i] = n_ok++;
+    }
+    free(tmp);
+    p = malloc(sizeof(float) * (size_t)c * (size_t)(n_ok ? n_ok : 1));
+    if (!p) {
+        fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+        goto done;
+    }
+    if (n_ok && mrm_predict_probs(m, X, n_ok, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
+        cli_report(cmd, &err);
+        goto done;
+    }
+
+    /* output */
+    if (as_csv) {
+        fputs("record", stdout);
+        for (int k = 0; k < c; k++) putchar(','), csv_field(classes[k]);
+        fputs(",labels\n", stdout);
+    }
+    if (as_json) out = json_array();
+    for (int i = 0; i < items.n; i++) {
+        if (!ok[i]) continue;
+        const float *pr = p + (size_t)row[i] * c;
+        if (as_csv) {
+            csv_field(items.v[i].name);
+            for (int k = 0; k < c; k++) printf(",%.6f", pr[k]);
+            putchar(',');
+            int first = 1;
+            char labels[4096] = "";
+            size_t len = 0;
+            for (int k = 0; k < c; k++)
+                if (pr[k] > thr[k] && len < sizeof labels - 1) {
+                    len += (size_t)snprintf(labels + len, sizeof labels - len, "%s%s", first ? "" : ";", classes[k]);
+                    first = 0;
+                }
+            csv_field(labels);
+            putchar('\n');
+        } else if (as_json) {
+            json_t *o = json_object(), *probs = json_object(), *labels = json_array();
+            for (int k = 0; k < c; k++) {
+                json_object_set_new(probs, classes[k], json_real(pr[k]));
+                if (pr[k] > thr[k]) json_array_append_new(labels, json_string(classes[k]));
+            }
+            json_object_set_new(o, "record", json_string(items.v[i].name));
+            json_object_set_new(o, "probabilities", probs);
+            json_object_set_new(o, "labels", labels);
+            json_array_append_new(out, o);
+        } else {
+            printf("%s:", items.v[i].name);
+            int any = 0;
+            for (int k = 0; k < c; k++)
+                if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
+            printf("%s\n", any ? "" : " (no label above its threshold)");
+            for (int k = 0; k < c; k++)
+                printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
+        }
+    }
+    if (as_json) {
+        char *text = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(7));
+        if (text) puts(text);
+        free(text);
+    }
+    rc = failed ? 1 : 0;
+    if (failed) fprintf(stderr, "mrmnet %s: %d of the inputs could not be labelled\n", cmd, failed);
+done:
+    if (out) json_decref(out);
+    if (jclasses) json_decref(jclasses);
+    for (int k = 0; classes && k < c; k++) free(classes[k]);
+    free(classes), free(thr), free(X), free(p), free(ok), free(row);
+    for (int i = 0; i < items.n; i++) free(items.v[i].path), free(items.v[i].name);
+    free(items.v);
+    mrm_meta_free(&meta);
+    if (m) mrm_model_free(m);
+    return rc;
 }
