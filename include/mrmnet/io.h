@@ -17,7 +17,8 @@ typedef struct mrm_signal_info {
     char file[256];        /* signal file name as written in the header ("" for .mat v5) */
     int format;            /* WFDB storage format: 8, 16, 24, 32, 61, 80, 212, 310, 311, ... */
     long long byte_offset; /* the "+N" prefix of the format field (bytes to skip), else 0 */
-    double gain;           /* ADC units per physical unit (200 if the header gives none) */
+    double gain;           /* ADC units per physical unit (200 if the header gives none or 0, as
+                              WFDB reads an uncalibrated signal; a negative gain is an error) */
     int baseline;          /* the "(N)" after the gain, else adc_zero */
     char units[32];        /* physical units ("mV"), "" if not given */
     int adc_res;           /* ADC resolution in bits, 0 if not given */
@@ -42,7 +43,8 @@ typedef struct mrm_record {
     char name[256];            /* record name from the header (or the .mat's base name) */
     int n_signals;
     double fs;                 /* sampling frequency, Hz */
-    long long n_samples;       /* samples per signal */
+    long long n_samples;       /* samples per signal (when the header gives none, as many whole
+                                  frames as the signal files hold) */
     mrm_signal_info *signals;  /* n_signals entries */
     mrm_signal_check *checks;  /* n_signals entries */
     double *data;              /* (n_signals, n_samples), signal-major: data[s * n_samples + t];
@@ -64,8 +66,13 @@ enum {
 };
 
 /* Reads a record. `path` is a record name without extension ("dir/00001_lr"), the path of its
- * ".hea" header, or a MATLAB v5 ".mat" of the original CPSC2018 release (struct ECG with
- * sex, age, data 12 x T in mV, 500 Hz). On failure the record is left empty (safe to free). */
+ * ".hea" header, or a ".mat": with a ".hea" of the same name beside it, the WFDB record of the
+ * PhysioNet/CinC Challenge 2020 (MATLAB v4 signal file read as format 16+24); without one, a
+ * MATLAB v5 file of the original CPSC2018 release (struct ECG with sex, age, data 12 x T in mV,
+ * 500 Hz). Signal formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311; one sample per frame.
+ * Errors name the file, line, signal and field ("x.hea:3: signal 2: gain: ..."); a signal file
+ * shorter than the header's count is an error, never a short read. Thread-safe: readers in
+ * parallel threads share nothing. On failure the record is left empty (safe to free). */
 mrm_status mrm_record_read(mrm_record *rec, const char *path, int flags, mrm_error *err);
 void mrm_record_free(mrm_record *rec);
 
