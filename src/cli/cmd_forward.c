@@ -1,10 +1,92 @@
-/* mrmnet forward: placeholder until the subcommand lands. */
+/* mrmnet forward: run the model on an .npy batch, write logits and features as .npy. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "common/error.h"
+#include "common/fileutil.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mrmnet forward --model W.safetensors --input X.npy [--train-mode] [--batch 32]\n"
+               "                      --out DIR\n\n"
+               "X is float32 (B, 12, 1000), already standardised. Writes DIR/out1.npy, DIR/out2.npy\n"
+               "(B, N logits of the high and low heads) and DIR/feat1.npy, DIR/feat2.npy (B, F features).\n"
+               "  --train-mode  BatchNorm with batch statistics (dropout off), the whole input as ONE batch\n"
+               "  --batch N     records per forward pass in evaluation mode (default 32)\n");
+}
 
 int cmd_forward(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "mrmnet %s: not built yet\n", argv[0]);
-    return 1;
+    const char *C = "forward", *model = NULL, *input = NULL, *outdir = NULL;
+    long batch = 32;
+    int train = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--model") && has) {
+            model = argv[++i];
+        } else if (!strcmp(a, "--input") && has) {
+            input = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            outdir = argv[++i];
+        } else if (!strcmp(a, "--batch") && has) {
+            if (cli_parse_int(C, a, argv[++i], 1, 65536, &batch)) return 2;
+        } else if (!strcmp(a, "--train-mode")) {
+            train = 1;
+        } else {
+            fprintf(stderr, "mrmnet forward: unknown option or missing value: '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!model || !input || !outdir) {
+        fprintf(stderr, "mrmnet forward: --model, --input and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    mrm_error err = {0};
+    mrm_model *m = NULL;
+    float *x = NULL, *out[4] = {NULL, NULL, NULL, NULL};
+    int nd = 0;
+    long long sh[4] = {0};
+    mrm_status s = mrm_model_load(&m, NULL, model, &err);
+    if (!s) s = mrm_npy_read_f32(input, &x, &nd, sh, &err);
+    if (!s && (nd != 3 || sh[0] < 1 || sh[1] != MRM_INPUT_LEADS || sh[2] != MRM_INPUT_LEN))
+        s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld, %lld) of %d dimensions, expected (B, 12, 1000)", input,
+                     sh[0], sh[1], sh[2], nd);
+    if (!s && train && sh[0] < 2) s = mrm_fail(&err, MRM_ERR_INVALID, "%s: --train-mode needs at least 2 records", input);
+    if (!s) s = mrm_mkdir_p(outdir, &err);
+    int N = m ? mrm_model_config_of(m)->n_classes : 0, F = m ? mrm_model_feature_size(m) : 0;
+    long long B = sh[0];
+    for (int k = 0; !s && k < 4; k++) {
+        out[k] = malloc(sizeof(float) * (size_t)B * (size_t)(k < 2 ? N : F));
+        if (!out[k]) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory for %lld records", B);
+    }
+    long long step = train ? B : batch;
+    for (long long b0 = 0; !s && b0 < B; b0 += step) {
+        int nb = (int)(B - b0 < step ? B - b0 : step);
+        mrm_model_set_dropout(m, 0.0f);
+        s = mrm_model_forward(m, x + (size_t)b0 * MRM_INPUT_LEADS * MRM_INPUT_LEN, nb, train, NULL, &err);
+        for (int k = 0; !s && k < 4; k++) {
+            size_t w = (size_t)(k < 2 ? N : F);
+            const float *src = k < 2 ? mrm_model_logits(m, k + 1) : mrm_model_features(m, k - 1);
+            memcpy(out[k] + (size_t)b0 * w, src, sizeof(float) * (size_t)nb * w);
+        }
+    }
+    static const char *names[4] = {"out1.npy", "out2.npy", "feat1.npy", "feat2.npy"};
+    for (int k = 0; !s && k < 4; k++) {
+        char path[4096];
+        long long shape[2] = {B, k < 2 ? N : F};
+        if (mrm_path_join(path, sizeof path, outdir, names[k]))
+            s = mrm_fail(&err, MRM_ERR_INVALID, "%s: path too long", outdir);
+        else
+            s = mrm_npy_write_f32(path, out[k], 2, shape, &err);
+    }
+    for (int k = 0; k < 4; k++) free(out[k]);
+    free(x);
+    mrm_model_free(m);
+    return s ? cli_report(C, &err) : 0;
 }

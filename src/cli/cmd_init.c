@@ -1,10 +1,119 @@
-/* mrmnet init: placeholder until the subcommand lands. */
+/* mrmnet init: create a model with fresh (PyTorch-default) weights and save it. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: mrmnet init --classes N [--width W] [--hi-attention] [--seed S] [--names A,B,...]\n"
+               "                   [--task NAME] --out W.safetensors\n\n"
+               "  --classes N      number of output classes (labels)\n"
+               "  --width W        mid channels, a multiple of 4 (default 16, the paper's model)\n"
+               "  --hi-attention   high branch with Gate and SE blocks like the low branch\n"
+               "  --seed S         seed of the initialisation (default 0)\n"
+               "  --names A,B,...  class names stored in the metadata (N names)\n"
+               "  --task NAME      task name stored in the metadata\n"
+               "  --out PATH       the weights file to write (safetensors)\n");
+}
+
+/* ["A","B",...] from "A,B,..." with JSON escapes; returns the count of names, -1 if too long. */
+static int names_json(const char *list, char *out, size_t n) {
+    size_t k = 0;
+    int count = 0;
+    out[k++] = '[';
+    const char *p = list;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (k + 2 * len + 8 > n) return -1;
+        if (count) out[k++] = ',';
+        out[k++] = '"';
+        for (size_t i = 0; i < len; i++) {
+            char c = p[i];
+            if (c == '"' || c == '\\') out[k++] = '\\';
+            if ((unsigned char)c < 0x20) c = ' ';
+            out[k++] = c;
+        }
+        out[k++] = '"';
+        count++;
+        if (!e) break;
+        p = e + 1;
+    }
+    out[k++] = ']';
+    out[k] = '\0';
+    return count;
+}
+
 int cmd_init(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "mrmnet %s: not built yet\n", argv[0]);
-    return 1;
+    const char *C = "init";
+    long classes = 0, width = 16, seed = 0;
+    int hi = 0;
+    const char *out = NULL, *names = NULL, *task = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--classes") && has) {
+            if (cli_parse_int(C, a, argv[++i], 1, 100000, &classes)) return 2;
+        } else if (!strcmp(a, "--width") && has) {
+            if (cli_parse_int(C, a, argv[++i], 4, 1024, &width)) return 2;
+        } else if (!strcmp(a, "--seed") && has) {
+            if (cli_parse_int(C, a, argv[++i], 0, 2147483647L, &seed)) return 2;
+        } else if (!strcmp(a, "--hi-attention")) {
+            hi = 1;
+        } else if (!strcmp(a, "--names") && has) {
+            names = argv[++i];
+        } else if (!strcmp(a, "--task") && has) {
+            task = argv[++i];
+        } else if (!strcmp(a, "--out") && has) {
+            out = argv[++i];
+        } else {
+            fprintf(stderr, "mrmnet init: unknown option or missing value: '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!classes || !out) {
+        fprintf(stderr, "mrmnet init: --classes and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (width % 4) {
+        fprintf(stderr, "mrmnet init: --width: %ld is not a multiple of 4\n", width);
+        return 2;
+    }
+    mrm_error err = {0};
+    mrm_meta meta = {0};
+    char json[65536], src[128];
+    if (names) {
+        int n = names_json(names, json, sizeof json);
+        if (n != classes) {
+            fprintf(stderr, "mrmnet init: --names: %d names for %ld classes\n", n < 0 ? 0 : n, classes);
+            return 2;
+        }
+    }
+    mrm_model_config cfg = {(int)classes, (int)width, hi};
+    mrm_model *m = NULL;
+    mrm_status s = mrm_model_create(&m, &cfg, &err);
+    if (!s) {
+        mrm_model_init(m, (uint64_t)seed);
+        snprintf(src, sizeof src, "mrmnet init --seed %ld", seed);
+        s = mrm_meta_set(&meta, "source", src, &err);
+    }
+    if (!s && names) s = mrm_meta_set(&meta, "classes", json, &err);
+    if (!s && task) s = mrm_meta_set(&meta, "task", task, &err);
+    if (!s) s = mrm_meta_set(&meta, "sampling_rate", "100", &err);
+    if (!s) s = mrm_meta_set(&meta, "leads", "[\"I\",\"II\",\"III\",\"aVR\",\"aVL\",\"aVF\",\"V1\",\"V2\",\"V3\",\"V4\",\"V5\",\"V6\"]", &err);
+    if (!s) s = mrm_meta_set(&meta, "mean", "0", &err);
+    if (!s) s = mrm_meta_set(&meta, "std", "1", &err);
+    if (!s) s = mrm_model_save(m, &meta, out, &err);
+    if (!s)
+        fprintf(stderr, "mrmnet init: %s: %zu parameters (N %ld, width %ld%s, seed %ld)\n", out, mrm_model_num_params(m),
+                classes, width, hi ? ", hi_attention" : "", seed);
+    mrm_meta_free(&meta);
+    mrm_model_free(m);
+    return s ? cli_report(C, &err) : 0;
 }
