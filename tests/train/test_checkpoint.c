@@ -115,6 +115,11 @@ int main(void) {
     /* ---- prepared folder checks ---- */
     snprintf(dir, sizeof dir, "%s/prep", test_tmp_dir());
     mrm_mkdir_p(dir, &err);
+    const char *leftovers[] = {"classes.txt", "prepare.json", "y_val.npy", "X_val.npy", "ids_val.txt"};
+    for (int i = 0; i < 5; i++) { /* from an earlier run of this test */
+        mrm_path_join(path, sizeof path, dir, leftovers[i]);
+        unlink(path);
+    }
     mrm_prepared p;
     CHECK(mrm_prepared_open(&p, dir, &err) == MRM_ERR_NOTFOUND && strstr(err.msg, "classes.txt"), "no classes.txt: %s", err.msg);
     write_text(dir, "classes.txt", "A\r\nB\n\n");
