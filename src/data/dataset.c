@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/rng.h"
+#include "io/npy.h"
 
 const char *const mrm_split_names[3] = {"train", "val", "test"};
 
@@ -407,25 +408,25 @@ mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_err
     for (int s = 0; s < 3 && rc == MRM_OK; s++) {
         long long ns = 0;
         for (long long k = 0; k < ds->n; k++) ns += ds->split[k] == s;
-        float *X = NULL, *y = malloc((size_t)(ns ? ns : 1) * (C ? C : 1) * sizeof(float));
+        float *y = malloc((size_t)(ns ? ns : 1) * (C ? C : 1) * sizeof(float));
         size_t idlen = 1;
         for (long long k = 0; k < ds->n; k++)
             if (ds->split[k] == s) idlen += strlen(ds->ids[k]) + 1;
         char *ids = malloc(idlen);
-        if (ds->X) X = malloc((size_t)(ns ? ns : 1) * per * sizeof(float));
-        if (!y || !ids || (ds->X && !X)) {
+        long long *cc = calloc(C ? C : 1, sizeof *cc);
+        json_t *counts = json_object(), *sj = json_object();
+        if (!y || !ids || !cc || !counts || !sj) {
             rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", out_dir);
+            json_decref(counts);
+            json_decref(sj);
         } else {
             long long j = 0;
             size_t o = 0;
             ids[0] = '\0';
-            json_t *counts = json_object();
-            long long *cc = calloc(C ? C : 1, sizeof *cc);
             for (long long k = 0; k < ds->n; k++) {
                 if (ds->split[k] != s) continue;
-                if (X) memcpy(X + (size_t)j * per, ds->X + (size_t)k * per, per * sizeof(float));
                 memcpy(y + (size_t)j * C, ds->y + (size_t)k * C, C * sizeof(float));
-                for (size_t q = 0; cc && q < C; q++) cc[q] += ds->y[(size_t)k * C + q] != 0.0f;
+                for (size_t q = 0; q < C; q++) cc[q] += ds->y[(size_t)k * C + q] != 0.0f;
                 size_t l = strlen(ds->ids[k]);
                 memcpy(ids + o, ds->ids[k], l);
                 ids[o + l] = '\n';
@@ -433,17 +434,30 @@ mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_err
                 ids[o] = '\0';
                 j++;
             }
-            for (size_t q = 0; cc && counts && q < C; q++) json_object_set_new(counts, ds->classes[q], json_integer(cc[q]));
-            free(cc);
-            json_t *sj = json_object();
+            for (size_t q = 0; q < C; q++) json_object_set_new(counts, ds->classes[q], json_integer(cc[q]));
             json_object_set_new(sj, "records", json_integer(ns));
             json_object_set_new(sj, "class_counts", counts);
             json_object_set_new(splits, mrm_split_names[s], sj);
-            long long shx[3] = {ns, MRM_LEADS, MRM_SAMPLES}, shy[2] = {ns, (long long)C};
-            if (X) {
+            /* X: the header, then the split's rows straight from the dataset (no copy) */
+            if (ds->X) {
+                long long shx[3] = {ns, MRM_LEADS, MRM_SAMPLES};
+                char header[256];
+                size_t hl = mrm_npy_header_f32(header, sizeof header, 3, shx);
                 snprintf(path, sizeof path, "%s/X_%s.npy", out_dir, mrm_split_names[s]);
-                rc = mrm_npy_write_f32(path, X, 3, shx, err);
+                mrm_atomic_file af;
+                FILE *f = mrm_atomic_open(&af, path, err);
+                if (!f) rc = err ? err->code : MRM_ERR_IO;
+                int ok = f && hl && fwrite(header, 1, hl, f) == hl;
+                for (long long k = 0; ok && k < ds->n; k++)
+                    if (ds->split[k] == s) ok = fwrite(ds->X + (size_t)k * per, sizeof(float), per, f) == per;
+                if (f && !ok) {
+                    mrm_atomic_abort(&af);
+                    rc = mrm_fail(err, MRM_ERR_IO, "%s: write failed", path);
+                } else if (f) {
+                    rc = mrm_atomic_commit(&af, err);
+                }
             }
+            long long shy[2] = {ns, (long long)C};
             if (rc == MRM_OK) {
                 snprintf(path, sizeof path, "%s/y_%s.npy", out_dir, mrm_split_names[s]);
                 rc = mrm_npy_write_f32(path, y, 2, shy, err);
@@ -453,7 +467,7 @@ mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_err
                 rc = write_text_atomic(path, ids, err);
             }
         }
-        free(X);
+        free(cc);
         free(y);
         free(ids);
     }

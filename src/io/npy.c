@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/fileutil.h"
+#include "io/npy.h"
 #include "mrmnet.h"
 
 #define NPY_MAX_NDIM 4
@@ -22,7 +23,7 @@
  * writes it: the dict, then room for the first dimension to grow to 21 digits, then spaces so that
  * the data starts at a multiple of 64 bytes (a full 64 when already aligned), then '\n'.
  * Returns the header's length, 0 if it does not fit. */
-static size_t npy_header(char *buf, size_t bufsz, int ndim, const long long *shape) {
+size_t mrm_npy_header_f32(char *buf, size_t bufsz, int ndim, const long long *shape) {
     char dict[1024];
     size_t n = (size_t)snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
     for (int i = 0; i < ndim && n < sizeof dict; i++)
@@ -59,7 +60,7 @@ mrm_status mrm_npy_write_f32(const char *path, const float *data, int ndim, cons
     }
     if (count > 0 && !data) return mrm_fail(err, MRM_ERR_INVALID, "%s: no data", path);
     char header[2048];
-    size_t hlen = npy_header(header, sizeof header, ndim, shape);
+    size_t hlen = mrm_npy_header_f32(header, sizeof header, ndim, shape);
     if (!hlen) return mrm_fail(err, MRM_ERR_INVALID, "%s: header too long", path);
     mrm_atomic_file a;
     FILE *f = mrm_atomic_open(&a, path, err);
