@@ -178,6 +178,11 @@ void mrm_dataset_free(mrm_dataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+static int ends_with_mat(const char *path) {
+    size_t n = strlen(path);
+    return n >= 4 && !strcmp(path + n - 4, ".mat");
+}
+
 static int split_of(const mrm_candidate *r, const mrm_folds *f) {
     if (r->split != MRM_SPLIT_NONE) return r->split;
     if (r->fold < 1 || r->fold > 31) return MRM_SPLIT_NONE;
@@ -211,6 +216,21 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
         if (split_of(r, &folds) == MRM_SPLIT_NONE) {
             ds->n_other_fold++;
             continue;
+        }
+        if (!opt->labels_only && r->path && !ends_with_mat(r->path)) {
+            /* a header whose signal file is absent counts as missing too */
+            mrm_record hdr;
+            mrm_error e;
+            if (mrm_record_read(&hdr, r->path, MRM_READ_HEADER_ONLY, &e) == MRM_ERR_NOTFOUND) {
+                if (!opt->skip_missing) {
+                    free(keep);
+                    return mrm_fail(err, MRM_ERR_NOTFOUND, "%s:%d: record %s: %s (use --skip-missing to skip such records)", table,
+                                    r->line, r->id, e.msg);
+                }
+                free(r->path);
+                r->path = NULL;
+            }
+            mrm_record_free(&hdr);
         }
         if (!opt->labels_only && !r->path) {
             if (!opt->skip_missing) {

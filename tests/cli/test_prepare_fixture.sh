@@ -100,6 +100,14 @@ cp "$FIX"/ptb-xl/records100/00000/* "$BAD/records100/00000/"
 head -c 1000 "$FIX/ptb-xl/records100/00000/00022_lr.dat" >"$BAD/records100/00000/00022_lr.dat"
 "$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
 check "truncated record: failure naming it ($(tail -1 "$TMP/log"))" grep -q "record 22" "$TMP/log"
+rm "$BAD/records100/00000/00032_lr.dat"
+"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
+check "absent signal file: named ($(tail -1 "$TMP/log"))" grep -q "ptbxl_database.csv:6: record 32: .*00032_lr.dat'*: not found" "$TMP/log"
+"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/x" >"$TMP/log" 2>&1
+check "absent signal file skipped, truncated one still an error" grep -q "record 22" "$TMP/log"
+cp "$FIX/ptb-xl/records100/00000/00022_lr.dat" "$BAD/records100/00000/"
+"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/x" >"$TMP/log" 2>&1
+check "absent signal file skipped and counted" grep -q '"missing": 1' "$TMP/x/prepare.json"
 sed -i 's/,3,records100\/00000\/00001_lr/,eleven,records100\/00000\/00001_lr/' "$BAD/ptbxl_database.csv"
 "$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
 check "bad strat_fold: file:line ($(tail -1 "$TMP/log"))" grep -q "ptbxl_database.csv:2: strat_fold: 'eleven' is not an integer" "$TMP/log"
