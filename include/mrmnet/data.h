@@ -137,7 +137,8 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
 /* A user's records: `labels_csv` has columns `record` (a path relative to `dir`, without
  * extension) and `labels` (class names separated by ';', may be empty), optionally `fold` (an
  * integer 1..31; without it a seeded random 80/10/10 split). Any sampling rate and length
- * (cropped or zero-padded to 10 s). */
+ * (cropped or zero-padded to 10 s). A record with an empty `labels` cell is kept: it is a negative
+ * for every class. Record names may contain '/' (subfolders) but not "..". */
 mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels_csv, const mrm_load_options *opt,
                             mrm_error *err);
 
