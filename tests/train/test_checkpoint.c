@@ -132,7 +132,7 @@ int main(void) {
     CHECK(p.n_classes == 2 && !strcmp(p.classes[0], "A") && !strcmp(p.classes[1], "B") && p.mean == 1.5 && p.std == 2 &&
               !strcmp(p.task, "t"),
           "classes (CR and blank lines ignored), mean, std, task");
-    float y[6] = {1, 0, 0, 1, 1, 1};
+    float y[9] = {1, 0, 0, 1, 1, 1, 0, 0, 0};
     long long shape[2] = {3, 2};
     snprintf(path, sizeof path, "%s/y_val.npy", dir);
     mrm_npy_write_f32(path, y, 2, shape, &err);
