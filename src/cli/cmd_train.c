@@ -79,6 +79,7 @@ int cmd_train(int argc, char **argv) {
     mrm_train_options_default(&o);
     progress_state ps = {.tty = isatty(fileno(stderr))};
     int epochs_given = 0, steps_given = 0;
+    const char *fixed_given = NULL; /* an option a resumed run takes from its checkpoint */
     const char *resume_dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -91,6 +92,9 @@ int cmd_train(int argc, char **argv) {
         return 2;                                                            \
     }                                                                        \
     i++;
+        if (strcmp(a, "--data") && strcmp(a, "--out") && strcmp(a, "--resume") && strcmp(a, "--epochs") &&
+            strcmp(a, "--steps") && strcmp(a, "--threads") && strcmp(a, "--quiet"))
+            fixed_given = a;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -170,6 +174,8 @@ int cmd_train(int argc, char **argv) {
         }
         o.out_dir = resume_dir;
         o.resume = 1;
+        if (fixed_given)
+            fprintf(stderr, "mrmnet %s: warning: %s is ignored with --resume (the run keeps its own options)\n", cmd, fixed_given);
         if (!epochs_given) o.epochs = 0;
         if (!steps_given) o.max_steps = -1;
     } else if (!o.data_dir || !o.out_dir) {

@@ -14,7 +14,9 @@
  *                     classes, task, mean, std, leads, sampling_rate, and at the end of the run
  *                     "thresholds": per class, the cut maximising F1 of the averaged
  *                     probabilities on the validation split.
- *   log.jsonl         one JSON object a step ("type": "step") and an epoch ("type": "epoch").
+ *   log.jsonl         one JSON object a step ("type": "step") and an epoch ("type": "epoch"),
+ *                     a "start" or "resume" line first (a resumed run appends; steps after the
+ *                     last checkpoint of a killed run then appear twice, the later ones count).
  *   curves.svg        training loss and validation macro-AUC per epoch.
  *
  * Resuming restores weights, BN statistics, optimizer moments and step count, both RNG states and
