@@ -673,7 +673,9 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         e->loss = sums[0] / dn, e->bce1 = sums[1] / dn, e->bce2 = sums[2] / dn, e->kl_feat = sums[3] / dn, e->kl_logits = sums[4] / dn;
         e->val_auc = auc, e->val_auc1 = auc1, e->val_auc2 = auc2;
         e->seconds = now_s() - t_epoch;
-        int is_best = r.rs.best_epoch == 0 || (isfinite(auc) && (!isfinite(r.rs.best_auc) || auc > r.rs.best_auc));
+        /* without a usable validation metric (no split, or no class with an AUC) the latest wins */
+        int is_best = r.rs.best_epoch == 0 ||
+                      (isfinite(auc) ? !isfinite(r.rs.best_auc) || auc > r.rs.best_auc : !isfinite(r.rs.best_auc));
         r.rs.epochs_done = epoch;
         r.rs.step_in_epoch = 0;
         r.rs.epoch_rng = shuffle_rng;

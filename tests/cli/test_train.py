@@ -84,7 +84,18 @@ best_epoch = max(range(len(aucs)), key=lambda i: (aucs[i], -i)) + 1
 check(int(bm["epoch"]) == best_epoch, "best epoch %s, expected %d (%s)" % (bm["epoch"], best_epoch, aucs))
 check(abs(float(bm["val_macro_auc"]) - max(aucs)) < 1e-6, "best metric recorded")
 
-# 4. Errors.
+# 4. Without a validation split: the last epoch is kept, no thresholds, a warning.
+noval = fresh("noval_prep")
+shutil.copytree(prep, noval)
+for f in ("X_val.npy", "y_val.npy", "ids_val.txt"):
+    os.remove(os.path.join(noval, f))
+nv = fresh("noval")
+rc, _, err = run("train", *common[2:], "--data", noval, "--out", nv, "--epochs", "2")
+check(rc == 0 and "validation" in err, "train without a validation split warns: " + err.strip())
+_, mnv, _ = read_safetensors(os.path.join(nv, "best.safetensors"))
+check(mnv["epoch"] == "2" and "thresholds" not in mnv, "no validation: best = last epoch, no thresholds")
+
+# 5. Errors.
 rc, _, err = run("train", "--data", os.path.join(TMP, "nope"), "--out", fresh("bad"), "--width", "4", expect=1)
 check(rc == 1 and "nope" in err, "missing data folder named: " + err.strip())
 rc, _, err = run("train", "--data", prep, "--out", fresh("bad"), "--width", "6", expect=2)
