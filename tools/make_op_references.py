@@ -86,6 +86,8 @@ def main():
     conv_case("conv_k33", 2, 4, 41, 4, 33, 2, 16, 1)
     conv_case("conv_1x1", 2, 6, 9, 5, 1, 1, 0, 1)
     conv_case("conv_stem", 2, 12, 30, 16, 11, 1, 5, 1)
+    conv_case("conv_long_s1", 3, 16, 40, 24, 33, 1, 16, 1)
+    conv_case("conv_long_s2", 2, 16, 45, 36, 33, 2, 16, 1)
 
     batchnorm_case("bn", 3, 4, 9)
     batchnorm_case("bn_l1", 8, 5, 1)

@@ -4,6 +4,7 @@
  * dropout statistics, PyTorch tie-breaking in max pools, determinism of conv1d). */
 #include <omp.h>
 
+#include "nn/conv1d_impl.h"
 #include "nn/ops.h"
 #include "test_util.h"
 
@@ -62,7 +63,8 @@ static double max_abs(const float *a, size_t n) {
 /* ---- finite differences ---------------------------------------------------------------------
  * g_loss() runs a forward and returns a scalar (a projection of the output, or a loss). Each
  * value of x is moved by +-EPS, and the central difference is compared with the analytic
- * gradient: every element within 2e-2 of the largest gradient magnitude (and 1e-4 absolute). */
+ * gradient: every element within 2e-2 of the largest gradient magnitude (and 1e-4 absolute).
+ * Tensors over 192 values are checked on a random sample of them. */
 #define EPS 1e-3f
 static double (*g_loss)(void);
 
@@ -70,7 +72,10 @@ static void gradcheck(const char *what, float *x, size_t n, const float *analyti
     double scale = fmax(max_abs(analytic, n), 1e-2), worst = 0.0;
     size_t wi = 0;
     double num_w = 0.0;
-    for (size_t i = 0; i < n; i++) {
+    /* large tensors: the first and last values and a random sample of 160 others */
+    size_t nchk = n <= 192 ? n : 192;
+    for (size_t c = 0; c < nchk; c++) {
+        size_t i = n <= 192 ? c : c == 0 ? 0 : c == 1 ? n - 1 : (size_t)mrm_rng_below(&rng, n);
         float old = x[i], up = old + EPS, down = old - EPS;
         x[i] = up;
         double lp = g_loss();
@@ -90,15 +95,45 @@ static void gradcheck(const char *what, float *x, size_t n, const float *analyti
 }
 
 /* ---- conv1d ---------------------------------------------------------------------------------- */
+/* The implementation under test: the ops.h entry points, or one of the two behind them. */
+enum { IMPL_OPS, IMPL_GEMM, IMPL_DIRECT };
+static const char *impl_names[] = {"ops", "gemm", "direct"};
+
 static struct {
-    int B, Cin, Lin, Cout, K, stride, pad, groups, Lout;
+    int B, Cin, Lin, Cout, K, stride, pad, groups, Lout, impl;
     float *in, *w, *out, *R;
     nn_ctx ctx;
 } cv;
 
+static size_t conv_scratch(int B) {
+    if (cv.impl == IMPL_GEMM) return conv1d_gemm_scratch_floats(B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+    if (cv.impl == IMPL_DIRECT) return conv1d_direct_scratch_floats(B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+    return conv1d_scratch_floats(B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+}
+
+static void conv_fwd(nn_ctx *ctx, float *out, const float *in, const float *w) {
+    if (cv.impl == IMPL_GEMM)
+        conv1d_forward_gemm(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+    else if (cv.impl == IMPL_DIRECT)
+        conv1d_forward_direct(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+    else
+        conv1d_forward(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+}
+
+static void conv_bwd(nn_ctx *ctx, float *din, float *dw, const float *dout) {
+    if (cv.impl == IMPL_GEMM)
+        conv1d_backward_gemm(ctx, din, dw, dout, cv.in, cv.w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride,
+                             cv.pad, cv.groups);
+    else if (cv.impl == IMPL_DIRECT)
+        conv1d_backward_direct(ctx, din, dw, dout, cv.in, cv.w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride,
+                               cv.pad, cv.groups);
+    else
+        conv1d_backward(ctx, din, dw, dout, cv.in, cv.w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad,
+                        cv.groups);
+}
+
 static double conv_loss(void) {
-    conv1d_forward(&cv.ctx, cv.out, cv.in, cv.w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad,
-                   cv.groups);
+    conv_fwd(&cv.ctx, cv.out, cv.in, cv.w);
     return dot(cv.out, cv.R, (size_t)cv.B * cv.Cout * cv.Lout);
 }
 
@@ -122,10 +157,11 @@ static void conv_naive(float *out, const float *in, const float *w, int B, int C
             }
 }
 
-static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+static void test_conv_impl(int impl, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
     char what[160];
-    snprintf(what, sizeof what, "conv1d B%d Cin%d Lin%d Cout%d K%d s%d p%d g%d", B, Cin, Lin, Cout, K,
-             stride, pad, groups);
+    snprintf(what, sizeof what, "conv1d[%s] B%d Cin%d Lin%d Cout%d K%d s%d p%d g%d", impl_names[impl], B, Cin,
+             Lin, Cout, K, stride, pad, groups);
+    cv.impl = impl;
     cv.B = B, cv.Cin = Cin, cv.Lin = Lin, cv.Cout = Cout, cv.K = K, cv.stride = stride, cv.pad = pad;
     cv.groups = groups;
     cv.Lout = conv1d_out_len(Lin, K, stride, pad);
@@ -135,7 +171,7 @@ static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int 
     cv.w = randn(nw, 0.5f);
     cv.out = zeros(nout);
     cv.R = randn(nout, 1.0f);
-    cv.ctx.scratch_floats = conv1d_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups);
+    cv.ctx.scratch_floats = conv_scratch(B);
     cv.ctx.scratch = malloc(cv.ctx.scratch_floats * sizeof(float));
 
     float *ref = zeros(nout);
@@ -145,7 +181,7 @@ static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int 
           what, max_abs_diff(cv.out, ref, nout));
 
     float *din = zeros(nin), *dw = zeros(nw);
-    conv1d_backward(&cv.ctx, din, dw, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
+    conv_bwd(&cv.ctx, din, dw, cv.R);
     g_loss = conv_loss;
     snprintf(what + strlen(what), sizeof what - strlen(what), " din");
     gradcheck(what, cv.in, nin, din);
@@ -156,8 +192,8 @@ static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int 
 
     /* accumulation: a second call adds the same again; NULL gradients are skipped */
     float *din2 = copy(din, nin), *dw2 = copy(dw, nw);
-    conv1d_backward(&cv.ctx, din2, NULL, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
-    conv1d_backward(&cv.ctx, NULL, dw2, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
+    conv_bwd(&cv.ctx, din2, NULL, cv.R);
+    conv_bwd(&cv.ctx, NULL, dw2, cv.R);
     int ok = 1;
     for (size_t i = 0; i < nin; i++) ok &= fabsf(din2[i] - 2 * din[i]) <= 1e-5f * (1 + fabsf(din[i]));
     for (size_t i = 0; i < nw; i++) ok &= fabsf(dw2[i] - 2 * dw[i]) <= 1e-5f * (1 + fabsf(dw[i]));
@@ -165,21 +201,42 @@ static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int 
 
     /* determinism, and the same result with one thread's worth of scratch */
     float *dwa = zeros(nw), *dwb = zeros(nw), *dia = zeros(nin), *dib = zeros(nin);
-    conv1d_backward(&cv.ctx, dia, dwa, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
-    conv1d_backward(&cv.ctx, dib, dwb, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
+    conv_bwd(&cv.ctx, dia, dwa, cv.R);
+    conv_bwd(&cv.ctx, dib, dwb, cv.R);
     CHECK(!memcmp(dwa, dwb, nw * sizeof(float)) && !memcmp(dia, dib, nin * sizeof(float)),
           "%s: backward not deterministic", what);
-    nn_ctx one = {cv.ctx.scratch, conv1d_scratch_floats(1, Cin, Lin, Cout, K, stride, pad, groups)};
+    nn_ctx one = {cv.ctx.scratch, conv_scratch(1)};
     float *out1 = zeros(nout), *dw1 = zeros(nw);
     conv_loss(); /* cv.out as of the unperturbed inputs */
-    conv1d_forward(&one, out1, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
-    conv1d_backward(&one, NULL, dw1, cv.R, cv.in, cv.w, B, Cin, Lin, Cout, K, stride, pad, groups);
+    conv_fwd(&one, out1, cv.in, cv.w);
+    conv_bwd(&one, NULL, dw1, cv.R);
     CHECK(max_abs_diff(out1, cv.out, nout) <= 1e-5 * fmax(1.0, max_abs(ref, nout)) &&
               max_abs_diff(dw1, dwa, nw) <= 1e-4 * fmax(1.0, max_abs(dwa, nw)),
           "%s: one-thread scratch gives another result", what);
 
     free(out1), free(dw1), free(dwa), free(dwb), free(dia), free(dib), free(din2), free(dw2);
     free(din), free(dw), free(ref), free(cv.in), free(cv.w), free(cv.out), free(cv.R), free(cv.ctx.scratch);
+}
+
+/* Every shape through the ops.h entry point and through each implementation. */
+static void test_conv(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    test_conv_impl(IMPL_OPS, B, Cin, Lin, Cout, K, stride, pad, groups);
+    test_conv_impl(IMPL_GEMM, B, Cin, Lin, Cout, K, stride, pad, groups);
+#if defined(__AVX512F__)
+    test_conv_impl(IMPL_DIRECT, B, Cin, Lin, Cout, K, stride, pad, groups);
+#endif
+}
+
+/* Too little scratch: NaN in the outputs, not a write out of bounds. */
+static void test_conv_small_scratch(void) {
+    int B = 2, Cin = 16, Lin = 40, Cout = 8, K = 33, s = 1, p = 16;
+    float *in = randn((size_t)B * Cin * Lin, 1), *w = randn((size_t)Cout * Cin * K, 1);
+    float *out = zeros((size_t)B * Cout * Lin), *dw = zeros((size_t)Cout * Cin * K);
+    nn_ctx ctx = {malloc(100 * sizeof(float)), 100};
+    conv1d_forward(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, 1);
+    conv1d_backward(&ctx, NULL, dw, out, in, w, B, Cin, Lin, Cout, K, s, p, 1);
+    CHECK(isnan(out[0]) && isnan(out[B * Cout * Lin - 1]) && isnan(dw[0]), "conv1d with too little scratch gives NaN");
+    free(in), free(w), free(out), free(dw), free(ctx.scratch);
 }
 
 /* ---- batchnorm ------------------------------------------------------------------------------- */
@@ -712,6 +769,14 @@ int main(void) {
     test_conv(2, 3, 40, 4, 33, 2, 16, 1); /* merged multi-scale kernel, stride 2 */
     test_conv(1, 2, 5, 3, 7, 1, 3, 1);    /* kernel longer than the input */
     test_conv(4, 6, 1, 3, 1, 1, 0, 1);    /* length 1 (1x1 on pooled vectors) */
+    test_conv(3, 16, 37, 40, 33, 1, 16, 1); /* long reduction: the direct kernels in ops.h */
+    test_conv(2, 16, 38, 20, 33, 2, 16, 1); /* ... stride 2, 2 channel tiles with a tail */
+    test_conv(2, 32, 30, 34, 17, 3, 8, 2);  /* ... stride 3, groups */
+    test_conv(1, 2, 9, 1, 7, 1, 3, 1);      /* one output channel (spatial attention) */
+    test_conv(2, 16, 64, 32, 33, 1, 16, 1);  /* over 1M multiply-adds: batch split among threads */
+    test_conv(1, 16, 150, 32, 33, 2, 16, 1); /* ... one sample: tiles split among threads */
+    test_conv(2, 64, 50, 64, 3, 1, 1, 1);    /* ... short reduction (GEMM in ops.h) */
+    test_conv_small_scratch();
     test_batchnorm(2, 4, 10);
     test_batchnorm(6, 3, 1); /* (B, C, 1) as on pooled vectors */
     test_activations();

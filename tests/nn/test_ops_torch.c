@@ -3,6 +3,7 @@
  * there). Every value must agree within 1e-5 of the largest magnitude of its tensor. */
 #include <stdint.h>
 
+#include "nn/conv1d_impl.h"
 #include "nn/ops.h"
 #include "test_util.h"
 
@@ -99,18 +100,30 @@ static void compare(const char *c, const char *t, const float *got, double tol) 
 
 static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-static void test_conv(const char *c) {
+/* impl 0: the ops.h entry points, 1: im2col + GEMM, 2: the direct kernels */
+static void test_conv(const char *c, int impl) {
     int B = cfg(c, 0), Cin = cfg(c, 1), Lin = cfg(c, 2), Cout = cfg(c, 3), K = cfg(c, 4), s = cfg(c, 5),
         p = cfg(c, 6), g = cfg(c, 7);
     int Lout = conv1d_out_len(Lin, K, s, p);
     CHECK(get(c, "out")->n == (size_t)B * Cout * Lout, "%s: output length %d", c, Lout);
     nn_ctx ctx;
-    ctx.scratch_floats = conv1d_scratch_floats(B, Cin, Lin, Cout, K, s, p, g);
+    ctx.scratch_floats = impl == 1   ? conv1d_gemm_scratch_floats(B, Cin, Lin, Cout, K, s, p, g)
+                         : impl == 2 ? conv1d_direct_scratch_floats(B, Cin, Lin, Cout, K, s, p, g)
+                                     : conv1d_scratch_floats(B, Cin, Lin, Cout, K, s, p, g);
     ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
     float *out = zeros((size_t)B * Cout * Lout), *din = zeros((size_t)B * Cin * Lin),
           *dw = zeros(get(c, "w")->n);
-    conv1d_forward(&ctx, out, D(c, "in"), D(c, "w"), B, Cin, Lin, Cout, K, s, p, g);
-    conv1d_backward(&ctx, din, dw, D(c, "dout"), D(c, "in"), D(c, "w"), B, Cin, Lin, Cout, K, s, p, g);
+    const float *in = D(c, "in"), *w = D(c, "w"), *dout = D(c, "dout");
+    if (impl == 1) {
+        conv1d_forward_gemm(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
+        conv1d_backward_gemm(&ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, s, p, g);
+    } else if (impl == 2) {
+        conv1d_forward_direct(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
+        conv1d_backward_direct(&ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, s, p, g);
+    } else {
+        conv1d_forward(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
+        conv1d_backward(&ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, s, p, g);
+    }
     compare(c, "out", out, 1e-5);
     compare(c, "din", din, 1e-5);
     compare(c, "dw", dw, 1e-5);
@@ -223,8 +236,15 @@ int main(void) {
     CHECK(load_refs(path), "loading %s", path);
     if (!nrefs) TEST_END();
 
-    const char *convs[] = {"conv_s1", "conv_s2", "conv_g", "conv_k33", "conv_1x1", "conv_stem"};
-    for (int i = 0; i < 6; i++) test_conv(convs[i]);
+    const char *convs[] = {"conv_s1",  "conv_s2",   "conv_g",       "conv_k33",
+                           "conv_1x1", "conv_stem", "conv_long_s1", "conv_long_s2"};
+    for (int i = 0; i < 8; i++) {
+        test_conv(convs[i], 0);
+        test_conv(convs[i], 1);
+#if defined(__AVX512F__)
+        test_conv(convs[i], 2);
+#endif
+    }
     test_batchnorm("bn");
     test_batchnorm("bn_l1");
     test_shaped("maxpool2", maxpool2_forward, maxpool2_backward);

@@ -1,0 +1,116 @@
+/* Speed of the convolutions that dominate MRM-Net: GFLOP/s of the forward, the data gradient
+ * (din) and the weight gradient (dw) at 1 and 2 threads, the best of a few repetitions.
+ *   bench_ops [filter]   runs the shapes whose name contains filter */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/rng.h"
+#include "nn/conv1d_impl.h"
+#include "nn/ops.h"
+
+typedef struct {
+    const char *name;
+    int B, Cin, Lin, Cout, K, stride, pad, groups;
+    int train; /* also time the backward */
+} shape;
+
+static const shape shapes[] = {
+    {"ms1  train  B96 64->64  K33 s1 L1004", 96, 64, 1004, 64, 33, 1, 16, 1, 1},
+    {"ms2  train  B96 64->128 K33 s2 L1004", 96, 64, 1004, 128, 33, 2, 16, 1, 1},
+    {"k3   train  B96 64->64  K3  s1 L502 ", 96, 64, 502, 64, 3, 1, 1, 1, 1},
+    {"k3   train  B96 128->128 K3 s1 L251 ", 96, 128, 251, 128, 3, 1, 1, 1, 1},
+    {"gk7  train  B96 128 g8  K7  s1 L251 ", 96, 128, 251, 128, 7, 1, 3, 8, 1},
+    {"gk3  train  B96 64 g4   K3  s1 L502 ", 96, 64, 502, 64, 3, 1, 1, 4, 1},
+    {"stem train  B96 12->16  K11 s1 L1000", 96, 12, 1000, 16, 11, 1, 5, 1, 1},
+    {"stem train  B96 16->32  K7  s1 L1001", 96, 16, 1001, 32, 7, 1, 3, 1, 1},
+    {"stem train  B96 32->64  K5  s1 L1002", 96, 32, 1002, 64, 5, 1, 2, 1, 1},
+    {"stem train  B96 64->64  K3  s1 L1003", 96, 64, 1003, 64, 3, 1, 1, 1, 1},
+    {"sc2  train  B96 64->128 K3  s2 L1004", 96, 64, 1004, 128, 3, 2, 1, 1, 1},
+    {"ms1  infer  B1  64->64  K33 s1 L1004", 1, 64, 1004, 64, 33, 1, 16, 1, 0},
+    {"ms2  infer  B1  64->128 K33 s2 L1004", 1, 64, 1004, 128, 33, 2, 16, 1, 0},
+    {"ms1  infer  B32 64->64  K33 s1 L1004", 32, 64, 1004, 64, 33, 1, 16, 1, 0},
+    {"ms2  infer  B32 64->128 K33 s2 L1004", 32, 64, 1004, 128, 33, 2, 16, 1, 0},
+    {"k3   infer  B1  64->64  K3  s1 L502 ", 1, 64, 502, 64, 3, 1, 1, 1, 0},
+    {"k3   infer  B32 128->128 K3 s1 L251 ", 32, 128, 251, 128, 3, 1, 1, 1, 0},
+};
+
+/* Wall time, or with BENCH_CPU=1 the process CPU time divided by the threads: on a machine
+ * shared with other work this is what the op would take with the cores to itself. */
+static int cpu_clock;
+static int use_gemm; /* BENCH_IMPL=gemm: time the im2col + GEMM path instead */
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (ts.tv_sec + 1e-9 * ts.tv_nsec) / (cpu_clock ? omp_get_max_threads() : 1);
+}
+
+static float *rand_buf(size_t n, mrm_rng *r) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = mrm_rng_uniform_range(r, -1.0f, 1.0f);
+    return x;
+}
+
+/* Best time of reps runs of one op (0 forward, 1 din, 2 dw). */
+static double time_op(int op, nn_ctx *ctx, const shape *s, float *out, float *in, float *w, float *din,
+                      float *dw, int reps) {
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) { /* the first run warms up */
+        double t0 = now();
+        if (op == 0 && use_gemm)
+            conv1d_forward_gemm(ctx, out, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, s->groups);
+        else if (use_gemm)
+            conv1d_backward_gemm(ctx, op == 1 ? din : NULL, op == 2 ? dw : NULL, out, in, w, s->B, s->Cin, s->Lin,
+                                 s->Cout, s->K, s->stride, s->pad, s->groups);
+        else if (op == 0)
+            conv1d_forward(ctx, out, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, s->groups);
+        else
+            conv1d_backward(ctx, op == 1 ? din : NULL, op == 2 ? dw : NULL, out, in, w, s->B, s->Cin, s->Lin,
+                            s->Cout, s->K, s->stride, s->pad, s->groups);
+        double t = now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : "";
+    int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 3;
+    cpu_clock = getenv("BENCH_CPU") && atoi(getenv("BENCH_CPU"));
+    use_gemm = getenv("BENCH_IMPL") && !strcmp(getenv("BENCH_IMPL"), "gemm");
+    mrm_rng rng;
+    mrm_rng_seed(&rng, 1);
+    printf("%-38s %3s %9s %9s %9s   (GFLOP/s; ms)\n", "shape", "thr", "forward", "din", "dw");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *s = &shapes[i];
+        if (!strstr(s->name, filter)) continue;
+        int Lout = conv1d_out_len(s->Lin, s->K, s->stride, s->pad);
+        size_t nin = (size_t)s->B * s->Cin * s->Lin, nout = (size_t)s->B * s->Cout * Lout,
+               nw = (size_t)s->Cout * (s->Cin / s->groups) * s->K;
+        double flop = 2.0 * s->B * s->Cout * (s->Cin / s->groups) * s->K * Lout;
+        float *in = rand_buf(nin, &rng), *w = rand_buf(nw, &rng), *out = rand_buf(nout, &rng);
+        float *din = calloc(nin, sizeof(float)), *dw = calloc(nw, sizeof(float));
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            nn_ctx ctx;
+            ctx.scratch_floats = (use_gemm ? conv1d_gemm_scratch_floats : conv1d_scratch_floats)(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
+                                                       s->groups);
+            ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+            double t[3] = {0, 0, 0};
+            for (int op = 0; op < (s->train ? 3 : 1); op++)
+                t[op] = time_op(op, &ctx, s, out, in, w, din, dw, reps);
+            printf("%-38s %3d %9.1f", s->name, threads, flop / t[0] * 1e-9);
+            if (s->train)
+                printf(" %9.1f %9.1f   (%.1f %.1f %.1f ms)\n", flop / t[1] * 1e-9, flop / t[2] * 1e-9, t[0] * 1e3,
+                       t[1] * 1e3, t[2] * 1e3);
+            else
+                printf(" %9s %9s   (%.2f ms)\n", "", "", t[0] * 1e3);
+            fflush(stdout);
+            free(ctx.scratch);
+        }
+        free(in), free(w), free(out), free(din), free(dw);
+    }
+    return 0;
+}

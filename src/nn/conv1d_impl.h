@@ -1,0 +1,37 @@
+/* The two implementations behind conv1d_forward/backward (ops.h), with the same arguments:
+ *  - direct: AVX-512 register-tiled kernels working on the (B, C, L) tensors themselves,
+ *    used where the build has AVX-512 and the reduction per output is long;
+ *  - gemm: im2col + oneDNN sgemm, everywhere else.
+ * Both handle every shape (the tests run both); the direct functions return 0 without
+ * touching anything when the build has no AVX-512. */
+#ifndef MRM_NN_CONV1D_IMPL_H
+#define MRM_NN_CONV1D_IMPL_H
+
+#include "nn/ops.h"
+
+size_t conv1d_gemm_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
+                         int Cout, int K, int stride, int pad, int groups);
+void conv1d_backward_gemm(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                          const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                          int groups);
+
+/* 1 where the direct kernels are used: AVX-512 and a long reduction (Cin/groups * K >= 512,
+ * e.g. the merged K=33 multi-scale convolutions). For short reductions (K = 3, 5, 7 at up to
+ * 128 channels) im2col + GEMM measured faster, and a 1x1 convolution is a GEMM as it is. */
+int conv1d_direct_applies(int Cin, int K, int groups);
+size_t conv1d_direct_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
+                          int Cout, int K, int stride, int pad, int groups);
+int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                           const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                           int groups);
+
+/* Below this many multiply-adds a convolution runs on the calling thread alone: starting
+ * threads would cost more than it saves. */
+#define NN_PARALLEL_MIN_MACS 1e6
+
+/* Fills x[0..n) with NaN (x may be NULL): how an op shows that its scratch was too small. */
+void conv1d_fill_nan(float *x, size_t n);
+
+#endif
