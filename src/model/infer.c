@@ -5,11 +5,15 @@
  * and the four multi-scale kernels are merged once into one 33-tap kernel. The forward pass
  * then runs conv -> add bias (-> ReLU) in place. Activations are sized at create time. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "model/model_internal.h"
+
+/* Batches up to this size run the two branches in parallel (see mrm_model_forward). */
+#define BRANCH_PARALLEL_MAX_B 4
 
 struct mrm_infer {
     mrm_model *m;
@@ -71,6 +75,18 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         for (int j = 0; j < 4; j++) fold_block(&f->layer[j]);
     }
     m->folded = 1;
+    /* small batches: the two branches side by side, each single-threaded */
+    if (omp_get_max_threads() >= 2) {
+        for (int i = 0; i < 2; i++) {
+            m->branch_ctx[i].scratch_floats = m->ctx.scratch_floats;
+            m->branch_ctx[i].scratch = malloc(sizeof(float) * (m->ctx.scratch_floats ? m->ctx.scratch_floats : 1));
+            if (!m->branch_ctx[i].scratch) {
+                mrm_infer_free(inf);
+                return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
+            }
+        }
+        m->branch_parallel_max_B = BRANCH_PARALLEL_MAX_B;
+    }
     *out = inf;
     return MRM_OK;
 }

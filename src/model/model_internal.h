@@ -160,6 +160,10 @@ struct mrm_model {
     /* set in the private copy of an mrm_infer: every BN is folded into the layer before it
      * (eval BN = add beta), the multi-scale kernels are merged once (w33) */
     int folded;
+    /* evaluation batches of at most this size run the two branches in parallel, one thread
+     * each, with their own scratch (0: never; set by mrm_infer) */
+    int branch_parallel_max_B;
+    nn_ctx branch_ctx[2];
     /* last forward */
     int B, trained_forward;
     const float *x;    /* the caller's input of the last forward (needed by backward) */

@@ -97,6 +97,7 @@ void mrm_model_free(mrm_model *m) {
     }
     free(m->act);
     free(m->ctx.scratch);
+    for (int i = 0; i < 2; i++) free(m->branch_ctx[i].scratch);
     gstack_free(&m->gs);
     free(m);
 }
@@ -283,6 +284,68 @@ static void bias_forward(float *out, const float *in, const float *bias, int B, 
         }
 }
 
+/* Fused epilogues of the folded (inference) path: bias, ReLU, pooling, residual in one pass.
+ * With a bias b and ReLU both monotone, relu(max(z1, z2) + b) = max(relu(z1 + b), relu(z2 + b))
+ * exactly, so pooling before the bias gives the same bits. (Comparisons rather than fmaxf:
+ * they vectorise.) */
+static inline float max2(float a, float b) { return a > b ? a : b; }
+static inline float relu1(float a) { return a > 0.0f ? a : 0.0f; }
+
+/* out = act(in + bias[c]) (B, C, L); out may alias in. */
+static void bias_act_forward(float *out, const float *in, const float *bias, int B, int C, int L, int relu) {
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * L;
+            float v = bias[c];
+            if (relu)
+                for (int t = 0; t < L; t++) out[o + t] = relu1(in[o + t] + v);
+            else
+                for (int t = 0; t < L; t++) out[o + t] = in[o + t] + v;
+        }
+}
+
+/* out (B, C, L+1) = MaxPool(k2, s1, p1)(relu(z + bias)), z (B, C, L). */
+static void bias_relu_pool2s1(float *out, const float *z, const float *bias, int B, int C, int L) {
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *zi = z + ((size_t)b * C + c) * L;
+            float *o = out + ((size_t)b * C + c) * (L + 1), v = bias[c];
+            o[0] = relu1(zi[0] + v);
+            for (int t = 1; t < L; t++) o[t] = relu1(max2(zi[t - 1], zi[t]) + v);
+            o[L] = relu1(zi[L - 1] + v);
+        }
+}
+
+/* out (B, C, L/2) = MaxPool(2)(relu(z + bias)) [+ add (B, C, L/2)], z (B, C, L). */
+static void bias_relu_pool2(float *out, const float *z, const float *bias, const float *add, int B, int C, int L) {
+    int Lo = L / 2;
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *zi = z + ((size_t)b * C + c) * L;
+            size_t oo = ((size_t)b * C + c) * Lo;
+            float v = bias[c];
+            if (add)
+                for (int t = 0; t < Lo; t++) out[oo + t] = add[oo + t] + relu1(max2(zi[2 * t], zi[2 * t + 1]) + v);
+            else
+                for (int t = 0; t < Lo; t++) out[oo + t] = relu1(max2(zi[2 * t], zi[2 * t + 1]) + v);
+        }
+}
+
+/* out = relu(z + bias[c] + sc (+ sc_bias[c])) (B, C, L): the end of a folded BasicBlock. */
+static void bias_add_relu(float *out, const float *z, const float *bias, const float *sc, const float *sc_bias, int B, int C,
+                          int L) {
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            size_t o = ((size_t)b * C + c) * L;
+            float v = bias[c] + (sc_bias ? sc_bias[c] : 0.0f);
+            for (int t = 0; t < L; t++) out[o + t] = relu1(z[o + t] + v + sc[o + t]);
+        }
+}
+
 /* BN in the mode of the current forward; in training counts the call. */
 static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, float *mean, float *rstd, int C, int L) {
     if (m->trained_forward) {
@@ -297,12 +360,22 @@ static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, floa
 }
 
 /* in (B, cin, lin) -> z = conv(in), y = relu?(bn(z)) (B, cout, lout). */
-static void cbn_forward(mrm_model *m, cbn *u, const float *in) {
+static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
-    float *z = m->folded ? u->y : u->z; /* folded: conv, then bias in place */
-    conv1d_forward(&m->ctx, z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
-    bn_forward(m, &u->bn, u->y, z, u->mean, u->rstd, c->cout, u->lout);
+    if (m->folded) { /* conv, then bias and ReLU in place */
+        conv1d_forward(ctx, u->y, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+        bias_act_forward(u->y, u->y, u->bn.beta, m->B, c->cout, u->lout, u->relu);
+        return;
+    }
+    conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    bn_forward(m, &u->bn, u->y, u->z, u->mean, u->rstd, c->cout, u->lout);
     if (u->relu) relu_forward(u->y, u->y, (size_t)m->B * c->cout * u->lout);
+}
+
+/* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
+static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
+    const conv_p *c = &u->conv;
+    conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
 }
 
 /* dy (B, cout, lout) -> din (B, cin, lin) += ..., dw, dgamma, dbeta += ... */
@@ -324,12 +397,17 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
 
 /* ---- stem: x (B, 12, 1000) -> (B, 4w, 1004) ------------------------------------------------- */
 
-static void stem_forward(mrm_model *m, const float *x) {
+static void stem_forward(mrm_model *m, nn_ctx *ctx, const float *x) {
     const float *in = x;
     for (int i = 0; i < 4; i++) {
         cbn *u = &m->stem.u[i];
-        cbn_forward(m, u, in);
-        maxpool2s1_forward(m->stem.pool[i], u->y, m->B, u->conv.cout, u->lout);
+        if (m->folded) {
+            conv_only(m, ctx, u, in);
+            bias_relu_pool2s1(m->stem.pool[i], u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
+        } else {
+            cbn_forward(m, ctx, u, in);
+            maxpool2s1_forward(m->stem.pool[i], u->y, m->B, u->conv.cout, u->lout);
+        }
         in = m->stem.pool[i];
     }
 }
@@ -350,12 +428,19 @@ static void stem_backward(mrm_model *m, const float *dout, const float *x) {
 
 /* ---- BaseScale: (B, 4w, 1004) -> (B, cout, L/stride/2) ------------------------------------- */
 
-static void basescale_forward(mrm_model *m, basescale *s, const float *in, mrm_rng *rng) {
+static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const float *in, mrm_rng *rng) {
     size_t n = (size_t)m->B * s->cout * s->lout;
-    cbn_forward(m, &s->shortcut, in);
+    if (m->folded) { /* shortcut pool + pool(relu(ms conv + bias)), no dropout */
+        conv_only(m, ctx, &s->shortcut, in);
+        bias_relu_pool2(s->shortcut_pool, s->shortcut.z, s->shortcut.bn.beta, NULL, m->B, s->cout, s->shortcut.lout);
+        conv_only(m, ctx, &s->ms, in);
+        bias_relu_pool2(s->out, s->ms.z, s->ms.bn.beta, s->shortcut_pool, m->B, s->cout, s->ms.lout);
+        return;
+    }
+    cbn_forward(m, ctx, &s->shortcut, in);
     maxpool2_forward(s->shortcut_pool, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
     if (!m->folded) basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
-    cbn_forward(m, &s->ms, in);
+    cbn_forward(m, ctx, &s->ms, in);
     maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
     const float *ms = s->ms_pool;
     if (m->trained_forward && m->dropout > 0.0f) {
@@ -393,15 +478,21 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
 
 /* ---- BasicBlock, Gate, SE: (B, cin, L) -> (B, c, L) ---------------------------------------- */
 
-static void block_forward(mrm_model *m, block *k, const float *in) {
+static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) {
     int B = m->B, c = k->c, L = k->L;
     size_t n = (size_t)B * c * L;
-    cbn_forward(m, &k->c1, in);
+    cbn_forward(m, ctx, &k->c1, in);
+    if (k->kind == BLK_BASIC && m->folded) {
+        conv_only(m, ctx, &k->c2, k->c1.y);
+        if (k->has_ds) conv_only(m, ctx, &k->ds, in);
+        bias_add_relu(k->out, k->c2.z, k->c2.bn.beta, k->has_ds ? k->ds.z : in, k->has_ds ? k->ds.bn.beta : NULL, B, c, L);
+        return;
+    }
     if (k->kind == BLK_BASIC) { /* relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)) */
-        cbn_forward(m, &k->c2, k->c1.y);
+        cbn_forward(m, ctx, &k->c2, k->c1.y);
         const float *sc = in;
         if (k->has_ds) {
-            cbn_forward(m, &k->ds, in);
+            cbn_forward(m, ctx, &k->ds, in);
             sc = k->ds.y;
         }
         add_forward(k->out, k->c2.y, sc, n);
@@ -477,7 +568,7 @@ static void fusion_m_backward(mrm_model *m, fusion *f, const float *dy, float *d
     gpop(&m->gs, mk);
 }
 
-static void fusion_forward(mrm_model *m, fusion *f, const float *x) {
+static void fusion_forward(mrm_model *m, nn_ctx *ctx, fusion *f, const float *x) {
     int B = m->B, c = f->c, L = f->L;
     /* channel attention: l1 = sigmoid(M(max_t x) + M(mean_t x)) * x */
     max_time_forward(f->xmax, x, B, c, L);
@@ -489,7 +580,7 @@ static void fusion_forward(mrm_model *m, fusion *f, const float *x) {
     scale_channels_forward(f->l1, x, f->ca, B, c, L);
     /* spatial attention: l2 = sigmoid(BN(conv([max_c x, mean_c x]))) * x */
     channel_maxmean_forward(f->maxmean, x, B, c, L);
-    cbn_forward(m, &f->sp, f->maxmean);
+    cbn_forward(m, ctx, &f->sp, f->maxmean);
     sigmoid_forward(f->sa, f->sp.y, (size_t)B * L);
     scale_time_forward(f->l2, x, f->sa, B, c, L);
     /* LayerNorm over the 2c channels of [l1, l2], then the blocks */
@@ -497,7 +588,7 @@ static void fusion_forward(mrm_model *m, fusion *f, const float *x) {
     layernorm_ch_forward(f->f, f->ln_mean, f->ln_rstd, f->cat, f->norm.w, f->norm.b, B, 2 * c, L, LN_EPS);
     const float *in = f->f;
     for (int i = 0; i < 4; i++) {
-        block_forward(m, &f->layer[i], in);
+        block_forward(m, ctx, &f->layer[i], in);
         in = f->layer[i].out;
     }
 }
@@ -555,6 +646,19 @@ static void head_backward(mrm_model *m, head *h, const float *dlogits, float *do
 
 static const float *branch_out(const mrm_model *m, int i) { return m->fu[i].layer[3].out; }
 
+/* One branch after its BaseScale: its layer, its attention block, its head. */
+static void branch_forward(mrm_model *m, nn_ctx *ctx, int br) {
+    block *blk = br ? m->lo : m->hi;
+    int nb = br ? 7 : m->n_hi_blocks;
+    const float *in = m->bs[br].out;
+    for (int i = 0; i < nb; i++) {
+        block_forward(m, ctx, &blk[i], in);
+        in = blk[i].out;
+    }
+    fusion_forward(m, ctx, &m->fu[br], in);
+    head_forward(m, &m->hd[br], branch_out(m, br));
+}
+
 mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng, mrm_error *err) {
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "model forward: batch of %d", B);
     if (train && B < 2)
@@ -568,24 +672,20 @@ mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm
     m->B = B;
     m->trained_forward = train ? 1 : 0;
     m->x = x;
-    stem_forward(m, x);
+    stem_forward(m, &m->ctx, x);
     const float *s0 = m->stem.pool[3];
-    basescale_forward(m, &m->bs[0], s0, rng);
-    basescale_forward(m, &m->bs[1], s0, rng);
-    const float *in = m->bs[0].out;
-    for (int i = 0; i < m->n_hi_blocks; i++) {
-        block_forward(m, &m->hi[i], in);
-        in = m->hi[i].out;
+    if (!train && B <= m->branch_parallel_max_B) {
+        /* the two branches at once, one thread each (the ops inside run single-threaded) */
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+        for (int br = 0; br < 2; br++) {
+            basescale_forward(m, &m->branch_ctx[br], &m->bs[br], s0, NULL);
+            branch_forward(m, &m->branch_ctx[br], br);
+        }
+    } else {
+        basescale_forward(m, &m->ctx, &m->bs[0], s0, rng); /* in this order: the dropout draws */
+        basescale_forward(m, &m->ctx, &m->bs[1], s0, rng);
+        for (int br = 0; br < 2; br++) branch_forward(m, &m->ctx, br);
     }
-    fusion_forward(m, &m->fu[0], in);
-    in = m->bs[1].out;
-    for (int i = 0; i < 7; i++) {
-        block_forward(m, &m->lo[i], in);
-        in = m->lo[i].out;
-    }
-    fusion_forward(m, &m->fu[1], in);
-    head_forward(m, &m->hd[0], branch_out(m, 0));
-    head_forward(m, &m->hd[1], branch_out(m, 1));
     return MRM_OK;
 }
 
