@@ -144,6 +144,21 @@ static void run_case(const char *dir, const char *weights, const char *outputs, 
         free(o2);
         mrm_infer_free(inf);
     }
+    /* a larger batch (the records twice) takes the batch-parallel path rather than the
+     * branch-parallel one: same logits */
+    s = mrm_infer_create(&inf, m, 4 * B, &err);
+    CHECK(s == MRM_OK, "infer create: %s", err.msg);
+    if (!s) {
+        float *x4 = malloc(sizeof(float) * 4 * (size_t)B * 12000), *o1 = malloc(sizeof(float) * 4 * (size_t)B * N);
+        for (int r = 0; r < 4; r++) memcpy(x4 + (size_t)r * B * 12000, x, sizeof(float) * (size_t)B * 12000);
+        s = mrm_infer_run(inf, x4, 4 * B, o1, NULL, &err);
+        CHECK(s == MRM_OK, "infer run 4B: %s", err.msg);
+        for (int r = 0; r < 4; r++)
+            CHECK(rel_err(o1 + (size_t)r * B * N, mrm_model_logits(m, 1), (size_t)B * N) <= 1e-4, "infer 4B copy %d", r);
+        free(x4);
+        free(o1);
+        mrm_infer_free(inf);
+    }
 
     /* one training step, dropout off */
     mrm_model_set_dropout(m, 0.0f);
