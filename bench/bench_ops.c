@@ -75,6 +75,50 @@ static double time_op(int op, nn_ctx *ctx, const shape *s, float *out, float *in
     return best;
 }
 
+/* ---- the other ops at the model's sizes: ms per call ---------------------------------------- */
+static void bench_other(const char *filter, int reps) {
+    mrm_rng rng;
+    mrm_rng_seed(&rng, 2);
+    int B = 96, C = 64, L = 1004;
+    size_t n = (size_t)B * C * L;
+    float *x = rand_buf(n, &rng), *y = rand_buf(n, &rng), *g = rand_buf(n, &rng), *d = calloc(n, sizeof(float));
+    float *p1 = rand_buf(256, &rng), *p2 = rand_buf(256, &rng), *m = calloc(n, sizeof(float)),
+          *r = calloc(n, sizeof(float));
+    float *rm = calloc(256, sizeof(float)), *rv = calloc(256, sizeof(float));
+    for (int i = 0; i < 256; i++) rv[i] = 1.0f;
+    const char *names[] = {"batchnorm train fwd (96,64,1004)", "batchnorm bwd       (96,64,1004)",
+                           "batchnorm eval      (96,64,1004)", "relu fwd+bwd        (96,64,1004)",
+                           "maxpool2 fwd+bwd    (96,64,1004)", "layernorm_ch fwd    (96,256,251)",
+                           "layernorm_ch bwd    (96,256,251)", "kl softmax f+b      (96,32128)",
+                           "channel_maxmean f+b (96,128,251)"};
+    for (int op = 0; op < 9; op++) {
+        if (!strstr(names[op], filter)) continue;
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            double best = 1e30;
+            for (int rep = 0; rep < reps + 1; rep++) {
+                double t0 = now();
+                switch (op) {
+                case 0: batchnorm_forward_train(y, m, r, rm, rv, x, p1, p2, B, C, L, 1e-5f, 0.1f); break;
+                case 1: batchnorm_backward(d, p1, p2, g, x, m, r, p1, B, C, L); break;
+                case 2: batchnorm_forward_eval(y, x, p1, p2, rm, rv, B, C, L, 1e-5f); break;
+                case 3: relu_forward(y, x, n), relu_backward(d, g, y, n); break;
+                case 4: maxpool2_forward(y, x, B, C, L), maxpool2_backward(d, g, x, B, C, L); break;
+                case 5: layernorm_ch_forward(y, m, r, x, p1, p2, B, 256, 251, 1e-6f); break;
+                case 6: layernorm_ch_backward(d, p1, p2, g, x, m, r, p1, B, 256, 251); break;
+                case 7: kl_softmax_forward_backward(d, g, x, y, B, 32128, 4.0f, 1.0f); break;
+                case 8: channel_maxmean_forward(y, x, B, 128, 251), channel_maxmean_backward(d, g, x, B, 128, 251); break;
+                }
+                double t = now() - t0;
+                if (rep > 0 && t < best) best = t;
+            }
+            printf("%-38s %3d %9.2f ms\n", names[op], threads, best * 1e3);
+            fflush(stdout);
+        }
+    }
+    free(x), free(y), free(g), free(d), free(p1), free(p2), free(m), free(r), free(rm), free(rv);
+}
+
 int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : "";
     int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 3;
@@ -112,5 +156,6 @@ int main(int argc, char **argv) {
         }
         free(in), free(w), free(out), free(din), free(dw);
     }
+    bench_other(filter, reps);
     return 0;
 }

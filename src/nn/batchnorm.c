@@ -5,7 +5,8 @@
 
 /* Training forward. mean, rstd (C) are saved for the backward; running statistics move by
  * momentum toward the batch mean and the unbiased batch variance. Statistics in double,
- * two passes (mean, then centred squares). out may alias in. */
+ * two passes (mean, then centred squares), vectorised (omp simd: a fixed summation order for
+ * a given build). out may alias in. */
 void batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
                              float *running_var, const float *in, const float *gamma,
                              const float *beta, int B, int C, int L, float eps, float momentum) {
@@ -15,11 +16,13 @@ void batchnorm_forward_train(float *out, float *mean, float *rstd, float *runnin
         double sum = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = in + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : sum)
             for (int t = 0; t < L; t++) sum += x[t];
         }
         double mu = sum / (double)n, ss = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = in + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : ss)
             for (int t = 0; t < L; t++) {
                 double d = x[t] - mu;
                 ss += d * d;
@@ -71,6 +74,7 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
         for (int b = 0; b < B; b++) {
             size_t off = ((size_t)b * C + c) * L;
             const float *g = dout + off, *x = in + off;
+#pragma omp simd reduction(+ : sg, sgx)
             for (int t = 0; t < L; t++) {
                 sg += g[t];
                 sgx += (double)g[t] * ((x[t] - mu) * rs);

@@ -63,11 +63,13 @@ void scale_time_backward(float *dx, float *ds, const float *dout, const float *x
 
 /* out = a + b. */
 void add_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 /* d += src. */
 void accumulate(float *d, const float *src, size_t n) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
     for (size_t i = 0; i < n; i++) d[i] += src[i];
 }
 

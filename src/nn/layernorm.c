@@ -3,31 +3,48 @@
 
 #include "nn/ops.h"
 
+/* Time steps handled together: the per-step sums live on the stack and the loops over
+ * channels run along contiguous time. */
+enum { TCHUNK = 256 };
+
 /* For each (b, t): y = (x[b,:,t] - mean) * rstd, out = y * w[c] + bias[c]; mean, rstd (B, L).
- * The channel loops run outermost so the inner loops go along contiguous time; sums in double. */
+ * Sums in double, two passes (mean, then centred squares). */
 void layernorm_ch_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
                           const float *bias, int B, int C, int L, float eps) {
-#pragma omp parallel for if ((size_t)B * C * L > 65536)
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * C * L;
-        float *o = out + (size_t)b * C * L, *mu = mean + (size_t)b * L, *rs = rstd + (size_t)b * L;
-        for (int t = 0; t < L; t++) {
-            double s = 0.0;
-            for (int c = 0; c < C; c++) s += x[(size_t)c * L + t];
-            double m = s / C, ss = 0.0;
+    int nchunks = (L + TCHUNK - 1) / TCHUNK;
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < nchunks; ch++) {
+            int t0 = ch * TCHUNK, n = L - t0 < TCHUNK ? L - t0 : TCHUNK;
+            const float *x = in + (size_t)b * C * L + t0;
+            float *o = out + (size_t)b * C * L + t0, *mu = mean + (size_t)b * L + t0, *rs = rstd + (size_t)b * L + t0;
+            double s[TCHUNK], m[TCHUNK];
+            for (int t = 0; t < n; t++) s[t] = 0.0;
             for (int c = 0; c < C; c++) {
-                double d = x[(size_t)c * L + t] - m;
-                ss += d * d;
+                const float *xc = x + (size_t)c * L;
+                for (int t = 0; t < n; t++) s[t] += xc[t];
             }
-            mu[t] = (float)m;
-            rs[t] = (float)(1.0 / sqrt(ss / C + eps));
+            for (int t = 0; t < n; t++) {
+                m[t] = s[t] / C;
+                s[t] = 0.0;
+            }
+            for (int c = 0; c < C; c++) {
+                const float *xc = x + (size_t)c * L;
+                for (int t = 0; t < n; t++) {
+                    double d = xc[t] - m[t];
+                    s[t] += d * d;
+                }
+            }
+            for (int t = 0; t < n; t++) {
+                mu[t] = (float)m[t];
+                rs[t] = (float)(1.0 / sqrt(s[t] / C + eps));
+            }
+            for (int c = 0; c < C; c++) {
+                const float *xc = x + (size_t)c * L;
+                float *oc = o + (size_t)c * L, wc = w[c], bc = bias[c];
+                for (int t = 0; t < n; t++) oc[t] = (xc[t] - mu[t]) * rs[t] * wc + bc;
+            }
         }
-        for (int c = 0; c < C; c++) {
-            const float *xc = x + (size_t)c * L;
-            float *oc = o + (size_t)c * L, wc = w[c], bc = bias[c];
-            for (int t = 0; t < L; t++) oc[t] = (xc[t] - mu[t]) * rs[t] * wc + bc;
-        }
-    }
 }
 
 /* With y = (x - mean) * rstd and g = dout * w (per channel):
@@ -36,12 +53,13 @@ void layernorm_ch_forward(float *out, float *mean, float *rstd, const float *in,
 void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                            const float *mean, const float *rstd, const float *w, int B, int C, int L) {
     if (dw || dbias) {
-#pragma omp parallel for if ((size_t)B * C * L > 65536)
+#pragma omp parallel for if ((size_t)B * C * L > 65536) schedule(static)
         for (int c = 0; c < C; c++) {
             double sw = 0.0, sb = 0.0;
             for (int b = 0; b < B; b++) {
                 const float *g = dout + ((size_t)b * C + c) * L, *x = in + ((size_t)b * C + c) * L;
                 const float *mu = mean + (size_t)b * L, *rs = rstd + (size_t)b * L;
+#pragma omp simd reduction(+ : sw, sb)
                 for (int t = 0; t < L; t++) {
                     sb += g[t];
                     sw += (double)g[t] * ((x[t] - mu[t]) * rs[t]);
@@ -52,24 +70,36 @@ void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dou
         }
     }
     if (!din) return;
-#pragma omp parallel for if ((size_t)B * C * L > 65536)
-    for (int b = 0; b < B; b++) {
-        const float *x = in + (size_t)b * C * L, *g = dout + (size_t)b * C * L;
-        const float *mu = mean + (size_t)b * L, *rs = rstd + (size_t)b * L;
-        float *d = din + (size_t)b * C * L;
-        for (int t = 0; t < L; t++) {
-            double sg = 0.0, sgy = 0.0;
+    int nchunks = (L + TCHUNK - 1) / TCHUNK;
+#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < nchunks; ch++) {
+            int t0 = ch * TCHUNK, n = L - t0 < TCHUNK ? L - t0 : TCHUNK;
+            size_t base = (size_t)b * C * L + t0;
+            const float *mu = mean + (size_t)b * L + t0, *rs = rstd + (size_t)b * L + t0;
+            double sg[TCHUNK], sgy[TCHUNK];
+            for (int t = 0; t < n; t++) sg[t] = sgy[t] = 0.0;
             for (int c = 0; c < C; c++) {
-                double gc = (double)g[(size_t)c * L + t] * w[c];
-                sg += gc;
-                sgy += gc * ((x[(size_t)c * L + t] - mu[t]) * rs[t]);
+                const float *g = dout + base + (size_t)c * L, *x = in + base + (size_t)c * L;
+                double wc = w[c];
+                for (int t = 0; t < n; t++) {
+                    double gc = g[t] * wc;
+                    sg[t] += gc;
+                    sgy[t] += gc * ((x[t] - mu[t]) * rs[t]);
+                }
             }
-            float mg = (float)(sg / C), mgy = (float)(sgy / C);
+            float mg[TCHUNK], mgy[TCHUNK];
+            for (int t = 0; t < n; t++) {
+                mg[t] = (float)(sg[t] / C);
+                mgy[t] = (float)(sgy[t] / C);
+            }
             for (int c = 0; c < C; c++) {
-                size_t i = (size_t)c * L + t;
-                float y = (x[i] - mu[t]) * rs[t];
-                d[i] += rs[t] * (g[i] * w[c] - mg - y * mgy);
+                const float *g = dout + base + (size_t)c * L, *x = in + base + (size_t)c * L;
+                float *d = din + base + (size_t)c * L, wc = w[c];
+                for (int t = 0; t < n; t++) {
+                    float y = (x[t] - mu[t]) * rs[t];
+                    d[t] += rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
+                }
             }
         }
-    }
 }

@@ -21,27 +21,28 @@ double bce_logits_forward_backward(float *dlogits, const float *logits, const fl
 }
 
 /* One sample: returns KL = sum_j p_j (log p_j - log q_j), p = softmax(t/T), q = softmax(s/T),
- * and accumulates g * (q - p) into ds and g * p * (log p - log q - KL) into dt. Log-sum-exp in
- * double; a second pass recomputes the log-softmaxes so no scratch memory is needed. */
+ * and accumulates g * (q - p) into ds and g * p * (log p - log q - KL) into dt. In double,
+ * by log-sum-exp; no scratch: pass 1 finds the maxima, pass 2 the two normalisers and
+ *   KL = sum_j e^(t_j/T - mt) (t_j - s_j) / T / Zt - (lse_t - lse_s),
+ * pass 3 the gradients. */
 static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g) {
-    double ms = -INFINITY, mt = -INFINITY;
+    double ms = -INFINITY, mt = -INFINITY, invT = 1.0 / T;
     for (int j = 0; j < N; j++) {
-        ms = fmax(ms, s[j] / T);
-        mt = fmax(mt, t[j] / T);
+        ms = fmax(ms, s[j] * invT);
+        mt = fmax(mt, t[j] * invT);
     }
-    double es = 0.0, et = 0.0;
+    double zs = 0.0, zt = 0.0, a = 0.0;
     for (int j = 0; j < N; j++) {
-        es += exp(s[j] / T - ms);
-        et += exp(t[j] / T - mt);
+        double et = exp(t[j] * invT - mt);
+        zs += exp(s[j] * invT - ms);
+        zt += et;
+        a += et * ((double)t[j] - s[j]);
     }
-    double lses = ms + log(es), lset = mt + log(et), kl = 0.0;
-    for (int j = 0; j < N; j++) {
-        double lq = s[j] / T - lses, lp = t[j] / T - lset;
-        kl += exp(lp) * (lp - lq);
-    }
+    double lses = ms + log(zs), lset = mt + log(zt);
+    double kl = a * invT / zt - (lset - lses);
     if (ds || dt)
         for (int j = 0; j < N; j++) {
-            double lq = s[j] / T - lses, lp = t[j] / T - lset, p = exp(lp);
+            double lq = s[j] * invT - lses, lp = t[j] * invT - lset, p = exp(lp);
             if (ds) ds[j] += (float)(g * (exp(lq) - p));
             if (dt) dt[j] += (float)(g * p * (lp - lq - kl));
         }

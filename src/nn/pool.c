@@ -4,8 +4,9 @@
 
 #include "nn/ops.h"
 
-/* Index (0 or 1) of the maximum of (a, b): b wins only if strictly greater or NaN. */
-static inline int argmax2(float a, float b) { return (b > a || isnan(b)) && !isnan(a); }
+/* Index (0 or 1) of the maximum of (a, b): b wins only if strictly greater, or NaN while a is
+ * not. Written without branches (a != a is isnan(a)) so that the loops vectorise. */
+static inline int argmax2(float a, float b) { return (b > a) | ((b != b) & (a == a)); }
 
 /* (B, C, L) -> (B, C, L/2): out[t] = max(in[2t], in[2t+1]). */
 void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
@@ -14,7 +15,10 @@ void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L;
         float *o = out + (size_t)bc * Lo;
-        for (int t = 0; t < Lo; t++) o[t] = x[2 * t + argmax2(x[2 * t], x[2 * t + 1])];
+        for (int t = 0; t < Lo; t++) {
+            float a = x[2 * t], b = x[2 * t + 1];
+            o[t] = argmax2(a, b) ? b : a;
+        }
     }
 }
 
@@ -25,7 +29,11 @@ void maxpool2_backward(float *din, const float *dout, const float *in, int B, in
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * Lo;
         float *d = din + (size_t)bc * L;
-        for (int t = 0; t < Lo; t++) d[2 * t + argmax2(x[2 * t], x[2 * t + 1])] += g[t];
+        for (int t = 0; t < Lo; t++) {
+            int second = argmax2(x[2 * t], x[2 * t + 1]);
+            d[2 * t] += second ? 0.0f : g[t];
+            d[2 * t + 1] += second ? g[t] : 0.0f;
+        }
     }
 }
 
@@ -37,7 +45,7 @@ void maxpool2s1_forward(float *out, const float *in, int B, int C, int L) {
         float *o = out + (size_t)bc * (L + 1);
         if (L == 0) { o[0] = -INFINITY; continue; }
         o[0] = x[0];
-        for (int t = 1; t < L; t++) o[t] = x[t - 1 + argmax2(x[t - 1], x[t])];
+        for (int t = 1; t < L; t++) o[t] = argmax2(x[t - 1], x[t]) ? x[t] : x[t - 1];
         o[L] = x[L - 1];
     }
 }
@@ -49,8 +57,14 @@ void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, 
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * (L + 1);
         float *d = din + (size_t)bc * L;
+        /* input t gets window t+1 when it is that window's first maximum, and window t when
+         * it is the second one */
         d[0] += g[0];
-        for (int t = 1; t < L; t++) d[t - 1 + argmax2(x[t - 1], x[t])] += g[t];
+        for (int t = 1; t < L; t++) {
+            int second = argmax2(x[t - 1], x[t]);
+            d[t - 1] += second ? 0.0f : g[t];
+            d[t] += second ? g[t] : 0.0f;
+        }
         d[L - 1] += g[L];
     }
 }

@@ -476,6 +476,14 @@ static void test_pools(void) {
     /* windows: [-inf,1] [1,1] [1,2] [2,2] [2,-inf] -> inputs 0, 0, 2, 2, 3 */
     CHECK(o[0] == 1 && o[4] == 2 && d[0] == 11 && d[1] == 0 && d[2] == 1100 && d[3] == 10000,
           "maxpool2s1 ties: d = %g %g %g %g", d[0], d[1], d[2], d[3]);
+    /* NaN wins its window, as in PyTorch */
+    float xn[4] = {NAN, 1, 1, NAN}, on[2], dn[4] = {0}, gn[2] = {1, 2};
+    maxpool2_forward(on, xn, 1, 1, 4);
+    maxpool2_backward(dn, gn, xn, 1, 1, 4);
+    CHECK(isnan(on[0]) && isnan(on[1]) && dn[0] == 1 && dn[1] == 0 && dn[2] == 0 && dn[3] == 2, "maxpool2 NaN");
+    float xs[3] = {1, NAN, 2}, os[4];
+    maxpool2s1_forward(os, xs, 1, 1, 3);
+    CHECK(os[0] == 1 && isnan(os[1]) && isnan(os[2]) && os[3] == 2, "maxpool2s1 NaN");
     float y[6] = {3, 1, 3, 0, 0, 0}, ym, dy[6] = {0}, one = 1;
     max_time_forward(&ym, y, 1, 1, 6);
     max_time_backward(dy, &one, y, 1, 1, 6);
