@@ -174,6 +174,13 @@ struct mrm_model {
 mrm_status model_build(mrm_model *m, mrm_error *err);
 /* Sizes the activations for B samples (grows only). */
 mrm_status model_plan(mrm_model *m, int B, mrm_error *err);
+/* BN (training mode) with an optional ReLU after it, fused (fused.c). Forward: y = relu?(BN(z)),
+ * saves mean/rstd, updates the running statistics. Backward: dz = d/dz given dy, the ReLU mask
+ * taken from y (NULL: no ReLU); dz is OVERWRITTEN, dgamma/dbeta accumulate. */
+void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *z,
+                           const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu);
+void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
+                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 

@@ -18,14 +18,25 @@ static void gpop(gstack *g, gmark mk) {
     g->used = mk.used;
 }
 
-/* n zeroed floats, valid until popped. Chunks are kept for the next steps. */
-static float *gpush(gstack *g, size_t n, size_t min_chunk) {
+/* Zeroes n floats, in parallel when large. */
+static void zero_floats(float *p, size_t n) {
+    if (n < (1u << 18)) {
+        memset(p, 0, n * sizeof(float));
+        return;
+    }
+    size_t step = 1u << 16, nb = (n + step - 1) / step;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nb; i++) memset(p + i * step, 0, sizeof(float) * (i + 1 < nb ? step : n - i * step));
+}
+
+/* n floats (zeroed if `zero`), valid until popped. Chunks are kept for the next steps. */
+static float *gpush(gstack *g, size_t n, size_t min_chunk, int zero) {
     for (;;) {
         if (g->cur < g->nchunks) {
             if (g->used + n <= g->cap[g->cur]) {
                 float *p = g->chunk[g->cur] + g->used;
                 g->used += n;
-                memset(p, 0, n * sizeof(float));
+                if (zero) zero_floats(p, n);
                 return p;
             }
             if (g->cur + 1 < g->nchunks) {
@@ -52,7 +63,9 @@ static void gstack_free(gstack *g) {
     memset(g, 0, sizeof *g);
 }
 
-#define GPUSH(m, n) gpush(&(m)->gs, (n), (size_t)(m)->B * (size_t)mrm_model_feature_size(m) * 16)
+#define GSTACK_MIN_CHUNK(m) ((size_t)(m)->B * (size_t)mrm_model_feature_size(m) * 16)
+#define GPUSH(m, n) gpush(&(m)->gs, (n), GSTACK_MIN_CHUNK(m), 1)
+#define GPUSH_RAW(m, n) gpush(&(m)->gs, (n), GSTACK_MIN_CHUNK(m), 0)
 
 /* ---- create, free, accessors ------------------------------------------------------------- */
 
@@ -368,6 +381,13 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
         return;
     }
     conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    if (m->trained_forward) { /* BN + ReLU in one go */
+        const bn_p *bn = &u->bn;
+        bn_relu_forward_train(u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma, bn->beta, m->B,
+                              c->cout, u->lout, BN_EPS, BN_MOMENTUM, u->relu);
+        (*bn->num_batches_tracked)++;
+        return;
+    }
     bn_forward(m, &u->bn, u->y, u->z, u->mean, u->rstd, c->cout, u->lout);
     if (u->relu) relu_forward(u->y, u->y, (size_t)m->B * c->cout * u->lout);
 }
@@ -383,14 +403,9 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     const conv_p *c = &u->conv;
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
-    const float *dbn = dy;
-    if (u->relu) {
-        float *t = GPUSH(m, n);
-        relu_backward(t, dy, u->y, n);
-        dbn = t;
-    }
-    float *dz = GPUSH(m, n);
-    batchnorm_backward(dz, u->bn.dgamma, u->bn.dbeta, dbn, u->z, u->mean, u->rstd, u->bn.gamma, m->B, c->cout, u->lout);
+    float *dz = GPUSH_RAW(m, n); /* overwritten by the fused BN + ReLU backward */
+    bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
+                     c->cout, u->lout);
     conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
     gpop(&m->gs, mk);
 }

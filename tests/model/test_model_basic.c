@@ -349,7 +349,10 @@ static void test_finite_differences(void) {
         for (long long j = 1; j < t->numel; j++)
             if (fabsf(g[off + j]) > fabsf(g[off + best])) best = j;
         /* five-point stencil: error O(h^4) */
-        float save = p[best], h = 4e-3f * fmaxf(0.1f, fabsf(save)), hs[4] = {-2 * h, -h, h, 2 * h};
+        /* step: small against the value, large enough that the loss moves by ~2e-5 (float32
+         * rounding of the loss is ~1e-7) */
+        float save = p[best], h = fmaxf(4e-3f * fmaxf(0.1f, fabsf(save)), 2e-5f / fmaxf(fabsf(g[off + best]), 1e-6f));
+        float hs[4] = {-2 * h, -h, h, 2 * h};
         double f[4];
         for (int q = 0; q < 4; q++) {
             p[best] = save + hs[q];

@@ -1,0 +1,103 @@
+/* Fused BatchNorm (training mode) + ReLU, forward and backward, for the conv -> BN -> ReLU
+ * units of the model: one pass for the statistics and one to normalise (and clip) forward;
+ * one pass for the two reductions and one writing the input gradient backward, with the ReLU
+ * mask applied on the fly. Same function as batchnorm_* + relu_* of src/nn (PyTorch's):
+ * batch mean and biased variance over (B, L), running statistics toward the unbiased variance.
+ * Row sums in float (vectorised), combined across rows in double. */
+#include <math.h>
+
+#include "model/model_internal.h"
+
+void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *z,
+                           const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu) {
+    size_t n = (size_t)B * L;
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = z + ((size_t)b * C + c) * L;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int t = 0; t < L; t++) s += x[t];
+            sum += s;
+        }
+        double mu = sum / (double)n, ss = 0.0;
+        float muf = (float)mu;
+        for (int b = 0; b < B; b++) {
+            const float *x = z + ((size_t)b * C + c) * L;
+            float q = 0.0f;
+#pragma omp simd reduction(+ : q)
+            for (int t = 0; t < L; t++) {
+                float d = x[t] - muf;
+                q += d * d;
+            }
+            ss += q;
+        }
+        double var = ss / (double)n, rs = 1.0 / sqrt(var + eps);
+        mean[c] = muf;
+        rstd[c] = (float)rs;
+        double unbiased = n > 1 ? ss / (double)(n - 1) : var;
+        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *x = z + off;
+            float *o = y + off;
+            if (relu)
+#pragma omp simd
+                for (int t = 0; t < L; t++) {
+                    float v = x[t] * scale + shift;
+                    o[t] = v > 0.0f ? v : 0.0f;
+                }
+            else
+#pragma omp simd
+                for (int t = 0; t < L; t++) o[t] = x[t] * scale + shift;
+        }
+    }
+}
+
+void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
+                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
+    size_t n = (size_t)B * L;
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        double sg = 0.0, sgx = 0.0;
+        float mu = mean[c], rs = rstd[c];
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+            float a = 0.0f, ax = 0.0f;
+            if (o) {
+#pragma omp simd reduction(+ : a, ax)
+                for (int t = 0; t < L; t++) {
+                    float gm = o[t] > 0.0f ? g[t] : 0.0f;
+                    a += gm;
+                    ax += gm * (x[t] - mu);
+                }
+            } else {
+#pragma omp simd reduction(+ : a, ax)
+                for (int t = 0; t < L; t++) {
+                    a += g[t];
+                    ax += g[t] * (x[t] - mu);
+                }
+            }
+            sg += a;
+            sgx += (double)ax * rs;
+        }
+        dbeta[c] += (float)sg;
+        dgamma[c] += (float)sgx;
+        float k = gamma[c] * rs, mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n) * rs;
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+            float *d = dz + off;
+            if (o)
+#pragma omp simd
+                for (int t = 0; t < L; t++) d[t] = k * ((o[t] > 0.0f ? g[t] : 0.0f) - mg - (x[t] - mu) * mgx);
+            else
+#pragma omp simd
+                for (int t = 0; t < L; t++) d[t] = k * (g[t] - mg - (x[t] - mu) * mgx);
+        }
+    }
+}
