@@ -259,109 +259,108 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
 
-    /* read and preprocess every record */
+    /* in chunks of `batch` inputs: read and preprocess, predict, print */
     const size_t rec_len = (size_t)MRM_LEADS * MRM_SAMPLES;
-    X = malloc(sizeof(float) * rec_len * (size_t)(items.n ? items.n : 1));
-    ok = calloc((size_t)(items.n ? items.n : 1), sizeof *ok);
-    row = calloc((size_t)(items.n ? items.n : 1), sizeof *row);
+    X = malloc(sizeof(float) * rec_len * (size_t)batch);
+    ok = calloc((size_t)batch, sizeof *ok);
+    row = calloc((size_t)batch, sizeof *row);
+    p = malloc(sizeof(float) * (size_t)c * (size_t)batch);
     float *tmp = malloc(sizeof(float) * rec_len);
-    if (!X || !ok || !row || !tmp) {
+    if (!X || !ok || !row || !p || !tmp) {
         free(tmp);
-        fprintf(stderr, "mrmnet %s: out of memory for %d records\n", cmd, items.n);
-        goto done;
-    }
-    int n_ok = 0;
-    for (int i = 0; i < items.n; i++) {
-        mrm_record rec;
-        mrm_error e = {0};
-        mrm_preprocess_info info;
-        if (mrm_record_read(&rec, items.v[i].path, 0, &e)) {
-            fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
-            mrm_record_free(&rec);
-            failed++;
-            continue;
-        }
-        double seconds = rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
-        if (rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds) {
-            fprintf(stderr, "mrmnet %s: %s: %.3g s long, shorter than %.3g s\n", cmd, items.v[i].name, seconds, min_seconds);
-            mrm_record_free(&rec);
-            failed++;
-            continue;
-        }
-        mrm_status st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
-        mrm_record_free(&rec);
-        if (st) {
-            fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
-            failed++;
-            continue;
-        }
-        if (info.padded || info.stretched)
-            fprintf(stderr, "mrmnet %s: warning: %s: %.3g s long, %s to 10 s\n", cmd, items.v[i].name, seconds,
-                    info.padded ? "zero-padded" : "stretched");
-        if (info.nan_samples)
-            fprintf(stderr, "mrmnet %s: warning: %s: %lld invalid samples set to 0\n", cmd, items.v[i].name, info.nan_samples);
-        float *x = X + (size_t)n_ok * rec_len;
-        for (int j = 0; j < MRM_LEADS; j++)
-            for (int t = 0; t < MRM_SAMPLES; t++)
-                x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)tmp[(size_t)lead_map[j] * MRM_SAMPLES + t] - mean) / sd);
-        ok[i] = 1;
-        row[i] = n_ok++;
-    }
-    free(tmp);
-    p = malloc(sizeof(float) * (size_t)c * (size_t)(n_ok ? n_ok : 1));
-    if (!p) {
         fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
         goto done;
     }
-    if (n_ok && mrm_predict_probs(m, X, n_ok, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
-        cli_report(cmd, &err);
-        goto done;
-    }
-
-    /* output */
     if (as_csv) {
         fputs("record", stdout);
         for (int k = 0; k < c; k++) putchar(','), csv_field(classes[k]);
         fputs(",labels\n", stdout);
     }
     if (as_json) out = json_array();
-    for (int i = 0; i < items.n; i++) {
-        if (!ok[i]) continue;
-        const float *pr = p + (size_t)row[i] * c;
-        if (as_csv) {
-            csv_field(items.v[i].name);
-            for (int k = 0; k < c; k++) printf(",%.6f", pr[k]);
-            putchar(',');
-            int first = 1;
-            char labels[4096] = "";
-            size_t len = 0;
-            for (int k = 0; k < c; k++)
-                if (pr[k] > thr[k] && len < sizeof labels - 1) {
-                    len += (size_t)snprintf(labels + len, sizeof labels - len, "%s%s", first ? "" : ";", classes[k]);
-                    first = 0;
-                }
-            csv_field(labels);
-            putchar('\n');
-        } else if (as_json) {
-            json_t *o = json_object(), *probs = json_object(), *labels = json_array();
-            for (int k = 0; k < c; k++) {
-                json_object_set_new(probs, classes[k], json_real(pr[k]));
-                if (pr[k] > thr[k]) json_array_append_new(labels, json_string(classes[k]));
+    for (int i0 = 0; i0 < items.n; i0 += (int)batch) {
+        const int i1 = items.n - i0 < batch ? items.n : i0 + (int)batch;
+        int n_ok = 0;
+        for (int i = i0; i < i1; i++) {
+            mrm_record rec;
+            mrm_error e = {0};
+            mrm_preprocess_info info;
+            ok[i - i0] = 0;
+            if (mrm_record_read(&rec, items.v[i].path, 0, &e)) {
+                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+                mrm_record_free(&rec);
+                failed++;
+                continue;
             }
-            json_object_set_new(o, "record", json_string(items.v[i].name));
-            json_object_set_new(o, "probabilities", probs);
-            json_object_set_new(o, "labels", labels);
-            json_array_append_new(out, o);
-        } else {
-            printf("%s:", items.v[i].name);
-            int any = 0;
-            for (int k = 0; k < c; k++)
-                if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
-            printf("%s\n", any ? "" : " (no label above its threshold)");
-            for (int k = 0; k < c; k++)
-                printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
+            double seconds = rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
+            if (rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds) {
+                fprintf(stderr, "mrmnet %s: %s: %.3g s long, shorter than %.3g s\n", cmd, items.v[i].name, seconds, min_seconds);
+                mrm_record_free(&rec);
+                failed++;
+                continue;
+            }
+            mrm_status st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
+            mrm_record_free(&rec);
+            if (st) {
+                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+                failed++;
+                continue;
+            }
+            if (info.padded || info.stretched)
+                fprintf(stderr, "mrmnet %s: warning: %s: %.3g s long, %s to 10 s\n", cmd, items.v[i].name, seconds,
+                        info.padded ? "zero-padded" : "stretched");
+            if (info.nan_samples)
+                fprintf(stderr, "mrmnet %s: warning: %s: %lld invalid samples set to 0\n", cmd, items.v[i].name, info.nan_samples);
+            float *x = X + (size_t)n_ok * rec_len;
+            for (int j = 0; j < MRM_LEADS; j++)
+                for (int t = 0; t < MRM_SAMPLES; t++)
+                    x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)tmp[(size_t)lead_map[j] * MRM_SAMPLES + t] - mean) / sd);
+            ok[i - i0] = 1;
+            row[i - i0] = n_ok++;
         }
+        if (n_ok && mrm_predict_probs(m, X, n_ok, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
+            free(tmp);
+            cli_report(cmd, &err);
+            goto done;
+        }
+        for (int i = i0; i < i1; i++) {
+            if (!ok[i - i0]) continue;
+            const float *pr = p + (size_t)row[i - i0] * c;
+            if (as_csv) {
+                csv_field(items.v[i].name);
+                for (int k = 0; k < c; k++) printf(",%.6f", pr[k]);
+                putchar(',');
+                int first = 1;
+                char labels[4096] = "";
+                size_t len = 0;
+                for (int k = 0; k < c; k++)
+                    if (pr[k] > thr[k] && len < sizeof labels - 1) {
+                        len += (size_t)snprintf(labels + len, sizeof labels - len, "%s%s", first ? "" : ";", classes[k]);
+                        first = 0;
+                    }
+                csv_field(labels);
+                putchar('\n');
+            } else if (as_json) {
+                json_t *o = json_object(), *probs = json_object(), *labels = json_array();
+                for (int k = 0; k < c; k++) {
+                    json_object_set_new(probs, classes[k], json_real(pr[k]));
+                    if (pr[k] > thr[k]) json_array_append_new(labels, json_string(classes[k]));
+                }
+                json_object_set_new(o, "record", json_string(items.v[i].name));
+                json_object_set_new(o, "probabilities", probs);
+                json_object_set_new(o, "labels", labels);
+                json_array_append_new(out, o);
+            } else {
+                printf("%s:", items.v[i].name);
+                int any = 0;
+                for (int k = 0; k < c; k++)
+                    if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
+                printf("%s\n", any ? "" : " (no label above its threshold)");
+                for (int k = 0; k < c; k++) printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
+            }
+        }
+        fflush(stdout);
     }
+    free(tmp);
     if (as_json) {
         char *text = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(7));
         if (text) puts(text);

@@ -95,7 +95,7 @@ for name, n in (("short", 50), ("five", 500)):
     (np.random.default_rng(1).integers(-500, 500, (n, 12))).astype("<i2").tofile(os.path.join(bad, name + ".dat"))
 args = [ptb[0], os.path.join(FIX, "mitdb", "100s"), os.path.join(bad, "short"), os.path.join(bad, "missing"),
         os.path.join(bad, "five"), ptb[1]]
-rc, so, se = run("predict", "--model", model, "--json", *args, expect=1)
+rc, so, se = run("predict", "--model", model, "--json", "--batch", "2", *args, expect=1)
 check(rc == 1, "exit status 1 when a record fails")
 res = json.loads(so)
 check([r["record"] for r in res] == [ptb[0], os.path.join(bad, "five"), ptb[1]], "the good records still labelled")
