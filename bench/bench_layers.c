@@ -215,8 +215,7 @@ static void alloc_state(state *s, const unit *u) {
         s->b[14] = rand_buf(B * c, r), s->b[15] = rand_buf(B * c, r), s->b[16] = rand_buf(B * c, r);
         s->b[17] = rand_buf(B * c / 4, r), s->b[18] = rand_buf(B * c / 4, r);
         break;
-    case U_ATTENTION: /* x = in; f = b5 (B, 2c, L); see attention_forward for the layout */
-        s->b[1] = rand_buf(B * c * L, r);                                   /* dl2 */
+    case U_ATTENTION: /* x = in, f = b5 (B, 2c, L), b1 is dl2; see attention_forward */
         s->b[4] = rand_buf(B * 2 * c * L, r), s->b[5] = rand_buf(B * 2 * c * L, r); /* cat, f */
         s->b[6] = rand_buf(B * c * L, r), s->b[7] = rand_buf(B * c * L, r);         /* l1, l2 */
         s->b[8] = rand_buf(B * c * 16, r);                    /* (B, c) vectors */

@@ -108,12 +108,16 @@ EOF
 cat "$OUT/parity.json" >&2
 
 for r in $(seq 1 "$ROUNDS"); do
+  : > "$OUT/round${r}_load.txt"
+  echo "mrmnet $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/round${r}_load.txt"
   log "round $r/$ROUNDS: mrmnet (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   "$MRMNET" bench --threads 2 --iters "$MRM_ITERS" --cases train,infer1,infer32,eval1,eval32 \
     --model "$WEIGHTS" --json "$OUT/round${r}_mrmnet.json"
+  echo "pytorch $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/round${r}_load.txt"
   log "round $r/$ROUNDS: PyTorch (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   $PY bench/peers/torch_peer.py --weights "$WEIGHTS" --train-iters "$T_TRAIN" \
     --infer1-iters "$T_I1" --infer32-iters "$T_I32" > "$OUT/round${r}_torch.json"
+  echo "ort $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/round${r}_load.txt"
   log "round $r/$ROUNDS: ONNX Runtime (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   node bench/peers/ort_peer.js "$PEERS" --iters1 "$O_I1" --iters32 "$O_I32" > "$OUT/round${r}_ort.json"
 done
@@ -153,7 +157,13 @@ for r in range(1, rounds + 1):
         "torch_infer1_peak_mb": t["infer1"]["peak_rss_mb"],
         "ort_peak_mb": o["peak_rss_mb"],
         "ort_check_max_abs_diff": o["check"]["max_abs_diff_vs_torch"],
+        "mrmnet_train_cpu_utilisation": m["train"].get("cpu_utilisation", float("nan")),
+        "mrmnet_infer1_cpu_utilisation": m["infer1"].get("cpu_utilisation", float("nan")),
     })
+    with open(os.path.join(out, "round%d_load.txt" % r)) as f:
+        for line in f:
+            w = line.split()
+            rows[-1]["load1_before_" + w[0]] = float(w[1])
 ratios = {
     "train_step mrmnet/pytorch": ("mrmnet_train_ms_per_step", "torch_train_ms_per_step"),
     "infer B=1 mrmnet/ort": ("mrmnet_infer1_ms", "ort_infer1_ms"),

@@ -11,6 +11,8 @@
  * the warm-up steps, then times `iters` steps; the median is reported. The child sends back its
  * numbers and its peak resident memory (VmHWM) through a pipe, so cases do not share memory or
  * thread pools. The parent itself never starts OpenMP or oneDNN threads before forking.
+ * cpu% is the case's CPU time over wall time x threads while timed: well below 100% means the
+ * cores were busy with other work (or the threads waited), so the timing is pessimistic.
  *
  * GFLOP counting: the REFERENCE work of the model, 1.76 GFLOP per record forward (881.7 M
  * multiply-adds with four separate multi-scale convolutions) and 3x that, 5.28 GFLOP, per record
@@ -58,6 +60,7 @@ typedef struct case_result {
     int iters, warmup;
     double ms_median, ms_min, ms_mean; /* per step (one batch) */
     double peak_rss_mb;
+    double cpu_util;                   /* process CPU time / (wall time x threads) while timed */
     double loss;                       /* train: the loss of the last step (a sanity value) */
     char msg[MRM_ERROR_MSG_LEN];
 } case_result;
@@ -91,11 +94,12 @@ static void usage(FILE *f) {
             "a training step.\n");
 }
 
-static double now_ms(void) {
+static double clock_ms(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
 /* Peak resident memory of this process in MiB: VmHWM, else ru_maxrss. */
 static double peak_rss_mb(void) {
@@ -171,7 +175,9 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
     if (!s && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_infer_create(&inf, m, B, &err);
 
     mrm_loss loss = {0};
+    double cpu0 = 0, wall0 = 0;
     for (int it = 0; !s && it < warmup + iters; it++) {
+        if (it == warmup) cpu0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID), wall0 = now_ms();
         double t0 = now_ms();
         switch (k) {
         case CASE_TRAIN:
@@ -191,6 +197,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         double t = now_ms() - t0;
         if (it >= warmup) ms[it - warmup] = t;
     }
+    double cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - cpu0, wall = now_ms() - wall0;
     if (!s && k == CASE_TRAIN && !isfinite(loss.total))
         s = mrm_fail(&err, MRM_ERR_CHECK, "bench: training loss is %g", loss.total);
     if (!s) {
@@ -204,6 +211,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         r->ms_min = ms[0];
         r->ms_mean = sum / iters;
         r->loss = loss.total;
+        r->cpu_util = wall > 0 ? cpu / (wall * threads) : 0;
         r->peak_rss_mb = peak_rss_mb();
     } else {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -369,8 +377,8 @@ int cmd_bench(int argc, char **argv) {
     json_object_set_new(root, "threads", jthreads);
     json_object_set_new(root, "cases", jcases);
 
-    printf("%-8s %7s %5s %6s %11s %11s %10s %9s %7s %9s\n", "case", "threads", "batch", "iters", "ms/step",
-           "ms/record", "records/s", "GFLOP/s", "%peak", "peak MiB");
+    printf("%-8s %7s %5s %6s %11s %11s %10s %9s %7s %9s %5s\n", "case", "threads", "batch", "iters", "ms/step",
+           "ms/record", "records/s", "GFLOP/s", "%peak", "peak MiB", "cpu%");
     int failed = 0;
     for (int t = 0; t < o.n_threads; t++)
         for (int k = 0; k < N_CASES; k++) {
@@ -385,8 +393,8 @@ int cmd_bench(int argc, char **argv) {
             double ms_rec = r.ms_median / B, rps = 1e3 / ms_rec;
             double gflops = rps * (k == CASE_TRAIN ? GFLOP_TRAIN : GFLOP_FORWARD);
             double share = gflops / (o.peak_per_thread * th);
-            printf("%-8s %7d %5d %6d %11.2f %11.3f %10.1f %9.1f %6.1f%% %9.1f\n", cases[k].name, th, B, r.iters,
-                   r.ms_median, ms_rec, rps, gflops, 100.0 * share, r.peak_rss_mb);
+            printf("%-8s %7d %5d %6d %11.2f %11.3f %10.1f %9.1f %6.1f%% %9.1f %4.0f%%\n", cases[k].name, th, B,
+                   r.iters, r.ms_median, ms_rec, rps, gflops, 100.0 * share, r.peak_rss_mb, 100.0 * r.cpu_util);
             fflush(stdout);
             json_t *c = json_object();
             json_object_set_new(c, "case", json_string(cases[k].name));
@@ -403,6 +411,7 @@ int cmd_bench(int argc, char **argv) {
             json_object_set_new(c, "gflops", json_real(gflops));
             json_object_set_new(c, "peak_share", json_real(share));
             json_object_set_new(c, "peak_rss_mb", json_real(r.peak_rss_mb));
+            json_object_set_new(c, "cpu_utilisation", json_real(r.cpu_util));
             if (k == CASE_TRAIN) json_object_set_new(c, "loss", json_real(r.loss));
             json_array_append_new(jcases, c);
         }
