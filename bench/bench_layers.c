@@ -382,12 +382,13 @@ static void unit_forward(state *s, const unit *u, int train) {
     size_t n = (size_t)B * c * L;
     switch (u->kind) {
     case U_CBN:
-        conv1d_forward(&s->ctx, train ? b[6] : b[1], b[0], b[4], B, u->cin, u->lin, u->cout, u->k, u->stride, u->pad,
-                       u->groups);
-        if (train)
-            batchnorm_forward_train(b[1], b[13], b[14], b[11], b[12], b[6], b[7], b[8], B, u->cout, lo, 1e-5f, 0.1f);
-        else
-            bias_add(b[1], b[8], B, u->cout, lo);
+        if (!train) { /* the fast path: BN folded into the conv, bias and ReLU in its epilogue */
+            conv1d_bias_act_forward(&s->ctx, b[1], b[0], b[4], b[8], u->relu, B, u->cin, u->lin, u->cout, u->k,
+                                    u->stride, u->pad, u->groups);
+            break;
+        }
+        conv1d_forward(&s->ctx, b[6], b[0], b[4], B, u->cin, u->lin, u->cout, u->k, u->stride, u->pad, u->groups);
+        batchnorm_forward_train(b[1], b[13], b[14], b[11], b[12], b[6], b[7], b[8], B, u->cout, lo, 1e-5f, 0.1f);
         if (u->relu) relu_forward(b[1], b[1], (size_t)B * u->cout * lo);
         break;
     case U_POOL_S1: maxpool2s1_forward(b[1], b[0], B, c, L); break;

@@ -2,7 +2,7 @@
 # The benchmark of mrmnet against its peers, PyTorch (the twin, tools/mrmnet_torch.py) and ONNX
 # Runtime (onnxruntime-node), on this machine, with 2 threads each.
 #
-#   bench/run_bench.sh [--rounds 3] [--quick] [--no-layers] [--one-thread] [--out DIR]
+#   bench/run_bench.sh [--rounds 3] [--quick] [--no-layers] [--one-thread] [--publish] [--out DIR]
 #
 # 1. builds mrmnet (and bench_layers) in build-bench/;
 # 2. exports the twin to ONNX once (bench/peers/export_onnx.py), on the same weights as mrmnet
@@ -18,6 +18,8 @@
 #    DIR/layer_time.svg.
 # --quick: 1 round with fewer iterations (a smoke run, about 3 minutes on an idle machine).
 # --one-thread: also runs mrmnet bench with 1 thread once.
+# --publish: copies the charts to docs/img/ (peers.svg, layer_time.svg) and the numbers beside
+#   them (bench_summary.json, bench_layers.json) for docs/performance.md.
 # A full default run takes about 8-10 minutes on the 2-core machine when it is otherwise idle.
 set -euo pipefail
 
@@ -27,6 +29,7 @@ ROUNDS=3
 QUICK=0
 LAYERS=1
 ONE_THREAD=0
+PUBLISH=0
 OUT="$ROOT/build-bench/bench-out"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,8 +37,9 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; ROUNDS=1; shift ;;
     --no-layers) LAYERS=0; shift ;;
     --one-thread) ONE_THREAD=1; shift ;;
+    --publish) PUBLISH=1; shift ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -200,11 +204,22 @@ os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.jso
 print("\nsame function: max relative difference of the logits vs the twin: %.3g"
       % summary["parity"]["max_rel_diff"])
 EOF
+$PY bench/plot_peers.py "$OUT/summary.json" "$OUT/peers.svg"
 
 if [ "$LAYERS" = 1 ]; then
   log "per-layer decomposition (bench_layers, 2 threads)"
   OMP_NUM_THREADS=2 "$BUILD/bench_layers" --json "$OUT/layers.json" > "$OUT/layers.txt"
   cat "$OUT/layers.txt"
   $PY bench/plot_layers.py "$OUT/layers.json" "$OUT/layer_time.svg"
+fi
+if [ "$PUBLISH" = 1 ]; then
+  mkdir -p "$ROOT/docs/img"
+  cp "$OUT/peers.svg" "$ROOT/docs/img/peers.svg"
+  cp "$OUT/summary.json" "$ROOT/docs/img/bench_summary.json"
+  if [ "$LAYERS" = 1 ]; then
+    cp "$OUT/layer_time.svg" "$ROOT/docs/img/layer_time.svg"
+    cp "$OUT/layers.json" "$ROOT/docs/img/bench_layers.json"
+  fi
+  log "published the charts and numbers to docs/img/"
 fi
 log "done: $OUT"
