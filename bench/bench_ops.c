@@ -60,7 +60,7 @@ static double time_op(int op, nn_ctx *ctx, const shape *s, float *out, float *in
     for (int r = 0; r < reps + 1; r++) { /* the first run warms up */
         double t0 = now();
         if (op == 0 && use_gemm)
-            conv1d_forward_gemm(ctx, out, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, s->groups);
+            conv1d_forward_gemm(ctx, out, in, w, NULL, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, s->groups);
         else if (use_gemm)
             conv1d_backward_gemm(ctx, op == 1 ? din : NULL, op == 2 ? dw : NULL, out, in, w, s->B, s->Cin, s->Lin,
                                  s->Cout, s->K, s->stride, s->pad, s->groups);

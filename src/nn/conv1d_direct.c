@@ -36,19 +36,25 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 /* Writes (add = 0) or adds (add = 1) the tile acc[c][j] (channel 16c + lane, time j) to
- * out[(16c + lane) * ldo + j * ost], for nco channels and nt time steps. */
+ * out[(16c + lane) * ldo + j * ost], for nco channels and nt time steps. When writing, the
+ * epilogue adds bias[channel] (if bias) and applies ReLU (if relu). */
 static void store_tile(const __m512 *acc, int CV, int NT, float *out, size_t ldo, int ost, int nco, int nt,
-                       int add) {
+                       int add, const float *bias, int relu) {
     float buf[16];
     for (int c = 0; c < CV; c++) {
         int nl = imin(16, nco - 16 * c);
+        __m512 bv = bias ? _mm512_maskz_loadu_ps((__mmask16)((1u << nl) - 1u), bias + 16 * c) : _mm512_setzero_ps();
         for (int j = 0; j < nt; j++) {
-            _mm512_storeu_ps(buf, acc[c * NT + j]);
             float *o = out + (size_t)16 * c * ldo + (size_t)j * ost;
-            if (add)
+            if (add) {
+                _mm512_storeu_ps(buf, acc[c * NT + j]);
                 for (int l = 0; l < nl; l++) o[(size_t)l * ldo] += buf[l];
-            else
+            } else {
+                __m512 v = _mm512_add_ps(acc[c * NT + j], bv);
+                if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+                _mm512_storeu_ps(buf, v);
                 for (int l = 0; l < nl; l++) o[(size_t)l * ldo] = buf[l];
+            }
         }
     }
 }
@@ -56,8 +62,9 @@ static void store_tile(const __m512 *acc, int CV, int NT, float *out, size_t ldo
 /* One tile of (*): wp is the packed weights of this channel tile, (Ci, Kt, 16*CV);
  * x points at X[0, t0*s]; rows of X are Lp apart. S is the stride (a constant or `s`). */
 #define CONV_TILE(NAME, CV, NT, S)                                                                  \
-    __attribute__((optimize("no-predictive-commoning"))) static void NAME(float *out, size_t ldo, int ost, int nco, int nt, int add, const float *wp, \
-                     const float *x, int Lp, int Ci, int Kt, int s) {                              \
+    __attribute__((optimize("no-predictive-commoning"))) static void NAME(                         \
+        float *out, size_t ldo, int ost, int nco, int nt, int add, const float *bias, int relu,       \
+        const float *wp, const float *x, int Lp, int Ci, int Kt, int s) {                           \
         (void)s;                                                                                    \
         __m512 acc[CV * NT];                                                                        \
         _Pragma("GCC unroll 24") for (int j = 0; j < CV * NT; j++) acc[j] = _mm512_setzero_ps();    \
@@ -76,7 +83,7 @@ static void store_tile(const __m512 *acc, int CV, int NT, float *out, size_t ldo
         }                                                                                           \
         __m512 res[CV * NT];                                                                        \
         _Pragma("GCC unroll 48") for (int j = 0; j < CV * NT; j++) res[j] = acc[j];                 \
-        store_tile(res, CV, NT, out, ldo, ost, nco, nt, add);                                       \
+        store_tile(res, CV, NT, out, ldo, ost, nco, nt, add, bias, relu);                           \
     }
 
 CONV_TILE(tile2_s1, 2, NT2, 1)
@@ -94,6 +101,8 @@ typedef struct {
     float *out;
     size_t ldo;
     int ost, add;
+    const float *bias; /* forward epilogue: bias per output channel (or NULL), then ReLU */
+    int relu;
 } conv_pass;
 
 static int pass_tiles(const conv_pass *p) {
@@ -108,15 +117,18 @@ static void run_pass(const conv_pass *p, int q0, int q1) {
         const float *wp = p->wp + (size_t)ct * p->Ci * p->Kt * CT, *x = p->x + (size_t)t0 * p->s;
         float *o = p->out + (size_t)ct * CT * p->ldo + (size_t)t0 * p->ost;
         int nco = imin(CT, p->Co - ct * CT), nt = imin(NT, p->T - t0);
+        const float *bias = p->bias ? p->bias + ct * CT : NULL;
+#define CALL_TILE(f, S) f(o, p->ldo, p->ost, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt, S)
         if (CV == 2) {
-            if (p->s == 1) tile2_s1(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, 1);
-            else if (p->s == 2) tile2_s2(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, 2);
-            else tile2_sn(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, p->s);
+            if (p->s == 1) CALL_TILE(tile2_s1, 1);
+            else if (p->s == 2) CALL_TILE(tile2_s2, 2);
+            else CALL_TILE(tile2_sn, p->s);
         } else {
-            if (p->s == 1) tile1_s1(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, 1);
-            else if (p->s == 2) tile1_s2(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, 2);
-            else tile1_sn(o, p->ldo, p->ost, nco, nt, p->add, wp, x, p->Lp, p->Ci, p->Kt, p->s);
+            if (p->s == 1) CALL_TILE(tile1_s1, 1);
+            else if (p->s == 2) CALL_TILE(tile1_s2, 2);
+            else CALL_TILE(tile1_sn, p->s);
         }
+#undef CALL_TILE
     }
 }
 
@@ -221,19 +233,21 @@ static void pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad)
 }
 
 static void forward_sample(float *out_b, const float *in_b, const float *wp, float *X, const conv_geom *G,
-                           int Cin, int Lin, int K, int stride, int pad, int groups, int serial) {
+                           int Cin, int Lin, int K, int stride, int pad, int groups, const float *bias, int relu,
+                           int serial) {
     pad_rows(X, G->Lpf, in_b, Cin, Lin, pad);
     int CT = 16 * tile_cv(G->Cog), nct = ceil_div(G->Cog, CT);
     for (int g = 0; g < groups; g++) {
         conv_pass p = {G->Cig, K, stride, G->Lpf, G->Cog, G->Lout,
                        wp + (size_t)g * nct * CT * G->Cig * K, X + (size_t)g * G->Cig * G->Lpf,
-                       out_b + (size_t)g * G->Cog * G->Lout, (size_t)G->Lout, 1, 0};
+                       out_b + (size_t)g * G->Cog * G->Lout, (size_t)G->Lout, 1, 0,
+                       bias ? bias + (size_t)g * G->Cog : NULL, relu};
         run_pass_all(&p, serial);
     }
 }
 
-int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
-                          int Cout, int K, int stride, int pad, int groups) {
+int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                          int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
     conv_geom G = geometry(Cin, Lin, Cout, K, stride, pad, groups);
     double macs = (double)B * Cout * G.Lout * G.Cig * K;
     int nt = slots_available(ctx, &G, B, macs);
@@ -246,13 +260,14 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
     if (nt < 2) {
         for (int b = 0; b < B; b++)
             forward_sample(out + (size_t)b * Cout * G.Lout, in + (size_t)b * Cin * Lin, wp, slots, &G, Cin, Lin,
-                           K, stride, pad, groups, 0);
+                           K, stride, pad, groups, bias, relu, 0);
         return 1;
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int b = 0; b < B; b++)
         forward_sample(out + (size_t)b * Cout * G.Lout, in + (size_t)b * Cin * Lin, wp,
-                       slots + (size_t)omp_get_thread_num() * G.slot, &G, Cin, Lin, K, stride, pad, groups, 1);
+                       slots + (size_t)omp_get_thread_num() * G.slot, &G, Cin, Lin, K, stride, pad, groups, bias,
+                       relu, 1);
     return 1;
 }
 
@@ -307,7 +322,7 @@ static void dgrad_sample(float *din_b, const float *dout_b, const float *wp, flo
             /* the group's dout rows, shifted by P and zero-padded */
             pad_rows(D, Lp, dout_b + (size_t)g * G->Cog * G->Lout, G->Cog, G->Lout, ph.P);
             conv_pass p = {G->Cog, ph.Kr, 1, Lp, G->Cig, ph.M, wpr, D,
-                           din_b + (size_t)g * G->Cig * Lin + r, (size_t)Lin, stride, 1};
+                           din_b + (size_t)g * G->Cig * Lin + r, (size_t)Lin, stride, 1, NULL, 0};
             run_pass_all(&p, serial);
         }
 }
@@ -475,9 +490,10 @@ size_t conv1d_direct_scratch_floats(int B, int Cin, int Lin, int Cout, int K, in
     (void)B, (void)Cin, (void)Lin, (void)Cout, (void)K, (void)stride, (void)pad, (void)groups;
     return 0;
 }
-int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
-                          int Cout, int K, int stride, int pad, int groups) {
-    (void)ctx, (void)out, (void)in, (void)w, (void)B, (void)Cin, (void)Lin, (void)Cout, (void)K, (void)stride;
+int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                          int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    (void)ctx, (void)out, (void)in, (void)w, (void)bias, (void)relu, (void)B, (void)Cin, (void)Lin, (void)Cout;
+    (void)K, (void)stride;
     (void)pad, (void)groups;
     return 0;
 }

@@ -85,8 +85,8 @@ static void col2im_add(float *din, const float *dcol, int Cin, int Lin, int K, i
 }
 
 /* One sample's forward: out_b (Cout, Lout) from in_b (Cin, Lin); col is scratch. */
-static void forward_one(float *out_b, const float *in_b, const float *w, float *col, int Cin, int Lin,
-                        int Cout, int K, int stride, int pad, int groups, int Lout) {
+static void forward_one(float *out_b, const float *in_b, const float *w, const float *bias, int relu, float *col,
+                        int Cin, int Lin, int Cout, int K, int stride, int pad, int groups, int Lout) {
     int Cig = Cin / groups, Cog = Cout / groups, CKg = Cig * K;
     const float *cols = in_b;
     if (!(K == 1 && stride == 1 && pad == 0)) {
@@ -96,10 +96,18 @@ static void forward_one(float *out_b, const float *in_b, const float *w, float *
     for (int g = 0; g < groups; g++)
         nn_sgemm('N', 'N', Cog, Lout, CKg, 1.0f, w + (size_t)g * Cog * CKg, CKg,
                  cols + (size_t)g * CKg * Lout, Lout, 0.0f, out_b + (size_t)g * Cog * Lout, Lout);
+    if (bias || relu) /* the epilogue while the sample's output is in cache */
+        for (int o = 0; o < Cout; o++) {
+            float *y = out_b + (size_t)o * Lout, v = bias ? bias[o] : 0.0f;
+            if (relu)
+                for (int t = 0; t < Lout; t++) y[t] = fmaxf(y[t] + v, 0.0f);
+            else
+                for (int t = 0; t < Lout; t++) y[t] += v;
+        }
 }
 
-void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
-                    int Cout, int K, int stride, int pad, int groups) {
+void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                         int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
     int Lout = conv1d_out_len(Lin, K, stride, pad);
     size_t pt = per_thread_floats(Cin, Lin, Cout, K, stride, pad, groups);
     int nt = batch_threads(ctx, B, pt, (double)B * Cout * Lout * (Cin / groups) * K);
@@ -109,13 +117,13 @@ void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *
     }
     if (nt == 1) {
         for (int b = 0; b < B; b++)
-            forward_one(out + (size_t)b * Cout * Lout, in + (size_t)b * Cin * Lin, w, ctx->scratch, Cin,
+            forward_one(out + (size_t)b * Cout * Lout, in + (size_t)b * Cin * Lin, w, bias, relu, ctx->scratch, Cin,
                         Lin, Cout, K, stride, pad, groups, Lout);
         return;
     }
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int b = 0; b < B; b++)
-        forward_one(out + (size_t)b * Cout * Lout, in + (size_t)b * Cin * Lin, w,
+        forward_one(out + (size_t)b * Cout * Lout, in + (size_t)b * Cin * Lin, w, bias, relu,
                     ctx->scratch + (size_t)omp_get_thread_num() * pt, Cin, Lin, Cout, K, stride, pad,
                     groups, Lout);
 }

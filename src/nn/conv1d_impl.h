@@ -10,8 +10,9 @@
 #include "nn/ops.h"
 
 size_t conv1d_gemm_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
-void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
-                         int Cout, int K, int stride, int pad, int groups);
+/* The forwards take the epilogue of conv1d_bias_act_forward: bias (or NULL) and ReLU (if relu). */
+void conv1d_forward_gemm(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                         int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 void conv1d_backward_gemm(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                           const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                           int groups);
@@ -21,8 +22,8 @@ void conv1d_backward_gemm(nn_ctx *ctx, float *din, float *dw, const float *dout,
  * 128 channels) im2col + GEMM measured faster, and a 1x1 convolution is a GEMM as it is. */
 int conv1d_direct_applies(int Cin, int K, int groups);
 size_t conv1d_direct_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
-int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
-                          int Cout, int K, int stride, int pad, int groups);
+int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                          int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                            const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                            int groups);

@@ -40,6 +40,12 @@ int conv1d_out_len(int Lin, int K, int stride, int pad);
 size_t conv1d_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 void conv1d_forward(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
                     int Cout, int K, int stride, int pad, int groups);
+/* Inference: the convolution with a fused epilogue, out = act(conv(in, w) + bias[co]) with
+ * bias (Cout) or NULL and act = ReLU if relu, else identity: for a convolution whose BatchNorm
+ * has been folded into w and bias. Saves a pass over out; same scratch as conv1d_forward. */
+void conv1d_bias_act_forward(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias,
+                             int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                             int groups);
 /* din (B, Cin, Lin) and dw (Cout, Cin/groups, K) accumulate; either may be NULL. */
 void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                      const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,

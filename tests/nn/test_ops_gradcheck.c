@@ -113,9 +113,9 @@ static size_t conv_scratch(int B) {
 
 static void conv_fwd(nn_ctx *ctx, float *out, const float *in, const float *w) {
     if (cv.impl == IMPL_GEMM)
-        conv1d_forward_gemm(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+        conv1d_forward_gemm(ctx, out, in, w, NULL, 0, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
     else if (cv.impl == IMPL_DIRECT)
-        conv1d_forward_direct(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
+        conv1d_forward_direct(ctx, out, in, w, NULL, 0, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
     else
         conv1d_forward(ctx, out, in, w, cv.B, cv.Cin, cv.Lin, cv.Cout, cv.K, cv.stride, cv.pad, cv.groups);
 }
@@ -179,6 +179,26 @@ static void test_conv_impl(int impl, int B, int Cin, int Lin, int Cout, int K, i
     conv_loss();
     CHECK(max_abs_diff(cv.out, ref, nout) <= 1e-5 * fmax(1.0, max_abs(ref, nout)), "%s: forward off by %g",
           what, max_abs_diff(cv.out, ref, nout));
+
+    /* the fused epilogue: bias, bias + ReLU */
+    float *bias = randn(Cout, 1.0f), *fused = zeros(nout);
+    for (int relu = 0; relu < 2; relu++) {
+        if (impl == IMPL_GEMM)
+            conv1d_forward_gemm(&cv.ctx, fused, cv.in, cv.w, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
+        else if (impl == IMPL_DIRECT)
+            conv1d_forward_direct(&cv.ctx, fused, cv.in, cv.w, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
+        else
+            conv1d_bias_act_forward(&cv.ctx, fused, cv.in, cv.w, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
+        double worst = 0.0;
+        for (size_t i = 0; i < nout; i++) {
+            double e = ref[i] + bias[(i / cv.Lout) % Cout];
+            if (relu && e < 0) e = 0;
+            worst = fmax(worst, fabs(fused[i] - e));
+        }
+        CHECK(worst <= 1e-5 * fmax(1.0, max_abs(ref, nout)), "%s: bias%s epilogue off by %g", what,
+              relu ? "+relu" : "", worst);
+    }
+    free(bias), free(fused);
 
     float *din = zeros(nin), *dw = zeros(nw);
     conv_bwd(&cv.ctx, din, dw, cv.R);

@@ -115,10 +115,10 @@ static void test_conv(const char *c, int impl) {
           *dw = zeros(get(c, "w")->n);
     const float *in = D(c, "in"), *w = D(c, "w"), *dout = D(c, "dout");
     if (impl == 1) {
-        conv1d_forward_gemm(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
+        conv1d_forward_gemm(&ctx, out, in, w, NULL, 0, B, Cin, Lin, Cout, K, s, p, g);
         conv1d_backward_gemm(&ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, s, p, g);
     } else if (impl == 2) {
-        conv1d_forward_direct(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
+        conv1d_forward_direct(&ctx, out, in, w, NULL, 0, B, Cin, Lin, Cout, K, s, p, g);
         conv1d_backward_direct(&ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, s, p, g);
     } else {
         conv1d_forward(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, g);
