@@ -53,7 +53,10 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
     inf->max_batch = max_batch;
     mrm_status s = mrm_model_create(&inf->m, &src->cfg, err);
     if (!s) s = mrm_model_copy_weights(inf->m, src, err);
-    if (!s) s = model_plan(inf->m, max_batch, err);
+    if (!s) {
+        inf->m->folded = 1; /* before planning: the folded units need one buffer, not two */
+        s = model_plan(inf->m, max_batch, err);
+    }
     if (s) {
         mrm_infer_free(inf);
         return s;
@@ -74,7 +77,6 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         fold(&f->mbn, f->m1.w, (size_t)f->m1.cin);
         for (int j = 0; j < 4; j++) fold_block(&f->layer[j]);
     }
-    m->folded = 1;
     /* small batches: the two branches side by side, each single-threaded */
     if (omp_get_max_threads() >= 2) {
         for (int i = 0; i < 2; i++) {

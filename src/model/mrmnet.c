@@ -162,6 +162,7 @@ mrm_status mrm_model_copy_weights(mrm_model *dst, const mrm_model *src, mrm_erro
 /* ---- activation memory ---------------------------------------------------------------------- */
 
 typedef struct planner {
+    int folded;
     float *base;
     size_t used;
     size_t scratch;
@@ -177,7 +178,7 @@ static float *take(planner *p, size_t n) {
 static void plan_cbn(planner *p, cbn *u) {
     size_t n = (size_t)p->B * u->conv.cout * u->lout;
     u->z = take(p, n);
-    u->y = take(p, n);
+    u->y = p->folded ? u->z : take(p, n); /* folded: conv output and unit output share */
     u->mean = take(p, (size_t)u->conv.cout);
     u->rstd = take(p, (size_t)u->conv.cout);
     size_t s = conv1d_scratch_floats(p->B, u->conv.cin, u->lin, u->conv.cout, u->conv.k, u->conv.stride, u->conv.pad,
@@ -261,7 +262,7 @@ static void plan_all(mrm_model *m, planner *p) {
 /* Sizes the activations for B samples (grows only). */
 mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     if (B <= m->planned_B) return MRM_OK;
-    planner p = {.B = B};
+    planner p = {.B = B, .folded = m->folded};
     plan_all(m, &p);
     float *act = malloc(p.used * sizeof(float));
     float *scr = malloc((p.scratch ? p.scratch : 1) * sizeof(float));
@@ -278,7 +279,7 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     m->act_floats = p.used;
     m->ctx.scratch = scr;
     m->ctx.scratch_floats = p.scratch;
-    planner q = {.B = B, .base = act};
+    planner q = {.B = B, .base = act, .folded = m->folded};
     plan_all(m, &q);
     m->planned_B = B;
     return MRM_OK;
