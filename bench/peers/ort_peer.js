@@ -32,17 +32,20 @@ async function timeBatch(session, B, warmup, iters) {
   const feeds = { x: new ort.Tensor('float32', x, [B, 12, 1000]) };
   for (let i = 0; i < warmup; i++) await session.run(feeds);
   const ms = [];
+  const c0 = process.cpuUsage();
   for (let i = 0; i < iters; i++) {
     const t0 = process.hrtime.bigint();
     await session.run(feeds);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
+  const c = process.cpuUsage(c0);
+  const cpuMs = (c.user + c.system) / 1e3 / iters;
   ms.sort((a, b) => a - b);
   const median = ms[Math.floor(ms.length / 2)];
   const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
   return {
     batch: B, warmup, iters, ms_per_batch_median: median, ms_per_batch_mean: mean,
-    ms_per_batch_min: ms[0], ms_per_record: median / B, records_per_s: 1000 * B / median,
+    ms_per_batch_min: ms[0], cpu_ms_per_batch: cpuMs, ms_per_record: median / B, records_per_s: 1000 * B / median,
   };
 }
 

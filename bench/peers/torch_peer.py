@@ -10,7 +10,8 @@ Modes (each "all" mode runs in its own process, so that its peak RSS is its own)
   infer1   evaluation mode under no_grad, batch 1;
   infer32  evaluation mode under no_grad, batch 32.
 Reported: median / mean / min ms per step, ms per record (median / batch), records per second,
-peak RSS (getrusage ru_maxrss) in MiB. Warm-up: 1 step (train, infer32), 2 (infer1).
+CPU time per step (user + system of the process, all threads), peak RSS (getrusage ru_maxrss) in
+MiB. Warm-up: 1 step (train, infer32), 2 (infer1).
 Input: seeded standard-normal values (the speed does not depend on them).
 """
 import argparse
@@ -33,13 +34,16 @@ def timed(fn, warmup, iters):
     for _ in range(warmup):
         fn()
     ms = []
+    c0 = time.process_time()
     for _ in range(iters):
         t0 = time.perf_counter()
         fn()
         ms.append((time.perf_counter() - t0) * 1e3)
+    cpu_ms = (time.process_time() - c0) * 1e3 / iters
     ms.sort()
     return {"warmup": warmup, "iters": iters, "ms_per_step_median": ms[len(ms) // 2],
-            "ms_per_step_mean": sum(ms) / len(ms), "ms_per_step_min": ms[0]}
+            "ms_per_step_mean": sum(ms) / len(ms), "ms_per_step_min": ms[0],
+            "cpu_ms_per_step": cpu_ms}
 
 
 def run_mode(mode, a):
