@@ -40,7 +40,8 @@ static const shape shapes[] = {
 /* Wall time, or with BENCH_CPU=1 the process CPU time divided by the threads: on a machine
  * shared with other work this is what the op would take with the cores to itself. */
 static int cpu_clock;
-static int use_gemm; /* BENCH_IMPL=gemm: time the im2col + GEMM path instead */
+static int use_gemm;   /* BENCH_IMPL=gemm: time the im2col + GEMM path alone */
+static int use_direct; /* BENCH_IMPL=direct: time the direct kernels alone */
 static double now(void) {
     struct timespec ts;
     clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
@@ -59,7 +60,13 @@ static double time_op(int op, nn_ctx *ctx, const shape *s, float *out, float *in
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { /* the first run warms up */
         double t0 = now();
-        if (op == 0 && use_gemm)
+        if (op == 0 && use_direct)
+            conv1d_forward_direct(ctx, out, in, w, NULL, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
+                                  s->groups);
+        else if (use_direct)
+            conv1d_backward_direct(ctx, op == 1 ? din : NULL, op == 2 ? dw : NULL, out, in, w, s->B, s->Cin, s->Lin,
+                                   s->Cout, s->K, s->stride, s->pad, s->groups);
+        else if (op == 0 && use_gemm)
             conv1d_forward_gemm(ctx, out, in, w, NULL, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, s->groups);
         else if (use_gemm)
             conv1d_backward_gemm(ctx, op == 1 ? din : NULL, op == 2 ? dw : NULL, out, in, w, s->B, s->Cin, s->Lin,
@@ -124,6 +131,7 @@ int main(int argc, char **argv) {
     int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 3;
     cpu_clock = getenv("BENCH_CPU") && atoi(getenv("BENCH_CPU"));
     use_gemm = getenv("BENCH_IMPL") && !strcmp(getenv("BENCH_IMPL"), "gemm");
+    use_direct = getenv("BENCH_IMPL") && !strcmp(getenv("BENCH_IMPL"), "direct");
     mrm_rng rng;
     mrm_rng_seed(&rng, 1);
     printf("%-38s %3s %9s %9s %9s   (GFLOP/s; ms)\n", "shape", "thr", "forward", "din", "dw");
@@ -139,7 +147,9 @@ int main(int argc, char **argv) {
         for (int threads = 1; threads <= 2; threads++) {
             omp_set_num_threads(threads);
             nn_ctx ctx;
-            ctx.scratch_floats = (use_gemm ? conv1d_gemm_scratch_floats : conv1d_scratch_floats)(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
+            ctx.scratch_floats = (use_gemm     ? conv1d_gemm_scratch_floats
+                                  : use_direct ? conv1d_direct_scratch_floats
+                                               : conv1d_scratch_floats)(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
                                                        s->groups);
             ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
             double t[3] = {0, 0, 0};

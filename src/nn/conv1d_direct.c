@@ -35,6 +35,25 @@ static inline int tile_nt(int cv) { return cv == 2 ? NT2 : NT1; }
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+/* Stride 1 with contiguous output rows has a second tiling, along time: TV_MR output channels
+ * x TV_NV vectors of 16 time steps, weights broadcast and inputs loaded as vectors (10 loads
+ * for 24 FMAs, stores straight into the rows of out). */
+enum { TV_MR = 6, TV_NV = 4, TV_T = 16 * TV_NV, MAX_TILE_T = TV_T };
+
+/* How a pass of Co output channels is tiled: tv (time vectors) or channel vectors; CT
+ * channels and TT time steps per tile. */
+typedef struct {
+    int tv, CT, TT;
+} tiling;
+
+static tiling tiling_for(int Co, int s, int ost) {
+    tiling t;
+    t.tv = s == 1 && ost == 1;
+    t.CT = t.tv ? TV_MR : 16 * tile_cv(Co);
+    t.TT = t.tv ? TV_T : tile_nt(tile_cv(Co));
+    return t;
+}
+
 /* Writes (add = 0) or adds (add = 1) the tile acc[c][j] (channel 16c + lane, time j) to
  * out[(16c + lane) * ldo + j * ost], for nco channels and nt time steps. When writing, the
  * epilogue adds bias[channel] (if bias) and applies ReLU (if relu). */
@@ -93,6 +112,46 @@ CONV_TILE(tile1_s1, 1, NT1, 1)
 CONV_TILE(tile1_s2, 1, NT1, 2)
 CONV_TILE(tile1_sn, 1, NT1, s)
 
+/* One tile of (*) along time, stride 1: out[o, t0 + t] for TV_MR channels and TV_T steps;
+ * wp (Ci, Kt, TV_MR) the packed weights of this channel tile, x points at X[0, t0]. */
+__attribute__((optimize("no-predictive-commoning"))) static void tile_tv(float *out, size_t ldo, int nco, int nt,
+                                                                         int add, const float *bias, int relu,
+                                                                         const float *wp, const float *x, int Lp,
+                                                                         int Ci, int Kt) {
+    __m512 acc[TV_MR * TV_NV];
+    _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) acc[j] = _mm512_setzero_ps();
+    for (int i = 0; i < Ci; i++) {
+        const float *xr = x + (size_t)i * Lp, *wr = wp + (size_t)i * Kt * TV_MR;
+        for (int k = 0; k < Kt; k++) {
+            __m512 xv[TV_NV];
+            _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++) xv[v] = _mm512_loadu_ps(xr + k + 16 * v);
+            _Pragma("GCC unroll 6") for (int r = 0; r < TV_MR; r++) {
+                __m512 wv = _mm512_set1_ps(wr[k * TV_MR + r]);
+                _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++)
+                    acc[r * TV_NV + v] = _mm512_fmadd_ps(wv, xv[v], acc[r * TV_NV + v]);
+            }
+        }
+    }
+    __m512 res[TV_MR * TV_NV];
+    _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) res[j] = acc[j];
+    for (int r = 0; r < nco; r++) {
+        float *o = out + (size_t)r * ldo;
+        __m512 bv = _mm512_set1_ps(bias && !add ? bias[r] : 0.0f);
+        for (int v = 0; v < TV_NV && 16 * v < nt; v++) {
+            int left = nt - 16 * v;
+            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __m512 y = res[r * TV_NV + v];
+            if (add)
+                y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, o + 16 * v));
+            else {
+                y = _mm512_add_ps(y, bv);
+                if (relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+            }
+            _mm512_mask_storeu_ps(o + 16 * v, m, y);
+        }
+    }
+}
+
 /* One pass of (*) for one group: Co output channels over T time steps, written to
  * out[o * ldo + t * ost]; runs the tiles [q0, q1) of the grid (channel tile, time tile). */
 typedef struct {
@@ -106,12 +165,13 @@ typedef struct {
 } conv_pass;
 
 static int pass_tiles(const conv_pass *p) {
-    int nt = tile_nt(tile_cv(p->Co));
-    return ceil_div(p->Co, 16 * tile_cv(p->Co)) * ceil_div(p->T, nt);
+    tiling tl = tiling_for(p->Co, p->s, p->ost);
+    return ceil_div(p->Co, tl.CT) * ceil_div(p->T, tl.TT);
 }
 
 static void run_pass(const conv_pass *p, int q0, int q1) {
-    int CV = tile_cv(p->Co), CT = 16 * CV, NT = tile_nt(CV), ntt = ceil_div(p->T, NT);
+    tiling tl = tiling_for(p->Co, p->s, p->ost);
+    int CV = tile_cv(p->Co), CT = tl.CT, NT = tl.TT, ntt = ceil_div(p->T, NT);
     for (int q = q0; q < q1; q++) {
         int ct = q / ntt, t0 = (q % ntt) * NT;
         const float *wp = p->wp + (size_t)ct * p->Ci * p->Kt * CT, *x = p->x + (size_t)t0 * p->s;
@@ -119,7 +179,9 @@ static void run_pass(const conv_pass *p, int q0, int q1) {
         int nco = imin(CT, p->Co - ct * CT), nt = imin(NT, p->T - t0);
         const float *bias = p->bias ? p->bias + ct * CT : NULL;
 #define CALL_TILE(f, S) f(o, p->ldo, p->ost, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt, S)
-        if (CV == 2) {
+        if (tl.tv)
+            tile_tv(o, p->ldo, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt);
+        else if (CV == 2) {
             if (p->s == 1) CALL_TILE(tile2_s1, 1);
             else if (p->s == 2) CALL_TILE(tile2_s2, 2);
             else CALL_TILE(tile2_sn, p->s);
@@ -147,11 +209,14 @@ static void run_pass_all(const conv_pass *p, int serial) {
 
 /* ---- geometry and scratch ------------------------------------------------------------------ */
 
-/* Padded length of the forward input rows: the last tile reads up to (ceil(Lout/NT)*NT-1)*s+K-1. */
-static int fwd_lp(int Lout, int K, int stride) { return (ceil_div(Lout, NT1) * NT1 - 1) * stride + K; }
+/* Padded length of the forward input rows: a last tile of TT steps reads up to
+ * (ceil(Lout/TT)*TT-1)*s+K-1 (TT divides MAX_TILE_T or is at most it). */
+static int fwd_lp(int Lout, int K, int stride) {
+    return (ceil_div(Lout, MAX_TILE_T) * MAX_TILE_T - 1) * stride + K + MAX_TILE_T * stride;
+}
 /* Longest padded row of dout over the data-gradient phases (Kr <= ceil(K/s), Mr <= ceil(Lin/s)). */
 static int dgrad_lp(int Lin, int K, int stride) {
-    return ceil_div(ceil_div(Lin, stride), NT1) * NT1 + ceil_div(K, stride);
+    return ceil_div(ceil_div(Lin, stride), MAX_TILE_T) * MAX_TILE_T + MAX_TILE_T + ceil_div(K, stride);
 }
 static size_t pack_floats(int Cin, int Cout, int K, int groups) {
     int Cig = Cin / groups, Cog = Cout / groups;
@@ -206,8 +271,8 @@ static int slots_available(const nn_ctx *ctx, const conv_geom *g, int B, double 
 /* ---- forward --------------------------------------------------------------------------------- */
 
 /* wp (groups, Co tiles, Cig, K, CT) from w (Cout, Cig, K), zero beyond each group's channels. */
-static void pack_forward(float *wp, const float *w, int Cout, int Cig, int K, int groups) {
-    int Cog = Cout / groups, CT = 16 * tile_cv(Cog), nct = ceil_div(Cog, CT);
+static void pack_forward(float *wp, const float *w, int Cout, int Cig, int K, int stride, int groups) {
+    int Cog = Cout / groups, CT = tiling_for(Cog, stride, 1).CT, nct = ceil_div(Cog, CT);
     for (int g = 0; g < groups; g++)
         for (int ct = 0; ct < nct; ct++)
             for (int i = 0; i < Cig; i++)
@@ -236,7 +301,7 @@ static void forward_sample(float *out_b, const float *in_b, const float *wp, flo
                            int Cin, int Lin, int K, int stride, int pad, int groups, const float *bias, int relu,
                            int serial) {
     pad_rows(X, G->Lpf, in_b, Cin, Lin, pad);
-    int CT = 16 * tile_cv(G->Cog), nct = ceil_div(G->Cog, CT);
+    int CT = tiling_for(G->Cog, stride, 1).CT, nct = ceil_div(G->Cog, CT);
     for (int g = 0; g < groups; g++) {
         conv_pass p = {G->Cig, K, stride, G->Lpf, G->Cog, G->Lout,
                        wp + (size_t)g * nct * CT * G->Cig * K, X + (size_t)g * G->Cig * G->Lpf,
@@ -256,7 +321,7 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
         return 1;
     }
     float *wp = ctx->scratch, *slots = ctx->scratch + G.pack + G.part;
-    pack_forward(wp, w, Cout, G.Cig, K, groups);
+    pack_forward(wp, w, Cout, G.Cig, K, stride, groups);
     if (nt < 2) {
         for (int b = 0; b < B; b++)
             forward_sample(out + (size_t)b * Cout * G.Lout, in + (size_t)b * Cin * Lin, wp, slots, &G, Cin, Lin,
@@ -292,7 +357,7 @@ static dphase phase_of(int r, int Lin, int K, int stride, int pad) {
 /* Packed weights of every (group, phase), one after another: (Ci tiles, Cog, Kr, CT). */
 static void pack_dgrad(float *wp, const float *w, int Cout, int Cig, int Lin, int K, int stride, int pad,
                        int groups) {
-    int Cog = Cout / groups, CT = 16 * tile_cv(Cig), nct = ceil_div(Cig, CT);
+    int Cog = Cout / groups, CT = tiling_for(Cig, 1, stride).CT, nct = ceil_div(Cig, CT);
     for (int g = 0; g < groups; g++)
         for (int r = 0; r < stride; r++) {
             dphase ph = phase_of(r, Lin, K, stride, pad);
@@ -311,14 +376,15 @@ static void pack_dgrad(float *wp, const float *w, int Cout, int Cig, int Lin, in
 
 static void dgrad_sample(float *din_b, const float *dout_b, const float *wp, float *D, const conv_geom *G,
                          int Lin, int K, int stride, int pad, int groups, int serial) {
-    int CT = 16 * tile_cv(G->Cig), nct = ceil_div(G->Cig, CT);
+    tiling tl = tiling_for(G->Cig, 1, stride);
+    int CT = tl.CT, nct = ceil_div(G->Cig, CT);
     for (int g = 0; g < groups; g++)
         for (int r = 0; r < stride; r++) {
             dphase ph = phase_of(r, Lin, K, stride, pad);
             const float *wpr = wp;
             wp += (size_t)nct * CT * G->Cog * ph.Kr;
             if (ph.Kr == 0 || ph.M == 0) continue;
-            int NT = tile_nt(tile_cv(G->Cig)), Lp = ceil_div(ph.M, NT) * NT - 1 + ph.Kr;
+            int Lp = ceil_div(ph.M, tl.TT) * tl.TT + ph.Kr;
             /* the group's dout rows, shifted by P and zero-padded */
             pad_rows(D, Lp, dout_b + (size_t)g * G->Cog * G->Lout, G->Cog, G->Lout, ph.P);
             conv_pass p = {G->Cog, ph.Kr, 1, Lp, G->Cig, ph.M, wpr, D,
