@@ -165,7 +165,7 @@ struct mrm_model {
     int branch_parallel_max_B;
     nn_ctx branch_ctx[2];
     /* last forward */
-    int B, trained_forward;
+    int B, trained_forward, dropout_applied;
     const float *x;    /* the caller's input of the last forward (needed by backward) */
     gstack gs;
 };

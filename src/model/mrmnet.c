@@ -459,7 +459,7 @@ static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const flo
     cbn_forward(m, ctx, &s->ms, in);
     maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
     const float *ms = s->ms_pool;
-    if (m->trained_forward && m->dropout > 0.0f) {
+    if (m->dropout_applied) {
         dropout_forward(s->ms_drop, s->drop_mask, s->ms_pool, n, m->dropout, rng);
         ms = s->ms_drop;
     }
@@ -470,7 +470,7 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
     size_t n = (size_t)m->B * s->cout * s->lout;
     gmark mk = gmark_get(&m->gs);
     const float *dp = dout;
-    if (m->dropout > 0.0f) {
+    if (m->dropout_applied) {
         float *t = GPUSH(m, n);
         dropout_backward(t, dout, s->drop_mask, n);
         dp = t;
@@ -687,6 +687,7 @@ mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm
     if (s) return s;
     m->B = B;
     m->trained_forward = train ? 1 : 0;
+    m->dropout_applied = train && m->dropout > 0.0f;
     m->x = x;
     stem_forward(m, &m->ctx, x);
     const float *s0 = m->stem.pool[3];
