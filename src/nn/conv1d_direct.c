@@ -235,7 +235,7 @@ static conv_geom geometry(int Cin, int Lin, int Cout, int K, int stride, int pad
     g.Lout = conv1d_out_len(Lin, K, stride, pad);
     g.Lpf = fwd_lp(g.Lout, K, stride);
     g.Lpd = dgrad_lp(Lin, K, stride);
-    g.ldd = Cout + 32;
+    g.ldd = Cout + 64; /* a weight-gradient tile may read up to 63 columns past its group's first */
     g.pack = pack_floats(Cin, Cout, K, groups);
     size_t xf = (size_t)Cin * g.Lpf, xd = (size_t)Cout * g.Lpd;
     g.x = xf > xd ? xf : xd;
@@ -397,18 +397,19 @@ static void dgrad_sample(float *din_b, const float *dout_b, const float *wp, flo
  * part[g, i*K + k, o] += sum_t dT[t, g*Cog + o] * X[g*Cig + i, t*s + k] for one sample, over
  * the tiles [q0, q1) of the grid (group, channel tile, (i,k) tile). */
 #define WGRAD_TILE(NAME, CV, NJ, S)                                                                  \
-    static void NAME(float *part, int ldp, int nco, int nj, const float *dT, int ldd, const float *const *xj, \
-                     int T, int s) {                                                                 \
+    __attribute__((optimize("no-predictive-commoning"))) static void NAME(                          \
+        float *part, int ldp, int nco, int nj, const float *dT, int ldd, const float *const *xj, int T, \
+        int s) {                                                                                     \
         (void)s;                                                                                     \
         __m512 acc[CV * NJ];                                                                         \
         _Pragma("GCC unroll 24") for (int j = 0; j < CV * NJ; j++) acc[j] = _mm512_setzero_ps();     \
         for (int t = 0; t < T; t++) {                                                                \
-            __m512 d0 = _mm512_loadu_ps(dT + (size_t)t * ldd);                                       \
-            __m512 d1 = CV == 2 ? _mm512_loadu_ps(dT + (size_t)t * ldd + 16) : d0;                   \
+            __m512 d[CV];                                                                            \
+            _Pragma("GCC unroll 4") for (int c = 0; c < CV; c++) d[c] = _mm512_loadu_ps(dT + (size_t)t * ldd + 16 * c); \
             _Pragma("GCC unroll 24") for (int j = 0; j < NJ; j++) {                                  \
                 __m512 xv = _mm512_set1_ps(xj[j][(size_t)t * (S)]);                                  \
-                acc[j] = _mm512_fmadd_ps(d0, xv, acc[j]);                                            \
-                if (CV == 2) acc[NJ + j] = _mm512_fmadd_ps(d1, xv, acc[NJ + j]);                     \
+                _Pragma("GCC unroll 4") for (int c = 0; c < CV; c++) acc[c * NJ + j] =               \
+                    _mm512_fmadd_ps(d[c], xv, acc[c * NJ + j]);                                      \
             }                                                                                        \
         }                                                                                            \
         __m512 res[CV * NJ];                                                                         \
@@ -424,6 +425,11 @@ static void dgrad_sample(float *din_b, const float *dout_b, const float *wp, flo
         }                                                                                            \
     }
 
+/* Weight-gradient tiles: 64 channels x 6 taps (10 loads per 24 FMAs) where a group has 64
+ * output channels or more, else 32 x 12 or 16 x 24. */
+WGRAD_TILE(wtile4_s1, 4, 6, 1)
+WGRAD_TILE(wtile4_s2, 4, 6, 2)
+WGRAD_TILE(wtile4_sn, 4, 6, s)
 WGRAD_TILE(wtile2_s1, 2, NT2, 1)
 WGRAD_TILE(wtile2_s2, 2, NT2, 2)
 WGRAD_TILE(wtile2_sn, 2, NT2, s)
@@ -431,14 +437,17 @@ WGRAD_TILE(wtile1_s1, 1, NT1, 1)
 WGRAD_TILE(wtile1_s2, 1, NT1, 2)
 WGRAD_TILE(wtile1_sn, 1, NT1, s)
 
+static inline int wgrad_cv(int Cog) { return Cog >= 64 ? 4 : tile_cv(Cog); }
+static inline int wgrad_nj(int cv) { return cv == 4 ? 6 : tile_nt(cv); }
+
 static int wgrad_tiles(const conv_geom *G, int K, int groups) {
-    int CV = tile_cv(G->Cog), NJ = tile_nt(CV);
+    int CV = wgrad_cv(G->Cog), NJ = wgrad_nj(CV);
     return groups * ceil_div(G->Cog, 16 * CV) * ceil_div(G->Cig * K, NJ);
 }
 
 static void wgrad_run(float *part, const float *dT, const float *X, const conv_geom *G, int K, int stride,
                       int groups, int q0, int q1) {
-    int CV = tile_cv(G->Cog), CT = 16 * CV, NJ = tile_nt(CV), R = G->Cig * K;
+    int CV = wgrad_cv(G->Cog), CT = 16 * CV, NJ = wgrad_nj(CV), R = G->Cig * K;
     int nct = ceil_div(G->Cog, CT), njt = ceil_div(R, NJ);
     (void)groups;
     for (int q = q0; q < q1; q++) {
@@ -451,15 +460,21 @@ static void wgrad_run(float *part, const float *dT, const float *X, const conv_g
         }
         float *p = part + ((size_t)g * R + j0) * G->Cog + ct * CT;
         const float *d = dT + (size_t)g * G->Cog + ct * CT;
-        if (CV == 2) {
-            if (stride == 1) wtile2_s1(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, 1);
-            else if (stride == 2) wtile2_s2(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, 2);
-            else wtile2_sn(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, stride);
+#define CALL_WTILE(f, S) f(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, S)
+        if (CV == 4) {
+            if (stride == 1) CALL_WTILE(wtile4_s1, 1);
+            else if (stride == 2) CALL_WTILE(wtile4_s2, 2);
+            else CALL_WTILE(wtile4_sn, stride);
+        } else if (CV == 2) {
+            if (stride == 1) CALL_WTILE(wtile2_s1, 1);
+            else if (stride == 2) CALL_WTILE(wtile2_s2, 2);
+            else CALL_WTILE(wtile2_sn, stride);
         } else {
-            if (stride == 1) wtile1_s1(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, 1);
-            else if (stride == 2) wtile1_s2(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, 2);
-            else wtile1_sn(p, G->Cog, nco, nj, d, G->ldd, xj, G->Lout, stride);
+            if (stride == 1) CALL_WTILE(wtile1_s1, 1);
+            else if (stride == 2) CALL_WTILE(wtile1_s2, 2);
+            else CALL_WTILE(wtile1_sn, stride);
         }
+#undef CALL_WTILE
     }
 }
 
