@@ -286,6 +286,59 @@ static void test_malformed(void) {
         free(c);
         expect_reject("NaN weight", bad, "BaseBlock.conv_block1.0.weight", "value 10");
     }
+    {   /* no metadata at all (a bare state_dict): the architecture comes from the shapes */
+        json_t *h = good_header();
+        json_object_del(h, "__metadata__");
+        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        write_with_header(bad, txt);
+        free(txt);
+        json_decref(h);
+        m = NULL;
+        CHECK(mrm_model_load(&m, NULL, bad, &err) == MRM_OK, "no metadata: %s", err.msg);
+        if (m) CHECK(mrm_model_config_of(m)->width == 4 && mrm_model_config_of(m)->n_classes == 5, "config from shapes");
+        mrm_model_free(m);
+    }
+    {   /* another format */
+        json_t *h = good_header();
+        json_object_set_new(json_object_get(h, "__metadata__"), "format", json_string("pt"));
+        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        write_with_header(bad, txt);
+        free(txt);
+        json_decref(h);
+        expect_reject("other format", bad, "format", "mrmnet-1");
+    }
+    {   /* random damage to the header and the first bytes: never a crash (the sanitizer build
+         * runs this), and whatever loads is complete */
+        mrm_rng r;
+        mrm_rng_seed(&r, 2024);
+        uint64_t n0 = 0;
+        for (int i = 7; i >= 0; i--) n0 = n0 << 8 | (unsigned char)good[i];
+        c = malloc(good_len);
+        int loaded = 0, refused = 0;
+        for (int it = 0; it < 300; it++) {
+            memcpy(c, good, good_len);
+            int nflip = 1 + (int)mrm_rng_below(&r, 4);
+            for (int k = 0; k < nflip; k++) {
+                size_t pos = (size_t)mrm_rng_below(&r, 8 + n0);
+                c[pos] = (char)mrm_rng_below(&r, 256);
+            }
+            size_t len = mrm_rng_below(&r, 8) ? good_len : (size_t)mrm_rng_below(&r, good_len);
+            write_bytes(bad, c, len);
+            m = NULL;
+            mrm_error e2 = {0};
+            if (mrm_model_load(&m, NULL, bad, &e2) == MRM_OK) {
+                loaded++;
+                CHECK(m && mrm_model_num_tensors(m) > 0, "loaded model complete");
+            } else {
+                refused++;
+                CHECK(m == NULL && e2.msg[0] && strstr(e2.msg, bad), "refusal names the file: '%s'", e2.msg);
+            }
+            mrm_model_free(m);
+        }
+        free(c);
+        printf("damaged headers: %d refused, %d still loaded (damage in names of metadata or padding)\n", refused, loaded);
+        CHECK(refused > 200, "most damaged files refused (%d)", refused);
+    }
     /* the good file still loads */
     m = NULL;
     CHECK(mrm_model_load(&m, NULL, path, &err) == MRM_OK, "good file: %s", err.msg);
