@@ -139,9 +139,13 @@ mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *
 mrm_status mrm_model_load(mrm_model **m, mrm_meta *meta, const char *path, mrm_error *err);
 
 /* ---- the fast inference path -------------------------------------------------------------
- * BN folded into the convolutions, the four multi-scale kernels merged into one 33-tap kernel;
- * evaluation mode only. Sized for up to max_batch records; no allocation in run. The weights
- * are copied at create time (later changes to the model are not seen). */
+ * BN folded into the convolutions, the four multi-scale kernels merged into one 33-tap kernel,
+ * bias, ReLU, pooling and residual sums fused into one pass after each convolution; evaluation
+ * mode only, the same logits as mrm_model_forward(train = 0) to float rounding. Sized for up to
+ * max_batch records; no allocation in run. The weights are copied at create time (later
+ * changes to the model are not seen). Batches of up to 4 records run the two branches side by
+ * side when OpenMP offers 2 threads or more; larger batches split the records over the
+ * threads. One engine per concurrent caller. */
 typedef struct mrm_infer mrm_infer;
 mrm_status mrm_infer_create(mrm_infer **inf, const mrm_model *m, int max_batch, mrm_error *err);
 /* x (B, 12, 1000), B <= max_batch; logits1/logits2 (B, N) either may be NULL. */
