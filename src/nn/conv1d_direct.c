@@ -113,27 +113,37 @@ CONV_TILE(tile1_s2, 1, NT1, 2)
 CONV_TILE(tile1_sn, 1, NT1, s)
 
 /* One tile of (*) along time, stride 1: out[o, t0 + t] for TV_MR channels and TV_T steps;
- * wp (Ci, Kt, TV_MR) the packed weights of this channel tile, x points at X[0, t0]. */
-__attribute__((optimize("no-predictive-commoning"))) static void tile_tv(float *out, size_t ldo, int nco, int nt,
-                                                                         int add, const float *bias, int relu,
-                                                                         const float *wp, const float *x, int Lp,
-                                                                         int Ci, int Kt) {
-    __m512 acc[TV_MR * TV_NV];
-    _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) acc[j] = _mm512_setzero_ps();
-    for (int i = 0; i < Ci; i++) {
-        const float *xr = x + (size_t)i * Lp, *wr = wp + (size_t)i * Kt * TV_MR;
-        for (int k = 0; k < Kt; k++) {
-            __m512 xv[TV_NV];
-            _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++) xv[v] = _mm512_loadu_ps(xr + k + 16 * v);
-            _Pragma("GCC unroll 6") for (int r = 0; r < TV_MR; r++) {
-                __m512 wv = _mm512_set1_ps(wr[k * TV_MR + r]);
-                _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++)
-                    acc[r * TV_NV + v] = _mm512_fmadd_ps(wv, xv[v], acc[r * TV_NV + v]);
-            }
-        }
+ * wp (Ci, Kt, TV_MR) the packed weights of this channel tile, x points at X[0, t0].
+ * KT is Kt (a constant for the common short kernels, so their tap loop unrolls). */
+#define TV_TILE(NAME, KT)                                                                             \
+    __attribute__((optimize("no-predictive-commoning"))) static void NAME(                           \
+        float *out, size_t ldo, int nco, int nt, int add, const float *bias, int relu, const float *wp, \
+        const float *x, int Lp, int Ci, int Kt) {                                                     \
+        (void)Kt;                                                                                     \
+        __m512 acc[TV_MR * TV_NV];                                                                    \
+        _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) acc[j] = _mm512_setzero_ps(); \
+        for (int i = 0; i < Ci; i++) {                                                                \
+            const float *xr = x + (size_t)i * Lp, *wr = wp + (size_t)i * (KT) * TV_MR;                \
+            for (int k = 0; k < (KT); k++) {                                                          \
+                __m512 xv[TV_NV];                                                                     \
+                _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++) xv[v] =                       \
+                    _mm512_loadu_ps(xr + k + 16 * v);                                                 \
+                _Pragma("GCC unroll 6") for (int r = 0; r < TV_MR; r++) {                             \
+                    __m512 wv = _mm512_set1_ps(wr[k * TV_MR + r]);                                    \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < TV_NV; v++) acc[r * TV_NV + v] =      \
+                        _mm512_fmadd_ps(wv, xv[v], acc[r * TV_NV + v]);                               \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+        __m512 res[TV_MR * TV_NV];                                                                    \
+        _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) res[j] = acc[j];             \
+        store_tile_tv(res, out, ldo, nco, nt, add, bias, relu);                                       \
     }
-    __m512 res[TV_MR * TV_NV];
-    _Pragma("GCC unroll 24") for (int j = 0; j < TV_MR * TV_NV; j++) res[j] = acc[j];
+
+/* Writes or adds a time-vector tile res[r][v] to out[r * ldo + 16v + lane] (nco rows, nt steps),
+ * with the forward epilogue when writing. */
+static void store_tile_tv(const __m512 *res, float *out, size_t ldo, int nco, int nt, int add, const float *bias,
+                          int relu) {
     for (int r = 0; r < nco; r++) {
         float *o = out + (size_t)r * ldo;
         __m512 bv = _mm512_set1_ps(bias && !add ? bias[r] : 0.0f);
@@ -151,6 +161,9 @@ __attribute__((optimize("no-predictive-commoning"))) static void tile_tv(float *
         }
     }
 }
+
+TV_TILE(tile_tv, Kt)
+TV_TILE(tile_tv_k3, 3)
 
 /* One pass of (*) for one group: Co output channels over T time steps, written to
  * out[o * ldo + t * ost]; runs the tiles [q0, q1) of the grid (channel tile, time tile). */
@@ -180,7 +193,8 @@ static void run_pass(const conv_pass *p, int q0, int q1) {
         const float *bias = p->bias ? p->bias + ct * CT : NULL;
 #define CALL_TILE(f, S) f(o, p->ldo, p->ost, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt, S)
         if (tl.tv)
-            tile_tv(o, p->ldo, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt);
+            (p->Kt == 3 ? tile_tv_k3 : tile_tv)(o, p->ldo, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci,
+                                                p->Kt);
         else if (CV == 2) {
             if (p->s == 1) CALL_TILE(tile2_s1, 1);
             else if (p->s == 2) CALL_TILE(tile2_s2, 2);
