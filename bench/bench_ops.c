@@ -97,8 +97,8 @@ static void bench_other(const char *filter, int reps) {
                            "batchnorm eval      (96,64,1004)", "relu fwd+bwd        (96,64,1004)",
                            "maxpool2 fwd+bwd    (96,64,1004)", "layernorm_ch fwd    (96,256,251)",
                            "layernorm_ch bwd    (96,256,251)", "kl softmax f+b      (96,32128)",
-                           "channel_maxmean f+b (96,128,251)"};
-    for (int op = 0; op < 9; op++) {
+                           "channel_maxmean f+b (96,128,251)", "kl sym pair f+b     (96,32128)"};
+    for (int op = 0; op < 10; op++) {
         if (!strstr(names[op], filter)) continue;
         for (int threads = 1; threads <= 2; threads++) {
             omp_set_num_threads(threads);
@@ -115,6 +115,7 @@ static void bench_other(const char *filter, int reps) {
                 case 6: layernorm_ch_backward(d, p1, p2, g, x, m, r, p1, B, 256, 251); break;
                 case 7: kl_softmax_forward_backward(d, g, x, y, B, 32128, 4.0f, 1.0f); break;
                 case 8: channel_maxmean_forward(y, x, B, 128, 251), channel_maxmean_backward(d, g, x, B, 128, 251); break;
+                case 9: kl_sym_softmax_forward_backward(d, g, x, y, B, 32128, 4.0f, 1.0f); break;
                 }
                 double t = now() - t0;
                 if (rep > 0 && t < best) best = t;

@@ -67,3 +67,50 @@ double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const f
     }
     return (double)T * T / (double)B * total;
 }
+
+/* Both directions for one sample: KL(a|b) + KL(b|a) and their gradients, sharing the
+ * softmaxes (4 exponentials per value instead of 8). With pa, pb the softmaxes of a/T, b/T:
+ *   KL(a|b) = sum pb (log pb - log pa),  KL(b|a) = sum pa (log pa - log pb),
+ *   da += g (pa - pb) + g pa (log pa - log pb - KL(b|a)),
+ *   db += g (pb - pa) + g pb (log pb - log pa - KL(a|b)). */
+static double kl_sym_one(float *da, float *db, const float *a, const float *b, int N, double T, double g) {
+    double ma = -INFINITY, mb = -INFINITY, invT = 1.0 / T;
+    for (int j = 0; j < N; j++) {
+        ma = fmax(ma, a[j] * invT);
+        mb = fmax(mb, b[j] * invT);
+    }
+    double za = 0.0, zb = 0.0, sa = 0.0, sb = 0.0;
+    for (int j = 0; j < N; j++) {
+        double ea = exp(a[j] * invT - ma), eb = exp(b[j] * invT - mb), diff = (double)a[j] - b[j];
+        za += ea;
+        zb += eb;
+        sa += ea * diff;
+        sb -= eb * diff;
+    }
+    double lsea = ma + log(za), lseb = mb + log(zb);
+    double kl_ab = sb * invT / zb - (lseb - lsea), kl_ba = sa * invT / za - (lsea - lseb);
+    if (da || db)
+        for (int j = 0; j < N; j++) {
+            double la = a[j] * invT - lsea, lb = b[j] * invT - lseb, pa = exp(la), pb = exp(lb);
+            if (da) da[j] += (float)(g * ((pa - pb) + pa * (la - lb - kl_ba)));
+            if (db) db[j] += (float)(g * ((pb - pa) + pb * (lb - la - kl_ab)));
+        }
+    return kl_ab + kl_ba;
+}
+
+double kl_sym_softmax_forward_backward(float *da, float *db, const float *a, const float *b, int B, int N,
+                                       float T, float scale) {
+    if (B <= 0 || N <= 0) return 0.0;
+    enum { CHUNK = 256 };
+    double kls[CHUNK], total = 0.0, g = (double)scale * T / (double)B;
+    for (int b0 = 0; b0 < B; b0 += CHUNK) {
+        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
+#pragma omp parallel for if ((size_t)nb * N > 16384) schedule(static)
+        for (int i = 0; i < nb; i++) {
+            size_t off = (size_t)(b0 + i) * N;
+            kls[i] = kl_sym_one(da ? da + off : NULL, db ? db + off : NULL, a + off, b + off, N, T, g);
+        }
+        for (int i = 0; i < nb; i++) total += kls[i];
+    }
+    return (double)T * T / (double)B * total;
+}

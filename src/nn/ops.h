@@ -151,5 +151,10 @@ double bce_logits_forward_backward(float *dlogits, const float *logits, const fl
  * in double). */
 double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const float *t, int B, int N,
                                    float T, float scale);
+/* The symmetric pair as the mutual-learning loss uses it: KL4(a | b) + KL4(b | a), equal to
+ * two kl_softmax_forward_backward calls (a, b) and (b, a) with the same scale, at half the cost
+ * (the softmaxes are shared). Returns the sum; ACCUMULATES scale * its gradient into da, db. */
+double kl_sym_softmax_forward_backward(float *da, float *db, const float *a, const float *b, int B, int N,
+                                       float T, float scale);
 
 #endif

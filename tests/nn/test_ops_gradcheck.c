@@ -759,6 +759,16 @@ static void test_kl(int B, int N) {
     for (int i = 0; i < B * N; i++) ok &= fabsf(ds2[i] - 3 * ds[i]) <= 1e-6f * (1 + fabsf(ds[i]));
     CHECK(ok, "kl gradient accumulates scale * gradient");
     CHECK(fabs(kl_softmax_forward_backward(NULL, NULL, ls.s, ls.s, B, N, 4.0f, 1.0f)) < 1e-12, "kl(x|x) = 0");
+    /* the symmetric pair equals the two one-way calls */
+    float *da = zeros((size_t)B * N), *db = zeros((size_t)B * N), *ea = zeros((size_t)B * N), *eb = zeros((size_t)B * N);
+    double two = kl_softmax_forward_backward(ea, eb, ls.s, ls.t, B, N, 4.0f, 0.5f) +
+                 kl_softmax_forward_backward(eb, ea, ls.t, ls.s, B, N, 4.0f, 0.5f);
+    double sym = kl_sym_softmax_forward_backward(da, db, ls.s, ls.t, B, N, 4.0f, 0.5f);
+    CHECK_CLOSE(sym, two, 1e-9, "kl_sym value");
+    double gs = fmax(max_abs(ea, (size_t)B * N), max_abs(eb, (size_t)B * N));
+    CHECK(max_abs_diff(da, ea, (size_t)B * N) <= 1e-5 * gs && max_abs_diff(db, eb, (size_t)B * N) <= 1e-5 * gs,
+          "kl_sym gradients: %g %g", max_abs_diff(da, ea, (size_t)B * N), max_abs_diff(db, eb, (size_t)B * N));
+    free(da), free(db), free(ea), free(eb);
     free(ds), free(dt), free(ds2), free(ls.s), free(ls.t);
 }
 
