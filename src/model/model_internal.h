@@ -126,6 +126,8 @@ typedef struct gstack {
     int nchunks, cur;
     size_t used;
     int failed;
+    float *sink;       /* where pushes go after an allocation failure */
+    size_t sink_floats;
 } gstack;
 typedef struct gmark {
     int cur;

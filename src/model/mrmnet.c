@@ -54,13 +54,20 @@ static float *gpush(gstack *g, size_t n, size_t min_chunk, int zero) {
         g->cur = g->nchunks++;
         g->used = 0;
     }
+    /* out of memory: the rest of this backward writes into the sink (the result is discarded
+     * and the backward reports MRM_ERR_NOMEM) rather than through a NULL pointer */
     g->failed = 1;
-    return NULL;
+    return n <= g->sink_floats ? g->sink : NULL;
 }
 
+/* Frees the chunks (the sink belongs to the activation plan). */
 static void gstack_free(gstack *g) {
     for (int i = 0; i < g->nchunks; i++) free(g->chunk[i]);
+    float *sink = g->sink;
+    size_t sink_floats = g->sink_floats;
     memset(g, 0, sizeof *g);
+    g->sink = sink;
+    g->sink_floats = sink_floats;
 }
 
 #define GSTACK_MIN_CHUNK(m) ((size_t)(m)->B * (size_t)mrm_model_feature_size(m) * 16)
@@ -112,6 +119,7 @@ void mrm_model_free(mrm_model *m) {
     free(m->ctx.scratch);
     for (int i = 0; i < 2; i++) free(m->branch_ctx[i].scratch);
     gstack_free(&m->gs);
+    free(m->gs.sink);
     free(m);
 }
 
@@ -266,15 +274,22 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     plan_all(m, &p);
     float *act = malloc(p.used * sizeof(float));
     float *scr = malloc((p.scratch ? p.scratch : 1) * sizeof(float));
-    if (!act || !scr) {
+    /* the gradient stack's fallback: the largest single gradient buffer, (B, 2F) */
+    size_t sink_floats = (size_t)B * 2 * (size_t)mrm_model_feature_size(m);
+    float *sink = m->folded ? NULL : malloc(sink_floats * sizeof(float));
+    if (!act || !scr || (!m->folded && !sink)) {
         free(act);
         free(scr);
+        free(sink);
         return mrm_fail(err, MRM_ERR_NOMEM, "model: cannot allocate activations for a batch of %d (%zu MB)", B,
                         p.used * sizeof(float) >> 20);
     }
     free(m->act);
     free(m->ctx.scratch);
     gstack_free(&m->gs); /* its chunk size follows the batch */
+    free(m->gs.sink);
+    m->gs.sink = sink;
+    m->gs.sink_floats = sink ? sink_floats : 0;
     m->act = act;
     m->act_floats = p.used;
     m->ctx.scratch = scr;
