@@ -3,17 +3,20 @@
  *
  *     out[o, t] = sum_{i < Ci, k < Kt} W[i, k, o] * X[i, t*s + k]                      (*)
  *
- * over a zero-padded copy X of the activations, with the weights packed as W (i, k, o) so
- * that 16 or 32 consecutive output channels are one or two vectors. A tile keeps
- * 2 x 12 (or 1 x 24) vectors of out in registers: per (i, k) it loads the weight vectors
- * once and broadcasts 12 (24) input values, i.e. 24 FMAs for 14 loads.
+ * over a zero-padded copy X of the activations, with the weights packed per tile of output
+ * channels as W (i, k, o). Two tilings of out, each 24 vectors kept in registers:
+ *  - along time (stride 1, contiguous output rows): 6 channels x 64 time steps; per (i, k)
+ *    4 input vectors are loaded and 6 weights broadcast: 24 FMAs for 10 loads;
+ *  - along channels (any stride and output spacing): 32 channels x 12 steps (16 x 24); per
+ *    (i, k) 2 weight vectors are loaded and 12 inputs broadcast: 24 FMAs for 14 loads.
  *
- *  - forward: (*) with X = padded input, W from w, s = stride.
+ *  - forward: (*) with X = padded input, W from w, s = stride; bias and ReLU may be applied
+ *    as the tiles are stored.
  *  - data gradient: for stride s the outputs din[:, s*m + r] of each phase r get the taps
  *    k = k_r, k_r + s, ... (k_r = (r + pad) mod s), so each phase is (*) with stride 1 over
  *    a padded copy of dout and the flipped, transposed taps of w: one pass per phase.
- *  - weight gradient: dw[o, i, k] = sum_t dout[o, t] * X[i, t*s + k], tiles of 32 (16) output
- *    channels x 12 (24) (i, k) pairs, vectors along o from a transposed copy of dout.
+ *  - weight gradient: dw[o, i, k] = sum_t dout[o, t] * X[i, t*s + k], tiles of 64 (32, 16)
+ *    output channels x 6 (12, 24) (i, k) pairs, vectors along o from a transposed copy of dout.
  *
  * Batches run one sample per thread; below one sample per thread, the tiles of each sample
  * are shared out instead. Each output value is summed by one thread in a fixed order, and
@@ -62,6 +65,7 @@ static void store_tile(const __m512 *acc, int CV, int NT, float *out, size_t ldo
     float buf[16];
     for (int c = 0; c < CV; c++) {
         int nl = imin(16, nco - 16 * c);
+        if (nl <= 0) break;
         __m512 bv = bias ? _mm512_maskz_loadu_ps((__mmask16)((1u << nl) - 1u), bias + 16 * c) : _mm512_setzero_ps();
         for (int j = 0; j < nt; j++) {
             float *o = out + (size_t)16 * c * ldo + (size_t)j * ost;

@@ -810,6 +810,7 @@ int main(void) {
     test_conv(3, 16, 37, 40, 33, 1, 16, 1); /* long reduction: the direct kernels in ops.h */
     test_conv(2, 16, 38, 20, 33, 2, 16, 1); /* ... stride 2, 2 channel tiles with a tail */
     test_conv(2, 32, 30, 34, 17, 3, 8, 2);  /* ... stride 3, groups */
+    test_conv(2, 16, 41, 40, 33, 2, 16, 1); /* ... stride 2, a last channel tile of 8 */
     test_conv(1, 2, 9, 1, 7, 1, 3, 1);      /* one output channel (spatial attention) */
     test_conv(2, 16, 64, 32, 33, 1, 16, 1);  /* over 1M multiply-adds: batch split among threads */
     test_conv(1, 16, 150, 32, 33, 2, 16, 1); /* ... one sample: tiles split among threads */
