@@ -786,10 +786,10 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
         block *blk = br ? m->lo : m->hi;
         int nb = br ? 7 : m->n_hi_blocks;
         float *dcur = P, *dnext = Q;
-        memset(dcur, 0, B * F * sizeof(float));
+        zero_floats(dcur, B * F);
         fusion_backward(m, &m->fu[br], br ? df2 : df1, dcur, blk[nb - 1].out);
         for (int i = nb - 1; i >= 0; i--) {
-            memset(dnext, 0, B * F * sizeof(float));
+            zero_floats(dnext, B * F);
             block_backward(m, &blk[i], dcur, dnext, i ? blk[i - 1].out : m->bs[br].out);
             float *t = dcur;
             dcur = dnext;
