@@ -169,6 +169,11 @@ for r in range(1, rounds + 1):
         "best_mrmnet_infer32_ms_per_record": m["infer32"]["ms_per_step_min"] / 32,
         "best_torch_infer32_ms_per_record": t["infer32"]["ms_per_step_min"] / 32,
         "best_ort_infer32_ms_per_record": o["infer_b32"]["ms_per_batch_min"] / 32,
+        "cpu_mrmnet_train_ms_per_step": m["train"].get("cpu_ms_per_step", float("nan")),
+        "cpu_torch_train_ms_per_step": t["train"].get("cpu_ms_per_step", float("nan")),
+        "cpu_mrmnet_infer1_ms": m["infer1"].get("cpu_ms_per_step", float("nan")),
+        "cpu_torch_infer1_ms": t["infer1"].get("cpu_ms_per_step", float("nan")),
+        "cpu_ort_infer1_ms": o["infer_b1"].get("cpu_ms_per_batch", float("nan")),
         "mrmnet_train_cpu_utilisation": m["train"].get("cpu_utilisation", float("nan")),
         "mrmnet_infer1_cpu_utilisation": m["infer1"].get("cpu_utilisation", float("nan")),
     })
@@ -189,6 +194,10 @@ ratios = {
     "best-of infer B=1 mrmnet/pytorch": ("best_mrmnet_infer1_ms", "best_torch_infer1_ms"),
     "best-of infer B=32 mrmnet/ort": ("best_mrmnet_infer32_ms_per_record", "best_ort_infer32_ms_per_record"),
     "best-of infer B=32 mrmnet/pytorch": ("best_mrmnet_infer32_ms_per_record", "best_torch_infer32_ms_per_record"),
+    # CPU time (all threads) per step: the work each side does, spinning threads included
+    "cpu-time train_step mrmnet/pytorch": ("cpu_mrmnet_train_ms_per_step", "cpu_torch_train_ms_per_step"),
+    "cpu-time infer B=1 mrmnet/ort": ("cpu_mrmnet_infer1_ms", "cpu_ort_infer1_ms"),
+    "cpu-time infer B=1 mrmnet/pytorch": ("cpu_mrmnet_infer1_ms", "cpu_torch_infer1_ms"),
 }
 med = {k: statistics.median(row[k] for row in rows) for k in rows[0]}
 summary = {"rounds": rounds, "per_round": rows, "median": med, "ratios": {}}

@@ -61,6 +61,7 @@ typedef struct case_result {
     double ms_median, ms_min, ms_mean; /* per step (one batch) */
     double peak_rss_mb;
     double cpu_util;                   /* process CPU time / (wall time x threads) while timed */
+    double cpu_ms;                     /* process CPU time (all threads) per timed step */
     double loss;                       /* train: the loss of the last step (a sanity value) */
     char msg[MRM_ERROR_MSG_LEN];
 } case_result;
@@ -212,6 +213,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         r->ms_mean = sum / iters;
         r->loss = loss.total;
         r->cpu_util = wall > 0 ? cpu / (wall * threads) : 0;
+        r->cpu_ms = cpu / iters;
         r->peak_rss_mb = peak_rss_mb();
     } else {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -412,6 +414,7 @@ int cmd_bench(int argc, char **argv) {
             json_object_set_new(c, "peak_share", json_real(share));
             json_object_set_new(c, "peak_rss_mb", json_real(r.peak_rss_mb));
             json_object_set_new(c, "cpu_utilisation", json_real(r.cpu_util));
+            json_object_set_new(c, "cpu_ms_per_step", json_real(r.cpu_ms));
             if (k == CASE_TRAIN) json_object_set_new(c, "loss", json_real(r.loss));
             json_array_append_new(jcases, c);
         }

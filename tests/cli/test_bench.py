@@ -67,6 +67,10 @@ for name, c in cases.items():
     # the model's parameters alone are 7 MB; nothing here needs more than 4 GB
     check(7.0 < c["peak_rss_mb"] < 4096.0, "%s: peak memory %g MiB" % (name, c["peak_rss_mb"]))
     total_timed += c["ms_per_step_mean"] * c["iters"]
+    # one thread cannot use more CPU time than wall time (small slack for clock granularity)
+    check(0 < c["cpu_ms_per_step"] <= c["ms_per_step_mean"] * 1.05 + 0.5 and
+          close(c["cpu_utilisation"], c["cpu_ms_per_step"] / c["ms_per_step_mean"], 1e-2),
+          "%s: CPU time %g ms within wall %g ms" % (name, c["cpu_ms_per_step"], c["ms_per_step_mean"]))
     check(any(line.split()[:3] == [name, "1", str(B)] for line in p.stdout.splitlines()),
           "%s: a row in the table" % name)
 # the timed steps happened inside this command: their sum cannot exceed its wall time
