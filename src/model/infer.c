@@ -3,7 +3,10 @@
  *   w'[o, ...] = w[o, ...] * s[o],  bias[o] = beta[o] - running_mean[o] * s[o],
  *   s[o] = gamma[o] / sqrt(running_var[o] + eps),
  * and the four multi-scale kernels are merged once into one 33-tap kernel. The forward pass
- * then runs conv -> add bias (-> ReLU) in place. Activations are sized at create time. */
+ * (mrm_model_forward with m->folded set) then follows each convolution with ONE fused pass:
+ * bias + ReLU, bias + ReLU + max pool (+ the BaseScale sum), or bias + residual + ReLU at the
+ * end of a BasicBlock. Small batches run the two branches on two threads. Activations are
+ * sized at create time. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
