@@ -64,7 +64,17 @@ log "build (Release, -march=native) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 targets=(mrmnet)
 [ "$LAYERS" = 1 ] && targets+=(bench_layers)
-cmake --build "$BUILD" -j2 --target "${targets[@]}" >/dev/null
+BUILD_NOTE="built from the working tree"
+if ! cmake --build "$BUILD" -j2 --target "${targets[@]}" > "$OUT/build.log" 2>&1; then
+  # another change in progress may break the build for a moment: time the last good binaries
+  if [ -x "$MRMNET" ] && { [ "$LAYERS" = 0 ] || [ -x "$BUILD/bench_layers" ]; }; then
+    BUILD_NOTE="BUILD FAILED (see build.log): timing the previous binaries"
+    log "$BUILD_NOTE"
+  else
+    cat "$OUT/build.log" >&2
+    exit 1
+  fi
+fi
 
 {
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -72,7 +82,9 @@ cmake --build "$BUILD" -j2 --target "${targets[@]}" >/dev/null
   echo "cores: $(nproc)"
   echo "flags: $(grep -m1 -o 'avx512f' /proc/cpuinfo || echo no-avx512)"
   echo "uptime_before: $(uptime)"
-  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
+    [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo ' + uncommitted changes')"
+  echo "build: $BUILD_NOTE"
   echo "torch: $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null || echo absent)"
   echo "node: $(node --version 2>/dev/null || echo absent)"
 } > "$OUT/machine.txt"
