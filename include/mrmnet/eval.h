@@ -89,7 +89,8 @@ typedef struct mrm_metrics {
     double macro_auc;
     double sample_f1, sample_tpr, acc, macro_f1;
     double fmax, fmax_threshold;
-    mrm_bootstrap boot;    /* only when n_resamples > 0 was asked */
+    mrm_bootstrap boot;    /* when n_resamples > 0 was asked and some class has an AUC
+                              (else boot.n_resamples is 0) */
 } mrm_metrics;
 /* thresholds: per class or NULL (0.5). n_resamples 0 skips the bootstrap. */
 mrm_status mrm_metrics_compute(mrm_metrics *m, const float *y, const float *p, int n, int c,

@@ -206,7 +206,10 @@ int cmd_eval(int argc, char **argv) {
     for (int h = 0; h < 3; h++) {
         const mrm_metrics *x = &heads[h].m;
         char ci[64] = "";
-        if (resamples) snprintf(ci, sizeof ci, "[%.4f, %.4f]", x->boot.lo95, x->boot.hi95);
+        if (resamples && x->boot.n_resamples)
+            snprintf(ci, sizeof ci, "[%.4f, %.4f]", x->boot.lo95, x->boot.hi95);
+        else if (resamples)
+            snprintf(ci, sizeof ci, "n/a");
         printf("%-22s %9.4f  %-17s %9.4f %10.4f %7.4f %8.4f %7.4f\n", heads[h].name, x->macro_auc, ci, x->sample_f1, x->sample_tpr,
                x->acc, x->macro_f1, x->fmax);
         if (heads[h].tuned) {
@@ -215,7 +218,7 @@ int cmd_eval(int argc, char **argv) {
                    t->acc, t->macro_f1, "");
         }
     }
-    if (resamples)
+    if (resamples && heads[2].m.boot.n_resamples)
         printf("\n(interval: 2.5th-97.5th percentiles of %ld bootstrap resamples, seed %llu; mean %.4f, 5th-95th %.4f-%.4f)\n",
                resamples, seed, heads[2].m.boot.mean, heads[2].m.boot.lo90, heads[2].m.boot.hi90);
     printf("\nper-class AUC          %9s %9s %9s %9s\n", "head 1", "head 2", "average", "positives");

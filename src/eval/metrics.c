@@ -403,7 +403,9 @@ mrm_status mrm_metrics_compute(mrm_metrics *m, const float *y, const float *p, i
     m->acc = mrm_accuracy(y, p, n, c, thresholds);
     m->macro_f1 = mrm_macro_f1(y, p, n, c, thresholds);
     m->fmax = mrm_fmax(y, p, n, c, &m->fmax_threshold);
-    if (n_resamples > 0 && (st = mrm_bootstrap_macro_auc(y, p, n, c, n_resamples, seed, &m->boot, err)))
+    /* no class with an AUC: no interval either (boot.n_resamples stays 0) */
+    if (n_resamples > 0 && m->n_auc_missing < c &&
+        (st = mrm_bootstrap_macro_auc(y, p, n, c, n_resamples, seed, &m->boot, err)))
         goto fail;
     return MRM_OK;
 fail:

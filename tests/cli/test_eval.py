@@ -95,6 +95,22 @@ if rc == 0:
     check(abs(a["macro_auc"] - np.mean([roc_auc_score(y[:, k], p[:, k]) for k in (0, 1)])) < 1e-6, "macro over A and B")
     check("no positive" in table, "the table says why")
 
+# one record: no class has an AUC; the other metrics are still given
+one = os.path.join(TMP, "one")
+shutil.rmtree(one, ignore_errors=True)
+shutil.copytree(prep, one)
+for name in ("X_test.npy", "y_test.npy"):
+    np.save(os.path.join(one, name), np.load(os.path.join(prep, name))[:1])
+os.remove(os.path.join(one, "ids_test.txt"))
+js = os.path.join(TMP, "one.json")
+rc, table, _ = run("eval", "--model", best, "--data", one, "--json", js)
+check(rc == 0, "eval of a single record")
+if rc == 0:
+    a = json.load(open(js))["heads"]["average"]
+    check(a["macro_auc"] is None and a["classes_without_auc"] == 3 and "macro_auc_bootstrap" not in a,
+          "single record: no AUC, no interval")
+    check(a["acc"] is not None and "n/a" in table, "single record: thresholded metrics given, AUC n/a")
+
 # errors
 two = os.path.join(TMP, "two")
 make_prepared(two, n=(8, 8, 8), classes=("A", "B"))

@@ -106,5 +106,9 @@ int main(void) {
     CHECK(mrm_metrics_compute(&m, y, p, 4, 2, NULL, 0, 0, &err) == MRM_OK, "%s", err.msg);
     CHECK(m.n_auc_missing == 1 && isnan(m.auc[1]) && m.macro_auc == 0.875, "all metrics at once");
     mrm_metrics_free(&m);
+    /* one record: no class has an AUC, so no interval, and no failure */
+    CHECK(mrm_metrics_compute(&m, y, p, 1, 2, NULL, 100, 1, &err) == MRM_OK, "%s", err.msg);
+    CHECK(m.n_auc_missing == 2 && isnan(m.macro_auc) && m.boot.n_resamples == 0, "no AUC, no bootstrap");
+    mrm_metrics_free(&m);
     TEST_END();
 }
