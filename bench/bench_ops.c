@@ -97,8 +97,9 @@ static void bench_other(const char *filter, int reps) {
                            "batchnorm eval      (96,64,1004)", "relu fwd+bwd        (96,64,1004)",
                            "maxpool2 fwd+bwd    (96,64,1004)", "layernorm_ch fwd    (96,256,251)",
                            "layernorm_ch bwd    (96,256,251)", "kl softmax f+b      (96,32128)",
-                           "channel_maxmean f+b (96,128,251)", "kl sym pair f+b     (96,32128)"};
-    for (int op = 0; op < 10; op++) {
+                           "channel_maxmean f+b (96,128,251)", "kl sym pair f+b     (96,32128)",
+                           "maxpool2s1 fwd+bwd  (96,64,1003)"};
+    for (int op = 0; op < 11; op++) {
         if (!strstr(names[op], filter)) continue;
         for (int threads = 1; threads <= 2; threads++) {
             omp_set_num_threads(threads);
@@ -116,6 +117,7 @@ static void bench_other(const char *filter, int reps) {
                 case 7: kl_softmax_forward_backward(d, g, x, y, B, 32128, 4.0f, 1.0f); break;
                 case 8: channel_maxmean_forward(y, x, B, 128, 251), channel_maxmean_backward(d, g, x, B, 128, 251); break;
                 case 9: kl_sym_softmax_forward_backward(d, g, x, y, B, 32128, 4.0f, 1.0f); break;
+                case 10: maxpool2s1_forward(y, x, B, C, 1003), maxpool2s1_backward(d, g, x, B, C, 1003); break;
                 }
                 double t = now() - t0;
                 if (rep > 0 && t < best) best = t;

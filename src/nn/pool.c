@@ -50,21 +50,25 @@ void maxpool2s1_forward(float *out, const float *in, int B, int C, int L) {
     }
 }
 
-/* din[argmax of window t] += dout[t]; the padding never wins over a real value. */
+/* din[argmax of window t] += dout[t]; the padding never wins over a real value. Input t is in
+ * windows t (as its second element) and t+1 (as its first); each t is computed on its own so
+ * that the loop vectorises, adding window t's share before window t+1's. */
 void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
     if (L == 0) return;
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * (L + 1);
         float *d = din + (size_t)bc * L;
-        /* input t gets window t+1 when it is that window's first maximum, and window t when
-         * it is the second one */
-        d[0] += g[0];
-        for (int t = 1; t < L; t++) {
-            int second = argmax2(x[t - 1], x[t]);
-            d[t - 1] += second ? 0.0f : g[t];
-            d[t] += second ? g[t] : 0.0f;
+        if (L == 1) {
+            d[0] = (d[0] + g[0]) + g[1];
+            continue;
         }
-        d[L - 1] += g[L];
+        d[0] = (d[0] + g[0]) + (argmax2(x[0], x[1]) ? 0.0f : g[1]);
+        for (int t = 1; t < L - 1; t++) {
+            float from_t = argmax2(x[t - 1], x[t]) ? g[t] : 0.0f;
+            float from_next = argmax2(x[t], x[t + 1]) ? 0.0f : g[t + 1];
+            d[t] = (d[t] + from_t) + from_next;
+        }
+        d[L - 1] = (d[L - 1] + (argmax2(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f)) + g[L];
     }
 }

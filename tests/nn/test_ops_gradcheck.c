@@ -496,6 +496,11 @@ static void test_pools(void) {
     /* windows: [-inf,1] [1,1] [1,2] [2,2] [2,-inf] -> inputs 0, 0, 2, 2, 3 */
     CHECK(o[0] == 1 && o[4] == 2 && d[0] == 11 && d[1] == 0 && d[2] == 1100 && d[3] == 10000,
           "maxpool2s1 ties: d = %g %g %g %g", d[0], d[1], d[2], d[3]);
+    /* a single step: both windows hold it */
+    float x1 = 5, o1[2], g1[2] = {1, 2}, d1 = 0.5f;
+    maxpool2s1_forward(o1, &x1, 1, 1, 1);
+    maxpool2s1_backward(&d1, g1, &x1, 1, 1, 1);
+    CHECK(o1[0] == 5 && o1[1] == 5 && d1 == 3.5f, "maxpool2s1 of length 1: %g %g, d %g", o1[0], o1[1], d1);
     /* NaN wins its window, as in PyTorch */
     float xn[4] = {NAN, 1, 1, NAN}, on[2], dn[4] = {0}, gn[2] = {1, 2};
     maxpool2_forward(on, xn, 1, 1, 4);
