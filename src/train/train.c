@@ -25,6 +25,7 @@
  * thread count). */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -78,6 +79,7 @@ typedef struct run_state {
     long long loss_n;
     double best_auc;
     int best_epoch;           /* 0: none yet */
+    long long n_train;        /* training records the run was started with */
     int n_hist;
     epoch_rec *hist;
 } run_state;
@@ -210,6 +212,7 @@ static int rng_from_json(json_t *a, mrm_rng *r) {
 static char *state_to_json(const run_state *s) {
     json_t *j = json_object();
     json_object_set_new(j, "epochs_done", json_integer(s->epochs_done));
+    json_object_set_new(j, "n_train", json_integer(s->n_train));
     json_object_set_new(j, "step", json_integer(s->step));
     json_object_set_new(j, "step_in_epoch", json_integer(s->step_in_epoch));
     json_object_set_new(j, "epoch_rng", rng_to_json(&s->epoch_rng));
@@ -256,6 +259,7 @@ static mrm_status state_from_json(run_state *s, const char *text, const char *pa
         goto done;
     }
     s->epochs_done = (int)json_integer_value(json_object_get(j, "epochs_done"));
+    s->n_train = json_integer_value(json_object_get(j, "n_train"));
     s->step = json_integer_value(json_object_get(j, "step"));
     s->step_in_epoch = json_integer_value(json_object_get(j, "step_in_epoch"));
     s->best_auc = jget(j, "best_val_macro_auc");
@@ -554,7 +558,12 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
                       mrm_model_config_of(r.model)->n_classes);
     if (!st) st = build_model_meta(&r, err);
     if (!st) st = mrm_prepared_load_split(&r.prep, "train", 1, &r.train, err);
-    if (!st && r.train.n == 0) st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split is empty", r.data_dir);
+    if (!st && (r.train.n == 0 || r.train.n > INT_MAX))
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records", r.data_dir, r.train.n);
+    if (!st && opt->resume && r.train.n != r.rs.n_train)
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records, the run was started with %lld", r.data_dir,
+                      r.train.n, r.rs.n_train);
+    if (!st) r.rs.n_train = r.train.n;
     if (!st) {
         mrm_error verr = {0};
         mrm_status vs = mrm_prepared_load_split(&r.prep, "val", 1, &r.val, &verr);
