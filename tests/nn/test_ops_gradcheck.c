@@ -550,6 +550,16 @@ static void test_dropout(void) {
     dropout_forward(inplace, mask2, inplace, n, 0.2f, &r);
     CHECK(!memcmp(mask, mask2, n * sizeof(float)) && !memcmp(inplace, out, n * sizeof(float)),
           "dropout: same seed, same mask; in place works");
+    /* the mask does not depend on the number of threads */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    mrm_rng_seed(&r, 7);
+    dropout_forward(out, mask2, in, n, 0.2f, &r);
+    omp_set_num_threads(threads);
+    CHECK(!memcmp(mask, mask2, n * sizeof(float)), "dropout: same mask with one thread");
+    /* consecutive calls draw new masks */
+    dropout_forward(out, mask2, in, n, 0.2f, &r);
+    CHECK(memcmp(mask, mask2, n * sizeof(float)), "dropout: a second call draws a new mask");
     dropout_forward(out, mask, in, n, 0.0f, &r);
     CHECK(!memcmp(out, in, n * sizeof(float)) && mask[0] == 1.0f && mask[n - 1] == 1.0f, "dropout p=0 copies");
     free(in), free(out), free(mask), free(d), free(g), free(mask2), free(inplace);
