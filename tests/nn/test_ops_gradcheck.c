@@ -746,19 +746,24 @@ static void test_bce(void) {
     free(d), free(d2), free(ls.s), free(ls.y);
 }
 
-static void test_kl(int B, int N) {
+static void test_kl(int B, int N, float spread) {
     ls.B = B, ls.N = N, ls.T = 4.0f;
-    ls.s = randn((size_t)B * N, 5), ls.t = randn((size_t)B * N, 5);
+    ls.s = randn((size_t)B * N, spread), ls.t = randn((size_t)B * N, spread);
     double ref = 0;
     for (int b = 0; b < B; b++) {
-        double zs = 0, zt = 0;
+        /* log-softmaxes by the textbook formula, shifted by the maxima */
+        double zs = 0, zt = 0, ms = -INFINITY, mt = -INFINITY;
         for (int j = 0; j < N; j++) {
-            zs += exp(ls.s[b * N + j] / 4.0);
-            zt += exp(ls.t[b * N + j] / 4.0);
+            ms = fmax(ms, ls.s[b * N + j] / 4.0);
+            mt = fmax(mt, ls.t[b * N + j] / 4.0);
         }
         for (int j = 0; j < N; j++) {
-            double p = exp(ls.t[b * N + j] / 4.0) / zt, q = exp(ls.s[b * N + j] / 4.0) / zs;
-            ref += p * (log(p) - log(q));
+            zs += exp(ls.s[b * N + j] / 4.0 - ms);
+            zt += exp(ls.t[b * N + j] / 4.0 - mt);
+        }
+        for (int j = 0; j < N; j++) {
+            double lp = ls.t[b * N + j] / 4.0 - mt - log(zt), lq = ls.s[b * N + j] / 4.0 - ms - log(zs);
+            ref += exp(lp) * (lp - lq);
         }
     }
     ref *= 16.0 / B;
@@ -843,7 +848,8 @@ int main(void) {
     test_scale(1);
     test_add_concat();
     test_bce();
-    test_kl(2, 7);
-    test_kl(3, 300);
+    test_kl(2, 7, 5);
+    test_kl(3, 300, 5);
+    test_kl(2, 1003, 800); /* softmax values down to e^-700 and below: underflow to 0 */
     TEST_END();
 }
