@@ -62,6 +62,7 @@ typedef struct case_result {
     double peak_rss_mb;
     double cpu_util;                   /* process CPU time / (wall time x threads) while timed */
     double cpu_ms;                     /* process CPU time (all threads) per timed step */
+    int classes;                       /* of the model timed */
     double loss;                       /* train: the loss of the last step (a sanity value) */
     char msg[MRM_ERROR_MSG_LEN];
 } case_result;
@@ -214,6 +215,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         r->loss = loss.total;
         r->cpu_util = wall > 0 ? cpu / (wall * threads) : 0;
         r->cpu_ms = cpu / iters;
+        r->classes = N;
         r->peak_rss_mb = peak_rss_mb();
     } else {
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -415,6 +417,7 @@ int cmd_bench(int argc, char **argv) {
             json_object_set_new(c, "peak_rss_mb", json_real(r.peak_rss_mb));
             json_object_set_new(c, "cpu_utilisation", json_real(r.cpu_util));
             json_object_set_new(c, "cpu_ms_per_step", json_real(r.cpu_ms));
+            json_object_set_new(root, "classes", json_integer(r.classes)); /* --model: its own */
             if (k == CASE_TRAIN) json_object_set_new(c, "loss", json_real(r.loss));
             json_array_append_new(jcases, c);
         }

@@ -49,6 +49,7 @@ check(p.returncode == 0, "bench runs: rc %d, stderr %s" % (p.returncode, p.stder
 d = json.load(open(out)) if os.path.exists(out) else {"cases": []}
 cases = {c["case"]: c for c in d["cases"]}
 check(sorted(cases) == ["eval1", "infer1", "train"], "the three asked cases: %s" % sorted(cases))
+check(d.get("classes") == 5, "the weights' own 5 classes: %s" % d.get("classes"))
 check(d.get("gflop_per_record_forward") == 1.76 and d.get("gflop_per_record_train") == 5.28,
       "counting convention in the JSON")
 total_timed = 0.0
