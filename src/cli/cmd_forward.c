@@ -8,18 +8,19 @@
 #include "common/fileutil.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mrmnet forward --model W.safetensors --input X.npy [--train-mode] [--batch 32]\n"
+    fprintf(f, "usage: mrmnet forward --model W.safetensors --input X.npy [--train-mode | --fast] [--batch 32]\n"
                "                      --out DIR\n\n"
                "X is float32 (B, 12, 1000), already standardised. Writes DIR/out1.npy, DIR/out2.npy\n"
                "(B, N logits of the high and low heads) and DIR/feat1.npy, DIR/feat2.npy (B, F features).\n"
                "  --train-mode  BatchNorm with batch statistics (dropout off), the whole input as ONE batch\n"
+               "  --fast        the inference path (BatchNorm folded, fused layers): logits only (no features)\n"
                "  --batch N     records per forward pass in evaluation mode (default 32)\n");
 }
 
 int cmd_forward(int argc, char **argv) {
     const char *C = "forward", *model = NULL, *input = NULL, *outdir = NULL;
     long batch = 32;
-    int train = 0;
+    int train = 0, fast = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -36,6 +37,8 @@ int cmd_forward(int argc, char **argv) {
             if (cli_parse_int(C, a, argv[++i], 1, 65536, &batch)) return 2;
         } else if (!strcmp(a, "--train-mode")) {
             train = 1;
+        } else if (!strcmp(a, "--fast")) {
+            fast = 1;
         } else {
             fprintf(stderr, "mrmnet forward: unknown option or missing value: '%s'\n", a);
             usage(stderr);
@@ -47,8 +50,13 @@ int cmd_forward(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (train && fast) {
+        fprintf(stderr, "mrmnet forward: --train-mode and --fast exclude each other\n");
+        return 2;
+    }
     mrm_error err = {0};
     mrm_model *m = NULL;
+    mrm_infer *inf = NULL;
     float *x = NULL, *out[4] = {NULL, NULL, NULL, NULL};
     int nd = 0;
     long long sh[4] = {0};
@@ -61,15 +69,22 @@ int cmd_forward(int argc, char **argv) {
     if (!s) s = mrm_mkdir_p(outdir, &err);
     int N = m ? mrm_model_config_of(m)->n_classes : 0, F = m ? mrm_model_feature_size(m) : 0;
     long long B = sh[0];
-    for (int k = 0; !s && k < 4; k++) {
+    int nout = fast ? 2 : 4;
+    if (!s && fast) s = mrm_infer_create(&inf, m, (int)(B < batch ? B : batch), &err);
+    for (int k = 0; !s && k < nout; k++) {
         out[k] = malloc(sizeof(float) * (size_t)B * (size_t)(k < 2 ? N : F));
         if (!out[k]) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory for %lld records", B);
     }
     long long step = train ? B : batch;
     for (long long b0 = 0; !s && b0 < B; b0 += step) {
         int nb = (int)(B - b0 < step ? B - b0 : step);
+        const float *xb = x + (size_t)b0 * MRM_INPUT_LEADS * MRM_INPUT_LEN;
+        if (fast) {
+            s = mrm_infer_run(inf, xb, nb, out[0] + (size_t)b0 * N, out[1] + (size_t)b0 * N, &err);
+            continue;
+        }
         mrm_model_set_dropout(m, 0.0f);
-        s = mrm_model_forward(m, x + (size_t)b0 * MRM_INPUT_LEADS * MRM_INPUT_LEN, nb, train, NULL, &err);
+        s = mrm_model_forward(m, xb, nb, train, NULL, &err);
         for (int k = 0; !s && k < 4; k++) {
             size_t w = (size_t)(k < 2 ? N : F);
             const float *src = k < 2 ? mrm_model_logits(m, k + 1) : mrm_model_features(m, k - 1);
@@ -77,7 +92,7 @@ int cmd_forward(int argc, char **argv) {
         }
     }
     static const char *names[4] = {"out1.npy", "out2.npy", "feat1.npy", "feat2.npy"};
-    for (int k = 0; !s && k < 4; k++) {
+    for (int k = 0; !s && k < nout; k++) {
         char path[4096];
         long long shape[2] = {B, k < 2 ? N : F};
         if (mrm_path_join(path, sizeof path, outdir, names[k]))
@@ -86,6 +101,7 @@ int cmd_forward(int argc, char **argv) {
             s = mrm_npy_write_f32(path, out[k], 2, shape, &err);
     }
     for (int k = 0; k < 4; k++) free(out[k]);
+    mrm_infer_free(inf);
     free(x);
     mrm_model_free(m);
     return s ? cli_report(C, &err) : 0;

@@ -72,6 +72,17 @@ for mode, extra in (("eval", ["--batch", "3"]), ("train", ["--train-mode"])):
                 e = rel(a, r)
                 check(e < 1e-4, "%s %s relative error %.3g" % (mode, k, e))
 
+# the fast path: logits only, equal to the eval references
+out = os.path.join(TMP, "fw_fast")
+p = run("forward", "--model", W, "--input", X, "--out", out, "--fast", "--batch", "3")
+check(p.returncode == 0, "forward --fast: %s" % p.stderr)
+if p.returncode == 0:
+    for k in ("out1", "out2"):
+        e = rel(np.load(os.path.join(out, k + ".npy")), ref["eval." + k])
+        check(e < 1e-4, "fast %s relative error %.3g" % (k, e))
+check(run("forward", "--model", W, "--input", X, "--out", out, "--fast", "--train-mode", ok=False).returncode == 2,
+      "--fast with --train-mode refused")
+
 # backward: loss, gradients (under the parameter names), BN statistics after the step
 G = os.path.join(TMP, "grad.safetensors")
 p = run("backward", "--model", W, "--input", X, "--labels", Y, "--out", G)
