@@ -26,6 +26,7 @@ void scale_channels_backward(float *dx, float *ds, const float *dout, const floa
         if (ds) {
             const float *xr = x + (size_t)bc * L;
             double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
             for (int t = 0; t < L; t++) acc += (double)g[t] * xr[t];
             ds[bc] += (float)acc;
         }

@@ -9,6 +9,7 @@ void mean_time_forward(float *out, const float *in, int B, int C, int L) {
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L;
         double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
         for (int t = 0; t < L; t++) acc += x[t];
         out[bc] = (float)(acc / L);
     }
