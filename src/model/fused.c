@@ -1,10 +1,9 @@
-/* Fused BatchNorm (training mode) + ReLU, forward and backward, for the conv -> BN -> ReLU
- * units of the model: one pass for the statistics and one to normalise (and clip) forward;
- * one pass for the two reductions and one writing the input gradient backward, with the ReLU
- * mask applied on the fly. Same function as batchnorm_* + relu_* of src/nn (PyTorch's):
- * batch mean and biased variance over (B, L), running statistics toward the unbiased variance.
- * Row sums in float (vectorised), combined across rows in double; the forward statistics in
- * one pass over the input. */
+/* Fused BatchNorm + ReLU for the conv -> BN -> ReLU units of the model. Training: one pass for
+ * the statistics and one to normalise (and clip) forward; one pass for the two reductions and
+ * one writing the input gradient backward, with the ReLU mask applied on the fly. Evaluation:
+ * one pass with the running statistics. Same function as batchnorm_* + relu_* of src/nn
+ * (PyTorch's): batch mean and biased variance over (B, L), running statistics toward the
+ * unbiased variance. Row sums in float (vectorised), combined across rows in double. */
 #include <math.h>
 
 #include "model/model_internal.h"
@@ -101,4 +100,26 @@ void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, c
                 for (int t = 0; t < L; t++) d[t] = k * (g[t] - mg - (x[t] - mu) * mgx);
         }
     }
+}
+
+void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const float *beta, const float *running_mean,
+                          const float *running_var, int B, int C, int L, float eps, int relu) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * C * L > 65536)
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            double rs = 1.0 / sqrt((double)running_var[c] + eps);
+            float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - running_mean[c] * gamma[c] * rs);
+            size_t off = ((size_t)b * C + c) * L;
+            const float *x = z + off;
+            float *o = y + off;
+            if (relu)
+#pragma omp simd
+                for (int t = 0; t < L; t++) {
+                    float v = x[t] * scale + shift;
+                    o[t] = v > 0.0f ? v : 0.0f;
+                }
+            else
+#pragma omp simd
+                for (int t = 0; t < L; t++) o[t] = x[t] * scale + shift;
+        }
 }

@@ -183,6 +183,9 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
                            const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu);
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
                       const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+/* Evaluation mode (running statistics): y = relu?(BN(z)) in one pass. */
+void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const float *beta, const float *running_mean,
+                          const float *running_var, int B, int C, int L, float eps, int relu);
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 

@@ -404,8 +404,9 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
         (*bn->num_batches_tracked)++;
         return;
     }
-    bn_forward(m, &u->bn, u->y, u->z, u->mean, u->rstd, c->cout, u->lout);
-    if (u->relu) relu_forward(u->y, u->y, (size_t)m->B * c->cout * u->lout);
+    const bn_p *bn = &u->bn;
+    bn_relu_forward_eval(u->y, u->z, bn->gamma, bn->beta, bn->running_mean, bn->running_var, m->B, c->cout, u->lout, BN_EPS,
+                         u->relu);
 }
 
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
