@@ -1,4 +1,5 @@
-/* 1-D convolution by im2col and GEMM: the portable path, and the fast one for 1x1 convolutions.
+/* 1-D convolution by im2col and GEMM: the portable path, and on AVX-512 the one for short
+ * reductions (K = 1..7 at up to 128 channels), where it measured faster than the direct kernels.
  *
  * Per sample, im2col lays the input out as columns col (Cin*K, Lout),
  *   col[ci*K + k, t] = in[ci, t*stride + k - pad]   (0 outside the input),
