@@ -225,6 +225,8 @@ static void run_pass_all(const conv_pass *p, int serial) {
     for (int q = 0; q < n; q++) run_pass(p, q, q + 1);
 }
 
+static inline int wgrad_cv(int Cog);
+
 /* ---- geometry and scratch ------------------------------------------------------------------ */
 
 /* Padded length of the forward input rows: a last tile of TT steps reads up to
@@ -253,7 +255,10 @@ static conv_geom geometry(int Cin, int Lin, int Cout, int K, int stride, int pad
     g.Lout = conv1d_out_len(Lin, K, stride, pad);
     g.Lpf = fwd_lp(g.Lout, K, stride);
     g.Lpd = dgrad_lp(Lin, K, stride);
-    g.ldd = Cout + 64; /* a weight-gradient tile may read up to 63 columns past its group's first */
+    /* rows of the transposed dout: the last channel tile of the last group reads up to
+     * ceil(Cog/CT)*CT - Cog columns past Cout; rows padded to whole cache lines */
+    int wct = 16 * wgrad_cv(g.Cog);
+    g.ldd = (Cout + ceil_div(g.Cog, wct) * wct - g.Cog + 15) / 16 * 16;
     g.pack = pack_floats(Cin, Cout, K, groups);
     size_t xf = (size_t)Cin * g.Lpf, xd = (size_t)Cout * g.Lpd;
     g.x = xf > xd ? xf : xd;
