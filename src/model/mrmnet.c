@@ -735,10 +735,8 @@ static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *d
     const float *o1 = m->hd[0].logits, *o2 = m->hd[1].logits, *f1 = branch_out(m, 0), *f2 = branch_out(m, 1);
     l->bce1 = bce_logits_forward_backward(dl1, o1, y, B, N, 1.0f);
     l->bce2 = bce_logits_forward_backward(dl2, o2, y, B, N, 1.0f);
-    l->kl_feat = kl_softmax_forward_backward(df1, df2, f1, f2, B, F, KL_T, KL_FEAT_WEIGHT) +
-                 kl_softmax_forward_backward(df2, df1, f2, f1, B, F, KL_T, KL_FEAT_WEIGHT);
-    l->kl_logits = kl_softmax_forward_backward(dl1, dl2, o1, o2, B, N, KL_T, KL_LOGIT_WEIGHT) +
-                   kl_softmax_forward_backward(dl2, dl1, o2, o1, B, N, KL_T, KL_LOGIT_WEIGHT);
+    l->kl_feat = kl_sym_softmax_forward_backward(df1, df2, f1, f2, B, F, KL_T, KL_FEAT_WEIGHT);
+    l->kl_logits = kl_sym_softmax_forward_backward(dl1, dl2, o1, o2, B, N, KL_T, KL_LOGIT_WEIGHT);
     l->total = l->bce1 + l->bce2 + KL_FEAT_WEIGHT * l->kl_feat + KL_LOGIT_WEIGHT * l->kl_logits;
 }
 
