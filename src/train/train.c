@@ -611,7 +611,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     const double t_start = now_s();
     long long steps_this_run = 0, total_steps = steps_per_epoch * r.o.epochs;
     if (r.o.max_steps > 0 && r.o.max_steps < total_steps) total_steps = r.o.max_steps;
-    int stopped = 0;
+    int stopped = 0, warned_single = 0;
     while (!st && !stopped && r.rs.epochs_done < r.o.epochs) {
         const int epoch = r.rs.epochs_done + 1;
         mrm_rng shuffle_rng = r.rs.epoch_rng;
@@ -628,6 +628,15 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             }
             const long long b0 = s * batch;
             const int B = (int)(n - b0 < batch ? n - b0 : batch);
+            if (B == 1 && n > 1) {
+                /* The channel attention's BatchNorm sees one value per channel and sample: with a
+                 * single record it has no batch statistics (PyTorch refuses such a batch too).
+                 * The last partial batch is kept unless it holds one record; then it is skipped. */
+                if (!warned_single++)
+                    logf_(&r, MRM_LOG_WARN, "the last batch of each epoch holds a single record: it is skipped");
+                r.rs.step_in_epoch = s + 1;
+                continue;
+            }
             for (int j = 0; j < B; j++) {
                 const int idx = perm[b0 + j];
                 memcpy(xb + (size_t)j * rec, r.train.X + (size_t)idx * rec, sizeof(float) * rec);
