@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/fileutil.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet predict --model W.safetensors [options] RECORD... | DIR\n\n"
@@ -97,7 +98,11 @@ static int add_dir(item_list *l, const char *dir) {
     int rc = 0;
     for (int i = 0; i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (mrm_path_join(path, sizeof path, dir, names[i]) != 0) {
+            fprintf(stderr, "mrmnet predict: %s/%s: path too long\n", dir, names[i]);
+            rc = 1;
+            continue;
+        }
         if (ends_with(names[i], ".mat")) {
             char hea[4096];
             snprintf(hea, sizeof hea, "%.*s.hea", (int)(strlen(path) - 4), path);
