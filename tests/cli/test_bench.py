@@ -68,9 +68,11 @@ for name, c in cases.items():
     # the model's parameters alone are 7 MB; nothing here needs more than 4 GB
     check(7.0 < c["peak_rss_mb"] < 4096.0, "%s: peak memory %g MiB" % (name, c["peak_rss_mb"]))
     total_timed += c["ms_per_step_mean"] * c["iters"]
-    # one thread cannot use more CPU time than wall time (small slack for clock granularity)
+    # one thread cannot use more CPU time than wall time (small slack for clock granularity);
+    # the utilisation divides by the whole timed span, which holds the steps and the gaps between
+    # them (preemption on a loaded machine), so it is at most CPU time / summed step time
     check(0 < c["cpu_ms_per_step"] <= c["ms_per_step_mean"] * 1.05 + 0.5 and
-          close(c["cpu_utilisation"], c["cpu_ms_per_step"] / c["ms_per_step_mean"], 1e-2),
+          0 < c["cpu_utilisation"] <= c["cpu_ms_per_step"] / c["ms_per_step_mean"] * (1 + 1e-6) + 1e-9,
           "%s: CPU time %g ms within wall %g ms" % (name, c["cpu_ms_per_step"], c["ms_per_step_mean"]))
     check(any(line.split()[:3] == [name, "1", str(B)] for line in p.stdout.splitlines()),
           "%s: a row in the table" % name)
