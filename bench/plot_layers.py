@@ -18,7 +18,7 @@ def main():
     with open(sys.argv[1]) as f:
         d = json.load(f)
     blocks = d["blocks"]
-    W, row, top, left, pw, gap = 1000, 26, 70, 150, 330, 40
+    W, row, top, left, pw, gap = 1110, 26, 70, 150, 330, 150
     H = top + row * len(blocks) + 70
     tmax = max(b["train_fwd_ms"] + b["train_bwd_ms"] for b in blocks) or 1.0
     imax = max(b["infer_ms"] for b in blocks) or 1.0
