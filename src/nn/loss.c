@@ -184,10 +184,13 @@ static double kl_sym_one(float *da, float *db, const float *a, const float *b, i
 
 #endif
 
-/* loss = T^2 / B * sum_b KL_b;  dL/ds = T / B * (q - p),  dL/dt = T / B * p * (log p - log q - KL_b).
- * Per-sample values are summed in order afterwards, so the result does not depend on threads. */
-double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const float *t, int B, int N,
-                                   float T, float scale) {
+/* One sample's KL term(s) with its gradient accumulated: kl_one or kl_sym_one. */
+typedef double (*kl_sample_fn)(float *dx, float *dy, const float *x, const float *y, int N, double T, double g);
+
+/* T^2 / B * the sum over the batch of kl(sample). Per-sample values are summed in order
+ * afterwards, so the result does not depend on threads. */
+static double kl_batch(kl_sample_fn kl, float *dx, float *dy, const float *x, const float *y, int B, int N,
+                       float T, float scale) {
     if (B <= 0 || N <= 0) return 0.0;
     enum { CHUNK = 256 };
     double kls[CHUNK], total = 0.0, g = (double)scale * T / (double)B;
@@ -196,26 +199,20 @@ double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const f
 #pragma omp parallel for if ((size_t)nb * N > 16384) schedule(static)
         for (int i = 0; i < nb; i++) {
             size_t off = (size_t)(b0 + i) * N;
-            kls[i] = kl_one(ds ? ds + off : NULL, dt ? dt + off : NULL, s + off, t + off, N, T, g);
+            kls[i] = kl(dx ? dx + off : NULL, dy ? dy + off : NULL, x + off, y + off, N, T, g);
         }
         for (int i = 0; i < nb; i++) total += kls[i];
     }
     return (double)T * T / (double)B * total;
 }
 
+/* loss = T^2 / B * sum_b KL_b;  dL/ds = T / B * (q - p),  dL/dt = T / B * p * (log p - log q - KL_b). */
+double kl_softmax_forward_backward(float *ds, float *dt, const float *s, const float *t, int B, int N,
+                                   float T, float scale) {
+    return kl_batch(kl_one, ds, dt, s, t, B, N, T, scale);
+}
+
 double kl_sym_softmax_forward_backward(float *da, float *db, const float *a, const float *b, int B, int N,
                                        float T, float scale) {
-    if (B <= 0 || N <= 0) return 0.0;
-    enum { CHUNK = 256 };
-    double kls[CHUNK], total = 0.0, g = (double)scale * T / (double)B;
-    for (int b0 = 0; b0 < B; b0 += CHUNK) {
-        int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-#pragma omp parallel for if ((size_t)nb * N > 16384) schedule(static)
-        for (int i = 0; i < nb; i++) {
-            size_t off = (size_t)(b0 + i) * N;
-            kls[i] = kl_sym_one(da ? da + off : NULL, db ? db + off : NULL, a + off, b + off, N, T, g);
-        }
-        for (int i = 0; i < nb; i++) total += kls[i];
-    }
-    return (double)T * T / (double)B * total;
+    return kl_batch(kl_sym_one, da, db, a, b, B, N, T, scale);
 }
