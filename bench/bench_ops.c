@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "common/rng.h"
@@ -46,6 +47,7 @@ static const shape shapes[] = {
 static int cpu_clock;
 static int use_gemm;   /* BENCH_IMPL=gemm: time the im2col + GEMM path alone */
 static int use_direct; /* BENCH_IMPL=direct: time the direct kernels alone */
+/* otherwise the model's choice, FFT included (BENCH_FFT_N=64/128/256 forces its size) */
 static double now(void) {
     struct timespec ts;
     clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
@@ -56,6 +58,16 @@ static float *rand_buf(size_t n, mrm_rng *r) {
     float *x = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = mrm_rng_uniform_range(r, -1.0f, 1.0f);
     return x;
+}
+
+/* Large buffers on 2 MiB pages where the kernel allows (BENCH_HUGE=0: plain malloc). */
+static void *big_alloc(size_t bytes) {
+    if (getenv("BENCH_HUGE") && !strcmp(getenv("BENCH_HUGE"), "0")) return malloc(bytes);
+    void *p = NULL;
+    size_t align = (size_t)2 << 20, n = (bytes + align - 1) / align * align;
+    if (posix_memalign(&p, align, n)) return NULL;
+    madvise(p, n, MADV_HUGEPAGE);
+    return p;
 }
 
 /* Best time of reps runs of one op (0 forward, 1 din, 2 dw). */
@@ -139,6 +151,8 @@ int main(int argc, char **argv) {
     cpu_clock = getenv("BENCH_CPU") && atoi(getenv("BENCH_CPU"));
     use_gemm = getenv("BENCH_IMPL") && !strcmp(getenv("BENCH_IMPL"), "gemm");
     use_direct = getenv("BENCH_IMPL") && !strcmp(getenv("BENCH_IMPL"), "direct");
+    nn_fft *fft = use_gemm || use_direct ? NULL : nn_fft_create();
+    if (fft && getenv("BENCH_FFT_N")) nn_fft_force_size(fft, atoi(getenv("BENCH_FFT_N")));
     mrm_rng rng;
     mrm_rng_seed(&rng, 1);
     printf("%-38s %3s %9s %9s %9s   (GFLOP/s; ms)\n", "shape", "thr", "forward", "din", "dw");
@@ -158,7 +172,8 @@ int main(int argc, char **argv) {
                                   : use_direct ? conv1d_direct_scratch_floats
                                                : conv1d_scratch_floats)(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
                                                        s->groups);
-            ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+            ctx.scratch = big_alloc(ctx.scratch_floats * sizeof(float));
+            ctx.fft = fft;
             double t[3] = {0, 0, 0};
             for (int op = 0; op < (s->train ? 3 : 1); op++)
                 t[op] = time_op(op, &ctx, s, out, in, w, din, dw, reps);
@@ -173,6 +188,7 @@ int main(int argc, char **argv) {
         }
         free(in), free(w), free(out), free(din), free(dw);
     }
+    nn_fft_free(fft);
     bench_other(filter, reps);
     return 0;
 }

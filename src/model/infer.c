@@ -71,6 +71,20 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         fold_cbn(&b->shortcut);
         basescale_merge(b, b->w33);
         fold_cbn(&b->ms); /* its conv weights are w33 */
+        /* the spectra of the folded w33, once, where the FFT path applies */
+        const conv_p *c = &b->ms.conv;
+        size_t nspec = conv1d_fft_weight_floats(&m->ctx, c->cin, b->ms.lin, c->cout, c->k, c->stride, c->pad);
+        if (nspec) {
+            b->wspec = malloc(nspec * sizeof(float));
+            if (!b->wspec) {
+                mrm_infer_free(inf);
+                return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
+            }
+            if (!conv1d_fft_prepare(&m->ctx, b->wspec, nspec, c->w, c->cin, b->ms.lin, c->cout, c->k, c->stride, c->pad)) {
+                free(b->wspec);
+                b->wspec = NULL;
+            }
+        }
     }
     for (int i = 0; i < m->n_hi_blocks; i++) fold_block(&m->hi[i]);
     for (int i = 0; i < 7; i++) fold_block(&m->lo[i]);

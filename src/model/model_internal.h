@@ -62,6 +62,7 @@ typedef struct basescale { /* BaseBlock.BaseScale1/2 */
     conv_p conv[4];        /* conv1..4: kernels 3, 13, 23, 33 (the parameters) */
     cbn ms;                /* the merged 33-tap conv (weights in w33) -> bn -> ReLU */
     float *w33, *dw33;     /* (cout, 64, 33), model-owned */
+    float *wspec;          /* folded model: the spectra of w33 for the FFT path, or NULL */
     float *ms_pool, *ms_drop, *drop_mask; /* (B, cout, L/2) */
     float *out;            /* (B, cout, L/2) = shortcut_pool + ms_drop */
     int cout, lout;        /* lout = L/2 */
@@ -159,6 +160,7 @@ struct mrm_model {
     float *act;
     size_t act_floats;
     nn_ctx ctx;
+    nn_fft *fft; /* FFT plans for ctx and branch_ctx (owned) */
     /* set in the private copy of an mrm_infer: every BN is folded into the layer before it
      * (eval BN = add beta), the multi-scale kernels are merged once (w33) */
     int folded;

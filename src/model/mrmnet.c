@@ -114,10 +114,12 @@ void mrm_model_free(mrm_model *m) {
     for (int i = 0; i < 2; i++) {
         free(m->bs[i].w33);
         free(m->bs[i].dw33);
+        free(m->bs[i].wspec);
     }
     free(m->act);
     free(m->ctx.scratch);
     for (int i = 0; i < 2; i++) free(m->branch_ctx[i].scratch);
+    nn_fft_free(m->fft);
     gstack_free(&m->gs);
     free(m->gs.sink);
     free(m);
@@ -277,7 +279,8 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     /* the gradient stack's fallback: the largest single gradient buffer, (B, 2F) */
     size_t sink_floats = (size_t)B * 2 * (size_t)mrm_model_feature_size(m);
     float *sink = m->folded ? NULL : malloc(sink_floats * sizeof(float));
-    if (!act || !scr || (!m->folded && !sink)) {
+    if (!m->fft) m->fft = nn_fft_create(); /* the FFT plans of the multi-scale convolutions */
+    if (!act || !scr || (!m->folded && !sink) || !m->fft) {
         free(act);
         free(scr);
         free(sink);
@@ -294,6 +297,8 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     m->act_floats = p.used;
     m->ctx.scratch = scr;
     m->ctx.scratch_floats = p.scratch;
+    m->ctx.fft = m->fft;
+    for (int i = 0; i < 2; i++) m->branch_ctx[i].fft = m->fft;
     planner q = {.B = B, .base = act, .folded = m->folded};
     plan_all(m, &q);
     m->planned_B = B;
@@ -410,9 +415,10 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 }
 
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
-static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
+static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in, const float *wspec) {
     const conv_p *c = &u->conv;
-    conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    conv1d_bias_act_forward_prepared(ctx, u->z, in, c->w, wspec, NULL, 0, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
+                                     c->pad, c->groups);
 }
 
 /* dy (B, cout, lout) -> din (B, cin, lin) += ..., dw, dgamma, dbeta += ... */
@@ -434,7 +440,7 @@ static void stem_forward(mrm_model *m, nn_ctx *ctx, const float *x) {
     for (int i = 0; i < 4; i++) {
         cbn *u = &m->stem.u[i];
         if (m->folded) {
-            conv_only(m, ctx, u, in);
+            conv_only(m, ctx, u, in, NULL);
             bias_relu_pool2s1(m->stem.pool[i], u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
         } else {
             cbn_forward(m, ctx, u, in);
@@ -463,9 +469,9 @@ static void stem_backward(mrm_model *m, const float *dout, const float *x) {
 static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const float *in, mrm_rng *rng) {
     size_t n = (size_t)m->B * s->cout * s->lout;
     if (m->folded) { /* shortcut pool + pool(relu(ms conv + bias)), no dropout */
-        conv_only(m, ctx, &s->shortcut, in);
+        conv_only(m, ctx, &s->shortcut, in, NULL);
         bias_relu_pool2(s->shortcut_pool, s->shortcut.z, s->shortcut.bn.beta, NULL, m->B, s->cout, s->shortcut.lout);
-        conv_only(m, ctx, &s->ms, in);
+        conv_only(m, ctx, &s->ms, in, s->wspec);
         bias_relu_pool2(s->out, s->ms.z, s->ms.bn.beta, s->shortcut_pool, m->B, s->cout, s->ms.lout);
         return;
     }
@@ -515,8 +521,8 @@ static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) 
     size_t n = (size_t)B * c * L;
     cbn_forward(m, ctx, &k->c1, in);
     if (k->kind == BLK_BASIC && m->folded) {
-        conv_only(m, ctx, &k->c2, k->c1.y);
-        if (k->has_ds) conv_only(m, ctx, &k->ds, in);
+        conv_only(m, ctx, &k->c2, k->c1.y, NULL);
+        if (k->has_ds) conv_only(m, ctx, &k->ds, in, NULL);
         bias_add_relu(k->out, k->c2.z, k->c2.bn.beta, k->has_ds ? k->ds.z : in, k->has_ds ? k->ds.bn.beta : NULL, B, c, L);
         return;
     }

@@ -28,6 +28,21 @@ int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout
                            const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                            int groups);
 
+/* FFT (overlap-save) path for long kernels (conv1d_fft.c): where ctx has FFT plans, groups
+ * is 1 and K >= 15. The functions return 0 (touching nothing) where it does not apply or the
+ * scratch is too small. */
+int conv1d_fft_applies(const nn_ctx *ctx, int Cin, int K, int stride, int groups);
+size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad);
+int conv1d_forward_fft(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu, int B,
+                       int Cin, int Lin, int Cout, int K, int stride, int pad);
+/* From spectra of conv1d_fft_prepare; where they were made for another geometry, from w
+ * (declines when w is NULL). */
+int conv1d_forward_fft_prepared(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
+                                const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K, int stride,
+                                int pad);
+int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                        int Cin, int Lin, int Cout, int K, int stride, int pad);
+
 /* Below this many multiply-adds a convolution runs on the calling thread alone: starting
  * threads would cost more than it saves. */
 #define NN_PARALLEL_MIN_MACS 1e6

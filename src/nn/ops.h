@@ -20,11 +20,20 @@
 
 #include "common/rng.h"
 
+/* FFT plans (FFTW, single precision) for the FFT convolution of long kernels: made once by
+ * nn_fft_create, then only read, by any number of threads. */
+typedef struct nn_fft nn_fft;
+nn_fft *nn_fft_create(void); /* NULL when out of memory */
+void nn_fft_free(nn_fft *fft);
+/* Tests and benchmarks: use transforms of size n (64, 128 or 256) instead of the cheapest. */
+void nn_fft_force_size(nn_fft *fft, int n);
+
 /* Scratch memory for the ops: one buffer, reused by every op call (not re-entrant:
- * one nn_ctx per concurrent caller). */
+ * one nn_ctx per concurrent caller). fft (may be NULL) enables the FFT convolution. */
 typedef struct nn_ctx {
     float *scratch;
     size_t scratch_floats;
+    const nn_fft *fft;
 } nn_ctx;
 
 /* ---- matrix product ---------------------------------------------------------------------
@@ -46,6 +55,18 @@ void conv1d_forward(nn_ctx *ctx, float *out, const float *in, const float *w, in
 void conv1d_bias_act_forward(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias,
                              int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                              int groups);
+/* Inference with fixed weights on the FFT path: conv1d_fft_prepare writes the weights'
+ * spectra into wspec (conv1d_fft_weight_floats floats; it uses ctx's scratch) and returns the
+ * floats written, 0 where the FFT path does not apply (no plans in ctx, groups, short K) or
+ * wspec_floats is too small. conv1d_bias_act_forward_prepared is conv1d_bias_act_forward
+ * with those spectra instead of transforming w on every call; w is used where wspec is NULL,
+ * was made for another geometry, or the FFT path is not taken (e.g. batch 1). */
+size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad);
+size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, const float *w, int Cin, int Lin,
+                          int Cout, int K, int stride, int pad);
+void conv1d_bias_act_forward_prepared(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
+                                      const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K,
+                                      int stride, int pad, int groups);
 /* din (B, Cin, Lin) and dw (Cout, Cin/groups, K) accumulate; either may be NULL. */
 void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                      const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,

@@ -225,7 +225,7 @@ static void test_conv_impl(int impl, int B, int Cin, int Lin, int Cout, int K, i
     conv_bwd(&cv.ctx, dib, dwb, cv.R);
     CHECK(!memcmp(dwa, dwb, nw * sizeof(float)) && !memcmp(dia, dib, nin * sizeof(float)),
           "%s: backward not deterministic", what);
-    nn_ctx one = {cv.ctx.scratch, conv_scratch(1)};
+    nn_ctx one = {cv.ctx.scratch, conv_scratch(1), NULL};
     float *out1 = zeros(nout), *dw1 = zeros(nw);
     conv_loss(); /* cv.out as of the unperturbed inputs */
     conv_fwd(&one, out1, cv.in, cv.w);
@@ -252,7 +252,7 @@ static void test_conv_small_scratch(void) {
     int B = 2, Cin = 16, Lin = 40, Cout = 8, K = 33, s = 1, p = 16;
     float *in = randn((size_t)B * Cin * Lin, 1), *w = randn((size_t)Cout * Cin * K, 1);
     float *out = zeros((size_t)B * Cout * Lin), *dw = zeros((size_t)Cout * Cin * K);
-    nn_ctx ctx = {malloc(100 * sizeof(float)), 100};
+    nn_ctx ctx = {malloc(100 * sizeof(float)), 100, NULL};
     conv1d_forward(&ctx, out, in, w, B, Cin, Lin, Cout, K, s, p, 1);
     conv1d_backward(&ctx, NULL, dw, out, in, w, B, Cin, Lin, Cout, K, s, p, 1);
     CHECK(isnan(out[0]) && isnan(out[B * Cout * Lin - 1]) && isnan(dw[0]), "conv1d with too little scratch gives NaN");

@@ -1,0 +1,200 @@
+/* The FFT convolution path (src/nn/conv1d_fft.c) against the definition of conv1d computed in
+ * double: forward with its bias + ReLU epilogue, the data and the weight gradient (which
+ * accumulate), at the model's multi-scale shapes and at odd ones (strides 1 to 3, every
+ * transform size, short inputs, blocks that end past the output), with the error of the
+ * im2col + GEMM path on the same data as the yardstick. Also: the prepared (inference)
+ * spectra give the same bits as the unprepared path, runs repeat bit for bit, and a scratch
+ * that is too small makes the path decline (the dispatcher then takes another). */
+#include <omp.h>
+#include <stdint.h>
+
+#include "../test_util.h"
+#include "common/rng.h"
+#include "nn/conv1d_impl.h"
+#include "nn/ops.h"
+
+typedef struct {
+    int B, Cin, Lin, Cout, K, stride, pad, force_n;
+} shape;
+
+static float *rnd(size_t n, mrm_rng *r) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = mrm_rng_uniform_range(r, -1.0f, 1.0f);
+    return x;
+}
+
+/* out[b,o,t] = sum w[o,i,k] in[b,i,t*s+k-pad], in double. */
+static void ref_forward(double *out, const float *in, const float *w, const shape *s, int Lout) {
+    for (int b = 0; b < s->B; b++)
+        for (int o = 0; o < s->Cout; o++)
+            for (int t = 0; t < Lout; t++) {
+                double acc = 0.0;
+                for (int i = 0; i < s->Cin; i++)
+                    for (int k = 0; k < s->K; k++) {
+                        int p = t * s->stride + k - s->pad;
+                        if (p >= 0 && p < s->Lin)
+                            acc += (double)w[((size_t)o * s->Cin + i) * s->K + k] * in[((size_t)b * s->Cin + i) * s->Lin + p];
+                    }
+                out[((size_t)b * s->Cout + o) * Lout + t] = acc;
+            }
+}
+
+static void ref_backward(double *din, double *dw, const float *dout, const float *in, const float *w, const shape *s,
+                         int Lout) {
+    for (int b = 0; b < s->B; b++)
+        for (int o = 0; o < s->Cout; o++)
+            for (int t = 0; t < Lout; t++) {
+                double g = dout[((size_t)b * s->Cout + o) * Lout + t];
+                for (int i = 0; i < s->Cin; i++)
+                    for (int k = 0; k < s->K; k++) {
+                        int p = t * s->stride + k - s->pad;
+                        if (p < 0 || p >= s->Lin) continue;
+                        din[((size_t)b * s->Cin + i) * s->Lin + p] += g * w[((size_t)o * s->Cin + i) * s->K + k];
+                        dw[((size_t)o * s->Cin + i) * s->K + k] += g * in[((size_t)b * s->Cin + i) * s->Lin + p];
+                    }
+            }
+}
+
+/* max |got - ref| / max |ref| */
+static double rel_err(const float *got, const double *ref, size_t n) {
+    double e = 0.0, m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(got[i] - ref[i]));
+        m = fmax(m, fabs(ref[i]));
+    }
+    return m > 0 ? e / m : e;
+}
+
+static void check_shape(const shape *s, nn_fft *fft, mrm_rng *rng) {
+    int Lout = conv1d_out_len(s->Lin, s->K, s->stride, s->pad);
+    size_t nin = (size_t)s->B * s->Cin * s->Lin, nout = (size_t)s->B * s->Cout * Lout, nw = (size_t)s->Cout * s->Cin * s->K;
+    float *in = rnd(nin, rng), *w = rnd(nw, rng), *dout = rnd(nout, rng), *bias = rnd((size_t)s->Cout, rng);
+    float *din0 = rnd(nin, rng), *dw0 = rnd(nw, rng); /* the gradients accumulate onto these */
+    float *out = malloc(nout * sizeof(float)), *out2 = malloc(nout * sizeof(float)), *gout = malloc(nout * sizeof(float));
+    float *din = malloc(nin * sizeof(float)), *dw = malloc(nw * sizeof(float));
+    float *gdin = malloc(nin * sizeof(float)), *gdw = malloc(nw * sizeof(float));
+    double *rout = malloc(nout * sizeof(double)), *rdin = calloc(nin, sizeof(double)), *rdw = calloc(nw, sizeof(double));
+    char name[160];
+    snprintf(name, sizeof name, "B%d %d->%d K%d s%d p%d L%d N%d", s->B, s->Cin, s->Cout, s->K, s->stride, s->pad, s->Lin,
+             s->force_n);
+    nn_fft_force_size(fft, s->force_n);
+    nn_ctx ctx = {NULL, conv1d_scratch_floats(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, 1), fft};
+    ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+    nn_ctx gctx = {NULL, conv1d_gemm_scratch_floats(s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, 1), NULL};
+    gctx.scratch = malloc(gctx.scratch_floats * sizeof(float));
+
+    ref_forward(rout, in, w, s, Lout);
+    for (int i = 0; i < s->Cout; i++)
+        for (int b = 0; b < s->B; b++)
+            for (int t = 0; t < Lout; t++) rout[((size_t)b * s->Cout + i) * Lout + t] += bias[i];
+    for (size_t i = 0; i < nin; i++) rdin[i] = din0[i];
+    for (size_t i = 0; i < nw; i++) rdw[i] = dw0[i];
+    ref_backward(rdin, rdw, dout, in, w, s, Lout);
+
+    /* forward with bias, no ReLU, against the reference; the GEMM path's error beside it */
+    int took = conv1d_forward_fft(&ctx, out, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(took, "%s: the FFT path declined", name);
+    conv1d_forward_gemm(&gctx, gout, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, 1);
+    double ef = rel_err(out, rout, nout), eg = rel_err(gout, rout, nout);
+    CHECK(ef < 2e-6, "%s: forward relative error %.3g (GEMM path %.3g)", name, ef, eg);
+    /* ReLU epilogue */
+    conv1d_forward_fft(&ctx, out2, in, w, bias, 1, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    size_t bad = 0;
+    for (size_t i = 0; i < nout; i++) bad += out2[i] != (out[i] > 0.0f ? out[i] : 0.0f);
+    CHECK(bad == 0, "%s: %zu values differ from relu(forward)", name, bad);
+    /* repeatable */
+    conv1d_forward_fft(&ctx, out2, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(!memcmp(out, out2, nout * sizeof(float)), "%s: a second run gives other bits", name);
+    /* prepared spectra: the same bits */
+    size_t nspec = conv1d_fft_weight_floats(&ctx, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    float *spec = malloc((nspec ? nspec : 1) * sizeof(float));
+    CHECK(nspec && !conv1d_fft_prepare(&ctx, spec, nspec - 1, w, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad),
+          "%s: prepare into too small a buffer", name);
+    CHECK(nspec && conv1d_fft_prepare(&ctx, spec, nspec, w, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad) == nspec,
+          "%s: prepare", name);
+    for (size_t i = 0; i < nout; i++) out2[i] = 0.0f;
+    conv1d_forward_fft_prepared(&ctx, out2, in, NULL, spec, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride,
+                                s->pad);
+    CHECK(!memcmp(out, out2, nout * sizeof(float)), "%s: prepared spectra give other bits", name);
+    /* spectra made for another transform size are not used */
+    if (s->force_n) {
+        nn_fft_force_size(fft, s->force_n == 256 ? 128 : 256);
+        for (size_t i = 0; i < nout; i++) out2[i] = 0.0f;
+        took = conv1d_forward_fft_prepared(&ctx, out2, in, NULL, spec, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K,
+                                           s->stride, s->pad);
+        CHECK(!took, "%s: spectra of another size were used without w", name);
+        conv1d_forward_fft_prepared(&ctx, out2, in, w, spec, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride,
+                                    s->pad);
+        CHECK(rel_err(out2, rout, nout) < 2e-6, "%s: spectra of another size were used", name);
+        nn_fft_force_size(fft, s->force_n);
+    }
+    free(spec);
+
+    /* gradients, accumulated onto din0 / dw0 */
+    memcpy(din, din0, nin * sizeof(float));
+    memcpy(dw, dw0, nw * sizeof(float));
+    took = conv1d_backward_fft(&ctx, din, dw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(took, "%s: the FFT backward declined", name);
+    memcpy(gdin, din0, nin * sizeof(float));
+    memcpy(gdw, dw0, nw * sizeof(float));
+    conv1d_backward_gemm(&gctx, gdin, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, 1);
+    double ed = rel_err(din, rdin, nin), egd = rel_err(gdin, rdin, nin);
+    double ew = rel_err(dw, rdw, nw), egw = rel_err(gdw, rdw, nw);
+    CHECK(ed < 2e-6, "%s: din relative error %.3g (GEMM path %.3g)", name, ed, egd);
+    CHECK(ew < 2e-6, "%s: dw relative error %.3g (GEMM path %.3g)", name, ew, egw);
+    /* one gradient alone is the same as with the other */
+    memcpy(gdin, din0, nin * sizeof(float));
+    conv1d_backward_fft(&ctx, gdin, NULL, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(!memcmp(gdin, din, nin * sizeof(float)), "%s: din alone differs", name);
+    memcpy(gdw, dw0, nw * sizeof(float));
+    conv1d_backward_fft(&ctx, NULL, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(!memcmp(gdw, dw, nw * sizeof(float)), "%s: dw alone differs", name);
+    printf("%-40s forward %.2e (gemm %.2e)  din %.2e (%.2e)  dw %.2e (%.2e)\n", name, ef, eg, ed, egd, ew, egw);
+
+    /* too little scratch: the path declines and leaves the output alone */
+    nn_ctx small = {ctx.scratch, 1000, fft};
+    for (size_t i = 0; i < nout; i++) out2[i] = 7.0f;
+    took = conv1d_forward_fft(&small, out2, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    CHECK(!took && out2[0] == 7.0f && out2[nout - 1] == 7.0f, "%s: small scratch not declined", name);
+
+    nn_fft_force_size(fft, 0);
+    free(ctx.scratch), free(gctx.scratch);
+    free(in), free(w), free(dout), free(bias), free(din0), free(dw0), free(out), free(out2), free(gout);
+    free(din), free(dw), free(gdin), free(gdw), free(rout), free(rdin), free(rdw);
+}
+
+int main(void) {
+    nn_fft *fft = nn_fft_create();
+    CHECK(fft != NULL, "nn_fft_create");
+    if (!fft) TEST_END();
+    mrm_rng rng;
+    mrm_rng_seed(&rng, 7);
+    const shape shapes[] = {
+        /* the model's two multi-scale convolutions (merged 33 taps), a few samples */
+        {4, 64, 1004, 64, 33, 1, 16, 0},
+        {4, 64, 1004, 128, 33, 2, 16, 0},
+        /* every transform size, both strides */
+        {2, 8, 300, 12, 33, 1, 16, 128},
+        {2, 8, 300, 12, 33, 1, 16, 256},
+        {2, 8, 300, 12, 25, 1, 12, 64},
+        {2, 6, 301, 10, 33, 2, 16, 64},
+        {2, 6, 301, 10, 33, 2, 16, 256},
+        /* odd shapes: stride 3, even K, no padding, more padding than K/2, short inputs */
+        {2, 5, 157, 7, 17, 3, 8, 64},
+        {1, 3, 120, 4, 16, 1, 0, 64},
+        {2, 4, 90, 5, 15, 2, 20, 64},
+        {10, 4, 90, 5, 15, 2, 20, 0}, /* enough columns for the automatic choice */
+        {3, 7, 20, 3, 15, 1, 7, 64},
+        {1, 2, 40, 2, 33, 1, 16, 256},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], fft, &rng);
+    /* without plans, or with groups, the path does not apply */
+    nn_ctx none = {NULL, 0, NULL};
+    CHECK(!conv1d_fft_applies(&none, 64, 33, 1, 1), "applies without plans");
+    nn_ctx with = {NULL, 0, fft};
+    CHECK(conv1d_fft_applies(&with, 64, 33, 1, 1) && !conv1d_fft_applies(&with, 64, 33, 1, 4) &&
+              !conv1d_fft_applies(&with, 64, 3, 1, 1),
+          "applies: long kernels without groups only");
+    nn_fft_free(fft);
+    TEST_END();
+}
