@@ -9,6 +9,10 @@ size_t conv1d_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int strid
     size_t s = conv1d_direct_applies(Cin, K, groups)
                    ? conv1d_direct_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups)
                    : conv1d_gemm_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups);
+    if (conv1d_winograd_applies(Cin, Cout, K, stride, groups)) {
+        size_t f = conv1d_winograd_scratch_floats(B, Cin, Lin, Cout, pad);
+        if (f > s) s = f;
+    }
     if (groups == 1 && K >= 15 && stride <= 4) { /* the FFT path, where the caller enables it */
         size_t f = conv1d_fft_scratch_floats(B, Cin, Lin, Cout, K, stride, pad);
         if (f > s) s = f;
@@ -36,6 +40,9 @@ void conv1d_bias_act_forward_prepared(nn_ctx *ctx, float *out, const float *in, 
                   : conv1d_forward_fft(ctx, out, in, w, bias, relu, B, Cin, Lin, Cout, K, stride, pad))
             return;
     }
+    if (conv1d_winograd_applies(Cin, Cout, K, stride, groups) &&
+        conv1d_forward_winograd(ctx, out, in, w, bias, relu, B, Cin, Lin, Cout, pad))
+        return;
     if (!conv1d_direct_applies(Cin, K, groups) ||
         !conv1d_forward_direct(ctx, out, in, w, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups))
         conv1d_forward_gemm(ctx, out, in, w, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
@@ -47,6 +54,9 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
     if (B <= 0 || conv1d_out_len(Lin, K, stride, pad) <= 0) return;
     if (conv1d_fft_applies(ctx, Cin, K, stride, groups) &&
         conv1d_backward_fft(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad))
+        return;
+    if (conv1d_winograd_applies(Cin, Cout, K, stride, groups) &&
+        conv1d_backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad))
         return;
     if (!conv1d_direct_applies(Cin, K, groups) ||
         !conv1d_backward_direct(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups))

@@ -43,6 +43,15 @@ int conv1d_forward_fft_prepared(nn_ctx *ctx, float *out, const float *in, const 
 int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
                         int Cin, int Lin, int Cout, int K, int stride, int pad);
 
+/* Winograd F(4,3) path for 3-tap, stride-1 convolutions without groups (conv1d_winograd.c).
+ * Returns 0 (touching nothing) where the scratch is too small. */
+int conv1d_winograd_applies(int Cin, int Cout, int K, int stride, int groups);
+size_t conv1d_winograd_scratch_floats(int B, int Cin, int Lin, int Cout, int pad);
+int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                            int B, int Cin, int Lin, int Cout, int pad);
+int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int pad);
+
 /* Below this many multiply-adds a convolution runs on the calling thread alone: starting
  * threads would cost more than it saves. */
 #define NN_PARALLEL_MIN_MACS 1e6

@@ -1,5 +1,5 @@
-/* The FFT convolution path (src/nn/conv1d_fft.c) against the definition of conv1d computed in
- * double: forward with its bias + ReLU epilogue, the data and the weight gradient (which
+/* The fast convolution paths against the definition of conv1d computed in double: the FFT
+ * path (src/nn/conv1d_fft.c) and, further down, Winograd's F(4,3) (conv1d_winograd.c). FFT: forward with its bias + ReLU epilogue, the data and the weight gradient (which
  * accumulate), at the model's multi-scale shapes and at odd ones (strides 1 to 3, every
  * transform size, short inputs, blocks that end past the output), with the error of the
  * im2col + GEMM path on the same data as the yardstick. Also: the prepared (inference)
@@ -163,6 +163,74 @@ static void check_shape(const shape *s, nn_fft *fft, mrm_rng *rng) {
     free(din), free(dw), free(gdin), free(gdw), free(rout), free(rdin), free(rdw);
 }
 
+/* Winograd F(4,3): forward with bias (+ ReLU), din and dw accumulating, against the double
+ * reference and beside the GEMM path's error; repeatable; declines with too little scratch. */
+static void check_winograd(const shape *s, mrm_rng *rng) {
+    int Lout = conv1d_out_len(s->Lin, 3, 1, s->pad);
+    size_t nin = (size_t)s->B * s->Cin * s->Lin, nout = (size_t)s->B * s->Cout * Lout, nw = (size_t)s->Cout * s->Cin * 3;
+    float *in = rnd(nin, rng), *w = rnd(nw, rng), *dout = rnd(nout, rng), *bias = rnd((size_t)s->Cout, rng);
+    float *din0 = rnd(nin, rng), *dw0 = rnd(nw, rng);
+    float *out = malloc(nout * sizeof(float)), *out2 = malloc(nout * sizeof(float)), *gout = malloc(nout * sizeof(float));
+    float *din = malloc(nin * sizeof(float)), *dw = malloc(nw * sizeof(float));
+    float *gdin = malloc(nin * sizeof(float)), *gdw = malloc(nw * sizeof(float));
+    double *rout = malloc(nout * sizeof(double)), *rdin = calloc(nin, sizeof(double)), *rdw = calloc(nw, sizeof(double));
+    char name[160];
+    snprintf(name, sizeof name, "winograd B%d %d->%d p%d L%d", s->B, s->Cin, s->Cout, s->pad, s->Lin);
+    shape r = *s;
+    r.K = 3, r.stride = 1;
+    nn_ctx ctx = {NULL, conv1d_winograd_scratch_floats(s->B, s->Cin, s->Lin, s->Cout, s->pad), NULL};
+    ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+    nn_ctx gctx = {NULL, conv1d_gemm_scratch_floats(s->B, s->Cin, s->Lin, s->Cout, 3, 1, s->pad, 1), NULL};
+    gctx.scratch = malloc(gctx.scratch_floats * sizeof(float));
+    ref_forward(rout, in, w, &r, Lout);
+    for (int b = 0; b < s->B; b++)
+        for (int i = 0; i < s->Cout; i++)
+            for (int t = 0; t < Lout; t++) rout[((size_t)b * s->Cout + i) * Lout + t] += bias[i];
+    for (size_t i = 0; i < nin; i++) rdin[i] = din0[i];
+    for (size_t i = 0; i < nw; i++) rdw[i] = dw0[i];
+    ref_backward(rdin, rdw, dout, in, w, &r, Lout);
+
+    int took = conv1d_forward_winograd(&ctx, out, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(took, "%s: declined", name);
+    conv1d_forward_gemm(&gctx, gout, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, 3, 1, s->pad, 1);
+    double ef = rel_err(out, rout, nout), eg = rel_err(gout, rout, nout);
+    /* F(4,3) rounds a few times more than a direct sum: its transforms scale by up to 8 */
+    CHECK(ef < 5e-6, "%s: forward relative error %.3g (GEMM path %.3g)", name, ef, eg);
+    conv1d_forward_winograd(&ctx, out2, in, w, bias, 1, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    size_t bad = 0;
+    for (size_t i = 0; i < nout; i++) bad += out2[i] != (out[i] > 0.0f ? out[i] : 0.0f);
+    CHECK(bad == 0, "%s: %zu values differ from relu(forward)", name, bad);
+    conv1d_forward_winograd(&ctx, out2, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(!memcmp(out, out2, nout * sizeof(float)), "%s: a second run gives other bits", name);
+
+    memcpy(din, din0, nin * sizeof(float));
+    memcpy(dw, dw0, nw * sizeof(float));
+    took = conv1d_backward_winograd(&ctx, din, dw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(took, "%s: backward declined", name);
+    memcpy(gdin, din0, nin * sizeof(float));
+    memcpy(gdw, dw0, nw * sizeof(float));
+    conv1d_backward_gemm(&gctx, gdin, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, 3, 1, s->pad, 1);
+    double ed = rel_err(din, rdin, nin), egd = rel_err(gdin, rdin, nin);
+    double ew = rel_err(dw, rdw, nw), egw = rel_err(gdw, rdw, nw);
+    CHECK(ed < 5e-6, "%s: din relative error %.3g (GEMM path %.3g)", name, ed, egd);
+    CHECK(ew < 5e-6, "%s: dw relative error %.3g (GEMM path %.3g)", name, ew, egw);
+    memcpy(gdin, din0, nin * sizeof(float));
+    conv1d_backward_winograd(&ctx, gdin, NULL, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(!memcmp(gdin, din, nin * sizeof(float)), "%s: din alone differs", name);
+    memcpy(gdw, dw0, nw * sizeof(float));
+    conv1d_backward_winograd(&ctx, NULL, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(!memcmp(gdw, dw, nw * sizeof(float)), "%s: dw alone differs", name);
+    printf("%-40s forward %.2e (gemm %.2e)  din %.2e (%.2e)  dw %.2e (%.2e)\n", name, ef, eg, ed, egd, ew, egw);
+
+    nn_ctx small = {ctx.scratch, 100, NULL};
+    for (size_t i = 0; i < nout; i++) out2[i] = 7.0f;
+    took = conv1d_forward_winograd(&small, out2, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(!took && out2[0] == 7.0f && out2[nout - 1] == 7.0f, "%s: small scratch not declined", name);
+    free(ctx.scratch), free(gctx.scratch);
+    free(in), free(w), free(dout), free(bias), free(din0), free(dw0), free(out), free(out2), free(gout);
+    free(din), free(dw), free(gdin), free(gdw), free(rout), free(rdin), free(rdw);
+}
+
 int main(void) {
     nn_fft *fft = nn_fft_create();
     CHECK(fft != NULL, "nn_fft_create");
@@ -196,5 +264,23 @@ int main(void) {
               !conv1d_fft_applies(&with, 64, 3, 1, 1),
           "applies: long kernels without groups only");
     nn_fft_free(fft);
+    /* Winograd: the model's 3-tap shapes (a few samples), odd lengths and paddings, one sample,
+     * more samples than one chunk holds */
+    const shape wshapes[] = {
+        {3, 64, 502, 64, 3, 1, 1, 0},   {2, 128, 251, 128, 3, 1, 1, 0}, {2, 256, 251, 128, 3, 1, 1, 0},
+        {2, 64, 1003, 64, 3, 1, 1, 0},  {5, 8, 37, 9, 3, 1, 0, 0},      {4, 9, 6, 8, 3, 1, 2, 0},
+        {13, 16, 50, 12, 3, 1, 1, 0},   {2, 8, 2, 8, 3, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++) check_winograd(&wshapes[i], &rng);
+    { /* a single record's forward is left to the GEMM path */
+        float x[8 * 20] = {0}, wt[8 * 8 * 3] = {0}, y[8 * 20];
+        nn_ctx c = {NULL, conv1d_winograd_scratch_floats(1, 8, 20, 8, 1), NULL};
+        c.scratch = malloc(c.scratch_floats * sizeof(float));
+        CHECK(!conv1d_forward_winograd(&c, y, x, wt, NULL, 0, 1, 8, 20, 8, 1), "winograd forward at batch 1");
+        free(c.scratch);
+    }
+    CHECK(conv1d_winograd_applies(64, 64, 3, 1, 1) && !conv1d_winograd_applies(64, 64, 3, 2, 1) &&
+              !conv1d_winograd_applies(64, 64, 3, 1, 4) && !conv1d_winograd_applies(64, 64, 5, 1, 1),
+          "winograd applies: 3 taps, stride 1, no groups");
     TEST_END();
 }

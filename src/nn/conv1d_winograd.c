@@ -1,0 +1,305 @@
+/* 1-D convolution with 3 taps, stride 1, by Winograd's minimal filtering F(4, 3) (Lavin and
+ * Gray 2016, in one dimension): 4 outputs of one (output, input) channel pair from 6
+ * multiplications instead of 12. The BasicBlocks of MRM-Net are made of such convolutions.
+ *
+ * A tile j of a sample covers the outputs t = 4j .. 4j+3 and reads the 6 padded inputs
+ * x[4j - pad .. 4j - pad + 6). With the fixed matrices BT (6x6), G (6x3), AT (4x6),
+ *
+ *     forward       V[e] = BT x (per input tile),  U[e] = G w,  M[e] = U[e] V[e]  (a GEMM over
+ *                   input channels, for each of the 6 points e), y = AT M
+ *     data grad     dM = A dy (per output tile),   dV[e] = U[e]^T dM[e],  dx = B dV,
+ *                   the overlapping tiles added
+ *     weight grad   dU[e] = dM[e] V[e]^T (summed over tiles),  dw = G^T dU
+ *
+ * where V[e] is (Cin, ncol) and M[e] (Cout, ncol), col = (sample, tile): one GEMM per point for
+ * each of the three. This is an exact identity of the arithmetic; its rounding differs from the
+ * direct sum by small factors of the input's scale (the tests bound it against float64).
+ * Transforms run one row (sample, channel) per task; every output value is computed by one
+ * thread in a fixed order: same inputs and thread count, same bits. */
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nn/conv1d_impl.h"
+
+enum { WT = 4, WN = 6 }; /* outputs per tile, points (inputs per tile) */
+
+/* BT (6x6) = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ * AT (4x6) = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1], written out in the
+ * transforms below; G (6x3): */
+static const float G3[WN][3] = {
+    {0.25f, 0, 0},
+    {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+    {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+    {1.0f / 24, 1.0f / 12, 1.0f / 6},
+    {1.0f / 24, -1.0f / 12, 1.0f / 6},
+    {0, 0, 1},
+};
+typedef struct {
+    int B, Cin, Lin, Cout, pad, Lout, ntile;
+    int spc, nchunk, ncol; /* samples per chunk, chunks, columns of a chunk (spc * ntile) */
+    size_t us, vs, ms;     /* floats between the points' matrices of U, V, M */
+    size_t slot;           /* one thread's V and M */
+} wgeom;
+
+static inline size_t lines(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Columns per chunk aimed at: enough for an efficient GEMM, few enough that a chunk's V and M
+ * stay in the core's L2 cache between the transforms and the products. */
+enum { CHUNK_COLS = 160 };
+/* The forward of single records stays on the GEMM path: in the inference engine, whose two
+ * branches run side by side at small batches, it measured 2.7x slower at batch 1 (and the
+ * same in isolation), while batches of 32 and 96 gain. */
+enum { WINO_MIN_B = 2 };
+
+static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
+    wgeom g;
+    g.B = B, g.Cin = Cin, g.Lin = Lin, g.Cout = Cout, g.pad = pad;
+    g.Lout = conv1d_out_len(Lin, 3, 1, pad);
+    g.ntile = g.Lout > 0 ? (g.Lout + WT - 1) / WT : 0;
+    g.spc = g.ntile ? (CHUNK_COLS + g.ntile - 1) / g.ntile : 1;
+    if (g.spc > B) g.spc = B;
+    if (g.spc < 1) g.spc = 1;
+    g.nchunk = (B + g.spc - 1) / g.spc;
+    g.ncol = g.spc * g.ntile;
+    /* a cache line more than whole lines: the 6 points of one tile fall into different sets */
+    g.us = lines((size_t)Cout * Cin) + 16;
+    g.vs = lines((size_t)Cin * g.ncol) + 16;
+    g.ms = lines((size_t)Cout * g.ncol) + 16;
+    g.slot = WN * (g.vs + g.ms);
+    return g;
+}
+
+int conv1d_winograd_applies(int Cin, int Cout, int K, int stride, int groups) {
+    return K == 3 && stride == 1 && groups == 1 && Cin >= 8 && Cout >= 8;
+}
+
+static int max_threads(void) {
+    int nt = omp_get_max_threads();
+    return nt < 1 ? 1 : nt;
+}
+
+/* U, then per thread: dU and a slot (V, M) */
+size_t conv1d_winograd_scratch_floats(int B, int Cin, int Lin, int Cout, int pad) {
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    if (g.Lout <= 0) return 0;
+    return WN * g.us + (size_t)max_threads() * (WN * g.us + g.slot) + 16;
+}
+
+typedef struct {
+    float *u, *du, *slots;
+} wmem;
+
+static int carve(const nn_ctx *ctx, const wgeom *g, wmem *mem, int nt) {
+    if (!ctx || !ctx->scratch || ((uintptr_t)ctx->scratch & 3)) return 0;
+    size_t skip = (size_t)((64 - ((uintptr_t)ctx->scratch & 63)) & 63) / sizeof(float);
+    if (skip + WN * g->us + (size_t)nt * (WN * g->us + g->slot) > ctx->scratch_floats) return 0;
+    float *p = ctx->scratch + skip;
+    mem->u = p, p += WN * g->us;
+    mem->du = p, p += (size_t)nt * WN * g->us;
+    mem->slots = p;
+    return 1;
+}
+
+/* U[e] (Cout, Cin) = G w */
+static void weight_transform(float *u, const float *w, const wgeom *g) {
+    size_t n = (size_t)g->Cout * g->Cin;
+    for (size_t oi = 0; oi < n; oi++) {
+        const float *wk = w + oi * 3;
+        for (int e = 0; e < WN; e++) u[e * g->us + oi] = G3[e][0] * wk[0] + G3[e][1] * wk[1] + G3[e][2] * wk[2];
+    }
+}
+
+/* V[e] (Cin, ncol) = BT x for the tiles of the chunk's samples b0 .. b0+nb. */
+static void input_transform(float *v, const float *in, const wgeom *g, int b0, int nb) {
+    int nt4 = g->ntile * WT + 2; /* padded row: ntile*4 + 2 inputs */
+    float xp[nt4 + 16];
+    for (int bb = 0; bb < nb; bb++)
+        for (int ci = 0; ci < g->Cin; ci++) {
+            const float *x = in + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
+            /* xp[i] = x[i - pad] inside the input, else 0 */
+            for (int i = 0; i < nt4; i++) {
+                int p = i - g->pad;
+                xp[i] = p >= 0 && p < g->Lin ? x[p] : 0.0f;
+            }
+            float *v0 = v + (size_t)ci * g->ncol + (size_t)bb * g->ntile;
+#pragma omp simd
+            for (int j = 0; j < g->ntile; j++) {
+                const float *t = xp + WT * j;
+                float x0 = t[0], x1 = t[1], x2 = t[2], x3 = t[3], x4 = t[4], x5 = t[5];
+                v0[j] = 4 * x0 - 5 * x2 + x4;
+                v0[g->vs + j] = -4 * x1 - 4 * x2 + x3 + x4;
+                v0[2 * g->vs + j] = 4 * x1 - 4 * x2 - x3 + x4;
+                v0[3 * g->vs + j] = -2 * x1 - x2 + 2 * x3 + x4;
+                v0[4 * g->vs + j] = 2 * x1 - x2 - 2 * x3 + x4;
+                v0[5 * g->vs + j] = 4 * x1 - 5 * x3 + x5;
+            }
+        }
+}
+
+/* out rows of the chunk's samples = act(AT M + bias) */
+static void output_transform(float *out, const float *m, const float *bias, int relu, const wgeom *g, int b0, int nb) {
+    int nt4 = g->ntile * WT;
+    float y[nt4 + 16];
+    for (int bb = 0; bb < nb; bb++)
+        for (int co = 0; co < g->Cout; co++) {
+            const float *m0 = m + (size_t)co * g->ncol + (size_t)bb * g->ntile;
+            float bv = bias ? bias[co] : 0.0f;
+#pragma omp simd
+            for (int j = 0; j < g->ntile; j++) {
+                float a0 = m0[j], a1 = m0[g->ms + j], a2 = m0[2 * g->ms + j], a3 = m0[3 * g->ms + j],
+                      a4 = m0[4 * g->ms + j], a5 = m0[5 * g->ms + j];
+                float s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
+                y[WT * j] = a0 + s12 + s34 + bv;
+                y[WT * j + 1] = d12 + 2 * d34 + bv;
+                y[WT * j + 2] = s12 + 4 * s34 + bv;
+                y[WT * j + 3] = d12 + 8 * d34 + a5 + bv;
+            }
+            float *o = out + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout;
+            if (relu)
+                for (int t = 0; t < g->Lout; t++) o[t] = y[t] > 0.0f ? y[t] : 0.0f;
+            else
+                memcpy(o, y, (size_t)g->Lout * sizeof(float));
+        }
+}
+
+/* Chunks one per thread when there are enough of them (single-threaded GEMMs inside), else one
+ * after the other with the GEMMs threaded. */
+static int chunk_threads(const wgeom *g) {
+    int nt = max_threads();
+    double macs = (double)g->B * g->Cout * g->Cin * g->Lout * 3;
+    if (macs < NN_PARALLEL_MIN_MACS || g->nchunk < nt) return 1;
+    return nt;
+}
+
+int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                            int B, int Cin, int Lin, int Cout, int pad) {
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    wmem mem;
+    int nt = chunk_threads(&g);
+    if (B < WINO_MIN_B) return 0;
+    if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
+    weight_transform(mem.u, w, &g);
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int c = 0; c < g.nchunk; c++) {
+        float *v = mem.slots + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * g.slot, *m = v + WN * g.vs;
+        int b0 = c * g.spc, nb = B - b0 < g.spc ? B - b0 : g.spc, ncol = nb * g.ntile;
+        input_transform(v, in, &g, b0, nb);
+        for (int e = 0; e < WN; e++)
+            nn_sgemm('N', 'N', Cout, ncol, Cin, 1.0f, mem.u + e * g.us, Cin, v + e * g.vs, g.ncol, 0.0f, m + e * g.ms,
+                     g.ncol);
+        output_transform(out, m, bias, relu, &g, b0, nb);
+    }
+    return 1;
+}
+
+/* dM[e] (Cout, ncol) = A dy for every output tile of the chunk (outputs past Lout count as 0). */
+static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, int nb) {
+    int nt4 = g->ntile * WT;
+    float d[nt4 + 16];
+    for (int bb = 0; bb < nb; bb++)
+        for (int co = 0; co < g->Cout; co++) {
+            memcpy(d, dout + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout, (size_t)g->Lout * sizeof(float));
+            for (int t = g->Lout; t < nt4; t++) d[t] = 0.0f;
+            float *m0 = m + (size_t)co * g->ncol + (size_t)bb * g->ntile;
+#pragma omp simd
+            for (int j = 0; j < g->ntile; j++) {
+                float d0 = d[WT * j], d1 = d[WT * j + 1], d2 = d[WT * j + 2], d3 = d[WT * j + 3];
+                /* A = AT^T: point e gets sum_t AT[t][e] d_t */
+                m0[j] = d0;
+                m0[g->ms + j] = d0 + d1 + d2 + d3;
+                m0[2 * g->ms + j] = d0 - d1 + d2 - d3;
+                m0[3 * g->ms + j] = d0 + 2 * d1 + 4 * d2 + 8 * d3;
+                m0[4 * g->ms + j] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
+                m0[5 * g->ms + j] = d3;
+            }
+        }
+}
+
+/* din rows of the chunk's samples += B dV, the tiles' 6 inputs overlapping by 2. */
+static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb) {
+    int nt4 = g->ntile * WT + 2;
+    float acc[nt4 + 16], e4[nt4 + 16], e5[nt4 + 16];
+    for (int bb = 0; bb < nb; bb++)
+        for (int ci = 0; ci < g->Cin; ci++) {
+            const float *v0 = v + (size_t)ci * g->ncol + (size_t)bb * g->ntile;
+            /* tile j adds to padded inputs 4j .. 4j+5: its first 4 into acc[4j..4j+3], its last 2
+             * (which overlap the next tile's first 2) kept apart and added after */
+#pragma omp simd
+            for (int j = 0; j < g->ntile; j++) {
+                float a0 = v0[j], a1 = v0[g->vs + j], a2 = v0[2 * g->vs + j], a3 = v0[3 * g->vs + j],
+                      a4 = v0[4 * g->vs + j], a5 = v0[5 * g->vs + j];
+                /* B = BT^T: input i gets sum_e BT[e][i] a_e */
+                acc[WT * j] = 4 * a0;
+                acc[WT * j + 1] = -4 * a1 + 4 * a2 - 2 * a3 + 2 * a4 + 4 * a5;
+                acc[WT * j + 2] = -5 * a0 - 4 * a1 - 4 * a2 - a3 - a4;
+                acc[WT * j + 3] = a1 - a2 + 2 * a3 - 2 * a4 - 5 * a5;
+                e4[j] = a0 + a1 + a2 + a3 + a4;
+                e5[j] = a5;
+            }
+            acc[nt4 - 2] = 0.0f, acc[nt4 - 1] = 0.0f;
+            for (int j = 0; j < g->ntile; j++) {
+                acc[WT * j + 4] += e4[j];
+                acc[WT * j + 5] += e5[j];
+            }
+            float *d = din + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
+            /* padded position i is input i - pad */
+            for (int i = 0; i < nt4; i++) {
+                int p = i - g->pad;
+                if (p >= 0 && p < g->Lin) d[p] += acc[i];
+            }
+        }
+}
+
+int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int pad) {
+    if (!din && !dw) return 1;
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    wmem mem;
+    int nt = chunk_threads(&g);
+    if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
+    if (din) weight_transform(mem.u, w, &g);
+#pragma omp parallel num_threads(nt)
+    {
+        int th = nt > 1 ? omp_get_thread_num() : 0;
+        float *v = mem.slots + (size_t)th * g.slot, *m = v + WN * g.vs, *du = mem.du + (size_t)th * WN * g.us;
+        int first = 1; /* this thread's dU partial sums start at its first chunk */
+#pragma omp for schedule(static)
+        for (int c = 0; c < g.nchunk; c++) {
+            int b0 = c * g.spc, nb = B - b0 < g.spc ? B - b0 : g.spc, ncol = nb * g.ntile;
+            dout_transform(m, dout, &g, b0, nb);
+            if (dw) {
+                input_transform(v, in, &g, b0, nb);
+                for (int e = 0; e < WN; e++)
+                    nn_sgemm('N', 'T', Cout, Cin, ncol, 1.0f, m + e * g.ms, g.ncol, v + e * g.vs, g.ncol,
+                             first ? 0.0f : 1.0f, du + e * g.us, Cin);
+                first = 0;
+            }
+            if (din) {
+                for (int e = 0; e < WN; e++)
+                    nn_sgemm('T', 'N', Cin, ncol, Cout, 1.0f, mem.u + e * g.us, Cin, m + e * g.ms, g.ncol, 0.0f,
+                             v + e * g.vs, g.ncol);
+                din_transform(din, v, &g, b0, nb);
+            }
+        }
+        if (first && dw) /* no chunk: a zero partial sum */
+            for (int e = 0; e < WN; e++) memset(du + e * g.us, 0, (size_t)Cout * Cin * sizeof(float));
+    }
+    if (dw) { /* dw += G^T (sum of the threads' dU, in thread order) */
+        size_t n = (size_t)Cout * Cin;
+        for (size_t oi = 0; oi < n; oi++) {
+            float d[WN];
+            for (int e = 0; e < WN; e++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++) s += mem.du[(size_t)t * WN * g.us + e * g.us + oi];
+                d[e] = s;
+            }
+            for (int k = 0; k < 3; k++) {
+                float s = 0.0f;
+                for (int e = 0; e < WN; e++) s += G3[e][k] * d[e];
+                dw[oi * 3 + k] += s;
+            }
+        }
+    }
+    return 1;
+}
