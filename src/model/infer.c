@@ -18,9 +18,14 @@
 /* Batches up to this size run the two branches in parallel (see mrm_model_forward). */
 #define BRANCH_PARALLEL_MAX_B 4
 
+/* Convolution units of the model (stem 4, BaseScales 4, blocks up to 3 each, fusion) */
+enum { MAX_PREPARED = 96 };
+
 struct mrm_infer {
     mrm_model *m;
     int max_batch;
+    float *prep[MAX_PREPARED]; /* the units' prepared weights (conv_p.prep points here) */
+    int n_prep;
 };
 
 /* Folds bn into the rows of w (cout rows of `row` values); the bias goes to bn->beta. */
@@ -37,6 +42,32 @@ static void fold(bn_p *bn, float *w, size_t row) {
 
 static void fold_cbn(cbn *u) {
     fold(&u->bn, u->conv.w, (size_t)(u->conv.cin / u->conv.groups) * u->conv.k);
+}
+
+/* Prepares u's (folded) weights for the forward: FFT spectra, packed direct kernels. */
+static int prepare_cbn(mrm_infer *inf, cbn *u) {
+    const conv_p *c = &u->conv;
+    nn_ctx *ctx = &inf->m->ctx;
+    size_t n = conv1d_prepare_floats(ctx, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    if (inf->n_prep >= MAX_PREPARED) return 0;
+    float *p = malloc(n * sizeof(float));
+    if (!p) return -1;
+    if (!conv1d_prepare(ctx, p, n, c->w, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups)) {
+        free(p);
+        return 0;
+    }
+    inf->prep[inf->n_prep++] = p;
+    u->conv.prep = p;
+    return 0;
+}
+
+static int prepare_block(mrm_infer *inf, block *k) {
+    int r = prepare_cbn(inf, &k->c1);
+    if (k->kind == BLK_BASIC) {
+        r |= prepare_cbn(inf, &k->c2);
+        if (k->has_ds) r |= prepare_cbn(inf, &k->ds);
+    }
+    return r;
 }
 
 static void fold_block(block *k) {
@@ -71,20 +102,6 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         fold_cbn(&b->shortcut);
         basescale_merge(b, b->w33);
         fold_cbn(&b->ms); /* its conv weights are w33 */
-        /* the spectra of the folded w33, once, where the FFT path applies */
-        const conv_p *c = &b->ms.conv;
-        size_t nspec = conv1d_fft_weight_floats(&m->ctx, c->cin, b->ms.lin, c->cout, c->k, c->stride, c->pad);
-        if (nspec) {
-            b->wspec = malloc(nspec * sizeof(float));
-            if (!b->wspec) {
-                mrm_infer_free(inf);
-                return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
-            }
-            if (!conv1d_fft_prepare(&m->ctx, b->wspec, nspec, c->w, c->cin, b->ms.lin, c->cout, c->k, c->stride, c->pad)) {
-                free(b->wspec);
-                b->wspec = NULL;
-            }
-        }
     }
     for (int i = 0; i < m->n_hi_blocks; i++) fold_block(&m->hi[i]);
     for (int i = 0; i < 7; i++) fold_block(&m->lo[i]);
@@ -93,6 +110,20 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         fold_cbn(&f->sp);
         fold(&f->mbn, f->m1.w, (size_t)f->m1.cin);
         for (int j = 0; j < 4; j++) fold_block(&f->layer[j]);
+    }
+    /* the folded weights prepared once for the forward */
+    int bad = 0;
+    for (int i = 0; i < 4; i++) bad |= prepare_cbn(inf, &m->stem.u[i]);
+    for (int i = 0; i < 2; i++) bad |= prepare_cbn(inf, &m->bs[i].shortcut) | prepare_cbn(inf, &m->bs[i].ms);
+    for (int i = 0; i < m->n_hi_blocks; i++) bad |= prepare_block(inf, &m->hi[i]);
+    for (int i = 0; i < 7; i++) bad |= prepare_block(inf, &m->lo[i]);
+    for (int i = 0; i < 2; i++) {
+        bad |= prepare_cbn(inf, &m->fu[i].sp);
+        for (int j = 0; j < 4; j++) bad |= prepare_block(inf, &m->fu[i].layer[j]);
+    }
+    if (bad) {
+        mrm_infer_free(inf);
+        return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
     }
     /* small batches: the two branches side by side, each single-threaded */
     if (omp_get_max_threads() >= 2) {
@@ -123,6 +154,7 @@ mrm_status mrm_infer_run(mrm_infer *inf, const float *x, int B, float *logits1, 
 
 void mrm_infer_free(mrm_infer *inf) {
     if (!inf) return;
+    for (int i = 0; i < inf->n_prep; i++) free(inf->prep[i]);
     mrm_model_free(inf->m);
     free(inf);
 }

@@ -21,6 +21,7 @@
 typedef struct conv_p {
     float *w, *dw; /* (cout, cin/groups, k) */
     int cin, cout, k, stride, pad, groups;
+    float *prep; /* folded model: w prepared for the forward (conv1d_prepare; owned), or NULL */
 } conv_p;
 
 typedef struct bn_p {
@@ -62,7 +63,6 @@ typedef struct basescale { /* BaseBlock.BaseScale1/2 */
     conv_p conv[4];        /* conv1..4: kernels 3, 13, 23, 33 (the parameters) */
     cbn ms;                /* the merged 33-tap conv (weights in w33) -> bn -> ReLU */
     float *w33, *dw33;     /* (cout, 64, 33), model-owned */
-    float *wspec;          /* folded model: the spectra of w33 for the FFT path, or NULL */
     float *ms_pool, *ms_drop, *drop_mask; /* (B, cout, L/2) */
     float *out;            /* (B, cout, L/2) = shortcut_pool + ms_drop */
     int cout, lout;        /* lout = L/2 */

@@ -114,7 +114,6 @@ void mrm_model_free(mrm_model *m) {
     for (int i = 0; i < 2; i++) {
         free(m->bs[i].w33);
         free(m->bs[i].dw33);
-        free(m->bs[i].wspec);
     }
     free(m->act);
     free(m->ctx.scratch);
@@ -325,20 +324,6 @@ static void bias_forward(float *out, const float *in, const float *bias, int B, 
 static inline float max2(float a, float b) { return a > b ? a : b; }
 static inline float relu1(float a) { return a > 0.0f ? a : 0.0f; }
 
-/* out = act(in + bias[c]) (B, C, L); out may alias in. */
-static void bias_act_forward(float *out, const float *in, const float *bias, int B, int C, int L, int relu) {
-#pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++) {
-            size_t o = ((size_t)b * C + c) * L;
-            float v = bias[c];
-            if (relu)
-                for (int t = 0; t < L; t++) out[o + t] = relu1(in[o + t] + v);
-            else
-                for (int t = 0; t < L; t++) out[o + t] = in[o + t] + v;
-        }
-}
-
 /* out (B, C, L+1) = MaxPool(k2, s1, p1)(relu(z + bias)), z (B, C, L). */
 static void bias_relu_pool2s1(float *out, const float *z, const float *bias, int B, int C, int L) {
 #pragma omp parallel for collapse(2) if ((size_t)B * C * L > 65536) schedule(static)
@@ -396,9 +381,9 @@ static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, floa
 /* in (B, cin, lin) -> z = conv(in), y = relu?(bn(z)) (B, cout, lout). */
 static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
-    if (m->folded) { /* conv, then bias and ReLU in place */
-        conv1d_forward(ctx, u->y, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
-        bias_act_forward(u->y, u->y, u->bn.beta, m->B, c->cout, u->lout, u->relu);
+    if (m->folded) { /* conv with bias and ReLU in its epilogue */
+        conv1d_bias_act_forward_prepared(ctx, u->y, in, c->w, c->prep, u->bn.beta, u->relu, m->B, c->cin, u->lin,
+                                         c->cout, c->k, c->stride, c->pad, c->groups);
         return;
     }
     conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
@@ -415,9 +400,9 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 }
 
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
-static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in, const float *wspec) {
+static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
-    conv1d_bias_act_forward_prepared(ctx, u->z, in, c->w, wspec, NULL, 0, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
+    conv1d_bias_act_forward_prepared(ctx, u->z, in, c->w, c->prep, NULL, 0, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
                                      c->pad, c->groups);
 }
 
@@ -440,7 +425,7 @@ static void stem_forward(mrm_model *m, nn_ctx *ctx, const float *x) {
     for (int i = 0; i < 4; i++) {
         cbn *u = &m->stem.u[i];
         if (m->folded) {
-            conv_only(m, ctx, u, in, NULL);
+            conv_only(m, ctx, u, in);
             bias_relu_pool2s1(m->stem.pool[i], u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
         } else {
             cbn_forward(m, ctx, u, in);
@@ -469,9 +454,9 @@ static void stem_backward(mrm_model *m, const float *dout, const float *x) {
 static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const float *in, mrm_rng *rng) {
     size_t n = (size_t)m->B * s->cout * s->lout;
     if (m->folded) { /* shortcut pool + pool(relu(ms conv + bias)), no dropout */
-        conv_only(m, ctx, &s->shortcut, in, NULL);
+        conv_only(m, ctx, &s->shortcut, in);
         bias_relu_pool2(s->shortcut_pool, s->shortcut.z, s->shortcut.bn.beta, NULL, m->B, s->cout, s->shortcut.lout);
-        conv_only(m, ctx, &s->ms, in, s->wspec);
+        conv_only(m, ctx, &s->ms, in);
         bias_relu_pool2(s->out, s->ms.z, s->ms.bn.beta, s->shortcut_pool, m->B, s->cout, s->ms.lout);
         return;
     }
@@ -521,8 +506,8 @@ static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) 
     size_t n = (size_t)B * c * L;
     cbn_forward(m, ctx, &k->c1, in);
     if (k->kind == BLK_BASIC && m->folded) {
-        conv_only(m, ctx, &k->c2, k->c1.y, NULL);
-        if (k->has_ds) conv_only(m, ctx, &k->ds, in, NULL);
+        conv_only(m, ctx, &k->c2, k->c1.y);
+        if (k->has_ds) conv_only(m, ctx, &k->ds, in);
         bias_add_relu(k->out, k->c2.z, k->c2.bn.beta, k->has_ds ? k->ds.z : in, k->has_ds ? k->ds.bn.beta : NULL, B, c, L);
         return;
     }

@@ -334,8 +334,16 @@ static void forward_sample(float *out_b, const float *in_b, const float *wp, flo
     }
 }
 
-int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
-                          int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+size_t conv1d_direct_pack_floats(int Cin, int Cout, int K, int groups) { return pack_floats(Cin, Cout, K, groups); }
+
+void conv1d_direct_pack(float *wp, const float *w, int Cin, int Cout, int K, int stride, int groups) {
+    pack_forward(wp, w, Cout, Cin / groups, K, stride, groups);
+}
+
+/* The forward with the weights packed by the caller (wp) or here, into the scratch (wp NULL). */
+static int forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wp_given,
+                          const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                          int groups) {
     conv_geom G = geometry(Cin, Lin, Cout, K, stride, pad, groups);
     double macs = (double)B * Cout * G.Lout * G.Cig * K;
     int nt = slots_available(ctx, &G, B, macs);
@@ -343,8 +351,12 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
         conv1d_fill_nan(out, (size_t)B * Cout * G.Lout);
         return 1;
     }
-    float *wp = ctx->scratch, *slots = ctx->scratch + G.pack + G.part;
-    pack_forward(wp, w, Cout, G.Cig, K, stride, groups);
+    float *slots = ctx->scratch + G.pack + G.part;
+    const float *wp = wp_given;
+    if (!wp) {
+        pack_forward(ctx->scratch, w, Cout, G.Cig, K, stride, groups);
+        wp = ctx->scratch;
+    }
     if (nt < 2) {
         for (int b = 0; b < B; b++)
             forward_sample(out + (size_t)b * Cout * G.Lout, in + (size_t)b * Cin * Lin, wp, slots, &G, Cin, Lin,
@@ -357,6 +369,16 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
                        slots + (size_t)omp_get_thread_num() * G.slot, &G, Cin, Lin, K, stride, pad, groups, bias,
                        relu, 1);
     return 1;
+}
+
+int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
+                          int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    return forward_direct(ctx, out, in, w, NULL, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
+}
+
+int conv1d_forward_direct_packed(nn_ctx *ctx, float *out, const float *in, const float *wp, const float *bias,
+                                 int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    return forward_direct(ctx, out, in, NULL, wp, bias, relu, B, Cin, Lin, Cout, K, stride, pad, groups);
 }
 
 /* ---- data gradient --------------------------------------------------------------------------
@@ -599,6 +621,19 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
     (void)ctx, (void)out, (void)in, (void)w, (void)bias, (void)relu, (void)B, (void)Cin, (void)Lin, (void)Cout;
     (void)K, (void)stride;
     (void)pad, (void)groups;
+    return 0;
+}
+size_t conv1d_direct_pack_floats(int Cin, int Cout, int K, int groups) {
+    (void)Cin, (void)Cout, (void)K, (void)groups;
+    return 0;
+}
+void conv1d_direct_pack(float *wp, const float *w, int Cin, int Cout, int K, int stride, int groups) {
+    (void)wp, (void)w, (void)Cin, (void)Cout, (void)K, (void)stride, (void)groups;
+}
+int conv1d_forward_direct_packed(nn_ctx *ctx, float *out, const float *in, const float *wp, const float *bias,
+                                 int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    (void)ctx, (void)out, (void)in, (void)wp, (void)bias, (void)relu, (void)B, (void)Cin, (void)Lin, (void)Cout;
+    (void)K, (void)stride, (void)pad, (void)groups;
     return 0;
 }
 int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,

@@ -27,11 +27,22 @@ int conv1d_forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
 int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                            const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                            int groups);
+/* The forward's packed weights, made once (inference): floats (0 without AVX-512), packing,
+ * and the forward from them. */
+size_t conv1d_direct_pack_floats(int Cin, int Cout, int K, int groups);
+void conv1d_direct_pack(float *wp, const float *w, int Cin, int Cout, int K, int stride, int groups);
+int conv1d_forward_direct_packed(nn_ctx *ctx, float *out, const float *in, const float *wp, const float *bias,
+                                 int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 
 /* FFT (overlap-save) path for long kernels (conv1d_fft.c): where ctx has FFT plans, groups
  * is 1 and K >= 15. The functions return 0 (touching nothing) where it does not apply or the
  * scratch is too small. */
 int conv1d_fft_applies(const nn_ctx *ctx, int Cin, int K, int stride, int groups);
+/* The weights' spectra made once: floats (0 where the path does not apply), and making them
+ * (returns the floats written, 0 where it does not apply or wspec_floats is too small). */
+size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad);
+size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, const float *w, int Cin, int Lin,
+                          int Cout, int K, int stride, int pad);
 size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad);
 int conv1d_forward_fft(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu, int B,
                        int Cin, int Lin, int Cout, int K, int stride, int pad);

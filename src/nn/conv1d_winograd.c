@@ -47,10 +47,9 @@ static inline size_t lines(size_t n) { return (n + 15) / 16 * 16; }
 /* Columns per chunk aimed at: enough for an efficient GEMM, few enough that a chunk's V and M
  * stay in the core's L2 cache between the transforms and the products. */
 enum { CHUNK_COLS = 160 };
-/* The forward of single records stays on the GEMM path: in the inference engine, whose two
- * branches run side by side at small batches, it measured 2.7x slower at batch 1 (and the
- * same in isolation), while batches of 32 and 96 gain. */
-enum { WINO_MIN_B = 2 };
+/* Smaller batches' forwards go to the direct kernels: at 2 threads they were faster up to a
+ * batch of 2 (one chunk leaves a thread idle), slower from 4 on. */
+enum { WINO_MIN_B = 4 };
 
 static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
     wgeom g;

@@ -55,16 +55,16 @@ void conv1d_forward(nn_ctx *ctx, float *out, const float *in, const float *w, in
 void conv1d_bias_act_forward(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias,
                              int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                              int groups);
-/* Inference with fixed weights on the FFT path: conv1d_fft_prepare writes the weights'
- * spectra into wspec (conv1d_fft_weight_floats floats; it uses ctx's scratch) and returns the
- * floats written, 0 where the FFT path does not apply (no plans in ctx, groups, short K) or
- * wspec_floats is too small. conv1d_bias_act_forward_prepared is conv1d_bias_act_forward
- * with those spectra instead of transforming w on every call; w is used where wspec is NULL,
- * was made for another geometry, or the FFT path is not taken (e.g. batch 1). */
-size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad);
-size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, const float *w, int Cin, int Lin,
-                          int Cout, int K, int stride, int pad);
-void conv1d_bias_act_forward_prepared(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
+/* Inference with fixed weights: conv1d_prepare writes, once, what the forward would otherwise
+ * recompute from w on every call (the FFT path's weight spectra, the direct kernels' packed
+ * weights) into prep (conv1d_prepare_floats floats; it uses ctx's scratch, whose FFT plans
+ * decide whether spectra are made) and returns the floats written, 0 when prep_floats is too
+ * small. conv1d_bias_act_forward_prepared is conv1d_bias_act_forward with prep (or NULL);
+ * the result is the same function, the rounding that of the path taken. */
+size_t conv1d_prepare_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+size_t conv1d_prepare(const nn_ctx *ctx, float *prep, size_t prep_floats, const float *w, int Cin, int Lin, int Cout,
+                      int K, int stride, int pad, int groups);
+void conv1d_bias_act_forward_prepared(nn_ctx *ctx, float *out, const float *in, const float *w, const float *prep,
                                       const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K,
                                       int stride, int pad, int groups);
 /* din (B, Cin, Lin) and dw (Cout, Cin/groups, K) accumulate; either may be NULL. */

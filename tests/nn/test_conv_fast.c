@@ -267,16 +267,16 @@ int main(void) {
     /* Winograd: the model's 3-tap shapes (a few samples), odd lengths and paddings, one sample,
      * more samples than one chunk holds */
     const shape wshapes[] = {
-        {3, 64, 502, 64, 3, 1, 1, 0},   {2, 128, 251, 128, 3, 1, 1, 0}, {2, 256, 251, 128, 3, 1, 1, 0},
-        {2, 64, 1003, 64, 3, 1, 1, 0},  {5, 8, 37, 9, 3, 1, 0, 0},      {4, 9, 6, 8, 3, 1, 2, 0},
-        {13, 16, 50, 12, 3, 1, 1, 0},   {2, 8, 2, 8, 3, 1, 1, 0},
+        {4, 64, 502, 64, 3, 1, 1, 0},   {4, 128, 251, 128, 3, 1, 1, 0}, {4, 256, 251, 128, 3, 1, 1, 0},
+        {4, 64, 1003, 64, 3, 1, 1, 0},  {5, 8, 37, 9, 3, 1, 0, 0},      {4, 9, 6, 8, 3, 1, 2, 0},
+        {13, 16, 50, 12, 3, 1, 1, 0},   {4, 8, 2, 8, 3, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++) check_winograd(&wshapes[i], &rng);
-    { /* a single record's forward is left to the GEMM path */
-        float x[8 * 20] = {0}, wt[8 * 8 * 3] = {0}, y[8 * 20];
-        nn_ctx c = {NULL, conv1d_winograd_scratch_floats(1, 8, 20, 8, 1), NULL};
+    { /* the forward of batches below 4 is left to the direct kernels */
+        float x[3 * 8 * 20] = {0}, wt[8 * 8 * 3] = {0}, y[3 * 8 * 20];
+        nn_ctx c = {NULL, conv1d_winograd_scratch_floats(3, 8, 20, 8, 1), NULL};
         c.scratch = malloc(c.scratch_floats * sizeof(float));
-        CHECK(!conv1d_forward_winograd(&c, y, x, wt, NULL, 0, 1, 8, 20, 8, 1), "winograd forward at batch 1");
+        CHECK(!conv1d_forward_winograd(&c, y, x, wt, NULL, 0, 3, 8, 20, 8, 1), "winograd forward at batch 3");
         free(c.scratch);
     }
     CHECK(conv1d_winograd_applies(64, 64, 3, 1, 1) && !conv1d_winograd_applies(64, 64, 3, 2, 1) &&
