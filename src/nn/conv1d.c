@@ -113,6 +113,12 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
     if (conv1d_winograd_applies(Cin, Cout, K, stride, groups) &&
         conv1d_backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad))
         return;
+    if (groups > 1 && din) { /* grouped: the data gradient direct, the weight gradient by GEMM */
+        if (conv1d_backward_direct(ctx, din, NULL, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups)) {
+            if (dw) conv1d_backward_gemm(ctx, NULL, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
+            return;
+        }
+    }
     if (!conv1d_direct_applies(Cin, K, groups) ||
         !conv1d_backward_direct(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups))
         conv1d_backward_gemm(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
