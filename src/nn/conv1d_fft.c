@@ -379,6 +379,15 @@ static void load_spec(const float *mat, size_t fstride, const fft_geom *g, int c
     }
 }
 
+/* The i in [*i0, *i1) (i < N) whose position pos0 + S*i lies inside the input. */
+static void inside(const fft_geom *g, int pos0, int *i0, int *i1) {
+    int a = pos0 >= 0 ? 0 : (-pos0 + g->S - 1) / g->S;
+    int b = g->Lin - pos0 <= 0 ? 0 : (g->Lin - pos0 + g->S - 1) / g->S;
+    if (b > g->N) b = g->N;
+    if (a > b) a = b;
+    *i0 = a, *i1 = b;
+}
+
 /* Row l of rows (LANES, N) gets block (col0 + l) of phase channel cip of the input:
  * x_p[jM + i] = in[b, ci, S*(jM + i) + p - pad] (0 outside the input), i < N. */
 static void fill_input(float *rows, const float *in, const fft_geom *g, int cip, int col0, int nc) {
@@ -391,12 +400,8 @@ static void fill_input(float *rows, const float *in, const fft_geom *g, int cip,
         }
         int col = col0 + l, b = col / g->nblk, j = col % g->nblk;
         const float *x = in + ((size_t)b * g->Cin + ci) * g->Lin;
-        int pos0 = g->S * j * g->M + p - g->pad; /* position of i = 0 */
-        /* i in [i0, i1): inside the input */
-        int i0 = pos0 >= 0 ? 0 : (-pos0 + g->S - 1) / g->S;
-        int i1 = g->Lin - pos0 <= 0 ? 0 : (g->Lin - pos0 + g->S - 1) / g->S;
-        if (i1 > g->N) i1 = g->N;
-        if (i0 > i1) i0 = i1;
+        int pos0 = g->S * j * g->M + p - g->pad, i0, i1; /* position of i = 0 */
+        inside(g, pos0, &i0, &i1);
         memset(r, 0, (size_t)i0 * sizeof(float));
         if (g->S == 1)
             memcpy(r + i0, x + pos0 + i0, (size_t)(i1 - i0) * sizeof(float));
@@ -521,6 +526,16 @@ size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, 
     return SPEC_HDR + g.wm;
 }
 
+/* The inverse transforms of channels ch and ch + 1 (of nch) at columns c0 .. c0 + nc of the
+ * per-frequency matrices mat: the sequences in *xa and *xb (lanes; the second negated). */
+static void inverse_pair(const nn_fft *fft, const fft_geom *g, slot_bufs *s, const float *mat, size_t fstride, int nch,
+                         int ch, int c0, int nc, const float **xa, const float **xb) {
+    load_spec(mat, fstride, g, ch, nch, c0, nc, s->ar, s->ai);
+    if (ch + 1 < nch) load_spec(mat, fstride, g, ch + 1, nch, c0, nc, s->br, s->bi);
+    else memset(s->br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
+    real_pair_inverse(fft, g->size_idx, g->N, &s->lb, s->ar, s->ai, s->br, s->bi, xa, xb);
+}
+
 /* out (B, Cout, Lout) = act(conv + bias) from Ym. */
 static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const float *ym, float *slots,
                         const float *bias, int relu) {
@@ -532,11 +547,8 @@ static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const 
         pair_task t = pair_task_of(g, task);
         for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
             int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            load_spec(ym, g->ys, g, t.ch, g->Cout, c0, nc, s.ar, s.ai);
-            if (t.ch + 1 < g->Cout) load_spec(ym, g->ys, g, t.ch + 1, g->Cout, c0, nc, s.br, s.bi);
-            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
             const float *xa, *xb;
-            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
+            inverse_pair(fft, g, &s, ym, g->ys, g->Cout, t.ch, c0, nc, &xa, &xb);
             for (int h = 0; h < 2 && t.ch + h < g->Cout; h++) {
                 int co = t.ch + h;
                 lanes_to_rows(h ? xb : xa, g->N, s.rows);
@@ -615,11 +627,8 @@ static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, const flo
         pair_task t = pair_task_of(g, task);
         for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
             int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            load_spec(dxm, g->xs, g, t.ch, g->Ce, c0, nc, s.ar, s.ai);
-            if (t.ch + 1 < g->Ce) load_spec(dxm, g->xs, g, t.ch + 1, g->Ce, c0, nc, s.br, s.bi);
-            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
             const float *xa, *xb;
-            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
+            inverse_pair(fft, g, &s, dxm, g->xs, g->Ce, t.ch, c0, nc, &xa, &xb);
             for (int h = 0; h < 2 && t.ch + h < g->Ce; h++) {
                 int cip = t.ch + h, ci = cip / g->S, p = cip % g->S;
                 lanes_to_rows(h ? xb : xa, g->N, s.rows);
@@ -630,10 +639,8 @@ static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, const flo
                     const float *x = s.rows + (size_t)l * g->N;
                     /* element i of block j is the gradient of x_p[jM + i], position S*(jM + i) + p - pad;
                      * i in [i0, i1) inside the input */
-                    int pos0 = g->S * j * g->M + p - g->pad;
-                    int i0 = pos0 >= 0 ? 0 : (-pos0 + g->S - 1) / g->S;
-                    int i1 = g->Lin - pos0 <= 0 ? 0 : (g->Lin - pos0 + g->S - 1) / g->S;
-                    if (i1 > g->N) i1 = g->N;
+                    int pos0 = g->S * j * g->M + p - g->pad, i0, i1;
+                    inside(g, pos0, &i0, &i1);
                     if (g->S == 1) {
                         float *dd = d + pos0;
 #pragma omp simd
