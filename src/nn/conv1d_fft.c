@@ -526,20 +526,14 @@ size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, 
     return SPEC_HDR + g.wm;
 }
 
-/* The inverse transforms of channels ch and ch + 1 (of nch) at columns c0 .. c0 + nc of the
- * per-frequency matrices mat: the sequences in *xa and *xb (lanes; the second negated). */
-static void inverse_pair(const nn_fft *fft, const fft_geom *g, slot_bufs *s, const float *mat, size_t fstride, int nch,
-                         int ch, int c0, int nc, const float **xa, const float **xb) {
-    load_spec(mat, fstride, g, ch, nch, c0, nc, s->ar, s->ai);
-    if (ch + 1 < nch) load_spec(mat, fstride, g, ch + 1, nch, c0, nc, s->br, s->bi);
-    else memset(s->br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
-    real_pair_inverse(fft, g->size_idx, g->N, &s->lb, s->ar, s->ai, s->br, s->bi, xa, xb);
-}
+/* For every task (channel pair, group of whole samples) and chunk of LANES columns: the inverse
+ * transforms of the pair's spectra in mat (rows ch, ch + 1 of nch), unnormalised, handed to
+ * emit as rows (LANES, N), one call per channel, with the factor sc that normalises them. */
+typedef void (*rows_fn)(const fft_geom *g, void *arg, int ch, int c0, int nc, const float *rows, float sc);
 
-/* out (B, Cout, Lout) = act(conv + bias) from Ym. */
-static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const float *ym, float *slots,
-                        const float *bias, int relu) {
-    int ntask = pair_tasks(g, g->Cout);
+static void inverse_pairs(const nn_fft *fft, const fft_geom *g, const float *mat, size_t fstride, int nch, float *slots,
+                          rows_fn emit, void *arg) {
+    int ntask = pair_tasks(g, nch);
     float scale = 1.0f / (float)g->N;
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < ntask; task++) {
@@ -547,30 +541,51 @@ static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const 
         pair_task t = pair_task_of(g, task);
         for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
             int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
+            load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
+            if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
             const float *xa, *xb;
-            inverse_pair(fft, g, &s, ym, g->ys, g->Cout, t.ch, c0, nc, &xa, &xb);
-            for (int h = 0; h < 2 && t.ch + h < g->Cout; h++) {
-                int co = t.ch + h;
+            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
+            for (int h = 0; h < 2 && t.ch + h < nch; h++) {
                 lanes_to_rows(h ? xb : xa, g->N, s.rows);
-                float sc = h ? -scale : scale, bv = bias ? bias[co] : 0.0f;
-                for (int l = 0; l < nc; l++) {
-                    int col = c0 + l, b = col / g->nblk, j = col % g->nblk;
-                    int m = g->Lout - j * g->M < g->M ? g->Lout - j * g->M : g->M;
-                    float *o = out + ((size_t)b * g->Cout + co) * g->Lout + (size_t)j * g->M;
-                    const float *x = s.rows + (size_t)l * g->N;
-                    if (relu)
-#pragma omp simd
-                        for (int i = 0; i < m; i++) {
-                            float v = x[i] * sc + bv;
-                            o[i] = v > 0.0f ? v : 0.0f;
-                        }
-                    else
-#pragma omp simd
-                        for (int i = 0; i < m; i++) o[i] = x[i] * sc + bv;
-                }
+                emit(g, arg, t.ch + h, c0, nc, s.rows, h ? -scale : scale); /* the second came negated */
             }
         }
     }
+}
+
+typedef struct {
+    float *out;
+    const float *bias;
+    int relu;
+} out_arg;
+
+/* out rows of channel co for columns c0 .. c0 + nc: act(x * sc + bias) */
+static void emit_output(const fft_geom *g, void *arg, int co, int c0, int nc, const float *rows, float sc) {
+    const out_arg *a = arg;
+    float bv = a->bias ? a->bias[co] : 0.0f;
+    for (int l = 0; l < nc; l++) {
+        int col = c0 + l, b = col / g->nblk, j = col % g->nblk;
+        int m = g->Lout - j * g->M < g->M ? g->Lout - j * g->M : g->M;
+        float *o = a->out + ((size_t)b * g->Cout + co) * g->Lout + (size_t)j * g->M;
+        const float *x = rows + (size_t)l * g->N;
+        if (a->relu)
+#pragma omp simd
+            for (int i = 0; i < m; i++) {
+                float v = x[i] * sc + bv;
+                o[i] = v > 0.0f ? v : 0.0f;
+            }
+        else
+#pragma omp simd
+            for (int i = 0; i < m; i++) o[i] = x[i] * sc + bv;
+    }
+}
+
+/* out (B, Cout, Lout) = act(conv + bias) from Ym. */
+static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const float *ym, float *slots,
+                        const float *bias, int relu) {
+    out_arg a = {out, bias, relu};
+    inverse_pairs(fft, g, ym, g->ys, g->Cout, slots, emit_output, &a);
 }
 
 static int forward_with(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
@@ -616,41 +631,30 @@ int conv1d_forward_fft_prepared(nn_ctx *ctx, float *out, const float *in, const 
 
 /* ---- backward ------------------------------------------------------------------------------ */
 
+/* din rows of phase channel cip: element i of block j is the gradient of x_p[jM + i], at
+ * position S*(jM + i) + p - pad; added where inside the input. */
+static void emit_din(const fft_geom *g, void *arg, int cip, int c0, int nc, const float *rows, float sc) {
+    float *din = arg;
+    int ci = cip / g->S, p = cip % g->S;
+    for (int l = 0; l < nc; l++) {
+        int col = c0 + l, b = col / g->nblk, j = col % g->nblk;
+        float *d = din + ((size_t)b * g->Cin + ci) * g->Lin;
+        const float *x = rows + (size_t)l * g->N;
+        int pos0 = g->S * j * g->M + p - g->pad, i0, i1;
+        inside(g, pos0, &i0, &i1);
+        if (g->S == 1) {
+            float *dd = d + pos0;
+#pragma omp simd
+            for (int i = i0; i < i1; i++) dd[i] += x[i] * sc;
+        } else
+            for (int i = i0; i < i1; i++) d[pos0 + g->S * i] += x[i] * sc;
+    }
+}
+
 /* din (B, Cin, Lin) += the overlap-added blocks of DXm (stored in xm). A task owns whole
  * samples, so the blocks that overlap are added by one thread, in column order. */
 static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, const float *dxm, float *slots) {
-    int ntask = pair_tasks(g, g->Ce);
-    float scale = 1.0f / (float)g->N;
-#pragma omp parallel for schedule(static)
-    for (int task = 0; task < ntask; task++) {
-        slot_bufs s = slot_of(g, slots);
-        pair_task t = pair_task_of(g, task);
-        for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
-            int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            const float *xa, *xb;
-            inverse_pair(fft, g, &s, dxm, g->xs, g->Ce, t.ch, c0, nc, &xa, &xb);
-            for (int h = 0; h < 2 && t.ch + h < g->Ce; h++) {
-                int cip = t.ch + h, ci = cip / g->S, p = cip % g->S;
-                lanes_to_rows(h ? xb : xa, g->N, s.rows);
-                float sc = h ? -scale : scale;
-                for (int l = 0; l < nc; l++) {
-                    int col = c0 + l, b = col / g->nblk, j = col % g->nblk;
-                    float *d = din + ((size_t)b * g->Cin + ci) * g->Lin;
-                    const float *x = s.rows + (size_t)l * g->N;
-                    /* element i of block j is the gradient of x_p[jM + i], position S*(jM + i) + p - pad;
-                     * i in [i0, i1) inside the input */
-                    int pos0 = g->S * j * g->M + p - g->pad, i0, i1;
-                    inside(g, pos0, &i0, &i1);
-                    if (g->S == 1) {
-                        float *dd = d + pos0;
-#pragma omp simd
-                        for (int i = i0; i < i1; i++) dd[i] += x[i] * sc;
-                    } else
-                        for (int i = i0; i < i1; i++) d[pos0 + g->S * i] += x[i] * sc;
-                }
-            }
-        }
-    }
+    inverse_pairs(fft, g, dxm, g->xs, g->Ce, slots, emit_din, din);
 }
 
 /* dw (Cout, Cin, K) += taps of the inverse transforms of DW (from G): tasks (pair of output
