@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int cli_report(const char *cmd, const mrm_error *err) {
@@ -57,4 +58,34 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     }
     *out = v;
     return 0;
+}
+
+int cli_parse_options(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *)) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        const cli_opt *o = opts;
+        while (o->name && strcmp(a, o->name)) o++;
+        if (!o->name || (o->kind != CLI_FLAG && i + 1 >= argc)) {
+            fprintf(stderr, "mrmnet %s: unknown option or missing value: '%s'\n", cmd, a);
+            usage(stderr);
+            return 2;
+        }
+        if (o->kind == CLI_FLAG)
+            *(int *)o->dst = 1;
+        else if (o->kind == CLI_STR)
+            *(const char **)o->dst = argv[++i];
+        else if (cli_parse_int(cmd, a, argv[++i], o->lo, o->hi, (long *)o->dst))
+            return 2;
+    }
+    return -1;
+}
+
+int cli_missing(const char *cmd, const char *what, void (*usage)(FILE *)) {
+    fprintf(stderr, "mrmnet %s: %s are required\n", cmd, what);
+    usage(stderr);
+    return 2;
 }

@@ -36,4 +36,27 @@ void cli_log(void *user, mrm_log_level level, const char *msg);
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 
+/* One option of a subcommand, for cli_parse_options. A table of them ends with {NULL}. */
+typedef enum {
+    CLI_FLAG, /* no value; sets *(int *)dst to 1 */
+    CLI_STR,  /* a value; *(const char **)dst = the value */
+    CLI_INT   /* an integer value in [lo, hi] (cli_parse_int); *(long *)dst = it */
+} cli_opt_kind;
+
+typedef struct {
+    const char *name; /* "--model" */
+    cli_opt_kind kind;
+    void *dst;
+    long lo, hi;
+} cli_opt;
+
+/* Parses argv[1..argc-1] against opts. --help or -h prints usage(stdout) and returns 0; an unknown
+ * option or one without its value prints "mrmnet <cmd>: unknown option or missing value: '<arg>'"
+ * and usage(stderr) and returns 2, as does a bad integer (cli_parse_int's message, no usage).
+ * Returns -1 when every argument was an option of the table: the command goes on. */
+int cli_parse_options(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *));
+
+/* Prints "mrmnet <cmd>: <what> are required" and usage(stderr); returns 2. */
+int cli_missing(const char *cmd, const char *what, void (*usage)(FILE *));
+
 #endif

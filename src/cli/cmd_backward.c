@@ -2,7 +2,6 @@
  * loss, every parameter's gradient and the updated BatchNorm statistics. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli/cli.h"
 #include "common/error.h"
@@ -18,31 +17,12 @@ static void usage(FILE *f) {
 
 int cmd_backward(int argc, char **argv) {
     const char *C = "backward", *model = NULL, *input = NULL, *labels = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model") && has) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--input") && has) {
-            input = argv[++i];
-        } else if (!strcmp(a, "--labels") && has) {
-            labels = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else {
-            fprintf(stderr, "mrmnet backward: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !input || !labels || !out) {
-        fprintf(stderr, "mrmnet backward: --model, --input, --labels and --out are required\n");
-        usage(stderr);
-        return 2;
-    }
+    const cli_opt opts[] = {{"--model", CLI_STR, &model, 0, 0},   {"--input", CLI_STR, &input, 0, 0},
+                            {"--labels", CLI_STR, &labels, 0, 0}, {"--out", CLI_STR, &out, 0, 0},
+                            {NULL, CLI_FLAG, NULL, 0, 0}};
+    int rc = cli_parse_options(C, argc, argv, opts, usage);
+    if (rc >= 0) return rc;
+    if (!model || !input || !labels || !out) return cli_missing(C, "--model, --input, --labels and --out", usage);
     mrm_error err = {0};
     mrm_model *m = NULL;
     float *x = NULL, *y = NULL;

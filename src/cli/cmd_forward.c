@@ -21,35 +21,13 @@ int cmd_forward(int argc, char **argv) {
     const char *C = "forward", *model = NULL, *input = NULL, *outdir = NULL;
     long batch = 32;
     int train = 0, fast = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model") && has) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--input") && has) {
-            input = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            outdir = argv[++i];
-        } else if (!strcmp(a, "--batch") && has) {
-            if (cli_parse_int(C, a, argv[++i], 1, 65536, &batch)) return 2;
-        } else if (!strcmp(a, "--train-mode")) {
-            train = 1;
-        } else if (!strcmp(a, "--fast")) {
-            fast = 1;
-        } else {
-            fprintf(stderr, "mrmnet forward: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !input || !outdir) {
-        fprintf(stderr, "mrmnet forward: --model, --input and --out are required\n");
-        usage(stderr);
-        return 2;
-    }
+    const cli_opt opts[] = {{"--model", CLI_STR, &model, 0, 0},       {"--input", CLI_STR, &input, 0, 0},
+                            {"--out", CLI_STR, &outdir, 0, 0},        {"--batch", CLI_INT, &batch, 1, 65536},
+                            {"--train-mode", CLI_FLAG, &train, 0, 0}, {"--fast", CLI_FLAG, &fast, 0, 0},
+                            {NULL, CLI_FLAG, NULL, 0, 0}};
+    int rc = cli_parse_options(C, argc, argv, opts, usage);
+    if (rc >= 0) return rc;
+    if (!model || !input || !outdir) return cli_missing(C, "--model, --input and --out", usage);
     if (train && fast) {
         fprintf(stderr, "mrmnet forward: --train-mode and --fast exclude each other\n");
         return 2;

@@ -50,37 +50,13 @@ int cmd_init(int argc, char **argv) {
     long classes = 0, width = 16, seed = 0;
     int hi = 0;
     const char *out = NULL, *names = NULL, *task = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--classes") && has) {
-            if (cli_parse_int(C, a, argv[++i], 1, 100000, &classes)) return 2;
-        } else if (!strcmp(a, "--width") && has) {
-            if (cli_parse_int(C, a, argv[++i], 4, 1024, &width)) return 2;
-        } else if (!strcmp(a, "--seed") && has) {
-            if (cli_parse_int(C, a, argv[++i], 0, 2147483647L, &seed)) return 2;
-        } else if (!strcmp(a, "--hi-attention")) {
-            hi = 1;
-        } else if (!strcmp(a, "--names") && has) {
-            names = argv[++i];
-        } else if (!strcmp(a, "--task") && has) {
-            task = argv[++i];
-        } else if (!strcmp(a, "--out") && has) {
-            out = argv[++i];
-        } else {
-            fprintf(stderr, "mrmnet init: unknown option or missing value: '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!classes || !out) {
-        fprintf(stderr, "mrmnet init: --classes and --out are required\n");
-        usage(stderr);
-        return 2;
-    }
+    const cli_opt opts[] = {{"--classes", CLI_INT, &classes, 1, 100000}, {"--width", CLI_INT, &width, 4, 1024},
+                            {"--seed", CLI_INT, &seed, 0, 2147483647L},   {"--hi-attention", CLI_FLAG, &hi, 0, 0},
+                            {"--names", CLI_STR, &names, 0, 0},           {"--task", CLI_STR, &task, 0, 0},
+                            {"--out", CLI_STR, &out, 0, 0},               {NULL, CLI_FLAG, NULL, 0, 0}};
+    int rc = cli_parse_options(C, argc, argv, opts, usage);
+    if (rc >= 0) return rc;
+    if (!classes || !out) return cli_missing(C, "--classes and --out", usage);
     if (width % 4) {
         fprintf(stderr, "mrmnet init: --width: %ld is not a multiple of 4\n", width);
         return 2;
