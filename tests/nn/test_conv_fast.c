@@ -231,6 +231,42 @@ static void check_winograd(const shape *s, mrm_rng *rng) {
     free(din), free(dw), free(gdin), free(gdw), free(rout), free(rdin), free(rdw);
 }
 
+/* The public prepared forward (conv1d_prepare + conv1d_bias_act_forward_prepared): the same bits
+ * as the unprepared forward at one record (direct kernels) and at 4 (FFT), for the model's 33-tap
+ * convolutions and a grouped 7-tap one; a buffer too small is refused; weights prepared for
+ * another geometry are not used. */
+static void check_prepared(nn_fft *fft, mrm_rng *rng) {
+    const struct {
+        int B, Cin, Lin, Cout, K, stride, pad, groups;
+    } cases[] = {
+        {1, 64, 1004, 64, 33, 1, 16, 1}, {4, 64, 1004, 64, 33, 1, 16, 1}, {1, 64, 1004, 128, 33, 2, 16, 1},
+        {4, 64, 1004, 128, 33, 2, 16, 1}, {1, 128, 251, 128, 7, 1, 3, 8}, {2, 64, 502, 64, 3, 1, 1, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int B = cases[c].B, Cin = cases[c].Cin, Lin = cases[c].Lin, Cout = cases[c].Cout, K = cases[c].K;
+        int S = cases[c].stride, P = cases[c].pad, G = cases[c].groups, Lout = conv1d_out_len(Lin, K, S, P);
+        size_t nin = (size_t)B * Cin * Lin, nout = (size_t)B * Cout * Lout, nw = (size_t)Cout * (Cin / G) * K;
+        float *in = rnd(nin, rng), *w = rnd(nw, rng), *bias = rnd((size_t)Cout, rng);
+        float *a = malloc(nout * sizeof(float)), *b = malloc(nout * sizeof(float));
+        nn_ctx ctx = {NULL, conv1d_scratch_floats(B, Cin, Lin, Cout, K, S, P, G), fft};
+        ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+        size_t np = conv1d_prepare_floats(&ctx, Cin, Lin, Cout, K, S, P, G);
+        float *prep = malloc(np * sizeof(float));
+        CHECK(!conv1d_prepare(&ctx, prep, np - 1, w, Cin, Lin, Cout, K, S, P, G), "case %zu: too small a buffer", c);
+        CHECK(conv1d_prepare(&ctx, prep, np, w, Cin, Lin, Cout, K, S, P, G) == np, "case %zu: prepare", c);
+        conv1d_bias_act_forward(&ctx, a, in, w, bias, 1, B, Cin, Lin, Cout, K, S, P, G);
+        conv1d_bias_act_forward_prepared(&ctx, b, in, w, prep, bias, 1, B, Cin, Lin, Cout, K, S, P, G);
+        CHECK(!memcmp(a, b, nout * sizeof(float)), "case %zu: prepared and unprepared forwards differ", c);
+        /* made for another input length: ignored */
+        size_t np2 = conv1d_prepare_floats(&ctx, Cin, Lin - 8, Cout, K, S, P, G);
+        float *prep2 = malloc(np2 * sizeof(float));
+        CHECK(conv1d_prepare(&ctx, prep2, np2, w, Cin, Lin - 8, Cout, K, S, P, G) == np2, "case %zu: prepare 2", c);
+        conv1d_bias_act_forward_prepared(&ctx, b, in, w, prep2, bias, 1, B, Cin, Lin, Cout, K, S, P, G);
+        CHECK(!memcmp(a, b, nout * sizeof(float)), "case %zu: weights of another geometry were used", c);
+        free(prep), free(prep2), free(ctx.scratch), free(in), free(w), free(bias), free(a), free(b);
+    }
+}
+
 int main(void) {
     nn_fft *fft = nn_fft_create();
     CHECK(fft != NULL, "nn_fft_create");
@@ -256,6 +292,7 @@ int main(void) {
         {1, 2, 40, 2, 33, 1, 16, 256},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], fft, &rng);
+    check_prepared(fft, &rng);
     /* without plans, or with groups, the path does not apply */
     nn_ctx none = {NULL, 0, NULL};
     CHECK(!conv1d_fft_applies(&none, 64, 33, 1, 1), "applies without plans");
