@@ -4,24 +4,11 @@ runs in its own process (the peak memory of an inference case after the training
 the training case's), and bad options are refused."""
 import json
 import os
-import subprocess
-import sys
 import time
 
-MRMNET = os.environ.get("MRMNET")
-SRC = os.environ.get("MRM_SOURCE_DIR", ".")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
-failed = 0
-passed = 0
+from cli_testlib import SRC, TMP, check, end, mrmnet, need_mrmnet
 
-
-def check(cond, what):
-    global failed, passed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+need_mrmnet("MRMNET not set")
 
 
 def close(a, b, rel=1e-6):
@@ -29,12 +16,9 @@ def close(a, b, rel=1e-6):
 
 
 def run(args):
-    return subprocess.run([MRMNET, "bench"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return mrmnet("bench", *args)
 
 
-if not MRMNET or not os.path.exists(MRMNET):
-    print("MRMNET not set")
-    sys.exit(77)
 os.makedirs(TMP, exist_ok=True)
 out = os.path.join(TMP, "bench.json")
 if os.path.exists(out):
@@ -114,5 +98,4 @@ with open(bad, "wb") as f:
 p = run(["--cases", "infer1", "--iters", "1", "--threads", "1", "--model", bad])
 check(p.returncode == 1 and "bad.safetensors" in p.stderr, "damaged weights: %d %r" % (p.returncode, p.stderr))
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+end()

@@ -4,36 +4,19 @@ rule. Skips (77) without numpy."""
 import json
 import os
 import struct
-import subprocess
-import sys
+
+from cli_testlib import SRC, TMP, check, end, mrmnet, skip
 
 try:
     import numpy as np
 except ImportError:
-    print("skipped: numpy missing")
-    sys.exit(77)
+    skip("numpy missing")
 
-SRC = os.environ.get("MRM_SOURCE_DIR", ".")
-MRMNET = os.environ.get("MRMNET", "build/mrmnet")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
 FIX = os.path.join(SRC, "tests", "fixtures", "model")
-failed = passed = 0
-
-
-def check(cond, what):
-    global failed, passed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
 
 
 def run(*args, ok=True):
-    p = subprocess.run([MRMNET] + list(args), capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        print("command failed:", args, p.stderr)
-    return p
+    return mrmnet(*args, expect=0 if ok else None)
 
 
 def read_safetensors(path):
@@ -115,10 +98,10 @@ if p.returncode == 0:
             ngrad += 1
     check(ngrad == 154 and nstat == 126, "compared %d gradients, %d statistics" % (ngrad, nstat))
     # offsets contiguous, in the order of the header
-    end = 0
+    prev_end = 0
     for name, d in header.items():
-        check(d["data_offsets"][0] == end, "%s starts where the previous tensor ends" % name)
-        end = d["data_offsets"][1]
+        check(d["data_offsets"][0] == prev_end, "%s starts where the previous tensor ends" % name)
+        prev_end = d["data_offsets"][1]
 
 # init: PyTorch-default rule, deterministic for a seed, the weights table's names and order
 A = os.path.join(TMP, "a.safetensors")
@@ -174,5 +157,4 @@ check(p.returncode == 2, "width 6 refused")
 p = run("init", "--out", C, ok=False)
 check(p.returncode == 2, "init without --classes")
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+end()

@@ -9,48 +9,18 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
+
+from cli_testlib import TMP, check, end, need_mrmnet, need_shared, prepare, read_lines, skip
 
 try:
     import numpy as np
     import scipy.io
     import scipy.signal
 except ImportError:
-    print("skipped: numpy/scipy absent")
-    sys.exit(77)
+    skip("numpy/scipy absent")
 
-SHARED = os.environ.get("MRM_SHARED", "")
-MRMNET = os.environ.get("MRMNET", "")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
-CPSC = os.path.join(SHARED, "data", "cpsc2018")
-if not SHARED or not os.path.isfile(os.path.join(CPSC, "REFERENCE.csv")):
-    print("skipped: no shared CPSC2018 data")
-    sys.exit(77)
-if not MRMNET or not os.access(MRMNET, os.X_OK):
-    print("skipped: no mrmnet binary")
-    sys.exit(77)
-
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def prepare(out, *args):
-    shutil.rmtree(out, ignore_errors=True)
-    return subprocess.run([MRMNET, "prepare", "--out", out] + list(args), capture_output=True, text=True)
-
-
-def lines(path):
-    with open(path) as f:
-        return f.read().splitlines()
+CPSC = need_shared(os.path.join("data", "cpsc2018"), "REFERENCE.csv", "no shared CPSC2018 data")
+need_mrmnet()
 
 
 CLASSES = sorted(["NORM", "AFIB", "1AVB", "CLBBB", "CRBBB", "PAC", "VPC", "STD_", "STE_"])
@@ -65,11 +35,11 @@ out = os.path.join(TMP, "prep_cpsc_labels")
 p = prepare(out, "--cpsc", CPSC, "--labels-only")
 check(p.returncode == 0, "labels-only: %s" % p.stderr)
 if p.returncode == 0:
-    check(lines(os.path.join(out, "classes.txt")) == CLASSES, "classes")
+    check(read_lines(os.path.join(out, "classes.txt")) == CLASSES, "classes")
     total = 0
     order = [r["Recording"] for r in reference]
     for s, folds in (("train", range(1, 9)), ("val", [9]), ("test", [10])):
-        ids = lines(os.path.join(out, "ids_%s.txt" % s))
+        ids = read_lines(os.path.join(out, "ids_%s.txt" % s))
         y = np.load(os.path.join(out, "y_%s.npy" % s))
         check(ids == [r for r in order if expect_fold[r] in folds], "%s: ids / folds" % s)
         bad = sum(1 for i, r in enumerate(ids) if {CLASSES[j] for j in np.nonzero(y[i])[0]} != expect_y[r])
@@ -95,7 +65,7 @@ if p.returncode == 0:
     X = {}
     for s in ("train", "val", "test"):
         a = np.load(os.path.join(out, "X_%s.npy" % s))
-        for i, r in enumerate(lines(os.path.join(out, "ids_%s.txt" % s))):
+        for i, r in enumerate(read_lines(os.path.join(out, "ids_%s.txt" % s))):
             X[r] = a[i].astype(np.float64) * info["std"] + info["mean"]
     check(len(X) == 20 and set(X) == set(raw), "the 20 records present")
     n_crop = 0
@@ -133,8 +103,8 @@ with open(fold, "w") as f:
 p = prepare(out, "--cpsc", CPSC, "--cpsc-labels", lab, "--cpsc-folds", fold)
 check(p.returncode == 0, "overrides: %s" % p.stderr)
 if p.returncode == 0:
-    check(lines(os.path.join(out, "ids_test.txt")) == ["A0001"] and lines(os.path.join(out, "ids_train.txt")) == ["A0002"],
-          "override folds")
+    check(read_lines(os.path.join(out, "ids_test.txt")) == ["A0001"] and
+          read_lines(os.path.join(out, "ids_train.txt")) == ["A0002"], "override folds")
     y = np.load(os.path.join(out, "y_test.npy"))
     check([CLASSES[j] for j in np.nonzero(y[0])[0]] == ["CRBBB", "VPC"], "override labels")
 with open(lab, "w") as f:
@@ -143,5 +113,4 @@ p = prepare(out, "--cpsc", CPSC, "--cpsc-labels", lab, "--cpsc-folds", fold)
 check(p.returncode == 1 and "labels.csv:2: Second_label: '12' is not a class 1..9" in p.stderr, "bad class: %s" % p.stderr)
 shutil.rmtree(out, ignore_errors=True)
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+end()

@@ -7,51 +7,20 @@ Skipped (77) without ../shared, numpy or the mrmnet binary."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
+
+from cli_testlib import SRC, TMP, check, end, need_mrmnet, need_shared, prepare, read_lines, skip
 
 try:
     import numpy as np
 except ImportError:
-    print("skipped: numpy absent")
-    sys.exit(77)
+    skip("numpy absent")
 
-SRC = os.environ.get("MRM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SHARED = os.environ.get("MRM_SHARED", "")
-MRMNET = os.environ.get("MRMNET", "")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
-PTBXL = os.path.join(SHARED, "data", "ptb-xl")
-if not SHARED or not os.path.isfile(os.path.join(PTBXL, "ptbxl_database.csv")):
-    print("skipped: no shared PTB-XL data")
-    sys.exit(77)
-if not MRMNET or not os.access(MRMNET, os.X_OK):
-    print("skipped: no mrmnet binary")
-    sys.exit(77)
+PTBXL = need_shared(os.path.join("data", "ptb-xl"), "ptbxl_database.csv", "no shared PTB-XL data")
+need_mrmnet()
 sys.path.insert(0, os.path.join(SRC, "tools"))
 import reference_labels as ref  # noqa: E402
-
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def prepare(out, *args):
-    shutil.rmtree(out, ignore_errors=True)
-    p = subprocess.run([MRMNET, "prepare", "--out", out] + list(args), capture_output=True, text=True)
-    return p
-
-
-def read_lines(path):
-    with open(path) as f:
-        return f.read().splitlines()
 
 
 README_CLASSES = {"all": 68, "diagnostic": 42, "subdiagnostic": 22, "superdiagnostic": 5, "form": 19, "rhythm": 11}
@@ -149,5 +118,4 @@ check(p.returncode == 1 and "nonsense" in p.stderr, "bad task named: %s" % p.std
 p = prepare(out, "--ptbxl", "/nonexistent")
 check(p.returncode == 1 and "/nonexistent/scp_statements.csv" in p.stderr, "missing folder: %s" % p.stderr)
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+end()

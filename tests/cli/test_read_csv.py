@@ -13,39 +13,19 @@
 Exit 77 when numpy or the mrmnet binary is missing.
 """
 import os
-import subprocess
 import sys
+
+from cli_testlib import SRC, TMP, check, end, need_mrmnet, skip
+from cli_testlib import mrmnet as run
 
 try:
     import numpy as np
 except ImportError:
-    print("skipped: numpy missing")
-    sys.exit(77)
+    skip("numpy missing")
 
-SRC = os.environ.get("MRM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-MRMNET = os.environ.get("MRMNET", "")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
-if not MRMNET or not os.access(MRMNET, os.X_OK):
-    print("skipped: no mrmnet binary (MRMNET)")
-    sys.exit(77)
+need_mrmnet("no mrmnet binary (MRMNET)")
 sys.path.insert(0, os.path.join(SRC, "tests", "io"))
 import rawread  # noqa: E402
-
-failures = 0
-passed = 0
-
-
-def check(cond, what):
-    global failures, passed
-    if cond:
-        passed += 1
-    else:
-        failures += 1
-        print("FAIL:", what)
-
-
-def run(*args):
-    return subprocess.run([MRMNET] + list(args), capture_output=True, text=True)
 
 
 def parse_csv(text):
@@ -280,5 +260,4 @@ check(run("read", "--help").returncode == 0, "--help: exit 0")
 r = run("read", os.path.join(syn, "no_such_record"))
 check(r.returncode == 1 and "no_such_record" in r.stderr, "missing record: exit 1 naming it: %r" % r.stderr)
 
-print("%d passed, %d failed" % (passed, failures))
-sys.exit(1 if failures else 0)
+end()

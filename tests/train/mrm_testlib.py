@@ -1,45 +1,18 @@
-"""Helpers of the train/eval/predict CLI tests: a tiny prepared folder, safetensors reading,
-running mrmnet. Not a test itself (no test_ prefix)."""
+"""Helpers of the train/eval/predict CLI tests: a tiny prepared folder, safetensors reading (numpy;
+skips with 77 without it), and cli_testlib's check/end/run. Not a test itself (no test_ prefix)."""
 import json
 import os
 import struct
-import subprocess
 import sys
+
+# check, end, run and the environment come from tests/cli/cli_testlib.py (no numpy needed there)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from cli_testlib import MRMNET, SRC, TMP, check, end, run, skip  # noqa: E402,F401
 
 try:
     import numpy as np
 except ImportError:
-    print("skipped: numpy is not available")
-    sys.exit(77)
-
-MRMNET = os.environ.get("MRMNET", "build/mrmnet")
-TMP = os.environ.get("MRM_TMPDIR", "/tmp")
-SRC = os.environ.get("MRM_SOURCE_DIR", ".")
-
-failures = 0
-passes = 0
-
-
-def check(cond, what):
-    global failures, passes
-    if cond:
-        passes += 1
-    else:
-        failures += 1
-        print("FAIL:", what, flush=True)
-
-
-def end():
-    print("%d passed, %d failed" % (passes, failures))
-    sys.exit(1 if failures else 0)
-
-
-def run(*args, expect=0):
-    """Runs mrmnet with args; returns (rc, stdout, stderr)."""
-    p = subprocess.run([MRMNET] + [str(a) for a in args], capture_output=True, text=True)
-    if expect is not None and p.returncode != expect:
-        print("mrmnet", " ".join(map(str, args)), "->", p.returncode, "\n", p.stderr[-3000:], flush=True)
-    return p.returncode, p.stdout, p.stderr
+    skip("numpy is not available")
 
 
 def make_prepared(d, n=(40, 24, 20), classes=("A", "B", "C"), seed=0):
