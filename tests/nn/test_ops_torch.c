@@ -100,13 +100,16 @@ static void compare(const char *c, const char *t, const float *got, double tol) 
 
 static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
-/* impl 0: the ops.h entry points, 1: im2col + GEMM, 2: the direct kernels */
+/* impl 0: the ops.h entry points with FFT plans (as the model calls them: FFT, Winograd, direct,
+ * GEMM, whichever the shape takes), 1: im2col + GEMM, 2: the direct kernels */
+static nn_fft *fft_plans;
+
 static void test_conv(const char *c, int impl) {
     int B = cfg(c, 0), Cin = cfg(c, 1), Lin = cfg(c, 2), Cout = cfg(c, 3), K = cfg(c, 4), s = cfg(c, 5),
         p = cfg(c, 6), g = cfg(c, 7);
     int Lout = conv1d_out_len(Lin, K, s, p);
     CHECK(get(c, "out")->n == (size_t)B * Cout * Lout, "%s: output length %d", c, Lout);
-    nn_ctx ctx;
+    nn_ctx ctx = {NULL, 0, impl == 0 ? fft_plans : NULL};
     ctx.scratch_floats = impl == 1   ? conv1d_gemm_scratch_floats(B, Cin, Lin, Cout, K, s, p, g)
                          : impl == 2 ? conv1d_direct_scratch_floats(B, Cin, Lin, Cout, K, s, p, g)
                                      : conv1d_scratch_floats(B, Cin, Lin, Cout, K, s, p, g);
@@ -236,6 +239,8 @@ int main(void) {
     CHECK(load_refs(path), "loading %s", path);
     if (!nrefs) TEST_END();
 
+    fft_plans = nn_fft_create();
+    CHECK(fft_plans != NULL, "nn_fft_create");
     const char *convs[] = {"conv_s1",  "conv_s2",   "conv_g",       "conv_k33",
                            "conv_1x1", "conv_stem", "conv_long_s1", "conv_long_s2"};
     for (int i = 0; i < 8; i++) {
@@ -245,6 +250,7 @@ int main(void) {
         test_conv(convs[i], 2);
 #endif
     }
+    nn_fft_free(fft_plans);
     test_batchnorm("bn");
     test_batchnorm("bn_l1");
     test_shaped("maxpool2", maxpool2_forward, maxpool2_backward);
