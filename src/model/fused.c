@@ -123,3 +123,57 @@ void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const fl
                 for (int t = 0; t < L; t++) o[t] = x[t] * scale + shift;
         }
 }
+
+/* ---- backward passes that SET their output ---------------------------------------------------
+ * The same arithmetic as relu_backward, dropout_backward, maxpool2_backward and
+ * maxpool2s1_backward of src/nn (PyTorch's tie rule: the first maximal element of a window wins,
+ * NaN propagates) into a buffer not zeroed first: where the model's gradient buffer is fresh, the
+ * accumulating op would only add to zeros, so writing saves zeroing it and reading it back. */
+
+/* argmax2 of pool.c: 1 when b wins (strictly greater, or NaN while a is not). */
+static inline int second_wins(float a, float b) { return (b > a) | ((b != b) & (a == a)); }
+
+void relu_backward_set(float *din, const float *dout, const float *out, size_t n) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+    for (size_t i = 0; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+    for (size_t i = 0; i < n; i++) din[i] = dout[i] * mask[i];
+}
+
+void maxpool2_backward_set(float *din, const float *dout, const float *in, int B, int C, int L) {
+    int Lo = L / 2;
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * Lo;
+        float *d = din + (size_t)bc * L;
+        for (int t = 0; t < Lo; t++) {
+            int second = second_wins(x[2 * t], x[2 * t + 1]);
+            d[2 * t] = second ? 0.0f : g[t];
+            d[2 * t + 1] = second ? g[t] : 0.0f;
+        }
+        for (int t = 2 * Lo; t < L; t++) d[t] = 0.0f; /* an odd last element is in no window */
+    }
+}
+
+void maxpool2s1_backward_set(float *din, const float *dout, const float *in, int B, int C, int L) {
+    if (L == 0) return;
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * (L + 1);
+        float *d = din + (size_t)bc * L;
+        if (L == 1) {
+            d[0] = g[0] + g[1];
+            continue;
+        }
+        d[0] = g[0] + (second_wins(x[0], x[1]) ? 0.0f : g[1]);
+        for (int t = 1; t < L - 1; t++) {
+            float from_t = second_wins(x[t - 1], x[t]) ? g[t] : 0.0f;
+            float from_next = second_wins(x[t], x[t + 1]) ? 0.0f : g[t + 1];
+            d[t] = from_t + from_next;
+        }
+        d[L - 1] = (second_wins(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f) + g[L];
+    }
+}

@@ -440,8 +440,8 @@ static void stem_backward(mrm_model *m, const float *dout, const float *x) {
     const float *d = dout;
     for (int i = 3; i >= 0; i--) {
         cbn *u = &m->stem.u[i];
-        float *dy = GPUSH(m, (size_t)m->B * u->conv.cout * u->lout);
-        maxpool2s1_backward(dy, d, u->y, m->B, u->conv.cout, u->lout);
+        float *dy = GPUSH_RAW(m, (size_t)m->B * u->conv.cout * u->lout);
+        maxpool2s1_backward_set(dy, d, u->y, m->B, u->conv.cout, u->lout);
         float *din = i ? GPUSH(m, (size_t)m->B * u->conv.cin * u->lin) : NULL;
         cbn_backward(m, u, dy, din, i ? m->stem.pool[i - 1] : x);
         d = din;
@@ -478,12 +478,12 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
     gmark mk = gmark_get(&m->gs);
     const float *dp = dout;
     if (m->dropout_applied) {
-        float *t = GPUSH(m, n);
-        dropout_backward(t, dout, s->drop_mask, n);
+        float *t = GPUSH_RAW(m, n);
+        dropout_backward_set(t, dout, s->drop_mask, n);
         dp = t;
     }
-    float *dy = GPUSH(m, (size_t)m->B * s->cout * s->ms.lout);
-    maxpool2_backward(dy, dp, s->ms.y, m->B, s->cout, s->ms.lout);
+    float *dy = GPUSH_RAW(m, (size_t)m->B * s->cout * s->ms.lout);
+    maxpool2_backward_set(dy, dp, s->ms.y, m->B, s->cout, s->ms.lout);
     int cin = s->conv[0].cin;
     memset(s->dw33, 0, sizeof(float) * (size_t)s->cout * cin * MS_TAPS);
     cbn_backward(m, &s->ms, dy, din, in);
@@ -493,8 +493,8 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
         for (size_t oi = 0; oi < (size_t)s->cout * cin; oi++)
             for (int j = 0; j < k; j++) dw[oi * k + j] += 0.25f * s->dw33[oi * MS_TAPS + off + j];
     }
-    float *dys = GPUSH(m, (size_t)m->B * s->cout * s->shortcut.lout);
-    maxpool2_backward(dys, dout, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
+    float *dys = GPUSH_RAW(m, (size_t)m->B * s->cout * s->shortcut.lout);
+    maxpool2_backward_set(dys, dout, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
     cbn_backward(m, &s->shortcut, dys, din, in);
     gpop(&m->gs, mk);
 }
@@ -541,8 +541,8 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
     size_t n = (size_t)B * c * L;
     gmark mk = gmark_get(&m->gs);
     if (k->kind == BLK_BASIC) {
-        float *dsum = GPUSH(m, n);
-        relu_backward(dsum, dout, k->out, n);
+        float *dsum = GPUSH_RAW(m, n);
+        relu_backward_set(dsum, dout, k->out, n);
         float *dy1 = GPUSH(m, n);
         cbn_backward(m, &k->c2, dsum, dy1, k->c1.y);
         cbn_backward(m, &k->c1, dy1, din, in);
