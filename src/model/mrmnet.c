@@ -536,11 +536,13 @@ static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) 
     add_forward(k->out, k->out, in, n); /* x + h * gate */
 }
 
-static void block_backward(mrm_model *m, block *k, const float *dout, float *din, const float *in) {
+/* din accumulates, or with `fresh` (din not initialised) is set. */
+static void block_backward(mrm_model *m, block *k, const float *dout, float *din, const float *in, int fresh) {
     int B = m->B, c = k->c, L = k->L;
     size_t n = (size_t)B * c * L;
     gmark mk = gmark_get(&m->gs);
     if (k->kind == BLK_BASIC) {
+        if (fresh) zero_floats(din, (size_t)B * k->cin * L);
         float *dsum = GPUSH_RAW(m, n);
         relu_backward_set(dsum, dout, k->out, n);
         float *dy1 = GPUSH(m, n);
@@ -552,7 +554,10 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
         return;
     }
     const float *h = k->c1.y;
-    accumulate(din, dout, n); /* the identity path */
+    if (fresh) /* the identity path */
+        memcpy(din, dout, n * sizeof(float));
+    else
+        accumulate(din, dout, n);
     float *dh = GPUSH(m, n), *dgate = GPUSH(m, (size_t)B * c), *dgap = GPUSH(m, (size_t)B * c);
     scale_channels_backward(dh, dgate, dout, h, k->gate, B, c, L);
     if (k->kind == BLK_GATE) {
@@ -621,8 +626,8 @@ static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *d
     gmark mk = gmark_get(&m->gs);
     const float *d = dout;
     for (int i = 3; i >= 0; i--) {
-        float *dn = GPUSH(m, (size_t)B * f->layer[i].cin * L);
-        block_backward(m, &f->layer[i], d, dn, i ? f->layer[i - 1].out : f->f);
+        float *dn = GPUSH_RAW(m, (size_t)B * f->layer[i].cin * L);
+        block_backward(m, &f->layer[i], d, dn, i ? f->layer[i - 1].out : f->f, 1);
         d = dn;
     }
     float *dcat = GPUSH(m, (size_t)B * 2 * c * L);
@@ -779,8 +784,7 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
         zero_floats(dcur, B * F);
         fusion_backward(m, &m->fu[br], br ? df2 : df1, dcur, blk[nb - 1].out);
         for (int i = nb - 1; i >= 0; i--) {
-            zero_floats(dnext, B * F);
-            block_backward(m, &blk[i], dcur, dnext, i ? blk[i - 1].out : m->bs[br].out);
+            block_backward(m, &blk[i], dcur, dnext, i ? blk[i - 1].out : m->bs[br].out, 1);
             float *t = dcur;
             dcur = dnext;
             dnext = t;
