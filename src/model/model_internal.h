@@ -188,12 +188,6 @@ void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, c
 /* Evaluation mode (running statistics): y = relu?(BN(z)) in one pass. */
 void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const float *beta, const float *running_mean,
                           const float *running_var, int B, int C, int L, float eps, int relu);
-/* relu_backward, dropout_backward, maxpool2_backward, maxpool2s1_backward of src/nn with din
- * SET instead of accumulated (fused.c): for fresh gradient buffers, no zeroing needed. */
-void relu_backward_set(float *din, const float *dout, const float *out, size_t n);
-void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n);
-void maxpool2_backward_set(float *din, const float *dout, const float *in, int B, int C, int L);
-void maxpool2s1_backward_set(float *din, const float *dout, const float *in, int B, int C, int L);
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 

@@ -17,6 +17,10 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n) {
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
 }
+void relu_backward_set(float *din, const float *dout, const float *out, size_t n) {
+#pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
+    for (size_t i = 0; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
 
 /* out = min(max(x + 3, 0), 6) / 6. */
 void hardsigmoid_forward(float *out, const float *in, size_t n) {

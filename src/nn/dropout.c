@@ -36,8 +36,12 @@ void dropout_forward(float *out, float *mask, const float *in, size_t n, float p
     }
 }
 
-/* din += dout * mask. */
+/* din += dout * mask (set: din = dout * mask). */
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n) {
 #pragma omp parallel for simd if (n > 65536) schedule(static)
     for (size_t i = 0; i < n; i++) din[i] += dout[i] * mask[i];
+}
+void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n) {
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+    for (size_t i = 0; i < n; i++) din[i] = dout[i] * mask[i];
 }

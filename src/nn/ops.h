@@ -91,6 +91,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 void relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (out > 0); uses the forward OUTPUT. din may alias dout only if din is zero. */
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
+/* The _set variants of relu, dropout and max-pool backward WRITE din (same arithmetic, din not
+ * read): for a fresh gradient buffer, which then needs no zeroing. */
+void relu_backward_set(float *din, const float *dout, const float *out, size_t n);
 /* hardsigmoid(x) = min(max(x + 3, 0), 6) / 6; gradient 1/6 on -3 < x < 3, else 0 (as PyTorch). */
 void hardsigmoid_forward(float *out, const float *in, size_t n);
 void hardsigmoid_backward(float *din, const float *dout, const float *in, size_t n);
@@ -105,8 +108,10 @@ void sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
  * Backward routes each gradient to the first maximal input of its window (as PyTorch). */
 void maxpool2_forward(float *out, const float *in, int B, int C, int L);
 void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+void maxpool2_backward_set(float *din, const float *dout, const float *in, int B, int C, int L);
 void maxpool2s1_forward(float *out, const float *in, int B, int C, int L);
 void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+void maxpool2s1_backward_set(float *din, const float *dout, const float *in, int B, int C, int L);
 
 /* ---- reductions ----------------------------------------------------------------------------
  * over time: (B, C, L) -> (B, C). */
@@ -124,6 +129,7 @@ void channel_maxmean_backward(float *din, const float *dout, const float *in, in
  * applied (0 or 1/(1-p)), drawn from rng. p = 0 copies. out may alias in. */
 void dropout_forward(float *out, float *mask, const float *in, size_t n, float p, mrm_rng *rng);
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n);
+void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n);
 
 /* ---- LayerNorm over channels at each time step ("channels_first") -------------------------
  * in (B, C, L): for each (b, t) normalise the C values x[b, :, t] by their mean and biased

@@ -22,8 +22,8 @@ void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
     }
 }
 
-/* din[argmax of window t] += dout[t]. */
-void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+/* din[argmax of window t] += dout[t] (set: din = that, an odd last element 0). */
+static void maxpool2_backward_impl(float *din, const float *dout, const float *in, int B, int C, int L, int set) {
     int Lo = L / 2;
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
@@ -31,10 +31,20 @@ void maxpool2_backward(float *din, const float *dout, const float *in, int B, in
         float *d = din + (size_t)bc * L;
         for (int t = 0; t < Lo; t++) {
             int second = argmax2(x[2 * t], x[2 * t + 1]);
-            d[2 * t] += second ? 0.0f : g[t];
-            d[2 * t + 1] += second ? g[t] : 0.0f;
+            float a = second ? 0.0f : g[t], b = second ? g[t] : 0.0f;
+            d[2 * t] = set ? a : d[2 * t] + a;
+            d[2 * t + 1] = set ? b : d[2 * t + 1] + b;
         }
+        if (set)
+            for (int t = 2 * Lo; t < L; t++) d[t] = 0.0f; /* in no window */
     }
+}
+
+void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+    maxpool2_backward_impl(din, dout, in, B, C, L, 0);
+}
+void maxpool2_backward_set(float *din, const float *dout, const float *in, int B, int C, int L) {
+    maxpool2_backward_impl(din, dout, in, B, C, L, 1);
 }
 
 /* (B, C, L) -> (B, C, L+1): out[t] = max(in[t-1], in[t]), in[-1] = in[L] = -inf. */
@@ -53,22 +63,30 @@ void maxpool2s1_forward(float *out, const float *in, int B, int C, int L) {
 /* din[argmax of window t] += dout[t]; the padding never wins over a real value. Input t is in
  * windows t (as its second element) and t+1 (as its first); each t is computed on its own so
  * that the loop vectorises, adding window t's share before window t+1's. */
-void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+static void maxpool2s1_backward_impl(float *din, const float *dout, const float *in, int B, int C, int L, int set) {
     if (L == 0) return;
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
         const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * (L + 1);
         float *d = din + (size_t)bc * L;
         if (L == 1) {
-            d[0] = (d[0] + g[0]) + g[1];
+            d[0] = (set ? g[0] : d[0] + g[0]) + g[1];
             continue;
         }
-        d[0] = (d[0] + g[0]) + (argmax2(x[0], x[1]) ? 0.0f : g[1]);
+        d[0] = (set ? g[0] : d[0] + g[0]) + (argmax2(x[0], x[1]) ? 0.0f : g[1]);
         for (int t = 1; t < L - 1; t++) {
             float from_t = argmax2(x[t - 1], x[t]) ? g[t] : 0.0f;
             float from_next = argmax2(x[t], x[t + 1]) ? 0.0f : g[t + 1];
-            d[t] = (d[t] + from_t) + from_next;
+            d[t] = (set ? from_t : d[t] + from_t) + from_next;
         }
-        d[L - 1] = (d[L - 1] + (argmax2(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f)) + g[L];
+        float last = argmax2(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f;
+        d[L - 1] = (set ? last : d[L - 1] + last) + g[L];
     }
+}
+
+void maxpool2s1_backward(float *din, const float *dout, const float *in, int B, int C, int L) {
+    maxpool2s1_backward_impl(din, dout, in, B, C, L, 0);
+}
+void maxpool2s1_backward_set(float *din, const float *dout, const float *in, int B, int C, int L) {
+    maxpool2s1_backward_impl(din, dout, in, B, C, L, 1);
 }
