@@ -42,17 +42,7 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
         float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
         for (int b = 0; b < B; b++) {
             size_t off = ((size_t)b * C + c) * L;
-            const float *x = z + off;
-            float *o = y + off;
-            if (relu)
-#pragma omp simd
-                for (int t = 0; t < L; t++) {
-                    float v = x[t] * scale + shift;
-                    o[t] = v > 0.0f ? v : 0.0f;
-                }
-            else
-#pragma omp simd
-                for (int t = 0; t < L; t++) o[t] = x[t] * scale + shift;
+            scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
         }
     }
 }
@@ -110,16 +100,6 @@ void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const fl
             double rs = 1.0 / sqrt((double)running_var[c] + eps);
             float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - running_mean[c] * gamma[c] * rs);
             size_t off = ((size_t)b * C + c) * L;
-            const float *x = z + off;
-            float *o = y + off;
-            if (relu)
-#pragma omp simd
-                for (int t = 0; t < L; t++) {
-                    float v = x[t] * scale + shift;
-                    o[t] = v > 0.0f ? v : 0.0f;
-                }
-            else
-#pragma omp simd
-                for (int t = 0; t < L; t++) o[t] = x[t] * scale + shift;
+            scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
         }
 }

@@ -49,3 +49,15 @@ void sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
 #pragma omp parallel for simd if (n > PAR_MIN) schedule(static)
     for (size_t i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1.0f - out[i]);
 }
+
+void scale_shift_act_row(float *out, const float *in, size_t n, float scale, float shift, int relu) {
+    if (relu)
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float v = in[i] * scale + shift;
+            out[i] = v > 0.0f ? v : 0.0f;
+        }
+    else
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) out[i] = in[i] * scale + shift;
+}

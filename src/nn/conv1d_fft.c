@@ -46,7 +46,7 @@
 
 /* transform sizes 64, 128, 256; lanes (columns or channels) per batch of transforms; fewest
  * columns (samples x blocks) for which the forward takes the FFT path unless a size is forced */
-enum { FFT_NSIZES = 3, LANES = 16, FFT_MAX_N = 256, FFT_MIN_COLS = 16 };
+enum { FFT_NSIZES = 3, LANES = 16, FFT_MIN_COLS = 16 };
 
 struct nn_fft {
     float *wr[FFT_NSIZES], *wi[FFT_NSIZES]; /* exp(-2 pi i k / n), k < n/2 */
@@ -166,7 +166,7 @@ static void lanes_to_rows(const float *z, int n, float *rows) {
     for (int i = 0; i < n; i += 16) transpose16(z + (size_t)i * LANES, LANES, rows + i, (size_t)n);
 }
 
-/* Buffers of one thread: the lanes (z, and the FFT's scratch t), n <= FFT_MAX_N. */
+/* Buffers of one thread: the lanes (z, and the FFT's scratch t), n <= 256. */
 typedef struct {
     float *zr, *zi, *tr, *ti;
 } lane_buf;
@@ -567,17 +567,8 @@ static void emit_output(const fft_geom *g, void *arg, int co, int c0, int nc, co
     for (int l = 0; l < nc; l++) {
         int col = c0 + l, b = col / g->nblk, j = col % g->nblk;
         int m = g->Lout - j * g->M < g->M ? g->Lout - j * g->M : g->M;
-        float *o = a->out + ((size_t)b * g->Cout + co) * g->Lout + (size_t)j * g->M;
-        const float *x = rows + (size_t)l * g->N;
-        if (a->relu)
-#pragma omp simd
-            for (int i = 0; i < m; i++) {
-                float v = x[i] * sc + bv;
-                o[i] = v > 0.0f ? v : 0.0f;
-            }
-        else
-#pragma omp simd
-            for (int i = 0; i < m; i++) o[i] = x[i] * sc + bv;
+        scale_shift_act_row(a->out + ((size_t)b * g->Cout + co) * g->Lout + (size_t)j * g->M, rows + (size_t)l * g->N,
+                            (size_t)m, sc, bv, a->relu);
     }
 }
 

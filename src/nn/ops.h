@@ -88,6 +88,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
                         const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
 
 /* ---- elementwise activations over n values (out may alias in) ---------------------------- */
+/* One row, on the calling thread: out[i] = act(in[i] * scale + shift), act = ReLU if relu, else
+ * identity (the epilogue of a folded or fused BatchNorm and of the FFT convolution). */
+void scale_shift_act_row(float *out, const float *in, size_t n, float scale, float shift, int relu);
 void relu_forward(float *out, const float *in, size_t n);
 /* din += dout * (out > 0); uses the forward OUTPUT. din may alias dout only if din is zero. */
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
