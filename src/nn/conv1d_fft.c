@@ -443,34 +443,63 @@ static pair_task pair_task_of(const fft_geom *g, int task) {
     return t;
 }
 
-/* Xm (or DYm) from the input (or dout). */
-static void forward_spectra(const nn_fft *fft, const fft_geom *g, float *mat, size_t fstride, int nch, float *slots,
-                            const float *src, int is_dout) {
+/* A transform pass over every task (channel pair, group of whole samples) and chunk of LANES
+ * columns, channels ch and ch + 1 of the nch rows of the per-frequency matrices mat:
+ *  - forward: the pair's blocks of src (the input, or dout when is_dout) transformed into mat;
+ *  - inverse: the pair's spectra in mat transformed back, unnormalised, and handed to emit as
+ *    rows (LANES, N), one call per channel, with the factor sc that normalises them. */
+typedef void (*rows_fn)(const fft_geom *g, void *arg, int ch, int c0, int nc, const float *rows, float sc);
+
+typedef struct {
+    int inverse;
+    const float *src; /* forward */
+    int is_dout;
+    rows_fn emit; /* inverse */
+    void *arg;
+} pair_pass;
+
+static void transform_pairs(const nn_fft *fft, const fft_geom *g, float *mat, size_t fstride, int nch, float *slots,
+                            const pair_pass *pp) {
     int ntask = pair_tasks(g, nch);
+    float scale = 1.0f / (float)g->N;
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < ntask; task++) {
         slot_bufs s = slot_of(g, slots);
         pair_task t = pair_task_of(g, task);
         for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
             int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            for (int h = 0; h < 2; h++) {
-                if (is_dout) fill_dout(s.rows, src, g, t.ch + h, c0, nc);
-                else fill_input(s.rows, src, g, t.ch + h, c0, nc);
-                rows_to_lanes(s.rows, g->N, h ? s.lb.zi : s.lb.zr);
+            if (!pp->inverse) {
+                for (int h = 0; h < 2; h++) {
+                    if (pp->is_dout) fill_dout(s.rows, pp->src, g, t.ch + h, c0, nc);
+                    else fill_input(s.rows, pp->src, g, t.ch + h, c0, nc);
+                    rows_to_lanes(s.rows, g->N, h ? s.lb.zi : s.lb.zr);
+                }
+                real_pair_forward(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi);
+                store_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
+                if (t.ch + 1 < nch) store_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+                continue;
             }
-            real_pair_forward(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi);
-            store_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
-            if (t.ch + 1 < nch) store_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+            load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
+            if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
+            const float *xa, *xb;
+            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
+            for (int h = 0; h < 2 && t.ch + h < nch; h++) {
+                lanes_to_rows(h ? xb : xa, g->N, s.rows);
+                pp->emit(g, pp->arg, t.ch + h, c0, nc, s.rows, h ? -scale : scale); /* the second came negated */
+            }
         }
     }
 }
 
 static void input_spectra(const nn_fft *fft, const fft_geom *g, float *xm, float *slots, const float *in) {
-    forward_spectra(fft, g, xm, g->xs, g->Ce, slots, in, 0);
+    pair_pass pp = {0, in, 0, NULL, NULL};
+    transform_pairs(fft, g, xm, g->xs, g->Ce, slots, &pp);
 }
 
 static void dout_spectra(const nn_fft *fft, const fft_geom *g, float *ym, float *slots, const float *dout) {
-    forward_spectra(fft, g, ym, g->ys, g->Cout, slots, dout, 1);
+    pair_pass pp = {0, dout, 1, NULL, NULL};
+    transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
 /* Wm from w (Cout, Cin, K): tasks (pair of output channels, LANES phase channels), so that a
@@ -526,34 +555,6 @@ size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, 
     return SPEC_HDR + g.wm;
 }
 
-/* For every task (channel pair, group of whole samples) and chunk of LANES columns: the inverse
- * transforms of the pair's spectra in mat (rows ch, ch + 1 of nch), unnormalised, handed to
- * emit as rows (LANES, N), one call per channel, with the factor sc that normalises them. */
-typedef void (*rows_fn)(const fft_geom *g, void *arg, int ch, int c0, int nc, const float *rows, float sc);
-
-static void inverse_pairs(const nn_fft *fft, const fft_geom *g, const float *mat, size_t fstride, int nch, float *slots,
-                          rows_fn emit, void *arg) {
-    int ntask = pair_tasks(g, nch);
-    float scale = 1.0f / (float)g->N;
-#pragma omp parallel for schedule(static)
-    for (int task = 0; task < ntask; task++) {
-        slot_bufs s = slot_of(g, slots);
-        pair_task t = pair_task_of(g, task);
-        for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
-            int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
-            if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
-            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
-            const float *xa, *xb;
-            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
-            for (int h = 0; h < 2 && t.ch + h < nch; h++) {
-                lanes_to_rows(h ? xb : xa, g->N, s.rows);
-                emit(g, arg, t.ch + h, c0, nc, s.rows, h ? -scale : scale); /* the second came negated */
-            }
-        }
-    }
-}
-
 typedef struct {
     float *out;
     const float *bias;
@@ -573,10 +574,11 @@ static void emit_output(const fft_geom *g, void *arg, int co, int c0, int nc, co
 }
 
 /* out (B, Cout, Lout) = act(conv + bias) from Ym. */
-static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, const float *ym, float *slots,
-                        const float *bias, int relu) {
+static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, float *ym, float *slots, const float *bias,
+                        int relu) {
     out_arg a = {out, bias, relu};
-    inverse_pairs(fft, g, ym, g->ys, g->Cout, slots, emit_output, &a);
+    pair_pass pp = {1, NULL, 0, emit_output, &a};
+    transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
 static int forward_with(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
@@ -644,8 +646,9 @@ static void emit_din(const fft_geom *g, void *arg, int cip, int c0, int nc, cons
 
 /* din (B, Cin, Lin) += the overlap-added blocks of DXm (stored in xm). A task owns whole
  * samples, so the blocks that overlap are added by one thread, in column order. */
-static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, const float *dxm, float *slots) {
-    inverse_pairs(fft, g, dxm, g->xs, g->Ce, slots, emit_din, din);
+static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, float *dxm, float *slots) {
+    pair_pass pp = {1, NULL, 0, emit_din, din};
+    transform_pairs(fft, g, dxm, g->xs, g->Ce, slots, &pp);
 }
 
 /* dw (Cout, Cin, K) += taps of the inverse transforms of DW (from G): tasks (pair of output
