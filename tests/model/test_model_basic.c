@@ -146,10 +146,16 @@ static void write_bytes(const char *path, const void *p, size_t n) {
     fclose(f);
 }
 
-/* Writes a file with the good file's data and the header h (JSON text). */
-static void write_with_header(const char *path, const char *h) {
+/* The length of the good file's JSON header (its first 8 bytes, little-endian). */
+static uint64_t good_header_len(void) {
     uint64_t n0 = 0;
     for (int i = 7; i >= 0; i--) n0 = n0 << 8 | (unsigned char)good[i];
+    return n0;
+}
+
+/* Writes a file with the good file's data and the header h (JSON text). */
+static void write_with_header(const char *path, const char *h) {
+    uint64_t n0 = good_header_len();
     size_t hl = strlen(h);
     FILE *f = fopen(path, "wb");
     unsigned char len8[8];
@@ -160,9 +166,16 @@ static void write_with_header(const char *path, const char *h) {
     fclose(f);
 }
 
+/* The good file's data under the JSON header h (which is released). */
+static void write_json_header(const char *path, json_t *h) {
+    char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    write_with_header(path, txt);
+    free(txt);
+    json_decref(h);
+}
+
 static json_t *good_header(void) {
-    uint64_t n0 = 0;
-    for (int i = 7; i >= 0; i--) n0 = n0 << 8 | (unsigned char)good[i];
+    uint64_t n0 = good_header_len();
     return json_loadb(good + 8, n0, 0, NULL);
 }
 
@@ -184,10 +197,7 @@ static void edit_and_expect(const char *what, const char *tensor, const char *fi
     json_t *t = json_object_get(h, tensor);
     if (field) json_object_set_new(t, field, value);
     else json_object_del(h, tensor);
-    char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    write_with_header(path, txt);
-    free(txt);
-    json_decref(h);
+    write_json_header(path, h);
     expect_reject(what, path, n1, n2);
 }
 
@@ -240,37 +250,25 @@ static void test_malformed(void) {
         json_t *a = json_object_get(h, "BaseBlock.conv_block1.1.weight");      /* 4 floats */
         json_t *b = json_object_get(h, "BaseBlock.conv_block1.1.bias");        /* 4 floats */
         json_object_set(b, "data_offsets", json_object_get(a, "data_offsets"));
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         expect_reject("overlapping offsets", bad, "overlap", NULL);
     }
     {
         json_t *h = good_header();
         json_object_set_new(h, "extra.weight", json_pack("{s:s,s:[i],s:[i,i]}", "dtype", "F32", "shape", 0, "data_offsets", 0, 0));
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         expect_reject("unknown tensor", bad, "extra.weight", "not part of the model");
     }
     {
         json_t *h = good_header();
         json_object_set_new(json_object_get(h, "__metadata__"), "width", json_integer(4));
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         expect_reject("metadata not a string", bad, "__metadata__", "width");
     }
     {
         json_t *h = good_header();
         json_object_set_new(json_object_get(h, "__metadata__"), "width", json_string("8"));
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         expect_reject("metadata width disagrees", bad, "BaseBlock.conv_block1.0.weight", "expected [8, 12, 11]");
     }
     edit_and_expect("scalar count with a shape", "BaseBlock.conv_block1.1.num_batches_tracked", "shape", json_pack("[i]", 1),
@@ -278,8 +276,7 @@ static void test_malformed(void) {
     {   /* a NaN in the data */
         c = malloc(good_len);
         memcpy(c, good, good_len);
-        uint64_t n0 = 0;
-        for (int i = 7; i >= 0; i--) n0 = n0 << 8 | (unsigned char)good[i];
+        uint64_t n0 = good_header_len();
         float nan = NAN;
         memcpy(c + 8 + n0 + 4 * 10, &nan, 4); /* the first tensor's 11th value */
         write_bytes(bad, c, good_len);
@@ -289,10 +286,7 @@ static void test_malformed(void) {
     {   /* no metadata at all (a bare state_dict): the architecture comes from the shapes */
         json_t *h = good_header();
         json_object_del(h, "__metadata__");
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         m = NULL;
         CHECK(mrm_model_load(&m, NULL, bad, &err) == MRM_OK, "no metadata: %s", err.msg);
         if (m) CHECK(mrm_model_config_of(m)->width == 4 && mrm_model_config_of(m)->n_classes == 5, "config from shapes");
@@ -301,18 +295,14 @@ static void test_malformed(void) {
     {   /* another format */
         json_t *h = good_header();
         json_object_set_new(json_object_get(h, "__metadata__"), "format", json_string("pt"));
-        char *txt = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        write_with_header(bad, txt);
-        free(txt);
-        json_decref(h);
+        write_json_header(bad, h);
         expect_reject("other format", bad, "format", "mrmnet-1");
     }
     {   /* random damage to the header and the first bytes: never a crash (the sanitizer build
          * runs this), and whatever loads is complete */
         mrm_rng r;
         mrm_rng_seed(&r, 2024);
-        uint64_t n0 = 0;
-        for (int i = 7; i >= 0; i--) n0 = n0 << 8 | (unsigned char)good[i];
+        uint64_t n0 = good_header_len();
         c = malloc(good_len);
         int loaded = 0, refused = 0;
         for (int it = 0; it < 300; it++) {
