@@ -7,8 +7,9 @@ Right panel: inference at the inference batch, ms per step. Blocks in model orde
 labelled with its time and its share of the panel's total.
 """
 import json
-import os
 import sys
+
+from svg_file import write_svg
 from xml.sax.saxutils import escape
 
 
@@ -59,11 +60,7 @@ def main():
              % (left, y + 32, ttot, w.get("train_fwd_ms", 0) + w.get("train_bwd_ms", 0) + w.get("adam_ms", 0)))
     s.append('<text x="%d" y="%d" fill="#333">sum %.2f ms; whole fast path %.2f ms</text>'
              % (x2, y + 32, itot, w.get("infer_ms", 0)))
-    s.append('</svg>')
-    tmp = sys.argv[2] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(s) + "\n")
-    os.replace(tmp, sys.argv[2])
+    write_svg(sys.argv[2], s)
 
 
 if __name__ == "__main__":

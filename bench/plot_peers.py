@@ -5,8 +5,9 @@ inference at batch 1 and 32, one panel each, bars labelled with their value.
     python3 bench/plot_peers.py summary.json peers.svg
 """
 import json
-import os
 import sys
+
+from svg_file import write_svg
 
 
 def main():
@@ -45,11 +46,7 @@ def main():
                      % (x, top + ph - h, bw, h, colour[name]))
             s.append('<text x="%.1f" y="%.1f" text-anchor="middle">%.2f</text>' % (x + bw / 2, top + ph - h - 4, v))
             s.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x + bw / 2, top + ph + 16, name))
-    s.append('</svg>')
-    tmp = sys.argv[2] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(s) + "\n")
-    os.replace(tmp, sys.argv[2])
+    write_svg(sys.argv[2], s)
 
 
 if __name__ == "__main__":
