@@ -379,11 +379,17 @@ static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, floa
 }
 
 /* in (B, cin, lin) -> z = conv(in), y = relu?(bn(z)) (B, cout, lout). */
+/* Folded model: z (= y) = act(conv(in) + bias), with the unit's prepared weights. */
+static void conv_folded(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in, const float *bias, int relu) {
+    const conv_p *c = &u->conv;
+    conv1d_bias_act_forward_prepared(ctx, u->z, in, c->w, c->prep, bias, relu, m->B, c->cin, u->lin, c->cout, c->k,
+                                     c->stride, c->pad, c->groups);
+}
+
 static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
     if (m->folded) { /* conv with bias and ReLU in its epilogue */
-        conv1d_bias_act_forward_prepared(ctx, u->y, in, c->w, c->prep, u->bn.beta, u->relu, m->B, c->cin, u->lin,
-                                         c->cout, c->k, c->stride, c->pad, c->groups);
+        conv_folded(m, ctx, u, in, u->bn.beta, u->relu);
         return;
     }
     conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
@@ -400,11 +406,7 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 }
 
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
-static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
-    const conv_p *c = &u->conv;
-    conv1d_bias_act_forward_prepared(ctx, u->z, in, c->w, c->prep, NULL, 0, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
-                                     c->pad, c->groups);
-}
+static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv_folded(m, ctx, u, in, NULL, 0); }
 
 /* dy (B, cout, lout) -> din (B, cin, lin) += ..., dw, dgamma, dbeta += ... */
 static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, const float *in) {
