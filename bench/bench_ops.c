@@ -179,7 +179,8 @@ int main(int argc, char **argv) {
                                                        s->groups);
             ctx.scratch = big_alloc(ctx.scratch_floats * sizeof(float));
             ctx.fft = fft;
-            size_t nspec = s->train ? 0 : conv1d_fft_weight_floats(&ctx, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+            size_t nspec = s->train ? 0 : conv1d_fft_weight_floats(&ctx, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad,
+                                                                   s->groups);
             prepared = nspec ? malloc(nspec * sizeof(float)) : NULL;
             if (prepared &&
                 !conv1d_fft_prepare(&ctx, prepared, nspec, w, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad)) {

@@ -1,6 +1,7 @@
 /* 1-D convolution (no bias), as torch.nn.functional.conv1d with zero padding and groups:
  * the entry points of ops.h, choosing among the FFT path (long kernels, when the caller's
- * nn_ctx has FFT plans), the direct AVX-512 kernels and im2col + GEMM (conv1d_impl.h). */
+ * nn_ctx has FFT plans), Winograd F(4,3) (3 taps, batches of 4 and more), the direct AVX-512
+ * kernels and im2col + GEMM (conv1d_impl.h). */
 #include <stdint.h>
 #include <string.h>
 
@@ -25,10 +26,8 @@ size_t conv1d_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int strid
         size_t f = conv1d_winograd_scratch_floats(B, Cin, Lin, Cout, pad);
         if (f > s) s = f;
     }
-    if (groups == 1 && K >= 15 && stride <= 4) { /* the FFT path, where the caller enables it */
-        size_t f = conv1d_fft_scratch_floats(B, Cin, Lin, Cout, K, stride, pad);
-        if (f > s) s = f;
-    }
+    size_t f = conv1d_fft_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups); /* where the caller enables it */
+    if (f > s) s = f;
     return s;
 }
 
@@ -50,7 +49,7 @@ enum { H_MAGIC, H_CIN, H_LIN, H_COUT, H_K, H_STRIDE, H_PAD, H_GROUPS, H_FFT_OFF,
 
 size_t conv1d_prepare_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
     size_t n = PREP_HDR;
-    if (groups == 1) n += conv1d_fft_weight_floats(ctx, Cin, Lin, Cout, K, stride, pad);
+    n += conv1d_fft_weight_floats(ctx, Cin, Lin, Cout, K, stride, pad, groups);
     return n + conv1d_direct_pack_floats(Cin, Cout, K, groups);
 }
 
@@ -59,7 +58,7 @@ size_t conv1d_prepare(const nn_ctx *ctx, float *prep, size_t prep_floats, const 
     if (!prep || prep_floats < conv1d_prepare_floats(ctx, Cin, Lin, Cout, K, stride, pad, groups)) return 0;
     int32_t h[PREP_HDR] = {PREP_MAGIC, Cin, Lin, Cout, K, stride, pad, groups};
     size_t at = PREP_HDR;
-    size_t nf = groups == 1 ? conv1d_fft_weight_floats(ctx, Cin, Lin, Cout, K, stride, pad) : 0;
+    size_t nf = conv1d_fft_weight_floats(ctx, Cin, Lin, Cout, K, stride, pad, groups);
     if (nf && conv1d_fft_prepare(ctx, prep + at, nf, w, Cin, Lin, Cout, K, stride, pad) == nf) {
         h[H_FFT_OFF] = (int32_t)at, h[H_FFT_LEN] = (int32_t)nf;
         at += nf;

@@ -270,9 +270,12 @@ static fft_geom geometry(int B, int Cin, int Lin, int Cout, int K, int stride, i
     return g;
 }
 
+/* The shapes the path takes: long kernels, no groups, strides up to 4. */
+static int shape_ok(int K, int stride, int groups) { return groups == 1 && K >= 15 && stride >= 1 && stride <= 4; }
+
 int conv1d_fft_applies(const nn_ctx *ctx, int Cin, int K, int stride, int groups) {
     (void)Cin;
-    return ctx && ctx->fft && groups == 1 && K >= 15 && stride >= 1 && stride <= 4;
+    return ctx && ctx->fft && shape_ok(K, stride, groups);
 }
 
 static int max_threads(void) {
@@ -281,7 +284,8 @@ static int max_threads(void) {
 }
 
 /* forward: Wm, Xm, Ym; backward: Wm, G, Xm (reused for DXm), Ym (DYm) */
-size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad) {
+size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    if (!shape_ok(K, stride, groups)) return 0;
     fft_geom g = geometry(B, Cin, Lin, Cout, K, stride, pad, 0);
     if (!g.N) return 0;
     size_t best = 0;
@@ -300,8 +304,8 @@ enum { SPEC_HDR = 16 };
 
 static const nn_fft *fft_of(const nn_ctx *ctx) { return ctx ? ctx->fft : NULL; }
 
-size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad) {
-    if (!conv1d_fft_applies(ctx, Cin, K, stride, 1)) return 0;
+size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    if (!conv1d_fft_applies(ctx, Cin, K, stride, groups)) return 0;
     fft_geom g = geometry(1, Cin, Lin, Cout, K, stride, pad, fft_of(ctx)->force_n);
     return g.N ? SPEC_HDR + g.wm : 0;
 }

@@ -40,10 +40,12 @@ int conv1d_forward_direct_packed(nn_ctx *ctx, float *out, const float *in, const
 int conv1d_fft_applies(const nn_ctx *ctx, int Cin, int K, int stride, int groups);
 /* The weights' spectra made once: floats (0 where the path does not apply), and making them
  * (returns the floats written, 0 where it does not apply or wspec_floats is too small). */
-size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad);
+size_t conv1d_fft_weight_floats(const nn_ctx *ctx, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                                int groups);
 size_t conv1d_fft_prepare(const nn_ctx *ctx, float *wspec, size_t wspec_floats, const float *w, int Cin, int Lin,
                           int Cout, int K, int stride, int pad);
-size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad);
+/* 0 where the shape is not one the path takes */
+size_t conv1d_fft_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 int conv1d_forward_fft(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu, int B,
                        int Cin, int Lin, int Cout, int K, int stride, int pad);
 /* From spectra of conv1d_fft_prepare; where they were made for another geometry, from w

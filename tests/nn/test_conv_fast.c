@@ -106,7 +106,7 @@ static void check_shape(const shape *s, nn_fft *fft, mrm_rng *rng) {
     conv1d_forward_fft(&ctx, out2, in, w, bias, 0, s->B, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
     CHECK(!memcmp(out, out2, nout * sizeof(float)), "%s: a second run gives other bits", name);
     /* prepared spectra: the same bits */
-    size_t nspec = conv1d_fft_weight_floats(&ctx, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad);
+    size_t nspec = conv1d_fft_weight_floats(&ctx, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad, 1);
     float *spec = malloc((nspec ? nspec : 1) * sizeof(float));
     CHECK(nspec && !conv1d_fft_prepare(&ctx, spec, nspec - 1, w, s->Cin, s->Lin, s->Cout, s->K, s->stride, s->pad),
           "%s: prepare into too small a buffer", name);
