@@ -506,15 +506,32 @@ static void dout_spectra(const nn_fft *fft, const fft_geom *g, float *ym, float 
     transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
-/* Wm from w (Cout, Cin, K): tasks (pair of output channels, LANES phase channels), so that a
- * frequency's values are runs of LANES along the rows of Wm. */
+/* Tasks over the weights: (pair of output channels co0, co0 + 1; LANES phase channels from cip0,
+ * nc of them present). */
+typedef struct {
+    int co0, cip0, nc;
+} weight_task;
+
+static int weight_tasks(const fft_geom *g) { return (g->Cout + 1) / 2 * ((g->Ce + LANES - 1) / LANES); }
+
+static weight_task weight_task_of(const fft_geom *g, int task) {
+    int ncc = (g->Ce + LANES - 1) / LANES;
+    weight_task t;
+    t.co0 = 2 * (task / ncc), t.cip0 = (task % ncc) * LANES;
+    t.nc = g->Ce - t.cip0 < LANES ? g->Ce - t.cip0 : LANES;
+    return t;
+}
+
+/* Wm from w (Cout, Cin, K): weight tasks, so that a frequency's values are runs of LANES along
+ * the rows of Wm. */
 static void weight_spectra(const nn_fft *fft, const fft_geom *g, float *wm, float *slots, const float *w) {
-    int ncc = (g->Ce + LANES - 1) / LANES, ntask = (g->Cout + 1) / 2 * ncc;
+    int ntask = weight_tasks(g);
     size_t ld = (size_t)2 * g->Ce, fstride = g->ws;
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < ntask; task++) {
         slot_bufs s = slot_of(g, slots);
-        int co0 = 2 * (task / ncc), cip0 = (task % ncc) * LANES, nc = g->Ce - cip0 < LANES ? g->Ce - cip0 : LANES;
+        weight_task wt = weight_task_of(g, task);
+        int co0 = wt.co0, cip0 = wt.cip0, nc = wt.nc;
         for (int h = 0; h < 2; h++) {
             int co = co0 + h;
             for (int l = 0; l < LANES; l++) { /* row l: the taps of phase channel cip0 + l */
@@ -655,16 +672,17 @@ static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, float *dx
     transform_pairs(fft, g, dxm, g->xs, g->Ce, slots, &pp);
 }
 
-/* dw (Cout, Cin, K) += taps of the inverse transforms of DW (from G): tasks (pair of output
- * channels, LANES phase channels), reading runs of LANES along the rows of G. */
+/* dw (Cout, Cin, K) += taps of the inverse transforms of DW (from G): weight tasks, reading runs
+ * of LANES along the rows of G. */
 static void dw_taps(const nn_fft *fft, const fft_geom *g, float *dw, const float *gm, float *slots) {
-    int ncc = (g->Ce + LANES - 1) / LANES, ntask = (g->Cout + 1) / 2 * ncc;
+    int ntask = weight_tasks(g);
     size_t ld = (size_t)2 * g->Ce, fstride = g->ws;
     float scale = 1.0f / (float)g->N;
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < ntask; task++) {
         slot_bufs s = slot_of(g, slots);
-        int co0 = 2 * (task / ncc), cip0 = (task % ncc) * LANES, nc = g->Ce - cip0 < LANES ? g->Ce - cip0 : LANES;
+        weight_task wt = weight_task_of(g, task);
+        int co0 = wt.co0, cip0 = wt.cip0, nc = wt.nc;
         for (int h = 0; h < 2; h++) {
             int co = co0 + h;
             float *re = h ? s.br : s.ar, *im = h ? s.bi : s.ai;
