@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --test   also what the tests use (numpy, scikit-learn, scipy)
 #   scripts/install-deps.sh --peers  also the reference peers for parity and benchmarks (PyTorch)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libdnnl-dev libmatio-dev libsamplerate0-dev libjansson-dev)
+pkgs=(gcc make cmake pkg-config libdnnl-dev libmatio-dev libsamplerate0-dev libjansson-dev libxml2-dev)
 for a in "$@"; do
   case "$a" in
     --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy) ;;

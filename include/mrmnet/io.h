@@ -1,4 +1,5 @@
-/* mrmnet public API: io. Reading ECG records (WFDB, MATLAB) and writing/reading arrays.
+/* mrmnet public API: io. Reading ECG records (WFDB, MATLAB, and the clinical formats listed at
+ * mrm_record_read) and writing/reading arrays.
  * Included by mrmnet.h; see the conventions there. */
 #ifndef MRMNET_IO_H
 #define MRMNET_IO_H
@@ -12,7 +13,8 @@ extern "C" {
 /* ---- ECG records --------------------------------------------------------------------------- */
 
 /* One signal (lead) of a record, as its WFDB header line describes it. For a record read from a
- * CPSC2018 MATLAB v5 file the fields that do not apply are zero/empty and `gain` is 1. */
+ * CPSC2018 MATLAB v5 file or another format the fields that do not apply are zero/empty; `gain`
+ * is the file's digital units per physical unit where it stores integers, else 1. */
 typedef struct mrm_signal_info {
     char file[256];        /* signal file name as written in the header ("" for .mat v5) */
     int format;            /* WFDB storage format: 8, 16, 24, 32, 61, 80, 212, 310, 311, ... */
@@ -28,7 +30,9 @@ typedef struct mrm_signal_info {
     int checksum;          /* 16-bit checksum as written in the header */
     int has_checksum;
     int block_size;
-    char description[128]; /* the lead name: "I", "II", "V1", ... */
+    char description[128]; /* the lead name: "I", "II", "V1", ... as the file writes it */
+    int derived;           /* 1: not stored in the file; the reader computed it from other leads
+                              (the limb leads III, aVR, aVL, aVF from I and II) */
 } mrm_signal_info;
 
 /* Validation outcome of one signal, filled by mrm_record_read. */
@@ -57,16 +61,26 @@ typedef struct mrm_record {
     char dx[256];              /* the "#Dx:" value, "" if absent */
     char base_time[32];        /* base time of the record line as written ("11:39:16"), "" if absent */
     char base_date[32];        /* base date of the record line as written, "" if absent */
+    char format[16];           /* the format read: "wfdb", "matlab-v5", "hl7-aecg", "ge-muse",
+                                  "philips-sierra", "scp-ecg", "dicom", "edf" */
+    char acquired[32];         /* acquisition date and time as ISO 8601 ("2003-12-05T10:30:00")
+                                  where the file gives it, else "" */
+    int representative;        /* 1: data holds representative (median) beats, not the rhythm */
 } mrm_record;
 
 /* Flags of mrm_record_read. */
 enum {
     MRM_READ_HEADER_ONLY = 1,  /* parse the header, do not read samples (data stays NULL) */
-    MRM_READ_STRICT = 2        /* a checksum or initial-value mismatch is an error (MRM_ERR_CHECK) */
+    MRM_READ_STRICT = 2,       /* a checksum or initial-value mismatch is an error (MRM_ERR_CHECK) */
+    MRM_READ_REPRESENTATIVE = 4 /* read the representative (median) beats instead of the rhythm, for
+                                  the formats that store them (HL7 aECG, GE MUSE, SCP-ECG); an
+                                  error where the file has none */
 };
 
-/* Reads a record. `path` is a record name without extension ("dir/00001_lr"), the path of its
- * ".hea" header, or a ".mat": with a ".hea" of the same name beside it, the WFDB record of the
+/* Reads a record. `path` is a file whose content is one of the formats read from memory (see
+ * mrm_record_read_mem; the content decides, not the extension), a record name without extension
+ * ("dir/00001_lr": its ".hea", its ".mat", or the one file "dir/00001_lr.*" of such a format),
+ * the path of a WFDB ".hea" header, or a ".mat": with a ".hea" of the same name beside it, the WFDB record of the
  * PhysioNet/CinC Challenge 2020 (MATLAB v4 signal file read as format 16+24); without one, a
  * MATLAB v5 file of the original CPSC2018 release (struct ECG with sex, age, data 12 x T in mV,
  * 500 Hz). Signal formats 8, 16, 24, 32, 61, 80, 160, 212, 310, 311; one sample per frame.
@@ -75,6 +89,27 @@ enum {
  * parallel threads share nothing. On failure the record is left empty (safe to free). */
 mrm_status mrm_record_read(mrm_record *rec, const char *path, int flags, mrm_error *err);
 void mrm_record_free(mrm_record *rec);
+
+/* Reads a record held whole in memory, of a format recognised by its content: HL7 aECG XML, GE
+ * MUSE XML, Philips Sierra ECG XML (and the binary formats registered in src/io/formats.c).
+ * `filename` names it in messages and gives the record its name. Safe on any bytes: sizes,
+ * counts and offsets are checked against the buffer before use. */
+mrm_status mrm_record_read_mem(mrm_record *rec, const void *buf, size_t len, const char *filename, int flags,
+                               mrm_error *err);
+
+/* The format name of the record format that `buf` (the start of a file) holds, or NULL when it is
+ * none of those mrm_record_read_mem reads. */
+const char *mrm_record_sniff(const void *buf, size_t len);
+
+/* What a file is when listing the records of a folder: "wfdb" for a ".hea", "matlab-v5" for a
+ * ".mat" without a ".hea" beside it, the format name of a file whose content mrm_record_read_mem
+ * reads, or NULL (a signal file of a WFDB record, anything else). */
+const char *mrm_record_file_format(const char *path);
+
+/* The path mrm_record_read takes for a record named without extension: "name.hea", "name.mat", or
+ * the one file "name.*" (or "name" itself) whose content is a format mrm_record_read_mem reads.
+ * Returns 0 and fills out, or -1 when there is none (or several). */
+int mrm_record_resolve(const char *name, char *out, size_t outsz);
 
 /* ---- NumPy .npy (version 1.0), float32 or int64, C order ---------------------------------- */
 

@@ -9,9 +9,10 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet check DIR\n\n"
-               "Reads every WFDB record (*.hea) under DIR, and every original CPSC2018 .mat that has no .hea\n"
-               "beside it, with all samples; prints one line per record that fails (read error, checksum or\n"
-               "initial-value mismatch) and a summary. Exit status 0 when all pass, 1 otherwise.\n");
+               "Reads every record under DIR with all samples: each WFDB record (*.hea), each original CPSC2018\n"
+               ".mat that has no .hea beside it, and each file whose content is HL7 aECG, GE MUSE or Philips\n"
+               "Sierra XML, SCP-ECG, DICOM waveform or EDF (whatever its name); prints one line per record\n"
+               "that fails (read error, checksum or initial-value mismatch) and a summary. Exit status 0 when all pass, 1 otherwise.\n");
 }
 
 typedef struct path_list {
@@ -32,11 +33,6 @@ static int push(path_list *l, const char *p) {
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
 /* Collects record paths under dir (depth-first; symbolic links to folders are not followed). */
 static int walk(const char *dir, path_list *out, int depth) {
     if (depth > 64) return 0;
@@ -55,12 +51,8 @@ static int walk(const char *dir, path_list *out, int depth) {
         if (lstat(p, &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {
             rc = walk(p, out, depth + 1);
-        } else if (ends_with(p, ".hea")) {
+        } else if (S_ISREG(st.st_mode) && mrm_record_file_format(p)) {
             rc = push(out, p);
-        } else if (ends_with(p, ".mat")) {
-            char h[4096];
-            snprintf(h, sizeof h, "%.*s.hea", (int)(strlen(p) - 4), p);
-            if (stat(h, &st) != 0) rc = push(out, p);
         }
     }
     closedir(d);

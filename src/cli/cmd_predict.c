@@ -76,40 +76,42 @@ static int add_arg(item_list *l, const char *arg) {
     return add_item(l, arg, arg);
 }
 
-/* Every record of a folder (not its subfolders): each .hea, and each .mat without a .hea. */
+/* Every record of a folder (not its subfolders): each .hea, each .mat without a .hea, and each
+ * file whose content is a format read from memory (mrm_record_file_format). */
 static int add_dir(item_list *l, const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return -2;
     char **names = NULL;
-    int n = 0, cap = 0;
+    int n = 0, cap = 0, rc = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!ends_with(e->d_name, ".hea") && !ends_with(e->d_name, ".mat")) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(names, sizeof *nn * (size_t)cap);
-            if (!nn) break;
-            names = nn;
-        }
-        names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
-    int rc = 0;
-    for (int i = 0; i < n; i++) {
+        if (e->d_name[0] == '.') continue;
         char path[4096];
-        if (mrm_path_join(path, sizeof path, dir, names[i]) != 0) {
-            fprintf(stderr, "mrmnet predict: %s/%s: path too long\n", dir, names[i]);
+        if (mrm_path_join(path, sizeof path, dir, e->d_name) != 0) {
+            fprintf(stderr, "mrmnet predict: %s/%s: path too long\n", dir, e->d_name);
             rc = 1;
             continue;
         }
-        if (ends_with(names[i], ".mat")) {
-            char hea[4096];
-            snprintf(hea, sizeof hea, "%.*s.hea", (int)(strlen(path) - 4), path);
-            if (file_exists(hea)) continue; /* the signal file of a WFDB record */
+        if (!mrm_record_file_format(path)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nn = realloc(names, sizeof *nn * (size_t)cap);
+            if (!nn) {
+                rc = -1;
+                break;
+            }
+            names = nn;
         }
-        if (!rc && add_item(l, path, path)) rc = -1;
+        if (!(names[n] = strdup(path))) {
+            rc = -1;
+            break;
+        }
+        n++;
     }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n; i++)
+        if (rc != -1 && add_item(l, names[i], names[i])) rc = -1;
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     return rc;

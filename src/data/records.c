@@ -1,4 +1,5 @@
-/* A user's own records: a folder of WFDB records and a CSV `record,labels[,fold]`. */
+/* A user's own records: a folder of records (WFDB or any format mrm_record_read takes) and a CSV
+ * `record,labels[,fold]`. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,13 +75,15 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
             c->fold = (int)fold;
         }
         if (!opt->labels_only) {
-            char rec[4096], hea[4200];
+            char rec[4096], found[4096];
             if (mrm_path_join(rec, sizeof rec, dir, name) != 0) {
                 rc = mrm_fail(err, MRM_ERR_INVALID, "%s:%d: path too long", labels_csv, line);
                 goto done;
             }
-            snprintf(hea, sizeof hea, "%s.hea", rec);
-            if (mrm_file_exists(hea) && !(c->path = strdup(rec))) {
+            /* a WFDB record, a .mat, or a file of another format (named with or without its extension) */
+            size_t fl;
+            if (mrm_record_resolve(rec, found, sizeof found) == 0 &&
+                !(c->path = strdup((fl = strlen(found)) > 4 && !strcmp(found + fl - 4, ".hea") ? rec : found))) {
                 rc = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
                 goto done;
             }
