@@ -6,8 +6,10 @@
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mrmnet read RECORD [--csv] [--strict]\n\n"
-               "RECORD is a WFDB record (name, or its .hea) or an original CPSC2018 .mat file.\n"
+    fprintf(f, "usage: mrmnet read RECORD [--csv] [--strict] [--representative]\n\n"
+               "RECORD is a WFDB record (name, or its .hea), an original CPSC2018 .mat file, or a file of HL7\n"
+               "aECG, GE MUSE or Philips Sierra XML, SCP-ECG, DICOM waveform or EDF (told apart by content).\n"
+               "  --representative  the representative (median) beats instead of the rhythm (aECG, MUSE, SCP)\n"
                "  --csv     print the signals: a line of signal names, then one line per sample with each\n"
                "            signal's physical value (%%.9g, 'nan' for a missing sample)\n"
                "  --strict  a checksum or initial-value mismatch is an error\n"
@@ -58,10 +60,12 @@ static const char *check_word(int ok) { return ok > 0 ? "ok" : ok == 0 ? "MISMAT
 
 static void print_summary(const mrm_record *rec) {
     printf("record:   %s\n", rec->name);
+    printf("format:   %s%s\n", rec->format, rec->representative ? " (representative beats)" : "");
     printf("signals:  %d\n", rec->n_signals);
     printf("rate:     %g Hz\n", rec->fs);
     printf("length:   %lld samples (%.3f s)\n", rec->n_samples, (double)rec->n_samples / rec->fs);
     if (rec->base_time[0] || rec->base_date[0]) printf("start:    %s %s\n", rec->base_time, rec->base_date);
+    if (rec->acquired[0]) printf("acquired: %s\n", rec->acquired);
     if (rec->age >= 0) printf("age:      %d\n", rec->age);
     if (rec->sex[0]) printf("sex:      %s\n", rec->sex);
     if (rec->dx[0]) printf("dx:       %s\n", rec->dx);
@@ -71,12 +75,14 @@ static void print_summary(const mrm_record *rec) {
         const mrm_signal_info *si = &rec->signals[s];
         const mrm_signal_check *c = &rec->checks[s];
         char fmt[32];
-        if (si->format)
+        if (si->derived)
+            snprintf(fmt, sizeof fmt, "-");
+        else if (si->format)
             snprintf(fmt, sizeof fmt, si->byte_offset ? "%d+%lld" : "%d", si->format, si->byte_offset);
         else
-            snprintf(fmt, sizeof fmt, "mat v5");
+            snprintf(fmt, sizeof fmt, "%s", !strcmp(rec->format, "matlab-v5") ? "mat v5" : "-");
         printf("%3d %-10s %-14s %6s %10g %8d %-6s %-10s %-10s\n", s + 1, si->description[0] ? si->description : "-",
-               si->file[0] ? si->file : "-", fmt, si->gain, si->baseline, si->units[0] ? si->units : "-",
+               si->derived ? "(derived)" : si->file[0] ? si->file : "-", fmt, si->gain, si->baseline, si->units[0] ? si->units : "-",
                check_word(c->checksum_ok), check_word(c->init_value_ok));
     }
     if (rec->n_comments) {
@@ -94,6 +100,8 @@ int cmd_read(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--csv")) {
             csv = 1;
+        } else if (!strcmp(argv[i], "--representative")) {
+            flags |= MRM_READ_REPRESENTATIVE;
         } else if (!strcmp(argv[i], "--strict")) {
             flags |= MRM_READ_STRICT;
         } else if (argv[i][0] == '-' && argv[i][1]) {

@@ -10,6 +10,8 @@
 
 /* Binary formats first (their magic bytes are cheap to test), then XML by root element. */
 const mrm_format mrm_formats[] = {
+    {"hl7-aecg", "HL7 aECG XML", mrm_aecg_sniff, mrm_aecg_read},
+    {"ge-muse", "GE MUSE XML", mrm_muse_sniff, mrm_muse_read},
     {NULL, NULL, NULL, NULL},
 };
 
