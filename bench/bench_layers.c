@@ -543,7 +543,9 @@ static void time_whole(int Bt, int Bi, int N, int iters, int iters_infer, whole_
     mrm_model *m = NULL;
     mrm_infer *inf = NULL;
     mrm_optimizer opt = {0};
-    mrm_model_config cfg = {.n_classes = N, .width = 16, .hi_attention = 0};
+    mrm_model_config cfg;
+    mrm_model_config_default(&cfg);
+    cfg.n_classes = N;
     mrm_rng rng;
     mrm_rng_seed(&rng, 7);
     size_t nx = (size_t)Bt * 12 * 1000;
@@ -614,7 +616,9 @@ int main(int argc, char **argv) {
     int nu = build_units(units);
     size_t n_params;
     {
-        mrm_model_config cfg = {.n_classes = N, .width = 16, .hi_attention = 0};
+        mrm_model_config cfg;
+    mrm_model_config_default(&cfg);
+    cfg.n_classes = N;
         mrm_model *m = NULL;
         if (mrm_model_create(&m, &cfg, NULL)) return 1;
         n_params = mrm_model_num_params(m);

@@ -5,9 +5,17 @@ The twin computes the same function as the released model and has the same state
 pass uses are built. It is the reference the C implementation is checked against, the
 training peer and the benchmark peer.
 
-    model = MRMNet(num_classes=5, mid_channels=16, hi_attention=False, dropout=0.2)
+    model = MRMNet(num_classes=5, mid_channels=16, dropout=0.2)   # the released model
     feat1, out1, feat2, out2 = model(x)            # x: (B, 12, 1000)
-    total, parts = mrmnet_loss(feat1, out1, feat2, out2, y)
+    total, parts = model.loss(feat1, out1, feat2, out2, y)
+
+Variants (the keys of the C library's mrm_model_config, same names and values):
+    MRMNet(5, 16, attention="none", fusion=False, branches="both", combine="concat",
+           lambda_feat=0.01, lambda_logit=0.1, temperature=4.0)
+attention: low (released) | high | both | none; fusion: True | False; branches: both | high |
+low; combine: mutual | add | concat. feat1/feat2 are the high/low branch outputs (None when the
+branch is absent); out1 is the first output (head 1, or the only one), out2 the second (None
+for one-output variants). hi_attention=True is the older spelling of attention="both".
 
 Weights files: our safetensors format (save_safetensors / load_safetensors /
 save_model / load_model), metadata key "format" = "mrmnet-1".
@@ -148,23 +156,26 @@ def attention_branch(c, hi_attention):
 
 
 class Backbone(nn.Module):
-    """("BaseBlock") (B, 12, 1000) -> high (B, 4w, 502), low (B, 8w, 251), w = width."""
+    """("BaseBlock") (B, 12, 1000) -> high (B, 4w, 502), low (B, 8w, 251), w = width
+    (None for a branch the variant does not have)."""
 
-    def __init__(self, width, hi_attention, dropout):
+    def __init__(self, width, hi_attention, dropout, lo_attention=True, hi=True, lo=True):
         super().__init__()
         w = width
         self.conv_block1 = stem_block(12, w, 11)
         self.conv_block2 = stem_block(w, 2 * w, 7)
         self.conv_block3 = stem_block(2 * w, 4 * w, 5)
         self.conv_block4 = stem_block(4 * w, 4 * w, 3)
-        self.BaseScale1 = MultiScale(4 * w, 4 * w, 1, dropout)
-        self.BaseScale2 = MultiScale(4 * w, 8 * w, 2, dropout)
-        self.layer1 = attention_branch(4 * w, hi_attention)
-        self.layer2 = attention_branch(8 * w, True)
+        self.BaseScale1 = MultiScale(4 * w, 4 * w, 1, dropout) if hi else None
+        self.BaseScale2 = MultiScale(4 * w, 8 * w, 2, dropout) if lo else None
+        self.layer1 = attention_branch(4 * w, hi_attention) if hi else None
+        self.layer2 = attention_branch(8 * w, lo_attention) if lo else None
 
     def forward(self, x):
         x = self.conv_block4(self.conv_block3(self.conv_block2(self.conv_block1(x))))
-        return self.layer1(self.BaseScale1(x)), self.layer2(self.BaseScale2(x))
+        hi = self.layer1(self.BaseScale1(x)) if self.layer1 is not None else None
+        lo = self.layer2(self.BaseScale2(x)) if self.layer2 is not None else None
+        return hi, lo
 
 
 class BranchAttention(nn.Module):
@@ -192,36 +203,109 @@ class BranchAttention(nn.Module):
         return self.layer1(self.norm1(torch.cat([l1, l2], dim=1)))
 
 
+ATTENTION = ("low", "both", "high", "none")
+BRANCHES = ("both", "high", "low")
+COMBINE = ("mutual", "add", "concat")
+
+
 class MRMNet(nn.Module):
     """(B, 12, 1000) -> feat1 (B, 4w*502), out1 (B, N), feat2 (B, 8w*251), out2 (B, N).
-    out1 = fc1(LayerNorm(GAP(high))), out2 = fc2(LayerNorm(GAP(low)))."""
+    Released model: out1 = fc1(LayerNorm(GAP(high))), out2 = fc2(LayerNorm(GAP(low))).
+    Variants: see the module's docstring."""
 
-    def __init__(self, num_classes=5, mid_channels=16, hi_attention=False, dropout=0.2):
+    def __init__(self, num_classes=5, mid_channels=16, hi_attention=False, dropout=0.2,
+                 attention=None, fusion=True, branches="both", combine="mutual",
+                 lambda_feat=0.01, lambda_logit=0.1, temperature=4.0):
         super().__init__()
         w = mid_channels
         if w % 4 or w <= 0:
             raise ValueError("mid_channels must be a positive multiple of 4")
-        self.num_classes, self.mid_channels, self.hi_attention = num_classes, w, bool(hi_attention)
-        self.BaseBlock = Backbone(w, hi_attention, dropout)
-        self.Fusion_block1 = BranchAttention(4 * w)
-        self.Fusion_block2 = BranchAttention(8 * w)
-        self.conv_norm1 = nn.LayerNorm(4 * w, eps=1e-6)
-        self.conv_norm2 = nn.LayerNorm(8 * w, eps=1e-6)
-        self.fc1 = nn.Linear(4 * w, num_classes)
-        self.fc2 = nn.Linear(8 * w, num_classes)
+        if attention is None:
+            attention = "both" if hi_attention else "low"
+        if attention not in ATTENTION or branches not in BRANCHES or combine not in COMBINE:
+            raise ValueError("attention %r, branches %r, combine %r" % (attention, branches, combine))
+        if branches != "both" and combine != "mutual":
+            raise ValueError("combine %r needs both branches" % combine)
+        has_hi, has_lo = branches in ("both", "high"), branches in ("both", "low")
+        att_hi = attention in ("both", "high") and has_hi
+        att_lo = attention in ("both", "low") and has_lo
+        attention = ("both" if att_lo else "high") if att_hi else ("low" if att_lo else "none")
+        if branches != "both" or combine != "mutual":
+            lambda_feat = lambda_logit = 0.0
+        self.num_classes, self.mid_channels = num_classes, w
+        self.hi_attention = att_hi
+        self.attention, self.fusion, self.branches, self.combine = attention, bool(fusion), branches, combine
+        self.lambda_feat, self.lambda_logit, self.temperature = float(lambda_feat), float(lambda_logit), float(temperature)
+        self.BaseBlock = Backbone(w, att_hi, dropout, att_lo, has_hi, has_lo)
+        if fusion:
+            self.Fusion_block1 = BranchAttention(4 * w) if has_hi else None
+            self.Fusion_block2 = BranchAttention(8 * w) if has_lo else None
+        if combine == "concat":
+            self.conv_norm = nn.LayerNorm(12 * w, eps=1e-6)
+            self.fc = nn.Linear(12 * w, num_classes)
+        else:
+            if has_hi:
+                self.conv_norm1 = nn.LayerNorm(4 * w, eps=1e-6)
+            if has_lo:
+                self.conv_norm2 = nn.LayerNorm(8 * w, eps=1e-6)
+            if has_hi:
+                self.fc1 = nn.Linear(4 * w, num_classes)
+            if has_lo:
+                self.fc2 = nn.Linear(8 * w, num_classes)
+
+    def config(self):
+        """The variant as the metadata keys of the C library (strings)."""
+        return collections.OrderedDict([
+            ("n_classes", str(self.num_classes)), ("width", str(self.mid_channels)),
+            ("attention", self.attention), ("fusion", "on" if self.fusion else "off"),
+            ("branches", self.branches), ("combine", self.combine),
+            ("lambda_feat", _num(self.lambda_feat)), ("lambda_logit", _num(self.lambda_logit)),
+            ("temperature", _num(self.temperature))])
+
+    def num_outputs(self):
+        return 2 if self.branches == "both" and self.combine == "mutual" else 1
 
     def set_dropout(self, p):
         """Dropout probability of the multi-scale path (training mode only)."""
-        self.BaseBlock.BaseScale1.dropout.p = p
-        self.BaseBlock.BaseScale2.dropout.p = p
+        for s in (self.BaseBlock.BaseScale1, self.BaseBlock.BaseScale2):
+            if s is not None:
+                s.dropout.p = p
 
     def forward(self, x):
         hi, lo = self.BaseBlock(x)
-        hi, lo = self.Fusion_block1(hi), self.Fusion_block2(lo)
-        feat1, feat2 = hi.flatten(1), lo.flatten(1)
-        out1 = self.fc1(self.conv_norm1(hi.mean(dim=2)))
-        out2 = self.fc2(self.conv_norm2(lo.mean(dim=2)))
+        if self.fusion:
+            hi = self.Fusion_block1(hi) if hi is not None else None
+            lo = self.Fusion_block2(lo) if lo is not None else None
+        feat1 = hi.flatten(1) if hi is not None else None
+        feat2 = lo.flatten(1) if lo is not None else None
+        if self.combine == "concat":
+            out = self.fc(self.conv_norm(torch.cat([hi.mean(dim=2), lo.mean(dim=2)], dim=1)))
+            return feat1, out, feat2, None
+        out1 = self.fc1(self.conv_norm1(hi.mean(dim=2))) if hi is not None else None
+        out2 = self.fc2(self.conv_norm2(lo.mean(dim=2))) if lo is not None else None
+        if self.combine == "add":
+            return feat1, out1 + out2, feat2, None
+        if out1 is None:
+            return feat1, out2, feat2, None
         return feat1, out1, feat2, out2
+
+    def loss(self, feat1, out1, feat2, out2, y):
+        """mrmnet_loss with this variant's weights; one-output variants: BCE only."""
+        if out2 is None:
+            bce = F.binary_cross_entropy_with_logits(out1, y)
+            z = bce.new_zeros(())
+            return bce, {"bce1": bce, "bce2": z, "kl_feat": z, "kl_logits": z}
+        return mrmnet_loss(feat1, out1, feat2, out2, y, self.lambda_feat, self.lambda_logit,
+                           self.temperature)
+
+
+def _num(x):
+    """Shortest decimal text that reads back the same double (as the C library writes)."""
+    for p in range(1, 18):
+        t = "%.*g" % (p, x)
+        if float(t) == x:
+            return t
+    return "%.17g" % x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,15 +323,19 @@ def kl4(s, t, T=TEMPERATURE):
     return T * T / B * (log_pt.exp() * (log_pt - log_ps)).sum()
 
 
-def mrmnet_loss(feat1, out1, feat2, out2, y):
+def mrmnet_loss(feat1, out1, feat2, out2, y, lambda_feat=0.01, lambda_logit=0.1, T=TEMPERATURE):
     """total = bce1 + bce2 + 0.01 * kl_feat + 0.1 * kl_logits, where
     bce = BCE with logits (mean over batch x classes), kl_feat = KL4(f1|f2) + KL4(f2|f1),
-    kl_logits = KL4(o1|o2) + KL4(o2|o1). Returns (total, dict of the parts)."""
+    kl_logits = KL4(o1|o2) + KL4(o2|o1). Returns (total, dict of the parts). A weight of 0
+    turns its term off (reported as 0)."""
     bce1 = F.binary_cross_entropy_with_logits(out1, y)
     bce2 = F.binary_cross_entropy_with_logits(out2, y)
-    kl_feat = kl4(feat1, feat2) + kl4(feat2, feat1)
-    kl_logits = kl4(out1, out2) + kl4(out2, out1)
-    total = bce1 + bce2 + 0.01 * kl_feat + 0.1 * kl_logits
+    z = bce1.new_zeros(())
+    kl_feat = kl4(feat1, feat2, T) + kl4(feat2, feat1, T) if lambda_feat > 0 else z
+    kl_logits = kl4(out1, out2, T) + kl4(out2, out1, T) if lambda_logit > 0 else z
+    # the C library multiplies by the float32 weight; the same value here
+    wf, wl = float(np.float32(lambda_feat)), float(np.float32(lambda_logit))
+    total = bce1 + bce2 + wf * kl_feat + wl * kl_logits
     return total, {"bce1": bce1, "bce2": bce2, "kl_feat": kl_feat, "kl_logits": kl_logits}
 
 
@@ -335,9 +423,7 @@ CLASSES_PTBXL_SUPER = ["CD", "HYP", "MI", "NORM", "STTC"]
 def model_metadata(model, classes=None, **extra):
     meta = collections.OrderedDict()
     meta["format"] = "mrmnet-1"
-    meta["n_classes"] = str(model.num_classes)
-    meta["width"] = str(model.mid_channels)
-    meta["hi_attention"] = "1" if model.hi_attention else "0"
+    meta.update(model.config())
     if classes is not None:
         meta["classes"] = json.dumps(list(classes), separators=(",", ":"))
     for k, v in extra.items():
@@ -359,10 +445,22 @@ def load_model(path, dropout=0.2):
     if "n_classes" in meta:
         n = int(meta["n_classes"])
     else:
-        n = tensors["fc1.weight"].shape[0]
+        n = next(tensors[k] for k in ("fc1.weight", "fc2.weight", "fc.weight") if k in tensors).shape[0]
     width = int(meta.get("width", tensors["BaseBlock.conv_block1.0.weight"].shape[0]))
-    hi = meta.get("hi_attention", "0") == "1"
-    model = MRMNet(n, width, hi, dropout)
+    if "attention" in meta:
+        attention = meta["attention"]
+    elif "hi_attention" in meta:
+        attention = "both" if meta["hi_attention"] == "1" else "low"
+    else:
+        hi = "BaseBlock.layer1.1.group_conv3x3.weight" in tensors
+        lo = "BaseBlock.layer2.1.group_conv3x3.weight" in tensors
+        attention = ("both" if lo else "high") if hi else ("low" if lo else "none")
+    fusion = meta.get("fusion", "on") in ("on", "1")
+    model = MRMNet(n, width, dropout=dropout, attention=attention, fusion=fusion,
+                   branches=meta.get("branches", "both"), combine=meta.get("combine", "mutual"),
+                   lambda_feat=float(meta.get("lambda_feat", 0.01)),
+                   lambda_logit=float(meta.get("lambda_logit", 0.1)),
+                   temperature=float(meta.get("temperature", 4.0)))
     model.load_state_dict(tensors, strict=True)
     return model, meta
 

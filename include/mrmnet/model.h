@@ -18,16 +18,73 @@ extern "C" {
 
 typedef struct mrm_rng mrm_rng; /* src/common/rng.h */
 
-/* The architecture. width = mid_channels (16 in the paper): the stem has width, 2*width,
- * 4*width, 4*width channels, the high branch 4*width, the low branch 8*width. The grouped
- * convolutions have 16 channels a group, so width must be a multiple of 4 (4, 8, 12, 16, ...).
- * hi_attention: the high branch is BasicBlock, Gate, SE, BasicBlock, Gate, SE, BasicBlock
- * (like the low branch) instead of three BasicBlocks. */
+/* The architecture and the loss: every variant of MRM-Net is one value of this struct. Start
+ * from mrm_model_config_default (the released model) and change fields; a zeroed struct is
+ * refused (temperature 0). Written to and read from the weights' metadata through one key table
+ * (mrm_model_config_to_meta / _from_meta; the key of each field is its name).
+ *
+ * width = mid_channels (16 in the paper; the authors ship 16, 32, 64): the stem has width,
+ * 2*width, 4*width, 4*width channels, the high branch 4*width, the low branch 8*width. The
+ * grouped convolutions have 16 channels a group, so width must be a multiple of 4.
+ * attention: which branches run the sequence BasicBlock, Gate, SE, BasicBlock, Gate, SE,
+ * BasicBlock (7 blocks); the others run three BasicBlocks. The released model has it in the low
+ * branch only (MRM_ATTENTION_LOW); the old key hi_attention = 1 is MRM_ATTENTION_BOTH.
+ * fusion: the Fusion block (channel + spatial attention, LayerNorm, four blocks) at the end of
+ * each branch (1) or not (0: the branch's blocks feed its head directly).
+ * branches: both (the released model), or one branch with one head and one BCE.
+ * combine (both branches only): MUTUAL = a head per branch, loss BCE1 + BCE2 + lambda_feat *
+ * KL_T(features) + lambda_logit * KL_T(logits) (the released model: 0.01, 0.1, T = 4; a weight
+ * of 0 turns its term off); ADD = one output, the sum of the two heads' logits (each head:
+ * LayerNorm of its branch's pooled features, Linear), one BCE; CONCAT = one head on the
+ * concatenated pooled features of both branches (LayerNorm 12*width, Linear), one BCE. */
+typedef enum mrm_attention {
+    MRM_ATTENTION_LOW = 0, /* released */
+    MRM_ATTENTION_BOTH = 1,
+    MRM_ATTENTION_HIGH = 2,
+    MRM_ATTENTION_NONE = 3
+} mrm_attention;
+typedef enum mrm_branches { MRM_BRANCHES_BOTH = 0, MRM_BRANCHES_HIGH = 1, MRM_BRANCHES_LOW = 2 } mrm_branches;
+typedef enum mrm_combine { MRM_COMBINE_MUTUAL = 0, MRM_COMBINE_ADD = 1, MRM_COMBINE_CONCAT = 2 } mrm_combine;
+
 typedef struct mrm_model_config {
-    int n_classes;    /* N >= 1 */
-    int width;        /* 16 by default */
-    int hi_attention; /* 0 by default */
+    int n_classes;           /* N >= 1 (5 by default) */
+    int width;               /* 16 */
+    mrm_attention attention; /* MRM_ATTENTION_LOW */
+    int fusion;              /* 1 */
+    mrm_branches branches;   /* MRM_BRANCHES_BOTH */
+    mrm_combine combine;     /* MRM_COMBINE_MUTUAL */
+    double lambda_feat;      /* 0.01 */
+    double lambda_logit;     /* 0.1 */
+    double temperature;      /* 4 */
 } mrm_model_config;
+
+/* The released model with 5 classes. */
+void mrm_model_config_default(mrm_model_config *cfg);
+/* Checks a config (ranges and combinations); the message names the field. */
+mrm_status mrm_model_config_check(const mrm_model_config *cfg, mrm_error *err);
+/* The canonical form of a config (what mrm_model_create keeps): attention of an absent branch
+ * dropped (branches high: both -> high, low -> none; branches low: both -> low, high -> none), and
+ * lambda_feat = lambda_logit = 0 when the model has one output (one branch, add, concat). */
+void mrm_model_config_normalize(mrm_model_config *cfg);
+/* Sets one field from text by its key ("width", "attention", "fusion", "branches", "combine",
+ * "lambda_feat", "lambda_logit", "temperature", "n_classes"; '-' may stand for '_'). Values:
+ * attention low|high|both|none, fusion on|off (or 1|0), branches both|high|low, combine
+ * mutual|add|concat, numbers as decimals. The message names the key and the allowed values. */
+mrm_status mrm_model_config_set(mrm_model_config *cfg, const char *key, const char *value,
+                                mrm_error *err);
+/* Applies a variant "key=value,key=value,..." (e.g. "attention=none,fusion=off") with
+ * mrm_model_config_set; "" and "released" change nothing. */
+mrm_status mrm_model_config_parse(mrm_model_config *cfg, const char *variant, mrm_error *err);
+/* The i-th key of the table (i from 0; NULL past the end), its current value in cfg written into
+ * buf (n bytes) and, when allowed is not NULL, a short text of its allowed values. */
+const char *mrm_model_config_key(int i, const mrm_model_config *cfg, char *buf, size_t n,
+                                 const char **allowed);
+/* The key of the first field in which a and b differ, or NULL. weights_only: only the fields
+ * that change the tensors (n_classes, width, attention, fusion, branches, combine). */
+const char *mrm_model_config_diff(const mrm_model_config *a, const mrm_model_config *b,
+                                  int weights_only);
+/* "width 16, attention low, ..." (every key) into buf. */
+void mrm_model_config_describe(const mrm_model_config *cfg, char *buf, size_t n);
 
 /* Input length and the two branch shapes for the 10 s / 100 Hz input. */
 #define MRM_INPUT_LEADS 12
@@ -39,6 +96,9 @@ typedef struct mrm_model mrm_model; /* opaque */
 mrm_status mrm_model_create(mrm_model **m, const mrm_model_config *cfg, mrm_error *err);
 void mrm_model_free(mrm_model *m);
 const mrm_model_config *mrm_model_config_of(const mrm_model *m);
+/* Changes the loss fields (lambda_feat, lambda_logit, temperature) of m; cfg's weight-shaping
+ * fields must equal m's (else MRM_ERR_INVALID naming the first that differs). */
+mrm_status mrm_model_set_config(mrm_model *m, const mrm_model_config *cfg, mrm_error *err);
 
 /* PyTorch-default initialisation (spec section 4): conv/linear weights and linear biases
  * uniform in +-1/sqrt(fan_in), BN/LayerNorm weight 1, bias 0, running mean 0, var 1, count 0.
@@ -106,8 +166,10 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
  * Keys written by mrmnet:
  *   "format"        "mrmnet-1"
  *   "n_classes"     decimal, e.g. "5"
- *   "width"         decimal, "16"
- *   "hi_attention"  "0" or "1"
+ *   the model's config (mrm_model_config_key; missing keys mean the released model):
+ *   "width" "16", "attention" "low", "fusion" "on", "branches" "both", "combine" "mutual",
+ *   "lambda_feat" "0.01", "lambda_logit" "0.1", "temperature" "4"
+ *   (files written before these keys hold "hi_attention" "0"/"1": attention low/both)
  *   "classes"       JSON array of class names, e.g. ["CD","HYP","MI","NORM","STTC"]
  *   "task"          e.g. "superdiagnostic", "cpsc2018"
  *   "mean", "std"   input standardisation (decimal, %.9g): x' = (x - mean) / std
@@ -127,13 +189,21 @@ const char *mrm_meta_get(const mrm_meta *meta, const char *key);
 mrm_status mrm_meta_set(mrm_meta *meta, const char *key, const char *value, mrm_error *err);
 void mrm_meta_free(mrm_meta *meta); /* frees the strings, leaves {0} */
 
+/* Writes every key of the config's table into meta ("format" "mrmnet-1" too). */
+mrm_status mrm_model_config_to_meta(const mrm_model_config *cfg, mrm_meta *meta, mrm_error *err);
+/* Reads the config from meta: each key present is parsed and checked, each missing key keeps the
+ * released model's value. path names the file in messages. */
+mrm_status mrm_model_config_from_meta(mrm_model_config *cfg, const mrm_meta *meta, const char *path,
+                                      mrm_error *err);
+
 /* Saves every tensor (weights-table order) and the metadata to a safetensors file, atomically.
- * The keys format/n_classes/width/hi_attention are always written from the model (meta may be
+ * The config's keys (mrm_model_config_to_meta) are always written from the model (meta may be
  * NULL). */
 mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *path,
                           mrm_error *err);
 /* Loads a model saved by mrm_model_save (or by the PyTorch twin): the architecture comes from
- * the metadata (n_classes, width, hi_attention), else it is inferred from the tensor shapes.
+ * the metadata (mrm_model_config_from_meta; n_classes, width and the attention of a file without
+ * them are inferred from the tensor shapes).
  * meta may be NULL; otherwise it receives the metadata (free with mrm_meta_free). Every tensor
  * is checked (presence, dtype, shape, offsets). */
 mrm_status mrm_model_load(mrm_model **m, mrm_meta *meta, const char *path, mrm_error *err);

@@ -42,7 +42,7 @@ void mrm_optimizer_step(mrm_optimizer *o, float *params, const float *grads);
 /* ---- checkpoints ------------------------------------------------------------------------------
  * A safetensors file holding every model tensor (weights-table order), the optimizer state as
  * extra tensors ("adam.m" and "adam.v", or "sgd.momentum"; flat, n values each) and string
- * metadata: the model's keys (format, n_classes, width, hi_attention, ...), "optimizer" ("adam" or
+ * metadata: the model's config keys (mrm_model_config_to_meta), "optimizer" ("adam" or
  * "sgd"), "optimizer_t" (steps taken), lr, beta1, beta2, eps, weight_decay, momentum, plus what
  * the caller adds (the training loop: "train_config" and "train_state", JSON). Written
  * atomically. */
@@ -119,8 +119,12 @@ typedef struct mrm_train_options {
                                  negative: on resume, keep the run's own) */
     int shuffle;              /* 1: reshuffle every epoch */
     float dropout;            /* 0.2 */
-    int width;                /* 16 */
-    int hi_attention;         /* 0 */
+    mrm_model_config model;   /* the variant and its loss (mrm_model_config_default: the
+                                 released model); n_classes is taken from the data. With
+                                 init_path, the file's weight-shaping fields must equal these
+                                 (else the error names the field) and the loss fields
+                                 (lambda_feat, lambda_logit, temperature) are these. On resume
+                                 the checkpoint's config wins. */
     int eval_batch;           /* batch of the validation forward (0: same as batch) */
     int threads;              /* OpenMP threads during the run (0: leave as it is); results are
                                  bit-identical for the same seed and thread count */

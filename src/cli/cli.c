@@ -89,3 +89,95 @@ int cli_missing(const char *cmd, const char *what, void (*usage)(FILE *)) {
     usage(stderr);
     return 2;
 }
+
+/* ---- the model's variant options ------------------------------------------------------------ */
+
+/* "--lambda-feat" -> "lambda_feat" in out; 0 when arg is not a config key's option. */
+static int model_key_of(const char *arg, char *out, size_t n) {
+    if (strncmp(arg, "--", 2)) return 0;
+    for (int i = 0;; i++) {
+        const char *k = mrm_model_config_key(i, NULL, NULL, 0, NULL);
+        if (!k) return 0;
+        if (!strcmp(k, "n_classes")) continue;
+        size_t j = 0;
+        for (; k[j] && arg[2 + j]; j++)
+            if ((k[j] == '_' ? '-' : k[j]) != arg[2 + j]) break;
+        if (!k[j] && !arg[2 + j]) {
+            snprintf(out, n, "%s", k);
+            return 1;
+        }
+    }
+}
+
+int cli_model_extract(const char *cmd, int *argc, char **argv, cli_model_opts *mo) {
+    static const char *const keys_static[] = {"width", "attention", "fusion", "branches", "combine", "lambda_feat",
+                                              "lambda_logit", "temperature"};
+    mo->n = 0;
+    int w = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        char key[64];
+        const char *k = NULL, *v = NULL;
+        if (!strcmp(a, "--hi-attention")) {
+            k = "attention", v = "both";
+        } else if (!strcmp(a, "--variant") || model_key_of(a, key, sizeof key)) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);
+                return 2;
+            }
+            v = argv[++i];
+            k = "variant";
+            for (size_t j = 0; strcmp(a, "--variant") && j < sizeof keys_static / sizeof *keys_static; j++)
+                if (!strcmp(keys_static[j], key)) k = keys_static[j];
+        } else {
+            argv[w++] = argv[i];
+            continue;
+        }
+        if (mo->n == CLI_MODEL_MAX_OPTS) {
+            fprintf(stderr, "mrmnet %s: too many model options\n", cmd);
+            return 2;
+        }
+        mo->key[mo->n] = k;
+        mo->value[mo->n++] = v;
+    }
+    *argc = w;
+    argv[w] = NULL;
+    return 0;
+}
+
+int cli_model_apply(const char *cmd, const cli_model_opts *mo, mrm_model_config *cfg) {
+    mrm_error err = {0};
+    for (int i = 0; i < mo->n; i++) {
+        mrm_status s = strcmp(mo->key[i], "variant") ? mrm_model_config_set(cfg, mo->key[i], mo->value[i], &err)
+                                                     : mrm_model_config_parse(cfg, mo->value[i], &err);
+        if (s) {
+            fprintf(stderr, "mrmnet %s: %s\n", cmd, err.msg);
+            return 2;
+        }
+    }
+    mrm_status s = mrm_model_config_check(cfg, &err);
+    if (s) {
+        fprintf(stderr, "mrmnet %s: %s\n", cmd, err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+void cli_model_usage(FILE *f) {
+    mrm_model_config d;
+    mrm_model_config_default(&d);
+    fprintf(f, "\nmodel variant (defaults: the released MRM-Net):\n");
+    for (int i = 0;; i++) {
+        char v[64], opt[64];
+        const char *allowed;
+        const char *k = mrm_model_config_key(i, &d, v, sizeof v, &allowed);
+        if (!k) break;
+        if (!strcmp(k, "n_classes")) continue;
+        size_t j = 0;
+        for (; k[j] && j + 1 < sizeof opt; j++) opt[j] = k[j] == '_' ? '-' : k[j];
+        opt[j] = '\0';
+        fprintf(f, "  --%-13s %s (%s)\n", opt, allowed, v);
+    }
+    fprintf(f, "  --variant K=V,...  several of them at once, e.g. attention=none,fusion=off\n"
+               "  --hi-attention     the same as --attention both\n");
+}

@@ -59,4 +59,21 @@ int cli_parse_options(const char *cmd, int argc, char **argv, const cli_opt *opt
 /* Prints "mrmnet <cmd>: <what> are required" and usage(stderr); returns 2. */
 int cli_missing(const char *cmd, const char *what, void (*usage)(FILE *));
 
+/* The model's variant options, one per key of the config table (mrm_model_config_key):
+ * --width, --attention, --fusion, --branches, --combine, --lambda-feat, --lambda-logit,
+ * --temperature; --variant K=V,... (several at once) and the older --hi-attention (attention
+ * both). cli_model_extract takes them out of argv (argc shrinks) in the order given; 2 on a
+ * missing value (message printed), else 0. cli_model_apply sets them on cfg (2 and a message
+ * naming the option when a value is bad). */
+#define CLI_MODEL_MAX_OPTS 64
+typedef struct cli_model_opts {
+    int n;
+    const char *key[CLI_MODEL_MAX_OPTS]; /* a config key, or "variant" */
+    const char *value[CLI_MODEL_MAX_OPTS];
+} cli_model_opts;
+int cli_model_extract(const char *cmd, int *argc, char **argv, cli_model_opts *mo);
+int cli_model_apply(const char *cmd, const cli_model_opts *mo, mrm_model_config *cfg);
+/* The usage lines of the variant options (from the key table: allowed values, defaults). */
+void cli_model_usage(FILE *f);
+
 #endif

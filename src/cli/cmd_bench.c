@@ -74,13 +74,14 @@ typedef struct bench_opts {
     double peak_per_thread; /* GFLOP/s */
     const char *model_path, *json_path;
     uint64_t seed;
+    mrm_model_config model; /* the random model's variant */
 } bench_opts;
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: mrmnet bench [--threads 1,2] [--iters N] [--warmup N] [--classes 5] [--model W]\n"
             "                    [--cases train,infer1,infer32,eval1,eval32] [--peak GFLOPS]\n"
-            "                    [--seed S] [--json FILE]\n\n"
+            "                    [--seed S] [--json FILE] [--variant K=V,... | variant options]\n\n"
             "Times a training step at batch 96 (forward with dropout 0.2, loss, backward, Adam step),\n"
             "inference through the fast path at batch 1 and 32 (infer1, infer32) and the plain\n"
             "evaluation-mode forward at batch 1 and 32 (eval1, eval32). Each case runs in its own\n"
@@ -93,7 +94,8 @@ static void usage(FILE *f) {
             "  --peak G      peak GFLOP/s of ONE thread (default 167.5: 335 for the two cores)\n"
             "  --json FILE   also write the results as JSON\n"
             "GFLOP/s count the reference work: 1.76 GFLOP per record forward, 5.28 per record of\n"
-            "a training step.\n");
+            "a training step (the released model's; other variants do other work).\n");
+    cli_model_usage(f);
 }
 
 static double clock_ms(clockid_t id) {
@@ -152,7 +154,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
     if (o->model_path) {
         s = mrm_model_load(&m, NULL, o->model_path, &err);
     } else {
-        mrm_model_config cfg = {.n_classes = o->classes, .width = 16, .hi_attention = 0};
+        mrm_model_config cfg = o->model;
+        cfg.n_classes = o->classes;
         s = mrm_model_create(&m, &cfg, &err);
         if (!s) mrm_model_init(m, o->seed);
     }
@@ -318,6 +321,9 @@ int cmd_bench(int argc, char **argv) {
     bench_opts o = {.n_threads = 2, .threads = {1, 2}, .iters = 5, .warmup = 1, .classes = 5,
                     .peak_per_thread = 167.5, .seed = 1};
     for (int k = 0; k < N_CASES; k++) o.run_case[k] = 1;
+    cli_model_opts mo;
+    mrm_model_config_default(&o.model);
+    if (cli_model_extract(C, &argc, argv, &mo)) return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -364,6 +370,12 @@ int cmd_bench(int argc, char **argv) {
             return 2;
         }
     }
+    if (mo.n && o.model_path) {
+        fprintf(stderr, "mrmnet bench: --model and variant options exclude each other (the file has its variant)\n");
+        return 2;
+    }
+    o.model.n_classes = o.classes;
+    if (cli_model_apply(C, &mo, &o.model)) return 2;
     if (o.model_path && access(o.model_path, R_OK)) {
         fprintf(stderr, "mrmnet bench: %s: %s\n", o.model_path, strerror(errno));
         return 1;
@@ -374,6 +386,11 @@ int cmd_bench(int argc, char **argv) {
     json_object_set_new(root, "version", json_string(MRMNET_VERSION));
     json_object_set_new(root, "model", o.model_path ? json_string(o.model_path) : json_null());
     json_object_set_new(root, "classes", json_integer(o.classes));
+    if (!o.model_path) {
+        char desc[512];
+        mrm_model_config_describe(&o.model, desc, sizeof desc);
+        json_object_set_new(root, "variant", json_string(desc));
+    }
     json_object_set_new(root, "gflop_per_record_forward", json_real(GFLOP_FORWARD));
     json_object_set_new(root, "gflop_per_record_train", json_real(GFLOP_TRAIN));
     json_object_set_new(root, "peak_gflops_per_thread", json_real(o.peak_per_thread));

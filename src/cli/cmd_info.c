@@ -46,8 +46,9 @@ int cmd_info(int argc, char **argv) {
         }
     }
     printf("file:          %s\n", path);
-    printf("model:         MRM-Net, width %d, %s high branch\n", cfg->width,
-           cfg->hi_attention ? "attention (BasicBlock, Gate, SE, ...)" : "plain (3 BasicBlocks)");
+    char desc[512];
+    mrm_model_config_describe(cfg, desc, sizeof desc);
+    printf("model:         MRM-Net, %s\n", desc);
     printf("classes:       %d", cfg->n_classes);
     const char *names = mrm_meta_get(&meta, "classes");
     printf("%s%s\n", names ? "  " : "", names ? names : "");

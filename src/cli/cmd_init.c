@@ -6,15 +6,14 @@
 #include "cli/cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mrmnet init --classes N [--width W] [--hi-attention] [--seed S] [--names A,B,...]\n"
+    fprintf(f, "usage: mrmnet init --classes N [variant options] [--seed S] [--names A,B,...]\n"
                "                   [--task NAME] --out W.safetensors\n\n"
                "  --classes N      number of output classes (labels)\n"
-               "  --width W        mid channels, a multiple of 4 (default 16, the paper's model)\n"
-               "  --hi-attention   high branch with Gate and SE blocks like the low branch\n"
                "  --seed S         seed of the initialisation (default 0)\n"
                "  --names A,B,...  class names stored in the metadata (N names)\n"
                "  --task NAME      task name stored in the metadata\n"
                "  --out PATH       the weights file to write (safetensors)\n");
+    cli_model_usage(f);
 }
 
 /* ["A","B",...] from "A,B,..." with JSON escapes; returns the count of names, -1 if too long. */
@@ -47,20 +46,20 @@ static int names_json(const char *list, char *out, size_t n) {
 
 int cmd_init(int argc, char **argv) {
     const char *C = "init";
-    long classes = 0, width = 16, seed = 0;
-    int hi = 0;
+    long classes = 0, seed = 0;
     const char *out = NULL, *names = NULL, *task = NULL;
-    const cli_opt opts[] = {{"--classes", CLI_INT, &classes, 1, 100000}, {"--width", CLI_INT, &width, 4, 1024},
-                            {"--seed", CLI_INT, &seed, 0, 2147483647L},   {"--hi-attention", CLI_FLAG, &hi, 0, 0},
+    const cli_opt opts[] = {{"--classes", CLI_INT, &classes, 1, 100000}, {"--seed", CLI_INT, &seed, 0, 2147483647L},
                             {"--names", CLI_STR, &names, 0, 0},           {"--task", CLI_STR, &task, 0, 0},
                             {"--out", CLI_STR, &out, 0, 0},               {NULL, CLI_FLAG, NULL, 0, 0}};
+    cli_model_opts mo;
+    if (cli_model_extract(C, &argc, argv, &mo)) return 2;
     int rc = cli_parse_options(C, argc, argv, opts, usage);
     if (rc >= 0) return rc;
     if (!classes || !out) return cli_missing(C, "--classes and --out", usage);
-    if (width % 4) {
-        fprintf(stderr, "mrmnet init: --width: %ld is not a multiple of 4\n", width);
-        return 2;
-    }
+    mrm_model_config cfg;
+    mrm_model_config_default(&cfg);
+    cfg.n_classes = (int)classes;
+    if (cli_model_apply(C, &mo, &cfg)) return 2;
     mrm_error err = {0};
     mrm_meta meta = {0};
     char json[65536], src[128];
@@ -71,7 +70,6 @@ int cmd_init(int argc, char **argv) {
             return 2;
         }
     }
-    mrm_model_config cfg = {(int)classes, (int)width, hi};
     mrm_model *m = NULL;
     mrm_status s = mrm_model_create(&m, &cfg, &err);
     if (!s) {
@@ -86,9 +84,11 @@ int cmd_init(int argc, char **argv) {
     if (!s) s = mrm_meta_set(&meta, "mean", "0", &err);
     if (!s) s = mrm_meta_set(&meta, "std", "1", &err);
     if (!s) s = mrm_model_save(m, &meta, out, &err);
-    if (!s)
-        fprintf(stderr, "mrmnet init: %s: %zu parameters (N %ld, width %ld%s, seed %ld)\n", out, mrm_model_num_params(m),
-                classes, width, hi ? ", hi_attention" : "", seed);
+    if (!s) {
+        char d[512];
+        mrm_model_config_describe(mrm_model_config_of(m), d, sizeof d);
+        fprintf(stderr, "mrmnet init: %s: %zu parameters (%s; seed %ld)\n", out, mrm_model_num_params(m), d, seed);
+    }
     mrm_meta_free(&meta);
     mrm_model_free(m);
     return s ? cli_report(C, &err) : 0;

@@ -28,11 +28,12 @@ static void usage(FILE *f) {
             "  --steps K          stop after K optimizer steps in all (0: no limit)\n"
             "  --no-shuffle       keep the records' order every epoch\n"
             "  --dropout P        dropout of the multi-scale path (0.2)\n"
-            "  --width W          mid channels (16; a multiple of 4)\n"
-            "  --hi-attention     attention blocks in the high-resolution branch too\n"
             "  --eval-batch B     batch of the validation forward (same as --batch)\n"
             "  --resume RUN/      continue a stopped run exactly where its checkpoint left it\n"
             "  --quiet            no progress line\n");
+    cli_model_usage(f);
+    fprintf(f, "With --init, the variant options left out are the file's; one that changes the weights'\n"
+               "shapes and differs from the file is refused.\n");
 }
 
 typedef struct progress_state {
@@ -81,6 +82,9 @@ int cmd_train(int argc, char **argv) {
     int epochs_given = 0, steps_given = 0;
     const char *fixed_given = NULL; /* an option a resumed run takes from its checkpoint */
     const char *resume_dir = NULL;
+    cli_model_opts mo;
+    if (cli_model_extract(cmd, &argc, argv, &mo)) return 2;
+    if (mo.n) fixed_given = "a model option";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -119,9 +123,6 @@ int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 4096, &l)) return 2;
             o.threads = (int)l;
-        } else if (!strcmp(a, "--width")) {
-            NEED_VALUE if (cli_parse_int(cmd, a, v, 4, 4096, &l)) return 2;
-            o.width = (int)l;
         } else if (!strcmp(a, "--seed")) {
             NEED_VALUE char *end;
             unsigned long long s = strtoull(v, &end, 10);
@@ -156,8 +157,6 @@ int cmd_train(int argc, char **argv) {
             NEED_VALUE o.init_path = v;
         } else if (!strcmp(a, "--no-shuffle")) {
             o.shuffle = 0;
-        } else if (!strcmp(a, "--hi-attention")) {
-            o.hi_attention = 1;
         } else if (!strcmp(a, "--quiet")) {
             ps.quiet = 1;
         } else {
@@ -183,15 +182,18 @@ int cmd_train(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (o.width % 4) {
-        fprintf(stderr, "mrmnet %s: --width %d is not a multiple of 4\n", cmd, o.width);
-        return 2;
+    mrm_error err = {0};
+    if (!o.resume && o.init_path) { /* the variant of the file, with the options given on top */
+        mrm_model *im = NULL;
+        if (mrm_model_load(&im, NULL, o.init_path, &err)) return cli_report(cmd, &err);
+        o.model = *mrm_model_config_of(im);
+        mrm_model_free(im);
     }
+    if (!o.resume && cli_model_apply(cmd, &mo, &o.model)) return 2;
     o.on_step = on_step;
     o.on_epoch = on_epoch;
     o.log = cli_log;
     o.user = &ps;
-    mrm_error err = {0};
     if (mrm_train(&o, &err) != MRM_OK) {
         if (ps.tty && !ps.quiet) fputc('\n', stderr);
         return cli_report(cmd, &err);

@@ -164,12 +164,13 @@ static void reg_se(builder *b, block *k, const char *prefix, int c, int L) {
     reg_linear(b, &k->fc2, nm, c / 4, c, 0, 0);
 }
 
-/* The sequence BasicBlock, Gate, SE, BasicBlock, Gate, SE, BasicBlock at c channels. */
-static void reg_attention_layer(builder *b, block *k, const char *prefix, int c, int L) {
+/* A branch's layer at c channels: 7 blocks, the sequence BasicBlock, Gate, SE, BasicBlock, Gate,
+ * SE, BasicBlock (with attention), or 3 BasicBlocks. */
+static void reg_branch_layer(builder *b, block *k, int n, const char *prefix, int c, int L) {
     char nm[256];
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < n; i++) {
         snprintf(nm, sizeof nm, "%s.%d", prefix, i);
-        if (i % 3 == 0) reg_basic(b, &k[i], nm, c, c, L);
+        if (n == 3 || i % 3 == 0) reg_basic(b, &k[i], nm, c, c, L);
         else if (i % 3 == 1) reg_gate(b, &k[i], nm, c, L);
         else reg_se(b, &k[i], nm, c, L);
     }
@@ -236,15 +237,8 @@ static void build_pass(builder *b) {
     reg_basescale(b, &m->bs[0], "BaseBlock.BaseScale1", c0, hi, 1, L);
     reg_basescale(b, &m->bs[1], "BaseBlock.BaseScale2", c0, lo, 2, L);
     int Lh = m->bs[0].lout, Ll = m->bs[1].lout;
-    if (m->cfg.hi_attention) {
-        reg_attention_layer(b, m->hi, "BaseBlock.layer1", hi, Lh);
-    } else {
-        for (int i = 0; i < 3; i++) {
-            snprintf(nm, sizeof nm, "BaseBlock.layer1.%d", i);
-            reg_basic(b, &m->hi[i], nm, hi, hi, Lh);
-        }
-    }
-    reg_attention_layer(b, m->lo, "BaseBlock.layer2", lo, Ll);
+    reg_branch_layer(b, m->hi, m->n_hi_blocks, "BaseBlock.layer1", hi, Lh);
+    reg_branch_layer(b, m->lo, m->n_lo_blocks, "BaseBlock.layer2", lo, Ll);
     reg_fusion(b, &m->fu[0], "Fusion_block1", hi, Lh);
     reg_fusion(b, &m->fu[1], "Fusion_block2", lo, Ll);
     reg_ln(b, &m->hd[0].norm, "conv_norm1", hi);

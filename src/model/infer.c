@@ -104,7 +104,7 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         fold_cbn(&b->ms); /* its conv weights are w33 */
     }
     for (int i = 0; i < m->n_hi_blocks; i++) fold_block(&m->hi[i]);
-    for (int i = 0; i < 7; i++) fold_block(&m->lo[i]);
+    for (int i = 0; i < m->n_lo_blocks; i++) fold_block(&m->lo[i]);
     for (int i = 0; i < 2; i++) {
         fusion *f = &m->fu[i];
         fold_cbn(&f->sp);
@@ -116,7 +116,7 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
     for (int i = 0; i < 4; i++) bad |= prepare_cbn(inf, &m->stem.u[i]);
     for (int i = 0; i < 2; i++) bad |= prepare_cbn(inf, &m->bs[i].shortcut) | prepare_cbn(inf, &m->bs[i].ms);
     for (int i = 0; i < m->n_hi_blocks; i++) bad |= prepare_block(inf, &m->hi[i]);
-    for (int i = 0; i < 7; i++) bad |= prepare_block(inf, &m->lo[i]);
+    for (int i = 0; i < m->n_lo_blocks; i++) bad |= prepare_block(inf, &m->lo[i]);
     for (int i = 0; i < 2; i++) {
         bad |= prepare_cbn(inf, &m->fu[i].sp);
         for (int j = 0; j < 4; j++) bad |= prepare_block(inf, &m->fu[i].layer[j]);

@@ -11,9 +11,6 @@
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 #define LN_EPS 1e-6f
-#define KL_T 4.0f
-#define KL_FEAT_WEIGHT 0.01f
-#define KL_LOGIT_WEIGHT 0.1f
 #define MS_TAPS 33 /* the merged multi-scale kernel: 3, 13, 23, 33 centred in 33 taps */
 
 /* ---- parameters of the layers (pointers into the model's buffers) ---------------------------- */
@@ -149,7 +146,7 @@ struct mrm_model {
     /* architecture */
     int w;             /* width */
     int hi_c, lo_c;    /* 4w, 8w */
-    int n_hi_blocks;   /* 3 or 7 */
+    int n_hi_blocks, n_lo_blocks; /* 3 or 7 */
     stem stem;
     basescale bs[2];
     block hi[7], lo[7];

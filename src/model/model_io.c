@@ -13,13 +13,7 @@ mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *
     mrm_meta md = {0};
     mrm_status s = MRM_OK;
     for (int i = 0; !s && meta && i < meta->n; i++) s = mrm_meta_set(&md, meta->keys[i], meta->values[i], err);
-    char v[32];
-    if (!s) s = mrm_meta_set(&md, "format", "mrmnet-1", err);
-    snprintf(v, sizeof v, "%d", m->cfg.n_classes);
-    if (!s) s = mrm_meta_set(&md, "n_classes", v, err);
-    snprintf(v, sizeof v, "%d", m->cfg.width);
-    if (!s) s = mrm_meta_set(&md, "width", v, err);
-    if (!s) s = mrm_meta_set(&md, "hi_attention", m->cfg.hi_attention ? "1" : "0", err);
+    if (!s) s = mrm_model_config_to_meta(&m->cfg, &md, err);
     st_entry *e = s ? NULL : calloc((size_t)m->n_tensors, sizeof *e);
     if (!s && !e) s = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
     for (int i = 0; !s && i < m->n_tensors; i++) {
@@ -36,45 +30,32 @@ mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *
     return s;
 }
 
-/* A decimal integer metadata value in [lo, hi]; -1 absent; -2 malformed (err filled). */
-static long meta_int(const st_file *f, const char *key, long lo, long hi, mrm_error *err) {
-    const char *v = mrm_meta_get(&f->meta, key);
-    if (!v) return -1;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        mrm_fail(err, MRM_ERR_FORMAT, "%s: __metadata__: %s: '%s' is not an integer in [%ld, %ld]", f->path, key, v, lo, hi);
-        return -2;
-    }
-    return x;
-}
-
-/* The architecture from the metadata, or else from the tensors' shapes. */
+/* The architecture from the metadata (mrm_model_config_from_meta); a file without n_classes,
+ * width or attention keys (written by other tools) has them inferred from its tensors. */
 static mrm_status config_of(const st_file *f, mrm_model_config *cfg, mrm_error *err) {
-    const char *fmt = mrm_meta_get(&f->meta, "format");
-    if (fmt && strcmp(fmt, "mrmnet-1") != 0)
-        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: __metadata__: format: '%s', expected 'mrmnet-1'", f->path, fmt);
-    long n = meta_int(f, "n_classes", 1, 100000, err), w = meta_int(f, "width", 4, 1024, err),
-         h = meta_int(f, "hi_attention", 0, 1, err);
-    if (n == -2 || w == -2 || h == -2) return MRM_ERR_FORMAT;
-    if (n == -1) {
+    mrm_status s = mrm_model_config_from_meta(cfg, &f->meta, f->path, err);
+    if (s) return s;
+    if (!mrm_meta_get(&f->meta, "n_classes")) {
         const st_tensor_info *t = st_find(f, "fc1.weight");
+        if (!t) t = st_find(f, "fc2.weight");
+        if (!t) t = st_find(f, "fc.weight");
         if (!t || t->ndim != 2 || t->shape[0] < 1 || t->shape[0] > 100000)
             return mrm_fail(err, MRM_ERR_FORMAT, "%s: no n_classes in __metadata__ and no usable 'fc1.weight' (N x C)", f->path);
-        n = (long)t->shape[0];
+        cfg->n_classes = (int)t->shape[0];
     }
-    if (w == -1) {
+    if (!mrm_meta_get(&f->meta, "width")) {
         const st_tensor_info *t = st_find(f, "BaseBlock.conv_block1.0.weight");
-        if (!t || t->ndim != 3 || t->shape[0] < 4 || t->shape[0] > 1024)
+        if (!t || t->ndim != 3 || t->shape[0] < 4 || t->shape[0] > 1024 || t->shape[0] % 4)
             return mrm_fail(err, MRM_ERR_FORMAT,
                             "%s: no width in __metadata__ and no usable 'BaseBlock.conv_block1.0.weight' (width x 12 x 11)", f->path);
-        w = (long)t->shape[0];
+        cfg->width = (int)t->shape[0];
     }
-    if (h == -1) h = st_find(f, "BaseBlock.layer1.1.group_conv3x3.weight") != NULL;
-    cfg->n_classes = (int)n;
-    cfg->width = (int)w;
-    cfg->hi_attention = (int)h;
+    if (!mrm_meta_get(&f->meta, "attention") && !mrm_meta_get(&f->meta, "hi_attention")) {
+        int hi = st_find(f, "BaseBlock.layer1.1.group_conv3x3.weight") != NULL;
+        int lo = st_find(f, "BaseBlock.layer2.1.group_conv3x3.weight") != NULL;
+        cfg->attention = hi ? (lo ? MRM_ATTENTION_BOTH : MRM_ATTENTION_HIGH) : lo ? MRM_ATTENTION_LOW : MRM_ATTENTION_NONE;
+        mrm_model_config_normalize(cfg);
+    }
     return MRM_OK;
 }
 
@@ -120,8 +101,11 @@ mrm_status mrm_model_load(mrm_model **out, mrm_meta *meta, const char *path, mrm
     }
     for (int i = 0; !s && i < f.n; i++)
         if (mrm_model_find_tensor(m, f.t[i].name) < 0)
-            s = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is not part of the model (n_classes %d, width %d%s)", path,
-                         f.t[i].name, cfg.n_classes, cfg.width, cfg.hi_attention ? ", hi_attention" : "");
+{
+            char d[512];
+            mrm_model_config_describe(&cfg, d, sizeof d);
+            s = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is not part of the model (%s)", path, f.t[i].name, d);
+        }
     if (!s && meta) {
         *meta = f.meta;
         memset(&f.meta, 0, sizeof f.meta);

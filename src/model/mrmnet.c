@@ -78,19 +78,22 @@ static void gstack_free(gstack *g) {
 
 mrm_status mrm_model_create(mrm_model **out, const mrm_model_config *cfg, mrm_error *err) {
     *out = NULL;
-    if (!cfg || cfg->n_classes < 1 || cfg->n_classes > 100000)
-        return mrm_fail(err, MRM_ERR_INVALID, "model: n_classes %d out of range 1..100000", cfg ? cfg->n_classes : 0);
-    if (cfg->width < 4 || cfg->width % 4 != 0 || cfg->width > 1024)
-        return mrm_fail(err, MRM_ERR_INVALID, "model: width %d is not a multiple of 4 in 4..1024", cfg->width);
+    mrm_status cs = mrm_model_config_check(cfg, err);
+    if (cs) return cs;
+    if (!cfg->fusion || cfg->branches != MRM_BRANCHES_BOTH || cfg->combine != MRM_COMBINE_MUTUAL)
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "model config: fusion %s, branches %s, combine %s: not implemented yet",
+                        cfg->fusion ? "on" : "off", cfg->branches == MRM_BRANCHES_BOTH ? "both" : cfg->branches == MRM_BRANCHES_HIGH ? "high" : "low",
+                        cfg->combine == MRM_COMBINE_MUTUAL ? "mutual" : cfg->combine == MRM_COMBINE_ADD ? "add" : "concat");
     mrm_model *m = calloc(1, sizeof *m);
     if (!m) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
     m->cfg = *cfg;
-    m->cfg.hi_attention = cfg->hi_attention ? 1 : 0;
+    mrm_model_config_normalize(&m->cfg);
     m->dropout = 0.2f;
     m->w = cfg->width;
     m->hi_c = 4 * m->w;
     m->lo_c = 8 * m->w;
-    m->n_hi_blocks = m->cfg.hi_attention ? 7 : 3;
+    m->n_hi_blocks = m->cfg.attention == MRM_ATTENTION_BOTH || m->cfg.attention == MRM_ATTENTION_HIGH ? 7 : 3;
+    m->n_lo_blocks = m->cfg.attention == MRM_ATTENTION_BOTH || m->cfg.attention == MRM_ATTENTION_LOW ? 7 : 3;
     mrm_status s = model_build(m, err);
     if (s) {
         mrm_model_free(m);
@@ -125,6 +128,16 @@ void mrm_model_free(mrm_model *m) {
 }
 
 const mrm_model_config *mrm_model_config_of(const mrm_model *m) { return &m->cfg; }
+mrm_status mrm_model_set_config(mrm_model *m, const mrm_model_config *cfg, mrm_error *err) {
+    mrm_status s = mrm_model_config_check(cfg, err);
+    if (s) return s;
+    mrm_model_config c = *cfg;
+    mrm_model_config_normalize(&c);
+    const char *d = mrm_model_config_diff(&m->cfg, &c, 1);
+    if (d) return mrm_fail(err, MRM_ERR_INVALID, "model: %s differs from the model's (it shapes the weights)", d);
+    m->cfg = c;
+    return MRM_OK;
+}
 size_t mrm_model_num_params(const mrm_model *m) { return m->n_params; }
 float *mrm_model_params(mrm_model *m) { return m->params; }
 float *mrm_model_grads(mrm_model *m) { return m->grads; }
@@ -159,9 +172,8 @@ void mrm_model_init(mrm_model *m, uint64_t seed) {
 }
 
 mrm_status mrm_model_copy_weights(mrm_model *dst, const mrm_model *src, mrm_error *err) {
-    if (dst->cfg.n_classes != src->cfg.n_classes || dst->cfg.width != src->cfg.width ||
-        dst->cfg.hi_attention != src->cfg.hi_attention)
-        return mrm_fail(err, MRM_ERR_INVALID, "model: copy between different architectures");
+    const char *d = mrm_model_config_diff(&dst->cfg, &src->cfg, 1);
+    if (d) return mrm_fail(err, MRM_ERR_INVALID, "model: copy between different architectures (%s differs)", d);
     memcpy(dst->params, src->params, src->n_params * sizeof(float));
     memcpy(dst->stats, src->stats, src->n_stats * sizeof(float));
     memcpy(dst->counts, src->counts, src->n_counts * sizeof(int64_t));
@@ -230,7 +242,7 @@ static void plan_all(mrm_model *m, planner *p) {
         s->out = take(p, n);
     }
     for (int i = 0; i < m->n_hi_blocks; i++) plan_block(p, &m->hi[i]);
-    for (int i = 0; i < 7; i++) plan_block(p, &m->lo[i]);
+    for (int i = 0; i < m->n_lo_blocks; i++) plan_block(p, &m->lo[i]);
     for (int i = 0; i < 2; i++) {
         fusion *f = &m->fu[i];
         size_t c = (size_t)f->c, L = (size_t)f->L;
@@ -679,7 +691,7 @@ static const float *branch_out(const mrm_model *m, int i) { return m->fu[i].laye
 /* One branch after its BaseScale: its layer, its attention block, its head. */
 static void branch_forward(mrm_model *m, nn_ctx *ctx, int br) {
     block *blk = br ? m->lo : m->hi;
-    int nb = br ? 7 : m->n_hi_blocks;
+    int nb = br ? m->n_lo_blocks : m->n_hi_blocks;
     const float *in = m->bs[br].out;
     for (int i = 0; i < nb; i++) {
         block_forward(m, ctx, &blk[i], in);
@@ -733,9 +745,11 @@ static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *d
     const float *o1 = m->hd[0].logits, *o2 = m->hd[1].logits, *f1 = branch_out(m, 0), *f2 = branch_out(m, 1);
     l->bce1 = bce_logits_forward_backward(dl1, o1, y, B, N, 1.0f);
     l->bce2 = bce_logits_forward_backward(dl2, o2, y, B, N, 1.0f);
-    l->kl_feat = kl_sym_softmax_forward_backward(df1, df2, f1, f2, B, F, KL_T, KL_FEAT_WEIGHT);
-    l->kl_logits = kl_sym_softmax_forward_backward(dl1, dl2, o1, o2, B, N, KL_T, KL_LOGIT_WEIGHT);
-    l->total = l->bce1 + l->bce2 + KL_FEAT_WEIGHT * l->kl_feat + KL_LOGIT_WEIGHT * l->kl_logits;
+    /* a weight of 0 turns its term off (not computed, reported as 0) */
+    float T = (float)m->cfg.temperature, wf = (float)m->cfg.lambda_feat, wl = (float)m->cfg.lambda_logit;
+    l->kl_feat = wf > 0.0f ? kl_sym_softmax_forward_backward(df1, df2, f1, f2, B, F, T, wf) : 0.0;
+    l->kl_logits = wl > 0.0f ? kl_sym_softmax_forward_backward(dl1, dl2, o1, o2, B, N, T, wl) : 0.0;
+    l->total = l->bce1 + l->bce2 + wf * l->kl_feat + wl * l->kl_logits;
 }
 
 static mrm_status check_labels(const mrm_model *m, const float *y, mrm_error *err) {
@@ -781,7 +795,7 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
     head_backward(m, &m->hd[1], dl2, df2);
     for (int br = 0; br < 2; br++) {
         block *blk = br ? m->lo : m->hi;
-        int nb = br ? 7 : m->n_hi_blocks;
+        int nb = br ? m->n_lo_blocks : m->n_hi_blocks;
         float *dcur = P, *dnext = Q;
         zero_floats(dcur, B * F);
         fusion_backward(m, &m->fu[br], br ? df2 : df1, dcur, blk[nb - 1].out);

@@ -37,14 +37,8 @@ mrm_status mrm_checkpoint_save(const char *path, const mrm_model *m, const mrm_o
     if (adam) e[ne++] = (st_entry){.name = "adam.v", .dtype = ST_F32, .ndim = 1, .shape = {(long long)o->n}, .data = o->v};
     /* the caller's keys, then the architecture and the optimizer's */
     for (int i = 0; !st && meta && i < meta->n; i++) st = mrm_meta_set(&md, meta->keys[i], meta->values[i], err);
-    const mrm_model_config *cfg = mrm_model_config_of(m);
     char buf[64];
-    if (!st) st = mrm_meta_set(&md, "format", "mrmnet-1", err);
-    snprintf(buf, sizeof buf, "%d", cfg->n_classes);
-    if (!st) st = mrm_meta_set(&md, "n_classes", buf, err);
-    snprintf(buf, sizeof buf, "%d", cfg->width);
-    if (!st) st = mrm_meta_set(&md, "width", buf, err);
-    if (!st) st = mrm_meta_set(&md, "hi_attention", cfg->hi_attention ? "1" : "0", err);
+    if (!st) st = mrm_model_config_to_meta(mrm_model_config_of(m), &md, err);
     if (!st) st = mrm_meta_set(&md, "optimizer", adam ? "adam" : "sgd", err);
     snprintf(buf, sizeof buf, "%lld", o->t);
     if (!st) st = mrm_meta_set(&md, "optimizer_t", buf, err);
@@ -91,12 +85,13 @@ mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o
     st_file f;
     mrm_status st = st_read(&f, path, err);
     if (st) return st;
-    long long nc, width, hi, t;
+    long long nc, width, t;
     mrm_opt_kind kind = MRM_OPT_ADAM;
+    mrm_model_config cfg;
     if ((st = meta_long(&f.meta, path, "n_classes", 1, 1000000, &nc, err)) ||
         (st = meta_long(&f.meta, path, "width", 1, 4096, &width, err)) ||
-        (st = meta_long(&f.meta, path, "hi_attention", 0, 1, &hi, err)) ||
-        (st = meta_long(&f.meta, path, "optimizer_t", 0, (long long)1 << 62, &t, err)))
+        (st = meta_long(&f.meta, path, "optimizer_t", 0, (long long)1 << 62, &t, err)) ||
+        (st = mrm_model_config_from_meta(&cfg, &f.meta, path, err)))
         goto fail;
     const char *ok = mrm_meta_get(&f.meta, "optimizer");
     if (!ok || (strcmp(ok, "adam") && strcmp(ok, "sgd"))) {
@@ -104,7 +99,6 @@ mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o
         goto fail;
     }
     kind = strcmp(ok, "adam") ? MRM_OPT_SGD : MRM_OPT_ADAM;
-    mrm_model_config cfg = {.n_classes = (int)nc, .width = (int)width, .hi_attention = (int)hi};
     if ((st = mrm_model_create(m, &cfg, err))) {
         mrm_error_prefix(err, "%s", path);
         goto fail;

@@ -56,7 +56,7 @@ void mrm_train_options_default(mrm_train_options *o) {
     o->seed = 1;
     o->shuffle = 1;
     o->dropout = 0.2f;
-    o->width = 16;
+    mrm_model_config_default(&o->model);
 }
 
 /* One epoch's record in the history. */
@@ -143,8 +143,14 @@ static char *config_to_json(const mrm_train_options *o, const char *data_dir) {
     json_object_set_new(j, "max_steps", json_integer(o->max_steps));
     json_object_set_new(j, "shuffle", json_boolean(o->shuffle));
     json_object_set_new(j, "dropout", json_real(o->dropout));
-    json_object_set_new(j, "width", json_integer(o->width));
-    json_object_set_new(j, "hi_attention", json_boolean(o->hi_attention));
+    json_t *mj = json_object();
+    for (int i = 0;; i++) {
+        char v[64];
+        const char *k = mrm_model_config_key(i, &o->model, v, sizeof v, NULL);
+        if (!k) break;
+        json_object_set_new(mj, k, json_string(v));
+    }
+    json_object_set_new(j, "model", mj);
     json_object_set_new(j, "eval_batch", json_integer(o->eval_batch));
     json_object_set_new(j, "threads", json_integer(o->threads));
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -175,8 +181,6 @@ static mrm_status config_from_json(mrm_train_options *o, char *data_dir, size_t 
     o->seed = strtoull(json_string_value(seed), NULL, 10);
     o->shuffle = json_is_true(json_object_get(j, "shuffle"));
     o->dropout = (float)jget(j, "dropout");
-    o->width = (int)json_integer_value(json_object_get(j, "width"));
-    o->hi_attention = json_is_true(json_object_get(j, "hi_attention"));
     o->eval_batch = (int)json_integer_value(json_object_get(j, "eval_batch"));
     json_decref(j);
     if (o->batch <= 0 || !(o->dropout >= 0 && o->dropout < 1))
@@ -451,10 +455,30 @@ static mrm_status setup_fresh(run *r, mrm_error *err) {
         if (cfg->n_classes != r->prep.n_classes)
             return mrm_fail(err, MRM_ERR_INVALID, "%s: the model has %d classes, the data %d", o->init_path, cfg->n_classes,
                             r->prep.n_classes);
-        r->o.width = cfg->width, r->o.hi_attention = cfg->hi_attention;
+        mrm_model_config want = o->model;
+        want.n_classes = r->prep.n_classes;
+        mrm_model_config_normalize(&want);
+        const char *d = mrm_model_config_diff(cfg, &want, 1);
+        if (d) {
+            char a[64] = "", b[64] = "";
+            for (int i = 0;; i++) {
+                const char *k = mrm_model_config_key(i, cfg, a, sizeof a, NULL);
+                if (!k || !strcmp(k, d)) break;
+            }
+            for (int i = 0;; i++) {
+                const char *k = mrm_model_config_key(i, &want, b, sizeof b, NULL);
+                if (!k || !strcmp(k, d)) break;
+            }
+            return mrm_fail(err, MRM_ERR_INVALID, "%s: a model of another variant: its %s is '%s', the run asks for '%s'",
+                            o->init_path, d, a, b);
+        }
+        if ((st = mrm_model_set_config(r->model, &want, err))) return st;
+        r->o.model = *mrm_model_config_of(r->model);
     } else {
-        mrm_model_config cfg = {.n_classes = r->prep.n_classes, .width = o->width, .hi_attention = o->hi_attention};
+        mrm_model_config cfg = o->model;
+        cfg.n_classes = r->prep.n_classes;
         if ((st = mrm_model_create(&r->model, &cfg, err))) return st;
+        r->o.model = *mrm_model_config_of(r->model);
         mrm_model_init(r->model, o->seed);
     }
     if ((st = mrm_optimizer_init(&r->opt, o->optimizer, mrm_model_num_params(r->model), err))) return st;
@@ -489,7 +513,7 @@ static mrm_status setup_resume(run *r, mrm_error *err) {
     if (r->opt.t != r->rs.step)
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: optimizer steps %lld and run steps %lld disagree", path, r->opt.t, r->rs.step);
     const mrm_model_config *mc = mrm_model_config_of(r->model);
-    r->o.width = mc->width, r->o.hi_attention = mc->hi_attention;
+    r->o.model = *mc;
     return MRM_OK;
 }
 
@@ -545,8 +569,16 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     snprintf(r.out_dir, sizeof r.out_dir, "%s", opt->out_dir);
     if (opt->data_dir) snprintf(r.data_dir, sizeof r.data_dir, "%s", opt->data_dir);
     if (!opt->resume && (!opt->data_dir || opt->epochs <= 0 || opt->batch <= 0 || !(opt->dropout >= 0 && opt->dropout < 1) ||
-                         !(opt->lr > 0) || opt->width <= 0))
-        return mrm_fail(err, MRM_ERR_INVALID, "train: need a data folder, epochs > 0, batch > 0, lr > 0, width > 0, dropout in [0, 1)");
+                         !(opt->lr > 0)))
+        return mrm_fail(err, MRM_ERR_INVALID, "train: need a data folder, epochs > 0, batch > 0, lr > 0, dropout in [0, 1)");
+    if (!opt->resume) {
+        mrm_model_config c = opt->model;
+        c.n_classes = 1; /* from the data */
+        if ((st = mrm_model_config_check(&c, err))) {
+            mrm_error_prefix(err, "train");
+            return st;
+        }
+    }
     int threads_before = omp_get_max_threads();
     if ((st = mrm_mkdir_p(r.out_dir, err))) return st;
     if (opt->resume)

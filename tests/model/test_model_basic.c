@@ -20,7 +20,9 @@
 static char tmpdir[1024];
 
 static mrm_model *make(int n, int width, int hi, uint64_t seed) {
-    mrm_model_config cfg = {n, width, hi};
+    mrm_model_config cfg;
+    mrm_model_config_default(&cfg);
+    cfg.n_classes = n, cfg.width = width, cfg.attention = hi ? MRM_ATTENTION_BOTH : MRM_ATTENTION_LOW;
     mrm_model *m = NULL;
     mrm_error err = {0};
     mrm_status s = mrm_model_create(&m, &cfg, &err);
@@ -78,9 +80,11 @@ static void test_counts(void) {
     CHECK(mrm_model_find_tensor(m, "BaseBlock.layer1.5.se.fc.2.weight") >= 0, "hi_attention names");
     CHECK(mrm_model_feature_size(m) == 2008 * 4, "width 4 features");
     mrm_model_free(m);
-    mrm_model_config bad = {5, 6, 0};
+    mrm_model_config bad;
+    mrm_model_config_default(&bad);
+    bad.width = 6;
     mrm_error err = {0};
-    CHECK(mrm_model_create(&m, &bad, &err) == MRM_ERR_INVALID && strstr(err.msg, "width 6"), "width 6: %s", err.msg);
+    CHECK(mrm_model_create(&m, &bad, &err) == MRM_ERR_INVALID && strstr(err.msg, "width: 6"), "width 6: %s", err.msg);
     bad.width = 16;
     bad.n_classes = 0;
     CHECK(mrm_model_create(&m, &bad, &err) == MRM_ERR_INVALID && strstr(err.msg, "n_classes"), "0 classes: %s", err.msg);
@@ -106,7 +110,7 @@ static void test_roundtrip(void) {
     CHECK(mrm_model_load(&back, &got, path, &err) == MRM_OK, "load: %s", err.msg);
     if (back) {
         const mrm_model_config *c = mrm_model_config_of(back);
-        CHECK(c->n_classes == 7 && c->width == 8 && c->hi_attention == 1, "config from metadata");
+        CHECK(c->n_classes == 7 && c->width == 8 && c->attention == MRM_ATTENTION_BOTH, "config from metadata");
         int same = 1;
         for (int i = 0; i < mrm_model_num_tensors(m); i++) {
             const mrm_tensor *a = mrm_model_tensor(m, i), *b = mrm_model_tensor(back, i);
@@ -456,9 +460,69 @@ static void test_arguments(void) {
     mrm_model_free(m);
 }
 
+/* The config's key table: defaults, text round trip through the metadata, messages naming the
+ * field, files written before the table, refusal of another variant's weights. */
+static void test_config(void) {
+    mrm_model_config d, c, back;
+    mrm_error err = {0};
+    mrm_model_config_default(&d);
+    CHECK(d.width == 16 && d.attention == MRM_ATTENTION_LOW && d.fusion == 1 && d.branches == MRM_BRANCHES_BOTH &&
+              d.combine == MRM_COMBINE_MUTUAL && d.lambda_feat == 0.01 && d.lambda_logit == 0.1 && d.temperature == 4.0,
+          "defaults are the released model");
+    c = d;
+    CHECK(mrm_model_config_parse(&c, "width=32,attention=none,lambda-feat=0.5,temperature=2", &err) == MRM_OK, "parse: %s",
+          err.msg);
+    CHECK(c.width == 32 && c.attention == MRM_ATTENTION_NONE && c.lambda_feat == 0.5 && c.temperature == 2.0, "parsed");
+    mrm_meta meta = {0};
+    CHECK(mrm_model_config_to_meta(&c, &meta, &err) == MRM_OK, "to_meta");
+    CHECK(!strcmp(mrm_meta_get(&meta, "attention"), "none") && !strcmp(mrm_meta_get(&meta, "lambda_feat"), "0.5") &&
+              !strcmp(mrm_meta_get(&meta, "lambda_logit"), "0.1"),
+          "metadata values as text");
+    CHECK(mrm_model_config_from_meta(&back, &meta, "x.safetensors", &err) == MRM_OK, "from_meta: %s", err.msg);
+    CHECK(!mrm_model_config_diff(&c, &back, 0), "round trip: %s differs", mrm_model_config_diff(&c, &back, 0));
+    mrm_meta_set(&meta, "fusion", "maybe", &err);
+    CHECK(mrm_model_config_from_meta(&back, &meta, "x.safetensors", &err) == MRM_ERR_FORMAT &&
+              strstr(err.msg, "x.safetensors") && strstr(err.msg, "fusion") && strstr(err.msg, "on or off"),
+          "bad value named: %s", err.msg);
+    mrm_meta_free(&meta);
+    /* a file of the earlier format: only n_classes, width, hi_attention */
+    mrm_meta_set(&meta, "n_classes", "5", &err);
+    mrm_meta_set(&meta, "width", "16", &err);
+    mrm_meta_set(&meta, "hi_attention", "1", &err);
+    CHECK(mrm_model_config_from_meta(&back, &meta, "old", &err) == MRM_OK && back.attention == MRM_ATTENTION_BOTH &&
+              back.fusion == 1 && back.lambda_logit == 0.1,
+          "old keys: %s", err.msg);
+    mrm_meta_free(&meta);
+    CHECK(mrm_model_config_set(&c, "colour", "red", &err) == MRM_ERR_INVALID && strstr(err.msg, "colour") &&
+              strstr(err.msg, "attention"),
+          "unknown key: %s", err.msg);
+    CHECK(mrm_model_config_set(&c, "attention", "sideways", &err) == MRM_ERR_INVALID && strstr(err.msg, "low, high, both or none"),
+          "bad attention: %s", err.msg);
+    mrm_model_config z;
+    memset(&z, 0, sizeof z);
+    z.n_classes = 5, z.width = 16;
+    mrm_model *m = NULL;
+    CHECK(mrm_model_create(&m, &z, &err) == MRM_ERR_INVALID && strstr(err.msg, "temperature"), "zeroed config: %s", err.msg);
+    /* the weights of another variant are refused, naming the field */
+    m = make(5, 4, 0, 1);
+    c = *mrm_model_config_of(m);
+    c.attention = MRM_ATTENTION_NONE;
+    CHECK(mrm_model_set_config(m, &c, &err) == MRM_ERR_INVALID && strstr(err.msg, "attention"), "variant refused: %s", err.msg);
+    mrm_model *o = NULL;
+    c.attention = MRM_ATTENTION_LOW, c.width = 8;
+    CHECK(mrm_model_create(&o, &c, &err) == MRM_OK, "width 8");
+    CHECK(mrm_model_copy_weights(o, m, &err) == MRM_ERR_INVALID && strstr(err.msg, "width"), "copy refused: %s", err.msg);
+    mrm_model_free(o);
+    c = *mrm_model_config_of(m);
+    c.lambda_feat = 0, c.temperature = 1;
+    CHECK(mrm_model_set_config(m, &c, &err) == MRM_OK && mrm_model_config_of(m)->lambda_feat == 0, "loss knobs change");
+    mrm_model_free(m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "%s", test_tmp_dir());
     test_counts();
+    test_config();
     test_roundtrip();
     test_malformed();
     test_arguments();

@@ -23,7 +23,9 @@ int main(void) {
     CHECK(mrm_mkdir_p(dir, &err) == MRM_OK, "%s", err.msg);
 
     /* ---- checkpoint round trip ---- */
-    mrm_model_config cfg = {.n_classes = 3, .width = 4, .hi_attention = 0};
+    mrm_model_config cfg;
+    mrm_model_config_default(&cfg);
+    cfg.n_classes = 3, cfg.width = 4;
     mrm_model *m = NULL, *m2 = NULL;
     CHECK(mrm_model_create(&m, &cfg, &err) == MRM_OK, "%s", err.msg);
     if (!m) TEST_END();
