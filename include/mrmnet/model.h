@@ -145,14 +145,22 @@ void mrm_model_set_dropout(mrm_model *m, float p);
  * available; after a training-mode forward, mrm_model_backward may follow. */
 mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng,
                              mrm_error *err);
-/* Results of the last forward: logits (B, N) of head 1 (high branch) or 2 (low branch);
- * features (B, mrm_model_feature_size), index c*L + t. Valid until the next forward. */
+/* The model's outputs: 2 heads for the released model (head 1 on the high branch, head 2 on
+ * the low branch), 1 for the one-branch, add and concat variants. Branches: 2 or 1. */
+int mrm_model_num_heads(const mrm_model *m);
+int mrm_model_num_branches(const mrm_model *m);
+/* Results of the last forward: logits (B, N) of head 1 .. mrm_model_num_heads; features
+ * (B, mrm_model_feature_size), index c*L + t, of branch 1 .. mrm_model_num_branches (the
+ * branches present, high before low). NULL for a head or branch the model does not have.
+ * Valid until the next forward. */
 const float *mrm_model_logits(const mrm_model *m, int head);
-const float *mrm_model_features(const mrm_model *m, int head);
+const float *mrm_model_features(const mrm_model *m, int branch);
 
 /* The loss of spec section 5 and its parts:
- * total = bce1 + bce2 + 0.01 * kl_feat + 0.1 * kl_logits, where kl_feat = KL4(f1|f2) + KL4(f2|f1)
- * and kl_logits = KL4(o1|o2) + KL4(o2|o1). */
+ * total = bce1 + bce2 + lambda_feat * kl_feat + lambda_logit * kl_logits (0.01, 0.1 and T = 4
+ * for the released model), where kl_feat = KL_T(f1|f2) + KL_T(f2|f1) and kl_logits =
+ * KL_T(o1|o2) + KL_T(o2|o1); a term whose weight is 0 is not computed (reported as 0). A model
+ * with one output: total = bce1 (bce2 = kl_feat = kl_logits = 0). */
 typedef struct mrm_loss {
     double total, bce1, bce2, kl_feat, kl_logits;
 } mrm_loss;
@@ -218,7 +226,8 @@ mrm_status mrm_model_load(mrm_model **m, mrm_meta *meta, const char *path, mrm_e
  * threads. One engine per concurrent caller. */
 typedef struct mrm_infer mrm_infer;
 mrm_status mrm_infer_create(mrm_infer **inf, const mrm_model *m, int max_batch, mrm_error *err);
-/* x (B, 12, 1000), B <= max_batch; logits1/logits2 (B, N) either may be NULL. */
+/* x (B, 12, 1000), B <= max_batch; logits1/logits2 (B, N) of heads 1 and 2, either may be
+ * NULL (logits2 must be for a model with one output). */
 mrm_status mrm_infer_run(mrm_infer *inf, const float *x, int B, float *logits1, float *logits2,
                          mrm_error *err);
 void mrm_infer_free(mrm_infer *inf);

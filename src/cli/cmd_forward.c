@@ -11,7 +11,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet forward --model W.safetensors --input X.npy [--train-mode | --fast] [--batch 32]\n"
                "                      --out DIR\n\n"
                "X is float32 (B, 12, 1000), already standardised. Writes DIR/out1.npy, DIR/out2.npy\n"
-               "(B, N logits of the high and low heads) and DIR/feat1.npy, DIR/feat2.npy (B, F features).\n"
+               "(B, N logits of the high and low heads) and DIR/feat1.npy, DIR/feat2.npy (B, F features\n"
+               "of the high and low branches). A variant with one output writes out1.npy only; one\n"
+               "with one branch, the feature file of that branch only.\n"
                "  --train-mode  BatchNorm with batch statistics (dropout off), the whole input as ONE batch\n"
                "  --fast        the inference path (BatchNorm folded, fused layers): logits only (no features)\n"
                "  --batch N     records per forward pass in evaluation mode (default 32)\n");
@@ -47,10 +49,18 @@ int cmd_forward(int argc, char **argv) {
     if (!s) s = mrm_mkdir_p(outdir, &err);
     int N = m ? mrm_model_config_of(m)->n_classes : 0, F = m ? mrm_model_feature_size(m) : 0;
     long long B = sh[0];
-    int nout = fast ? 2 : 4;
+    /* items: the heads' logits, then (not with --fast) the branches' features */
+    int nh = m ? mrm_model_num_heads(m) : 0, nbr = m ? mrm_model_num_branches(m) : 0;
+    int nout = nh + (fast ? 0 : nbr);
+    char names[4][24];
+    for (int k = 0; k < nout; k++) {
+        int first_low = m && mrm_model_config_of(m)->branches == MRM_BRANCHES_LOW; /* the only branch is the low one */
+        if (k < nh) snprintf(names[k], sizeof names[k], "out%d.npy", k + 1);
+        else snprintf(names[k], sizeof names[k], "feat%d.npy", k - nh + 1 + first_low);
+    }
     if (!s && fast) s = mrm_infer_create(&inf, m, (int)(B < batch ? B : batch), &err);
     for (int k = 0; !s && k < nout; k++) {
-        out[k] = malloc(sizeof(float) * (size_t)B * (size_t)(k < 2 ? N : F));
+        out[k] = malloc(sizeof(float) * (size_t)B * (size_t)(k < nh ? N : F));
         if (!out[k]) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory for %lld records", B);
     }
     long long step = train ? B : batch;
@@ -58,21 +68,20 @@ int cmd_forward(int argc, char **argv) {
         int nb = (int)(B - b0 < step ? B - b0 : step);
         const float *xb = x + (size_t)b0 * MRM_INPUT_LEADS * MRM_INPUT_LEN;
         if (fast) {
-            s = mrm_infer_run(inf, xb, nb, out[0] + (size_t)b0 * N, out[1] + (size_t)b0 * N, &err);
+            s = mrm_infer_run(inf, xb, nb, out[0] + (size_t)b0 * N, nh > 1 ? out[1] + (size_t)b0 * N : NULL, &err);
             continue;
         }
         mrm_model_set_dropout(m, 0.0f);
         s = mrm_model_forward(m, xb, nb, train, NULL, &err);
-        for (int k = 0; !s && k < 4; k++) {
-            size_t w = (size_t)(k < 2 ? N : F);
-            const float *src = k < 2 ? mrm_model_logits(m, k + 1) : mrm_model_features(m, k - 1);
+        for (int k = 0; !s && k < nout; k++) {
+            size_t w = (size_t)(k < nh ? N : F);
+            const float *src = k < nh ? mrm_model_logits(m, k + 1) : mrm_model_features(m, k - nh + 1);
             memcpy(out[k] + (size_t)b0 * w, src, sizeof(float) * (size_t)nb * w);
         }
     }
-    static const char *names[4] = {"out1.npy", "out2.npy", "feat1.npy", "feat2.npy"};
     for (int k = 0; !s && k < nout; k++) {
         char path[4096];
-        long long shape[2] = {B, k < 2 ? N : F};
+        long long shape[2] = {B, k < nh ? N : F};
         if (mrm_path_join(path, sizeof path, outdir, names[k]))
             s = mrm_fail(&err, MRM_ERR_INVALID, "%s: path too long", outdir);
         else

@@ -1,6 +1,8 @@
-/* MRM-Net: the layer table. Every tensor is registered in the order of the weights table
- * (mrmnet-weights.tsv, the PyTorch state_dict order); a first pass counts, a second points the
- * layers into the parameter, gradient and statistics buffers. */
+/* MRM-Net: the builder. The config becomes one ordered list of units (model_internal.h), each
+ * registering its tensors in the order of the weights table (mrmnet-weights.tsv, the PyTorch
+ * state_dict order); a first pass counts, a second points the units into the parameter,
+ * gradient and statistics buffers. This is the only walk of the architecture: the rest of the
+ * model iterates the list. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,18 +166,6 @@ static void reg_se(builder *b, block *k, const char *prefix, int c, int L) {
     reg_linear(b, &k->fc2, nm, c / 4, c, 0, 0);
 }
 
-/* A branch's layer at c channels: 7 blocks, the sequence BasicBlock, Gate, SE, BasicBlock, Gate,
- * SE, BasicBlock (with attention), or 3 BasicBlocks. */
-static void reg_branch_layer(builder *b, block *k, int n, const char *prefix, int c, int L) {
-    char nm[256];
-    for (int i = 0; i < n; i++) {
-        snprintf(nm, sizeof nm, "%s.%d", prefix, i);
-        if (n == 3 || i % 3 == 0) reg_basic(b, &k[i], nm, c, c, L);
-        else if (i % 3 == 1) reg_gate(b, &k[i], nm, c, L);
-        else reg_se(b, &k[i], nm, c, L);
-    }
-}
-
 static void reg_fusion(builder *b, fusion *f, const char *prefix, int c, int L) {
     char nm[256];
     f->c = c;
@@ -211,7 +201,14 @@ static void reg_basescale(builder *b, basescale *s, const char *prefix, int cin,
     }
     name2(nm, sizeof nm, prefix, "bn");
     reg_bn(b, &s->ms.bn, nm, cout);
-    /* the merged conv: same function as the mean of conv1..4 */
+    /* the merged conv: same function as the mean of conv1..4; its weights live outside the
+     * parameter buffer */
+    if (b->pass == 1) {
+        size_t n = (size_t)cout * cin * MS_TAPS;
+        s->w33 = calloc(n, sizeof(float));
+        s->dw33 = calloc(n, sizeof(float));
+        if (!s->w33 || !s->dw33) b->nomem = 1;
+    }
     s->ms.conv = s->conv[3];
     s->ms.conv.w = s->w33;
     s->ms.conv.dw = s->dw33;
@@ -221,45 +218,139 @@ static void reg_basescale(builder *b, basescale *s, const char *prefix, int cin,
     s->lout = s->ms.lout / 2;
 }
 
+/* Appends a unit (its parameters are registered by the caller); returns its index. */
+static int add_unit(builder *b, unit_kind kind, int branch, int in0, int in1, const char *name) {
+    mrm_model *m = b->m;
+    int i = m->n_units++;
+    unit *u = &m->units[i];
+    memset(u, 0, sizeof *u);
+    u->kind = kind;
+    u->branch = branch;
+    u->in[0] = in0;
+    u->in[1] = in1;
+    u->n_in = in1 >= 0 ? 2 : 1;
+    size_t n = strlen(name);
+    if (n >= sizeof u->name) n = sizeof u->name - 1; /* names are short; never reached */
+    memcpy(u->name, name, n);
+    u->name[n] = '\0';
+    return i;
+}
+
+/* A branch's blocks at c channels after its BaseScale `in`: 7 blocks, the sequence BasicBlock,
+ * Gate, SE, BasicBlock, Gate, SE, BasicBlock (with attention), or 3 BasicBlocks. Returns the
+ * last unit. */
+static int add_branch_layer(builder *b, int br, int in, int attention, const char *prefix, int c, int L) {
+    char nm[256];
+    mrm_model *m = b->m;
+    int n = attention ? 7 : 3;
+    for (int i = 0; i < n; i++) {
+        snprintf(nm, sizeof nm, "%s.%d", prefix, i);
+        in = add_unit(b, UNIT_BLOCK, br, in, -1, nm);
+        block *k = &m->units[in].p.blk;
+        if (n == 3 || i % 3 == 0) reg_basic(b, k, nm, c, c, L);
+        else if (i % 3 == 1) reg_gate(b, k, nm, c, L);
+        else reg_se(b, k, nm, c, L);
+        m->units[in].c = c;
+        m->units[in].L = L;
+    }
+    return in;
+}
+
 static void build_pass(builder *b) {
     mrm_model *m = b->m;
-    int w = m->w, hi = m->hi_c, lo = m->lo_c, N = m->cfg.n_classes;
+    const mrm_model_config *cfg = &m->cfg;
+    int w = m->w, N = cfg->n_classes;
     int L = MRM_INPUT_LEN;
     static const int stem_k[4] = {11, 7, 5, 3};
     int stem_c[5] = {MRM_INPUT_LEADS, w, 2 * w, 4 * w, 4 * w};
     char nm[256];
+    m->n_units = 0;
+    /* the stem: (12, 1000) -> (4w, 1004) */
+    int prev = -1;
     for (int i = 0; i < 4; i++) {
         snprintf(nm, sizeof nm, "BaseBlock.conv_block%d", i + 1);
-        reg_cbn(b, &m->stem.u[i], nm, "0", "1", stem_c[i], stem_c[i + 1], stem_k[i], 1, stem_k[i] / 2, 1, 1, L);
-        L = m->stem.u[i].lout + 1; /* MaxPool(k2, s1, p1) */
+        prev = add_unit(b, UNIT_STEM, UNIT_SHARED, prev, -1, nm);
+        unit *u = &m->units[prev];
+        reg_cbn(b, &u->p.stem, nm, "0", "1", stem_c[i], stem_c[i + 1], stem_k[i], 1, stem_k[i] / 2, 1, 1, L);
+        L = u->p.stem.lout + 1; /* MaxPool(k2, s1, p1) */
+        u->c = stem_c[i + 1];
+        u->L = L;
     }
-    int c0 = 4 * w;
-    reg_basescale(b, &m->bs[0], "BaseBlock.BaseScale1", c0, hi, 1, L);
-    reg_basescale(b, &m->bs[1], "BaseBlock.BaseScale2", c0, lo, 2, L);
-    int Lh = m->bs[0].lout, Ll = m->bs[1].lout;
-    reg_branch_layer(b, m->hi, m->n_hi_blocks, "BaseBlock.layer1", hi, Lh);
-    reg_branch_layer(b, m->lo, m->n_lo_blocks, "BaseBlock.layer2", lo, Ll);
-    reg_fusion(b, &m->fu[0], "Fusion_block1", hi, Lh);
-    reg_fusion(b, &m->fu[1], "Fusion_block2", lo, Ll);
-    reg_ln(b, &m->hd[0].norm, "conv_norm1", hi);
-    reg_ln(b, &m->hd[1].norm, "conv_norm2", lo);
-    reg_linear(b, &m->hd[0].fc, "fc1", hi, N, 1, 0);
-    reg_linear(b, &m->hd[1].fc, "fc2", lo, N, 1, 0);
-    m->hd[0].c = hi;
-    m->hd[0].L = Lh;
-    m->hd[1].c = lo;
-    m->hd[1].L = Ll;
+    const int stem_out = prev;
+    /* the branches present: high (4w channels, stride 1), low (8w, stride 2) */
+    const int has[2] = {cfg->branches != MRM_BRANCHES_LOW, cfg->branches != MRM_BRANCHES_HIGH};
+    const int att[2] = {cfg->attention == MRM_ATTENTION_BOTH || cfg->attention == MRM_ATTENTION_HIGH,
+                        cfg->attention == MRM_ATTENTION_BOTH || cfg->attention == MRM_ATTENTION_LOW};
+    int br_of[2], last[2] = {-1, -1}, nb = 0;
+    for (int r = 0; r < 2; r++) br_of[r] = has[r] ? nb++ : -1;
+    m->n_branches = nb;
+    for (int r = 0; r < 2; r++) {
+        if (!has[r]) continue;
+        snprintf(nm, sizeof nm, "BaseBlock.BaseScale%d", r + 1);
+        last[r] = add_unit(b, UNIT_BASESCALE, br_of[r], stem_out, -1, nm);
+        unit *u = &m->units[last[r]];
+        reg_basescale(b, &u->p.bs, nm, 4 * w, (r + 1) * 4 * w, r + 1, L);
+        u->c = u->p.bs.cout;
+        u->L = u->p.bs.lout;
+    }
+    for (int r = 0; r < 2; r++) {
+        if (!has[r]) continue;
+        const unit *s = &m->units[last[r]];
+        snprintf(nm, sizeof nm, "BaseBlock.layer%d", r + 1);
+        last[r] = add_branch_layer(b, br_of[r], last[r], att[r], nm, s->c, s->L);
+    }
+    for (int r = 0; r < 2 && cfg->fusion; r++) {
+        if (!has[r]) continue;
+        int c = m->units[last[r]].c, Lr = m->units[last[r]].L;
+        snprintf(nm, sizeof nm, "Fusion_block%d", r + 1);
+        last[r] = add_unit(b, UNIT_FUSION, br_of[r], last[r], -1, nm);
+        reg_fusion(b, &m->units[last[r]].p.fu, nm, c, Lr);
+        m->units[last[r]].c = c;
+        m->units[last[r]].L = Lr;
+    }
+    for (int r = 0; r < 2; r++)
+        if (has[r]) m->feat_unit[br_of[r]] = last[r];
+    /* the heads: LayerNorms first, then the Linears (the state_dict order) */
+    int hd[2] = {-1, -1};
+    if (cfg->combine == MRM_COMBINE_CONCAT) {
+        hd[0] = add_unit(b, UNIT_HEAD, UNIT_TAIL, last[0], last[1], "fc");
+        head *h = &m->units[hd[0]].p.hd;
+        h->c = m->units[last[0]].c + m->units[last[1]].c;
+        reg_ln(b, &h->norm, "conv_norm", h->c);
+        reg_linear(b, &h->fc, "fc", h->c, N, 1, 0);
+    } else {
+        for (int r = 0; r < 2; r++) {
+            if (!has[r]) continue;
+            snprintf(nm, sizeof nm, "fc%d", r + 1);
+            hd[r] = add_unit(b, UNIT_HEAD, br_of[r], last[r], -1, nm);
+            head *h = &m->units[hd[r]].p.hd;
+            h->c = m->units[last[r]].c;
+            snprintf(nm, sizeof nm, "conv_norm%d", r + 1);
+            reg_ln(b, &h->norm, nm, h->c);
+        }
+        for (int r = 0; r < 2; r++) {
+            if (!has[r]) continue;
+            head *h = &m->units[hd[r]].p.hd;
+            snprintf(nm, sizeof nm, "fc%d", r + 1);
+            reg_linear(b, &h->fc, nm, h->c, N, 1, 0);
+        }
+    }
+    m->n_out = 0;
+    if (cfg->combine == MRM_COMBINE_ADD) {
+        m->out_unit[m->n_out++] = add_unit(b, UNIT_SUM, UNIT_TAIL, hd[0], hd[1], "sum");
+    } else {
+        for (int r = 0; r < 2; r++)
+            if (hd[r] >= 0) m->out_unit[m->n_out++] = hd[r];
+    }
+    for (int i = 0; i < m->n_units; i++)
+        if (m->units[i].kind == UNIT_HEAD || m->units[i].kind == UNIT_SUM) {
+            m->units[i].c = N;
+            m->units[i].L = 1;
+        }
 }
 
 mrm_status model_build(mrm_model *m, mrm_error *err) {
     builder b = {.m = m, .pass = 0};
-    /* the merged multi-scale weights live outside the parameter buffer */
-    for (int i = 0; i < 2; i++) {
-        size_t n = (size_t)(i ? m->lo_c : m->hi_c) * (size_t)(4 * m->w) * MS_TAPS;
-        m->bs[i].w33 = calloc(n, sizeof(float));
-        m->bs[i].dw33 = calloc(n, sizeof(float));
-        if (!m->bs[i].w33 || !m->bs[i].dw33) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
-    }
     build_pass(&b);
     m->n_params = b.np;
     m->n_stats = b.ns;

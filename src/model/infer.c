@@ -18,8 +18,8 @@
 /* Batches up to this size run the two branches in parallel (see mrm_model_forward). */
 #define BRANCH_PARALLEL_MAX_B 4
 
-/* Convolution units of the model (stem 4, BaseScales 4, blocks up to 3 each, fusion) */
-enum { MAX_PREPARED = 96 };
+/* Convolutions of the model (stem 4, BaseScales 4, blocks up to 3 each, fusion) */
+enum { MAX_PREPARED = 128 };
 
 struct mrm_infer {
     mrm_model *m;
@@ -78,6 +78,43 @@ static void fold_block(block *k) {
     }
 }
 
+/* Folds the unit's BatchNorms into the layers before them. */
+static void fold_unit(unit *u) {
+    switch (u->kind) {
+    case UNIT_STEM: fold_cbn(&u->p.stem); break;
+    case UNIT_BASESCALE:
+        fold_cbn(&u->p.bs.shortcut);
+        basescale_merge(&u->p.bs, u->p.bs.w33);
+        fold_cbn(&u->p.bs.ms); /* its conv weights are w33 */
+        break;
+    case UNIT_BLOCK: fold_block(&u->p.blk); break;
+    case UNIT_FUSION:
+        fold_cbn(&u->p.fu.sp);
+        fold(&u->p.fu.mbn, u->p.fu.m1.w, (size_t)u->p.fu.m1.cin);
+        for (int j = 0; j < 4; j++) fold_block(&u->p.fu.layer[j]);
+        break;
+    case UNIT_HEAD:
+    case UNIT_SUM: break;
+    }
+}
+
+/* Prepares the unit's (folded) convolution weights for the forward. */
+static int prepare_unit(mrm_infer *inf, unit *u) {
+    int r = 0;
+    switch (u->kind) {
+    case UNIT_STEM: r = prepare_cbn(inf, &u->p.stem); break;
+    case UNIT_BASESCALE: r = prepare_cbn(inf, &u->p.bs.shortcut) | prepare_cbn(inf, &u->p.bs.ms); break;
+    case UNIT_BLOCK: r = prepare_block(inf, &u->p.blk); break;
+    case UNIT_FUSION:
+        r = prepare_cbn(inf, &u->p.fu.sp);
+        for (int j = 0; j < 4; j++) r |= prepare_block(inf, &u->p.fu.layer[j]);
+        break;
+    case UNIT_HEAD:
+    case UNIT_SUM: break;
+    }
+    return r;
+}
+
 mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch, mrm_error *err) {
     *out = NULL;
     if (max_batch < 1 || max_batch > 1000000)
@@ -96,38 +133,17 @@ mrm_status mrm_infer_create(mrm_infer **out, const mrm_model *src, int max_batch
         return s;
     }
     mrm_model *m = inf->m;
-    for (int i = 0; i < 4; i++) fold_cbn(&m->stem.u[i]);
-    for (int i = 0; i < 2; i++) {
-        basescale *b = &m->bs[i];
-        fold_cbn(&b->shortcut);
-        basescale_merge(b, b->w33);
-        fold_cbn(&b->ms); /* its conv weights are w33 */
-    }
-    for (int i = 0; i < m->n_hi_blocks; i++) fold_block(&m->hi[i]);
-    for (int i = 0; i < m->n_lo_blocks; i++) fold_block(&m->lo[i]);
-    for (int i = 0; i < 2; i++) {
-        fusion *f = &m->fu[i];
-        fold_cbn(&f->sp);
-        fold(&f->mbn, f->m1.w, (size_t)f->m1.cin);
-        for (int j = 0; j < 4; j++) fold_block(&f->layer[j]);
-    }
+    for (int i = 0; i < m->n_units; i++) fold_unit(&m->units[i]);
     /* the folded weights prepared once for the forward */
     int bad = 0;
-    for (int i = 0; i < 4; i++) bad |= prepare_cbn(inf, &m->stem.u[i]);
-    for (int i = 0; i < 2; i++) bad |= prepare_cbn(inf, &m->bs[i].shortcut) | prepare_cbn(inf, &m->bs[i].ms);
-    for (int i = 0; i < m->n_hi_blocks; i++) bad |= prepare_block(inf, &m->hi[i]);
-    for (int i = 0; i < m->n_lo_blocks; i++) bad |= prepare_block(inf, &m->lo[i]);
-    for (int i = 0; i < 2; i++) {
-        bad |= prepare_cbn(inf, &m->fu[i].sp);
-        for (int j = 0; j < 4; j++) bad |= prepare_block(inf, &m->fu[i].layer[j]);
-    }
+    for (int i = 0; i < m->n_units; i++) bad |= prepare_unit(inf, &m->units[i]);
     if (bad) {
         mrm_infer_free(inf);
         return mrm_fail(err, MRM_ERR_NOMEM, "infer: out of memory");
     }
-    /* small batches: the two branches side by side, each single-threaded */
-    if (omp_get_max_threads() >= 2) {
-        for (int i = 0; i < 2; i++) {
+    /* small batches: the branches side by side, each single-threaded */
+    if (m->n_branches > 1 && omp_get_max_threads() >= m->n_branches) {
+        for (int i = 0; i < m->n_branches; i++) {
             m->branch_ctx[i].scratch_floats = m->ctx.scratch_floats;
             m->branch_ctx[i].scratch = malloc(sizeof(float) * (m->ctx.scratch_floats ? m->ctx.scratch_floats : 1));
             if (!m->branch_ctx[i].scratch) {
@@ -147,6 +163,8 @@ mrm_status mrm_infer_run(mrm_infer *inf, const float *x, int B, float *logits1, 
     mrm_status s = mrm_model_forward(inf->m, x, B, 0, NULL, err);
     if (s) return s;
     size_t n = (size_t)B * inf->m->cfg.n_classes * sizeof(float);
+    if (logits2 && inf->m->n_out < 2)
+        return mrm_fail(err, MRM_ERR_INVALID, "infer: the model has one output (no head 2)");
     if (logits1) memcpy(logits1, mrm_model_logits(inf->m, 1), n);
     if (logits2) memcpy(logits2, mrm_model_logits(inf->m, 2), n);
     return MRM_OK;

@@ -49,11 +49,6 @@ typedef struct cbn {
     float *mean, *rstd; /* (cout) batch statistics of the last training forward */
 } cbn;
 
-typedef struct stem {      /* BaseBlock.conv_block1..4: cbn (relu) -> MaxPool(k2, s1, p1) */
-    cbn u[4];
-    float *pool[4];        /* (B, c, lout + 1) */
-} stem;
-
 typedef struct basescale { /* BaseBlock.BaseScale1/2 */
     cbn shortcut;          /* conv_block: conv 3 (stride) -> BN -> ReLU; then MaxPool(2) */
     float *shortcut_pool;  /* (B, cout, L/2) */
@@ -105,13 +100,49 @@ typedef struct fusion {    /* Fusion_block1/2 on one branch: c channels, L steps
     block layer[4];              /* BasicBlock(2c -> c, ds), Gate, SE, BasicBlock */
 } fusion;
 
-typedef struct head {
+typedef struct head {      /* logits = fc(LayerNorm(concat of GAP of each input)) */
     ln_p norm;
     linear_p fc;
-    int c, L;
+    int c;                        /* channels of all inputs together */
     float *gap, *n, *mean, *rstd; /* gap, n (B, c); mean, rstd (B) */
     float *logits;                /* (B, N) */
 } head;
+
+/* ---- the network: one ordered list of units ------------------------------------------------
+ * The builder (build.c) turns the config into this list, in the order of the weights table;
+ * planning, forward, backward, folding and preparing for inference all iterate it. A unit's
+ * branch says when it runs: the shared units first (UNIT_SHARED), then each branch's units (in
+ * list order; the branches may run side by side), then the units after the branches
+ * (UNIT_TAIL). Backward runs the tail, then each branch, then the shared units, each in reverse. */
+typedef enum {
+    UNIT_STEM,      /* conv -> BN -> ReLU -> MaxPool(k2, s1, p1) */
+    UNIT_BASESCALE, /* shortcut + multi-scale path (dropout) */
+    UNIT_BLOCK,     /* BasicBlock, Gate, SE */
+    UNIT_FUSION,    /* the Fusion block of a branch */
+    UNIT_HEAD,      /* GAP of each input, concatenated -> LayerNorm -> Linear: logits */
+    UNIT_SUM        /* the sum of two heads' logits */
+} unit_kind;
+
+#define MAX_BRANCHES 2
+#define MAX_UNITS 48
+#define UNIT_SHARED (-1)
+#define UNIT_TAIL MAX_BRANCHES
+
+typedef struct unit {
+    unit_kind kind;
+    int branch;         /* UNIT_SHARED, 0 .. n_branches - 1, or UNIT_TAIL */
+    int in[2], n_in;    /* the units whose outputs are the inputs; -1: the network input */
+    int c, L;           /* output per sample (heads: c = N, L = 1) */
+    float *out;         /* (B, c, L), set by planning */
+    char name[48];      /* weights prefix, e.g. "BaseBlock.layer2.1", "fc1" */
+    union {
+        cbn stem;       /* UNIT_STEM; out = the pooled map */
+        basescale bs;
+        block blk;
+        fusion fu;
+        head hd;
+    } p;
+} unit;
 
 /* Initialisation rule of each tensor. */
 typedef enum { INIT_UNIFORM, INIT_ONE, INIT_ZERO, INIT_COUNT } init_kind;
@@ -145,13 +176,12 @@ struct mrm_model {
     float *bound;      /* per tensor: the uniform bound */
     /* architecture */
     int w;             /* width */
-    int hi_c, lo_c;    /* 4w, 8w */
-    int n_hi_blocks, n_lo_blocks; /* 3 or 7 */
-    stem stem;
-    basescale bs[2];
-    block hi[7], lo[7];
-    fusion fu[2];
-    head hd[2];
+    int n_units;
+    unit units[MAX_UNITS];
+    int n_branches;              /* 1 or 2 */
+    int feat_unit[MAX_BRANCHES]; /* each branch's last unit: its features */
+    int n_out;                   /* 1 or 2 */
+    int out_unit[2];             /* the units giving the logits of head 1, 2 */
     /* activations, sized for planned_B samples */
     int planned_B;
     float *act;
@@ -164,15 +194,19 @@ struct mrm_model {
     /* evaluation batches of at most this size run the two branches in parallel, one thread
      * each, with their own scratch (0: never; set by mrm_infer) */
     int branch_parallel_max_B;
-    nn_ctx branch_ctx[2];
+    nn_ctx branch_ctx[MAX_BRANCHES];
     /* last forward */
     int B, trained_forward, dropout_applied;
     const float *x;    /* the caller's input of the last forward (needed by backward) */
     gstack gs;
 };
 
-/* Builds the layer table (two passes: counting, then pointing into allocated buffers). */
+/* Builds the unit list and the tensor table (two passes: counting, then pointing into allocated
+ * buffers). */
 mrm_status model_build(mrm_model *m, mrm_error *err);
+/* The output of the unit named `name` after a forward (tests), or NULL. */
+const float *model_unit_output(const mrm_model *m, const char *name);
+
 /* Sizes the activations for B samples (grows only). */
 mrm_status model_plan(mrm_model *m, int B, mrm_error *err);
 /* BN (training mode) with an optional ReLU after it, fused (fused.c). Forward: y = relu?(BN(z)),

@@ -80,20 +80,12 @@ mrm_status mrm_model_create(mrm_model **out, const mrm_model_config *cfg, mrm_er
     *out = NULL;
     mrm_status cs = mrm_model_config_check(cfg, err);
     if (cs) return cs;
-    if (!cfg->fusion || cfg->branches != MRM_BRANCHES_BOTH || cfg->combine != MRM_COMBINE_MUTUAL)
-        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "model config: fusion %s, branches %s, combine %s: not implemented yet",
-                        cfg->fusion ? "on" : "off", cfg->branches == MRM_BRANCHES_BOTH ? "both" : cfg->branches == MRM_BRANCHES_HIGH ? "high" : "low",
-                        cfg->combine == MRM_COMBINE_MUTUAL ? "mutual" : cfg->combine == MRM_COMBINE_ADD ? "add" : "concat");
     mrm_model *m = calloc(1, sizeof *m);
     if (!m) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
     m->cfg = *cfg;
     mrm_model_config_normalize(&m->cfg);
     m->dropout = 0.2f;
     m->w = cfg->width;
-    m->hi_c = 4 * m->w;
-    m->lo_c = 8 * m->w;
-    m->n_hi_blocks = m->cfg.attention == MRM_ATTENTION_BOTH || m->cfg.attention == MRM_ATTENTION_HIGH ? 7 : 3;
-    m->n_lo_blocks = m->cfg.attention == MRM_ATTENTION_BOTH || m->cfg.attention == MRM_ATTENTION_LOW ? 7 : 3;
     mrm_status s = model_build(m, err);
     if (s) {
         mrm_model_free(m);
@@ -114,13 +106,14 @@ void mrm_model_free(mrm_model *m) {
     free(m->grads);
     free(m->stats);
     free(m->counts);
-    for (int i = 0; i < 2; i++) {
-        free(m->bs[i].w33);
-        free(m->bs[i].dw33);
-    }
+    for (int i = 0; i < m->n_units; i++)
+        if (m->units[i].kind == UNIT_BASESCALE) {
+            free(m->units[i].p.bs.w33);
+            free(m->units[i].p.bs.dw33);
+        }
     free(m->act);
     free(m->ctx.scratch);
-    for (int i = 0; i < 2; i++) free(m->branch_ctx[i].scratch);
+    for (int i = 0; i < MAX_BRANCHES; i++) free(m->branch_ctx[i].scratch);
     nn_fft_free(m->fft);
     gstack_free(&m->gs);
     free(m->gs.sink);
@@ -142,7 +135,9 @@ size_t mrm_model_num_params(const mrm_model *m) { return m->n_params; }
 float *mrm_model_params(mrm_model *m) { return m->params; }
 float *mrm_model_grads(mrm_model *m) { return m->grads; }
 void mrm_model_zero_grad(mrm_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
-int mrm_model_feature_size(const mrm_model *m) { return m->hi_c * m->hd[0].L; }
+int mrm_model_feature_size(const mrm_model *m) { return m->units[m->feat_unit[0]].c * m->units[m->feat_unit[0]].L; }
+int mrm_model_num_heads(const mrm_model *m) { return m->n_out; }
+int mrm_model_num_branches(const mrm_model *m) { return m->n_branches; }
 int mrm_model_num_tensors(const mrm_model *m) { return m->n_tensors; }
 const mrm_tensor *mrm_model_tensor(const mrm_model *m, int i) {
     return i >= 0 && i < m->n_tensors ? &m->tensors[i] : NULL;
@@ -224,14 +219,42 @@ static void plan_block(planner *p, block *k) {
     k->out = take(p, n);
 }
 
-static void plan_all(mrm_model *m, planner *p) {
+static void plan_fusion(planner *p, fusion *f) {
+    size_t B = (size_t)p->B, c = (size_t)f->c, L = (size_t)f->L;
+    f->xmax = take(p, B * c);
+    f->xavg = take(p, B * c);
+    f->h_max = take(p, B * (c / 8));
+    f->h_avg = take(p, B * (c / 8));
+    f->z_max = take(p, B * c);
+    f->z_avg = take(p, B * c);
+    f->y_max = take(p, B * c);
+    f->y_avg = take(p, B * c);
+    f->mean_max = take(p, c);
+    f->rstd_max = take(p, c);
+    f->mean_avg = take(p, c);
+    f->rstd_avg = take(p, c);
+    f->ca = take(p, B * c);
+    f->l1 = take(p, B * c * L);
+    f->maxmean = take(p, B * 2 * L);
+    plan_cbn(p, &f->sp);
+    f->sa = take(p, B * L);
+    f->l2 = take(p, B * c * L);
+    f->cat = take(p, B * 2 * c * L);
+    f->f = take(p, B * 2 * c * L);
+    f->ln_mean = take(p, B * L);
+    f->ln_rstd = take(p, B * L);
+    for (int j = 0; j < 4; j++) plan_block(p, &f->layer[j]);
+}
+
+static void plan_unit(planner *p, unit *u, int N) {
     size_t B = (size_t)p->B;
-    for (int i = 0; i < 4; i++) {
-        plan_cbn(p, &m->stem.u[i]);
-        m->stem.pool[i] = take(p, B * m->stem.u[i].conv.cout * (m->stem.u[i].lout + 1));
-    }
-    for (int i = 0; i < 2; i++) {
-        basescale *s = &m->bs[i];
+    switch (u->kind) {
+    case UNIT_STEM:
+        plan_cbn(p, &u->p.stem);
+        u->out = take(p, B * u->c * u->L);
+        break;
+    case UNIT_BASESCALE: {
+        basescale *s = &u->p.bs;
         size_t n = B * s->cout * s->lout;
         plan_cbn(p, &s->shortcut);
         plan_cbn(p, &s->ms);
@@ -240,44 +263,35 @@ static void plan_all(mrm_model *m, planner *p) {
         s->ms_drop = take(p, n);
         s->drop_mask = take(p, n);
         s->out = take(p, n);
+        u->out = s->out;
+        break;
     }
-    for (int i = 0; i < m->n_hi_blocks; i++) plan_block(p, &m->hi[i]);
-    for (int i = 0; i < m->n_lo_blocks; i++) plan_block(p, &m->lo[i]);
-    for (int i = 0; i < 2; i++) {
-        fusion *f = &m->fu[i];
-        size_t c = (size_t)f->c, L = (size_t)f->L;
-        f->xmax = take(p, B * c);
-        f->xavg = take(p, B * c);
-        f->h_max = take(p, B * (c / 8));
-        f->h_avg = take(p, B * (c / 8));
-        f->z_max = take(p, B * c);
-        f->z_avg = take(p, B * c);
-        f->y_max = take(p, B * c);
-        f->y_avg = take(p, B * c);
-        f->mean_max = take(p, c);
-        f->rstd_max = take(p, c);
-        f->mean_avg = take(p, c);
-        f->rstd_avg = take(p, c);
-        f->ca = take(p, B * c);
-        f->l1 = take(p, B * c * L);
-        f->maxmean = take(p, B * 2 * L);
-        plan_cbn(p, &f->sp);
-        f->sa = take(p, B * L);
-        f->l2 = take(p, B * c * L);
-        f->cat = take(p, B * 2 * c * L);
-        f->f = take(p, B * 2 * c * L);
-        f->ln_mean = take(p, B * L);
-        f->ln_rstd = take(p, B * L);
-        for (int j = 0; j < 4; j++) plan_block(p, &f->layer[j]);
-    }
-    for (int i = 0; i < 2; i++) {
-        head *h = &m->hd[i];
+    case UNIT_BLOCK:
+        plan_block(p, &u->p.blk);
+        u->out = u->p.blk.out;
+        break;
+    case UNIT_FUSION:
+        plan_fusion(p, &u->p.fu);
+        u->out = u->p.fu.layer[3].out;
+        break;
+    case UNIT_HEAD: {
+        head *h = &u->p.hd;
         h->gap = take(p, B * h->c);
         h->n = take(p, B * h->c);
         h->mean = take(p, B);
         h->rstd = take(p, B);
-        h->logits = take(p, B * m->cfg.n_classes);
+        h->logits = take(p, B * N);
+        u->out = h->logits;
+        break;
     }
+    case UNIT_SUM:
+        u->out = take(p, B * N);
+        break;
+    }
+}
+
+static void plan_all(mrm_model *m, planner *p) {
+    for (int i = 0; i < m->n_units; i++) plan_unit(p, &m->units[i], m->cfg.n_classes);
 }
 
 /* Sizes the activations for B samples (grows only). */
@@ -309,7 +323,7 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     m->ctx.scratch = scr;
     m->ctx.scratch_floats = p.scratch;
     m->ctx.fft = m->fft;
-    for (int i = 0; i < 2; i++) m->branch_ctx[i].fft = m->fft;
+    for (int i = 0; i < MAX_BRANCHES; i++) m->branch_ctx[i].fft = m->fft;
     planner q = {.B = B, .base = act, .folded = m->folded};
     plan_all(m, &q);
     m->planned_B = B;
@@ -432,34 +446,26 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     gpop(&m->gs, mk);
 }
 
-/* ---- stem: x (B, 12, 1000) -> (B, 4w, 1004) ------------------------------------------------- */
+/* ---- stem unit: conv -> BN -> ReLU -> MaxPool(k2, s1, p1) ------------------------------------ */
 
-static void stem_forward(mrm_model *m, nn_ctx *ctx, const float *x) {
-    const float *in = x;
-    for (int i = 0; i < 4; i++) {
-        cbn *u = &m->stem.u[i];
-        if (m->folded) {
-            conv_only(m, ctx, u, in);
-            bias_relu_pool2s1(m->stem.pool[i], u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
-        } else {
-            cbn_forward(m, ctx, u, in);
-            maxpool2s1_forward(m->stem.pool[i], u->y, m->B, u->conv.cout, u->lout);
-        }
-        in = m->stem.pool[i];
+static void stem_forward(mrm_model *m, nn_ctx *ctx, unit *su, const float *in) {
+    cbn *u = &su->p.stem;
+    if (m->folded) {
+        conv_only(m, ctx, u, in);
+        bias_relu_pool2s1(su->out, u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
+    } else {
+        cbn_forward(m, ctx, u, in);
+        maxpool2s1_forward(su->out, u->y, m->B, u->conv.cout, u->lout);
     }
 }
 
-static void stem_backward(mrm_model *m, const float *dout, const float *x) {
+/* din (NULL for the network input) accumulates. */
+static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din, const float *in) {
+    cbn *u = &su->p.stem;
     gmark mk = gmark_get(&m->gs);
-    const float *d = dout;
-    for (int i = 3; i >= 0; i--) {
-        cbn *u = &m->stem.u[i];
-        float *dy = GPUSH_RAW(m, (size_t)m->B * u->conv.cout * u->lout);
-        maxpool2s1_backward_set(dy, d, u->y, m->B, u->conv.cout, u->lout);
-        float *din = i ? GPUSH(m, (size_t)m->B * u->conv.cin * u->lin) : NULL;
-        cbn_backward(m, u, dy, din, i ? m->stem.pool[i - 1] : x);
-        d = din;
-    }
+    float *dy = GPUSH_RAW(m, (size_t)m->B * u->conv.cout * u->lout);
+    maxpool2s1_backward_set(dy, dout, u->y, m->B, u->conv.cout, u->lout);
+    cbn_backward(m, u, dy, din, in);
     gpop(&m->gs, mk);
 }
 
@@ -666,39 +672,97 @@ static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *d
     gpop(&m->gs, mk);
 }
 
-/* ---- heads: o (B, c, L) -> logits = fc(LayerNorm(mean_t o)) (B, N) -------------------------- */
+/* ---- heads: logits = fc(LayerNorm(concat of mean_t of each input)) (B, N) --------------------- */
 
-static void head_forward(mrm_model *m, head *h, const float *o) {
-    mean_time_forward(h->gap, o, m->B, h->c, h->L);
-    layernorm_ch_forward(h->n, h->mean, h->rstd, h->gap, h->norm.w, h->norm.b, m->B, h->c, 1, LN_EPS);
-    linear_forward(h->logits, h->n, h->fc.w, h->fc.b, m->B, h->c, m->cfg.n_classes);
+static void head_forward(mrm_model *m, unit *u) {
+    head *h = &u->p.hd;
+    int B = m->B, N = m->cfg.n_classes;
+    const unit *a = &m->units[u->in[0]];
+    if (u->n_in == 1) {
+        mean_time_forward(h->gap, a->out, B, a->c, a->L);
+    } else { /* the pooled inputs side by side; n serves as scratch */
+        const unit *b = &m->units[u->in[1]];
+        mean_time_forward(h->n, a->out, B, a->c, a->L);
+        mean_time_forward(h->n + (size_t)B * a->c, b->out, B, b->c, b->L);
+        concat_ch_forward(h->gap, h->n, h->n + (size_t)B * a->c, B, a->c, b->c, 1);
+    }
+    layernorm_ch_forward(h->n, h->mean, h->rstd, h->gap, h->norm.w, h->norm.b, B, h->c, 1, LN_EPS);
+    linear_forward(h->logits, h->n, h->fc.w, h->fc.b, B, h->c, N);
 }
 
-static void head_backward(mrm_model *m, head *h, const float *dlogits, float *dout_o) {
+/* din[i] (the gradients of the inputs' outputs) accumulate. */
+static void head_backward(mrm_model *m, unit *u, const float *dlogits, float *const din[2]) {
+    head *h = &u->p.hd;
     int B = m->B, c = h->c;
     gmark mk = gmark_get(&m->gs);
     float *dn = GPUSH(m, (size_t)B * c), *dg = GPUSH(m, (size_t)B * c);
     linear_backward(dn, h->fc.dw, h->fc.db, dlogits, h->n, h->fc.w, B, c, m->cfg.n_classes);
     layernorm_ch_backward(dg, h->norm.dw, h->norm.db, dn, h->gap, h->mean, h->rstd, h->norm.w, B, c, 1);
-    mean_time_backward(dout_o, dg, B, c, h->L);
+    const unit *a = &m->units[u->in[0]];
+    if (u->n_in == 1) {
+        mean_time_backward(din[0], dg, B, c, a->L);
+    } else {
+        const unit *b = &m->units[u->in[1]];
+        float *da = GPUSH(m, (size_t)B * a->c), *db = GPUSH(m, (size_t)B * b->c);
+        concat_ch_backward(da, db, dg, B, a->c, b->c, 1);
+        mean_time_backward(din[0], da, B, a->c, a->L);
+        mean_time_backward(din[1], db, B, b->c, b->L);
+    }
     gpop(&m->gs, mk);
 }
 
-/* ---- the network ------------------------------------------------------------------------- */
+/* ---- the network: the unit list ----------------------------------------------------------- */
 
-static const float *branch_out(const mrm_model *m, int i) { return m->fu[i].layer[3].out; }
+static const float *unit_input(const mrm_model *m, const unit *u, int i) {
+    return u->in[i] < 0 ? m->x : m->units[u->in[i]].out;
+}
 
-/* One branch after its BaseScale: its layer, its attention block, its head. */
-static void branch_forward(mrm_model *m, nn_ctx *ctx, int br) {
-    block *blk = br ? m->lo : m->hi;
-    int nb = br ? m->n_lo_blocks : m->n_hi_blocks;
-    const float *in = m->bs[br].out;
-    for (int i = 0; i < nb; i++) {
-        block_forward(m, ctx, &blk[i], in);
-        in = blk[i].out;
+static void unit_forward(mrm_model *m, nn_ctx *ctx, unit *u, mrm_rng *rng) {
+    const float *in = unit_input(m, u, 0);
+    switch (u->kind) {
+    case UNIT_STEM: stem_forward(m, ctx, u, in); break;
+    case UNIT_BASESCALE: basescale_forward(m, ctx, &u->p.bs, in, rng); break;
+    case UNIT_BLOCK: block_forward(m, ctx, &u->p.blk, in); break;
+    case UNIT_FUSION: fusion_forward(m, ctx, &u->p.fu, in); break;
+    case UNIT_HEAD: head_forward(m, u); break;
+    case UNIT_SUM: add_forward(u->out, in, unit_input(m, u, 1), (size_t)m->B * m->cfg.n_classes); break;
     }
-    fusion_forward(m, ctx, &m->fu[br], in);
-    head_forward(m, &m->hd[br], branch_out(m, br));
+}
+
+/* dout: the gradient of u's output; din[i]: of its inputs' outputs (NULL: not needed). fresh:
+ * din[0] holds nothing yet (set rather than accumulated where the unit can); otherwise every
+ * din accumulates. */
+static void unit_backward(mrm_model *m, unit *u, const float *dout, float *const din[2], int fresh) {
+    const float *in = unit_input(m, u, 0);
+    size_t nin = u->in[0] < 0 ? 0 : (size_t)m->B * m->units[u->in[0]].c * m->units[u->in[0]].L;
+    switch (u->kind) {
+    case UNIT_STEM:
+        if (fresh && din[0]) zero_floats(din[0], nin);
+        stem_backward(m, u, dout, din[0], in);
+        break;
+    case UNIT_BASESCALE:
+        if (fresh) zero_floats(din[0], nin);
+        basescale_backward(m, &u->p.bs, dout, din[0], in);
+        break;
+    case UNIT_BLOCK: block_backward(m, &u->p.blk, dout, din[0], in, fresh); break;
+    case UNIT_FUSION:
+        if (fresh) zero_floats(din[0], nin);
+        fusion_backward(m, &u->p.fu, dout, din[0], in);
+        break;
+    case UNIT_HEAD:
+        if (fresh) zero_floats(din[0], nin);
+        head_backward(m, u, dout, din);
+        break;
+    case UNIT_SUM:
+        for (int i = 0; i < 2; i++) accumulate(din[i], dout, (size_t)m->B * m->cfg.n_classes);
+        break;
+    }
+}
+
+/* The units of one phase (UNIT_SHARED, a branch, UNIT_TAIL) in list order. */
+static void run_phase(mrm_model *m, nn_ctx *ctx, int phase, mrm_rng *rng) {
+    for (int i = 0; i < m->n_units; i++)
+        if (m->units[i].branch == phase) unit_forward(m, ctx, &m->units[i], rng);
 }
 
 mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng, mrm_error *err) {
@@ -715,40 +779,48 @@ mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm
     m->trained_forward = train ? 1 : 0;
     m->dropout_applied = train && m->dropout > 0.0f;
     m->x = x;
-    stem_forward(m, &m->ctx, x);
-    const float *s0 = m->stem.pool[3];
-    if (!train && B <= m->branch_parallel_max_B) {
-        /* the two branches at once, one thread each (the ops inside run single-threaded) */
-#pragma omp parallel for num_threads(2) schedule(static, 1)
-        for (int br = 0; br < 2; br++) {
-            basescale_forward(m, &m->branch_ctx[br], &m->bs[br], s0, NULL);
-            branch_forward(m, &m->branch_ctx[br], br);
-        }
+    run_phase(m, &m->ctx, UNIT_SHARED, rng);
+    if (!train && m->n_branches > 1 && B <= m->branch_parallel_max_B) {
+        /* the branches at once, one thread each (the ops inside run single-threaded) */
+#pragma omp parallel for num_threads(m->n_branches) schedule(static, 1)
+        for (int br = 0; br < m->n_branches; br++) run_phase(m, &m->branch_ctx[br], br, NULL);
     } else {
-        basescale_forward(m, &m->ctx, &m->bs[0], s0, rng); /* in this order: the dropout draws */
-        basescale_forward(m, &m->ctx, &m->bs[1], s0, rng);
-        for (int br = 0; br < 2; br++) branch_forward(m, &m->ctx, br);
+        /* in this order: the dropout draws of the BaseScales, one branch after the other */
+        for (int br = 0; br < m->n_branches; br++) run_phase(m, &m->ctx, br, rng);
     }
+    run_phase(m, &m->ctx, UNIT_TAIL, rng);
     return MRM_OK;
 }
 
 const float *mrm_model_logits(const mrm_model *m, int head) {
-    return m->B && (head == 1 || head == 2) ? m->hd[head - 1].logits : NULL;
+    return m->B && head >= 1 && head <= m->n_out ? m->units[m->out_unit[head - 1]].out : NULL;
 }
-const float *mrm_model_features(const mrm_model *m, int head) {
-    return m->B && (head == 1 || head == 2) ? branch_out(m, head - 1) : NULL;
+const float *mrm_model_features(const mrm_model *m, int branch) {
+    return m->B && branch >= 1 && branch <= m->n_branches ? m->units[m->feat_unit[branch - 1]].out : NULL;
+}
+const float *model_unit_output(const mrm_model *m, const char *name) {
+    for (int i = 0; i < m->n_units; i++)
+        if (!strcmp(m->units[i].name, name)) return m->B ? m->units[i].out : NULL;
+    return NULL;
 }
 
-/* The loss; with the gradient buffers given (all four or none) accumulates its gradient. */
-static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *dl1, float *dl2, float *df1, float *df2) {
+/* The loss; with the gradient buffers given (dl of each output, df of each branch; all or none)
+ * accumulates its gradient. Two outputs: BCE of each, and the mutual-learning terms; one: BCE. */
+static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *const dl[2], float *const df[2]) {
     int B = m->B, N = m->cfg.n_classes, F = mrm_model_feature_size(m);
-    const float *o1 = m->hd[0].logits, *o2 = m->hd[1].logits, *f1 = branch_out(m, 0), *f2 = branch_out(m, 1);
-    l->bce1 = bce_logits_forward_backward(dl1, o1, y, B, N, 1.0f);
-    l->bce2 = bce_logits_forward_backward(dl2, o2, y, B, N, 1.0f);
+    memset(l, 0, sizeof *l);
+    const float *o1 = mrm_model_logits(m, 1);
+    l->bce1 = bce_logits_forward_backward(dl ? dl[0] : NULL, o1, y, B, N, 1.0f);
+    if (m->n_out < 2) {
+        l->total = l->bce1;
+        return;
+    }
+    const float *o2 = mrm_model_logits(m, 2), *f1 = mrm_model_features(m, 1), *f2 = mrm_model_features(m, 2);
+    l->bce2 = bce_logits_forward_backward(dl ? dl[1] : NULL, o2, y, B, N, 1.0f);
     /* a weight of 0 turns its term off (not computed, reported as 0) */
     float T = (float)m->cfg.temperature, wf = (float)m->cfg.lambda_feat, wl = (float)m->cfg.lambda_logit;
-    l->kl_feat = wf > 0.0f ? kl_sym_softmax_forward_backward(df1, df2, f1, f2, B, F, T, wf) : 0.0;
-    l->kl_logits = wl > 0.0f ? kl_sym_softmax_forward_backward(dl1, dl2, o1, o2, B, N, T, wl) : 0.0;
+    l->kl_feat = wf > 0.0f ? kl_sym_softmax_forward_backward(df ? df[0] : NULL, df ? df[1] : NULL, f1, f2, B, F, T, wf) : 0.0;
+    l->kl_logits = wl > 0.0f ? kl_sym_softmax_forward_backward(dl ? dl[0] : NULL, dl ? dl[1] : NULL, o1, o2, B, N, T, wl) : 0.0;
     l->total = l->bce1 + l->bce2 + wf * l->kl_feat + wl * l->kl_logits;
 }
 
@@ -766,7 +838,7 @@ static mrm_status check_labels(const mrm_model *m, const float *y, mrm_error *er
 mrm_status mrm_model_loss(const mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err) {
     mrm_status s = check_labels(m, y, err);
     if (s) return s;
-    loss_parts(m, y, loss, NULL, NULL, NULL, NULL);
+    loss_parts(m, y, loss, NULL, NULL);
     return MRM_OK;
 }
 
@@ -781,33 +853,55 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
     g->cur = 0;
     g->used = 0;
     g->failed = 0;
-    float *df1 = GPUSH(m, B * F), *df2 = GPUSH(m, B * F);
-    float *dl1 = GPUSH(m, (size_t)B * N), *dl2 = GPUSH(m, (size_t)B * N);
-    float *P = GPUSH(m, B * F), *Q = GPUSH(m, B * F);
-    const stem *st = &m->stem;
-    size_t nstem = (size_t)B * st->u[3].conv.cout * (st->u[3].lout + 1);
-    float *dstem = GPUSH(m, nstem);
+    /* the gradient of each unit's output: the branches' features and every head's logits are
+     * held for the whole pass; inside a branch two buffers take turns */
+    float *grad[MAX_UNITS] = {0};
+    float *df[2] = {NULL, NULL}, *dl[2] = {NULL, NULL};
+    for (int br = 0; br < m->n_branches; br++) df[br] = grad[m->feat_unit[br]] = GPUSH(m, B * F);
+    for (int i = 0; i < m->n_units; i++)
+        if (m->units[i].kind == UNIT_HEAD || m->units[i].kind == UNIT_SUM) grad[i] = GPUSH(m, (size_t)B * N);
+    for (int k = 0; k < m->n_out; k++) dl[k] = grad[m->out_unit[k]];
+    float *turn[2] = {GPUSH(m, B * F), GPUSH(m, B * F)};
+    int first_branch_unit = -1; /* the shared units' last: the branches' input */
+    for (int i = 0; i < m->n_units; i++)
+        if (m->units[i].branch == UNIT_SHARED) first_branch_unit = i;
+    const unit *sl = &m->units[first_branch_unit];
+    float *dshared = grad[first_branch_unit] = GPUSH(m, (size_t)B * sl->c * sl->L);
     if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
     mrm_loss l;
-    loss_parts(m, y, &l, dl1, dl2, df1, df2);
+    loss_parts(m, y, &l, dl, df);
     if (loss) *loss = l;
-    head_backward(m, &m->hd[0], dl1, df1);
-    head_backward(m, &m->hd[1], dl2, df2);
-    for (int br = 0; br < 2; br++) {
-        block *blk = br ? m->lo : m->hi;
-        int nb = br ? m->n_lo_blocks : m->n_hi_blocks;
-        float *dcur = P, *dnext = Q;
-        zero_floats(dcur, B * F);
-        fusion_backward(m, &m->fu[br], br ? df2 : df1, dcur, blk[nb - 1].out);
-        for (int i = nb - 1; i >= 0; i--) {
-            block_backward(m, &blk[i], dcur, dnext, i ? blk[i - 1].out : m->bs[br].out, 1);
-            float *t = dcur;
-            dcur = dnext;
-            dnext = t;
+    /* the tail, then each branch, each in reverse */
+    for (int phase = UNIT_TAIL, pass = 0; pass <= m->n_branches; pass++, phase = pass - 1) {
+        int t = 0;
+        for (int i = m->n_units - 1; i >= 0; i--) {
+            unit *u = &m->units[i];
+            if (u->branch != phase) continue;
+            float *din[2] = {NULL, NULL};
+            int fresh = 0;
+            for (int j = 0; j < u->n_in; j++) {
+                int v = u->in[j];
+                if (!grad[v]) { /* a unit inside the branch: the other turn buffer */
+                    grad[v] = turn[t];
+                    t ^= 1;
+                    fresh = 1;
+                }
+                din[j] = grad[v];
+            }
+            unit_backward(m, u, grad[i], din, fresh);
         }
-        basescale_backward(m, &m->bs[br], dcur, dstem, st->pool[3]);
     }
-    stem_backward(m, dstem, m->x);
+    (void)dshared;
+    /* the shared units, in reverse: each input's gradient on the stack */
+    for (int i = first_branch_unit; i >= 0; i--) {
+        unit *u = &m->units[i];
+        float *din[2] = {NULL, NULL};
+        if (u->in[0] >= 0) {
+            const unit *v = &m->units[u->in[0]];
+            din[0] = grad[u->in[0]] = GPUSH(m, (size_t)B * v->c * v->L);
+        }
+        unit_backward(m, u, grad[i], din, 0);
+    }
     if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
     return MRM_OK;
 }

@@ -8,11 +8,12 @@
 #include "mrmnet/train.h"
 
 
-/* Writes the probabilities of one batch (b records starting at record r0). */
+/* Writes the probabilities of one batch (b records starting at record r0); l2 NULL: a model with
+ * one output (p1 = p2 = avg). */
 static void store(const float *l1, const float *l2, long long r0, int b, int c, float *p1, float *p2, float *avg) {
     size_t off = (size_t)r0 * c, cnt = (size_t)b * c;
     for (size_t i = 0; i < cnt; i++) {
-        float a = 1.0f / (1.0f + expf(-l1[i])), z = 1.0f / (1.0f + expf(-l2[i]));
+        float a = 1.0f / (1.0f + expf(-l1[i])), z = l2 ? 1.0f / (1.0f + expf(-l2[i])) : a;
         if (p1) p1[off + i] = a;
         if (p2) p2[off + i] = z;
         if (avg) avg[off + i] = 0.5f * (a + z);
@@ -32,6 +33,7 @@ mrm_status mrm_predict_probs(mrm_model *m, const float *X, long long n, int batc
         free(l1), free(l2);
         return mrm_fail(err, MRM_ERR_NOMEM, "predict: cannot allocate logits");
     }
+    const int two = mrm_model_num_heads(m) > 1;
     mrm_infer *inf = NULL;
     mrm_status st = mrm_infer_create(&inf, m, batch, err);
     if (st == MRM_ERR_UNSUPPORTED) {
@@ -42,8 +44,8 @@ mrm_status mrm_predict_probs(mrm_model *m, const float *X, long long n, int batc
         int b = (int)(n - r0 < batch ? n - r0 : batch);
         const float *x = X + (size_t)r0 * rec;
         if (inf) {
-            st = mrm_infer_run(inf, x, b, l1, l2, err);
-            if (!st) store(l1, l2, r0, b, c, p1, p2, avg);
+            st = mrm_infer_run(inf, x, b, l1, two ? l2 : NULL, err);
+            if (!st) store(l1, two ? l2 : NULL, r0, b, c, p1, p2, avg);
         } else {
             st = mrm_model_forward(m, x, b, 0, NULL, err);
             if (!st) store(mrm_model_logits(m, 1), mrm_model_logits(m, 2), r0, b, c, p1, p2, avg);

@@ -110,11 +110,12 @@ static void run_case(const char *dir, const char *weights, const char *outputs, 
     check_tensor(&ref, "eval.feat1", mrm_model_features(m, 1), (size_t)B * F, 1e-4);
     check_tensor(&ref, "eval.feat2", mrm_model_features(m, 2), (size_t)B * F, 1e-4);
     if (has_eval0) {
-        check_tensor(&ref, "eval0.stem", m->stem.pool[3], (size_t)m->hi_c * 1004, 1e-4);
-        check_tensor(&ref, "eval0.scale1", m->bs[0].out, F, 1e-4);
-        check_tensor(&ref, "eval0.scale2", m->bs[1].out, F, 1e-4);
-        check_tensor(&ref, "eval0.layer1", m->hi[m->n_hi_blocks - 1].out, F, 1e-4);
-        check_tensor(&ref, "eval0.layer2", m->lo[6].out, F, 1e-4);
+        int hi7 = m->cfg.attention == MRM_ATTENTION_BOTH || m->cfg.attention == MRM_ATTENTION_HIGH;
+        check_tensor(&ref, "eval0.stem", model_unit_output(m, "BaseBlock.conv_block4"), (size_t)4 * m->w * 1004, 1e-4);
+        check_tensor(&ref, "eval0.scale1", model_unit_output(m, "BaseBlock.BaseScale1"), F, 1e-4);
+        check_tensor(&ref, "eval0.scale2", model_unit_output(m, "BaseBlock.BaseScale2"), F, 1e-4);
+        check_tensor(&ref, "eval0.layer1", model_unit_output(m, hi7 ? "BaseBlock.layer1.6" : "BaseBlock.layer1.2"), F, 1e-4);
+        check_tensor(&ref, "eval0.layer2", model_unit_output(m, "BaseBlock.layer2.6"), F, 1e-4);
     }
     mrm_loss l;
     CHECK(mrm_model_loss(m, y, &l, &err) == MRM_OK, "%s", err.msg);
