@@ -186,7 +186,9 @@ int cmd_eval(int argc, char **argv) {
     if (have_thr == -2) fprintf(stderr, "mrmnet %s: warning: %s: metadata 'thresholds' is not %d numbers; ignored\n", cmd, model_path, c);
     heads[0] = (head_result){.name = "head 1 (high)", .p = p1};
     heads[1] = (head_result){.name = "head 2 (low)", .p = p2};
-    heads[2] = (head_result){.name = "average", .p = avg, .tuned = have_thr == 0};
+    const int one = mrm_model_num_heads(m) < 2; /* one output: one row */
+    heads[2] = (head_result){.name = one ? "output" : "average", .p = avg, .tuned = have_thr == 0};
+    const int h0 = one ? 2 : 0;
     for (int h = 0; h < 3; h++) {
         if (mrm_metrics_compute(&heads[h].m, sd.y, heads[h].p, (int)sd.n, c, NULL, (int)resamples, seed, &err)) goto fail;
         if (heads[h].tuned && mrm_metrics_compute(&heads[h].mt, sd.y, heads[h].p, (int)sd.n, c, thr, 0, 0, &err)) goto fail;
@@ -203,7 +205,7 @@ int cmd_eval(int argc, char **argv) {
     printf("%s on %s, %s split: %lld records, %d classes\n\n", model_path, data, split, sd.n, c);
     printf("%-22s %9s  %-17s %9s %10s %7s %8s %7s\n", "", "macro-AUC", resamples ? "95% interval" : "", "sample-F1", "sample-TPR",
            "ACC", "macro-F1", "Fmax");
-    for (int h = 0; h < 3; h++) {
+    for (int h = h0; h < 3; h++) {
         const mrm_metrics *x = &heads[h].m;
         char ci[64] = "";
         if (resamples && x->boot.n_resamples)
@@ -214,7 +216,7 @@ int cmd_eval(int argc, char **argv) {
                x->acc, x->macro_f1, x->fmax);
         if (heads[h].tuned) {
             const mrm_metrics *t = &heads[h].mt;
-            printf("%-22s %9s  %-17s %9.4f %10.4f %7.4f %8.4f %7s\n", "average, own thresh.", "", "", t->sample_f1, t->sample_tpr,
+            printf("%-22s %9s  %-17s %9.4f %10.4f %7.4f %8.4f %7s\n", one ? "output, own thresh." : "average, own thresh.", "", "", t->sample_f1, t->sample_tpr,
                    t->acc, t->macro_f1, "");
         }
     }
@@ -224,7 +226,7 @@ int cmd_eval(int argc, char **argv) {
     printf("\nper-class AUC          %9s %9s %9s %9s\n", "head 1", "head 2", "average", "positives");
     for (int k = 0; k < c; k++) {
         printf("  %-20.20s", prep.classes[k]);
-        for (int h = 0; h < 3; h++) {
+        for (int h = h0; h < 3; h++) {
             if (isnan(heads[h].m.auc[k]))
                 printf(" %9s", "n/a");
             else
@@ -247,7 +249,7 @@ int cmd_eval(int argc, char **argv) {
         json_object_set_new(root, "classes", cls);
         json_object_set_new(root, "threshold", json_real(0.5));
         const char *keys[3] = {"head1", "head2", "average"};
-        for (int h = 0; h < 3; h++) {
+        for (int h = h0; h < 3; h++) {
             json_t *o = metrics_json(&heads[h].m, 1, prep.classes);
             if (heads[h].tuned) json_object_set_new(o, "at_model_thresholds", metrics_json(&heads[h].mt, 0, prep.classes));
             json_object_set_new(hj, keys[h], o);
