@@ -275,12 +275,13 @@ mrm_status mrm_choose_thresholds(const float *y, const float *p, int n, int c, c
                 r++;
             }
             float t = cut_below(s, r < n ? v[r].s : 0.0f, r < n);
-            double sens = P ? tp / (double)P : NAN, spec = N ? 1.0 - fp / (double)N : NAN;
+            double sens = P ? tp / (double)P : NAN, spec = N ? ((double)N - fp) / (double)N : NAN;
             if (rule->kind == MRM_RULE_F1) {
                 double f1 = 2 * tp / (tp + fp + (double)P);
                 if (f1 > best) best = f1, thresholds[k] = t;
             } else if (rule->kind == MRM_RULE_YOUDEN) {
-                double j = sens + spec - 1.0;
+                /* J * P * N = TP * N - FP * P, exact in integers (ties compare equal) */
+                double j = tp * (double)N - fp * (double)P;
                 if (j > best) best = j, thresholds[k] = t;
             } else if (rule->kind == MRM_RULE_SENSITIVITY) {
                 if (sens >= rule->value) { /* the first (highest) cut reaching it */

@@ -95,11 +95,11 @@ def brute_threshold(yk, pk, rule, value=None):
         pred = pk > t
         tp, fp = (pred & (yk == 1)).sum(), (pred & (yk == 0)).sum()
         sens = tp / P if P else np.nan
-        spec = 1 - fp / N if N else np.nan
+        spec = (N - fp) / N if N else np.nan
         if rule == "f1":
             v = f1_score(yk, pred, zero_division=0)
         elif rule == "youden":
-            v = sens + spec - 1
+            v = tp * N - fp * P  # = (sens + spec - 1) P N, in integers so that equal values tie
         elif rule == "sensitivity":
             if sens >= value:
                 return pred
