@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from mrm_testlib import TMP, check, end, run  # noqa: E402
+from mrm_testlib import SRC, TMP, check, end, run  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -285,7 +285,7 @@ def challenge_reference(y, p, thr):
         A = L.T.astype(float) @ (out / norm[:, None])
         return float(np.nansum(W * A))
     inactive = np.zeros_like(L)
-    inactive[:, 0] = True
+    inactive[:, next(j for j in range(m) if "426783006" in cls[j])] = True
     s_o, s_c, s_i = score(O), score(L), score(inactive)
     return (s_o - s_i) / (s_c - s_i) if s_c != s_i else 0.0, s_o, s_c, s_i
 
@@ -304,6 +304,25 @@ if j is not None:
     if j2 is not None:
         thr = np.array([j2["operating_point"]["per_class"][k]["threshold"] for k in mclasses], dtype=np.float32)
         check(close(j2["challenge2021"]["score"], challenge_reference(y, p, thr)[0]), "challenge score at youden thresholds")
+
+# the challenge's own reward matrix (26 scored classes) with CPSC2018's classes mapped to SNOMED codes
+share = os.path.join(SRC, "share", "challenge2021")
+rows = [line.rstrip("\n").split(",") for line in open(os.path.join(share, "weights.csv"))]
+scored = rows[0][1:]
+W = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+code = dict(line.strip().split(",") for line in open(os.path.join(share, "cpsc2018-snomed.csv")).readlines()[1:])
+mclasses = icbeb
+rng = np.random.default_rng(5)
+y = np.zeros((150, 9), dtype=int)
+y[np.arange(150), rng.integers(0, 9, 150)] = 1
+y[rng.random((150, 9)) < 0.08] = 1
+p = (0.5 * rng.random(y.shape) + 0.5 * y * rng.random(y.shape)).astype(np.float32)
+j, _ = evaluate("chal_real", y, p, mclasses, "--challenge-weights", os.path.join(share, "weights.csv"),
+                "--challenge-classes", os.path.join(share, "cpsc2018-snomed.csv"))
+if j is not None:
+    s = challenge_reference(y, p, np.full(9, 0.5, dtype=np.float32))[0]
+    check(close(j["challenge2021"]["score"], s), "challenge score with weights.csv: %s vs %s" % (j["challenge2021"]["score"], s))
+    check(j["challenge2021"]["classes_mapped"] == 7, "STD and STE are not scored in 2021")
 
 # malformed reward matrices and maps are errors naming the file and line
 bad = os.path.join(TMP, "bad_weights.csv")
