@@ -200,6 +200,8 @@ mrm_status mrm_choose_thresholds(const float *y, const float *p, int n, int c, c
 typedef struct mrm_cpsc_scores {
     double f1[9];                /* in the challenge's order */
     double f1_mean, f_af, f_block, f_pc, f_st;
+    double f1_mean_defined;      /* the mean over the classes whose F1 is defined (NaN if none) */
+    int n_defined;               /* how many (9 on any sizeable test set) */
     long long table[9][9];       /* A: rows the (first) label, columns the prediction */
     long long n_scored;
     long long n_unlabelled;      /* records with no label: not scored, counted */

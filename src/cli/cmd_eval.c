@@ -528,8 +528,20 @@ int cmd_eval(int argc, char **argv) {
         for (int j = 0; j < 9; j++) printf(" %7s", cn[j]);
         printf("\n ");
         for (int j = 0; j < 9; j++) print_num(cpsc.f1[j], 7);
-        printf("\n  F1 %.4f  Faf %.4f  Fblock %.4f  Fpc %.4f  Fst %.4f  (%lld records scored", cpsc.f1_mean, cpsc.f_af, cpsc.f_block,
-               cpsc.f_pc, cpsc.f_st, cpsc.n_scored);
+        printf("\n  F1");
+        print_num(cpsc.f1_mean, 0);
+        printf("  Faf");
+        print_num(cpsc.f_af, 0);
+        printf("  Fblock");
+        print_num(cpsc.f_block, 0);
+        printf("  Fpc");
+        print_num(cpsc.f_pc, 0);
+        printf("  Fst");
+        print_num(cpsc.f_st, 0);
+        if (cpsc.n_defined < 9)
+            printf("\n  (n/a: a class neither labelled nor predicted; the mean over the %d defined classes is %.4f)", cpsc.n_defined,
+                   cpsc.f1_mean_defined);
+        printf("\n  (%lld records scored", cpsc.n_scored);
         if (cpsc.n_unlabelled) printf(", %lld without a label not scored", cpsc.n_unlabelled);
         if (cpsc.n_first_guessed)
             printf("; %lld misses on multi-label records counted under their lowest-numbered label (give --cpsc-reference for the "
@@ -600,6 +612,8 @@ int cmd_eval(int argc, char **argv) {
             json_object_set_new(o, "classes", json_pack("[sssssssss]", "Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"));
             json_object_set_new(o, "f1", f);
             json_object_set_new(o, "F1", jnum(cpsc.f1_mean));
+            json_object_set_new(o, "F1_defined_classes", jnum(cpsc.f1_mean_defined));
+            json_object_set_new(o, "classes_defined", json_integer(cpsc.n_defined));
             json_object_set_new(o, "Faf", jnum(cpsc.f_af));
             json_object_set_new(o, "Fblock", jnum(cpsc.f_block));
             json_object_set_new(o, "Fpc", jnum(cpsc.f_pc));

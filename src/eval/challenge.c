@@ -74,9 +74,13 @@ mrm_status mrm_cpsc_score(mrm_cpsc_scores *out, const float *y, const float *p, 
         }
         out->n_scored++;
     }
-    double sum = 0;
-    for (int j = 0; j < 9; j++) sum += out->f1[j] = f1_of_block(out->table, j, j);
+    double sum = 0, sum_def = 0;
+    for (int j = 0; j < 9; j++) {
+        sum += out->f1[j] = f1_of_block(out->table, j, j);
+        if (!isnan(out->f1[j])) sum_def += out->f1[j], out->n_defined++;
+    }
     out->f1_mean = sum / 9;
+    out->f1_mean_defined = out->n_defined ? sum_def / out->n_defined : NAN;
     out->f_af = out->f1[1];
     out->f_block = f1_of_block(out->table, 2, 4);
     out->f_pc = f1_of_block(out->table, 5, 6);

@@ -241,6 +241,16 @@ for with_ref in (True, False):
     for key, ref_v in (("F1", F1), ("Faf", Faf), ("Fblock", Fblock), ("Fpc", Fpc), ("Fst", Fst)):
         check(close(o[key], float(ref_v)), "CPSC2018 %s %s vs %s" % (key, o[key], ref_v))
     check(o["first_label_from_reference"] == with_ref and "CPSC2018" in table, "CPSC2018 reported")
+    check(close(o["F1_defined_classes"], float(np.nanmean(f1))) and o["classes_defined"] == int(np.isfinite(f1).sum()),
+          "CPSC2018 mean over the defined classes")
+# a split where some classes are neither labelled nor predicted: their F1 is undefined (NaN, as the challenge's code)
+ys, ps = y[:12].copy(), p[:12].copy()
+j, _ = evaluate("cpsc_small", ys, ps, icbeb, ids=ids[:12])
+if j is not None:
+    A, f1, F1, *_ = cpsc_reference(ys, ps, [min(np.flatnonzero(ys[i]), key=lambda k: number[icbeb[k]]) for i in range(12)])
+    o = j["cpsc2018"]
+    check(all(close(a, float(b)) for a, b in zip(o["f1"], f1)) and close(o["F1"], float(F1)) and
+          close(o["F1_defined_classes"], float(np.nanmean(f1))), "CPSC2018 on a small split: undefined classes as null")
 
 # ---- PhysioNet/CinC 2021 challenge score --------------------------------------------------------
 # scored classes (one pair of equivalent codes), a reward matrix with partial credit
