@@ -294,6 +294,7 @@ int cmd_eval(int argc, char **argv) {
     if (mrm_prepared_open(&prep, data, &err)) goto fail;
     if (model_path) {
         if (mrm_model_load(&m, &meta, model_path, &err)) goto fail;
+        cli_note_checkpoint(cmd, model_path, &meta);
         c = mrm_model_config_of(m)->n_classes;
         if (c != prep.n_classes) {
             mrm_fail(&err, MRM_ERR_INVALID, "%s has %d classes, %s/classes.txt %d", model_path, c, data, prep.n_classes);
