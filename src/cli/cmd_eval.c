@@ -291,7 +291,7 @@ int cmd_eval(int argc, char **argv) {
     head_result heads[3];
     memset(heads, 0, sizeof heads);
     int rc = 1, c = 0;
-    if (mrm_prepared_open(&prep, data, &err)) goto fail;
+    if (mrm_prepared_open(&prep, data, &err) || mrm_prepared_check(&prep, &err)) goto fail;
     if (model_path) {
         if (mrm_model_load(&m, &meta, model_path, &err)) goto fail;
         cli_note_checkpoint(cmd, model_path, &meta);
