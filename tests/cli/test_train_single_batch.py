@@ -2,6 +2,7 @@
 with a warning (the channel attention's BatchNorm has no batch statistics for one record), the
 other batches train, and the run completes."""
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
@@ -10,6 +11,7 @@ from mrm_testlib import TMP, check, end, make_prepared, read_safetensors, run  #
 d = os.path.join(TMP, "prep_single")
 make_prepared(d, n=(9, 6, 6))
 out = os.path.join(TMP, "run_single")
+shutil.rmtree(out, ignore_errors=True)  # train refuses a non-empty folder (an earlier run of this test)
 rc, _, err = run("train", "--data", d, "--out", out, "--epochs", "2", "--batch", "4", "--width", "4", "--quiet")
 check(rc == 0, "training with a last batch of one record succeeds: " + err[-500:])
 check("single record" in err, "a warning says the single-record batch is skipped: " + err[-500:])

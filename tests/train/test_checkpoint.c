@@ -92,6 +92,32 @@ int main(void) {
         mrm_optimizer_free(&o2);
     }
     mrm_optimizer_free(&s);
+    /* a checkpoint is also a model file: its weights load as a model's */
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    mrm_model *mw = NULL;
+    CHECK(mrm_model_load(&mw, NULL, path, &err) == MRM_OK, "checkpoint as a model: %s", err.msg);
+    CHECK(mrm_checkpoint_load(path, &m2, &o2, NULL, &err) == MRM_OK, "%s", err.msg);
+    if (mw && m2)
+        CHECK(!memcmp(mrm_model_params(mw), mrm_model_params(m2), sizeof(float) * mrm_model_num_params(m2)),
+              "the same weights either way");
+    if (m2) mrm_model_free(m2), mrm_optimizer_free(&o2);
+    if (mw) mrm_model_free(mw);
+    /* a non-finite optimizer state is refused, naming the tensor */
+    float keep = o.m[5];
+    o.m[5] = NAN;
+    snprintf(path, sizeof path, "%s/nan.safetensors", dir);
+    CHECK(mrm_checkpoint_save(path, m, &o, NULL, &err) == MRM_OK, "%s", err.msg);
+    CHECK(mrm_checkpoint_load(path, &m2, &o2, NULL, &err) == MRM_ERR_FORMAT && m2 == NULL && strstr(err.msg, "adam.m") &&
+              strstr(err.msg, "value 5"),
+          "NaN in adam.m refused: %s", err.msg);
+    o.m[5] = keep;
+    keep = o.v[7];
+    o.v[7] = -1.0f;
+    CHECK(mrm_checkpoint_save(path, m, &o, NULL, &err) == MRM_OK, "%s", err.msg);
+    CHECK(mrm_checkpoint_load(path, &m2, &o2, NULL, &err) == MRM_ERR_FORMAT && strstr(err.msg, "adam.v") &&
+              strstr(err.msg, "negative"),
+          "negative second moment refused: %s", err.msg);
+    o.v[7] = keep;
     mrm_meta_free(&meta);
 
     /* ---- batched probabilities = plain evaluation forward + sigmoid ---- */
