@@ -22,6 +22,12 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* Standard output with its errors kept: cli_stdout_begin() (first thing in main) routes stdout through a
+ * stream that remembers the first write error's reason; cli_stdout_end(cmd) flushes it and, when any
+ * write failed, prints "mrmnet <cmd>: cannot write standard output: <reason>" and returns 1 (else 0). */
+void cli_stdout_begin(void);
+int cli_stdout_end(const char *cmd);
+
 /* Prints "mrmnet <cmd>: <err->msg>" on stderr and returns 1. */
 int cli_report(const char *cmd, const mrm_error *err);
 

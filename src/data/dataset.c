@@ -3,6 +3,7 @@
 #include "data/dataset.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -472,7 +473,7 @@ mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_err
                     if (ds->split[k] == s) ok = fwrite(ds->X + (size_t)k * per, sizeof(float), per, f) == per;
                 if (f && !ok) {
                     mrm_atomic_abort(&af);
-                    rc = mrm_fail(err, MRM_ERR_IO, "%s: write failed", path);
+                    rc = mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
                 } else if (f) {
                     rc = mrm_atomic_commit(&af, err);
                 }
