@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/fileutil.h"
 #include "io/safetensors.h"
 
 static void usage(FILE *f) {
@@ -24,6 +25,7 @@ int cmd_backward(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!model || !input || !labels || !out) return cli_missing(C, "--model, --input, --labels and --out", usage);
     mrm_error err = {0};
+    if (mrm_check_output_file(out, &err)) return cli_report(C, &err);
     mrm_model *m = NULL;
     float *x = NULL, *y = NULL;
     int nd = 0, ndy = 0;

@@ -376,6 +376,10 @@ int cmd_bench(int argc, char **argv) {
     }
     o.model.n_classes = o.classes;
     if (cli_model_apply(C, &mo, &o.model)) return 2;
+    if (o.json_path) {
+        mrm_error perr = {0};
+        if (mrm_check_output_file(o.json_path, &perr)) return cli_report(C, &perr);
+    }
     if (o.model_path && access(o.model_path, R_OK)) {
         fprintf(stderr, "mrmnet bench: %s: %s\n", o.model_path, strerror(errno));
         return 1;

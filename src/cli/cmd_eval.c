@@ -135,6 +135,12 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) omp_set_num_threads((int)threads);
+    {
+        mrm_error perr = {0};
+        const char *outs[3] = {json_path, pred_path, roc_path};
+        for (int k = 0; k < 3; k++)
+            if (outs[k] && mrm_check_output_file(outs[k], &perr)) return cli_report(cmd, &perr);
+    }
 
     mrm_error err = {0};
     mrm_model *m = NULL;

@@ -35,6 +35,7 @@ int cmd_forward(int argc, char **argv) {
         return 2;
     }
     mrm_error err = {0};
+    if (mrm_check_output_dir(outdir, &err)) return cli_report(C, &err);
     mrm_model *m = NULL;
     mrm_infer *inf = NULL;
     float *x = NULL, *out[4] = {NULL, NULL, NULL, NULL};

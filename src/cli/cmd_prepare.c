@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -110,6 +111,7 @@ int cmd_prepare(int argc, char **argv) {
         return 2;
     }
     opt.progress = cli_progress;
+    if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
     mrm_dataset ds;
     mrm_status rc;

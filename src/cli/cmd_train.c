@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -194,6 +195,7 @@ int cmd_train(int argc, char **argv) {
     o.on_epoch = on_epoch;
     o.log = cli_log;
     o.user = &ps;
+    if (mrm_check_output_dir(o.out_dir, &err)) return cli_report(cmd, &err);
     if (mrm_train(&o, &err) != MRM_OK) {
         if (ps.tty && !ps.quiet) fputc('\n', stderr);
         return cli_report(cmd, &err);
