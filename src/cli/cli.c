@@ -98,6 +98,36 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     return 0;
 }
 
+int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double lo, int lo_open, double hi, int hi_open,
+                        double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    int ok = !errno && end != s && !*end && isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+    if (!ok) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%g", lo);
+        snprintf(b, sizeof b, "%g", hi);
+        fprintf(stderr, "mrmnet %s: %s: '%s' is not a number in %c%s, %s%c\n", cmd, opt, s, lo_open ? '(' : '[',
+                isinf(lo) ? "-inf" : a, isinf(hi) ? "inf" : b, hi_open || isinf(hi) ? ')' : ']');
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+        fprintf(stderr, "mrmnet %s: %s: '%s' is not an integer in [0, %llu]\n", cmd, opt, s, (unsigned long long)-1);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cli_parse_options(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *)) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -41,6 +41,12 @@ void cli_log(void *user, mrm_log_level level, const char *msg);
 /* Strict number parsing of option values; print a usage error and return -1 on failure. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+/* A finite number in the range lo..hi, each end open or closed (lo may be -INFINITY, hi INFINITY); the
+ * message names the option and the range, e.g. "mrmnet predict: --threshold: '2' is not a number in [0, 1]". */
+int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double lo, int lo_open, double hi, int hi_open,
+                        double *out);
+/* A non-negative integer of 64 bits (seeds). */
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
 
 /* One option of a subcommand, for cli_parse_options. A table of them ends with {NULL}. */
 typedef enum {

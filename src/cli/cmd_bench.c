@@ -355,11 +355,7 @@ int cmd_bench(int argc, char **argv) {
             if (cli_parse_int(C, a, argv[++i], 0, 2147483647L, &v)) return 2;
             o.seed = (uint64_t)v;
         } else if (!strcmp(a, "--peak") && has) {
-            if (cli_parse_double(C, a, argv[++i], &o.peak_per_thread)) return 2;
-            if (o.peak_per_thread <= 0) {
-                fprintf(stderr, "mrmnet bench: --peak: '%s' is not a positive number\n", argv[i]);
-                return 2;
-            }
+            if (cli_parse_double_in(C, a, argv[++i], 0, 1, INFINITY, 1, &o.peak_per_thread)) return 2;
         } else if (!strcmp(a, "--model") && has) {
             o.model_path = argv[++i];
         } else if (!strcmp(a, "--json") && has) {

@@ -113,12 +113,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
         } else if (!strcmp(a, "--seed")) {
-            char *end;
-            seed = strtoull(v, &end, 10);
-            if (!*v || *end || v[0] == '-') {
-                fprintf(stderr, "mrmnet %s: --seed: '%s' is not a non-negative integer\n", cmd, v);
-                return 2;
-            }
+            if (cli_parse_u64(cmd, a, v, &seed)) return 2;
         } else {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
