@@ -33,10 +33,12 @@ int cmd_backward(int argc, char **argv) {
     st_entry *e = NULL;
     mrm_status s = mrm_model_load(&m, NULL, model, &err);
     if (!s) s = mrm_npy_read_f32(input, &x, &nd, sh, &err);
+    if (!s) s = mrm_check_finite_f32(input, x, nd, sh, &err);
     if (!s && (nd != 3 || sh[0] < 2 || sh[1] != MRM_INPUT_LEADS || sh[2] != MRM_INPUT_LEN))
         s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld, %lld) of %d dimensions, expected (B, 12, 1000), B >= 2",
                      input, sh[0], sh[1], sh[2], nd);
     if (!s) s = mrm_npy_read_f32(labels, &y, &ndy, shy, &err);
+    if (!s) s = mrm_check_finite_f32(labels, y, ndy, shy, &err);
     int N = m ? mrm_model_config_of(m)->n_classes : 0;
     if (!s && (ndy != 2 || shy[0] != sh[0] || shy[1] != N))
         s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld) of %d dimensions, expected (%lld, %d)", labels, shy[0],
