@@ -30,6 +30,8 @@ static void usage(FILE *f) {
             "  --seed N            seed of the random 80/10/10 split when there are no folds (default 1)\n"
             "  --skip-missing      skip records whose signal files are absent (counted in prepare.json)\n"
             "  --labels-only       write labels, ids and classes only (no signals are read)\n"
+            "  --strict            a checksum or initial-value mismatch, or an invalid sample, is an error\n"
+            "                      (without it: a warning, counted in prepare.json under \"integrity\")\n"
             "  --threads N         threads reading records (default: all cores)\n");
 }
 
@@ -89,6 +91,8 @@ int cmd_prepare(int argc, char **argv) {
             opt.skip_missing = 1;
         } else if (!strcmp(a, "--labels-only")) {
             opt.labels_only = 1;
+        } else if (!strcmp(a, "--strict")) {
+            opt.strict = 1;
         } else {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
@@ -111,6 +115,7 @@ int cmd_prepare(int argc, char **argv) {
         return 2;
     }
     opt.progress = cli_progress;
+    opt.log = cli_log;
     if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
     mrm_dataset ds;
@@ -144,6 +149,10 @@ int cmd_prepare(int argc, char **argv) {
     if (ds.n_cropped || ds.n_padded || ds.n_stretched || ds.nan_samples)
         printf("preprocessing: %lld cropped, %lld padded, %lld stretched, %lld NaN samples set to 0\n", ds.n_cropped,
                ds.n_padded, ds.n_stretched, ds.nan_samples);
+    if (ds.n_checksum_mismatch || ds.n_init_mismatch || ds.n_invalid_records)
+        printf("integrity: %lld records with a checksum mismatch, %lld with an initial-value mismatch, %lld with invalid "
+               "samples (warnings; --strict refuses them)\n",
+               ds.n_checksum_mismatch, ds.n_init_mismatch, ds.n_invalid_records);
     printf("wrote %s\n", out);
     mrm_dataset_free(&ds);
     return 0;
