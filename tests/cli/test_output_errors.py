@@ -6,6 +6,7 @@ Where this process may mount (root, unshare -m), the same on a full tmpfs and on
 the error names the user's path (never a temporary file), no partial or temporary file is left,
 and output paths are refused before any work is done."""
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -155,6 +156,11 @@ else:
         check(".tmp." not in err, "mrmnet %s: the message does not name the temporary file" % args[0])
         check(os.path.basename(path) not in ls and ".tmp." not in ls,
               "mrmnet %s on a full disk leaves no file: %s" % (args[0], ls.split()))
+    # training into a full disk stops naming the run folder's file that could not be written
+    rc, _, err, ls = in_mount("full", ["train", "--data", prep, "--out", "@/run", "--epochs", "1", "--width", "4", "--quiet"])
+    check(rc == 1 and re.search(re.escape(os.path.join(d, "run")) + r"/[a-z_.]+: write failed: " + ENOSPC, err) is not None,
+          "mrmnet train on a full disk names the file: %d %s" % (rc, err[-300:]))
+    check(".tmp." not in ls, "mrmnet train on a full disk leaves no temporary file: %s" % ls.split())
     # a read-only folder: refused before the work, naming the path and the reason
     ro_cases = [
         ["init", "--classes", "3", "--out", "@/w.safetensors"],
