@@ -146,6 +146,7 @@ int cmd_eval(int argc, char **argv) {
     memset(heads, 0, sizeof heads);
     int rc = 1;
     if (mrm_model_load(&m, &meta, model_path, &err) || mrm_prepared_open(&prep, data, &err)) goto fail;
+    cli_note_checkpoint(cmd, model_path, &meta);
     const int c = mrm_model_config_of(m)->n_classes;
     if (c != prep.n_classes) {
         mrm_fail(&err, MRM_ERR_INVALID, "%s has %d classes, %s/classes.txt %d", model_path, c, data, prep.n_classes);
