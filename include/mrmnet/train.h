@@ -131,6 +131,13 @@ typedef struct mrm_train_options {
     int resume;               /* continue the run in out_dir: its saved options win, except
                                  data_dir (when not NULL), epochs (when > 0), max_steps (when
                                  >= 0) and threads (when > 0) */
+    int overwrite;            /* a fresh run into a non-empty out_dir: 0 refuses; 1 removes the
+                                 files of a run there (last/best.safetensors, log.jsonl,
+                                 curves.svg) and starts over */
+    int no_validation;        /* 1: do not read the validation split (best = last epoch, no
+                                 thresholds); otherwise a validation split too small for the
+                                 metrics (one record, or no class with both a positive and a
+                                 negative record) is an error */
     void (*on_step)(void *user, const mrm_train_progress *p);
     void (*on_epoch)(void *user, const mrm_train_progress *p);
     mrm_log_fn log;
