@@ -794,6 +794,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     if (opt->resume)
         st = setup_resume(&r, err);
     if (!st) st = mrm_prepared_open(&r.prep, r.data_dir, err);
+    if (!st) st = mrm_prepared_check(&r.prep, err);
     if (!st && !opt->resume) st = setup_fresh(&r, err);
     if (!st && mrm_model_config_of(r.model)->n_classes != r.prep.n_classes)
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: %d classes, the checkpoint's model %d", r.data_dir, r.prep.n_classes,
