@@ -158,9 +158,15 @@ void mrm_dataset_free(mrm_dataset *ds);
 mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err);
 
 /* Writes X_{train,val,test}.npy (N,12,1000), y_*.npy (N,C), ids_*.txt, classes.txt and
- * prepare.json into out_dir (created if needed), every file atomically. X files are skipped when
- * the dataset has no signals. */
-mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_error *err);
+ * prepare.json as the folder out_dir, atomically as a whole: they are written into a new folder
+ * beside it, which takes out_dir's place only when complete (a kill leaves out_dir as it was).
+ * X files are skipped when the dataset has no signals. An out_dir that exists and is not empty
+ * is refused (see mrm_prepare_check_out). */
+mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, int replace, mrm_error *err);
+/* Whether mrm_prepare_write may write out_dir: absent or empty, or (with replace) holding only a
+ * prepared folder's files. Anything else is refused with a message naming the folder and a file.
+ * Call it before the long work. */
+mrm_status mrm_prepare_check_out(const char *out_dir, int replace, mrm_error *err);
 
 #ifdef __cplusplus
 }

@@ -70,13 +70,19 @@ typedef struct mrm_prepared {
     char task[64];
     double mean, std;   /* the standardisation already applied to X (from prepare.json) */
     char *prepare_json; /* the file's text (for the record of a run) */
+    long long split_records[3]; /* train, val, test records as prepare.json states them ("splits");
+                                   -1 where it does not */
 } mrm_prepared;
 
-/* Reads classes.txt and prepare.json. */
+/* Reads classes.txt and prepare.json (its "classes", when present, must be classes.txt's). */
 mrm_status mrm_prepared_open(mrm_prepared *p, const char *dir, mrm_error *err);
+/* Checks that the folder is one preparation: every split prepare.json lists is there, and no
+ * record id is in two splits (or twice in one). */
+mrm_status mrm_prepared_check(const mrm_prepared *p, mrm_error *err);
 /* Loads one split ("train", "val", "test"); with_X 0 loads labels and ids only. Checks that the
- * arrays agree with each other and with the classes. A split absent from the folder is an error
- * MRM_ERR_NOTFOUND naming the file. */
+ * arrays agree with each other, with the classes and with the count prepare.json states. A split
+ * absent from the folder is an error MRM_ERR_NOTFOUND naming the file, or MRM_ERR_FORMAT when
+ * prepare.json lists it (the folder is incomplete). */
 mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
                                    mrm_split_data *s, mrm_error *err);
 void mrm_split_data_free(mrm_split_data *s);
@@ -131,6 +137,13 @@ typedef struct mrm_train_options {
     int resume;               /* continue the run in out_dir: its saved options win, except
                                  data_dir (when not NULL), epochs (when > 0), max_steps (when
                                  >= 0) and threads (when > 0) */
+    int overwrite;            /* a fresh run into a non-empty out_dir: 0 refuses; 1 removes the
+                                 files of a run there (last/best.safetensors, log.jsonl,
+                                 curves.svg) and starts over */
+    int no_validation;        /* 1: do not read the validation split (best = last epoch, no
+                                 thresholds); otherwise a validation split too small for the
+                                 metrics (one record, or no class with both a positive and a
+                                 negative record) is an error */
     void (*on_step)(void *user, const mrm_train_progress *p);
     void (*on_epoch)(void *user, const mrm_train_progress *p);
     mrm_log_fn log;

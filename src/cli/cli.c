@@ -249,3 +249,12 @@ void cli_model_usage(FILE *f) {
     fprintf(f, "  --variant K=V,...  several of them at once, e.g. attention=none,fusion=off\n"
                "  --hi-attention     the same as --attention both\n");
 }
+
+void cli_note_checkpoint(const char *cmd, const char *path, const mrm_meta *meta) {
+    if (!mrm_meta_get(meta, "optimizer")) return;
+    const char *t = mrm_meta_get(meta, "optimizer_t");
+    fprintf(stderr,
+            "mrmnet %s: note: %s is a training checkpoint (weights and optimizer state after %s steps): its current "
+            "weights are used, without thresholds; the run's best.safetensors holds the selected weights and thresholds\n",
+            cmd, path, t ? t : "?");
+}

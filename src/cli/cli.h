@@ -38,6 +38,10 @@ void cli_progress(void *user, const char *what, size_t done, size_t total);
 /* A log callback (mrm_log_fn) printing warnings and errors on stderr. */
 void cli_log(void *user, mrm_log_level level, const char *msg);
 
+/* When meta is a training checkpoint's (a run's last.safetensors), says on stderr that its current
+ * weights are used and where the selected weights and thresholds are. */
+void cli_note_checkpoint(const char *cmd, const char *path, const mrm_meta *meta);
+
 /* Strict number parsing of option values; print a usage error and return -1 on failure. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);

@@ -146,7 +146,10 @@ int cmd_eval(int argc, char **argv) {
     head_result heads[3];
     memset(heads, 0, sizeof heads);
     int rc = 1;
-    if (mrm_model_load(&m, &meta, model_path, &err) || mrm_prepared_open(&prep, data, &err)) goto fail;
+    if (mrm_model_load(&m, &meta, model_path, &err) || mrm_prepared_open(&prep, data, &err) ||
+        mrm_prepared_check(&prep, &err))
+        goto fail;
+    cli_note_checkpoint(cmd, model_path, &meta);
     const int c = mrm_model_config_of(m)->n_classes;
     if (c != prep.n_classes) {
         mrm_fail(&err, MRM_ERR_INVALID, "%s has %d classes, %s/classes.txt %d", model_path, c, data, prep.n_classes);
@@ -175,6 +178,15 @@ int cmd_eval(int argc, char **argv) {
         mrm_fail(&err, MRM_ERR_INVALID, "%s: the %s split is empty", data, split);
         goto fail;
     }
+    int usable = 0; /* a class with both a positive and a negative record: an AUC */
+    for (int k = 0; k < c && !usable; k++) {
+        long long pos = 0;
+        for (long long i = 0; i < sd.n; i++) pos += sd.y[i * c + k] != 0.0f;
+        usable = pos > 0 && pos < sd.n;
+    }
+    if (!usable)
+        fprintf(stderr, "mrmnet %s: warning: the %s split (%lld record%s) has no class with both a positive and a negative "
+                "record: no AUC can be computed (reported as null)\n", cmd, split, sd.n, sd.n == 1 ? "" : "s");
     const size_t nc = (size_t)sd.n * c;
     p1 = malloc(nc * sizeof *p1), p2 = malloc(nc * sizeof *p2), avg = malloc(nc * sizeof *avg);
     thr = malloc((size_t)c * sizeof *thr);

@@ -49,6 +49,12 @@ int cmd_info(int argc, char **argv) {
     char desc[512];
     mrm_model_config_describe(cfg, desc, sizeof desc);
     printf("model:         MRM-Net, %s\n", desc);
+    if (mrm_meta_get(&meta, "optimizer"))
+        printf("kind:          training checkpoint: weights and %s optimizer state after %s steps (resume with train\n"
+               "               --resume; the run's best.safetensors holds the selected weights and thresholds)\n",
+               mrm_meta_get(&meta, "optimizer"), mrm_meta_get(&meta, "optimizer_t") ? mrm_meta_get(&meta, "optimizer_t") : "?");
+    else
+        printf("kind:          model\n");
     printf("classes:       %d", cfg->n_classes);
     const char *names = mrm_meta_get(&meta, "classes");
     printf("%s%s\n", names ? "  " : "", names ? names : "");

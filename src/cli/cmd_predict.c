@@ -249,6 +249,7 @@ int cmd_predict(int argc, char **argv) {
         cli_report(cmd, &err);
         goto done;
     }
+    cli_note_checkpoint(cmd, model_path, &meta);
     c = mrm_model_config_of(m)->n_classes;
     /* classes, thresholds, standardisation and lead order from the metadata */
     jclasses = json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);

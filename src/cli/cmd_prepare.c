@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "  --cpsc-folds CSV    folds table instead of DIR/icbeb_database.csv\n"
             "  --records DIR       a folder of WFDB records (12 leads, any rate, any length)\n"
             "  --labels CSV        columns record,labels[,fold]; labels separated by ';'\n"
-            "  --out DIR           output folder (created)\n"
+            "  --out DIR           output folder (created; a new or empty folder)\n"
+            "  --force             replace the prepared dataset already in --out (only when complete)\n"
             "  --folds T/V/T       folds of train/validation/test (default 1-8/9/10)\n"
             "  --seed N            seed of the random 80/10/10 split when there are no folds (default 1)\n"
             "  --skip-missing      skip records whose signal files are absent (counted in prepare.json)\n"
@@ -35,10 +36,48 @@ static void usage(FILE *f) {
             "  --threads N         threads reading records (default: all cores)\n");
 }
 
+/* Warns of splits too small for their use: a validation or test split of fewer than two records
+ * or with no class that has both a positive and a negative record (no AUC, thresholds fitted on
+ * nothing), a training split of fewer than two records; with folds asked for, of a fold that
+ * holds no record. `train` refuses such a validation split, `eval` such a split. */
+static void degenerate_splits(const char *cmd, const mrm_dataset *ds, const mrm_folds *asked) {
+    int bad = 0;
+    const int c = ds->n_classes;
+    if (asked) {
+        const unsigned masks[3] = {asked->train, asked->val, asked->test};
+        for (int s = 0; s < 3; s++)
+            for (int f = 1; f <= 31; f++) {
+                if (!(masks[s] & (1u << f))) continue;
+                long long k = 0;
+                while (k < ds->n && ds->fold[k] != f) k++;
+                if (k == ds->n) fprintf(stderr, "mrmnet %s: warning: --folds: fold %d (%s) holds no record\n", cmd, f, mrm_split_names[s]);
+            }
+    }
+    for (int s = 0; s < 3; s++) {
+        long long n = 0;
+        int usable = s == MRM_SPLIT_TRAIN;
+        for (long long k = 0; k < ds->n; k++) n += ds->split[k] == s;
+        for (int q = 0; q < c && !usable; q++) {
+            long long pos = 0;
+            for (long long k = 0; k < ds->n; k++) pos += ds->split[k] == s && ds->y[(size_t)k * c + q] != 0.0f;
+            usable = pos > 0 && pos < n;
+        }
+        if (n >= 2 && usable) continue;
+        char why[96];
+        if (n < 2) snprintf(why, sizeof why, "%lld record%s", n, n == 1 ? "" : "s");
+        else snprintf(why, sizeof why, "%lld records but no class with both a positive and a negative one", n);
+        fprintf(stderr, "mrmnet %s: warning: the %s split has %s: too few for %s\n", cmd, mrm_split_names[s], why,
+                s == MRM_SPLIT_TRAIN ? "training" : "its metrics (AUC, thresholds)");
+        bad = 1;
+    }
+    if (bad) fprintf(stderr, "mrmnet %s: warning: the splits are %s\n", cmd, ds->split_rule);
+}
+
 int cmd_prepare(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *ptbxl = NULL, *cpsc = NULL, *records = NULL, *labels = NULL, *out = NULL;
     const char *task = "superdiagnostic";
+    int force = 0, folds_given = 0;
     mrm_load_options opt;
     memset(&opt, 0, sizeof opt);
     opt.seed = 1;
@@ -75,6 +114,7 @@ int cmd_prepare(int argc, char **argv) {
                 fprintf(stderr, "mrmnet %s: --folds: %s\n", cmd, err.msg);
                 return 2;
             }
+            folds_given = 1;
         } else if (!strcmp(a, "--seed")) {
             const char *v = VALUE();
             long s;
@@ -85,6 +125,8 @@ int cmd_prepare(int argc, char **argv) {
             long t;
             if (!v || cli_parse_int(cmd, a, v, 1, 1024, &t) != 0) return 2;
             opt.threads = (int)t;
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
         } else if (!strcmp(a, "--hr")) {
             opt.hr = 1;
         } else if (!strcmp(a, "--skip-missing")) {
@@ -116,6 +158,7 @@ int cmd_prepare(int argc, char **argv) {
     }
     opt.progress = cli_progress;
     opt.log = cli_log;
+    if (mrm_prepare_check_out(out, force, &err) != MRM_OK) return cli_report(cmd, &err);
     if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
     mrm_dataset ds;
@@ -129,11 +172,12 @@ int cmd_prepare(int argc, char **argv) {
         fprintf(stderr, "mrmnet %s: no records left to prepare\n", cmd);
         return 1;
     }
+    degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL);
     if (!opt.labels_only && (rc = mrm_standardise(&ds, &err)) != MRM_OK) {
         mrm_dataset_free(&ds);
         return cli_report(cmd, &err);
     }
-    if ((rc = mrm_prepare_write(&ds, out, &err)) != MRM_OK) {
+    if ((rc = mrm_prepare_write(&ds, out, force, &err)) != MRM_OK) {
         mrm_dataset_free(&ds);
         return cli_report(cmd, &err);
     }

@@ -14,7 +14,7 @@ static void usage(FILE *f) {
             "       mrmnet train --resume RUN/ [--epochs N] [--steps K] [--threads T]\n\n"
             "Trains on PREP/X_train.npy, selects the epoch by the validation macro-AUC (never the test\n"
             "split) and writes RUN/last.safetensors, RUN/best.safetensors (with per-class thresholds),\n"
-            "RUN/log.jsonl and RUN/curves.svg.\n\n"
+            "RUN/log.jsonl and RUN/curves.svg. RUN/ must be new or empty (see --resume, --force).\n\n"
             "options:\n"
             "  --epochs N         epochs (40)\n"
             "  --batch B          batch size (96); the last partial batch is kept\n"
@@ -25,12 +25,15 @@ static void usage(FILE *f) {
             "  --momentum X       SGD momentum (0.9)\n"
             "  --seed S           initialisation, shuffling and dropout (1)\n"
             "  --threads T        OpenMP threads (default: OpenMP's)\n"
-            "  --init W           start from these weights instead of a fresh initialisation\n"
+            "  --init W           start from these weights instead of a fresh initialisation (a model\n"
+            "                     file or a run's last.safetensors)\n"
             "  --steps K          stop after K optimizer steps in all (0: no limit)\n"
             "  --no-shuffle       keep the records' order every epoch\n"
             "  --dropout P        dropout of the multi-scale path (0.2)\n"
             "  --eval-batch B     batch of the validation forward (same as --batch)\n"
             "  --resume RUN/      continue a stopped run exactly where its checkpoint left it\n"
+            "  --force            start over in a non-empty RUN/ (its run's files are removed first)\n"
+            "  --no-val           train without the validation split (best = last epoch, no thresholds)\n"
             "  --quiet            no progress line\n");
     cli_model_usage(f);
     fprintf(f, "With --init, the variant options left out are the file's; one that changes the weights'\n"
@@ -98,7 +101,7 @@ int cmd_train(int argc, char **argv) {
     }                                                                        \
     i++;
         if (strcmp(a, "--data") && strcmp(a, "--out") && strcmp(a, "--resume") && strcmp(a, "--epochs") &&
-            strcmp(a, "--steps") && strcmp(a, "--threads") && strcmp(a, "--quiet"))
+            strcmp(a, "--steps") && strcmp(a, "--threads") && strcmp(a, "--quiet") && strcmp(a, "--force"))
             fixed_given = a;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -152,6 +155,10 @@ int cmd_train(int argc, char **argv) {
             NEED_VALUE o.init_path = v;
         } else if (!strcmp(a, "--no-shuffle")) {
             o.shuffle = 0;
+        } else if (!strcmp(a, "--force")) {
+            o.overwrite = 1;
+        } else if (!strcmp(a, "--no-val")) {
+            o.no_validation = 1;
         } else if (!strcmp(a, "--quiet")) {
             ps.quiet = 1;
         } else {

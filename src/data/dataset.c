@@ -437,9 +437,8 @@ static mrm_status write_text_atomic(const char *path, const char *text, mrm_erro
     return mrm_write_file_atomic(path, text, strlen(text), err);
 }
 
-mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, mrm_error *err) {
-    mrm_status rc = mrm_mkdir_p(out_dir, err);
-    if (rc != MRM_OK) return rc;
+mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, mrm_error *err) {
+    mrm_status rc = MRM_OK;
     char path[4096];
     size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
     size_t C = (size_t)ds->n_classes;

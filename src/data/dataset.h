@@ -45,4 +45,8 @@ mrm_folds mrm_options_folds(const mrm_load_options *opt);
 /* Does a regular file exist at path? */
 int mrm_file_exists(const char *path);
 
+/* Writes the files of a prepared folder into out_dir (an existing folder; see mrm_prepare_write,
+ * which builds a new folder with it and puts it in place). */
+mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, mrm_error *err);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "io/safetensors.h"
+#include "model/model_file.h"
 #include "model/model_internal.h"
 
 mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *path, mrm_error *err) {
@@ -59,27 +60,31 @@ static mrm_status config_of(const st_file *f, mrm_model_config *cfg, mrm_error *
     return MRM_OK;
 }
 
-mrm_status mrm_model_load(mrm_model **out, mrm_meta *meta, const char *path, mrm_error *err) {
+/* A training checkpoint's optimizer state (src/train/checkpoint.c), allowed beside the model's
+ * tensors when the metadata names an optimizer: such a file is also a model file (its weights). */
+static int is_optimizer_tensor(const st_file *f, const char *name) {
+    return mrm_meta_get(&f->meta, "optimizer") &&
+           (!strcmp(name, "adam.m") || !strcmp(name, "adam.v") || !strcmp(name, "sgd.momentum"));
+}
+
+mrm_status mrm_model_from_st(mrm_model **out, const st_file *f, mrm_error *err) {
     *out = NULL;
-    if (meta) memset(meta, 0, sizeof *meta);
-    st_file f;
-    mrm_status s = st_read(&f, path, err);
-    if (s) return s;
+    const char *path = f->path;
     mrm_model_config cfg;
     mrm_model *m = NULL;
-    s = config_of(&f, &cfg, err);
+    mrm_status s = config_of(f, &cfg, err);
     if (!s) {
         s = mrm_model_create(&m, &cfg, err);
         if (s) mrm_error_prefix(err, "%s", path);
     }
     for (int i = 0; !s && i < m->n_tensors; i++) {
         const mrm_tensor *t = &m->tensors[i];
-        const st_tensor_info *ti = st_expect(&f, t->name, t->is_int64 ? ST_I64 : ST_F32, t->ndim, t->shape, err);
+        const st_tensor_info *ti = st_expect(f, t->name, t->is_int64 ? ST_I64 : ST_F32, t->ndim, t->shape, err);
         if (!ti) {
             s = err ? err->code : MRM_ERR_FORMAT;
             break;
         }
-        memcpy(t->data, st_data(&f, ti), ti->end - ti->begin);
+        memcpy(t->data, st_data(f, ti), ti->end - ti->begin);
         if (t->is_int64) {
             if (*(int64_t *)t->data < 0)
                 s = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': negative count %lld", path, t->name,
@@ -99,22 +104,31 @@ mrm_status mrm_model_load(mrm_model **out, mrm_meta *meta, const char *path, mrm
                     break;
                 }
     }
-    for (int i = 0; !s && i < f.n; i++)
-        if (mrm_model_find_tensor(m, f.t[i].name) < 0)
-{
+    for (int i = 0; !s && i < f->n; i++)
+        if (mrm_model_find_tensor(m, f->t[i].name) < 0 && !is_optimizer_tensor(f, f->t[i].name)) {
             char d[512];
             mrm_model_config_describe(&cfg, d, sizeof d);
-            s = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is not part of the model (%s)", path, f.t[i].name, d);
+            s = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is not part of the model (%s)", path, f->t[i].name, d);
         }
-    if (!s && meta) {
-        *meta = f.meta;
-        memset(&f.meta, 0, sizeof f.meta);
-    }
-    st_free(&f);
     if (s) {
         mrm_model_free(m);
         return s;
     }
     *out = m;
     return MRM_OK;
+}
+
+mrm_status mrm_model_load(mrm_model **out, mrm_meta *meta, const char *path, mrm_error *err) {
+    *out = NULL;
+    if (meta) memset(meta, 0, sizeof *meta);
+    st_file f;
+    mrm_status s = st_read(&f, path, err);
+    if (s) return s;
+    s = mrm_model_from_st(out, &f, err);
+    if (!s && meta) {
+        *meta = f.meta;
+        memset(&f.meta, 0, sizeof f.meta);
+    }
+    st_free(&f);
+    return s;
 }

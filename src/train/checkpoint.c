@@ -1,11 +1,13 @@
 /* Checkpoints: model tensors, optimizer moments and metadata in one safetensors file. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "io/safetensors.h"
+#include "model/model_file.h"
 #include "mrmnet/train.h"
 
 static mrm_status set_num(mrm_meta *meta, const char *key, double v, mrm_error *err) {
@@ -78,6 +80,18 @@ static mrm_status meta_double(const mrm_meta *meta, const char *path, const char
     return MRM_OK;
 }
 
+/* An optimizer state tensor: n finite values (non-negative for Adam's second moment). */
+static mrm_status read_state(const st_file *f, const char *name, size_t n, int nonneg, float *out, mrm_error *err) {
+    long long shape[1] = {(long long)n};
+    mrm_status st = st_read_f32(f, name, 1, shape, out, err);
+    if (st) return st;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(out[i]) || (nonneg && out[i] < 0.0f))
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': value %zu is %g%s", f->path, name, i, (double)out[i],
+                            isfinite(out[i]) ? " (negative)" : "");
+    return MRM_OK;
+}
+
 mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o, mrm_meta *meta,
                                mrm_error *err) {
     *m = NULL;
@@ -99,30 +113,32 @@ mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o
         goto fail;
     }
     kind = strcmp(ok, "adam") ? MRM_OPT_SGD : MRM_OPT_ADAM;
-    if ((st = mrm_model_create(m, &cfg, err))) {
-        mrm_error_prefix(err, "%s", path);
+    /* the model part is read and checked as a model file is (finite values, no foreign tensor) */
+    if ((st = mrm_model_from_st(m, &f, err))) goto fail;
+    const char *other = kind == MRM_OPT_ADAM ? "sgd.momentum" : st_find(&f, "adam.m") ? "adam.m" : "adam.v";
+    if (st_find(&f, other)) {
+        st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' does not belong to the %s optimizer the metadata names", path,
+                      other, ok);
         goto fail;
-    }
-    for (int i = 0; i < mrm_model_num_tensors(*m); i++) {
-        const mrm_tensor *tt = mrm_model_tensor(*m, i);
-        const st_tensor_info *ti = st_expect(&f, tt->name, tt->is_int64 ? ST_I64 : ST_F32, tt->ndim, tt->shape, err);
-        if (!ti) {
-            st = err ? err->code : MRM_ERR_FORMAT;
-            goto fail;
-        }
-        memcpy(tt->data, st_data(&f, ti), ti->end - ti->begin);
     }
     size_t n = mrm_model_num_params(*m);
     if ((st = mrm_optimizer_init(o, kind, n, err))) goto fail;
-    long long shape[1] = {(long long)n};
-    if ((st = st_read_f32(&f, kind == MRM_OPT_ADAM ? "adam.m" : "sgd.momentum", 1, shape, o->m, err))) goto fail;
-    if (kind == MRM_OPT_ADAM && (st = st_read_f32(&f, "adam.v", 1, shape, o->v, err))) goto fail;
+    if ((st = read_state(&f, kind == MRM_OPT_ADAM ? "adam.m" : "sgd.momentum", n, 0, o->m, err))) goto fail;
+    if (kind == MRM_OPT_ADAM && (st = read_state(&f, "adam.v", n, 1, o->v, err))) goto fail;
     o->t = t;
     if ((st = meta_double(&f.meta, path, "lr", &o->lr, err)) || (st = meta_double(&f.meta, path, "beta1", &o->beta1, err)) ||
         (st = meta_double(&f.meta, path, "beta2", &o->beta2, err)) || (st = meta_double(&f.meta, path, "eps", &o->eps, err)) ||
         (st = meta_double(&f.meta, path, "weight_decay", &o->weight_decay, err)) ||
         (st = meta_double(&f.meta, path, "momentum", &o->momentum, err)))
         goto fail;
+    if (!(o->lr > 0) || !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0) ||
+        !(o->weight_decay >= 0) || !(o->momentum >= 0) || !isfinite(o->lr) || !isfinite(o->eps) ||
+        !isfinite(o->weight_decay) || !isfinite(o->momentum)) {
+        st = mrm_fail(err, MRM_ERR_FORMAT,
+                      "%s: metadata: optimizer settings out of range (lr > 0, beta1 and beta2 in [0, 1), eps > 0, "
+                      "weight_decay >= 0, momentum >= 0, all finite)", path);
+        goto fail;
+    }
     if (meta) {
         *meta = f.meta;
         memset(&f.meta, 0, sizeof f.meta);

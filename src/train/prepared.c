@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileutil.h"
@@ -99,6 +100,24 @@ mrm_status mrm_prepared_open(mrm_prepared *p, const char *dir, mrm_error *err) {
         mrm_prepared_close(p);
         return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: %s", path, je.line, root ? "not a JSON object" : je.text);
     }
+    for (int k = 0; k < 3; k++) p->split_records[k] = -1;
+    static const char *const names[3] = {"train", "val", "test"};
+    json_t *splits = json_object_get(root, "splits"), *jc = json_object_get(root, "classes");
+    for (int k = 0; k < 3; k++) {
+        json_t *r = json_object_get(json_object_get(splits, names[k]), "records");
+        if (json_is_integer(r) && json_integer_value(r) >= 0) p->split_records[k] = json_integer_value(r);
+    }
+    int same = !jc || (json_is_array(jc) && json_array_size(jc) == (size_t)p->n_classes);
+    for (int k = 0; same && jc && k < p->n_classes; k++) {
+        const char *c = json_string_value(json_array_get(jc, (size_t)k));
+        same = c && !strcmp(c, p->classes[k]);
+    }
+    if (!same) {
+        json_decref(root);
+        mrm_prepared_close(p);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: \"classes\" differ from %s/classes.txt: the folder mixes two preparations",
+                        path, dir);
+    }
     json_t *task = json_object_get(root, "task");
     snprintf(p->task, sizeof p->task, "%s", json_is_string(task) ? json_string_value(task) : "");
     p->mean = json_number_or_nan(root, "mean");
@@ -123,9 +142,14 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
     char name[64], path[2048];
     int ndim;
     long long shape[4];
+    const int si = !strcmp(split, "train") ? 0 : !strcmp(split, "val") ? 1 : !strcmp(split, "test") ? 2 : -1;
+    const long long stated = si >= 0 ? p->split_records[si] : -1;
     snprintf(name, sizeof name, "y_%s.npy", split);
     mrm_path_join(path, sizeof path, p->dir, name);
     mrm_status st = mrm_npy_read_f32(path, &s->y, &ndim, shape, err);
+    if (st == MRM_ERR_NOTFOUND && stated >= 0)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: missing, but %s/prepare.json lists the %s split (%lld records): the folder "
+                        "is incomplete; prepare it again", path, p->dir, split, stated);
     if (st) return st;
     if (ndim != 2 || shape[1] != p->n_classes || shape[0] < 0) {
         mrm_split_data_free(s);
@@ -133,6 +157,12 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
                         p->n_classes, p->n_classes);
     }
     s->n = shape[0];
+    if (stated >= 0 && s->n != stated) {
+        long long n = s->n;
+        mrm_split_data_free(s);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %lld records, but %s/prepare.json says %lld: the folder mixes two "
+                        "preparations; prepare it again", path, n, p->dir, stated);
+    }
     for (long long i = 0; i < s->n * p->n_classes; i++)
         if (s->y[i] != 0.0f && s->y[i] != 1.0f) {
             float v = s->y[i];
@@ -146,6 +176,10 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
         long long n = s->n;
         if ((st = mrm_npy_read_f32(path, &s->X, &ndim, shape, err))) {
             mrm_split_data_free(s);
+            if (st == MRM_ERR_NOTFOUND && stated >= 0)
+                return mrm_fail(err, MRM_ERR_FORMAT, "%s: missing, but %s/prepare.json lists the %s split (%lld records): "
+                                "the folder is incomplete (or was prepared with --labels-only); prepare it again", path,
+                                p->dir, split, stated);
             return st;
         }
         if (ndim != 3 || shape[0] != n || shape[1] != MRM_INPUT_LEADS || shape[2] != MRM_INPUT_LEN) {
@@ -165,7 +199,7 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
     long long nid;
     char **ids;
     st = read_lines(path, &ids, &nid, err);
-    if (st == MRM_ERR_NOTFOUND) return MRM_OK; /* ids are optional */
+    if (st == MRM_ERR_NOTFOUND && stated < 0) return MRM_OK; /* ids are optional in a folder made by hand */
     if (st) {
         mrm_split_data_free(s);
         return st;
@@ -185,4 +219,55 @@ void mrm_split_data_free(mrm_split_data *s) {
     free(s->y);
     free_lines(s->ids, s->n);
     memset(s, 0, sizeof *s);
+}
+
+static int cmp_id(const void *a, const void *b) {
+    const char *const *x = a, *const *y = b;
+    int c = strcmp(x[0], y[0]);
+    return c ? c : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+mrm_status mrm_prepared_check(const mrm_prepared *p, mrm_error *err) {
+    static const char *const names[3] = {"train", "val", "test"};
+    char **ids[3] = {NULL, NULL, NULL};
+    long long n[3] = {0, 0, 0}, total = 0;
+    mrm_status st = MRM_OK;
+    char path[2048], name[64];
+    for (int k = 0; k < 3 && !st; k++) {
+        snprintf(name, sizeof name, "y_%s.npy", names[k]);
+        mrm_path_join(path, sizeof path, p->dir, name);
+        if (p->split_records[k] >= 0 && access(path, F_OK) != 0)
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s: missing, but %s/prepare.json lists the %s split (%lld records): the "
+                          "folder is incomplete; prepare it again", path, p->dir, names[k], p->split_records[k]);
+        snprintf(name, sizeof name, "ids_%s.txt", names[k]);
+        mrm_path_join(path, sizeof path, p->dir, name);
+        if (!st) {
+            st = read_lines(path, &ids[k], &n[k], err);
+            if (st == MRM_ERR_NOTFOUND && p->split_records[k] < 0) st = MRM_OK;
+        }
+        total += n[k];
+    }
+    /* (id, split name) pairs sorted by id: a repeated id is adjacent */
+    const char **pairs = st || !total ? NULL : malloc(sizeof *pairs * 2 * (size_t)total);
+    if (!st && total && !pairs) st = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate", p->dir);
+    if (pairs) {
+        long long j = 0;
+        for (int k = 0; k < 3; k++)
+            for (long long i = 0; i < n[k]; i++, j++) pairs[2 * j] = ids[k][i], pairs[2 * j + 1] = names[k];
+        qsort(pairs, (size_t)total, sizeof *pairs * 2, cmp_id);
+        for (long long i = 1; i < total && !st; i++) {
+            if (strcmp(pairs[2 * i], pairs[2 * i - 2])) continue;
+            const char *a = pairs[2 * i - 1], *b = pairs[2 * i + 1];
+            if (a == b)
+                st = mrm_fail(err, MRM_ERR_FORMAT, "%s: record '%s' is twice in the %s split (ids_%s.txt)", p->dir,
+                              pairs[2 * i], a, a);
+            else
+                st = mrm_fail(err, MRM_ERR_FORMAT, "%s: record '%s' is in both the %s and the %s split: the folder mixes "
+                              "two preparations; prepare it again", p->dir, pairs[2 * i],
+                              a == names[0] || b == names[2] ? a : b, a == names[0] || b == names[2] ? b : a);
+        }
+        free(pairs);
+    }
+    for (int k = 0; k < 3; k++) free_lines(ids[k], n[k]);
+    return st;
 }

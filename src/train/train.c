@@ -15,14 +15,21 @@
  *                     "thresholds": per class, the cut maximising F1 of the averaged
  *                     probabilities on the validation split.
  *   log.jsonl         one JSON object a step ("type": "step") and an epoch ("type": "epoch"),
- *                     a "start" or "resume" line first (a resumed run appends; steps after the
- *                     last checkpoint of a killed run then appear twice, the later ones count).
+ *                     a "start" or "resume" line first. A resumed run first removes the lines
+ *                     its checkpoint does not cover (steps after it, of a killed run or of a
+ *                     resume from an earlier checkpoint), then appends.
  *   curves.svg        training loss and validation macro-AUC per epoch.
  *
  * Resuming restores weights, BN statistics, optimizer moments and step count, both RNG states and
  * the position (the epoch's order is drawn again from the saved RNG state and the steps already
  * done are skipped), so a resumed run ends with the same bytes as an uninterrupted one (same
- * thread count). */
+ * thread count).
+ *
+ * A fresh run refuses a non-empty folder unless asked to overwrite it (then the files of a run
+ * there are removed first). A resume checks that the checkpoint belongs to the run: its
+ * architecture equals its own train_config's, best.safetensors' and that of log.jsonl's first
+ * line, and its classes are the data's. */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -96,6 +103,7 @@ typedef struct run {
     run_state rs;
     mrm_meta model_meta;      /* classes, task, mean, std, leads, sampling_rate */
     char *config_json;
+    char *ckpt_classes;       /* resume: the checkpoint's "classes" metadata (NULL if absent) */
     FILE *log;
 } run;
 
@@ -154,6 +162,7 @@ static char *config_to_json(const mrm_train_options *o, const char *data_dir) {
     json_object_set_new(j, "model", mj);
     json_object_set_new(j, "eval_batch", json_integer(o->eval_batch));
     json_object_set_new(j, "threads", json_integer(o->threads));
+    json_object_set_new(j, "no_validation", json_boolean(o->no_validation));
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     return s;
@@ -183,6 +192,7 @@ static mrm_status config_from_json(mrm_train_options *o, char *data_dir, size_t 
     o->shuffle = json_is_true(json_object_get(j, "shuffle"));
     o->dropout = (float)jget(j, "dropout");
     o->eval_batch = (int)json_integer_value(json_object_get(j, "eval_batch"));
+    o->no_validation = json_is_true(json_object_get(j, "no_validation"));
     json_decref(j);
     if (o->batch <= 0 || !(o->dropout >= 0 && o->dropout < 1))
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: bad batch or dropout", path);
@@ -441,6 +451,29 @@ static mrm_status validate(run *r, mrm_model *m, double *auc, double *auc1, doub
     return st;
 }
 
+/* A validation split must be large enough for its metrics: two records or more, and a class
+ * with both a positive and a negative record (else the macro-AUC that selects the epoch is
+ * undefined and the thresholds would be fitted on nothing). */
+static mrm_status check_val_split(const run *r, mrm_error *err) {
+    const long long n = r->val.n;
+    const int c = r->prep.n_classes;
+    int usable = 0;
+    for (int k = 0; k < c && !usable; k++) {
+        long long pos = 0;
+        for (long long i = 0; i < n; i++) pos += r->val.y[i * c + k] != 0.0f;
+        usable = pos > 0 && pos < n;
+    }
+    if (n >= 2 && usable) return MRM_OK;
+    char why[96];
+    if (n < 2)
+        snprintf(why, sizeof why, "%lld record%s", n, n == 1 ? "" : "s");
+    else
+        snprintf(why, sizeof why, "%lld records but no class with both a positive and a negative one", n);
+    return mrm_fail(err, MRM_ERR_INVALID,
+                    "%s: the validation split has %s: too few for the validation macro-AUC and the thresholds; prepare it "
+                    "with other folds, or train without validation (--no-val)", r->data_dir, why);
+}
+
 /* ---- the run ------------------------------------------------------------------------------------ */
 
 static void run_free(run *r) {
@@ -452,7 +485,24 @@ static void run_free(run *r) {
     mrm_optimizer_free(&r->opt);
     mrm_meta_free(&r->model_meta);
     free(r->config_json);
+    free(r->ckpt_classes);
     free(r->rs.hist);
+}
+
+/* The first key of cfg whose value differs from that in j, a JSON object of strings as
+ * config_to_json writes it (keys j lacks are not compared), with j's value in a and cfg's in b;
+ * NULL when none differs. */
+static const char *config_json_diff(json_t *j, const mrm_model_config *cfg, char *a, size_t an, char *b, size_t bn) {
+    for (int i = 0; json_is_object(j); i++) {
+        const char *k = mrm_model_config_key(i, cfg, b, bn, NULL);
+        if (!k) break;
+        const char *v = json_string_value(json_object_get(j, k));
+        if (v && strcmp(v, b)) {
+            snprintf(a, an, "%s", v);
+            return k;
+        }
+    }
+    return NULL;
 }
 
 static mrm_status setup_fresh(run *r, mrm_error *err) {
@@ -516,16 +566,174 @@ static mrm_status setup_resume(run *r, mrm_error *err) {
     }
     st = config_from_json(&r->o, r->data_dir, sizeof r->data_dir, cfg, path, err);
     if (!st) st = state_from_json(&r->rs, state, path, err);
+    const char *classes = mrm_meta_get(&md, "classes");
+    if (!st && classes && !(r->ckpt_classes = strdup(classes))) st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    char *cfg_copy = st ? NULL : strdup(cfg);
+    if (!st && !cfg_copy) st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
     mrm_meta_free(&md);
     if (st) return st;
     r->o.optimizer = r->opt.kind;
     r->o.lr = r->opt.lr, r->o.beta1 = r->opt.beta1, r->o.beta2 = r->opt.beta2, r->o.eps = r->opt.eps;
     r->o.weight_decay = r->opt.weight_decay, r->o.momentum = r->opt.momentum;
-    if (r->opt.t != r->rs.step)
+    if (r->opt.t != r->rs.step) {
+        free(cfg_copy);
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: optimizer steps %lld and run steps %lld disagree", path, r->opt.t, r->rs.step);
+    }
     const mrm_model_config *mc = mrm_model_config_of(r->model);
+    {
+        char a[64], b[64];
+        json_t *tc = json_loads(cfg_copy ? cfg_copy : "{}", 0, NULL);
+        const char *k = config_json_diff(json_object_get(tc, "model"), mc, a, sizeof a, b, sizeof b);
+        if (k) st = mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: %s '%s', but the weights' %s is '%s'", path, k,
+                             a, k, b);
+        json_decref(tc);
+        free(cfg_copy);
+        if (st) return st;
+    }
+    /* best.safetensors, when the run has one, is of the same architecture */
+    char bpath[2048];
+    mrm_path_join(bpath, sizeof bpath, r->out_dir, "best.safetensors");
+    if (r->rs.best_epoch > 0 && access(bpath, F_OK) == 0) {
+        mrm_model *best = NULL;
+        if ((st = mrm_model_load(&best, NULL, bpath, err))) return st;
+        const char *d = mrm_model_config_diff(mrm_model_config_of(best), mc, 1);
+        char a[64] = "", b[64] = "";
+        for (int i = 0; d; i++) {
+            const char *k = mrm_model_config_key(i, mrm_model_config_of(best), a, sizeof a, NULL);
+            if (!k || !strcmp(k, d)) break;
+        }
+        for (int i = 0; d; i++) {
+            const char *k = mrm_model_config_key(i, mc, b, sizeof b, NULL);
+            if (!k || !strcmp(k, d)) break;
+        }
+        mrm_model_free(best);
+        if (d)
+            return mrm_fail(err, MRM_ERR_INVALID, "%s: %s '%s', but the run's %s has %s '%s': the checkpoint is not this run's",
+                            path, d, b, bpath, d, a);
+    }
     r->o.model = *mc;
     return MRM_OK;
+}
+
+/* ---- the run folder ------------------------------------------------------------------------------ */
+
+static const char *const run_files[] = {"last.safetensors", "best.safetensors", "log.jsonl", "curves.svg"};
+
+/* How many entries a folder holds (0 when it does not exist; -1 with err when it cannot be
+ * read); the first few names go into list. */
+static long long folder_entries(const char *dir, char *list, size_t lsz, mrm_error *err) {
+    list[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        mrm_fail(err, MRM_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    long long n = 0;
+    size_t used = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (n <= 3) {
+            int w = snprintf(list + used, lsz - used, "%s%s", n ? ", " : "", n < 3 ? e->d_name : "...");
+            if (w > 0 && (size_t)w < lsz - used) used += (size_t)w;
+        }
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A fresh run: the folder must be empty unless asked to overwrite; then a previous run's files go. */
+static mrm_status check_out_dir(const run *r, mrm_error *err) {
+    char names[600];
+    long long k = folder_entries(r->out_dir, names, sizeof names, err);
+    if (k < 0) return err ? err->code : MRM_ERR_IO;
+    if (k > 0 && !r->o.overwrite)
+        return mrm_fail(err, MRM_ERR_INVALID,
+                        "%s: the folder is not empty (%s): continue its run with --resume %s, or start over in it with --force",
+                        r->out_dir, names, r->out_dir);
+    return MRM_OK;
+}
+
+static mrm_status remove_run_files(const run *r, mrm_error *err) {
+    for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
+        char path[2048];
+        mrm_path_join(path, sizeof path, r->out_dir, run_files[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return mrm_fail(err, MRM_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    return MRM_OK;
+}
+
+/* A resumed run's log: the first "start" line's architecture and training options must be the
+ * checkpoint's (else the checkpoint is another run's), and the lines after the checkpoint (steps
+ * it does not cover, a line cut by a kill) are removed, atomically. */
+static mrm_status resume_log(run *r, const char *path, mrm_error *err) {
+    char *text;
+    size_t len;
+    mrm_status st = mrm_read_file(path, (size_t)1 << 31, &text, &len, err);
+    if (st == MRM_ERR_NOTFOUND) return MRM_OK;
+    if (st) return st;
+    static const char *const same[] = {"seed", "batch", "optimizer", "lr", "dropout", "shuffle"};
+    json_t *now = json_loads(r->config_json, 0, NULL);
+    char *out = malloc(len + 1);
+    if (!now || !out) st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    size_t o = 0;
+    long long dropped = 0, lineno = 0;
+    int seen_start = 0;
+    for (char *s = text; !st && s < text + len;) {
+        char *e = memchr(s, '\n', (size_t)(text + len - s));
+        size_t l = e ? (size_t)(e - s) : (size_t)(text + len - s);
+        lineno++;
+        json_t *j = json_loadb(s, l, 0, NULL);
+        const char *type = json_string_value(json_object_get(j, "type"));
+        int keep = 0;
+        if (type) {
+            if (!strcmp(type, "step")) keep = json_integer_value(json_object_get(j, "step")) <= r->rs.step;
+            else if (!strcmp(type, "epoch")) keep = json_integer_value(json_object_get(j, "epoch")) <= r->rs.epochs_done;
+            else keep = json_integer_value(json_object_get(j, "step")) <= r->rs.step;
+            json_t *cfg = json_object_get(j, "config");
+            char va[64], vb[64];
+            const char *mk = NULL;
+            if (!strcmp(type, "start") && !seen_start && json_is_object(cfg) &&
+                (mk = config_json_diff(json_object_get(cfg, "model"), mrm_model_config_of(r->model), va, sizeof va, vb,
+                                       sizeof vb)))
+                st = mrm_fail(err, MRM_ERR_INVALID,
+                              "%s/last.safetensors: %s '%s', but the run started with %s '%s' (%s:%lld): the checkpoint is "
+                              "not this run's", r->out_dir, mk, vb, mk, va, path, lineno);
+            if (!strcmp(type, "start") && !seen_start++ && json_is_object(cfg))
+                for (size_t k = 0; !st && k < sizeof same / sizeof *same; k++) {
+                    json_t *a = json_object_get(cfg, same[k]), *b = json_object_get(now, same[k]);
+                    if (a && !json_equal(a, b)) {
+                        char *as = json_dumps(a, JSON_ENCODE_ANY), *bs = json_dumps(b, JSON_ENCODE_ANY);
+                        st = mrm_fail(err, MRM_ERR_INVALID,
+                                      "%s/last.safetensors: %s %s, but the run started with %s %s (%s:%lld): the checkpoint "
+                                      "is not this run's", r->out_dir, same[k], bs ? bs : "?", same[k], as ? as : "?", path,
+                                      lineno);
+                        free(as), free(bs);
+                    }
+                }
+        }
+        json_decref(j);
+        if (keep) {
+            memcpy(out + o, s, l);
+            out[o + l] = '\n';
+            o += l + 1;
+        } else if (l) {
+            dropped++;
+        }
+        s = e ? e + 1 : text + len;
+    }
+    if (!st && dropped) {
+        st = mrm_write_file_atomic(path, out, o, err);
+        if (!st)
+            logf_(r, MRM_LOG_INFO, "%s: %lld lines after the checkpoint (step %lld) removed", path, dropped, r->rs.step);
+    }
+    json_decref(now);
+    free(out);
+    free(text);
+    return st;
 }
 
 /* Thresholds on the validation split with the best weights, saved into best.safetensors. When no
@@ -590,16 +798,21 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             return st;
         }
     }
+    if (!opt->resume && (st = check_out_dir(&r, err))) return st;
     int threads_before = omp_get_max_threads();
     if ((st = mrm_mkdir_p(r.out_dir, err))) return st;
     if (opt->resume)
         st = setup_resume(&r, err);
     if (!st) st = mrm_prepared_open(&r.prep, r.data_dir, err);
+    if (!st) st = mrm_prepared_check(&r.prep, err);
     if (!st && !opt->resume) st = setup_fresh(&r, err);
     if (!st && mrm_model_config_of(r.model)->n_classes != r.prep.n_classes)
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: %d classes, the checkpoint's model %d", r.data_dir, r.prep.n_classes,
                       mrm_model_config_of(r.model)->n_classes);
     if (!st) st = build_model_meta(&r, err);
+    if (!st && r.ckpt_classes && strcmp(r.ckpt_classes, mrm_meta_get(&r.model_meta, "classes")))
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: classes %s, but the checkpoint's are %s", r.data_dir,
+                      mrm_meta_get(&r.model_meta, "classes"), r.ckpt_classes);
     if (!st) st = mrm_prepared_load_split(&r.prep, "train", 1, &r.train, err);
     if (!st && (r.train.n == 0 || r.train.n > INT_MAX))
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records", r.data_dir, r.train.n);
@@ -607,7 +820,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records, the run was started with %lld", r.data_dir,
                       r.train.n, r.rs.n_train);
     if (!st) r.rs.n_train = r.train.n;
-    if (!st) {
+    if (!st && !r.o.no_validation) {
         mrm_error verr = {0};
         mrm_status vs = mrm_prepared_load_split(&r.prep, "val", 1, &r.val, &verr);
         if (vs == MRM_ERR_NOTFOUND) {
@@ -616,7 +829,8 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             st = vs;
             if (err) *err = verr;
         } else {
-            r.have_val = r.val.n > 0;
+            st = check_val_split(&r, err);
+            r.have_val = !st;
         }
     }
     if (st) goto done;
@@ -629,6 +843,8 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     }
     char path[2048];
     mrm_path_join(path, sizeof path, r.out_dir, "log.jsonl");
+    if (!opt->resume && opt->overwrite && (st = remove_run_files(&r, err))) goto done;
+    if (opt->resume && (st = resume_log(&r, path, err))) goto done;
     r.log = fopen(path, opt->resume ? "a" : "w");
     if (!r.log) {
         st = mrm_fail(err, MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -98,19 +98,41 @@ mkdir -p "$BAD/records100/00000"
 cp "$FIX/ptb-xl/scp_statements.csv" "$FIX/ptb-xl/ptbxl_database.csv" "$BAD/"
 cp "$FIX"/ptb-xl/records100/00000/* "$BAD/records100/00000/"
 head -c 1000 "$FIX/ptb-xl/records100/00000/00022_lr.dat" >"$BAD/records100/00000/00022_lr.dat"
-"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
+"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/failed" >"$TMP/log" 2>&1
 check "truncated record: failure naming it ($(tail -1 "$TMP/log"))" grep -q "record 22" "$TMP/log"
 rm "$BAD/records100/00000/00032_lr.dat"
-"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
+"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/failed" >"$TMP/log" 2>&1
 check "absent signal file: named ($(tail -1 "$TMP/log"))" grep -q "ptbxl_database.csv:6: record 32: .*00032_lr.dat'*: not found" "$TMP/log"
-"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/x" >"$TMP/log" 2>&1
+"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/failed" >"$TMP/log" 2>&1
 check "absent signal file skipped, truncated one still an error" grep -q "record 22" "$TMP/log"
 cp "$FIX/ptb-xl/records100/00000/00022_lr.dat" "$BAD/records100/00000/"
-"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/x" >"$TMP/log" 2>&1
-check "absent signal file skipped and counted" grep -q '"missing": 1' "$TMP/x/prepare.json"
+"$MRMNET" prepare --ptbxl "$BAD" --skip-missing --out "$TMP/skipped" >"$TMP/log" 2>&1
+check "absent signal file skipped and counted" grep -q '"missing": 1' "$TMP/skipped/prepare.json"
 sed -i 's/,3,records100\/00000\/00001_lr/,eleven,records100\/00000\/00001_lr/' "$BAD/ptbxl_database.csv"
-"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/x" >"$TMP/log" 2>&1
+"$MRMNET" prepare --ptbxl "$BAD" --out "$TMP/failed" >"$TMP/log" 2>&1
 check "bad strat_fold: file:line ($(tail -1 "$TMP/log"))" grep -q "ptbxl_database.csv:2: strat_fold: 'eleven' is not an integer" "$TMP/log"
+
+# ---- an existing prepared folder is replaced only when asked, and only whole ---------------------
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --task rhythm --out "$OUT" >"$TMP/log" 2>&1
+check "re-prepare refused: $(tail -1 "$TMP/log")" grep -q "already holds a prepared dataset.*--force" "$TMP/log"
+check "refused: the folder unchanged" same "$(cat "$OUT/classes.txt")" "$(printf 'CD\nHYP\nMI\nNORM\nSTTC')"
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --task superdiagnostic --folds 1-4/9/7,10,11 --out "$OUT" --force >"$TMP/log" 2>&1
+check "--force replaces: $(tail -1 "$TMP/log")" test $? -eq 0
+check "--force: the new folds' test ids" same "$(cat "$OUT/ids_test.txt")" "$(printf '50\n63\n65')"
+check "--force: the new folds' train ids" same "$(cat "$OUT/ids_train.txt")" "$(printf '1\n22\n32\n45')"
+check "--force: no folder left beside it" test -z "$(ls "$TMP" | grep -E '^super\.(tmp|old)\.')"
+check "--force: a fold without records named" grep -q "warning: --folds: fold 11 (test) holds no record" "$TMP/log"
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --folds 1-8/11/9,10 --out "$TMP/noval" >"$TMP/log" 2>&1
+check "an empty validation split: prepared, with a warning" grep -q "warning: the val split has 0 records" "$TMP/log"
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --folds 1,2,4-8/3/9,10 --out "$TMP/oneval" >"$TMP/log" 2>&1
+check "a validation split of one record: warned of" grep -q "warning: the val split has 1 record: too few" "$TMP/log"
+echo "my notes" >"$OUT/notes.txt"
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --out "$OUT" --force >"$TMP/log" 2>&1
+check "a folder with a user's file is not replaced: $(tail -1 "$TMP/log")" grep -q "notes.txt" "$TMP/log"
+check "the user's file kept" test -f "$OUT/notes.txt"
+mkdir -p "$TMP/empty"
+"$MRMNET" prepare --ptbxl "$FIX/ptb-xl" --out "$TMP/empty/" >/dev/null 2>&1
+check "an empty folder (with a trailing /) is filled" test -f "$TMP/empty/prepare.json"
 
 # ---- users' records --------------------------------------------------------------------------
 "$MRMNET" prepare --records "$FIX/ptb-xl" --labels "$FIX/records_labels.csv" --seed 3 --out "$TMP/rec" >"$TMP/log" 2>&1

@@ -1,6 +1,7 @@
 """mrmnet train killed with SIGKILL at random moments and resumed: the final weights equal those of
 an uninterrupted run, bit for bit. Whatever the moment of the kill (during a step, a validation or
 a checkpoint write), the atomic checkpoint leaves either the previous or the next state."""
+import json
 import os
 import random
 import shutil
@@ -38,9 +39,11 @@ for trial in range(3):
             kills += 1
         if p.returncode == 0:
             break
-        # resume when a checkpoint exists, otherwise start again
+        # resume when a checkpoint exists, otherwise start again (the folder is not empty: --force)
         if os.path.exists(os.path.join(out, "last.safetensors")):
             args = [MRMNET, "train", "--resume", out, "--quiet"]
+        else:
+            args = [MRMNET, "train", *common, "--out", out, "--force"]
     if p.returncode != 0:
         p = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     check(p.returncode == 0, "trial %d: the run completes after %d kills" % (trial, kills))
@@ -49,5 +52,11 @@ for trial in range(3):
     diff = [k for k in ref_raw if ref_raw[k] != raw.get(k)]
     check(not diff, "trial %d (%d kills): weights equal the uninterrupted run's (differs: %s)"
           % (trial, kills, diff[:3]))
+    # the log holds each step once, in order: a resume removes what its checkpoint does not cover
+    lines = [json.loads(l) for l in open(os.path.join(out, "log.jsonl"))]
+    steps = [l["step"] for l in lines if l["type"] == "step"]
+    epochs = [l["epoch"] for l in lines if l["type"] == "epoch"]
+    check(steps == list(range(1, 25)) and epochs == [1, 2, 3, 4],
+          "trial %d: log.jsonl has steps 1..24 and epochs 1..4 once each (%s, %s)" % (trial, steps, epochs))
     print("trial %d: %d kills, %d leftover temporary files" % (trial, kills, len(leftovers)))
 end()

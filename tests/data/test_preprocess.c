@@ -3,6 +3,7 @@
  * users' records loader on WFDB files written here (shuffled leads, 250 Hz, 12 s, uV). */
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "mrmnet.h"
@@ -229,8 +230,20 @@ static void test_records_loader(void) {
     mrm_dataset_free(&ds2);
     CHECK(mrm_standardise(&ds, &err) == MRM_OK, "%s", err.msg);
     snprintf(out, sizeof out, "%s/prep", dir);
-    CHECK(mrm_prepare_write(&ds, out, &err) == MRM_OK, "%s", err.msg);
+    CHECK(mrm_prepare_write(&ds, out, 1, &err) == MRM_OK, "%s", err.msg); /* replaces an earlier run's */
+    /* a prepared folder is replaced only when asked, and only when it holds nothing else */
+    CHECK(mrm_prepare_write(&ds, out, 0, &err) != MRM_OK && strstr(err.msg, "already holds a prepared dataset"),
+          "an existing prepared folder refused: %s", err.msg);
     char p[4400];
+    snprintf(p, sizeof p, "%s/notes.txt", out);
+    FILE *nf = fopen(p, "w");
+    if (nf) fclose(nf);
+    CHECK(mrm_prepare_write(&ds, out, 1, &err) != MRM_OK && strstr(err.msg, "notes.txt"), "a user's file kept: %s", err.msg);
+    CHECK(mrm_file_exists(p), "the user's file is still there");
+    remove(p);
+    CHECK(mrm_prepare_write(&ds, out, 1, &err) == MRM_OK, "%s", err.msg);
+    snprintf(p, sizeof p, "%s/prep.tmp.%ld", dir, (long)getpid());
+    CHECK(!mrm_file_exists(p) && access(p, F_OK) != 0, "no temporary folder left beside it");
     snprintf(p, sizeof p, "%s/X_train.npy", out);
     float *X = NULL;
     int nd;
