@@ -106,6 +106,14 @@ typedef struct mrm_dataset {
      * mismatch, with an initial-value mismatch, with invalid samples */
     long long n_checksum_mismatch, n_init_mismatch, n_invalid_records;
     double mean, std;    /* the standardisation (0 and 1 before mrm_standardise) */
+    /* set by mrm_standardise_fixed / mrm_dataset_remap (prepare --standardise-like, --class-map) */
+    char standardised_like[1024]; /* the model whose mean and std were applied ("" if fitted) */
+    char class_map[1024];         /* the class map applied ("" if none) */
+    long long n_outside;          /* records with a label outside the class list (label dropped) */
+    long long n_outside_unlabelled; /* of them: left with no label (negatives for every class) */
+    int n_outside_labels;         /* distinct labels outside the class list */
+    char **outside_labels;        /* their names and the records carrying each */
+    long long *outside_counts;
 } mrm_dataset;
 
 /* Options of the loaders. Zero-initialise, then set what you need. */
@@ -156,6 +164,31 @@ void mrm_dataset_free(mrm_dataset *ds);
  * training split and applies x' = (x - mean) / std to every split. Fails if the training split is
  * empty or constant. */
 mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err);
+
+/* Applies x' = (x - mean) / std with a given mean and std (a trained model's, for evaluating it
+ * on other data: prepare --standardise-like); `like` names where they come from (prepare.json). */
+mrm_status mrm_standardise_fixed(mrm_dataset *ds, double mean, double std, const char *like, mrm_error *err);
+
+/* ---- class maps -------------------------------------------------------------------------------
+ * A CSV with columns `from` and `to`: each row maps one label of the data (or one class of a
+ * model) to another name; several rows may map one label to several names and several labels to
+ * one name. Names are compared exactly; empty names and repeated rows are errors. */
+typedef struct mrm_class_map {
+    int n;
+    char **from, **to;
+    char path[1024];
+} mrm_class_map;
+mrm_status mrm_class_map_parse(mrm_class_map *m, const char *name, const char *text, size_t len, mrm_error *err);
+mrm_status mrm_class_map_read(mrm_class_map *m, const char *path, mrm_error *err);
+void mrm_class_map_free(mrm_class_map *m);
+
+/* Relabels a dataset: each label becomes the names the map gives it (itself when the map does not
+ * list it; map may be NULL), and the classes become `classes` in that order (n_classes of them;
+ * NULL: the sorted names that occur). A label outside `classes` is dropped; the records carrying
+ * one are counted in ds->n_outside (per label in outside_labels / outside_counts), those left
+ * with no label in n_outside_unlabelled. */
+mrm_status mrm_dataset_remap(mrm_dataset *ds, const mrm_class_map *map, const char *const *classes, int n_classes,
+                             mrm_error *err);
 
 /* Writes X_{train,val,test}.npy (N,12,1000), y_*.npy (N,C), ids_*.txt, classes.txt and
  * prepare.json as the folder out_dir, atomically as a whole: they are written into a new folder

@@ -98,6 +98,163 @@ mrm_status mrm_metrics_compute(mrm_metrics *m, const float *y, const float *p, i
                                mrm_error *err);
 void mrm_metrics_free(mrm_metrics *m);
 
+
+/* ---- per-class metrics at decision thresholds ------------------------------------------------
+ * Record i is predicted positive for class k when p > thresholds[k] (NULL: 0.5), as above.
+ * sensitivity = TP/(TP+FN), specificity = TN/(TN+FP), PPV = TP/(TP+FP), NPV = TN/(TN+FN),
+ * F1 = 2TP/(2TP+FP+FN); a ratio whose denominator is 0 is undefined: NaN (the CLI prints "n/a",
+ * JSON null). support = TP+FN (the class's positives). */
+typedef struct mrm_class_stats {
+    long long tp, fp, tn, fn, support;
+    double sensitivity, specificity, ppv, npv, f1;
+} mrm_class_stats;
+/* out: c entries. */
+void mrm_class_stats_compute(const float *y, const float *p, int n, int c, const float *thresholds,
+                             mrm_class_stats *out);
+
+/* ---- the PTB-XL benchmark's F-beta and G-beta (its ICBEB/CPSC2018 task, beta1 = beta2 = 2) ----
+ * As the benchmark's challenge_metrics over apply_thresholds:
+ *  - binary predictions: p > thresholds[k]; a record with no class above its threshold gets its
+ *    highest-scoring class instead (the first such class on a tie), as apply_thresholds does;
+ *  - each record counts 1/|T| where |T| is its number of labels; per class
+ *    TP, FP, TN, FN are sums of those weights;
+ *  - F_beta_k = (1+b1^2) TP / ((1+b1^2) TP + FP + b1^2 FN),  G_beta_k = TP / (TP + FP + b2 FN);
+ *  - F_beta and G_beta: the means over classes.
+ * Where the benchmark's code divides by zero, this says so instead: records with no label have
+ * no weight (skipped, counted in n_unlabelled); a class with TP+FP+FN = 0 has no F_beta_k or
+ * G_beta_k (NaN) and the means are over the other classes (n_undefined says how many). */
+typedef struct mrm_benchmark_fg {
+    double f_beta, g_beta;
+    double *f_beta_class, *g_beta_class; /* c values each (malloc'ed) */
+    int n_undefined;
+    long long n_unlabelled;     /* records skipped: no label */
+    long long n_forced;         /* records given their top class (none above threshold) */
+} mrm_benchmark_fg;
+mrm_status mrm_benchmark_fg_compute(mrm_benchmark_fg *out, const float *y, const float *p, int n, int c,
+                                    const float *thresholds, double beta1, double beta2, mrm_error *err);
+void mrm_benchmark_fg_free(mrm_benchmark_fg *fg);
+
+/* ---- calibration ---------------------------------------------------------------------------
+ * Brier score: the mean of (p - y)^2 (scikit-learn's brier_score_loss); per class over its n
+ * records, overall over all n*c entries.
+ * Reliability bins as scikit-learn's calibration_curve(strategy='uniform'): n_bins equal bins
+ * with edges e_j = j * (1/n_bins) (double, as numpy.linspace); a score goes into the bin whose
+ * index is the number of inner edges e_1..e_{n_bins-1} strictly below it (so bin b holds
+ * e_b < p <= e_{b+1}, and bin 0 also everything at or below 0). Per bin: count, mean score,
+ * fraction of positives.
+ * Expected calibration error: ECE = sum over bins of count/total * |fraction - mean score|. */
+typedef struct mrm_reliability {
+    int n_bins;
+    long long *count;           /* n_bins each (malloc'ed) */
+    double *mean_score, *frac_pos; /* NaN in empty bins */
+    double brier, ece;
+    long long total;
+} mrm_reliability;
+/* Class k (0..c-1), or k = -1 for all entries pooled. */
+mrm_status mrm_reliability_compute(mrm_reliability *out, const float *y, const float *p, int n, int c, int k,
+                                   int n_bins, mrm_error *err);
+void mrm_reliability_free(mrm_reliability *r);
+
+/* ---- operating points -------------------------------------------------------------------------
+ * A rule choosing each class's threshold t (prediction p > t) on labelled scores:
+ *   "f1"              the highest F1 (mrm_best_f1_thresholds);
+ *   "youden"          the highest sensitivity + specificity - 1 (Youden's J);
+ *   "sensitivity=X"   the highest threshold whose sensitivity is at least X (0 < X <= 1);
+ *   "specificity=X"   the lowest threshold whose specificity is at least X (0 < X <= 1);
+ *   "fixed=T"         T for every class.
+ * The candidates are the cuts between consecutive distinct scores of the class (and above the
+ * highest); a chosen cut is reported as the midpoint of the two scores it falls between (float),
+ * below the lowest score when every record is positive, at the highest score when none is. Ties
+ * of the criterion go to the highest threshold. A class the rule cannot be applied to (f1,
+ * sensitivity: no positive; specificity: no negative; youden: either) gets 0.5 and is flagged. */
+typedef enum mrm_threshold_rule_kind {
+    MRM_RULE_F1 = 0,
+    MRM_RULE_YOUDEN = 1,
+    MRM_RULE_SENSITIVITY = 2,
+    MRM_RULE_SPECIFICITY = 3,
+    MRM_RULE_FIXED = 4
+} mrm_threshold_rule_kind;
+typedef struct mrm_threshold_rule {
+    mrm_threshold_rule_kind kind;
+    double value;               /* X or T; unused for f1 and youden */
+} mrm_threshold_rule;
+/* Parses one of the forms above; the error says which forms exist. */
+mrm_status mrm_threshold_rule_parse(const char *text, mrm_threshold_rule *rule, mrm_error *err);
+/* The canonical text of a rule ("youden", "sensitivity=0.9") into out. */
+void mrm_threshold_rule_format(const mrm_threshold_rule *rule, char *out, size_t outsz);
+/* thresholds (c values); undetermined (c values, may be NULL): 1 where the rule could not be
+ * applied to the class (its threshold is 0.5). */
+mrm_status mrm_choose_thresholds(const float *y, const float *p, int n, int c, const mrm_threshold_rule *rule,
+                                 float *thresholds, int *undetermined, mrm_error *err);
+
+/* ---- the CPSC2018 challenge's F1 scores -------------------------------------------------------
+ * The challenge numbers its nine classes 1 Normal, 2 AF, 3 I-AVB, 4 LBBB, 5 RBBB, 6 PAC, 7 PVC,
+ * 8 STD, 9 STE. Its scoring takes ONE predicted class a record (here the class of the highest
+ * score; the first in the model's order on a tie) and builds a 9 x 9 table A: when the
+ * prediction is one of the record's labels, A[pred][pred] += 1, else A[first][pred] += 1 where
+ * first is the record's first label in the reference table. Then
+ *   F1_j    = 2 A[j][j] / (row sum j + column sum j), F1 = their mean over the nine classes,
+ *   Faf     = F1 of AF,  Fblock = 2 (A33+A44+A55) / (rows 3-5 + columns 3-5),
+ *   Fpc     = the same over PAC and PVC,  Fst = over STD and STE.
+ * A quotient 0/0 is NaN (the challenge's code would give NaN as well). */
+typedef struct mrm_cpsc_scores {
+    double f1[9];                /* in the challenge's order */
+    double f1_mean, f_af, f_block, f_pc, f_st;
+    double f1_mean_defined;      /* the mean over the classes whose F1 is defined (NaN if none) */
+    int n_defined;               /* how many (9 on any sizeable test set) */
+    long long table[9][9];       /* A: rows the (first) label, columns the prediction */
+    long long n_scored;
+    long long n_unlabelled;      /* records with no label: not scored, counted */
+    long long n_first_guessed;   /* misses on multi-label records whose first label was not
+                                    given (first = the label with the lowest challenge number) */
+} mrm_cpsc_scores;
+/* The challenge number (1..9) of a class name: the ICBEB codes NORM AFIB 1AVB CLBBB CRBBB PAC
+ * VPC STD_ STE_, the challenge's abbreviations (Normal AF I-AVB LBBB RBBB PAC PVC STD STE) or
+ * the numbers "1".."9"; 0 for anything else. */
+int mrm_cpsc_class_number(const char *name);
+/* class_number: c values (mrm_cpsc_class_number of each class); each of 1..9 must occur exactly
+ * once (other classes are ignored). first: n values (1..9) from the reference table, or NULL
+ * (see n_first_guessed); a first label the record does not have is an error. */
+mrm_status mrm_cpsc_score(mrm_cpsc_scores *out, const float *y, const float *p, int n, int c,
+                          const int *class_number, const int *first, mrm_error *err);
+
+/* ---- the PhysioNet/CinC Challenge 2021 challenge score ----------------------------------------
+ * The reward matrix file (the challenge's weights.csv): a CSV whose header row is an empty cell
+ * followed by the scored classes, then one row per class (its name first, then its rewards),
+ * in the same order. A class name may join equivalent SNOMED codes with '|' ("713427006|59118001").
+ * Scoring, as the challenge's compute_challenge_metric: with labels L and binary outputs O over
+ * the scored classes, A[j][k] = sum over records of L[i][j] O[i][k] / max(1, |L_i or O_i|), the
+ * score s(O) = sum W * A; the result is (s(O) - s(inactive)) / (s(L) - s(inactive)), where
+ * `inactive` predicts only the sinus rhythm class (426783006 by default), and 0 when the
+ * denominator is 0. */
+typedef struct mrm_challenge_weights {
+    int n;                      /* scored classes */
+    char **names;               /* n names as in the file */
+    char ***codes;              /* n NULL-terminated lists of the codes of each name */
+    double *w;                  /* (n, n) rewards, rows the label, columns the output */
+} mrm_challenge_weights;
+/* In-memory entry point: `name` is used in messages. */
+mrm_status mrm_challenge_weights_parse(mrm_challenge_weights *w, const char *name, const char *text, size_t len,
+                                       mrm_error *err);
+mrm_status mrm_challenge_weights_read(mrm_challenge_weights *w, const char *path, mrm_error *err);
+void mrm_challenge_weights_free(mrm_challenge_weights *w);
+/* The index of the scored class holding `code`, or -1. */
+int mrm_challenge_class_of(const mrm_challenge_weights *w, const char *code);
+
+typedef struct mrm_challenge_result {
+    double score;               /* the normalised challenge score */
+    double observed, correct, inactive; /* s(O), s(L), s(inactive) */
+    int n_mapped;               /* the model's classes that map to a scored class */
+    int n_scored_present;       /* scored classes with at least one model class */
+} mrm_challenge_result;
+/* codes: c SNOMED codes, one per model class (NULL or "" for a class with no code); class k
+ * counts for the scored class holding codes[k] (a label or output of several model classes that
+ * map to one scored class is their OR). sinus: the inactive class's code (NULL: 426783006); it
+ * must be a scored class and some model class must map to a scored class. */
+mrm_status mrm_challenge_score(mrm_challenge_result *out, const mrm_challenge_weights *w, const float *y,
+                               const float *p, int n, int c, const float *thresholds,
+                               const char *const *codes, const char *sinus, mrm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,11 +1,14 @@
 /* mrmnet prepare: build standardised train/val/test arrays from PTB-XL, CPSC2018 or a folder of
  * the user's WFDB records. */
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "common/fileutil.h"
+#include "common/error.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -33,7 +36,73 @@ static void usage(FILE *f) {
             "  --labels-only       write labels, ids and classes only (no signals are read)\n"
             "  --strict            a checksum or initial-value mismatch, or an invalid sample, is an error\n"
             "                      (without it: a warning, counted in prepare.json under \"integrity\")\n"
-            "  --threads N         threads reading records (default: all cores)\n");
+            "  --threads N         threads reading records (default: all cores)\n"
+            "  --standardise-like MODEL\n"
+            "                      standardise with the mean and std stored in MODEL and use its class\n"
+            "                      list (labels outside it are dropped, counted and reported); without\n"
+            "                      --folds every record goes to the test split. Then `eval --model MODEL`\n"
+            "                      evaluates the model on these records as it was trained\n"
+            "  --class-map CSV     columns from,to: rename the data's labels (e.g. SNOMED or CPSC codes\n"
+            "                      to a model's classes) before the class list is built\n");
+}
+
+/* What --standardise-like takes from a model file's metadata. */
+typedef struct {
+    double mean, std;
+    int n_classes;
+    char **classes;
+} like_model;
+
+static void like_model_free(like_model *lm) {
+    for (int k = 0; k < lm->n_classes; k++) free(lm->classes[k]);
+    free(lm->classes);
+    memset(lm, 0, sizeof *lm);
+}
+
+static int read_like_model(const char *path, like_model *lm, mrm_error *err) {
+    mrm_model *m = NULL;
+    mrm_meta meta = {0};
+    int rc = -1;
+    if (mrm_model_load(&m, &meta, path, err)) return -1;
+    const char *ms = mrm_meta_get(&meta, "mean"), *ss = mrm_meta_get(&meta, "std"), *cs = mrm_meta_get(&meta, "classes");
+    char *end1 = NULL, *end2 = NULL;
+    if (ms) lm->mean = strtod(ms, &end1);
+    if (ss) lm->std = strtod(ss, &end2);
+    if (!ms || !ss || *end1 || *end2 || !isfinite(lm->mean) || !(lm->std > 0) || !isfinite(lm->std)) {
+        mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata 'mean' and 'std' are %s and %s, not a standardisation", path, ms ? ms : "absent",
+                 ss ? ss : "absent");
+        goto done;
+    }
+    const int c = mrm_model_config_of(m)->n_classes;
+    json_error_t je;
+    json_t *a = cs ? json_loads(cs, 0, &je) : NULL;
+    if (!a || !json_is_array(a) || (int)json_array_size(a) != c) {
+        mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata 'classes' is %s, not a list of its %d class names", path, cs ? cs : "absent", c);
+        if (a) json_decref(a);
+        goto done;
+    }
+    lm->classes = calloc((size_t)c, sizeof *lm->classes);
+    for (int k = 0; lm->classes && k < c; k++) {
+        json_t *v = json_array_get(a, (size_t)k);
+        if (!json_is_string(v) || !json_string_value(v)[0]) {
+            mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata 'classes': entry %d is not a class name", path, k + 1);
+            json_decref(a);
+            goto done;
+        }
+        if (!(lm->classes[k] = strdup(json_string_value(v)))) break;
+        lm->n_classes = k + 1;
+    }
+    json_decref(a);
+    if (lm->n_classes != c) {
+        mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (rc) like_model_free(lm);
+    mrm_meta_free(&meta);
+    mrm_model_free(m);
+    return rc;
 }
 
 /* Warns of splits too small for their use: a validation or test split of fewer than two records
@@ -78,6 +147,7 @@ int cmd_prepare(int argc, char **argv) {
     const char *ptbxl = NULL, *cpsc = NULL, *records = NULL, *labels = NULL, *out = NULL;
     const char *task = "superdiagnostic";
     int force = 0, folds_given = 0;
+    const char *like = NULL, *map_path = NULL;
     mrm_load_options opt;
     memset(&opt, 0, sizeof opt);
     opt.seed = 1;
@@ -115,6 +185,10 @@ int cmd_prepare(int argc, char **argv) {
                 return 2;
             }
             folds_given = 1;
+        } else if (!strcmp(a, "--standardise-like")) {
+            if (!(like = VALUE())) return 2;
+        } else if (!strcmp(a, "--class-map")) {
+            if (!(map_path = VALUE())) return 2;
         } else if (!strcmp(a, "--seed")) {
             const char *v = VALUE();
             long s;
@@ -161,19 +235,47 @@ int cmd_prepare(int argc, char **argv) {
     if (mrm_prepare_check_out(out, force, &err) != MRM_OK) return cli_report(cmd, &err);
     if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
+    /* --standardise-like: the model's mean, std and classes */
+    like_model lm;
+    memset(&lm, 0, sizeof lm);
+    mrm_class_map map;
+    memset(&map, 0, sizeof map);
+    if (like && read_like_model(like, &lm, &err)) return cli_report(cmd, &err);
+    if (map_path && mrm_class_map_read(&map, map_path, &err)) {
+        like_model_free(&lm);
+        return cli_report(cmd, &err);
+    }
+    if (like && !folds_given) opt.folds = (mrm_folds){0u, 0u, 0xFFFFFFFEu}; /* every fold: test */
+
     mrm_dataset ds;
     mrm_status rc;
     if (ptbxl) rc = mrm_ptbxl_load(&ds, ptbxl, task, &opt, &err);
     else if (cpsc) rc = mrm_cpsc_load(&ds, cpsc, &opt, &err);
     else rc = mrm_records_load(&ds, records, labels, &opt, &err);
-    if (rc != MRM_OK) return cli_report(cmd, &err);
+    const int loaded = rc == MRM_OK;
+    if (rc == MRM_OK && like && !folds_given) {
+        for (long long k = 0; k < ds.n; k++) ds.split[k] = MRM_SPLIT_TEST;
+        snprintf(ds.split_rule, sizeof ds.split_rule, "every record in the test split (--standardise-like)");
+    }
+    if (rc == MRM_OK && (like || map_path))
+        rc = mrm_dataset_remap(&ds, map_path ? &map : NULL, like ? (const char *const *)lm.classes : NULL, lm.n_classes, &err);
+    mrm_class_map_free(&map);
+    if (rc != MRM_OK) {
+        like_model_free(&lm);
+        if (loaded) mrm_dataset_free(&ds);
+        return cli_report(cmd, &err);
+    }
     if (ds.n == 0) {
         mrm_dataset_free(&ds);
+        like_model_free(&lm);
         fprintf(stderr, "mrmnet %s: no records left to prepare\n", cmd);
         return 1;
     }
-    degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL);
-    if (!opt.labels_only && (rc = mrm_standardise(&ds, &err)) != MRM_OK) {
+    if (!like || folds_given) degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL); /* --standardise-like alone: a test split only */
+    if (!opt.labels_only)
+        rc = like ? mrm_standardise_fixed(&ds, lm.mean, lm.std, like, &err) : mrm_standardise(&ds, &err);
+    like_model_free(&lm);
+    if (rc != MRM_OK) {
         mrm_dataset_free(&ds);
         return cli_report(cmd, &err);
     }
@@ -190,6 +292,11 @@ int cmd_prepare(int argc, char **argv) {
     if (ds.n_no_label || ds.n_missing || ds.n_other_fold)
         printf("dropped: %lld without a label, %lld with missing files, %lld in other folds\n", ds.n_no_label, ds.n_missing,
                ds.n_other_fold);
+    if (ds.n_outside) {
+        printf("labels outside the class list (dropped): %lld records", ds.n_outside);
+        for (int q = 0; q < ds.n_outside_labels; q++) printf("%s %s x%lld", q ? "," : ":", ds.outside_labels[q], ds.outside_counts[q]);
+        printf("; %lld of them have no label left (negatives for every class)\n", ds.n_outside_unlabelled);
+    }
     if (ds.n_cropped || ds.n_padded || ds.n_stretched || ds.nan_samples)
         printf("preprocessing: %lld cropped, %lld padded, %lld stretched, %lld NaN samples set to 0\n", ds.n_cropped,
                ds.n_padded, ds.n_stretched, ds.nan_samples);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -176,6 +177,9 @@ void mrm_dataset_free(mrm_dataset *ds) {
     free(ds->fold);
     free(ds->split);
     free(ds->X);
+    for (int i = 0; i < ds->n_outside_labels; i++) free(ds->outside_labels[i]);
+    free(ds->outside_labels);
+    free(ds->outside_counts);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -541,7 +545,23 @@ mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, m
         json_object_set_new(root, "signals", json_boolean(ds->X != NULL));
         json_object_set_new(root, "mean", json_real(ds->mean));
         json_object_set_new(root, "std", json_real(ds->std));
-        json_object_set_new(root, "standardisation", json_string("one mean and one population std (ddof 0) over every value of the training split"));
+        if (ds->standardised_like[0]) {
+            char note[1200];
+            snprintf(note, sizeof note, "the mean and std stored in %s (--standardise-like)", ds->standardised_like);
+            json_object_set_new(root, "standardisation", json_string(note));
+            json_object_set_new(root, "standardised_like", json_string(ds->standardised_like));
+        } else {
+            json_object_set_new(root, "standardisation", json_string("one mean and one population std (ddof 0) over every value of the training split"));
+        }
+        if (ds->class_map[0]) json_object_set_new(root, "class_map", json_string(ds->class_map));
+        if (ds->n_outside) {
+            json_t *o = json_object(), *per = json_object();
+            for (int q = 0; q < ds->n_outside_labels; q++) json_object_set_new(per, ds->outside_labels[q], json_integer(ds->outside_counts[q]));
+            json_object_set_new(o, "records", json_integer(ds->n_outside));
+            json_object_set_new(o, "records_left_without_label", json_integer(ds->n_outside_unlabelled));
+            json_object_set_new(o, "labels", per);
+            json_object_set_new(root, "labels_outside_classes", o);
+        }
         json_object_set_new(root, "sampling_rate", json_real(MRM_FS));
         json_object_set_new(root, "source_sampling_rate", json_real(ds->fs_source));
         json_object_set_new(root, "samples", json_integer(MRM_SAMPLES));

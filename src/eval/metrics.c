@@ -246,48 +246,8 @@ double mrm_fmax(const float *y, const float *p, int n, int c, double *best_thres
 
 mrm_status mrm_best_f1_thresholds(const float *y, const float *p, int n, int c, float *thresholds,
                                   mrm_error *err) {
-    mrm_status st = mrm_check_labels_scores(y, p, n, c, err);
-    if (st) return st;
-    scored *tmp = malloc((size_t)n * sizeof *tmp);
-    int *order = malloc((size_t)n * sizeof *order);
-    if (!tmp || !order) {
-        free(tmp), free(order);
-        return mrm_fail(err, MRM_ERR_NOMEM, "thresholds: cannot allocate for %d records", n);
-    }
-    for (int k = 0; k < c; k++) {
-        sort_class(p, n, c, k, tmp, order);
-        long long P = 0;
-        for (int i = 0; i < n; i++) P += y[(size_t)i * c + k] != 0.0f;
-        thresholds[k] = DEFAULT_THRESHOLD;
-        if (P == 0) continue;
-        /* Walk down the tie groups; after a group, everything at or above its score is positive. */
-        double best = 0, tp = 0, fp = 0;
-        int r = n - 1;
-        while (r >= 0) {
-            float s = p[(size_t)order[r] * c + k];
-            while (r >= 0 && p[(size_t)order[r] * c + k] == s) {
-                if (y[(size_t)order[r] * c + k] != 0.0f)
-                    tp++;
-                else
-                    fp++;
-                r--;
-            }
-            double f1 = 2 * tp / (tp + fp + (double)P);
-            if (f1 > best) {
-                best = f1;
-                if (r >= 0) {
-                    float below = p[(size_t)order[r] * c + k];
-                    float mid = (float)(0.5 * ((double)s + (double)below));
-                    thresholds[k] = (mid < s && mid >= below) ? mid : below;
-                } else {
-                    thresholds[k] = nextafterf(s, -INFINITY);
-                }
-            }
-        }
-    }
-    free(tmp);
-    free(order);
-    return MRM_OK;
+    const mrm_threshold_rule f1 = {MRM_RULE_F1, 0.0};
+    return mrm_choose_thresholds(y, p, n, c, &f1, thresholds, NULL, err);
 }
 
 /* ---- bootstrap ------------------------------------------------------------------------------ */
