@@ -21,6 +21,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
 
 /* Prints "mrmnet <cmd>: <err->msg>" on stderr and returns 1. */
 int cli_report(const char *cmd, const mrm_error *err);
