@@ -176,7 +176,7 @@ mrm_status mrm_ablate_parse_variants(const char *list, mrm_ablate_variant **out,
         if (!valid_name(v[i].name))
             st = mrm_fail(err, MRM_ERR_INVALID, "variants: '%s' is not a usable name (letters, digits, '.', '_', '-'; at most 64)",
                           v[i].name);
-        else if ((st = mrm_model_config_parse(&cfg, v[i].config, err)))
+        else if ((st = mrm_model_config_parse(&cfg, v[i].config, err)) || (st = mrm_model_config_check(&cfg, err)))
             mrm_error_prefix(err, "variants: %s", v[i].name);
         for (int j = 0; j < i && !st; j++)
             if (!strcmp(v[i].name, v[j].name)) st = mrm_fail(err, MRM_ERR_INVALID, "variants: '%s' named twice", v[i].name);
