@@ -384,7 +384,9 @@ static mrm_status evaluate(study *s, run_result *r, mrm_error *err) {
     if (d) st = mrm_fail(err, MRM_ERR_INVALID, "%s: its %s differs from the variant's", path, d);
     r->n_params = (long long)mrm_model_num_params(m);
     const char *va = mrm_meta_get(&md, "val_macro_auc");
-    r->val_auc = va ? strtod(va, NULL) : NAN;
+    char *vend = NULL;
+    r->val_auc = va ? strtod(va, &vend) : NAN;
+    if (va && (vend == va || *vend)) r->val_auc = NAN; /* "null": no validation metric */
     if (!st) {
         r->probs = malloc(sizeof(float) * (size_t)s->test.n * (size_t)c);
         if (!r->probs) st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory for the test probabilities", r->dir);
