@@ -46,7 +46,7 @@ def macro_auc(y, p):
 
 
 prep = make_prepared(os.path.join(TMP, "prep"), n=(16, 12, 12), seed=3)
-VARIANTS = "released=width=4,noatt=width=4,attention=none"
+VARIANTS = "released=width=4,cat=width=4,combine=concat"  # two heads and mutual learning; one head
 common = ["--data", prep, "--variants", VARIANTS, "--seeds", "1,2", "--epochs", "2", "--threads", "1", "--resamples", "200"]
 y_test = np.load(os.path.join(prep, "y_test.npy"))
 
@@ -77,7 +77,7 @@ check(rc == 0, "ablate: %s" % err[-500:])
 for f in ("ablation.json", "ablation.md", "ablation.svg"):
     check(os.path.isfile(os.path.join(A, f)), f + " written")
 J = json.load(open(os.path.join(A, "ablation.json")))
-check([v["name"] for v in J["variants"]] == ["released", "noatt"], "variants in order")
+check([v["name"] for v in J["variants"]] == ["released", "cat"], "variants in order")
 check(len(J["runs"]) == 4 and J["reference"] == "released" and J["n_test"] == len(y_test), "4 runs, reference, n_test")
 aucs = {}
 for r in J["runs"]:
@@ -96,8 +96,8 @@ for r in J["runs"]:
     check(abs(r["val_macro_auc"] - float(meta["val_macro_auc"])) < 1e-7, "validation macro-AUC from best.safetensors")
     n_params = sum(t.size for k, t in tensors.items() if not re.search(r"running_(mean|var)$|num_batches_tracked$", k))
     check(r["n_params"] == n_params, "n_params %d vs the file's %d" % (r["n_params"], n_params))
-    want_attention = "none" if r["variant"] == "noatt" else "low"
-    check(meta["width"] == "4" and meta["attention"] == want_attention, "the run's variant in its weights")
+    want_combine = "concat" if r["variant"] == "cat" else "mutual"
+    check(meta["width"] == "4" and meta["combine"] == want_combine, "the run's variant in its weights")
     hist = [json.loads(line) for line in open(os.path.join(d, "log.jsonl")) if '"epoch"' in line]
     secs = {e["epoch"]: e["seconds"] for e in hist if e.get("type") == "epoch"}
     check(len(secs) == 2 and abs(r["train_seconds"] - sum(secs.values())) < 1e-6, "training seconds = the epochs' own")
@@ -113,24 +113,24 @@ for v in J["variants"]:
     check(v["test_macro_auc_min"] == min(xs) and v["test_macro_auc_max"] == max(xs), "min and max")
     check(v["test_macro_auc_mean_p2.5"] <= v["test_macro_auc_mean_p97.5"], "interval of the mean ordered")
 d = J["variants"][1]["difference_to_reference"]
-want = np.mean([aucs[("noatt", s)] - aucs[("released", s)] for s in ("1", "2")])
+want = np.mean([aucs[("cat", s)] - aucs[("released", s)] for s in ("1", "2")])
 check(abs(d["mean"] - want) < 1e-12, "difference = mean of the paired differences")
 check(d["p2.5"] <= d["p97.5"] and d["excludes_zero"] == (d["p2.5"] > 0 or d["p97.5"] < 0), "difference interval")
 check("difference_to_reference" not in J["variants"][0], "no difference for the reference")
 md = open(os.path.join(A, "ablation.md")).read()
-check("| noatt | width=4,attention=none |" in md and "%.4f" % J["variants"][1]["test_macro_auc_mean"] in md, "table row")
+check("| cat | width=4,combine=concat |" in md and "%.4f" % J["variants"][1]["test_macro_auc_mean"] in md, "table row")
 check("## Reading" in md and "%+.4f" % d["mean"] in md, "reading section with the difference")
 svg = ET.parse(os.path.join(A, "ablation.svg")).getroot()
 ns = "{http://www.w3.org/2000/svg}"
 check(len(svg.findall(ns + "circle")) == 4, "one dot a run")
-check({"released", "noatt"} <= {t.text for t in svg.findall(ns + "text")}, "variant labels")
+check({"released", "cat"} <= {t.text for t in svg.findall(ns + "text")}, "variant labels")
 
 # 3. A run is an ordinary training run: the same tensors as mrmnet train with its options.
 plain = fresh("plain")
-check(run("train", "--data", prep, "--out", plain, "--width", "4", "--attention", "none", "--seed", "2", "--epochs", "2",
+check(run("train", "--data", prep, "--out", plain, "--width", "4", "--combine", "concat", "--seed", "2", "--epochs", "2",
           "--threads", "1", "--quiet")[0] == 0, "plain train")
 _, _, rp = read_safetensors(os.path.join(plain, "best.safetensors"))
-_, _, ra = read_safetensors(os.path.join(A, "noatt", "seed2", "best.safetensors"))
+_, _, ra = read_safetensors(os.path.join(A, "cat", "seed2", "best.safetensors"))
 check(rp == ra, "the study's run (2 jobs) = a plain mrmnet train, tensor for tensor")
 
 # 4. Killed after the first run and during the second, then rerun: finished runs read back untouched,
