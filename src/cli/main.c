@@ -18,6 +18,7 @@ static const struct {
     {"backward", cmd_backward, "one training-mode forward and backward, write loss and gradients"},
     {"train", cmd_train, "train a model on a prepared dataset"},
     {"eval", cmd_eval, "evaluate a model on a prepared split"},
+    {"ablate", cmd_ablate, "train and compare the model's variants over seeds (the ablation study)"},
     {"predict", cmd_predict, "label raw recordings"},
     {"bench", cmd_bench, "time training and inference"},
 };
