@@ -184,6 +184,9 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
  *   "leads"         JSON array of lead names ["I","II",...,"V6"]
  *   "sampling_rate" "100"
  *   "thresholds"    JSON array of per-class decision thresholds (optional)
+ *   "threshold_rule", "threshold_split", "threshold_records"  how they were chosen: the rule
+ *                   (mrm_threshold_rule_format: "f1", "youden", "sensitivity=0.9", ...), the
+ *                   split and its record count (optional; absent: F1 on the validation split)
  *   "source"        free text: what produced the file (e.g. "mrmnet init --seed 1")
  * Other keys are kept as they are. */
 typedef struct mrm_meta {
