@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 
-mrm_status binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_samples, int header_only,
+mrm_status mrm_binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_samples, int header_only,
                                const char *name, mrm_error *err) {
     if (n_signals <= 0 || n_samples < 0)
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: %d signals of %lld samples", name, n_signals, n_samples);
@@ -32,7 +32,7 @@ mrm_status binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_sampl
     return MRM_OK;
 }
 
-void binfmt_record_name(mrm_record *rec, const char *path) {
+void mrm_binfmt_record_name(mrm_record *rec, const char *path) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
@@ -42,7 +42,7 @@ void binfmt_record_name(mrm_record *rec, const char *path) {
     rec->name[n] = '\0';
 }
 
-double binfmt_unit_to_mv(const char *unit) {
+double mrm_binfmt_unit_to_mv(const char *unit) {
     if (!strcmp(unit, "uV") || !strcasecmp(unit, "microvolt") || !strcmp(unit, "\xc2\xb5V") || !strcmp(unit, "\xb5V"))
         return 1e-3;
     if (!strcmp(unit, "mV") || !strcasecmp(unit, "millivolt")) return 1.0;

@@ -19,15 +19,19 @@ static inline uint32_t binfmt_le32(const uint8_t *p) {
 /* Allocates rec->signals and rec->checks for n_signals (checks marked "not checked") and, unless
  * header_only, rec->data for n_signals x n_samples doubles set to NaN. The caller has checked the
  * counts against the file. */
-mrm_status binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_samples, int header_only,
+mrm_status mrm_binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_samples, int header_only,
                                const char *name, mrm_error *err);
 
 /* Sets rec->name to the base name of path without its extension. */
-void binfmt_record_name(mrm_record *rec, const char *path);
+void mrm_binfmt_record_name(mrm_record *rec, const char *path);
 
 /* Converts a voltage unit to its factor to millivolts (1e-3 for "uV", 1 for "mV", 1e3 for "V");
  * 0 when the unit is not a voltage the readers know. */
-double binfmt_unit_to_mv(const char *unit);
+double mrm_binfmt_unit_to_mv(const char *unit);
+
+/* The lead named by an SCP-ECG lead identifier (EN 1064 table; the MDC_ECG_LEAD codes of
+ * ISO/IEEE 11073 number the leads the same way): "I", "V1", "aVR", ...; NULL if unknown. */
+const char *mrm_binfmt_scp_lead_name(int id);
 
 /* The readers. `name` names the data in messages (the file's path for the file entry points).
  * flags: MRM_READ_HEADER_ONLY. Voltages are returned in mV (signals[i].units "mV", gain in ADC

@@ -194,7 +194,7 @@ static int pick_channels(const edf_header *h, int *idx) {
         if (!h->sig[s].annotations && is_ecg_label(h->sig[s].label)) idx[n++] = s;
     if (n) return n;
     for (int s = 0; s < h->ns; s++)
-        if (!h->sig[s].annotations && binfmt_unit_to_mv(h->sig[s].dim) > 0) idx[n++] = s;
+        if (!h->sig[s].annotations && mrm_binfmt_unit_to_mv(h->sig[s].dim) > 0) idx[n++] = s;
     return n;
 }
 
@@ -261,14 +261,14 @@ static mrm_status setup_record(mrm_record *rec, const edf_header *h, int header_
     *n_pick = kept;
     if (h->n_records > (long long)(((unsigned long long)1 << 40) / (unsigned long long)spr))
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: %lld records of %lld samples", name, h->n_records, spr);
-    mrm_status st = binfmt_record_alloc(rec, kept, h->n_records * spr, header_only, name, err);
+    mrm_status st = mrm_binfmt_record_alloc(rec, kept, h->n_records * spr, header_only, name, err);
     if (st) return st;
     rec->fs = (double)spr / h->duration;
     for (int k = 0; k < kept; k++) {
         const edf_signal *g = &h->sig[pick[k]];
         mrm_signal_info *si = &rec->signals[k];
         snprintf(si->description, sizeof si->description, "%s", strip_ecg_prefix(g->label));
-        double to_mv = binfmt_unit_to_mv(g->dim);
+        double to_mv = mrm_binfmt_unit_to_mv(g->dim);
         double gain = (g->dmax - g->dmin) / (g->pmax - g->pmin); /* digital units per physical unit */
         if (to_mv > 0) {
             gain /= to_mv;
@@ -304,7 +304,7 @@ static mrm_status setup_record(mrm_record *rec, const edf_header *h, int header_
 static double scale(const edf_signal *g, int d) {
     double bit = (g->pmax - g->pmin) / (g->dmax - g->dmin);
     double v = (d - g->dmin) * bit + g->pmin;
-    double to_mv = binfmt_unit_to_mv(g->dim);
+    double to_mv = mrm_binfmt_unit_to_mv(g->dim);
     return to_mv > 0 ? v * to_mv : v;
 }
 
@@ -341,7 +341,7 @@ mrm_status mrm_edf_read_mem(mrm_record *rec, const void *buf, size_t len, const 
         mrm_record_free(rec);
         return st;
     }
-    binfmt_record_name(rec, name);
+    mrm_binfmt_record_name(rec, name);
     return MRM_OK;
 }
 
@@ -407,7 +407,7 @@ static mrm_status read_edflib(mrm_record *rec, const edf_header *h, const int *p
             }
             done += chunk;
         }
-        double to_mv = binfmt_unit_to_mv(g->dim);
+        double to_mv = mrm_binfmt_unit_to_mv(g->dim);
         if (to_mv > 0)
             for (long long i = 0; i < rec->n_samples; i++) out[i] *= to_mv;
     }
@@ -453,6 +453,6 @@ mrm_status mrm_edf_read_file(mrm_record *rec, const char *path, int flags, mrm_e
         mrm_record_free(rec);
         return st;
     }
-    binfmt_record_name(rec, path);
+    mrm_binfmt_record_name(rec, path);
     return MRM_OK;
 }

@@ -78,6 +78,11 @@ static const char *const scp_lead_names[] = {
     "aVF", "-aVR", "V8", "V9", "V8R", "V9R", "D", "A", "J", "Defib", "Extern", "A1", "A2", "A3", "A4", "dV8",
     "dV9", "dV8R", "dV9R", "dD", "dA", "dJ"};
 
+const char *mrm_binfmt_scp_lead_name(int id) {
+    if (id >= 0 && id < (int)(sizeof scp_lead_names / sizeof *scp_lead_names)) return scp_lead_names[id];
+    return NULL;
+}
+
 static const char *sec_name(int id) {
     static const char *const n[] = {"section 0 (pointers)", "section 1 (header)", "section 2 (Huffman tables)",
                                     "section 3 (lead definitions)", "section 4 (QRS locations)",
@@ -463,14 +468,14 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
                                 name, l + 1, ref_ms, ref_len, s5.bytes[l], max_samples(f, s5.bytes[l]));
     }
 
-    st = binfmt_record_alloc(rec, n_leads, n_samples, flags & MRM_READ_HEADER_ONLY, name, err);
+    st = mrm_binfmt_record_alloc(rec, n_leads, n_samples, flags & MRM_READ_HEADER_ONLY, name, err);
     if (st) return st;
     rec->fs = 1e6 / s6.interval_us;
     for (int l = 0; l < n_leads; l++) {
         mrm_signal_info *si = &rec->signals[l];
         int id = s3[2 + 9 * l + 8];
-        if (id < (int)(sizeof scp_lead_names / sizeof *scp_lead_names))
-            snprintf(si->description, sizeof si->description, "%s", scp_lead_names[id]);
+        if (mrm_binfmt_scp_lead_name(id))
+            snprintf(si->description, sizeof si->description, "%s", mrm_binfmt_scp_lead_name(id));
         else
             snprintf(si->description, sizeof si->description, "SCP lead %d", id);
         si->gain = 1e6 / s6.avm; /* units per mV: one unit is avm nV */
@@ -550,7 +555,7 @@ mrm_status mrm_scp_read_mem(mrm_record *rec, const void *buf, size_t len, const 
         mrm_record_free(rec);
         return st;
     }
-    binfmt_record_name(rec, f.name);
+    mrm_binfmt_record_name(rec, f.name);
     return MRM_OK;
 }
 

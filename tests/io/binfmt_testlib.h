@@ -141,7 +141,7 @@ static inline void bt_compare(const mrm_record *rec, const bt_ref *ref, const in
             continue;
         }
         const bt_channel *c = &ref->ch[r];
-        double to_mv = binfmt_unit_to_mv(c->units);
+        double to_mv = mrm_binfmt_unit_to_mv(c->units);
         CHECK(to_mv > 0, "%s: reference channel %s in '%s'", what, c->label, c->units);
         if (to_mv <= 0) continue;
         CHECK(!strcmp(rec->signals[s].description, c->label), "%s: signal %d is '%s', save2gdf says '%s'", what, s,

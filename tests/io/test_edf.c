@@ -205,7 +205,7 @@ static void edfplus(void) {
                  * the "ECG " prefix, so compare the values only */
                 for (int k = 0; k < 2; k++) {
                     int s = k ? 2 : 0;
-                    double to_mv = binfmt_unit_to_mv(ref.ch[s].units), w = 0;
+                    double to_mv = mrm_binfmt_unit_to_mv(ref.ch[s].units), w = 0;
                     CHECK(ref.ch[s].n == m.n_samples, "save2gdf: %lld samples", ref.ch[s].n);
                     for (long long t = 0; t < m.n_samples && t < ref.ch[s].n; t++)
                         w = fmax(w, fabs(m.data[k * m.n_samples + t] - ref.ch[s].v[t] * to_mv));
