@@ -506,7 +506,7 @@ static mrm_status read_dicom(mrm_record *rec, const uint8_t *buf, size_t len, co
         snprintf(si->description, sizeof si->description, "%s", ch[k].lead);
         double to_mv = mrm_binfmt_unit_to_mv(ch[k].units);
         double per_unit = ch[k].sens * ch[k].corr * (to_mv > 0 ? to_mv : 1.0);
-        snprintf(si->units, sizeof si->units, "%s", to_mv > 0 ? "mV" : ch[k].units);
+        snprintf(si->units, sizeof si->units, "%.31s", to_mv > 0 ? "mV" : ch[k].units);
         si->gain = 1.0 / per_unit;
         si->baseline = (int)lrint(fmax(fmin(-ch[k].baseline, 1e9), -1e9));
         si->format = (int)g->bits;
