@@ -2,6 +2,7 @@
 #include "io/binfmt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,4 +50,15 @@ double mrm_binfmt_unit_to_mv(const char *unit) {
     if (!strcmp(unit, "V") || !strcasecmp(unit, "volt")) return 1e3;
     if (!strcmp(unit, "nV")) return 1e-6;
     return 0.0;
+}
+
+void mrm_binfmt_finish(mrm_record *rec, const char *format) {
+    snprintf(rec->format, sizeof rec->format, "%s", format);
+    unsigned d, m, y, hh, mm, ss;
+    if (sscanf(rec->base_date, "%2u/%2u/%4u", &d, &m, &y) != 3) return;
+    if (sscanf(rec->base_time, "%2u:%2u:%2u", &hh, &mm, &ss) == 3)
+        snprintf(rec->acquired, sizeof rec->acquired, "%04u-%02u-%02uT%02u:%02u:%02u", y % 10000u, m % 100u, d % 100u,
+                 hh % 100u, mm % 100u, ss % 100u);
+    else
+        snprintf(rec->acquired, sizeof rec->acquired, "%04u-%02u-%02u", y % 10000u, m % 100u, d % 100u);
 }

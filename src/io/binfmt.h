@@ -25,6 +25,9 @@ mrm_status mrm_binfmt_record_alloc(mrm_record *rec, int n_signals, long long n_s
 /* Sets rec->name to the base name of path without its extension. */
 void mrm_binfmt_record_name(mrm_record *rec, const char *path);
 
+/* Sets rec->format, and rec->acquired (ISO 8601) from base_date ("dd/mm/yyyy") and base_time. */
+void mrm_binfmt_finish(mrm_record *rec, const char *format);
+
 /* Converts a voltage unit to its factor to millivolts (1e-3 for "uV", 1 for "mV", 1e3 for "V");
  * 0 when the unit is not a voltage the readers know. */
 double mrm_binfmt_unit_to_mv(const char *unit);
@@ -34,21 +37,22 @@ double mrm_binfmt_unit_to_mv(const char *unit);
 const char *mrm_binfmt_scp_lead_name(int id);
 
 /* The readers. `name` names the data in messages (the file's path for the file entry points).
- * flags: MRM_READ_HEADER_ONLY. Voltages are returned in mV (signals[i].units "mV", gain in ADC
- * units per mV); other quantities in the units the file states. On failure rec is left empty. */
-mrm_status mrm_scp_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags,
+ * flags: MRM_READ_HEADER_ONLY, MRM_READ_REPRESENTATIVE. Values are in the physical units the
+ * file states (signals[i].units; SCP-ECG: uV), gain in stored units per physical unit. On failure
+ * rec is left empty. */
+mrm_status mrm_scp_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags,
                             mrm_error *err);
 mrm_status mrm_scp_read_file(mrm_record *rec, const char *path, int flags, mrm_error *err);
-mrm_status mrm_dicom_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags,
+mrm_status mrm_dicom_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags,
                               mrm_error *err);
 mrm_status mrm_dicom_read_file(mrm_record *rec, const char *path, int flags, mrm_error *err);
-mrm_status mrm_edf_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags,
+mrm_status mrm_edf_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags,
                             mrm_error *err);
 mrm_status mrm_edf_read_file(mrm_record *rec, const char *path, int flags, mrm_error *err);
 
 /* Content sniffing: 1 when buf (the first len bytes of a file) looks like the format. */
-int mrm_scp_sniff(const void *buf, size_t len);
-int mrm_dicom_sniff(const void *buf, size_t len);
-int mrm_edf_sniff(const void *buf, size_t len);
+int mrm_scp_sniff(const uint8_t *buf, size_t len);
+int mrm_dicom_sniff(const uint8_t *buf, size_t len);
+int mrm_edf_sniff(const uint8_t *buf, size_t len);
 
 #endif

@@ -8,9 +8,11 @@
  * limited in depth.
  *
  * The samples are those of one multiplex group of the Waveform Sequence (5400,0100): the group of
- * the longest duration (the rhythm, not the median beats), the first on a tie. A sample's value is
+ * the longest duration (the rhythm, not the median beats), the first on a tie; with
+ * MRM_READ_REPRESENTATIVE, the first group whose Multiplex Group Label (003A,0020) says "MEDIAN"
+ * or "REPRESENTATIVE". A sample's value is
  * (stored + Channel Baseline) x Channel Sensitivity x Channel Sensitivity Correction Factor, in
- * the Channel Sensitivity Units (as pydicom computes it); voltages are converted to mV. Samples
+ * the Channel Sensitivity Units (as pydicom computes it; those units are the signal's units). Samples
  * equal to the Waveform Padding Value are NaN. Lead names come from the Channel Source Sequence:
  * its SCP-ECG ("5.6.3-9-N") or MDC ("2:N") code, else its code meaning without "Lead " and a
  * parenthesis, else the Channel Label. */
@@ -475,7 +477,7 @@ static mrm_status read_dicom(mrm_record *rec, const uint8_t *buf, size_t len, co
     if (!wave) return mrm_fail(err, MRM_ERR_FORMAT, "%s: no Waveform Sequence (5400,0100)", name);
 
     dcm_group groups[DCM_MAX_GROUPS];
-    int n_groups = 0, r, best = -1;
+    int n_groups = 0, r, best = -1, median = -1;
     const uint8_t *pos = wave->val, *wend = wave->val + wave->len, *ib, *ie;
     while ((r = next_item(&c, &pos, wend, &ib, &ie, 1, err)) == 1) {
         if (n_groups == DCM_MAX_GROUPS)
@@ -487,10 +489,17 @@ static mrm_status read_dicom(mrm_record *rec, const uint8_t *buf, size_t len, co
         mrm_status st = parse_group(&c, ib, ie, g, err);
         if (st) return st;
         if (best < 0 || g->n_samp / g->fs > groups[best].n_samp / groups[best].fs) best = n_groups;
+        if (median < 0 && (strcasestr(g->label, "MEDIAN") || strcasestr(g->label, "REPRESENTATIVE"))) median = n_groups;
         n_groups++;
     }
     if (r < 0) return (mrm_status)(-r);
     if (best < 0) return mrm_fail(err, MRM_ERR_FORMAT, "%s: the Waveform Sequence (5400,0100) has no multiplex group", name);
+    if (flags & MRM_READ_REPRESENTATIVE) {
+        if (median < 0)
+            return mrm_fail(err, MRM_ERR_NOTFOUND, "%s: no multiplex group labelled as median or representative beats", name);
+        best = median;
+        rec->representative = 1;
+    }
     const dcm_group *g = &groups[best];
     dcm_channel *ch = calloc((size_t)g->n_ch, sizeof *ch);
     if (!ch) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", name);
@@ -504,9 +513,8 @@ static mrm_status read_dicom(mrm_record *rec, const uint8_t *buf, size_t len, co
     for (int k = 0; k < g->n_ch; k++) {
         mrm_signal_info *si = &rec->signals[k];
         snprintf(si->description, sizeof si->description, "%s", ch[k].lead);
-        double to_mv = mrm_binfmt_unit_to_mv(ch[k].units);
-        double per_unit = ch[k].sens * ch[k].corr * (to_mv > 0 ? to_mv : 1.0);
-        snprintf(si->units, sizeof si->units, "%.31s", to_mv > 0 ? "mV" : ch[k].units);
+        double per_unit = ch[k].sens * ch[k].corr;
+        snprintf(si->units, sizeof si->units, "%.31s", ch[k].units);
         si->gain = 1.0 / per_unit;
         si->baseline = (int)lrint(fmax(fmin(-ch[k].baseline, 1e9), -1e9));
         si->format = (int)g->bits;
@@ -548,11 +556,11 @@ static mrm_status read_dicom(mrm_record *rec, const uint8_t *buf, size_t len, co
     return MRM_OK;
 }
 
-int mrm_dicom_sniff(const void *buf, size_t len) {
+int mrm_dicom_sniff(const uint8_t *buf, size_t len) {
     return len >= 132 && !memcmp((const uint8_t *)buf + 128, "DICM", 4);
 }
 
-mrm_status mrm_dicom_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags,
+mrm_status mrm_dicom_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags,
                               mrm_error *err) {
     memset(rec, 0, sizeof *rec);
     rec->age = -1;
@@ -563,6 +571,7 @@ mrm_status mrm_dicom_read_mem(mrm_record *rec, const void *buf, size_t len, cons
         return st;
     }
     mrm_binfmt_record_name(rec, name);
+    mrm_binfmt_finish(rec, "dicom");
     return MRM_OK;
 }
 
@@ -573,7 +582,7 @@ mrm_status mrm_dicom_read_file(mrm_record *rec, const char *path, int flags, mrm
     size_t len = 0;
     mrm_status st = mrm_read_file(path, BINFMT_MAX_FILE_BYTES, &data, &len, err);
     if (st) return st;
-    st = mrm_dicom_read_mem(rec, data, len, path, flags, err);
+    st = mrm_dicom_read_mem(rec, (const uint8_t *)data, len, path, flags, err);
     free(data);
     return st;
 }

@@ -12,7 +12,8 @@
  * Channels: those whose label names an ECG ("ECG", "EKG", or a lead name such as "II" or "V5",
  * with an "ECG "/"EKG " prefix removed from the lead name); when no label does, the channels
  * whose physical dimension is a voltage. Channels at a rate other than the first picked one's are
- * left out and listed in the record's comments. Voltages are converted to mV. */
+ * left out and listed in the record's comments. Values are in the physical units the header
+ * states, scaled from the digital range to the physical range as EDF defines. */
 #include <ctype.h>
 #include <edflib.h>
 #include <errno.h>
@@ -268,15 +269,8 @@ static mrm_status setup_record(mrm_record *rec, const edf_header *h, int header_
         const edf_signal *g = &h->sig[pick[k]];
         mrm_signal_info *si = &rec->signals[k];
         snprintf(si->description, sizeof si->description, "%s", strip_ecg_prefix(g->label));
-        double to_mv = mrm_binfmt_unit_to_mv(g->dim);
-        double gain = (g->dmax - g->dmin) / (g->pmax - g->pmin); /* digital units per physical unit */
-        if (to_mv > 0) {
-            gain /= to_mv;
-            snprintf(si->units, sizeof si->units, "mV");
-        } else {
-            snprintf(si->units, sizeof si->units, "%s", g->dim);
-        }
-        si->gain = gain;
+        si->gain = (g->dmax - g->dmin) / (g->pmax - g->pmin); /* digital units per physical unit */
+        snprintf(si->units, sizeof si->units, "%s", g->dim);
         si->adc_res = 16;
         si->format = 16;
         double base = g->dmin - g->pmin * (g->dmax - g->dmin) / (g->pmax - g->pmin);
@@ -300,15 +294,13 @@ static mrm_status setup_record(mrm_record *rec, const edf_header *h, int header_
     return MRM_OK;
 }
 
-/* Physical value of digital sample d, in the record's units. */
+/* Physical value of digital sample d. */
 static double scale(const edf_signal *g, int d) {
     double bit = (g->pmax - g->pmin) / (g->dmax - g->dmin);
-    double v = (d - g->dmin) * bit + g->pmin;
-    double to_mv = mrm_binfmt_unit_to_mv(g->dim);
-    return to_mv > 0 ? v * to_mv : v;
+    return (d - g->dmin) * bit + g->pmin;
 }
 
-int mrm_edf_sniff(const void *buf, size_t len) {
+int mrm_edf_sniff(const uint8_t *buf, size_t len) {
     const uint8_t *p = buf;
     if (len < 256 || memcmp(p, "0       ", 8)) return 0;
     for (int i = 184; i < 192; i++)
@@ -316,10 +308,12 @@ int mrm_edf_sniff(const void *buf, size_t len) {
     return 1;
 }
 
-mrm_status mrm_edf_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags, mrm_error *err) {
+mrm_status mrm_edf_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags, mrm_error *err) {
     memset(rec, 0, sizeof *rec);
     rec->age = -1;
     name = name ? name : "(memory)";
+    if (flags & MRM_READ_REPRESENTATIVE)
+        return mrm_fail(err, MRM_ERR_NOTFOUND, "%s: EDF holds no representative beats", name);
     edf_header h;
     const uint8_t *p = buf;
     int pick[EDF_MAX_SIGNALS], n_pick = 0;
@@ -342,6 +336,7 @@ mrm_status mrm_edf_read_mem(mrm_record *rec, const void *buf, size_t len, const 
         return st;
     }
     mrm_binfmt_record_name(rec, name);
+    mrm_binfmt_finish(rec, "edf");
     return MRM_OK;
 }
 
@@ -407,9 +402,6 @@ static mrm_status read_edflib(mrm_record *rec, const edf_header *h, const int *p
             }
             done += chunk;
         }
-        double to_mv = mrm_binfmt_unit_to_mv(g->dim);
-        if (to_mv > 0)
-            for (long long i = 0; i < rec->n_samples; i++) out[i] *= to_mv;
     }
 close:
     edfclose_file(eh->handle);
@@ -422,6 +414,8 @@ out:
 mrm_status mrm_edf_read_file(mrm_record *rec, const char *path, int flags, mrm_error *err) {
     memset(rec, 0, sizeof *rec);
     rec->age = -1;
+    if (flags & MRM_READ_REPRESENTATIVE)
+        return mrm_fail(err, MRM_ERR_NOTFOUND, "%s: EDF holds no representative beats", path);
     FILE *f = fopen(path, "rb");
     if (!f) return mrm_fail(err, errno == ENOENT ? MRM_ERR_NOTFOUND : MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -454,5 +448,6 @@ mrm_status mrm_edf_read_file(mrm_record *rec, const char *path, int flags, mrm_e
         return st;
     }
     mrm_binfmt_record_name(rec, path);
+    mrm_binfmt_finish(rec, "edf");
     return MRM_OK;
 }

@@ -440,10 +440,12 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
     int n_qrs = 0, fiducial = 0;
     long long ref_len = 0;
     const uint8_t *qrs = NULL;
-    if (refsub) {
+    int rep = (flags & MRM_READ_REPRESENTATIVE) != 0;
+    if (refsub || rep) {
         if (!f->sec[4].present || !f->sec[5].present)
-            return mrm_fail(err, MRM_ERR_FORMAT, "%s: section 3 says reference beats were subtracted, but section %d is missing",
-                            name, f->sec[4].present ? 5 : 4);
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: %s, but section %d is missing", name,
+                            refsub ? "section 3 says reference beats were subtracted" : "representative beats were asked for",
+                            f->sec[4].present ? 5 : 4);
         const uint8_t *s4 = f->p + f->sec[4].off + 16;
         size_t room4 = f->sec[4].len - 16;
         if (room4 < 6) return mrm_fail(err, MRM_ERR_FORMAT, "%s: section 4: truncated header", name);
@@ -456,7 +458,7 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
         qrs = s4 + 6;
         st = parse_signal_section(f, 5, n_leads, &s5, err);
         if (st) return st;
-        if (s5.interval_us != s6.interval_us)
+        if (refsub && s5.interval_us != s6.interval_us)
             return mrm_fail(err, MRM_ERR_UNSUPPORTED,
                             "%s: section 5: reference beats sampled every %d us, rhythm every %d us (only equal rates are supported)",
                             name, s5.interval_us, s6.interval_us);
@@ -468,9 +470,11 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
                                 name, l + 1, ref_ms, ref_len, s5.bytes[l], max_samples(f, s5.bytes[l]));
     }
 
-    st = mrm_binfmt_record_alloc(rec, n_leads, n_samples, flags & MRM_READ_HEADER_ONLY, name, err);
+    const scp_signal_section *src = rep ? &s5 : &s6;
+    st = mrm_binfmt_record_alloc(rec, n_leads, rep ? ref_len : n_samples, flags & MRM_READ_HEADER_ONLY, name, err);
     if (st) return st;
-    rec->fs = 1e6 / s6.interval_us;
+    rec->fs = 1e6 / src->interval_us;
+    rec->representative = rep;
     for (int l = 0; l < n_leads; l++) {
         mrm_signal_info *si = &rec->signals[l];
         int id = s3[2 + 9 * l + 8];
@@ -478,12 +482,25 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
             snprintf(si->description, sizeof si->description, "%s", mrm_binfmt_scp_lead_name(id));
         else
             snprintf(si->description, sizeof si->description, "SCP lead %d", id);
-        si->gain = 1e6 / s6.avm; /* units per mV: one unit is avm nV */
+        si->gain = 1e3 / src->avm; /* units per uV: one unit is avm nV */
         si->format = 0;
-        snprintf(si->units, sizeof si->units, "mV");
+        snprintf(si->units, sizeof si->units, "uV");
     }
     parse_header(f, rec);
     if (flags & MRM_READ_HEADER_ONLY) return MRM_OK;
+    if (rep) { /* the reference beats of section 5 */
+        int32_t *beat = malloc(((size_t)ref_len + 1) * sizeof *beat);
+        if (!beat) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", name);
+        for (int l = 0; l < n_leads && !st; l++) {
+            char what[192];
+            snprintf(what, sizeof what, "section 5: lead %d (%s)", l + 1, rec->signals[l].description);
+            st = decode_lead(f, s5.data[l], s5.bytes[l], ref_len, beat, what, err);
+            if (!st) st = undifference(beat, ref_len, s5.diff, name, what, err);
+            for (long long i = 0; !st && i < ref_len; i++) rec->data[(size_t)l * ref_len + i] = beat[i] * s5.avm * 1e-3;
+        }
+        free(beat);
+        return st;
+    }
 
     int32_t *buf = malloc(((size_t)n_samples + 1) * sizeof *buf);
     int32_t *ref = malloc(((size_t)ref_len + 1) * sizeof *ref);
@@ -500,14 +517,14 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
         if (!st) st = undifference(buf, n, s6.diff, name, what, err);
         if (st) break;
         double *out = rec->data + (size_t)l * n_samples + (starts[l] - 1);
-        double scale = s6.avm * 1e-6; /* mV per unit */
+        double scale = s6.avm * 1e-3; /* uV per unit */
         for (long long i = 0; i < n; i++) out[i] = buf[i] * scale;
         if (!refsub) continue;
         snprintf(what, sizeof what, "section 5: lead %d (%s)", l + 1, rec->signals[l].description);
         st = decode_lead(f, s5.data[l], s5.bytes[l], ref_len, ref, what, err);
         if (!st) st = undifference(ref, ref_len, s5.diff, name, what, err);
         if (st) break;
-        double rscale = s5.avm * 1e-6;
+        double rscale = s5.avm * 1e-3;
         for (int q = 0; q < n_qrs; q++) {
             const uint8_t *e = qrs + 14 * q;
             int type = binfmt_le16(e);
@@ -531,7 +548,7 @@ static mrm_status read_scp(mrm_record *rec, scp_file *f, int flags, mrm_error *e
     return st;
 }
 
-int mrm_scp_sniff(const void *buf, size_t len) {
+int mrm_scp_sniff(const uint8_t *buf, size_t len) {
     const uint8_t *p = buf;
     if (len < 6 + 16) return 0;
     /* section 0 begins at byte 7 with ID 0 and (in version 2) the reserved bytes "SCPECG" */
@@ -541,7 +558,7 @@ int mrm_scp_sniff(const void *buf, size_t len) {
     return len0 >= 16 + 10 && (len0 - 16) % 10 == 0 && binfmt_le32(p + 2) >= len0;
 }
 
-mrm_status mrm_scp_read_mem(mrm_record *rec, const void *buf, size_t len, const char *name, int flags, mrm_error *err) {
+mrm_status mrm_scp_read_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *name, int flags, mrm_error *err) {
     memset(rec, 0, sizeof *rec);
     rec->age = -1;
     scp_file f;
@@ -556,6 +573,7 @@ mrm_status mrm_scp_read_mem(mrm_record *rec, const void *buf, size_t len, const 
         return st;
     }
     mrm_binfmt_record_name(rec, f.name);
+    mrm_binfmt_finish(rec, "scp-ecg");
     return MRM_OK;
 }
 
@@ -566,7 +584,7 @@ mrm_status mrm_scp_read_file(mrm_record *rec, const char *path, int flags, mrm_e
     size_t len = 0;
     mrm_status st = mrm_read_file(path, BINFMT_MAX_FILE_BYTES, &data, &len, err);
     if (st) return st;
-    st = mrm_scp_read_mem(rec, data, len, path, flags, err);
+    st = mrm_scp_read_mem(rec, (const uint8_t *)data, len, path, flags, err);
     free(data);
     return st;
 }

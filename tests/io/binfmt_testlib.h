@@ -106,7 +106,7 @@ static inline int bt_save2gdf(const char *path, const char *dir, const char *tag
     return ref->n ? 0 : -1;
 }
 
-typedef mrm_status (*bt_mem_reader)(mrm_record *, const void *, size_t, const char *, int, mrm_error *);
+typedef mrm_status (*bt_mem_reader)(mrm_record *, const uint8_t *, size_t, const char *, int, mrm_error *);
 
 /* Reading buf must fail; the message must hold each non-NULL needle. */
 static inline void bt_expect_fail(bt_mem_reader fn, const void *buf, size_t len, const char *name, const char *n1,
@@ -130,9 +130,10 @@ static inline void bt_expect_fail(bt_mem_reader fn, const void *buf, size_t len,
     printf("  refused: %s\n", e.msg);
 }
 
-/* Compares a record with a save2gdf export: same channel labels in order (those of `labels`
- * when not NULL), same sampling rate, and every sample within tol_mv (mV). */
-static inline void bt_compare(const mrm_record *rec, const bt_ref *ref, const int *map, int n_map, double tol_mv,
+/* Compares a record with a save2gdf export: same channel labels in order (channel map[k] of the
+ * record against the export's k-th, or k against k), same sampling rate, and every sample within
+ * tol (in the record's units; the export's are converted when they differ). */
+static inline void bt_compare(const mrm_record *rec, const bt_ref *ref, const int *map, int n_map, double tol,
                               const char *what) {
     for (int k = 0; k < n_map; k++) {
         int s = map ? map[k] : k, r = k;
@@ -141,9 +142,11 @@ static inline void bt_compare(const mrm_record *rec, const bt_ref *ref, const in
             continue;
         }
         const bt_channel *c = &ref->ch[r];
-        double to_mv = mrm_binfmt_unit_to_mv(c->units);
-        CHECK(to_mv > 0, "%s: reference channel %s in '%s'", what, c->label, c->units);
-        if (to_mv <= 0) continue;
+        double from = mrm_binfmt_unit_to_mv(c->units), to = mrm_binfmt_unit_to_mv(rec->signals[s].units);
+        CHECK(from > 0 && to > 0, "%s: channel %s in '%s', save2gdf says '%s'", what, c->label, rec->signals[s].units,
+              c->units);
+        if (!(from > 0 && to > 0)) continue;
+        double factor = from / to;
         CHECK(!strcmp(rec->signals[s].description, c->label), "%s: signal %d is '%s', save2gdf says '%s'", what, s,
               rec->signals[s].description, c->label);
         CHECK(fabs(rec->fs - c->fs) <= 1e-4 * c->fs, "%s: fs %.6f vs %.6f", what, rec->fs, c->fs);
@@ -151,14 +154,14 @@ static inline void bt_compare(const mrm_record *rec, const bt_ref *ref, const in
         long long n = rec->n_samples < c->n ? rec->n_samples : c->n, bad = 0;
         double worst = 0;
         for (long long t = 0; t < n; t++) {
-            double a = rec->data[(size_t)s * rec->n_samples + t], b = c->v[t] * to_mv;
+            double a = rec->data[(size_t)s * rec->n_samples + t], b = c->v[t] * factor;
             double d = isnan(a) && isnan(b) ? 0 : fabs(a - b);
-            if (!(d <= tol_mv)) bad++;
+            if (!(d <= tol)) bad++;
             if (!(d <= worst)) worst = d;
         }
-        CHECK(bad == 0, "%s: %s: %lld of %lld samples differ by more than %g mV (worst %g)", what, c->label, bad, n,
-              tol_mv, worst);
-        printf("  %s %s: %lld samples, max |diff| %.3g mV\n", what, c->label, n, worst);
+        CHECK(bad == 0, "%s: %s: %lld of %lld samples differ by more than %g %s (worst %g)", what, c->label, bad, n,
+              tol, rec->signals[s].units, worst);
+        printf("  %s %s: %lld samples, max |diff| %.3g %s\n", what, c->label, n, worst, rec->signals[s].units);
     }
 }
 

@@ -50,14 +50,13 @@ static int compare_pydicom(const mrm_record *rec, const char *path, const char *
                 bad++;
                 continue;
             }
-            /* pydicom gives uV (the units of the sensitivity); we give mV */
             if (c < rec->n_signals && t < rec->n_samples) {
-                double d = fabs(rec->data[(size_t)c * rec->n_samples + t] - v * 1e-3);
-                if (d > 1e-12) bad++;
+                double d = fabs(rec->data[(size_t)c * rec->n_samples + t] - v);
+                if (d > 1e-9) bad++;
                 worst = fmax(worst, d);
             }
         }
-    CHECK(bad == 0, "%s: %lld values differ from pydicom's (worst %g mV)", tag, bad, worst);
+    CHECK(bad == 0, "%s: %lld values differ from pydicom's (worst %g uV)", tag, bad, worst);
     char age[32], sex[32];
     if (fscanf(f, "P %31s %31s", age, sex) == 2) {
         CHECK(rec->age == atoi(age), "%s: age %d, pydicom %s", tag, rec->age, age);
@@ -65,7 +64,7 @@ static int compare_pydicom(const mrm_record *rec, const char *path, const char *
               "%s: sex %s, pydicom %s", tag, rec->sex, sex);
     }
     fclose(f);
-    printf("  %s: %d channels x %d samples equal pydicom's (max |diff| %.3g mV)\n", tag, nc, ns, worst);
+    printf("  %s: %d channels x %d samples equal pydicom's (max |diff| %.3g uV)\n", tag, nc, ns, worst);
     return 0;
 }
 
@@ -79,8 +78,11 @@ static void fixture_checks(const mrm_record *r, const char *what) {
     CHECK(!strcmp(r->base_date, "25/01/2013") && !strcmp(r->base_time, "10:59:19"), "%s: %s %s", what, r->base_date,
           r->base_time);
     /* lead I begins 80, 65, -50 units of 1.25 uV (the rhythm group, not the median beats) */
-    CHECK_CLOSE(r->data[0], 0.1, 1e-12, "lead I sample 1");
-    CHECK_CLOSE(r->data[1], 0.08125, 1e-12, "lead I sample 2");
+    CHECK_CLOSE(r->data[0], 100.0, 1e-12, "lead I sample 1");
+    CHECK_CLOSE(r->data[1], 81.25, 1e-12, "lead I sample 2");
+    CHECK(!strcmp(r->signals[0].units, "uV") && r->signals[0].gain == 0.8, "units %s gain %g", r->signals[0].units,
+          r->signals[0].gain);
+    CHECK(!strcmp(r->format, "dicom") && !strcmp(r->acquired, "2013-01-25T10:59:19"), "%s %s", r->format, r->acquired);
     CHECK(r->n_comments == 1 && strstr(r->comments[0], "RHYTHM"), "comment on the group read");
 }
 

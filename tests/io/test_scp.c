@@ -53,7 +53,11 @@ static void check_fixture_basics(const mrm_record *r) {
           r->base_time);
     /* lead I begins -2 -2 -2 -2 -3 units of 2.5 uV (the same ECG's aECG copy says so too) */
     const double first[5] = {-2, -2, -2, -2, -3};
-    for (int i = 0; i < 5; i++) CHECK_CLOSE(r->data[i], first[i] * 2.5e-3, 1e-12, "lead I start");
+    for (int i = 0; i < 5; i++) CHECK_CLOSE(r->data[i], first[i] * 2.5, 1e-12, "lead I start");
+    CHECK(!strcmp(r->signals[0].units, "uV") && r->signals[0].gain == 0.4, "units %s gain %g", r->signals[0].units,
+          r->signals[0].gain);
+    CHECK(!strcmp(r->format, "scp-ecg") && !strcmp(r->acquired, "2002-11-22T09:10:00"), "format %s acquired %s",
+          r->format, r->acquired);
 }
 
 static void malformed(const uint8_t *good, size_t len, const char *fixture_name) {
@@ -177,7 +181,7 @@ static void synthetic(const char *src) {
         for (int l = 0; l < nl && l < r.n_signals; l++)
             for (int t = 0; t < ns && t < r.n_samples; t++) {
                 int x = 0;
-                if (fscanf(f, "%d", &x) != 1 || fabs(r.data[(size_t)l * r.n_samples + t] - x * avm * 1e-6) > 1e-12) bad++;
+                if (fscanf(f, "%d", &x) != 1 || fabs(r.data[(size_t)l * r.n_samples + t] - x * avm * 1e-3) > 1e-9) bad++;
             }
         if (f) fclose(f);
         CHECK(bad == 0, "%s: %lld samples differ from the generator's", variants[v], bad);
@@ -185,7 +189,7 @@ static void synthetic(const char *src) {
         if (v == 1 && bt_have_tool("save2gdf")) {
             bt_ref ref;
             CHECK(bt_save2gdf(scp, test_tmp_dir(), "synth-raw13", &ref) == 0, "save2gdf failed on %s", scp);
-            bt_compare(&r, &ref, NULL, ref.n, avm * 1e-6 / 2, "synthetic raw13");
+            bt_compare(&r, &ref, NULL, ref.n, avm * 1e-3 / 2, "synthetic raw13");
             bt_ref_free(&ref);
         }
         mrm_record_free(&r);
@@ -238,8 +242,8 @@ int main(void) {
     }
     static const struct {
         const char *file;
-        double step_mv;
-    } files[] = {{"ecgtoolkit_Example.scp", 2.5e-3}, {"welchallyn_ECG_20070321_110542_ANON000004.SCP", 3.75e-3}};
+        double step_uv;
+    } files[] = {{"ecgtoolkit_Example.scp", 2.5}, {"welchallyn_ECG_20070321_110542_ANON000004.SCP", 3.75}};
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         snprintf(path, sizeof path, "%s/data/formats/scp/%s", shared, files[k].file);
         st = mrm_scp_read_file(&r, path, 0, &e);
@@ -250,7 +254,7 @@ int main(void) {
         CHECK(rc == 0, "save2gdf failed on %s", path);
         if (rc == 0) {
             CHECK(ref.n == r.n_signals, "%s: %d signals, save2gdf %d", files[k].file, r.n_signals, ref.n);
-            bt_compare(&r, &ref, NULL, ref.n < r.n_signals ? ref.n : r.n_signals, files[k].step_mv / 2, files[k].file);
+            bt_compare(&r, &ref, NULL, ref.n < r.n_signals ? ref.n : r.n_signals, files[k].step_uv / 2, files[k].file);
             bt_ref_free(&ref);
         }
         mrm_record_free(&r);
