@@ -110,6 +110,11 @@ mrm_status mrm_record_read_mem(mrm_record *rec, const void *buf, size_t len, con
 }
 
 static mrm_status read_format_file(mrm_record *rec, const mrm_format *f, const char *path, int flags, mrm_error *err) {
+    if (f->read_path) {
+        mrm_status st = f->read_path(rec, path, flags, err);
+        if (!st && !rec->format[0]) snprintf(rec->format, sizeof rec->format, "%s", f->name);
+        return st;
+    }
     char *buf = NULL;
     size_t len = 0;
     mrm_status st = mrm_read_file(path, MRM_FORMAT_MAX_BYTES, &buf, &len, err);
