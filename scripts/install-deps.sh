@@ -5,10 +5,10 @@
 #   scripts/install-deps.sh --peers  also the reference peers for parity and benchmarks (PyTorch)
 #   scripts/install-deps.sh --fuzz   also clang, its libFuzzer runtime and OpenMP (tests/fuzz/run.sh)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libdnnl-dev libmatio-dev libsamplerate0-dev libjansson-dev libxml2-dev)
+pkgs=(gcc make cmake pkg-config libdnnl-dev libmatio-dev libsamplerate0-dev libjansson-dev libxml2-dev libedf-dev)
 for a in "$@"; do
   case "$a" in
-    --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy) ;;
+    --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-pydicom biosig-tools) ;;
     --fuzz) pkgs+=(clang libclang-rt-14-dev libomp-dev) ;;
     --peers) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch python3-onnx nodejs npm) ;;
     *) echo "install-deps.sh: unknown option $a" >&2; exit 2 ;;

@@ -102,6 +102,9 @@ typedef struct mrm_dataset {
     long long n_other_fold; /* dropped: fold in none of the three splits */
     long long n_cropped, n_padded, n_stretched, n_resampled, n_reordered;
     long long nan_samples;
+    /* integrity of the records read (see mrm_record_integrity_check): records with a checksum
+     * mismatch, with an initial-value mismatch, with invalid samples */
+    long long n_checksum_mismatch, n_init_mismatch, n_invalid_records;
     double mean, std;    /* the standardisation (0 and 1 before mrm_standardise) */
     /* set by mrm_standardise_fixed / mrm_dataset_remap (prepare --standardise-like, --class-map) */
     char standardised_like[1024]; /* the model whose mean and std were applied ("" if fitted) */
@@ -126,6 +129,10 @@ typedef struct mrm_load_options {
     int threads;              /* OpenMP threads for reading records (0: OpenMP's default) */
     mrm_progress_fn progress; /* may be NULL */
     void *progress_user;
+    int strict;               /* a checksum or initial-value mismatch, or an invalid sample, fails the
+                                 load; without it each is a warning (log) and counted in the dataset */
+    mrm_log_fn log;           /* warnings (may be NULL) */
+    void *log_user;
 } mrm_load_options;
 
 /* PTB-XL from its folder (ptbxl_database.csv, scp_statements.csv, records100/ or records500/).
@@ -145,8 +152,9 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
 /* A user's records: `labels_csv` has columns `record` (a path relative to `dir`, without
  * extension) and `labels` (class names separated by ';', may be empty), optionally `fold` (an
  * integer 1..31; without it a seeded random 80/10/10 split). Any sampling rate and length
- * (cropped or zero-padded to 10 s). A record with an empty `labels` cell is kept: it is a negative
- * for every class. Record names may contain '/' (subfolders) but not "..". */
+ * (cropped or zero-padded to 10 s). A row with an empty `labels` cell is dropped and counted
+ * (n_no_label), as PTB-XL's records without a label are; a record on two rows is an error naming
+ * both lines. Record names may contain '/' (subfolders) but not "..". */
 mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels_csv, const mrm_load_options *opt,
                             mrm_error *err);
 

@@ -81,6 +81,17 @@ typedef struct mrm_bootstrap {
 mrm_status mrm_bootstrap_macro_auc(const float *y, const float *p, int n, int c, int n_resamples,
                                    uint64_t seed, mrm_bootstrap *out, mrm_error *err);
 
+/* Paired bootstrap: the macro-AUC of n_sets score sets p[s] (each (n, c)) against the same labels
+ * on the same resamples (the draws mrm_bootstrap_macro_auc makes with that seed, with its redraw
+ * rule; the classes kept are those with a positive and a negative in y), into
+ * vals[r * n_sets + s] for r < n_resamples. Differences taken at the same r compare two sets on
+ * the same records. *n_redrawn (may be NULL): draws thrown away. */
+mrm_status mrm_bootstrap_macro_auc_sets(const float *y, const float *const *p, int n_sets, int n, int c,
+                                        int n_resamples, uint64_t seed, double *vals, int *n_redrawn,
+                                        mrm_error *err);
+/* The q-th percentile (0..100) of m sorted values, interpolated linearly as numpy.percentile. */
+double mrm_percentile_sorted(const double *v, int m, double q);
+
 /* Every metric at once, for one set of scores. */
 typedef struct mrm_metrics {
     int n, c;

@@ -111,6 +111,20 @@ const char *mrm_record_file_format(const char *path);
  * Returns 0 and fills out, or -1 when there is none (or several). */
 int mrm_record_resolve(const char *name, char *out, size_t outsz);
 
+/* What a read record's checks found (a record read without MRM_READ_STRICT keeps its mismatches):
+ * the signals whose checksum or initial value does not match the header, and the samples holding
+ * the format's invalid-sample code (NaN in data). */
+typedef struct mrm_record_integrity {
+    int checksum_mismatches;      /* signals */
+    int init_value_mismatches;    /* signals */
+    long long invalid_samples;    /* NaN samples over every signal */
+} mrm_record_integrity;
+
+/* Fills *out; when `msg` is given, also a description of every problem ("signal 2 (II): checksum
+ * mismatch (header 123, data 456); 15 invalid samples"), "" when there is none. Returns the number
+ * of problems found (mismatching signals, plus one when there are invalid samples). */
+int mrm_record_integrity_check(const mrm_record *rec, mrm_record_integrity *out, char *msg, size_t msgsz);
+
 /* ---- NumPy .npy (version 1.0), float32 or int64, C order ---------------------------------- */
 
 /* Writes a float32 array of `ndim` dimensions atomically. */
@@ -119,6 +133,9 @@ mrm_status mrm_npy_write_f32(const char *path, const float *data, int ndim, cons
 /* Reads a float32 array ('<f4', C order, up to 4 dimensions). *data is malloc'ed (caller frees);
  * shape receives ndim values. */
 mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long shape[4], mrm_error *err);
+/* Refuses an array holding NaN or an infinity, naming `path` and the first such element's index
+ * ("X.npy: element [1, 3, 250] is nan; the values must be finite"). */
+mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err);
 
 #ifdef __cplusplus
 }

@@ -160,6 +160,85 @@ void mrm_train_options_default(mrm_train_options *o);
  * out_dir/curves.svg. */
 mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err);
 
+/* ---- the ablation study -------------------------------------------------------------------------
+ * Every variant trained with every seed under the paper's protocol (src/train/ablate.c): an
+ * ordinary training run a pair, in out_dir/VARIANT/seedS, the epoch chosen by the validation
+ * macro-AUC, then the test split evaluated once with best.safetensors (the averaged output of
+ * the model). Each run folder gets test_eval.json (test macro-AUC with its bootstrap interval,
+ * best epoch, validation macro-AUC, parameters, training seconds, the variant and seed) and
+ * test_probs.npy (the test probabilities, ids order). A run with test_eval.json is finished and
+ * skipped; a run with last.safetensors resumes from it; a run of another config, seed or epoch
+ * count in the same folder is refused. The study is summarised in out_dir/ablation.json,
+ * out_dir/ablation.md and out_dir/ablation.svg. */
+
+/* A variant: a short name (letters, digits, '.', '_', '-'; the run folder's name) and its config
+ * string for mrm_model_config_parse ("" or "released": the released model). */
+typedef struct mrm_ablate_variant {
+    const char *name;
+    const char *config;
+} mrm_ablate_variant;
+
+/* The default list (covers the paper's claims): released, no-attention, attention-both,
+ * attention-high, no-fusion, no-mutual, high-only, low-only, add, concat. *n gets its length. */
+const mrm_ablate_variant *mrm_ablate_default_variants(int *n);
+
+/* Parses a list: items separated by ','; an item is the name of a default variant, or
+ * NAME=KEY=VALUE (a variant of one's own), and the KEY=VALUE items after it that name a config
+ * key extend it ("released,wide=width=32,attention=none,no-fusion"); NAME=released is the
+ * released model under another name. Each config is checked with mrm_model_config_parse and names
+ * must differ. *out (n entries) is allocated: free with mrm_ablate_variants_free. */
+mrm_status mrm_ablate_parse_variants(const char *list, mrm_ablate_variant **out, int *n, mrm_error *err);
+void mrm_ablate_variants_free(mrm_ablate_variant *v, int n);
+
+typedef enum mrm_ablate_event_kind {
+    MRM_ABLATE_SKIP = 0,  /* a finished run, read back */
+    MRM_ABLATE_START = 1, /* a fresh run starts */
+    MRM_ABLATE_RESUME = 2,/* a stopped run continues from its checkpoint */
+    MRM_ABLATE_EPOCH = 3, /* a run finished an epoch (epoch is set) */
+    MRM_ABLATE_DONE = 4   /* a run was trained and evaluated on the test split */
+} mrm_ablate_event_kind;
+
+typedef struct mrm_ablate_event {
+    mrm_ablate_event_kind kind;
+    const char *variant;
+    uint64_t seed;
+    int run, n_runs;                   /* this run's index (0-based) and the study's total */
+    int runs_finished;                 /* runs finished so far (this one included when done) */
+    const mrm_train_progress *epoch;   /* MRM_ABLATE_EPOCH only */
+    double test_macro_auc;             /* SKIP and DONE */
+    double train_seconds;              /* SKIP and DONE: the epochs' seconds summed */
+} mrm_ablate_event;
+
+typedef struct mrm_ablate_options {
+    const char *data_dir;      /* prepared folder (train, val and test splits) */
+    const char *out_dir;       /* the study's folder (created) */
+    const mrm_ablate_variant *variants; /* (mrm_ablate_default_variants when NULL) */
+    int n_variants;
+    const uint64_t *seeds;     /* training seeds (1, 2, 3 when NULL) */
+    int n_seeds;
+    int epochs;                /* 40 */
+    int jobs;                  /* runs trained at once, each on its own thread (1) */
+    int threads;               /* OpenMP threads of each run (0: OpenMP's default) */
+    int resamples;             /* bootstrap resamples of the test records (1000) */
+    uint64_t bootstrap_seed;   /* 1 */
+    mrm_train_options train;   /* the other training options (batch, optimizer, lr, dropout, ...);
+                                  data_dir, out_dir, epochs, seed, model, threads, resume, max_steps,
+                                  init_path and the callbacks are set by the study */
+    /* Called from the study's threads, one call at a time (never concurrently). */
+    void (*on_event)(void *user, const mrm_ablate_event *e);
+    mrm_log_fn log;
+    void *user;
+} mrm_ablate_options;
+
+/* The defaults above (the training options' own defaults). */
+void mrm_ablate_options_default(mrm_ablate_options *o);
+
+/* Runs the study. Every variant is checked (config and model creation) before any training. On a
+ * failed run, no further run starts, the running ones finish, and the first error is returned
+ * (naming the run); a rerun continues where the study stopped. The calling thread's OpenMP
+ * settings are left as they are. */
+mrm_status mrm_ablate(const mrm_ablate_options *opt, mrm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

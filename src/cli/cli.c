@@ -6,6 +6,44 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Standard output goes through a stream of our own over file descriptor 1 that remembers the first
+ * write error's errno: stdio's error flag alone does not keep the reason. */
+static int stdout_errno;
+
+static ssize_t stdout_write(void *cookie, const char *buf, size_t n) {
+    (void)cookie;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(STDOUT_FILENO, buf + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (!stdout_errno) stdout_errno = w < 0 ? errno : EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)n;
+}
+
+void cli_stdout_begin(void) {
+    cookie_io_functions_t io = {NULL, stdout_write, NULL, NULL};
+    FILE *f = fopencookie(NULL, "w", io);
+    if (!f) return; /* stdout stays glibc's; its error flag is still checked */
+    if (isatty(STDOUT_FILENO))
+        setvbuf(f, NULL, _IOLBF, BUFSIZ);
+    else
+        setvbuf(f, NULL, _IOFBF, 1 << 16);
+    stdout = f;
+}
+
+int cli_stdout_end(const char *cmd) {
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    if (!bad) return 0;
+    int e = stdout_errno ? stdout_errno : errno ? errno : EIO;
+    fprintf(stderr, "mrmnet%s%s: cannot write standard output: %s\n", cmd ? " " : "", cmd ? cmd : "", strerror(e));
+    return 1;
+}
+
 int cli_report(const char *cmd, const mrm_error *err) {
     fprintf(stderr, "mrmnet %s: %s\n", cmd, err && err->msg[0] ? err->msg : "failed");
     return 1;
@@ -54,6 +92,36 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v)) {
         fprintf(stderr, "mrmnet %s: %s: '%s' is not a number\n", cmd, opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double lo, int lo_open, double hi, int hi_open,
+                        double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    int ok = !errno && end != s && !*end && isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+    if (!ok) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%g", lo);
+        snprintf(b, sizeof b, "%g", hi);
+        fprintf(stderr, "mrmnet %s: %s: '%s' is not a number in %c%s, %s%c\n", cmd, opt, s, lo_open ? '(' : '[',
+                isinf(lo) ? "-inf" : a, isinf(hi) ? "inf" : b, hi_open || isinf(hi) ? ')' : ']');
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+        fprintf(stderr, "mrmnet %s: %s: '%s' is not an integer in [0, %llu]\n", cmd, opt, s, (unsigned long long)-1);
         return -1;
     }
     *out = v;

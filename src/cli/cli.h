@@ -21,6 +21,13 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
+
+/* Standard output with its errors kept: cli_stdout_begin() (first thing in main) routes stdout through a
+ * stream that remembers the first write error's reason; cli_stdout_end(cmd) flushes it and, when any
+ * write failed, prints "mrmnet <cmd>: cannot write standard output: <reason>" and returns 1 (else 0). */
+void cli_stdout_begin(void);
+int cli_stdout_end(const char *cmd);
 
 /* Prints "mrmnet <cmd>: <err->msg>" on stderr and returns 1. */
 int cli_report(const char *cmd, const mrm_error *err);
@@ -39,6 +46,12 @@ void cli_note_checkpoint(const char *cmd, const char *path, const mrm_meta *meta
 /* Strict number parsing of option values; print a usage error and return -1 on failure. */
 int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+/* A finite number in the range lo..hi, each end open or closed (lo may be -INFINITY, hi INFINITY); the
+ * message names the option and the range, e.g. "mrmnet predict: --threshold: '2' is not a number in [0, 1]". */
+int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double lo, int lo_open, double hi, int hi_open,
+                        double *out);
+/* A non-negative integer of 64 bits (seeds). */
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
 
 /* One option of a subcommand, for cli_parse_options. A table of them ends with {NULL}. */
 typedef enum {

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "common/error.h"
+#include "common/fileutil.h"
 #include "io/safetensors.h"
 
 static void usage(FILE *f) {
@@ -24,6 +25,7 @@ int cmd_backward(int argc, char **argv) {
     if (rc >= 0) return rc;
     if (!model || !input || !labels || !out) return cli_missing(C, "--model, --input, --labels and --out", usage);
     mrm_error err = {0};
+    if (mrm_check_output_file(out, &err)) return cli_report(C, &err);
     mrm_model *m = NULL;
     float *x = NULL, *y = NULL;
     int nd = 0, ndy = 0;
@@ -31,10 +33,12 @@ int cmd_backward(int argc, char **argv) {
     st_entry *e = NULL;
     mrm_status s = mrm_model_load(&m, NULL, model, &err);
     if (!s) s = mrm_npy_read_f32(input, &x, &nd, sh, &err);
+    if (!s) s = mrm_check_finite_f32(input, x, nd, sh, &err);
     if (!s && (nd != 3 || sh[0] < 2 || sh[1] != MRM_INPUT_LEADS || sh[2] != MRM_INPUT_LEN))
         s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld, %lld) of %d dimensions, expected (B, 12, 1000), B >= 2",
                      input, sh[0], sh[1], sh[2], nd);
     if (!s) s = mrm_npy_read_f32(labels, &y, &ndy, shy, &err);
+    if (!s) s = mrm_check_finite_f32(labels, y, ndy, shy, &err);
     int N = m ? mrm_model_config_of(m)->n_classes : 0;
     if (!s && (ndy != 2 || shy[0] != sh[0] || shy[1] != N))
         s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld) of %d dimensions, expected (%lld, %d)", labels, shy[0],

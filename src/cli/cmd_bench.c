@@ -355,11 +355,7 @@ int cmd_bench(int argc, char **argv) {
             if (cli_parse_int(C, a, argv[++i], 0, 2147483647L, &v)) return 2;
             o.seed = (uint64_t)v;
         } else if (!strcmp(a, "--peak") && has) {
-            if (cli_parse_double(C, a, argv[++i], &o.peak_per_thread)) return 2;
-            if (o.peak_per_thread <= 0) {
-                fprintf(stderr, "mrmnet bench: --peak: '%s' is not a positive number\n", argv[i]);
-                return 2;
-            }
+            if (cli_parse_double_in(C, a, argv[++i], 0, 1, INFINITY, 1, &o.peak_per_thread)) return 2;
         } else if (!strcmp(a, "--model") && has) {
             o.model_path = argv[++i];
         } else if (!strcmp(a, "--json") && has) {
@@ -376,6 +372,10 @@ int cmd_bench(int argc, char **argv) {
     }
     o.model.n_classes = o.classes;
     if (cli_model_apply(C, &mo, &o.model)) return 2;
+    if (o.json_path) {
+        mrm_error perr = {0};
+        if (mrm_check_output_file(o.json_path, &perr)) return cli_report(C, &perr);
+    }
     if (o.model_path && access(o.model_path, R_OK)) {
         fprintf(stderr, "mrmnet bench: %s: %s\n", o.model_path, strerror(errno));
         return 1;

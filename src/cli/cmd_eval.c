@@ -238,12 +238,7 @@ int cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             if (cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
         } else if (!strcmp(a, "--seed")) {
-            char *end;
-            seed = strtoull(v, &end, 10);
-            if (!*v || *end || v[0] == '-') {
-                fprintf(stderr, "mrmnet %s: --seed: '%s' is not a non-negative integer\n", cmd, v);
-                return 2;
-            }
+            if (cli_parse_u64(cmd, a, v, &seed)) return 2;
         } else {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
@@ -274,6 +269,12 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     if (threads > 0) omp_set_num_threads((int)threads);
+    {
+        mrm_error perr = {0};
+        const char *outs[3] = {json_path, pred_path, roc_path};
+        for (int k = 0; k < 3; k++)
+            if (outs[k] && mrm_check_output_file(outs[k], &perr)) return cli_report(cmd, &perr);
+    }
 
     mrm_model *m = NULL;
     mrm_meta meta = {0};
@@ -328,6 +329,15 @@ int cmd_eval(int argc, char **argv) {
         mrm_fail(&err, MRM_ERR_INVALID, "%s: the %s split is empty", data, split);
         goto fail;
     }
+    int usable = 0; /* a class with both a positive and a negative record: an AUC */
+    for (int k = 0; k < c && !usable; k++) {
+        long long npos = 0;
+        for (long long i = 0; i < sd.n; i++) npos += sd.y[i * c + k] != 0.0f;
+        usable = npos > 0 && npos < sd.n;
+    }
+    if (!usable)
+        fprintf(stderr, "mrmnet %s: warning: the %s split (%lld record%s) has no class with both a positive and a negative "
+                "record: no AUC can be computed (reported as null)\n", cmd, split, sd.n, sd.n == 1 ? "" : "s");
     const size_t nc = (size_t)sd.n * c;
     thr = malloc((size_t)c * sizeof *thr), op = malloc((size_t)c * sizeof *op);
     undet = calloc((size_t)c, sizeof *undet);

@@ -35,6 +35,7 @@ int cmd_forward(int argc, char **argv) {
         return 2;
     }
     mrm_error err = {0};
+    if (mrm_check_output_dir(outdir, &err)) return cli_report(C, &err);
     mrm_model *m = NULL;
     mrm_infer *inf = NULL;
     float *x = NULL, *out[4] = {NULL, NULL, NULL, NULL};
@@ -42,6 +43,7 @@ int cmd_forward(int argc, char **argv) {
     long long sh[4] = {0};
     mrm_status s = mrm_model_load(&m, NULL, model, &err);
     if (!s) s = mrm_npy_read_f32(input, &x, &nd, sh, &err);
+    if (!s) s = mrm_check_finite_f32(input, x, nd, sh, &err);
     if (!s && (nd != 3 || sh[0] < 1 || sh[1] != MRM_INPUT_LEADS || sh[2] != MRM_INPUT_LEN))
         s = mrm_fail(&err, MRM_ERR_FORMAT, "%s: shape (%lld, %lld, %lld) of %d dimensions, expected (B, 12, 1000)", input,
                      sh[0], sh[1], sh[2], nd);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet init --classes N [variant options] [--seed S] [--names A,B,...]\n"
@@ -61,6 +62,7 @@ int cmd_init(int argc, char **argv) {
     cfg.n_classes = (int)classes;
     if (cli_model_apply(C, &mo, &cfg)) return 2;
     mrm_error err = {0};
+    if (mrm_check_output_file(out, &err)) return cli_report(C, &err);
     mrm_meta meta = {0};
     char json[65536], src[128];
     if (names) {

@@ -1,5 +1,6 @@
 /* mrmnet predict: label raw recordings with a trained model. */
 #include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -15,14 +16,17 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet predict --model W.safetensors [options] RECORD... | DIR\n\n"
                "Reads each recording (WFDB record or header, CPSC2018 MATLAB v5 .mat; a folder: every\n"
-               "record in it), resamples it to 100 Hz, keeps the first 10 s (zero-pads a shorter one),\n"
-               "standardises it with the model's mean and std and prints every class with its\n"
-               "probability (the mean of both heads) and the labels above the model's thresholds\n"
-               "(0.5 where the model has none). A recording that cannot be used is reported on stderr\n"
-               "and the others go on; the exit status is then 1.\n\n"
+               "record in it and its subfolders), resamples it to 100 Hz, keeps the first 10 s (zero-pads\n"
+               "a shorter one), standardises it with the model's mean and std and prints every class with\n"
+               "its probability (the mean of both heads) and the labels above the model's thresholds\n"
+               "(0.5 where the model has none). A recording that cannot be used, or a folder without\n"
+               "records, is reported on stderr (and in --json / --csv with its error) and the others go\n"
+               "on; the exit status is then 1. Checksum or initial-value mismatches and invalid samples\n"
+               "are warnings (counted in --json), errors with --strict.\n\n"
                "options:\n"
-               "  --json             one JSON array on stdout\n"
-               "  --csv              one CSV row a record: record, a column a class, labels\n"
+               "  --json             one JSON array on stdout, an entry an input (\"error\" where it failed)\n"
+               "  --csv              one CSV row an input: record, a column a class, labels, error\n"
+               "  --strict           a checksum or initial-value mismatch, or an invalid sample, is an error\n"
                "  --stretch          stretch a record shorter than 10 s instead of zero-padding it\n"
                "  --min-seconds S    refuse recordings shorter than S seconds (1)\n"
                "  --threshold X      one threshold for every class instead of the model's\n"
@@ -33,6 +37,8 @@ static void usage(FILE *f) {
 typedef struct item {
     char *path;   /* what mrm_record_read gets */
     char *name;   /* what the output shows */
+    char *error;  /* why it could not be labelled (NULL: not known yet / labelled) */
+    mrm_record_integrity integrity;
 } item;
 
 typedef struct item_list {
@@ -47,6 +53,7 @@ static int add_item(item_list *l, const char *path, const char *name) {
         if (!nv) return -1;
         l->v = nv, l->cap = cap;
     }
+    memset(&l->v[l->n], 0, sizeof l->v[l->n]);
     l->v[l->n].path = strdup(path);
     l->v[l->n].name = strdup(name);
     if (!l->v[l->n].path || !l->v[l->n].name) return -1;
@@ -76,44 +83,75 @@ static int add_arg(item_list *l, const char *arg) {
     return add_item(l, arg, arg);
 }
 
-/* Every record of a folder (not its subfolders): each .hea, each .mat without a .hea, and each
- * file whose content is a format read from memory (mrm_record_file_format). */
-static int add_dir(item_list *l, const char *dir) {
+/* An input that cannot be labelled at all (a folder without records, one that cannot be read):
+ * an item with its error already set. */
+static int add_failed(item_list *l, const char *name, const char *why) {
+    if (add_item(l, name, name)) return -1;
+    l->v[l->n - 1].error = strdup(why);
+    return l->v[l->n - 1].error ? 0 : -1;
+}
+
+typedef struct name_list {
+    char **v;
+    int n, cap;
+} name_list;
+
+/* The record files under dir, as check finds them: each .hea, each .mat without a .hea beside it,
+ * and each file whose content is a format read from memory (mrm_record_file_format), in the folder
+ * and its subfolders (hidden entries skipped, symbolic links to folders not
+ * followed). Returns 0, -1 out of memory, -2 (dir cannot be read; *bad names it). */
+static int walk(const char *dir, name_list *out, int depth, char *bad, size_t badsz) {
+    if (depth > 64) return 0;
     DIR *d = opendir(dir);
-    if (!d) return -2;
-    char **names = NULL;
-    int n = 0, cap = 0, rc = 0;
+    if (!d) {
+        snprintf(bad, badsz, "%s: cannot read the folder: %s", dir, strerror(errno));
+        return -2;
+    }
+    int rc = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char path[4096];
-        if (mrm_path_join(path, sizeof path, dir, e->d_name) != 0) {
-            fprintf(stderr, "mrmnet predict: %s/%s: path too long\n", dir, e->d_name);
-            rc = 1;
+        char p[4096];
+        if (mrm_path_join(p, sizeof p, dir, e->d_name) != 0) continue;
+        struct stat st;
+        if (lstat(p, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            rc = walk(p, out, depth + 1, bad, badsz);
             continue;
         }
-        if (!mrm_record_file_format(path)) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(names, sizeof *nn * (size_t)cap);
-            if (!nn) {
+        if (!mrm_record_file_format(p)) continue; /* a signal file of a WFDB record, anything else */
+        if (out->n == out->cap) {
+            int cap = out->cap ? 2 * out->cap : 64;
+            char **nv = realloc(out->v, sizeof *nv * (size_t)cap);
+            if (!nv) {
                 rc = -1;
                 break;
             }
-            names = nn;
+            out->v = nv, out->cap = cap;
         }
-        if (!(names[n] = strdup(path))) {
-            rc = -1;
-            break;
-        }
-        n++;
+        if (!(out->v[out->n] = strdup(p))) rc = -1;
+        else out->n++;
     }
     closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
-    for (int i = 0; i < n; i++)
-        if (rc != -1 && add_item(l, names[i], names[i])) rc = -1;
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    return rc;
+}
+
+/* Every record under a folder, sorted by path; a folder without any is an input that failed. */
+static int add_dir(item_list *l, const char *dir) {
+    name_list names = {0};
+    char bad[4600] = "";
+    int rc = walk(dir, &names, 0, bad, sizeof bad);
+    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, cmp_str);
+    for (int i = 0; rc == 0 && i < names.n; i++)
+        if (add_item(l, names.v[i], names.v[i])) rc = -1;
+    if (rc == -2) {
+        rc = add_failed(l, dir, bad);
+    } else if (rc == 0 && names.n == 0) {
+        snprintf(bad, sizeof bad, "no records found in %s", dir);
+        rc = add_failed(l, dir, bad);
+    }
+    for (int i = 0; i < names.n; i++) free(names.v[i]);
+    free(names.v);
     return rc;
 }
 
@@ -145,7 +183,7 @@ static void csv_field(const char *s) {
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
     const char *model_path = NULL;
-    int as_json = 0, as_csv = 0, stretch = 0;
+    int as_json = 0, as_csv = 0, stretch = 0, strict = 0;
     double min_seconds = 1.0, one_threshold = NAN;
     long batch = 32, threads = 0;
     item_list items = {0};
@@ -161,6 +199,8 @@ int cmd_predict(int argc, char **argv) {
             as_csv = 1;
         } else if (!strcmp(a, "--stretch")) {
             stretch = 1;
+        } else if (!strcmp(a, "--strict")) {
+            strict = 1;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--min-seconds") ||
                    !strcmp(a, "--threshold")) {
             if (!v) {
@@ -171,9 +211,8 @@ int cmd_predict(int argc, char **argv) {
             if (!strcmp(a, "--model")) model_path = v;
             else if (!strcmp(a, "--batch") && cli_parse_int(cmd, a, v, 1, 4096, &batch)) return 2;
             else if (!strcmp(a, "--threads") && cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
-            else if (!strcmp(a, "--min-seconds") && (cli_parse_double(cmd, a, v, &min_seconds) || min_seconds < 0)) return 2;
-            else if (!strcmp(a, "--threshold") && (cli_parse_double(cmd, a, v, &one_threshold) || one_threshold < 0 || one_threshold > 1))
-                return 2;
+            else if (!strcmp(a, "--min-seconds") && cli_parse_double_in(cmd, a, v, 0, 0, INFINITY, 1, &min_seconds)) return 2;
+            else if (!strcmp(a, "--threshold") && cli_parse_double_in(cmd, a, v, 0, 0, 1, 0, &one_threshold)) return 2;
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
@@ -185,17 +224,13 @@ int cmd_predict(int argc, char **argv) {
                 fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
                 return 1;
             }
-            if (r == -2) {
-                fprintf(stderr, "mrmnet %s: %s: cannot read the folder\n", cmd, a);
-                failed++;
-            }
         }
     }
     if (as_json && as_csv) {
         fprintf(stderr, "mrmnet %s: --json and --csv exclude each other\n", cmd);
         return 2;
     }
-    if (!model_path || (items.n == 0 && !failed)) {
+    if (!model_path || items.n == 0) {
         fprintf(stderr, "mrmnet %s: --model and at least one record or folder are required\n", cmd);
         usage(stderr);
         return 2;
@@ -282,7 +317,7 @@ int cmd_predict(int argc, char **argv) {
     if (as_csv) {
         fputs("record", stdout);
         for (int k = 0; k < c; k++) putchar(','), csv_field(classes[k]);
-        fputs(",labels\n", stdout);
+        fputs(",labels,error\n", stdout);
     }
     if (as_json) out = json_array();
     for (int i0 = 0; i0 < items.n; i0 += (int)batch) {
@@ -293,23 +328,27 @@ int cmd_predict(int argc, char **argv) {
             mrm_error e = {0};
             mrm_preprocess_info info;
             ok[i - i0] = 0;
-            if (mrm_record_read(&rec, items.v[i].path, 0, &e)) {
-                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
-                mrm_record_free(&rec);
+            if (items.v[i].error) { /* a folder without records, or one that cannot be read */
+                fprintf(stderr, "mrmnet %s: %s\n", cmd, items.v[i].error);
                 failed++;
                 continue;
+            }
+            char why[1024];
+            mrm_status st = mrm_record_read(&rec, items.v[i].path, strict ? MRM_READ_STRICT : 0, &e);
+            if (!st && mrm_record_integrity_check(&rec, &items.v[i].integrity, why, sizeof why)) {
+                if (strict)
+                    st = mrm_fail(&e, MRM_ERR_CHECK, "%s (an error with --strict)", why);
+                else
+                    fprintf(stderr, "mrmnet %s: warning: %s: %s\n", cmd, items.v[i].name, why);
             }
             double seconds = rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
-            if (rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds) {
-                fprintf(stderr, "mrmnet %s: %s: %.3g s long, shorter than %.3g s\n", cmd, items.v[i].name, seconds, min_seconds);
-                mrm_record_free(&rec);
-                failed++;
-                continue;
-            }
-            mrm_status st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
+            if (!st && rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds)
+                st = mrm_fail(&e, MRM_ERR_INVALID, "%.3g s long, shorter than %.3g s", seconds, min_seconds);
+            if (!st) st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
             mrm_record_free(&rec);
             if (st) {
                 fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+                items.v[i].error = strdup(e.msg[0] ? e.msg : "cannot be read");
                 failed++;
                 continue;
             }
@@ -331,7 +370,22 @@ int cmd_predict(int argc, char **argv) {
             goto done;
         }
         for (int i = i0; i < i1; i++) {
-            if (!ok[i - i0]) continue;
+            if (!ok[i - i0]) { /* its error: on stderr already; in the structured outputs too */
+                const char *why = items.v[i].error ? items.v[i].error : "cannot be labelled";
+                if (as_csv) {
+                    csv_field(items.v[i].name);
+                    for (int k = 0; k <= c; k++) putchar(',');
+                    putchar(',');
+                    csv_field(why);
+                    putchar('\n');
+                } else if (as_json) {
+                    json_t *o = json_object();
+                    json_object_set_new(o, "record", json_string(items.v[i].name));
+                    json_object_set_new(o, "error", json_string(why));
+                    json_array_append_new(out, o);
+                }
+                continue;
+            }
             const float *pr = p + (size_t)row[i - i0] * c;
             if (as_csv) {
                 csv_field(items.v[i].name);
@@ -346,16 +400,22 @@ int cmd_predict(int argc, char **argv) {
                         first = 0;
                     }
                 csv_field(labels);
-                putchar('\n');
+                fputs(",\n", stdout); /* no error */
             } else if (as_json) {
                 json_t *o = json_object(), *probs = json_object(), *labels = json_array();
                 for (int k = 0; k < c; k++) {
                     json_object_set_new(probs, classes[k], json_real(pr[k]));
                     if (pr[k] > thr[k]) json_array_append_new(labels, json_string(classes[k]));
                 }
+                const mrm_record_integrity *in = &items.v[i].integrity;
+                json_t *ij = json_object();
+                json_object_set_new(ij, "checksum_mismatches", json_integer(in->checksum_mismatches));
+                json_object_set_new(ij, "init_value_mismatches", json_integer(in->init_value_mismatches));
+                json_object_set_new(ij, "invalid_samples", json_integer(in->invalid_samples));
                 json_object_set_new(o, "record", json_string(items.v[i].name));
                 json_object_set_new(o, "probabilities", probs);
                 json_object_set_new(o, "labels", labels);
+                json_object_set_new(o, "integrity", ij);
                 json_array_append_new(out, o);
             } else {
                 printf("%s:", items.v[i].name);
@@ -381,7 +441,7 @@ done:
     if (jclasses) json_decref(jclasses);
     for (int k = 0; classes && k < c; k++) free(classes[k]);
     free(classes), free(thr), free(X), free(p), free(ok), free(row);
-    for (int i = 0; i < items.n; i++) free(items.v[i].path), free(items.v[i].name);
+    for (int i = 0; i < items.n; i++) free(items.v[i].path), free(items.v[i].name), free(items.v[i].error);
     free(items.v);
     mrm_meta_free(&meta);
     if (m) mrm_model_free(m);

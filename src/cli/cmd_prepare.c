@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 #include "common/error.h"
 
 static void usage(FILE *f) {
@@ -33,6 +34,8 @@ static void usage(FILE *f) {
             "  --seed N            seed of the random 80/10/10 split when there are no folds (default 1)\n"
             "  --skip-missing      skip records whose signal files are absent (counted in prepare.json)\n"
             "  --labels-only       write labels, ids and classes only (no signals are read)\n"
+            "  --strict            a checksum or initial-value mismatch, or an invalid sample, is an error\n"
+            "                      (without it: a warning, counted in prepare.json under \"integrity\")\n"
             "  --threads N         threads reading records (default: all cores)\n"
             "  --standardise-like MODEL\n"
             "                      standardise with the mean and std stored in MODEL and use its class\n"
@@ -105,8 +108,8 @@ done:
 /* Warns of splits too small for their use: a validation or test split of fewer than two records
  * or with no class that has both a positive and a negative record (no AUC, thresholds fitted on
  * nothing), a training split of fewer than two records; with folds asked for, of a fold that
- * holds no record. `train` refuses such a validation split. test_only: only the test split is judged. */
-static void degenerate_splits(const char *cmd, const mrm_dataset *ds, const mrm_folds *asked, int test_only) {
+ * holds no record. `train` refuses such a validation split, `eval` such a split. */
+static void degenerate_splits(const char *cmd, const mrm_dataset *ds, const mrm_folds *asked) {
     int bad = 0;
     const int c = ds->n_classes;
     if (asked) {
@@ -119,7 +122,7 @@ static void degenerate_splits(const char *cmd, const mrm_dataset *ds, const mrm_
                 if (k == ds->n) fprintf(stderr, "mrmnet %s: warning: --folds: fold %d (%s) holds no record\n", cmd, f, mrm_split_names[s]);
             }
     }
-    for (int s = test_only ? MRM_SPLIT_TEST : 0; s < 3; s++) {
+    for (int s = 0; s < 3; s++) {
         long long n = 0;
         int usable = s == MRM_SPLIT_TRAIN;
         for (long long k = 0; k < ds->n; k++) n += ds->split[k] == s;
@@ -143,8 +146,8 @@ int cmd_prepare(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *ptbxl = NULL, *cpsc = NULL, *records = NULL, *labels = NULL, *out = NULL;
     const char *task = "superdiagnostic";
-    const char *like = NULL, *map_path = NULL;
     int force = 0, folds_given = 0;
+    const char *like = NULL, *map_path = NULL;
     mrm_load_options opt;
     memset(&opt, 0, sizeof opt);
     opt.seed = 1;
@@ -204,6 +207,8 @@ int cmd_prepare(int argc, char **argv) {
             opt.skip_missing = 1;
         } else if (!strcmp(a, "--labels-only")) {
             opt.labels_only = 1;
+        } else if (!strcmp(a, "--strict")) {
+            opt.strict = 1;
         } else {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
@@ -226,7 +231,9 @@ int cmd_prepare(int argc, char **argv) {
         return 2;
     }
     opt.progress = cli_progress;
+    opt.log = cli_log;
     if (mrm_prepare_check_out(out, force, &err) != MRM_OK) return cli_report(cmd, &err);
+    if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
     /* --standardise-like: the model's mean, std and classes */
     like_model lm;
@@ -264,8 +271,7 @@ int cmd_prepare(int argc, char **argv) {
         fprintf(stderr, "mrmnet %s: no records left to prepare\n", cmd);
         return 1;
     }
-    /* --standardise-like without --folds puts every record in the test split: only it is judged */
-    degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL, like && !folds_given);
+    if (!like || folds_given) degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL); /* --standardise-like alone: a test split only */
     if (!opt.labels_only)
         rc = like ? mrm_standardise_fixed(&ds, lm.mean, lm.std, like, &err) : mrm_standardise(&ds, &err);
     like_model_free(&lm);
@@ -294,6 +300,10 @@ int cmd_prepare(int argc, char **argv) {
     if (ds.n_cropped || ds.n_padded || ds.n_stretched || ds.nan_samples)
         printf("preprocessing: %lld cropped, %lld padded, %lld stretched, %lld NaN samples set to 0\n", ds.n_cropped,
                ds.n_padded, ds.n_stretched, ds.nan_samples);
+    if (ds.n_checksum_mismatch || ds.n_init_mismatch || ds.n_invalid_records)
+        printf("integrity: %lld records with a checksum mismatch, %lld with an initial-value mismatch, %lld with invalid "
+               "samples (warnings; --strict refuses them)\n",
+               ds.n_checksum_mismatch, ds.n_init_mismatch, ds.n_invalid_records);
     printf("wrote %s\n", out);
     mrm_dataset_free(&ds);
     return 0;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fileutil.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -127,12 +128,8 @@ int cmd_train(int argc, char **argv) {
             NEED_VALUE if (cli_parse_int(cmd, a, v, 1, 4096, &l)) return 2;
             o.threads = (int)l;
         } else if (!strcmp(a, "--seed")) {
-            NEED_VALUE char *end;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (!*v || *end || v[0] == '-') {
-                fprintf(stderr, "mrmnet %s: --seed: '%s' is not a non-negative integer\n", cmd, v);
-                return 2;
-            }
+            NEED_VALUE unsigned long long s;
+            if (cli_parse_u64(cmd, a, v, &s)) return 2;
             o.seed = s;
         } else if (!strcmp(a, "--optimizer")) {
             NEED_VALUE if (!strcmp(v, "adam")) o.optimizer = MRM_OPT_ADAM;
@@ -143,19 +140,17 @@ int cmd_train(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--lr") || !strcmp(a, "--beta1") || !strcmp(a, "--beta2") || !strcmp(a, "--eps") ||
                    !strcmp(a, "--weight-decay") || !strcmp(a, "--momentum") || !strcmp(a, "--dropout")) {
-            NEED_VALUE if (cli_parse_double(cmd, a, v, &d)) return 2;
-            int bad = 0;
-            if (!strcmp(a, "--lr")) o.lr = d, bad = !(d > 0);
-            else if (!strcmp(a, "--beta1")) o.beta1 = d, bad = !(d >= 0 && d < 1);
-            else if (!strcmp(a, "--beta2")) o.beta2 = d, bad = !(d >= 0 && d < 1);
-            else if (!strcmp(a, "--eps")) o.eps = d, bad = !(d > 0);
-            else if (!strcmp(a, "--weight-decay")) o.weight_decay = d, bad = !(d >= 0);
-            else if (!strcmp(a, "--momentum")) o.momentum = d, bad = !(d >= 0);
-            else o.dropout = (float)d, bad = !(d >= 0 && d < 1);
-            if (bad) {
-                fprintf(stderr, "mrmnet %s: %s: %s is out of range\n", cmd, a, v);
-                return 2;
-            }
+            NEED_VALUE
+            /* the range of each: lower end, open?, upper end, open? */
+            int pos = !strcmp(a, "--lr") || !strcmp(a, "--eps"), unit = !strcmp(a, "--beta1") || !strcmp(a, "--beta2") || !strcmp(a, "--dropout");
+            if (cli_parse_double_in(cmd, a, v, 0, pos, unit ? 1 : INFINITY, 1, &d)) return 2;
+            if (!strcmp(a, "--lr")) o.lr = d;
+            else if (!strcmp(a, "--beta1")) o.beta1 = d;
+            else if (!strcmp(a, "--beta2")) o.beta2 = d;
+            else if (!strcmp(a, "--eps")) o.eps = d;
+            else if (!strcmp(a, "--weight-decay")) o.weight_decay = d;
+            else if (!strcmp(a, "--momentum")) o.momentum = d;
+            else o.dropout = (float)d;
         } else if (!strcmp(a, "--init")) {
             NEED_VALUE o.init_path = v;
         } else if (!strcmp(a, "--no-shuffle")) {
@@ -201,6 +196,7 @@ int cmd_train(int argc, char **argv) {
     o.on_epoch = on_epoch;
     o.log = cli_log;
     o.user = &ps;
+    if (mrm_check_output_dir(o.out_dir, &err)) return cli_report(cmd, &err);
     if (mrm_train(&o, &err) != MRM_OK) {
         if (ps.tty && !ps.quiet) fputc('\n', stderr);
         return cli_report(cmd, &err);

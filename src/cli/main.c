@@ -18,6 +18,7 @@ static const struct {
     {"backward", cmd_backward, "one training-mode forward and backward, write loss and gradients"},
     {"train", cmd_train, "train a model on a prepared dataset"},
     {"eval", cmd_eval, "evaluate a model on a prepared split"},
+    {"ablate", cmd_ablate, "train and compare the model's variants over seeds (the ablation study)"},
     {"predict", cmd_predict, "label raw recordings"},
     {"bench", cmd_bench, "time training and inference"},
 };
@@ -31,20 +32,26 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cli_stdout_begin();
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return cli_stdout_end(NULL);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("mrmnet %s\n", MRMNET_VERSION);
-        return 0;
+        return cli_stdout_end(NULL);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* every command's standard output is checked here: a failed write is never an exit 0 */
+            if (cli_stdout_end(commands[i].name) && rc == 0) rc = 1;
+            return rc;
+        }
     fprintf(stderr, "mrmnet: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,6 +1,7 @@
 #include "common/fileutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,25 +47,47 @@ FILE *mrm_atomic_open(mrm_atomic_file *a, const char *path, mrm_error *err) {
     memset(a, 0, sizeof *a);
     if (snprintf(a->path, sizeof a->path, "%s", path) >= (int)sizeof a->path ||
         snprintf(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof a->tmp) {
+        a->tmp[0] = '\0';
         mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", path);
         return NULL;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        a->tmp[0] = '\0';
+        mrm_fail(err, MRM_ERR_IO, "%s: cannot write: it is a folder", path);
+        return NULL;
+    }
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* a device, pipe or socket (/dev/stdout, a FIFO): written in place, never replaced */
+        a->tmp[0] = '\0';
+        a->direct = 1;
+        a->f = fopen(path, "wb");
+        if (!a->f) mrm_fail(err, MRM_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+        return a->f;
+    }
     a->f = fopen(a->tmp, "wb");
-    if (!a->f) mrm_fail(err, MRM_ERR_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
+    if (!a->f) {
+        int e = errno;
+        a->tmp[0] = '\0';
+        mrm_fail(err, MRM_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
     return a->f;
 }
 
 mrm_status mrm_atomic_commit(mrm_atomic_file *a, mrm_error *err) {
     if (!a->f) return mrm_fail(err, MRM_ERR_IO, "%s: not open", a->path);
-    int bad = fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0;
-    int e = errno;
-    if (fclose(a->f) != 0) bad = 1;
+    int e = 0;
+    if (fflush(a->f) != 0 || ferror(a->f)) e = errno ? errno : EIO;
+    /* a device or pipe may not support fsync (EINVAL, EROFS): only a regular file must be synced */
+    if (!e && !a->direct && fsync(fileno(a->f)) != 0) e = errno;
+    errno = 0;
+    if (fclose(a->f) != 0 && !e) e = errno ? errno : EIO;
     a->f = NULL;
-    if (bad) {
-        unlink(a->tmp);
-        return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", a->tmp, strerror(e));
+    if (e) {
+        if (a->tmp[0]) unlink(a->tmp);
+        return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
     }
-    if (rename(a->tmp, a->path) != 0) {
+    if (a->tmp[0] && rename(a->tmp, a->path) != 0) {
         e = errno;
         unlink(a->tmp);
         return mrm_fail(err, MRM_ERR_IO, "%s: cannot rename into place: %s", a->path, strerror(e));
@@ -73,9 +96,73 @@ mrm_status mrm_atomic_commit(mrm_atomic_file *a, mrm_error *err) {
 }
 
 void mrm_atomic_abort(mrm_atomic_file *a) {
+    int e = errno; /* kept for the caller's message */
     if (a->f) fclose(a->f);
     a->f = NULL;
     if (a->tmp[0]) unlink(a->tmp);
+    errno = e;
+}
+
+/* A file can be created in `dir`: one is created and removed. */
+static mrm_status probe_dir(const char *dir, const char *shown, mrm_error *err) {
+    char probe[4096];
+    if (snprintf(probe, sizeof probe, "%s/.mrmnet-probe.%ld", dir, (long)getpid()) >= (int)sizeof probe)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", shown);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return mrm_fail(err, MRM_ERR_IO, "%s: cannot write in folder '%s': %s", shown, dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return MRM_OK;
+}
+
+mrm_status mrm_check_output_file(const char *path, mrm_error *err) {
+    struct stat st;
+    if (!path || !path[0]) return mrm_fail(err, MRM_ERR_INVALID, "empty output path");
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return mrm_fail(err, MRM_ERR_IO, "%s: cannot write: it is a folder", path);
+        if (!S_ISREG(st.st_mode)) {
+            if (access(path, W_OK) != 0) return mrm_fail(err, MRM_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            return MRM_OK;
+        }
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", path);
+    if (stat(dir, &st) != 0) return mrm_fail(err, MRM_ERR_IO, "%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return mrm_fail(err, MRM_ERR_IO, "%s: cannot write: '%s' is not a folder", path, dir);
+    return probe_dir(dir, path, err);
+}
+
+mrm_status mrm_check_output_dir(const char *path, mrm_error *err) {
+    char dir[4096];
+    if (!path || !path[0]) return mrm_fail(err, MRM_ERR_INVALID, "empty output folder");
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", path);
+    /* the folder, or the nearest of its parents that exists (mrm_mkdir_p creates the rest) */
+    for (;;) {
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) return mrm_fail(err, MRM_ERR_IO, "%s: cannot create the folder: '%s' is not a folder", path, dir);
+            return probe_dir(dir, path, err);
+        }
+        if (errno != ENOENT) return mrm_fail(err, MRM_ERR_IO, "%s: cannot create the folder: '%s': %s", path, dir, strerror(errno));
+        char *slash = strrchr(dir, '/');
+        while (slash && slash > dir && slash[1] == '\0') { /* trailing slashes */
+            *slash = '\0';
+            slash = strrchr(dir, '/');
+        }
+        if (!slash) {
+            snprintf(dir, sizeof dir, ".");
+        } else if (slash == dir) {
+            snprintf(dir, sizeof dir, "/");
+        } else {
+            *slash = '\0';
+        }
+    }
 }
 
 mrm_status mrm_write_file_atomic(const char *path, const void *data, size_t len, mrm_error *err) {
@@ -83,8 +170,9 @@ mrm_status mrm_write_file_atomic(const char *path, const void *data, size_t len,
     FILE *f = mrm_atomic_open(&a, path, err);
     if (!f) return err ? err->code : MRM_ERR_IO;
     if (len && fwrite(data, 1, len, f) != len) {
+        int e = errno;
         mrm_atomic_abort(&a);
-        return mrm_fail(err, MRM_ERR_IO, "%s: write failed", path);
+        return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     return mrm_atomic_commit(&a, err);
 }

@@ -14,17 +14,26 @@ mrm_status mrm_read_file(const char *path, size_t max_bytes, char **data, size_t
 
 /* Atomic output: write to "<path>.tmp.<pid>" in the same folder, then fsync and rename over path.
  * Usage: f = mrm_atomic_open(&a, path, err); fwrite(..., f); mrm_atomic_commit(&a, err);
- * On any failure call mrm_atomic_abort(&a) (it removes the temporary file). */
+ * On any failure call mrm_atomic_abort(&a) (it removes the temporary file and keeps errno).
+ * Every message names the user's path, never the temporary file. A path that exists and is not a
+ * regular file (a device such as /dev/stdout, a FIFO) is written in place, not replaced. */
 typedef struct mrm_atomic_file {
     FILE *f;
     char path[4096];
-    char tmp[4096];
+    char tmp[4096]; /* "" when writing in place */
+    int direct;
 } mrm_atomic_file;
 FILE *mrm_atomic_open(mrm_atomic_file *a, const char *path, mrm_error *err);
 mrm_status mrm_atomic_commit(mrm_atomic_file *a, mrm_error *err);
 void mrm_atomic_abort(mrm_atomic_file *a);
 /* Writes a whole buffer atomically. */
 mrm_status mrm_write_file_atomic(const char *path, const void *data, size_t len, mrm_error *err);
+
+/* Checks, before long work, that `path` can be written: its folder exists and a file can be created
+ * in it (one is created and removed), and `path` is not a folder. */
+mrm_status mrm_check_output_file(const char *path, mrm_error *err);
+/* The same for an output folder: the folder, or the nearest of its parents that exists, takes a new file. */
+mrm_status mrm_check_output_dir(const char *path, mrm_error *err);
 
 /* Creates a folder and its parents (like mkdir -p). */
 mrm_status mrm_mkdir_p(const char *path, mrm_error *err);

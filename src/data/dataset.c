@@ -3,6 +3,7 @@
 #include "data/dataset.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
@@ -318,11 +319,14 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
     long long first_bad = -1, done = 0;
     mrm_error bad_err;
     memset(&bad_err, 0, sizeof bad_err);
-    long long n_crop = 0, n_pad = 0, n_stretch = 0, n_res = 0, n_reord = 0, n_nan = 0;
+    long long n_crop = 0, n_pad = 0, n_stretch = 0, n_res = 0, n_reord = 0, n_nan = 0, n_cks = 0, n_init = 0, n_inv = 0;
+    long long n_warned = 0;
+    const long long max_warnings = 20; /* then one line saying how many more */
     double fs_first = -1.0;
     int fs_mixed = 0;
     int threads = opt->threads > 0 ? opt->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) reduction(+ : n_crop, n_pad, n_stretch, n_res, n_reord, n_nan)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) \
+    reduction(+ : n_crop, n_pad, n_stretch, n_res, n_reord, n_nan, n_cks, n_init, n_inv)
     for (long long k = 0; k < nk; k++) {
         mrm_candidate *r = &c->v[keep[k]];
         mrm_record rec;
@@ -330,7 +334,15 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
         mrm_error e;
         memset(&e, 0, sizeof e);
         mrm_preprocess_info info;
-        mrm_status st = mrm_record_read(&rec, r->path, 0, &e);
+        mrm_status st = mrm_record_read(&rec, r->path, opt->strict ? MRM_READ_STRICT : 0, &e);
+        char why[1024] = "";
+        mrm_record_integrity in = {0, 0, 0};
+        if (st == MRM_OK && mrm_record_integrity_check(&rec, &in, why, sizeof why)) {
+            if (opt->strict) st = mrm_fail(&e, MRM_ERR_CHECK, "%s (an error with --strict)", why);
+            n_cks += in.checksum_mismatches > 0;
+            n_init += in.init_value_mismatches > 0;
+            n_inv += in.invalid_samples > 0;
+        }
         if (st == MRM_OK) st = mrm_preprocess_record(&rec, ds->X + (size_t)k * per, fit_mode, &info, &e);
         if (st == MRM_OK) {
             n_crop += info.cropped;
@@ -351,6 +363,11 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
             } else {
                 if (fs_first < 0) fs_first = rec.fs;
                 else if (rec.fs != fs_first) fs_mixed = 1;
+                if (why[0] && opt->log && n_warned++ < max_warnings) {
+                    char msg[1400];
+                    snprintf(msg, sizeof msg, "record %s: %s", r->id, why);
+                    opt->log(opt->log_user, MRM_LOG_WARN, msg);
+                }
             }
             done++;
             if (opt->progress) opt->progress(opt->progress_user, "reading records", (size_t)done, (size_t)nk);
@@ -368,6 +385,14 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
     ds->n_resampled = n_res;
     ds->n_reordered = n_reord;
     ds->nan_samples = n_nan;
+    ds->n_checksum_mismatch = n_cks;
+    ds->n_init_mismatch = n_init;
+    ds->n_invalid_records = n_inv;
+    if (n_warned > max_warnings && opt->log) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%lld more records with integrity warnings (counted in prepare.json)", n_warned - max_warnings);
+        opt->log(opt->log_user, MRM_LOG_WARN, msg);
+    }
     ds->fs_source = fs_mixed ? 0.0 : fs_first;
     return MRM_OK;
 }
@@ -475,7 +500,7 @@ mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, m
                     if (ds->split[k] == s) ok = fwrite(ds->X + (size_t)k * per, sizeof(float), per, f) == per;
                 if (f && !ok) {
                     mrm_atomic_abort(&af);
-                    rc = mrm_fail(err, MRM_ERR_IO, "%s: write failed", path);
+                    rc = mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, strerror(errno));
                 } else if (f) {
                     rc = mrm_atomic_commit(&af, err);
                 }
@@ -557,6 +582,12 @@ mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, m
         json_object_set_new(pre, "reordered", json_integer(ds->n_reordered));
         json_object_set_new(pre, "nan_samples", json_integer(ds->nan_samples));
         json_object_set_new(root, "preprocessing", pre);
+        json_t *integ = json_object();
+        json_object_set_new(integ, "checksum_mismatch", json_integer(ds->n_checksum_mismatch));
+        json_object_set_new(integ, "init_value_mismatch", json_integer(ds->n_init_mismatch));
+        json_object_set_new(integ, "invalid_samples", json_integer(ds->n_invalid_records));
+        json_object_set_new(integ, "counts", json_string("records; invalid samples are set to 0 (preprocessing.nan_samples)"));
+        json_object_set_new(root, "integrity", integ);
         char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
         if (!text) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot format prepare.json", out_dir);
         else {

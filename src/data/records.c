@@ -9,6 +9,38 @@
 #include "data/dataset.h"
 #include "io/csv.h"
 
+typedef struct row_ref {
+    const char *name;
+    int line;
+} row_ref;
+
+static int cmp_row(const void *a, const void *b) {
+    const row_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* A record listed on two rows is an error naming both lines (the first such pair in the file). */
+static mrm_status refuse_duplicates(const mrm_csv *t, int c_rec, const char *path, mrm_error *err) {
+    if (t->n_rows < 2) return MRM_OK;
+    row_ref *v = malloc(sizeof *v * (size_t)t->n_rows);
+    if (!v) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    for (int r = 0; r < t->n_rows; r++) v[r] = (row_ref){mrm_csv_cell(t, r, c_rec), t->row_line[r]};
+    qsort(v, (size_t)t->n_rows, sizeof *v, cmp_row);
+    int first = 0, second = 0;
+    const char *name = NULL;
+    for (int i = 1; i < t->n_rows; i++)
+        if (!strcmp(v[i - 1].name, v[i].name) && (!second || v[i].line < second)) {
+            first = v[i - 1].line, second = v[i].line, name = v[i].name;
+        }
+    mrm_status rc = MRM_OK;
+    if (second)
+        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: record '%s' is listed again (first at line %d); each record takes one row",
+                      path, second, name, first);
+    free(v);
+    return rc;
+}
+
 mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels_csv, const mrm_load_options *opt,
                             mrm_error *err) {
     memset(ds, 0, sizeof *ds);
@@ -25,6 +57,8 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
         (rc = mrm_csv_require_col(&t, "labels", &c_lab, err)) != MRM_OK)
         goto done;
     int c_fold = mrm_csv_col(&t, "fold");
+    if ((rc = refuse_duplicates(&t, c_rec, labels_csv, err)) != MRM_OK) goto done;
+    long long no_label = 0;
     for (int r = 0; r < t.n_rows; r++) {
         int line = t.row_line[r];
         const char *name = mrm_csv_cell(&t, r, c_rec);
@@ -65,6 +99,13 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
             }
             s = *e ? e + 1 : e;
         }
+        if (c->n_labels == 0) { /* no label: dropped and counted, as PTB-XL's records without one */
+            no_label++;
+            for (int k = 0; k < c->n_labels; k++) free(c->labels[k]);
+            free(c->labels);
+            cand.n--;
+            continue;
+        }
         if (c_fold >= 0) {
             long fold;
             const char *fs = mrm_csv_cell(&t, r, c_fold);
@@ -100,8 +141,12 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
         mrm_candidates_random_split(&cand, opt->seed);
         snprintf(ds->split_rule, sizeof ds->split_rule, "random 80/10/10, seed %llu", opt->seed);
     }
-    /* records without a label are kept: they are negatives for every class */
+    /* rows without a label were dropped above, before any random split is drawn */
     rc = mrm_dataset_build(ds, &cand, opt, 0, MRM_FIT_CROP_PAD, NULL, 0, labels_csv, err);
+    if (rc == MRM_OK) {
+        ds->n_no_label += no_label;
+        ds->n_listed = t.n_rows;
+    }
 done:
     if (rc != MRM_OK) mrm_dataset_free(ds);
     mrm_candidates_free(&cand);

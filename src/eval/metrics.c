@@ -266,33 +266,43 @@ static double percentile_sorted(const double *v, int m, double q) {
     return v[lo] + frac * (v[lo + 1] - v[lo]);
 }
 
-mrm_status mrm_bootstrap_macro_auc(const float *y, const float *p, int n, int c, int n_resamples,
-                                   uint64_t seed, mrm_bootstrap *out, mrm_error *err) {
-    memset(out, 0, sizeof *out);
-    if (n_resamples <= 0) return mrm_fail(err, MRM_ERR_INVALID, "bootstrap: %d resamples", n_resamples);
-    mrm_status st = mrm_check_labels_scores(y, p, n, c, err);
+double mrm_percentile_sorted(const double *v, int m, double q) { return percentile_sorted(v, m, q); }
+
+mrm_status mrm_bootstrap_macro_auc_sets(const float *y, const float *const *p, int n_sets, int n, int c,
+                                        int n_resamples, uint64_t seed, double *vals, int *n_redrawn,
+                                        mrm_error *err) {
+    if (n_redrawn) *n_redrawn = 0;
+    if (n_resamples <= 0 || n_sets <= 0 || n <= 0 || c <= 0)
+        return mrm_fail(err, MRM_ERR_INVALID, "bootstrap: %d resamples of %d score sets, %d x %d", n_resamples, n_sets, n, c);
+    mrm_status st = MRM_OK;
+    for (int s = 0; s < n_sets && !st; s++) st = mrm_check_labels_scores(y, p[s], n, c, err);
     if (st) return st;
-    int *orders = NULL, *w = malloc((size_t)n * sizeof *w);
-    double *auc = malloc((size_t)c * sizeof *auc), *vals = malloc((size_t)n_resamples * sizeof *vals);
-    if (!w || !auc || !vals) {
+    int **orders = calloc((size_t)n_sets, sizeof *orders), *w = malloc((size_t)n * sizeof *w);
+    int *valid = malloc((size_t)c * sizeof *valid);
+    if (!orders || !w || !valid) {
         st = mrm_fail(err, MRM_ERR_NOMEM, "bootstrap: cannot allocate for %d x %d", n, c);
         goto done;
     }
-    if ((st = sort_all_classes(p, n, c, &orders, err))) goto done;
-    for (int k = 0; k < c; k++) auc[k] = auc_from_order(y, p, n, c, k, orders + (size_t)k * n, NULL);
-    int n_missing;
-    out->point = macro_of(auc, c, &n_missing);
-    if (n_missing == c) {
+    for (int s = 0; s < n_sets && !st; s++) st = sort_all_classes(p[s], n, c, &orders[s], err);
+    if (st) goto done;
+    /* A class has an AUC on the full set when it has a positive and a negative (labels only);
+     * those classes must keep both kinds in every draw. */
+    int n_valid = 0;
+    for (int k = 0; k < c; k++) {
+        int pos = 0, neg = 0;
+        for (int i = 0; i < n; i++) {
+            if (y[(size_t)i * c + k] != 0.0f)
+                pos = 1;
+            else
+                neg = 1;
+        }
+        valid[k] = pos && neg;
+        n_valid += valid[k];
+    }
+    if (!n_valid) {
         st = mrm_fail(err, MRM_ERR_INVALID, "bootstrap: no class has both positives and negatives");
         goto done;
     }
-    /* The classes that have an AUC on the full set must keep both kinds in every draw. */
-    int *valid = malloc((size_t)c * sizeof *valid);
-    if (!valid) {
-        st = mrm_fail(err, MRM_ERR_NOMEM, "bootstrap: cannot allocate");
-        goto done;
-    }
-    for (int k = 0; k < c; k++) valid[k] = !isnan(auc[k]);
     mrm_rng rng;
     mrm_rng_seed(&rng, seed);
     long long max_draws = 1000LL * n_resamples;
@@ -300,7 +310,6 @@ mrm_status mrm_bootstrap_macro_auc(const float *y, const float *p, int n, int c,
     long long draws = 0;
     while (got < n_resamples) {
         if (draws++ >= max_draws) {
-            free(valid);
             st = mrm_fail(err, MRM_ERR_INVALID, "bootstrap: %lld draws without %d usable resamples (a class is too rare)", max_draws, n_resamples);
             goto done;
         }
@@ -319,30 +328,48 @@ mrm_status mrm_bootstrap_macro_auc(const float *y, const float *p, int n, int c,
             ok = a > 0 && b > 0;
         }
         if (!ok) {
-            out->n_redrawn++;
+            if (n_redrawn) (*n_redrawn)++;
             continue;
         }
-        double sum = 0;
-        int have = 0;
-        for (int k = 0; k < c; k++) {
-            if (!valid[k]) continue;
-            sum += auc_from_order(y, p, n, c, k, orders + (size_t)k * n, w);
-            have++;
+        for (int s = 0; s < n_sets; s++) {
+            double sum = 0;
+            for (int k = 0; k < c; k++)
+                if (valid[k]) sum += auc_from_order(y, p[s], n, c, k, orders[s] + (size_t)k * n, w);
+            vals[(size_t)got * n_sets + s] = sum / n_valid;
         }
-        vals[got++] = sum / have;
+        got++;
     }
-    free(valid);
-    double mean = 0;
-    for (int r = 0; r < n_resamples; r++) mean += vals[r];
-    out->mean = mean / n_resamples;
-    qsort(vals, (size_t)n_resamples, sizeof *vals, cmp_double);
-    out->lo95 = percentile_sorted(vals, n_resamples, 2.5);
-    out->hi95 = percentile_sorted(vals, n_resamples, 97.5);
-    out->lo90 = percentile_sorted(vals, n_resamples, 5);
-    out->hi90 = percentile_sorted(vals, n_resamples, 95);
-    out->n_resamples = n_resamples;
 done:
-    free(orders), free(w), free(auc), free(vals);
+    if (orders)
+        for (int s = 0; s < n_sets; s++) free(orders[s]);
+    free(orders), free(w), free(valid);
+    return st;
+}
+
+mrm_status mrm_bootstrap_macro_auc(const float *y, const float *p, int n, int c, int n_resamples,
+                                   uint64_t seed, mrm_bootstrap *out, mrm_error *err) {
+    memset(out, 0, sizeof *out);
+    if (n_resamples <= 0) return mrm_fail(err, MRM_ERR_INVALID, "bootstrap: %d resamples", n_resamples);
+    double *vals = malloc((size_t)n_resamples * sizeof *vals), *auc = malloc((size_t)(c > 0 ? c : 1) * sizeof *auc);
+    if (!vals || !auc) {
+        free(vals), free(auc);
+        return mrm_fail(err, MRM_ERR_NOMEM, "bootstrap: cannot allocate %d resamples", n_resamples);
+    }
+    int n_missing;
+    mrm_status st = mrm_roc_auc(y, p, n, c, auc, &out->point, &n_missing, err);
+    if (!st) st = mrm_bootstrap_macro_auc_sets(y, &p, 1, n, c, n_resamples, seed, vals, &out->n_redrawn, err);
+    if (!st) {
+        double mean = 0;
+        for (int r = 0; r < n_resamples; r++) mean += vals[r];
+        out->mean = mean / n_resamples;
+        qsort(vals, (size_t)n_resamples, sizeof *vals, cmp_double);
+        out->lo95 = percentile_sorted(vals, n_resamples, 2.5);
+        out->hi95 = percentile_sorted(vals, n_resamples, 97.5);
+        out->lo90 = percentile_sorted(vals, n_resamples, 5);
+        out->hi90 = percentile_sorted(vals, n_resamples, 95);
+        out->n_resamples = n_resamples;
+    }
+    free(vals), free(auc);
     return st;
 }
 

@@ -6,13 +6,17 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "io/binfmt.h"
 #include "io/formats.h"
 
 /* Binary formats first (their magic bytes are cheap to test), then XML by root element. */
 const mrm_format mrm_formats[] = {
-    {"hl7-aecg", "HL7 aECG XML", mrm_aecg_sniff, mrm_aecg_read},
-    {"ge-muse", "GE MUSE XML", mrm_muse_sniff, mrm_muse_read},
-    {NULL, NULL, NULL, NULL},
+    {"scp-ecg", "SCP-ECG", mrm_scp_sniff, mrm_scp_read_mem, NULL},
+    {"dicom", "DICOM ECG waveform", mrm_dicom_sniff, mrm_dicom_read_mem, NULL},
+    {"edf", "EDF/EDF+", mrm_edf_sniff, mrm_edf_read_mem, mrm_edf_read_file},
+    {"hl7-aecg", "HL7 aECG XML", mrm_aecg_sniff, mrm_aecg_read, NULL},
+    {"ge-muse", "GE MUSE XML", mrm_muse_sniff, mrm_muse_read, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 const mrm_format *mrm_format_sniff(const uint8_t *buf, size_t len) {

@@ -29,6 +29,9 @@ typedef struct mrm_format {
     /* Reads a whole file held in memory. `filename` names it in messages. On failure rec is left
      * empty (mrm_record_free-safe). Safe on any bytes: the entry point for fuzzing. */
     mrm_status (*read)(mrm_record *rec, const uint8_t *buf, size_t len, const char *filename, int flags, mrm_error *err);
+    /* Optional: reads the file through its path instead of loading it whole (EDF, through EDFlib);
+     * NULL: mrm_record_read loads the file and calls `read`. */
+    mrm_status (*read_path)(mrm_record *rec, const char *path, int flags, mrm_error *err);
 } mrm_format;
 
 /* The registered formats, ended by an entry whose name is NULL. */
@@ -66,5 +69,7 @@ mrm_status mrm_muse_read(mrm_record *rec, const uint8_t *buf, size_t len, const 
 /* Philips Sierra ECG XML (src/io/sierra.c). */
 int mrm_sierra_sniff(const uint8_t *buf, size_t len);
 mrm_status mrm_sierra_read(mrm_record *rec, const uint8_t *buf, size_t len, const char *filename, int flags, mrm_error *err);
+
+/* SCP-ECG, DICOM ECG waveforms, EDF/EDF+ (src/io/scp.c, dicom.c, edf.c; declared in io/binfmt.h). */
 
 #endif

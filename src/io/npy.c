@@ -5,6 +5,7 @@
  * and ended by '\n' so that the data starts at a multiple of 64 bytes; then the raw values. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,4 +239,25 @@ done:
     free(dict);
     fclose(f);
     return rc;
+}
+
+mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err) {
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) count *= (size_t)(shape[i] > 0 ? shape[i] : 0);
+    for (size_t k = 0; k < count; k++) {
+        if (isfinite(data[k])) continue;
+        char idx[160];
+        size_t used = 0, rest = k;
+        long long at[8] = {0};
+        for (int i = ndim - 1; i >= 0 && i < 8; i--) {
+            at[i] = (long long)(rest % (size_t)shape[i]);
+            rest /= (size_t)shape[i];
+        }
+        idx[0] = '\0';
+        for (int i = 0; i < ndim && i < 8 && used < sizeof idx; i++)
+            used += (size_t)snprintf(idx + used, sizeof idx - used, "%s%lld", i ? ", " : "", at[i]);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: element [%s] (flat index %zu) is %s; the values must be finite", path, idx, k,
+                        isnan(data[k]) ? "nan" : data[k] > 0 ? "inf" : "-inf");
+    }
+    return MRM_OK;
 }

@@ -110,6 +110,11 @@ mrm_status mrm_record_read_mem(mrm_record *rec, const void *buf, size_t len, con
 }
 
 static mrm_status read_format_file(mrm_record *rec, const mrm_format *f, const char *path, int flags, mrm_error *err) {
+    if (f->read_path) {
+        mrm_status st = f->read_path(rec, path, flags, err);
+        if (!st && !rec->format[0]) snprintf(rec->format, sizeof rec->format, "%s", f->name);
+        return st;
+    }
     char *buf = NULL;
     size_t len = 0;
     mrm_status st = mrm_read_file(path, MRM_FORMAT_MAX_BYTES, &buf, &len, err);
@@ -215,4 +220,39 @@ mrm_status mrm_record_read(mrm_record *rec, const char *path, int flags, mrm_err
         }
     }
     return st;
+}
+
+int mrm_record_integrity_check(const mrm_record *rec, mrm_record_integrity *out, char *msg, size_t msgsz) {
+    mrm_record_integrity in = {0, 0, 0};
+    size_t used = 0;
+    if (msg && msgsz) msg[0] = '\0';
+#define SAY(...)                                                                          \
+    do {                                                                                  \
+        if (msg && used < msgsz) {                                                        \
+            int w_ = snprintf(msg + used, msgsz - used, __VA_ARGS__);                     \
+            used = w_ < 0 ? msgsz : used + (size_t)w_;                                    \
+        }                                                                                 \
+    } while (0)
+    for (int s = 0; rec->checks && s < rec->n_signals; s++) {
+        const mrm_signal_info *si = &rec->signals[s];
+        const mrm_signal_check *c = &rec->checks[s];
+        if (c->checksum_ok == 0) {
+            SAY("%ssignal %d (%s): checksum mismatch (header %d, data %d)", used ? "; " : "", s + 1, si->description,
+                si->checksum, c->computed_checksum);
+            in.checksum_mismatches++;
+        }
+        if (c->init_value_ok == 0) {
+            SAY("%ssignal %d (%s): initial value mismatch (header %d)", used ? "; " : "", s + 1, si->description,
+                si->init_value);
+            in.init_value_mismatches++;
+        }
+    }
+    if (rec->data && rec->n_samples > 0) {
+        size_t n = (size_t)rec->n_signals * (size_t)rec->n_samples;
+        for (size_t i = 0; i < n; i++) in.invalid_samples += rec->data[i] != rec->data[i];
+    }
+    if (in.invalid_samples) SAY("%s%lld invalid sample%s", used ? "; " : "", in.invalid_samples, in.invalid_samples == 1 ? "" : "s");
+#undef SAY
+    if (out) *out = in;
+    return in.checksum_mismatches + in.init_value_mismatches + (in.invalid_samples > 0);
 }

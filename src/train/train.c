@@ -368,8 +368,18 @@ static void put_num(FILE *f, const char *key, double v) {
         fprintf(f, ",\"%s\":null", key);
 }
 
-static void log_step(run *r, const mrm_train_progress *p) {
-    if (!r->log) return;
+/* Every line of log.jsonl is flushed and checked: a full disk stops the run with the log's path. */
+static mrm_status log_done(run *r, mrm_error *err) {
+    errno = 0;
+    if (fflush(r->log) == 0 && !ferror(r->log)) return MRM_OK;
+    int e = errno ? errno : EIO;
+    char path[2048];
+    mrm_path_join(path, sizeof path, r->out_dir, "log.jsonl");
+    return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, strerror(e));
+}
+
+static mrm_status log_step(run *r, const mrm_train_progress *p, mrm_error *err) {
+    if (!r->log) return MRM_OK;
     fprintf(r->log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"step_in_epoch\":%lld", p->epoch, p->step, p->step_in_epoch);
     put_num(r->log, "loss", p->loss.total);
     put_num(r->log, "bce1", p->loss.bce1);
@@ -378,11 +388,11 @@ static void log_step(run *r, const mrm_train_progress *p) {
     put_num(r->log, "kl_logits", p->loss.kl_logits);
     put_num(r->log, "records_per_s", p->records_per_s);
     fputs("}\n", r->log);
-    fflush(r->log);
+    return log_done(r, err);
 }
 
-static void log_epoch(run *r, const epoch_rec *e, int is_best) {
-    if (!r->log) return;
+static mrm_status log_epoch(run *r, const epoch_rec *e, int is_best, mrm_error *err) {
+    if (!r->log) return MRM_OK;
     fprintf(r->log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld", e->epoch, e->step);
     put_num(r->log, "loss", e->loss);
     put_num(r->log, "bce1", e->bce1);
@@ -394,7 +404,7 @@ static void log_epoch(run *r, const epoch_rec *e, int is_best) {
     put_num(r->log, "val_macro_auc_head2", e->val_auc2);
     put_num(r->log, "seconds", e->seconds);
     fprintf(r->log, ",\"best\":%s}\n", is_best ? "true" : "false");
-    fflush(r->log);
+    return log_done(r, err);
 }
 
 static mrm_status write_curves(run *r, mrm_error *err) {
@@ -842,7 +852,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     }
     fprintf(r.log, "{\"type\":\"%s\",\"config\":%s,\"epochs_done\":%d,\"step\":%lld}\n", opt->resume ? "resume" : "start",
             r.config_json, r.rs.epochs_done, r.rs.step);
-    fflush(r.log);
+    if ((st = log_done(&r, err))) goto done;
 
     const long long n = r.train.n;
     const int batch = r.o.batch, c = r.prep.n_classes;
@@ -915,7 +925,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             long long left = total_steps - r.rs.step;
             p.seconds_left = steps_this_run > 0 && left > 0 ? el_run / steps_this_run * left : 0;
             p.val_macro_auc = p.val_auc1 = p.val_auc2 = NAN;
-            log_step(&r, &p);
+            if ((st = log_step(&r, &p, err))) break;
             if (r.o.on_step) r.o.on_step(r.o.user, &p);
         }
         if (st) break;
@@ -956,7 +966,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             if ((st = save_model(&r, r.model, "best.safetensors", extra, err))) break;
         }
         if ((st = save_last(&r, err))) break;
-        log_epoch(&r, e, is_best);
+        if ((st = log_epoch(&r, e, is_best, err))) break;
         if ((st = write_curves(&r, err))) break;
         if (r.o.on_epoch) {
             mrm_train_progress p = {0};
@@ -973,6 +983,17 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     }
     free(perm), free(xb), free(yb);
     if (!st) st = finish(&r, err);
+    if (r.log) { /* closed here, checked: the log's last lines reach the disk or the run fails */
+        int bad = fflush(r.log) != 0 || ferror(r.log) || fsync(fileno(r.log)) != 0;
+        int e = errno ? errno : EIO;
+        if (fclose(r.log) != 0 && !bad) bad = 1, e = errno ? errno : EIO;
+        r.log = NULL;
+        if (bad && !st) {
+            char lp[2048];
+            mrm_path_join(lp, sizeof lp, r.out_dir, "log.jsonl");
+            st = mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", lp, strerror(e));
+        }
+    }
 done:
     if (r.o.threads > 0) omp_set_num_threads(threads_before);
     run_free(&r);

@@ -15,14 +15,17 @@ expect() { # expect WHAT CONDITION...
 }
 
 # 1. The fixtures (other areas add theirs too): every record passes but the corrupted copy, which
-#    fails on its checksum. Records counted here with find: *.hea, and *.mat without a .hea.
+#    fails on its checksum. Records counted here with find: *.hea, *.mat without a .hea, and the
+#    files of the clinical formats (SCP-ECG, DICOM, EDF, XML).
 n=0
 while IFS= read -r f; do
     case $f in
     *.hea) n=$((n + 1)) ;;
     *.mat) [ -e "${f%.mat}.hea" ] || n=$((n + 1)) ;;
+    *) n=$((n + 1)) ;;
     esac
-done < <(find "$SRC/tests/fixtures" \( -name '*.hea' -o -name '*.mat' \) -type f)
+done < <(find "$SRC/tests/fixtures" \( -name '*.hea' -o -name '*.mat' -o -iname '*.scp' -o -name '*.dcm' -o -name '*.edf' \
+    -o -iname '*.xml' \) -type f)
 expect "fixtures: at least 8 records ($n)" test $n -ge 8
 out=$("$MRMNET" check "$SRC/tests/fixtures"); rc=$?
 expect "fixtures: exit 1 (got $rc)" test $rc -eq 1
@@ -52,12 +55,17 @@ expect "broken: negative gain reported: $out" grep -q '^FAIL .*broken/neg.hea: .
 expect "broken: missing signal file reported: $out" grep -q '^FAIL .*lonely.hea: .*lonely.dat.*not found' <<<"$out"
 
 # 4. The real data beside the repository, when present: every record passes (PTB-XL and MIT-BIH
-#    checksums, Challenge 2020 v4 files, CPSC2018 v5 files).
+#    checksums, Challenge 2020 v4 files, CPSC2018 v5 files, the clinical formats) but the
+#    handheld recorder's SCP file that does not follow the standard, refused with its reason.
 if [ -d "${MRM_SHARED:-}/data" ]; then
     out=$("$MRMNET" check "$MRM_SHARED/data"); rc=$?
-    expect "shared data: exit 0 (got $rc): $(tail -3 <<<"$out")" test $rc -eq 0
-    n=$(tail -1 <<<"$out" | sed -n 's/^\([0-9]*\) records, \1 ok, 0 failed$/\1/p')
-    expect "shared data: all pass and there are many: $(tail -1 <<<"$out")" test "${n:-0}" -ge 100
+    expect "shared data: exit 1 (got $rc): $(tail -3 <<<"$out")" test $rc -eq 1
+    expect "shared data: only the non-standard SCP file fails: $(grep '^FAIL' <<<"$out" | head -3)" \
+        test "$(grep -c '^FAIL' <<<"$out")" -eq 1
+    expect "shared data: the non-standard SCP file is named with its reason" \
+        grep -q '^FAIL .*healforce_62.SCP: .*not a standard SCP-ECG file' <<<"$out"
+    n=$(tail -1 <<<"$out" | sed -n 's/^\([0-9]*\) records, [0-9]* ok, 1 failed$/\1/p')
+    expect "shared data: there are many: $(tail -1 <<<"$out")" test "${n:-0}" -ge 100
 else
     echo "note: no shared data"
 fi

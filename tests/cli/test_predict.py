@@ -66,7 +66,7 @@ for i, r in enumerate(res):
 # --csv and a folder
 rc, so, se = run("predict", "--model", model, "--csv", os.path.join(FIX, "ptb-xl"))
 rows = list(csv.reader(io.StringIO(so)))
-check(rc == 0 and rows[0] == ["record", "A", "B", "C", "labels"], "csv header")
+check(rc == 0 and rows[0] == ["record", "A", "B", "C", "labels", "error"], "csv header")
 check(len(rows) == 1 + len([f for f in os.listdir(os.path.join(FIX, "ptb-xl")) if f.endswith(".hea")]), "one row a record")
 for row in rows[1:]:
     p = np.array(row[1:4], dtype=float)
@@ -98,7 +98,11 @@ args = [ptb[0], os.path.join(FIX, "mitdb", "100s"), os.path.join(bad, "short"), 
 rc, so, se = run("predict", "--model", model, "--json", "--batch", "2", *args, expect=1)
 check(rc == 1, "exit status 1 when a record fails")
 res = json.loads(so)
-check([r["record"] for r in res] == [ptb[0], os.path.join(bad, "five"), ptb[1]], "the good records still labelled")
+check([r["record"] for r in res] == args, "one entry an input, in their order")
+check([r["record"] for r in res if "error" not in r] == [ptb[0], os.path.join(bad, "five"), ptb[1]],
+      "the good records still labelled")
+check(all(("error" in r) == ("probabilities" not in r) for r in res), "an entry has probabilities or an error")
+check("shorter than" in [r for r in res if r["record"].endswith("short")][0]["error"], "the short record's error")
 check("100s" in se and "12 leads" in se, "2-lead record: " + se)
 check("short" in se and "shorter than" in se, "too short record reported")
 check("missing" in se, "missing record reported")

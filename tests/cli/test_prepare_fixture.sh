@@ -137,7 +137,8 @@ check "an empty folder (with a trailing /) is filled" test -f "$TMP/empty/prepar
 # ---- users' records --------------------------------------------------------------------------
 "$MRMNET" prepare --records "$FIX/ptb-xl" --labels "$FIX/records_labels.csv" --seed 3 --out "$TMP/rec" >"$TMP/log" 2>&1
 check "records: $(tail -2 "$TMP/log")" test $? -eq 0
-check "records: 10 kept (no-label record kept), 8/1/1" grep -q "records records: 10 records (train 8, val 1, test 1), 5 classes" "$TMP/log"
+check "records: 9 kept (the row without labels dropped before the split), 7/0/2" grep -q "records records: 9 records (train 7, val 0, test 2), 5 classes" "$TMP/log"
+check "records: the row without labels counted" grep -q '"no_label": 1' "$TMP/rec/prepare.json"
 check "records: random split stated" grep -q '"split": "random 80/10/10, seed 3"' "$TMP/rec/prepare.json"
 check "records: ids are record paths" grep -q "^records100/00000/000" "$TMP/rec/ids_train.txt"
 "$MRMNET" prepare --records "$FIX/ptb-xl" --labels "$FIX/records_labels.csv" --seed 3 --out "$TMP/rec2" >/dev/null 2>&1

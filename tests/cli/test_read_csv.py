@@ -250,8 +250,13 @@ check(r.returncode == 0 and r.stdout.count("MISMATCH") == 1, "one MISMATCH in th
 r = run("read", "--strict", os.path.join(syn, "wide_bad"))
 check(r.returncode == 1 and "wide_bad.hea:4" in r.stderr and "checksum" in r.stderr and r.stderr.startswith("mrmnet read: "),
       "--strict fails naming file:line and checksum: %d %r" % (r.returncode, r.stderr))
-r = run("read", "--strict", "--csv", os.path.join(syn, "wide"))
+r = run("read", "--strict", "--csv", os.path.join(SRC, "tests", "fixtures", "ptb-xl", "00001_lr"))
 check(r.returncode == 0, "--strict passes a good record")
+# "wide" has good checksums but holds invalid-sample codes: a warning, an error with --strict
+r = run("read", "--csv", os.path.join(syn, "wide"))
+check(r.returncode == 0 and "warning" in r.stderr and "invalid sample" in r.stderr, "invalid samples warned: %r" % r.stderr)
+r = run("read", "--strict", "--csv", os.path.join(syn, "wide"))
+check(r.returncode == 1 and "invalid sample" in r.stderr and r.stdout == "", "--strict refuses invalid samples: %r" % r.stderr)
 
 # usage errors
 check(run("read").returncode == 2, "no argument: exit 2")

@@ -98,6 +98,37 @@ int main(void) {
     for (int i = 0; i < N; i++) sy[i] = (float)(i < 2), sp[i] = 0.02f * i;
     CHECK(mrm_bootstrap_macro_auc(sy, sp, N, 1, 50, 1, &b1, &err) == MRM_OK, "%s", err.msg);
     CHECK(b1.n_redrawn > 0, "rare class redraws: %d", b1.n_redrawn);
+    /* Paired sets: set 0 reproduces the single bootstrap's draws, the same scores twice give equal
+     * values at every resample, other scores other values. */
+    {
+        float bq[N * C];
+        for (int i = 0; i < N * C; i++) bq[i] = bp[i] + 0.05f * (float)((i * 7) % 11);
+        const float *sets[3] = {bp, bp, bq};
+        double vals[3 * 100], one[100];
+        int redrawn = -1;
+        CHECK(mrm_bootstrap_macro_auc_sets(by, sets, 3, N, C, 100, 7, vals, &redrawn, &err) == MRM_OK, "%s", err.msg);
+        CHECK(mrm_bootstrap_macro_auc(by, bp, N, C, 100, 7, &b2, &err) == MRM_OK, "%s", err.msg);
+        int same = 1, differ = 0;
+        double mean = 0;
+        for (int r = 0; r < 100; r++) {
+            same &= vals[r * 3] == vals[r * 3 + 1];
+            differ += vals[r * 3] != vals[r * 3 + 2];
+            one[r] = vals[r * 3];
+            mean += one[r] / 100;
+        }
+        CHECK(same, "the same scores: the same value at every resample");
+        CHECK(differ > 50, "other scores: other values (%d of 100 differ)", differ);
+        CHECK_CLOSE(mean, b2.mean, 1e-12, "set 0 = the single bootstrap's mean");
+        CHECK(redrawn == b2.n_redrawn, "same redraws: %d %d", redrawn, b2.n_redrawn);
+        for (int i = 1; i < 100; i++)
+            for (int j = i; j > 0 && one[j - 1] > one[j]; j--) {
+                double t = one[j];
+                one[j] = one[j - 1], one[j - 1] = t;
+            }
+        CHECK(mrm_percentile_sorted(one, 100, 2.5) == b2.lo95 && mrm_percentile_sorted(one, 100, 95) == b2.hi90,
+              "percentiles as the single bootstrap's");
+        CHECK(mrm_bootstrap_macro_auc_sets(by, sets, 0, N, C, 100, 7, vals, NULL, &err) == MRM_ERR_INVALID, "no sets refused");
+    }
     /* No class with an AUC: an error, not a silent NaN. */
     for (int i = 0; i < N; i++) sy[i] = 0;
     CHECK(mrm_bootstrap_macro_auc(sy, sp, N, 1, 50, 1, &b1, &err) == MRM_ERR_INVALID, "no AUC at all");

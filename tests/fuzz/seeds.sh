@@ -25,5 +25,8 @@ case "$name" in
   safetensors) for f in $(small '*.safetensors'); do cp "$f" "$out/"; done ;;
   mat_v4) for f in $(small '*.mat'); do head -c 20 "$f" | od -An -tu4 | awk '{exit !($1==30)}' && cp "$f" "$out/"; done ;;
   mat_v5) for f in $(small '*.mat'); do head -c 6 "$f" | grep -q MATLAB && cp "$f" "$out/"; done ;;
+  scp) for f in $(small '*.scp') $(small '*.SCP'); do cp "$f" "$out/"; done ;;
+  dicom) for f in $(small '*.dcm'); do cp "$f" "$out/"; done ;;
+  edf) for f in $(small '*.edf'); do cp "$f" "$out/"; done ;;
   *) ;; # harnesses of other readers: their corpus/<name>/ folder only
 esac
