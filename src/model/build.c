@@ -263,7 +263,7 @@ static void build_pass(builder *b) {
     int L = MRM_INPUT_LEN;
     static const int stem_k[4] = {11, 7, 5, 3};
     int stem_c[5] = {MRM_INPUT_LEADS, w, 2 * w, 4 * w, 4 * w};
-    char nm[256];
+    char nm[64]; /* the prefixes; the layers add their suffixes in 256 */
     m->n_units = 0;
     /* the stem: (12, 1000) -> (4w, 1004) */
     int prev = -1;
