@@ -6,7 +6,9 @@
  * fast path runs it). The whole model is timed too, so the sum of the parts can be compared
  * with the whole.
  *
- *   bench_layers [--train-batch 96] [--infer-batch 1] [--iters 3] [--json FILE]
+ *   bench_layers [--train-batch 96] [--infer-batch 1] [--iters 3] [--json FILE] [--variant K=V,...]
+ *
+ * The units are read from the model's own unit list (the released model, or --variant).
  *
  * Each unit: one warm-up run, then the least time of `iters` runs (forward and backward timed
  * separately); the whole model likewise. The thread count is OpenMP's (OMP_NUM_THREADS). */
@@ -22,6 +24,7 @@
 #include "common/fileutil.h"
 #include "common/rng.h"
 #include "mrmnet.h"
+#include "model/model_internal.h"
 #include "nn/ops.h"
 
 typedef enum {
@@ -36,81 +39,75 @@ typedef enum {
     U_HEAD,        /* GAP -> LayerNorm -> Linear */
     U_LOSS,        /* BCE x 2, KL4 of features x 2, KL4 of logits x 2, with gradients */
     U_ADAM         /* one Adam step over every parameter */
-} unit_kind;
+} lkind;
 
-typedef struct unit {
+typedef struct lunit {
     const char *group;
-    unit_kind kind;
+    lkind kind;
     int cin, lin, cout, k, stride, pad, groups, relu; /* U_CBN; others use cin = c, lin = L */
     int flag;     /* U_CBN: 1 = no input gradient (the first layer); U_ADD_RELU: 1 = conv shortcut */
-} unit;
+} lunit;
 
 #define CBN(g, ci, l, co, k, s, p, gr, r) {g, U_CBN, ci, l, co, k, s, p, gr, r, 0}
 #define OP(g, kind, c, l) {g, kind, c, l, c, 0, 1, 0, 1, 0, 0}
 
-static const char *G_STEM = "stem", *G_BS1 = "BaseScale1 (hi)", *G_BS2 = "BaseScale2 (lo)",
-                  *G_HI = "high branch", *G_F1 = "attention hi", *G_LO = "low branch",
-                  *G_F2 = "attention lo", *G_HEAD = "heads", *G_LOSS = "loss", *G_ADAM = "Adam";
+static const char *G_LOSS = "loss", *G_ADAM = "Adam";
 
-/* The model's units in forward order (width 16, N classes set at run time). */
-static int build_units(unit *u) {
+/* A BasicBlock, Gate or SE block of the model as the bench's units. */
+static int block_units(lunit *u, int n, const char *g, const block *k) {
+    const cbn *c1 = &k->c1, *c2 = &k->c2, *ds = &k->ds;
+#define CBN_OF(x, r) (lunit) CBN(g, (x)->conv.cin, (x)->lin, (x)->conv.cout, (x)->conv.k, (x)->conv.stride, (x)->conv.pad, (x)->conv.groups, r)
+    u[n++] = CBN_OF(c1, 1);
+    if (k->kind == BLK_BASIC) {
+        u[n++] = CBN_OF(c2, 0);
+        if (k->has_ds) u[n++] = CBN_OF(ds, 0);
+        u[n++] = (lunit)OP(g, U_ADD_RELU, k->c, k->L);
+        u[n - 1].flag = k->has_ds;
+    } else {
+        u[n++] = (lunit)OP(g, k->kind == BLK_GATE ? U_GATE : U_SE, k->c, k->L);
+    }
+    return n;
+}
+
+/* The model's units (its one list, model_internal.h) decomposed into the bench's, in forward
+ * order; each group is named after the model's unit. */
+static int build_units(lunit *u, const mrm_model *m) {
     int n = 0;
-    /* stem: conv -> BN -> ReLU -> MaxPool(k2, s1, p1), four times: (12, 1000) -> (64, 1004) */
-    u[n++] = (unit)CBN(G_STEM, 12, 1000, 16, 11, 1, 5, 1, 1);
-    u[n - 1].flag = 1;
-    u[n++] = (unit)OP(G_STEM, U_POOL_S1, 16, 1000);
-    u[n++] = (unit)CBN(G_STEM, 16, 1001, 32, 7, 1, 3, 1, 1);
-    u[n++] = (unit)OP(G_STEM, U_POOL_S1, 32, 1001);
-    u[n++] = (unit)CBN(G_STEM, 32, 1002, 64, 5, 1, 2, 1, 1);
-    u[n++] = (unit)OP(G_STEM, U_POOL_S1, 64, 1002);
-    u[n++] = (unit)CBN(G_STEM, 64, 1003, 64, 3, 1, 1, 1, 1);
-    u[n++] = (unit)OP(G_STEM, U_POOL_S1, 64, 1003);
-    /* BaseScale1/2: shortcut conv 3 -> BN -> ReLU -> pool; merged 33-tap conv -> BN -> ReLU ->
-     * pool -> dropout; sum */
-    for (int s = 1; s <= 2; s++) {
-        const char *g = s == 1 ? G_BS1 : G_BS2;
-        int co = 64 * s, lo = s == 1 ? 1004 : 502;
-        u[n++] = (unit)CBN(g, 64, 1004, co, 3, s, 1, 1, 1);
-        u[n++] = (unit)OP(g, U_POOL2, co, lo);
-        u[n++] = (unit)CBN(g, 64, 1004, co, 33, s, 16, 1, 1);
-        u[n++] = (unit)OP(g, U_POOL2, co, lo);
-        u[n++] = (unit)OP(g, U_DROPOUT_ADD, co, lo / 2);
-    }
-    /* the branches and their attention blocks */
-    for (int br = 0; br < 2; br++) {
-        int c = br ? 128 : 64, L = br ? 251 : 502, gr = c / 16;
-        const char *g = br ? G_LO : G_HI, *gf = br ? G_F2 : G_F1;
-        /* high: three BasicBlocks; low: Basic, Gate, SE, Basic, Gate, SE, Basic */
-        int nb = br ? 7 : 3;
-        for (int i = 0; i < nb; i++) {
-            int kind = br ? i % 3 : 0; /* 0 basic, 1 gate, 2 SE */
-            if (kind == 0) {
-                u[n++] = (unit)CBN(g, c, L, c, 3, 1, 1, 1, 1);
-                u[n++] = (unit)CBN(g, c, L, c, 3, 1, 1, 1, 0);
-                u[n++] = (unit)OP(g, U_ADD_RELU, c, L);
-            } else {
-                u[n++] = kind == 1 ? (unit)CBN(g, c, L, c, 7, 1, 3, gr, 1) : (unit)CBN(g, c, L, c, 3, 1, 1, gr, 1);
-                u[n++] = (unit)OP(g, kind == 1 ? U_GATE : U_SE, c, L);
-            }
+    for (int i = 0; i < m->n_units; i++) {
+        const unit *mu = &m->units[i];
+        const char *g = mu->name;
+        switch (mu->kind) {
+        case UNIT_STEM: /* conv -> BN -> ReLU -> MaxPool(k2, s1, p1) */
+            u[n++] = CBN_OF(&mu->p.stem, 1);
+            u[n - 1].flag = mu->in[0] < 0; /* the first layer: no input gradient */
+            u[n++] = (lunit)OP(g, U_POOL_S1, mu->p.stem.conv.cout, mu->p.stem.lout);
+            break;
+        case UNIT_BASESCALE: { /* shortcut conv 3 -> BN -> ReLU -> pool; merged 33-tap conv -> BN
+                                * -> ReLU -> pool -> dropout; sum */
+            const basescale *bs = &mu->p.bs;
+            u[n++] = CBN_OF(&bs->shortcut, 1);
+            u[n++] = (lunit)OP(g, U_POOL2, bs->cout, bs->shortcut.lout);
+            u[n++] = CBN_OF(&bs->ms, 1);
+            u[n++] = (lunit)OP(g, U_POOL2, bs->cout, bs->ms.lout);
+            u[n++] = (lunit)OP(g, U_DROPOUT_ADD, bs->cout, bs->lout);
+            break;
         }
-        u[n++] = (unit)OP(gf, U_ATTENTION, c, L);
-        u[n++] = (unit)CBN(gf, 2 * c, L, c, 3, 1, 1, 1, 1); /* BasicBlock(2c -> c) with downsample */
-        u[n++] = (unit)CBN(gf, c, L, c, 3, 1, 1, 1, 0);
-        u[n++] = (unit)CBN(gf, 2 * c, L, c, 1, 1, 0, 1, 0);
-        u[n++] = (unit)OP(gf, U_ADD_RELU, c, L);
-        u[n - 1].flag = 1;
-        u[n++] = (unit)CBN(gf, c, L, c, 7, 1, 3, gr, 1); /* Gate */
-        u[n++] = (unit)OP(gf, U_GATE, c, L);
-        u[n++] = (unit)CBN(gf, c, L, c, 3, 1, 1, gr, 1); /* SE */
-        u[n++] = (unit)OP(gf, U_SE, c, L);
-        u[n++] = (unit)CBN(gf, c, L, c, 3, 1, 1, 1, 1); /* BasicBlock(c) */
-        u[n++] = (unit)CBN(gf, c, L, c, 3, 1, 1, 1, 0);
-        u[n++] = (unit)OP(gf, U_ADD_RELU, c, L);
+        case UNIT_BLOCK: n = block_units(u, n, g, &mu->p.blk); break;
+        case UNIT_FUSION:
+            u[n++] = (lunit)OP(g, U_ATTENTION, mu->p.fu.c, mu->p.fu.L);
+            for (int j = 0; j < 4; j++) n = block_units(u, n, g, &mu->p.fu.layer[j]);
+            break;
+        case UNIT_HEAD: { /* timed on its first input's length */
+            const struct unit *in = &m->units[mu->in[0]];
+            u[n++] = (lunit)OP(g, U_HEAD, mu->p.hd.c, in->L);
+            break;
+        }
+        case UNIT_SUM: break;
+        }
     }
-    u[n++] = (unit)OP(G_HEAD, U_HEAD, 64, 502);
-    u[n++] = (unit)OP(G_HEAD, U_HEAD, 128, 251);
-    u[n++] = (unit)OP(G_LOSS, U_LOSS, 64, 502);
-    u[n++] = (unit)OP(G_ADAM, U_ADAM, 0, 0);
+#undef CBN_OF
+    u[n++] = (lunit)OP(G_LOSS, U_LOSS, mrm_model_feature_size(m), 1);
+    u[n++] = (lunit)OP(G_ADAM, U_ADAM, 0, 0);
     return n;
 }
 
@@ -142,7 +139,7 @@ static float *ones(size_t n, mrm_rng *r) {
     return x;
 }
 
-static int out_len(const unit *u) {
+static int out_len(const lunit *u) {
     switch (u->kind) {
     case U_CBN: return conv1d_out_len(u->lin, u->k, u->stride, u->pad);
     case U_POOL_S1: return u->lin + 1;
@@ -152,7 +149,7 @@ static int out_len(const unit *u) {
 }
 
 /* b[0] in, b[1] out, b[2] din, b[3] dout; the rest per kind. */
-static void alloc_state(state *s, const unit *u) {
+static void alloc_state(state *s, const lunit *u) {
     size_t B = (size_t)s->B, c = (size_t)u->cin, L = (size_t)u->lin, lo = (size_t)out_len(u);
     size_t co = u->kind == U_CBN ? (size_t)u->cout : c;
     memset(s->b, 0, sizeof s->b);
@@ -170,7 +167,7 @@ static void alloc_state(state *s, const unit *u) {
         return;
     }
     if (u->kind == U_LOSS) {
-        size_t F = 32128, N = (size_t)s->N;
+        size_t F = (size_t)u->cin, N = (size_t)s->N; /* cin: the feature size */
         s->b[0] = rand_buf(B * F, r), s->b[1] = rand_buf(B * F, r); /* features */
         s->b[2] = rand_buf(B * F, r), s->b[3] = rand_buf(B * F, r); /* their gradients */
         s->b[4] = rand_buf(B * N, r), s->b[5] = rand_buf(B * N, r); /* logits */
@@ -279,7 +276,7 @@ static void small_bn(int train, float *y, const float *z, float *mean, float *rs
 
 /* Fusion block front: channel attention l1 = sigmoid(M(max_t x) + M(mean_t x)) * x, spatial
  * attention l2 = sigmoid(BN(conv([max_c x, mean_c x]))) * x, f = LayerNorm(concat[l1, l2]). */
-static void attention_forward(state *s, const unit *u, int train) {
+static void attention_forward(state *s, const lunit *u, int train) {
     int B = s->B, c = u->cin, L = u->lin;
     size_t Bc = (size_t)B * c, BL = (size_t)B * L;
     float **b = s->b, *v = b[8], *st = b[16], *g = b[15], *be = b[21], *row = b[12];
@@ -306,7 +303,7 @@ static void attention_forward(state *s, const unit *u, int train) {
     layernorm_ch_forward(b[5], b[17], b[17] + BL, b[4], g + c, be + c, B, 2 * c, L, 1e-6f);
 }
 
-static void attention_backward(state *s, const unit *u) {
+static void attention_backward(state *s, const lunit *u) {
     int B = s->B, c = u->cin, L = u->lin;
     size_t Bc = (size_t)B * c, BL = (size_t)B * L, n = Bc * L;
     float **b = s->b, *v = b[8], *st = b[16], *g = b[15], *row = b[12], *din = b[2];
@@ -340,7 +337,7 @@ static void attention_backward(state *s, const unit *u) {
 }
 
 /* x + h * gate, gate = hardsigmoid(GAP h) (Gate) or sigmoid(fc2 relu(fc0 GAP h)) (SE). */
-static void gate_forward(state *s, const unit *u) {
+static void gate_forward(state *s, const lunit *u) {
     int B = s->B, c = u->cin, L = u->lin;
     float **b = s->b;
     mean_time_forward(b[5], b[4], B, c, L);
@@ -356,7 +353,7 @@ static void gate_forward(state *s, const unit *u) {
     add_forward(b[1], b[1], b[0], (size_t)B * c * L);
 }
 
-static void gate_backward(state *s, const unit *u) {
+static void gate_backward(state *s, const lunit *u) {
     int B = s->B, c = u->cin, L = u->lin;
     size_t n = (size_t)B * c * L, Bc = (size_t)B * c;
     float **b = s->b;
@@ -376,7 +373,7 @@ static void gate_backward(state *s, const unit *u) {
 }
 
 /* The unit's forward: train = 1 training mode (batch statistics, dropout), 0 inference. */
-static void unit_forward(state *s, const unit *u, int train) {
+static void unit_forward(state *s, const lunit *u, int train) {
     int B = s->B, c = u->cin, L = u->lin, lo = out_len(u);
     float **b = s->b;
     size_t n = (size_t)B * c * L;
@@ -421,7 +418,7 @@ static void unit_forward(state *s, const unit *u, int train) {
 }
 
 /* The unit's backward (after a training forward). The loss and Adam do all their work here. */
-static void unit_backward(state *s, const unit *u) {
+static void unit_backward(state *s, const lunit *u) {
     int B = s->B, c = u->cin, L = u->lin, lo = out_len(u);
     float **b = s->b;
     size_t n = (size_t)B * c * L;
@@ -502,7 +499,7 @@ static double least(const double *v, int n) {
 /* Best (least) ms of iters runs of the forward (what 0), the backward (1); one warm-up run
  * first. The least time, not the median: on a machine shared with other work the units of a
  * millisecond or less are otherwise measured as scheduler ticks. */
-static double time_unit(state *s, const unit *u, int what, int train, int iters) {
+static double time_unit(state *s, const lunit *u, int what, int train, int iters) {
     double best = 1e30;
     for (int i = -1; i < iters; i++) {
         double t0 = now_ms();
@@ -514,7 +511,7 @@ static double time_unit(state *s, const unit *u, int what, int train, int iters)
     return best;
 }
 
-static void unit_name(const unit *u, char *buf, size_t n) {
+static void unit_name(const lunit *u, char *buf, size_t n) {
     switch (u->kind) {
     case U_CBN:
         snprintf(buf, n, "conv %d->%d k%d s%d%s L%d +BN%s", u->cin, u->cout, u->k, u->stride,
@@ -538,14 +535,13 @@ typedef struct whole_times {
     double fwd, bwd, adam, infer;
 } whole_times;
 
-static void time_whole(int Bt, int Bi, int N, int iters, int iters_infer, whole_times *w) {
+static void time_whole(int Bt, int Bi, const mrm_model_config *cfg0, int iters, int iters_infer, whole_times *w) {
     mrm_error err = {0};
     mrm_model *m = NULL;
     mrm_infer *inf = NULL;
     mrm_optimizer opt = {0};
-    mrm_model_config cfg;
-    mrm_model_config_default(&cfg);
-    cfg.n_classes = N;
+    mrm_model_config cfg = *cfg0;
+    int N = cfg.n_classes;
     mrm_rng rng;
     mrm_rng_seed(&rng, 7);
     size_t nx = (size_t)Bt * 12 * 1000;
@@ -590,11 +586,11 @@ static void time_whole(int Bt, int Bi, int N, int iters, int iters_infer, whole_
     free(y);
 }
 
-#define MAX_UNITS 128
+#define MAX_LUNITS 128
 
 int main(int argc, char **argv) {
     int Bt = 96, Bi = 1, iters = 3, iters_infer = 20, N = 5;
-    const char *json_path = NULL;
+    const char *json_path = NULL, *variant = "";
     for (int i = 1; i < argc; i++) {
         int has = i + 1 < argc;
         if (!strcmp(argv[i], "--train-batch") && has) Bt = atoi(argv[++i]);
@@ -602,9 +598,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--iters") && has) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--infer-iters") && has) iters_infer = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json") && has) json_path = argv[++i];
+        else if (!strcmp(argv[i], "--variant") && has) variant = argv[++i];
         else {
             fprintf(stderr, "usage: bench_layers [--train-batch 96] [--infer-batch 1] [--iters 3] "
-                            "[--infer-iters 20] [--json FILE]\n");
+                            "[--infer-iters 20] [--json FILE] [--variant K=V,...]\n");
             return 2;
         }
     }
@@ -612,25 +609,25 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_layers: batches and iterations must be positive (train batch >= 2)\n");
         return 2;
     }
-    unit units[MAX_UNITS];
-    int nu = build_units(units);
-    size_t n_params;
-    {
-        mrm_model_config cfg;
+    lunit units[MAX_LUNITS];
+    mrm_model_config cfg;
     mrm_model_config_default(&cfg);
     cfg.n_classes = N;
-        mrm_model *m = NULL;
-        if (mrm_model_create(&m, &cfg, NULL)) return 1;
-        n_params = mrm_model_num_params(m);
-        mrm_model_free(m);
+    mrm_model *model = NULL;
+    mrm_error err = {0};
+    if (mrm_model_config_parse(&cfg, variant, &err) || mrm_model_create(&model, &cfg, &err)) {
+        fprintf(stderr, "bench_layers: %s\n", err.msg);
+        return 2;
     }
-    double fwd[MAX_UNITS], bwd[MAX_UNITS], inf[MAX_UNITS];
+    int nu = build_units(units, model);
+    size_t n_params = mrm_model_num_params(model);
+    double fwd[MAX_LUNITS], bwd[MAX_LUNITS], inf[MAX_LUNITS];
     nn_fft *fft = nn_fft_create(); /* as the model: the FFT path for the 33-tap convolutions */
     printf("threads %d, training batch %d, inference batch %d; least ms of %d (training) and %d (inference) runs\n",
            omp_get_max_threads(), Bt, Bi, iters, iters_infer);
     printf("%-18s %-58s %10s %10s %10s\n", "block", "unit", "train fwd", "train bwd", "infer");
     for (int i = 0; i < nu; i++) {
-        const unit *u = &units[i];
+        const lunit *u = &units[i];
         state s = {.B = Bt, .N = N, .n_params = n_params};
         mrm_rng_seed(&s.rng, 11 + (uint64_t)i);
         alloc_state(&s, u);
@@ -654,7 +651,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     whole_times w;
-    time_whole(Bt, Bi, N, iters, iters_infer, &w);
+    time_whole(Bt, Bi, &cfg, iters, iters_infer, &w);
 
     /* groups in model order */
     const char *gname[16];
@@ -710,5 +707,6 @@ int main(int argc, char **argv) {
         }
     }
     nn_fft_free(fft);
+    mrm_model_free(model);
     return 0;
 }
