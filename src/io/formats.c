@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "io/binfmt.h"
 #include "io/formats.h"
+#include "io/wfdb.h"
 
 /* Binary formats first (their magic bytes are cheap to test), then XML by root element. */
 const mrm_format mrm_formats[] = {
@@ -16,6 +17,7 @@ const mrm_format mrm_formats[] = {
     {"edf", "EDF/EDF+", mrm_edf_sniff, mrm_edf_read_mem, mrm_edf_read_file},
     {"hl7-aecg", "HL7 aECG XML", mrm_aecg_sniff, mrm_aecg_read, NULL},
     {"ge-muse", "GE MUSE XML", mrm_muse_sniff, mrm_muse_read, NULL},
+    {"matlab-v5", "MATLAB v5 (CPSC2018)", mat_cpsc_v5_sniff, mat_read_cpsc_v5_mem, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -60,8 +60,13 @@ mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, co
                              const char *header_path, int flags, mrm_error *err);
 
 /* Reads a MATLAB v5 file of the original CPSC2018 release (struct ECG: sex, age, data 12 x T
- * double in mV, 500 Hz) into rec. */
+ * double in mV, 500 Hz) into rec: from a path, or held in memory (`filename` names it in messages
+ * and gives the record its name; safe on any bytes: the entry point for fuzzing). */
 mrm_status mat_read_cpsc_v5(mrm_record *rec, const char *path, mrm_error *err);
+/* 1 if buf starts with a MATLAB v5 header (the text "MATLAB", version 0x0100, 'IM' or 'MI'). */
+int mat_cpsc_v5_sniff(const uint8_t *buf, size_t len);
+mrm_status mat_read_cpsc_v5_mem(mrm_record *rec, const uint8_t *buf, size_t len, const char *filename, int flags,
+                                mrm_error *err);
 
 /* Checks a MATLAB v4 signal file's matrix header against the WFDB header that reads it as format
  * 16 after `byte_offset` bytes (Challenge 2020 style: 'val', n_interleaved x n_samples int16).
