@@ -18,6 +18,9 @@ extern "C" {
 
 typedef struct mrm_rng mrm_rng; /* src/common/rng.h */
 
+/* The widest model this version builds (width 128: about 114 million parameters, 460 MB). */
+#define MRM_MAX_WIDTH 128
+
 /* The architecture and the loss: every variant of MRM-Net is one value of this struct. Start
  * from mrm_model_config_default (the released model) and change fields; a zeroed struct is
  * refused (temperature 0). Written to and read from the weights' metadata through one key table
@@ -48,7 +51,7 @@ typedef enum mrm_combine { MRM_COMBINE_MUTUAL = 0, MRM_COMBINE_ADD = 1, MRM_COMB
 
 typedef struct mrm_model_config {
     int n_classes;           /* N >= 1 (5 by default) */
-    int width;               /* 16 */
+    int width;               /* 16; a multiple of 4 in 4..MRM_MAX_WIDTH */
     mrm_attention attention; /* MRM_ATTENTION_LOW */
     int fusion;              /* 1 */
     mrm_branches branches;   /* MRM_BRANCHES_BOTH */
@@ -218,6 +221,11 @@ mrm_status mrm_model_save(const mrm_model *m, const mrm_meta *meta, const char *
  * meta may be NULL; otherwise it receives the metadata (free with mrm_meta_free). Every tensor
  * is checked (presence, dtype, shape, offsets). */
 mrm_status mrm_model_load(mrm_model **m, mrm_meta *meta, const char *path, mrm_error *err);
+/* The same from a file held in memory (`name` names it in messages). The file must hold every
+ * tensor of the architecture its metadata or shapes give, with the right dtype and shape and its
+ * bytes inside the file, before the model is allocated. Safe on any bytes: the fuzzing entry point. */
+mrm_status mrm_model_load_mem(mrm_model **m, mrm_meta *meta, const void *buf, size_t len, const char *name,
+                              mrm_error *err);
 
 /* ---- the fast inference path -------------------------------------------------------------
  * BN folded into the convolutions, the four multi-scale kernels merged into one 33-tap kernel,

@@ -85,7 +85,7 @@ void st_free(st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n; i++) free(f->t[i].name);
     free(f->t);
-    free(f->buf);
+    if (!f->borrowed) free(f->buf);
     mrm_meta_free(&f->meta);
     memset(f, 0, sizeof *f);
 }
@@ -143,14 +143,15 @@ static mrm_status parse_entry(st_file *f, const char *name, json_t *v, size_t da
     return MRM_OK;
 }
 
-mrm_status st_read(st_file *f, const char *path, mrm_error *err) {
-    memset(f, 0, sizeof *f);
-    snprintf(f->path, sizeof f->path, "%s", path);
-    mrm_status s = mrm_read_file(path, ST_MAX_FILE, &f->buf, &f->len, err);
-    if (s) return s;
+/* Parses f->buf (f->len bytes; f->path set). On failure *f is freed. */
+static mrm_status st_parse(st_file *f, mrm_error *err) {
+    char path[sizeof f->path]; /* a copy: st_free clears f */
+    memcpy(path, f->path, sizeof path);
+    mrm_status s;
     if (f->len < 8) {
+        mrm_fail(err, MRM_ERR_FORMAT, "%s: %zu bytes, too short for the 8-byte header length", path, f->len);
         st_free(f);
-        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %zu bytes, too short for the 8-byte header length", path, f->len ? f->len : 0);
+        return MRM_ERR_FORMAT;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (unsigned char)f->buf[i];
@@ -212,6 +213,24 @@ mrm_status st_read(st_file *f, const char *path, mrm_error *err) {
     }
     if (s) st_free(f);
     return s;
+}
+
+mrm_status st_read(st_file *f, const char *path, mrm_error *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    mrm_status s = mrm_read_file(path, ST_MAX_FILE, &f->buf, &f->len, err);
+    if (s) return s;
+    return st_parse(f, err);
+}
+
+mrm_status st_read_mem(st_file *f, const void *buf, size_t len, const char *name, mrm_error *err) {
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s", name ? name : "(memory)");
+    if (!buf && len) return mrm_fail(err, MRM_ERR_INVALID, "%s: no buffer", f->path);
+    f->buf = (char *)(uintptr_t)buf;
+    f->len = len;
+    f->borrowed = 1;
+    return st_parse(f, err);
 }
 
 const st_tensor_info *st_find(const st_file *f, const char *name) {

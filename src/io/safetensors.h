@@ -30,6 +30,7 @@ typedef struct st_tensor_info {
 typedef struct st_file {
     char path[512];
     char *buf;           /* the whole file */
+    int borrowed;        /* buf is the caller's (st_read_mem): st_free leaves it */
     size_t len;
     size_t data_start;   /* 8 + N */
     int n;               /* tensors, in the order of the file's header */
@@ -42,6 +43,9 @@ typedef struct st_file {
  * within the data with end - begin = numel * dtype size, no two tensors overlapping, metadata
  * values strings. On failure *f is left empty (safe to st_free). */
 mrm_status st_read(st_file *f, const char *path, mrm_error *err);
+/* The same for a file held in memory (`name` names it in messages); f borrows buf, which must
+ * outlive it. Safe on any bytes: the fuzzing entry point. */
+mrm_status st_read_mem(st_file *f, const void *buf, size_t len, const char *name, mrm_error *err);
 void st_free(st_file *f);
 /* The entry of that name, or NULL. */
 const st_tensor_info *st_find(const st_file *f, const char *name);

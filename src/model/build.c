@@ -13,7 +13,10 @@
 
 typedef struct builder {
     mrm_model *m;
-    int pass;              /* 0 count, 1 fill */
+    int pass;              /* 0 count, 1 fill, 2 walk (call fn for each tensor) */
+    model_tensor_fn fn;
+    void *ctx;
+    int stop;              /* walk: fn's first nonzero return */
     size_t np, ns, nc;     /* params, stats, counters so far */
     int nt;
     int nomem;
@@ -29,6 +32,7 @@ static void *reg(builder *b, const char *name, int role, init_kind init, float b
     void *data = NULL;
     float *g = NULL;
     mrm_model *m = b->m;
+    if (b->pass == 2 && !b->stop) b->stop = b->fn(b->ctx, name, role == T_COUNT, ndim, shape);
     if (b->pass == 1) {
         if (role == T_PARAM) {
             data = m->params + b->np;
@@ -369,6 +373,12 @@ mrm_status model_build(mrm_model *m, mrm_error *err) {
     build_pass(&b1);
     if (b1.nomem) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
     return MRM_OK;
+}
+
+int model_walk(mrm_model *m, model_tensor_fn fn, void *ctx) {
+    builder b = {.m = m, .pass = 2, .fn = fn, .ctx = ctx};
+    build_pass(&b);
+    return b.stop;
 }
 
 /* w33[o, i, j] = (sum over the kernels k of w_k[o, i, j - (33 - k)/2]) / 4. */

@@ -31,7 +31,7 @@ static const char *const combine_names[] = {"mutual", "add", "concat", NULL};
 #define OFF(f) offsetof(mrm_model_config, f)
 static const cfg_key keys[] = {
     {"n_classes", K_INT, OFF(n_classes), 1, NULL, 1, 100000, "an integer in 1..100000"},
-    {"width", K_INT, OFF(width), 1, NULL, 4, 1024, "a multiple of 4 in 4..1024 (the authors ship 16, 32, 64)"},
+    {"width", K_INT, OFF(width), 1, NULL, 4, MRM_MAX_WIDTH, "a multiple of 4 in 4..128 (the authors ship 16, 32, 64)"},
     {"attention", K_ENUM, OFF(attention), 1, attention_names, 0, 0, "low, high, both or none"},
     {"fusion", K_ENUM, OFF(fusion), 1, onoff_names, 0, 0, "on or off"},
     {"branches", K_ENUM, OFF(branches), 1, branches_names, 0, 0, "both, high or low"},

@@ -222,4 +222,19 @@ void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const fl
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 
+/* Calls fn(ctx, name, is_int64, ndim, shape) for each tensor of the architecture of `m` (its cfg,
+ * w, hi_c, lo_c and n_hi_blocks set; nothing allocated) in weights-table order, stopping at the
+ * first nonzero return, which it returns. model_build's first pass, without the model's buffers. */
+typedef int (*model_tensor_fn)(void *ctx, const char *name, int is_int64, int ndim, const long long *shape);
+int model_walk(mrm_model *m, model_tensor_fn fn, void *ctx);
+/* The same for an architecture: checks cfg as mrm_model_create does; returns fn's first nonzero
+ * return, 0, or -1 (err filled) when cfg is out of range or memory is short. */
+int mrm_model_walk_config(const mrm_model_config *cfg, model_tensor_fn fn, void *ctx, mrm_error *err);
+
+/* Checks that a safetensors file holds every tensor of the architecture cfg (name, dtype, shape;
+ * st_read checked that their bytes lie inside the file), before anything is allocated for the
+ * model: a small file cannot make a reader build a large model. */
+struct st_file;
+mrm_status model_file_holds(const struct st_file *f, const mrm_model_config *cfg, mrm_error *err);
+
 #endif

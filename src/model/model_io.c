@@ -46,7 +46,7 @@ static mrm_status config_of(const st_file *f, mrm_model_config *cfg, mrm_error *
     }
     if (!mrm_meta_get(&f->meta, "width")) {
         const st_tensor_info *t = st_find(f, "BaseBlock.conv_block1.0.weight");
-        if (!t || t->ndim != 3 || t->shape[0] < 4 || t->shape[0] > 1024 || t->shape[0] % 4)
+        if (!t || t->ndim != 3 || t->shape[0] < 4 || t->shape[0] > MRM_MAX_WIDTH || t->shape[0] % 4)
             return mrm_fail(err, MRM_ERR_FORMAT,
                             "%s: no width in __metadata__ and no usable 'BaseBlock.conv_block1.0.weight' (width x 12 x 11)", f->path);
         cfg->width = (int)t->shape[0];
@@ -58,6 +58,26 @@ static mrm_status config_of(const st_file *f, mrm_model_config *cfg, mrm_error *
         mrm_model_config_normalize(cfg);
     }
     return MRM_OK;
+}
+
+/* Checks that the file holds a tensor of the architecture (walk callback). */
+typedef struct holds_ctx {
+    const st_file *f;
+    mrm_error *err;
+} holds_ctx;
+static int file_holds(void *ctx, const char *name, int is_int64, int ndim, const long long *shape) {
+    holds_ctx *h = ctx;
+    return st_expect(h->f, name, is_int64 ? ST_I64 : ST_F32, ndim, shape, h->err) ? 0 : 1;
+}
+
+mrm_status model_file_holds(const st_file *f, const mrm_model_config *cfg, mrm_error *err) {
+    holds_ctx h = {f, err};
+    if (!mrm_model_walk_config(cfg, file_holds, &h, err)) return MRM_OK;
+    mrm_status s = err && err->code ? err->code : MRM_ERR_FORMAT;
+    char d[512];
+    mrm_model_config_describe(cfg, d, sizeof d);
+    mrm_error_prefix(err, "%s: the file does not hold the model it describes (%s)", f->path, d);
+    return s;
 }
 
 /* A training checkpoint's optimizer state (src/train/checkpoint.c), allowed beside the model's
@@ -73,6 +93,7 @@ mrm_status mrm_model_from_st(mrm_model **out, const st_file *f, mrm_error *err) 
     mrm_model_config cfg;
     mrm_model *m = NULL;
     mrm_status s = config_of(f, &cfg, err);
+    if (!s) s = model_file_holds(f, &cfg, err);
     if (!s) {
         s = mrm_model_create(&m, &cfg, err);
         if (s) mrm_error_prefix(err, "%s", path);
@@ -123,6 +144,22 @@ mrm_status mrm_model_load(mrm_model **out, mrm_meta *meta, const char *path, mrm
     if (meta) memset(meta, 0, sizeof *meta);
     st_file f;
     mrm_status s = st_read(&f, path, err);
+    if (s) return s;
+    s = mrm_model_from_st(out, &f, err);
+    if (!s && meta) {
+        *meta = f.meta;
+        memset(&f.meta, 0, sizeof f.meta);
+    }
+    st_free(&f);
+    return s;
+}
+
+mrm_status mrm_model_load_mem(mrm_model **out, mrm_meta *meta, const void *buf, size_t len, const char *name,
+                              mrm_error *err) {
+    *out = NULL;
+    if (meta) memset(meta, 0, sizeof *meta);
+    st_file f;
+    mrm_status s = st_read_mem(&f, buf, len, name, err);
     if (s) return s;
     s = mrm_model_from_st(out, &f, err);
     if (!s && meta) {

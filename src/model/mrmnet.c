@@ -76,16 +76,39 @@ static void gstack_free(gstack *g) {
 
 /* ---- create, free, accessors ------------------------------------------------------------- */
 
-mrm_status mrm_model_create(mrm_model **out, const mrm_model_config *cfg, mrm_error *err) {
-    *out = NULL;
-    mrm_status cs = mrm_model_config_check(cfg, err);
-    if (cs) return cs;
+/* A model with its architecture set (normalized) and nothing allocated. */
+static mrm_model *skeleton(const mrm_model_config *cfg) {
     mrm_model *m = calloc(1, sizeof *m);
-    if (!m) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
+    if (!m) return NULL;
     m->cfg = *cfg;
     mrm_model_config_normalize(&m->cfg);
     m->dropout = 0.2f;
     m->w = cfg->width;
+    return m;
+}
+
+int mrm_model_walk_config(const mrm_model_config *cfg, model_tensor_fn fn, void *ctx, mrm_error *err) {
+    if (!cfg) {
+        mrm_fail(err, MRM_ERR_INVALID, "model: no config");
+        return -1;
+    }
+    if (mrm_model_config_check(cfg, err)) return -1;
+    mrm_model *m = skeleton(cfg);
+    if (!m) {
+        mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
+        return -1;
+    }
+    int r = model_walk(m, fn, ctx);
+    free(m);
+    return r;
+}
+
+mrm_status mrm_model_create(mrm_model **out, const mrm_model_config *cfg, mrm_error *err) {
+    *out = NULL;
+    mrm_status cs = mrm_model_config_check(cfg, err);
+    if (cs) return cs;
+    mrm_model *m = skeleton(cfg);
+    if (!m) return mrm_fail(err, MRM_ERR_NOMEM, "model: out of memory");
     mrm_status s = model_build(m, err);
     if (s) {
         mrm_model_free(m);

@@ -355,6 +355,41 @@ static double loss_at(mrm_model *m, const float *x, const float *y, int B) {
     return l.total;
 }
 
+/* Files that claim a model they do not hold are refused before the model is built: metadata
+ * alone (the widest width this version builds, and wider), and a whole width-4 model relabelled
+ * as width 128 in its metadata. Read from memory, as the fuzz harness reads them. */
+static void test_claims(void) {
+    char txt[256];
+    const int widths[] = {MRM_MAX_WIDTH, 512, 1024};
+    for (int i = 0; i < 3; i++) {
+        int n = snprintf(txt + 8, sizeof txt - 8,
+                         "{\"__metadata__\":{\"format\":\"mrmnet-1\",\"n_classes\":\"5\",\"width\":\"%d\",\"hi_attention\":\"0\"}}",
+                         widths[i]);
+        for (int k = 0; k < 8; k++) txt[k] = (char)((uint64_t)n >> (8 * k));
+        mrm_model *m = NULL;
+        mrm_error err = {0};
+        mrm_status s = mrm_model_load_mem(&m, NULL, txt, (size_t)n + 8, "meta-only.safetensors", &err);
+        CHECK(s != MRM_OK && !m, "metadata-only width %d: accepted", widths[i]);
+        CHECK(strstr(err.msg, "meta-only.safetensors") &&
+                  (widths[i] > MRM_MAX_WIDTH ? strstr(err.msg, "width") != NULL : strstr(err.msg, "does not hold") != NULL),
+              "metadata-only width %d: %s", widths[i], err.msg);
+        mrm_model_free(m);
+    }
+    /* the good file (width 4) with width 128 in its metadata */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/good.safetensors", tmpdir);
+    mrm_error rerr = {0};
+    CHECK(mrm_read_file(path, 1 << 28, &good, &good_len, &rerr) == MRM_OK, "read: %s", rerr.msg);
+    if (!good) return;
+    json_t *h = good_header();
+    json_object_set_new(json_object_get(h, "__metadata__"), "width", json_string("128"));
+    snprintf(path, sizeof path, "%s/claims.safetensors", tmpdir);
+    write_json_header(path, h);
+    expect_reject("width 128 over width-4 tensors", path, "does not hold the model", "BaseBlock.conv_block1.0.weight");
+    free(good);
+    good = NULL;
+}
+
 static void test_finite_differences(void) {
     const int B = 3, N = 4;
     mrm_model *m = make(N, 4, 1, 11);
@@ -525,6 +560,7 @@ int main(void) {
     test_config();
     test_roundtrip();
     test_malformed();
+    test_claims();
     test_arguments();
     test_finite_differences();
     TEST_END();

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed files of tests/fuzz/corpus/ (small valid and near-valid inputs for
+the harnesses whose fixtures are too large to seed from). Run from anywhere; rewrites the files.
+Needs only the Python standard library."""
+import json
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def out(name, sub, data):
+    d = os.path.join(HERE, "corpus", sub)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- MATLAB v5: struct ECG {sex: char, age: double, data: 12 x T} -----------------------------
+def el(t, payload):
+    n = len(payload)
+    if n <= 4 and t != 14:
+        return struct.pack("<HH", t, n) + payload + b"\0" * (4 - n)
+    return struct.pack("<II", t, n) + payload + b"\0" * ((8 - n % 8) % 8)
+
+
+def matrix(cls, dims, name, parts):
+    flags = el(6, struct.pack("<II", cls, 0))
+    d = el(5, struct.pack("<%di" % len(dims), *dims))
+    nm = el(1, name.encode())
+    body = flags + d + nm + b"".join(parts)
+    return struct.pack("<II", 14, len(body)) + body
+
+
+def mat5(T, data_type, compressed):
+    vals = [((s + 1) * 3 + t * 7) % 50 - 25 for t in range(T) for s in range(12)]  # column-major
+    if data_type == "double":
+        data = el(9, struct.pack("<%dd" % len(vals), *[v / 100 for v in vals]))
+    else:  # int16 storage of a double matrix, as MATLAB saves integer-valued data
+        data = el(3, struct.pack("<%dh" % len(vals), *vals))
+    sex = matrix(4, [1, 4], "", [el(4, "Male".encode("utf-16-le"))])
+    age = matrix(6, [1, 1], "", [el(9, struct.pack("<d", 52.0))])
+    dat = matrix(6, [12, T], "", [data])
+    names = b"".join(n.encode().ljust(8, b"\0") for n in ("sex", "age", "data"))
+    ecg = matrix(2, [1, 1], "ECG", [el(5, struct.pack("<i", 8)), el(1, names), sex, age, dat])
+    hdr = b"MATLAB 5.0 MAT-file, written by tests/fuzz/make_corpus.py".ljust(116) + b"\0" * 8 + b"\x00\x01IM"
+    if compressed:
+        z = zlib.compress(ecg)
+        return hdr + struct.pack("<II", 15, len(z)) + z
+    return hdr + ecg
+
+
+out("ecg_double.mat", "mat_v5", mat5(20, "double", False))
+out("ecg_double_z.mat", "mat_v5", mat5(20, "double", True))
+out("ecg_int16_z.mat", "mat_v5", mat5(40, "int16", True))
+
+# ---- MATLAB v4 (Challenge 2020 signal file) with the header the mat_v4 harness derives -------
+def mat4(rows, cols):
+    vals = [(r * 11 + c * 5) % 200 - 100 for c in range(cols) for r in range(rows)]
+    return struct.pack("<5i", 30, rows, cols, 0, 4) + b"val\0" + struct.pack("<%dh" % len(vals), *vals)
+
+
+out("val_12x50.mat", "mat_v4", mat4(12, 50))
+out("val_2x10.mat", "mat_v4", mat4(2, 10))
+
+# ---- safetensors -------------------------------------------------------------------------------
+def st(tensors, meta):
+    head, blobs, off = {}, b"", 0
+    if meta is not None:
+        head["__metadata__"] = meta
+    for name, dtype, shape, raw in tensors:
+        head[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        blobs += raw
+        off += len(raw)
+    h = json.dumps(head, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + blobs
+
+
+meta = {"format": "mrmnet-1", "n_classes": "5", "width": "4", "hi_attention": "0"}
+out("meta_only_w4.safetensors", "safetensors", st([], meta))
+out("two_tensors.safetensors", "safetensors",
+    st([("fc1.bias", "F32", [5], struct.pack("<5f", 1, 2, 3, 4, 5)),
+        ("BaseBlock.conv_block1.1.num_batches_tracked", "I64", [], struct.pack("<q", 7))], meta))
+out("stem_w4.safetensors", "safetensors",
+    st([("BaseBlock.conv_block1.0.weight", "F32", [4, 12, 11], struct.pack("<528f", *[0.01] * 528))], None))
+
+# ---- .npy ----------------------------------------------------------------------------------
+def npy(shape, n):
+    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
+        ", ".join(map(str, shape)) + ("," if len(shape) == 1 else ""))
+    h = d + " " * ((64 - (10 + len(d) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + struct.pack("<%df" % n, *range(n))
+
+
+out("f4_2x3.npy", "npy", npy([2, 3], 6))
+out("f4_1d.npy", "npy", npy([5], 5))
+out("f4_scalar.npy", "npy", npy([], 1))
