@@ -133,6 +133,10 @@ mrm_status mrm_npy_write_f32(const char *path, const float *data, int ndim, cons
 /* Reads a float32 array ('<f4', C order, up to 4 dimensions). *data is malloc'ed (caller frees);
  * shape receives ndim values. */
 mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long shape[4], mrm_error *err);
+/* The same for a file held in memory (`name` names it in messages). The shape must account for
+ * the buffer's bytes exactly before anything is allocated. Safe on any bytes. */
+mrm_status mrm_npy_read_f32_mem(const void *buf, size_t len, const char *name, float **data, int *ndim,
+                                long long shape[4], mrm_error *err);
 /* Refuses an array holding NaN or an infinity, naming `path` and the first such element's index
  * ("X.npy: element [1, 3, 250] is nan; the values must be finite"). */
 mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err);

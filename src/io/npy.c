@@ -95,6 +95,115 @@ static const char *npy_find_key(const char *dict, const char *key) {
     return p;
 }
 
+static mrm_status npy_parse_dict(const char *dict, unsigned long long hlen, unsigned long long hstart,
+                                 unsigned long long fsize, const char *path, int *ndim, long long shape[4], size_t *data_off,
+                                 size_t *count_out, mrm_error *err);
+
+/* Parses the preamble and header held in buf (avail bytes: at least the preamble and header, or
+ * the whole file) of a file of fsize bytes: the shape, where the data starts and how many values
+ * it holds, checked against fsize before anything is allocated. */
+static mrm_status npy_parse_header(const uint8_t *pre, size_t avail, unsigned long long fsize, const char *path, int *ndim,
+                                   long long shape[4], size_t *data_off, size_t *count_out, mrm_error *err) {
+    if (fsize < 10 || avail < 10) return mrm_fail(err, MRM_ERR_FORMAT, "%s: %llu bytes, too short for a .npy file", path, fsize);
+    if (memcmp(pre, "\x93NUMPY", 6) != 0) return mrm_fail(err, MRM_ERR_FORMAT, "%s: bad magic (not a .npy file)", path);
+    unsigned long long hlen, hstart;
+    if (pre[6] == 1) {
+        hlen = (unsigned long long)pre[8] | ((unsigned long long)pre[9] << 8);
+        hstart = 10;
+    } else if (pre[6] == 2 || pre[6] == 3) {
+        if (fsize < 12 || avail < 12) return mrm_fail(err, MRM_ERR_FORMAT, "%s: truncated preamble", path);
+        hlen = (unsigned long long)pre[8] | ((unsigned long long)pre[9] << 8) | ((unsigned long long)pre[10] << 16) |
+               ((unsigned long long)pre[11] << 24);
+        hstart = 12;
+    } else {
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: .npy format version %d.%d not supported", path, pre[6], pre[7]);
+    }
+    if (hlen > 65536 || hstart + hlen > fsize || hstart + hlen > avail)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: header length %llu goes beyond the file (%llu bytes)", path, hlen, fsize);
+    char *dict = malloc((size_t)hlen + 1);
+    if (!dict) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate the header", path);
+    memcpy(dict, pre + hstart, (size_t)hlen);
+    dict[hlen] = '\0';
+    mrm_status rc = npy_parse_dict(dict, hlen, hstart, fsize, path, ndim, shape, data_off, count_out, err);
+    free(dict);
+    return rc;
+}
+
+/* The header's dict (hlen characters, NUL-terminated) of a file of fsize bytes. */
+static mrm_status npy_parse_dict(const char *dict, unsigned long long hlen, unsigned long long hstart,
+                                 unsigned long long fsize, const char *path, int *ndim, long long shape[4], size_t *data_off,
+                                 size_t *count_out, mrm_error *err) {
+    if (strlen(dict) != hlen) return mrm_fail(err, MRM_ERR_FORMAT, "%s: header contains a NUL byte", path);
+    const char *p = npy_find_key(dict, "descr");
+    if (!p) return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'descr' key", path);
+    if (strncmp(p, "'<f4'", 5) != 0 && strncmp(p, "\"<f4\"", 5) != 0) {
+        char d[24] = {0};
+        size_t k = 0;
+        while (p[k] && p[k] != ',' && p[k] != '}' && k < sizeof d - 1) d[k] = p[k], k++;
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: descr %s is not '<f4' (little-endian float32)", path, d);
+    }
+    p = npy_find_key(dict, "fortran_order");
+    if (!p) return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'fortran_order' key", path);
+    if (strncmp(p, "False", 5) != 0)
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: fortran_order is not False (only C order is read)", path);
+    p = npy_find_key(dict, "shape");
+    if (!p || *p != '(') return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'shape' tuple", path);
+    p++;
+    int nd = 0;
+    unsigned long long count = 1;
+    for (;;) {
+        while (*p == ' ') p++;
+        if (*p == ')') break;
+        if (!isdigit((unsigned char)*p))
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: bad dimension at '%.10s'", path, p);
+        if (nd == NPY_MAX_NDIM)
+            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: shape has more than %d dimensions", path, NPY_MAX_NDIM);
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || v > (unsigned long long)NPY_MAX_ELEMENTS)
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: dimension %d is absurd", path, nd);
+        shape[nd++] = (long long)v;
+        if (v && count > (unsigned long long)NPY_MAX_ELEMENTS / v)
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape is absurd (more than 2^40 elements)", path);
+        count *= v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p != ')') return mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: expected ',' or ')' at '%.10s'", path, p);
+    }
+    /* the shape must account for the file's bytes exactly, before anything is allocated for it */
+    unsigned long long need = hstart + hlen + count * 4ULL;
+    if (need != fsize)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: shape needs %llu data bytes but the file has %llu", path, count * 4ULL,
+                        fsize - hstart - hlen);
+    *ndim = nd;
+    *data_off = (size_t)(hstart + hlen);
+    *count_out = (size_t)count;
+    return MRM_OK;
+}
+
+mrm_status mrm_npy_read_f32_mem(const void *buf, size_t len, const char *name, float **data, int *ndim, long long shape[4],
+                                mrm_error *err) {
+    *data = NULL;
+    *ndim = 0;
+    for (int i = 0; i < 4; i++) shape[i] = 0;
+    if (!name) name = "(memory)";
+    if (!buf && len) return mrm_fail(err, MRM_ERR_INVALID, "%s: no buffer", name);
+    int nd;
+    long long sh[4] = {0, 0, 0, 0};
+    size_t off, count;
+    mrm_status rc = npy_parse_header(buf, len, len, name, &nd, sh, &off, &count, err);
+    if (rc) return rc;
+    float *out = malloc(count ? count * sizeof(float) : 1);
+    if (!out) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %zu floats", name, count);
+    if (count) memcpy(out, (const uint8_t *)buf + off, count * sizeof(float)); /* little-endian host, as the writer */
+    *data = out;
+    *ndim = nd;
+    memcpy(shape, sh, sizeof sh);
+    return MRM_OK;
+}
+
 mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long shape[4], mrm_error *err) {
     *data = NULL;
     *ndim = 0;
@@ -107,138 +216,36 @@ mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long
         return mrm_fail(err, MRM_ERR_IO, "%s: not a regular file", path);
     }
     unsigned long long fsize = (unsigned long long)st.st_size;
-    mrm_status rc = MRM_OK;
-    char *dict = NULL;
-    float *out = NULL;
-    unsigned char pre[12];
-    if (fsize < 10 || fread(pre, 1, 10, f) != 10) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: %llu bytes, too short for a .npy file", path, fsize);
-        goto done;
+    /* the preamble and header: at most 12 + 65536 bytes */
+    size_t want = fsize < 12 + 65536 ? (size_t)fsize : 12 + 65536;
+    uint8_t *head = malloc(want ? want : 1);
+    if (!head) {
+        fclose(f);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate the header", path);
     }
-    if (memcmp(pre, "\x93NUMPY", 6) != 0) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: bad magic (not a .npy file)", path);
-        goto done;
-    }
-    unsigned long long hlen, hstart;
-    if (pre[6] == 1) {
-        hlen = (unsigned long long)pre[8] | ((unsigned long long)pre[9] << 8);
-        hstart = 10;
-    } else if (pre[6] == 2 || pre[6] == 3) {
-        if (fsize < 12 || fread(pre + 10, 1, 2, f) != 2) {
-            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: truncated preamble", path);
-            goto done;
-        }
-        hlen = (unsigned long long)pre[8] | ((unsigned long long)pre[9] << 8) | ((unsigned long long)pre[10] << 16) |
-               ((unsigned long long)pre[11] << 24);
-        hstart = 12;
-    } else {
-        rc = mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: .npy format version %d.%d not supported", path, pre[6], pre[7]);
-        goto done;
-    }
-    if (hlen > 65536 || hstart + hlen > fsize) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header length %llu goes beyond the file (%llu bytes)", path, hlen, fsize);
-        goto done;
-    }
-    dict = malloc(hlen + 1);
-    if (!dict) {
-        rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate the header", path);
-        goto done;
-    }
-    if (fread(dict, 1, hlen, f) != hlen) {
-        rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot read the header", path);
-        goto done;
-    }
-    dict[hlen] = '\0';
-    if (strlen(dict) != hlen) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header contains a NUL byte", path);
-        goto done;
-    }
-    const char *p = npy_find_key(dict, "descr");
-    if (!p) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'descr' key", path);
-        goto done;
-    }
-    if (strncmp(p, "'<f4'", 5) != 0 && strncmp(p, "\"<f4\"", 5) != 0) {
-        char d[24] = {0};
-        size_t k = 0;
-        while (p[k] && p[k] != ',' && p[k] != '}' && k < sizeof d - 1) d[k] = p[k], k++;
-        rc = mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: descr %s is not '<f4' (little-endian float32)", path, d);
-        goto done;
-    }
-    p = npy_find_key(dict, "fortran_order");
-    if (!p) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'fortran_order' key", path);
-        goto done;
-    }
-    if (strncmp(p, "False", 5) != 0) {
-        rc = mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: fortran_order is not False (only C order is read)", path);
-        goto done;
-    }
-    p = npy_find_key(dict, "shape");
-    if (!p || *p != '(') {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: no 'shape' tuple", path);
-        goto done;
-    }
-    p++;
+    size_t got = fread(head, 1, want, f);
     int nd = 0;
-    unsigned long long count = 1;
-    for (;;) {
-        while (*p == ' ') p++;
-        if (*p == ')') break;
-        if (!isdigit((unsigned char)*p)) {
-            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: bad dimension at '%.10s'", path, p);
-            goto done;
-        }
-        if (nd == NPY_MAX_NDIM) {
-            rc = mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: header: shape has more than %d dimensions", path, NPY_MAX_NDIM);
-            goto done;
-        }
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > (unsigned long long)NPY_MAX_ELEMENTS) {
-            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: dimension %d is absurd", path, nd);
-            goto done;
-        }
-        shape[nd++] = (long long)v;
-        if (v && count > (unsigned long long)NPY_MAX_ELEMENTS / v) {
-            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape is absurd (more than 2^40 elements)", path);
-            goto done;
-        }
-        count *= v;
-        p = end;
-        while (*p == ' ') p++;
-        if (*p == ',') p++;
-        else if (*p != ')') {
-            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: header: shape: expected ',' or ')' at '%.10s'", path, p);
-            goto done;
-        }
+    long long sh[4] = {0, 0, 0, 0};
+    size_t off = 0, count = 0;
+    mrm_status rc = got != want ? mrm_fail(err, MRM_ERR_IO, "%s: cannot read the header", path)
+                                : npy_parse_header(head, got, fsize, path, &nd, sh, &off, &count, err);
+    free(head);
+    float *out = NULL;
+    if (!rc) {
+        out = malloc(count ? count * sizeof(float) : 1);
+        if (!out) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %zu floats", path, count);
     }
-    unsigned long long need = hstart + hlen + count * 4ULL;
-    if (need != fsize) {
-        rc = mrm_fail(err, MRM_ERR_FORMAT, "%s: shape needs %llu data bytes but the file has %llu", path, count * 4ULL,
-                      fsize - hstart - hlen);
-        goto done;
-    }
-    out = malloc(count ? (size_t)count * sizeof(float) : 1);
-    if (!out) {
-        rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %llu floats", path, count);
-        goto done;
-    }
-    if (count && fread(out, sizeof(float), (size_t)count, f) != (size_t)count) {
+    if (!rc && count && (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(out, sizeof(float), count, f) != count))
         rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot read the data", path);
-        goto done;
+    fclose(f);
+    if (rc) {
+        free(out);
+        return rc;
     }
     *data = out;
-    out = NULL;
     *ndim = nd;
-done:
-    if (rc != MRM_OK)
-        for (int i = 0; i < 4; i++) shape[i] = 0;
-    free(out);
-    free(dict);
-    fclose(f);
-    return rc;
+    memcpy(shape, sh, sizeof sh);
+    return MRM_OK;
 }
 
 mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err) {
