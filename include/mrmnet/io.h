@@ -97,6 +97,21 @@ void mrm_record_free(mrm_record *rec);
 mrm_status mrm_record_read_mem(mrm_record *rec, const void *buf, size_t len, const char *filename, int flags,
                                mrm_error *err);
 
+/* A file held in memory, for mrm_wfdb_read_mem: its name as a header names it, and its bytes. */
+typedef struct mrm_mem_file {
+    const char *name;
+    const void *data;
+    size_t len;
+} mrm_mem_file;
+
+/* Reads a WFDB record held in memory: the header text (`header_name` names it in messages and,
+ * without its ".hea", is not used otherwise), and the signal files it names, looked up by name
+ * among files[n_files] (nothing is read from disk). Flags and checks as mrm_record_read. Safe on
+ * any bytes: the header's counts and offsets are checked against the files' sizes before anything
+ * is allocated for the samples. */
+mrm_status mrm_wfdb_read_mem(mrm_record *rec, const void *header, size_t header_len, const char *header_name,
+                             const mrm_mem_file *files, int n_files, int flags, mrm_error *err);
+
 /* The format name of the record format that `buf` (the start of a file) holds, or NULL when it is
  * none of those mrm_record_read_mem reads. */
 const char *mrm_record_sniff(const void *buf, size_t len);

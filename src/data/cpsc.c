@@ -141,11 +141,7 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
             const char *s = mrm_csv_cell(&ref, r, c_lab[k]);
             if (!s[0]) continue;
             long v;
-            double dv;
-            if (mrm_parse_long(s, &v) != 0) { /* pandas writes "5.0" when a column has blanks */
-                if (mrm_parse_double(s, &dv) != 0 || dv != (double)(long)dv) v = -1;
-                else v = (long)dv;
-            }
+            if (mrm_parse_integer(s, &v) != 0) v = -1; /* pandas writes "5.0" when a column has blanks */
             if (v < 1 || v > 9) {
                 rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: %s: '%s' is not a class 1..9", ref_path, line, ref.header[c_lab[k]], s);
                 goto done;
@@ -165,12 +161,8 @@ mrm_status mrm_cpsc_load(mrm_dataset *ds, const char *dir, const mrm_load_option
                 goto done;
             }
             long fold;
-            double dv;
             const char *fs = mrm_csv_cell(&fd, found, c_fold);
-            if (mrm_parse_long(fs, &fold) != 0) {
-                if (mrm_parse_double(fs, &dv) != 0 || dv != (double)(long)dv) fold = -1;
-                else fold = (long)dv;
-            }
+            if (mrm_parse_integer(fs, &fold) != 0) fold = -1;
             if (fold < 1 || fold > 31) {
                 rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: strat_fold: '%s' is not a fold 1..31", fold_path, fd.row_line[found], fs);
                 goto done;

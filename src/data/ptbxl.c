@@ -104,22 +104,15 @@ mrm_status mrm_ptbxl_load(mrm_dataset *ds, const char *dir, const char *task, co
         int line = db.row_line[r];
         const char *ids = mrm_csv_cell(&db, r, c_id);
         long id, fold;
-        double dv;
         /* pandas may write integers as "1.0"; accept an integral float too */
-        if (mrm_parse_long(ids, &id) != 0) {
-            if (mrm_parse_double(ids, &dv) != 0 || dv != (double)(long)dv || dv < 0) {
-                rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: ecg_id: '%s' is not an integer", path, line, ids);
-                goto done;
-            }
-            id = (long)dv;
+        if (mrm_parse_integer(ids, &id) != 0 || id < 0) {
+            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: ecg_id: '%s' is not a non-negative integer", path, line, ids);
+            goto done;
         }
         const char *fs = mrm_csv_cell(&db, r, c_fold);
-        if (mrm_parse_long(fs, &fold) != 0) {
-            if (mrm_parse_double(fs, &dv) != 0 || dv != (double)(long)dv) {
-                rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: strat_fold: '%s' is not an integer", path, line, fs);
-                goto done;
-            }
-            fold = (long)dv;
+        if (mrm_parse_integer(fs, &fold) != 0) {
+            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: strat_fold: '%s' is not an integer", path, line, fs);
+            goto done;
         }
         if (fold < 1 || fold > 31) {
             rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: strat_fold: %ld is not within 1..31", path, line, fold);

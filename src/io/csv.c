@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,16 @@ int mrm_parse_long(const char *s, long *out) {
     while (*end == ' ' || *end == '\t') end++;
     if (*end) return -1;
     *out = v;
+    return 0;
+}
+
+int mrm_parse_integer(const char *s, long *out) {
+    if (mrm_parse_long(s, out) == 0) return 0;
+    double v;
+    /* an integral float such as "5.0" (pandas writes them): range-checked before the conversion,
+     * which is undefined behaviour in C for a value a long cannot hold ("1e300") */
+    if (mrm_parse_double(s, &v) != 0 || !(v >= -9007199254740992.0 && v <= 9007199254740992.0) || v != floor(v)) return -1;
+    *out = (long)v;
     return 0;
 }
 

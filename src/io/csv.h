@@ -49,5 +49,9 @@ mrm_status mrm_parse_dict_literal(const char *text, mrm_dict_entry *entries, int
  * Accepts surrounding spaces. "nan"/"" are not numbers. */
 int mrm_parse_double(const char *s, double *out);
 int mrm_parse_long(const char *s, long *out);
+/* An integer written as one ("5") or as an integral decimal ("5.0", "5e3", as pandas writes
+ * integer columns that have blanks), within +-2^53; -1 otherwise (also for "1e300": no
+ * out-of-range conversion). */
+int mrm_parse_integer(const char *s, long *out);
 
 #endif

@@ -56,6 +56,28 @@ static mrm_status read_wfdb(mrm_record *rec, const char *header_path, int flags,
     return st;
 }
 
+mrm_status mrm_wfdb_read_mem(mrm_record *rec, const void *header, size_t header_len, const char *header_name,
+                             const mrm_mem_file *files, int n_files, int flags, mrm_error *err) {
+    memset(rec, 0, sizeof *rec);
+    rec->age = -1;
+    if (!header_name) header_name = "(memory).hea";
+    if (!header && header_len) return mrm_fail(err, MRM_ERR_INVALID, "%s: no buffer", header_name);
+    if (header_len > MAX_HEADER_BYTES)
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %zu bytes, more than a header may have (%u)", header_name, header_len,
+                        MAX_HEADER_BYTES);
+    wfdb_header_extra extra;
+    mrm_status st = wfdb_header_parse(header ? header : "", header_len, header_name, rec, &extra, err);
+    if (st) return st;
+    st = wfdb_read_signals_mem(rec, &extra, files, n_files, header_name, flags, err);
+    wfdb_header_extra_free(&extra);
+    if (st) {
+        mrm_record_free(rec);
+        return st;
+    }
+    snprintf(rec->format, sizeof rec->format, "wfdb");
+    return MRM_OK;
+}
+
 /* Reads up to MRM_FORMAT_SNIFF_BYTES of a file; returns the count, or -1 if it cannot be read. */
 static long read_head(const char *path, uint8_t *buf) {
     FILE *f = fopen(path, "rb");

@@ -58,6 +58,10 @@ void wfdb_decode(int format, const uint8_t *bytes, int n_interleaved, long long 
  * only derives n_samples when the header gives none). */
 mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, const char *dir,
                              const char *header_path, int flags, mrm_error *err);
+/* The same with the signal files held in memory: each file the header names is looked up by
+ * name among files[n_files] (never on disk). */
+mrm_status wfdb_read_signals_mem(mrm_record *rec, const wfdb_header_extra *extra, const mrm_mem_file *files,
+                                 int n_files, const char *header_name, int flags, mrm_error *err);
 
 /* Reads a MATLAB v5 file of the original CPSC2018 release (struct ECG: sex, age, data 12 x T
  * double in mV, 500 Hz) into rec: from a path, or held in memory (`filename` names it in messages

@@ -146,8 +146,9 @@ void wfdb_decode(int format, const uint8_t *b, int k, long long n_frames, const 
 /* A run of consecutive signals stored in one file. */
 typedef struct signal_group {
     int first, count; /* signals [first, first + count) */
-    char path[4096];
+    char *path;      /* the file's path (its name when read from memory); owned */
     long long file_size;
+    const uint8_t *mem; /* the file's bytes when the record is read from memory, else NULL */
 } signal_group;
 
 static int ends_with_ci(const char *s, const char *suffix) {
@@ -155,9 +156,10 @@ static int ends_with_ci(const char *s, const char *suffix) {
     return n >= m && !strcasecmp(s + n - m, suffix);
 }
 
-/* Finds the groups and the size of each file. */
-static mrm_status find_groups(const mrm_record *rec, const wfdb_header_extra *extra, const char *dir, const char *hp,
-                              signal_group *groups, int *n_groups, mrm_error *err) {
+/* Finds the groups and the size of each file: on disk in `dir`, or among files[n_files] when
+ * the record is read from memory (files != NULL). */
+static mrm_status find_groups(const mrm_record *rec, const wfdb_header_extra *extra, const char *dir, const mrm_mem_file *files,
+                              int n_files, const char *hp, signal_group *groups, int *n_groups, mrm_error *err) {
     int g = 0;
     for (int s = 0; s < rec->n_signals; s++) {
         if (s > 0 && !strcmp(rec->signals[s].file, rec->signals[s - 1].file)) {
@@ -168,9 +170,24 @@ static mrm_status find_groups(const mrm_record *rec, const wfdb_header_extra *ex
         G->first = s;
         G->count = 1;
         const char *file = rec->signals[s].file;
-        if (file[0] == '/' ? snprintf(G->path, sizeof G->path, "%s", file) >= (int)sizeof G->path
-                           : mrm_path_join(G->path, sizeof G->path, dir, file))
+        if (files) {
+            int k = 0;
+            while (k < n_files && !(files[k].name && !strcmp(files[k].name, file))) k++;
+            if (k == n_files)
+                return mrm_fail(err, MRM_ERR_NOTFOUND, "%s:%d: signal %d: signal file '%s': not found", hp, extra->signal_line[s], s + 1,
+                                file);
+            if (!files[k].data && files[k].len)
+                return mrm_fail(err, MRM_ERR_INVALID, "%s:%d: signal file '%s': no buffer", hp, extra->signal_line[s], file);
+            if (!(G->path = strdup(file))) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", hp);
+            G->mem = files[k].data ? files[k].data : (const uint8_t *)"";
+            G->file_size = files[k].len > (size_t)LLONG_MAX ? LLONG_MAX : (long long)files[k].len;
+            continue;
+        }
+        char path[4096];
+        if (file[0] == '/' ? snprintf(path, sizeof path, "%s", file) >= (int)sizeof path
+                           : mrm_path_join(path, sizeof path, dir, file))
             return mrm_fail(err, MRM_ERR_INVALID, "%s:%d: signal %d: file name: path too long", hp, extra->signal_line[s], s + 1);
+        if (!(G->path = strdup(path))) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", hp);
         struct stat st;
         if (stat(G->path, &st) != 0)
             return mrm_fail(err, errno == ENOENT ? MRM_ERR_NOTFOUND : MRM_ERR_IO, "%s:%d: signal %d: signal file '%s': %s", hp,
@@ -213,8 +230,15 @@ static mrm_status read_group(const mrm_record *rec, const wfdb_header_extra *ext
     uint8_t *bytes = malloc((size_t)need + 4);
     if (!bytes) return mrm_fail(err, MRM_ERR_NOMEM, "%s:%d: signal file '%s': cannot allocate %lld bytes", hp, line, G->path, need);
     memset(bytes + need, 0, 4);
-    FILE *f = fopen(G->path, "rb");
-    if (!f) {
+    FILE *f = G->mem ? NULL : fopen(G->path, "rb");
+    if (G->mem) {
+        memcpy(bytes, G->mem + si->byte_offset, (size_t)need); /* check_group_size: inside the buffer */
+        if (si->byte_offset > 0 && ends_with_ci(si->file, ".mat") && si->format == 16) {
+            size_t hl = si->byte_offset < 128 ? (size_t)si->byte_offset : 128;
+            st = mat_check_v4_header(G->path, G->mem, hl, si->byte_offset, k, n, G->file_size, err);
+            if (st) mrm_error_prefix(err, "%s:%d", hp, line);
+        }
+    } else if (!f) {
         st = mrm_fail(err, MRM_ERR_IO, "%s:%d: signal file '%s': cannot open: %s", hp, line, G->path, strerror(errno));
     } else {
         size_t got = 0;
@@ -245,8 +269,8 @@ static mrm_status read_group(const mrm_record *rec, const wfdb_header_extra *ext
     return st;
 }
 
-mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, const char *dir, const char *hp, int flags,
-                             mrm_error *err) {
+static mrm_status read_signals(mrm_record *rec, const wfdb_header_extra *extra, const char *dir, const mrm_mem_file *files,
+                               int n_files, const char *hp, int flags, mrm_error *err) {
     if (rec->n_signals == 0) {
         if (!extra->n_samples_given) rec->n_samples = 0;
         if (flags & MRM_READ_HEADER_ONLY) return MRM_OK;
@@ -255,7 +279,7 @@ mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, co
     signal_group *groups = calloc((size_t)rec->n_signals, sizeof *groups);
     if (!groups) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", hp);
     int n_groups = 0, *first = NULL; /* first: each signal's first digital sample */
-    mrm_status st = find_groups(rec, extra, dir, hp, groups, &n_groups, err);
+    mrm_status st = find_groups(rec, extra, dir, files, n_files, hp, groups, &n_groups, err);
     if (st) goto done;
 
     /* No sample count in the header: as many whole frames as the shortest file holds. */
@@ -345,6 +369,18 @@ mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, co
     }
 done:
     free(first);
+    for (int g = 0; g < rec->n_signals; g++) free(groups[g].path);
     free(groups);
     return st;
+}
+
+mrm_status wfdb_read_signals(mrm_record *rec, const wfdb_header_extra *extra, const char *dir, const char *hp, int flags,
+                             mrm_error *err) {
+    return read_signals(rec, extra, dir, NULL, 0, hp, flags, err);
+}
+
+mrm_status wfdb_read_signals_mem(mrm_record *rec, const wfdb_header_extra *extra, const mrm_mem_file *files, int n_files,
+                                 const char *hp, int flags, mrm_error *err) {
+    static const mrm_mem_file none = {NULL, NULL, 0};
+    return read_signals(rec, extra, NULL, files ? files : &none, files ? n_files : 0, hp, flags, err);
 }

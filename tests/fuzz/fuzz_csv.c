@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             long l;
             mrm_parse_double(s, &d);
             mrm_parse_long(s, &l);
+            mrm_parse_integer(s, &l); /* ids and folds */
             mrm_dict_entry e[16];
             int n;
             mrm_parse_dict_literal(s, e, 16, &n, &err);

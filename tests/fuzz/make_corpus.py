@@ -97,3 +97,65 @@ def npy(shape, n):
 out("f4_2x3.npy", "npy", npy([2, 3], 6))
 out("f4_1d.npy", "npy", npy([5], 5))
 out("f4_scalar.npy", "npy", npy([], 1))
+
+# ---- regression inputs: the hostile files of the findings, rebuilt from the seeds -------------
+def reg(name, sub, data):
+    d = os.path.join(HERE, "regress", sub)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+for w in (128, 512, 1024):  # metadata alone claiming a model (it built the model before checking)
+    reg("oom-meta-only-width%d.safetensors" % w, "safetensors",
+        st([], {"format": "mrmnet-1", "n_classes": "5", "width": str(w), "hi_attention": "0"}))
+reg("oom-stem-only-width128.safetensors", "safetensors",
+    st([("BaseBlock.conv_block1.0.weight", "F32", [4, 12, 11], struct.pack("<528f", *[0.01] * 528))],
+       {"format": "mrmnet-1", "n_classes": "5", "width": "128"}))
+
+z = mat5(20, "double", True)
+hdr, stream = z[:128], z[136:]
+# a truncated compressed stream whose tag agrees with the bytes left (read as zeros before)
+reg("trunc-zlib-stream.mat", "mat_v5", hdr + struct.pack("<II", 15, len(stream) // 2) + stream[:len(stream) // 2])
+# a corrupt stream
+bad = bytearray(stream)
+for i in range(40, 80):
+    bad[i] ^= 0x5A
+reg("corrupt-zlib-stream.mat", "mat_v5", hdr + struct.pack("<II", 15, len(bad)) + bytes(bad))
+# a compressed element that declares 4 GB inside
+tiny = zlib.compress(struct.pack("<II", 14, 0xFFFFFFF0))
+reg("oom-declares-4GB.mat", "mat_v5", hdr + struct.pack("<II", 15, len(tiny)) + tiny)
+# dimensions 12 x 2^30 over 20 columns of data, plain and compressed
+def with_dims(cols, compressed):
+    plain = mat5(20, "double", False)
+    body = bytearray(plain)
+    at = plain.find(struct.pack("<ii", 12, 20))
+    body[at + 4:at + 8] = struct.pack("<i", cols)
+    if not compressed:
+        return bytes(body)
+    inner = bytes(body[128:])
+    c = zlib.compress(inner)
+    return bytes(body[:128]) + struct.pack("<II", 15, len(c)) + c
+
+
+reg("oom-dims-2e30-plain.mat", "mat_v5", with_dims(1 << 30, False))
+reg("oom-dims-2e30-zlib.mat", "mat_v5", with_dims(1 << 30, True))
+# a struct that declares three fields and a million elements but holds no field matrices
+names = b"".join(n.encode().ljust(8, b"\0") for n in ("sex", "age", "data"))
+hollow = matrix(2, [1000, 1000], "ECG", [el(5, struct.pack("<i", 8)), el(1, names)])
+c = zlib.compress(hollow)
+reg("crash-struct-without-fields.mat", "mat_v5", hdr + struct.pack("<II", 15, len(c)) + c)
+hollow1 = matrix(2, [1, 1], "ECG", [el(5, struct.pack("<i", 8)), el(1, names)])
+reg("crash-struct-1x1-without-fields.mat", "mat_v5", hdr + hollow1)
+
+# numbers no integer type holds, in id and fold columns (a float-to-integer conversion was UB)
+reg("ub-1e300-id-fold.csv", "csv", b"ecg_id,strat_fold,Recording,First_label\n1e300,1e300,A0001,1e300\n-1e300,nan,A0002,inf\n")
+
+# .npy and WFDB headers that claim more data than the file holds
+reg("oom-shape-claims-48GB.npy", "npy",
+    b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) +
+    b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 12, 1000), }".ljust(117) + b"\n" + b"\0" * 64)
+reg("oom-header-claims-1e12-samples.rec", "wfdb_record",
+    b"r 12 500 1000000000000\n" + b"".join(b"r.dat 16 1000/mV 16 0 0 0 0 L%d\n" % i for i in range(12)) + b"\0" + b"\1\2" * 100)
+reg("oom-header-claims-1e9-samples-212.rec", "wfdb_record",
+    b"r 2 360 1000000000\nr.dat 212 200 11 1024 0 0 0 MLII\nr.dat 212 200 11 1024 0 0 0 V5\n\0" + b"\0" * 300)
