@@ -197,6 +197,17 @@ mrm_status mrm_mkdir_p(const char *path, mrm_error *err) {
     return MRM_OK;
 }
 
+int mrm_path_escapes(const char *rel) {
+    if (rel[0] == '/') return 1;
+    for (const char *c = rel; *c;) {
+        if (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0')) return 1;
+        const char *slash = strchr(c, '/');
+        if (!slash) break;
+        c = slash + 1;
+    }
+    return 0;
+}
+
 int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name) {
     size_t dl = strlen(dir);
     int r;

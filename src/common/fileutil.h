@@ -38,6 +38,10 @@ mrm_status mrm_check_output_dir(const char *path, mrm_error *err);
 /* Creates a folder and its parents (like mkdir -p). */
 mrm_status mrm_mkdir_p(const char *path, mrm_error *err);
 
+/* 1 when a path named inside a file (a header's signal file, a table's record) would leave the folder
+ * it is relative to: an absolute path, or a ".." component ("..", "../x", "a/../../x"); else 0. */
+int mrm_path_escapes(const char *rel);
+
 /* Joins dir and name with one '/' into out (size outsz). Returns 0, or -1 if it does not fit. */
 int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name);
 

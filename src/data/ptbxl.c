@@ -156,6 +156,11 @@ mrm_status mrm_ptbxl_load(mrm_dataset *ds, const char *dir, const char *task, co
             rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: %s: bad file name '%s'", path, line, db.header[c_file], fn);
             goto done;
         }
+        if (mrm_path_escapes(fn)) {
+            rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: %s: '%s' leaves the PTB-XL folder (an absolute path or '..'); refused", path,
+                          line, db.header[c_file], fn);
+            goto done;
+        }
         snprintf(hea, sizeof hea, "%s.hea", rec);
         if (!opt->labels_only && mrm_file_exists(hea) && !(c->path = strdup(rec))) {
             rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);

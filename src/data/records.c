@@ -66,7 +66,7 @@ mrm_status mrm_records_load(mrm_dataset *ds, const char *dir, const char *labels
             rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: record: '%s' is empty or longer than 63 characters", labels_csv, line, name);
             goto done;
         }
-        if (strstr(name, "..")) {
+        if (strstr(name, "..") || mrm_path_escapes(name)) {
             rc = mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: record: '%s' leaves the records folder", labels_csv, line, name);
             goto done;
         }

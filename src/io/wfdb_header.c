@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/fileutil.h"
 #include "io/wfdb.h"
 
 #define WFDB_DEFAULT_FS 250.0
@@ -292,17 +293,6 @@ static mrm_status parse_gain(mrm_signal_info *si, const char *tok, int *has_base
     return MRM_OK;
 }
 
-/* A ".." component anywhere in a relative path ("..", "../x", "a/../../x", "a/.."). */
-static int has_dotdot(const char *p) {
-    for (const char *c = p; *c;) {
-        if (c[0] == '.' && c[1] == '.' && (c[2] == '/' || c[2] == '\0')) return 1;
-        const char *slash = strchr(c, '/');
-        if (!slash) break;
-        c = slash + 1;
-    }
-    return 0;
-}
-
 static mrm_status parse_signal_line(mrm_signal_info *si, const header_line *L, const char *filename, int line, int s,
                                     mrm_error *err) {
     memset(si, 0, sizeof *si);
@@ -314,7 +304,7 @@ static mrm_status parse_signal_line(mrm_signal_info *si, const header_line *L, c
     snprintf(si->file, sizeof si->file, "%s", L->tok[0]);
     if (!strcmp(si->file, "~"))
         return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s:%d: signal %d: file name: '~' (a null signal) is not supported", filename, line, s);
-    if (si->file[0] == '/' || has_dotdot(si->file))
+    if (mrm_path_escapes(si->file))
         return mrm_fail(err, MRM_ERR_FORMAT,
                         "%s:%d: signal %d: file name: '%s' leaves the record's folder (%s); refused", filename, line, s,
                         si->file, si->file[0] == '/' ? "an absolute path" : "a '..' component");

@@ -154,6 +154,21 @@ if p.returncode == 0:
     check(read_lines(os.path.join(out, "ids_train.txt")) == ["00001_lr"], "the dropped rows are not in the training split")
     check("2 without a label" in p.stdout, "the summary says so: " + p.stdout)
 
+abs_csv = os.path.join(pdir, "abs.csv")
+open(abs_csv, "w").write("record,labels,fold\n00001_lr,NORM,1\n/etc/hostname,MI,2\n")
+p = prepare(os.path.join(TMP, "prep_abs"), "--records", pdir, "--labels", abs_csv, "--folds", "1/2/3")
+check(p.returncode == 1 and "abs.csv:3: record:" in p.stderr and "leaves the records folder" in p.stderr,
+      "an absolute record path in a labels table is refused: " + p.stderr[-300:])
+# PTB-XL's table naming a file outside its folder
+px = fresh("ptbxl_abs")
+shutil.copytree(os.path.join(FIX, "prepare", "ptb-xl"), px, dirs_exist_ok=True)
+db = open(os.path.join(px, "ptbxl_database.csv")).read().splitlines()
+db[1] = db[1].replace("records100/00000/00001_lr", "../../../../etc/hostname")
+open(os.path.join(px, "ptbxl_database.csv"), "w").write("\n".join(db) + "\n")
+p = prepare(os.path.join(TMP, "prep_pabs"), "--ptbxl", px)
+check(p.returncode == 1 and "ptbxl_database.csv:2: filename_lr: '../../../../etc/hostname' leaves the PTB-XL folder" in p.stderr,
+      "PTB-XL's table naming a file outside its folder: " + p.stderr[-300:])
+
 # ---- NaN and infinities in forward / backward inputs ---------------------------------------------
 def npy_with(path, src, index, value):
     """Copies the float32 .npy src to path with the element at flat index set to value."""
