@@ -51,6 +51,7 @@ writers = [
     ["read", "--help"],
 ]
 for args in writers:
+    shutil.rmtree(os.path.join(TMP, "prep_full"), ignore_errors=True)  # prepare refuses a prepared folder
     rc, err = to_file(args, "/dev/full")
     what = "mrmnet " + " ".join(os.path.basename(a) for a in args) + " > /dev/full"
     check(rc != 0, what + ": exit status %d, expected non-zero" % rc)
