@@ -17,6 +17,7 @@ const mrm_format mrm_formats[] = {
     {"edf", "EDF/EDF+", mrm_edf_sniff, mrm_edf_read_mem, mrm_edf_read_file},
     {"hl7-aecg", "HL7 aECG XML", mrm_aecg_sniff, mrm_aecg_read, NULL},
     {"ge-muse", "GE MUSE XML", mrm_muse_sniff, mrm_muse_read, NULL},
+    {"philips-sierra", "Philips Sierra ECG XML", mrm_sierra_sniff, mrm_sierra_read, NULL},
     {"matlab-v5", "MATLAB v5 (CPSC2018)", mat_cpsc_v5_sniff, mat_read_cpsc_v5_mem, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -99,6 +100,21 @@ static void copy_out(char *out, size_t outsz, const uint8_t *s, size_t n) {
 int mrm_xml_root(const uint8_t *b, size_t len, char *local, size_t localsz, char *ns, size_t nssz) {
     if (localsz) local[0] = '\0';
     if (nssz) ns[0] = '\0';
+    /* UTF-16 (with a byte-order mark, or "<?" as 16-bit units): test the ASCII of its units */
+    int le = len >= 4 && ((b[0] == 0xFF && b[1] == 0xFE) || (b[0] == '<' && b[1] == 0 && b[2] == '?' && b[3] == 0));
+    int be = len >= 4 && ((b[0] == 0xFE && b[1] == 0xFF) || (b[0] == 0 && b[1] == '<' && b[2] == 0 && b[3] == '?'));
+    if (le || be) {
+        size_t n = len / 2;
+        uint8_t *a = malloc(n ? n : 1);
+        if (!a) return -1;
+        for (size_t k = 0; k < n; k++) {
+            unsigned u = le ? (unsigned)b[2 * k] | (unsigned)b[2 * k + 1] << 8 : (unsigned)b[2 * k] << 8 | (unsigned)b[2 * k + 1];
+            a[k] = u == 0xFEFF ? ' ' : u < 0x80 ? (uint8_t)u : 0x80;
+        }
+        int r = mrm_xml_root(a, n, local, localsz, ns, nssz);
+        free(a);
+        return r;
+    }
     size_t i = 0;
     if (len >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) i = 3;
     for (;;) {
