@@ -37,21 +37,45 @@ typedef struct mrm_preprocess_info {
     int stretched;         /* shorter: stretched (MRM_FIT_STRETCH) */
     int resampled;         /* fs was not 100 Hz */
     int reordered;         /* the leads were not in the model's order */
+    int derived;           /* bit i set: model lead i (mrm_lead_names) was computed from two limb leads */
+    int ignored;           /* signals not used: extra or non-standard leads (vx, vy, vz, V3R, ...) */
     double unit_scale;     /* factor applied to reach mV (1 for mV, 0.001 for uV) */
 } mrm_preprocess_info;
 
-/* Turns a record (any lead order with recognisable names, any sampling rate, any length, mV/uV/V)
- * into out[12 * 1000] (lead-major, mV, 100 Hz): NaN -> 0, leads reordered to mrm_lead_names by
- * their description (case-insensitive), resampled to 100 Hz with libsamplerate (sinc, medium
- * quality, 97 dB), first 10 s kept, a shorter record padded or stretched as `mode` says. A record whose
- * leads are not 12 recognisable distinct names is an error naming the record and the lead.
- * `info` may be NULL. No standardisation here (see mrm_standardise). */
+/* Turns a record (any lead set from which the 12 leads can be formed, see mrm_lead_map_of; any
+ * sampling rate, any length, mV/uV/V) into out[12 * 1000] (lead-major, mV, 100 Hz): NaN -> 0,
+ * leads reordered to mrm_lead_names by their name, missing limb leads derived, resampled to 100 Hz
+ * with libsamplerate (sinc, medium quality, 97 dB), first 10 s kept, a shorter record padded or
+ * stretched as `mode` says. A record whose leads cannot form the 12 is an error that lists the
+ * leads there and those missing. `info` may be NULL. No standardisation here (see mrm_standardise). */
 mrm_status mrm_preprocess_record(const struct mrm_record *rec, float *out, int mode,
                                  mrm_preprocess_info *info, mrm_error *err);
 
-/* The index (0..11) of a lead name in mrm_lead_names, case-insensitive, spaces ignored; -1 if not
- * recognised. */
+/* The whole record as the model's leads at 100 Hz: *out (malloc'ed, caller frees) is (12, *n_out)
+ * lead-major in mV, the leads formed as mrm_preprocess_record forms them, every sample kept
+ * (*n_out = round(n_samples * 100 / fs)). For analysing a long record in 10 s windows. */
+mrm_status mrm_preprocess_full(const struct mrm_record *rec, int mode, float **out, long long *n_out,
+                               mrm_preprocess_info *info, mrm_error *err);
+
+/* The index (0..11) of a lead name in mrm_lead_names, case-insensitive, spaces ignored, across the
+ * naming habits of the formats ("I", "Lead I", "MDC_ECG_LEAD_I", "ECG I", "aVR"/"AVR"); -1 if not
+ * one of the 12 (V3R, V7, vx, MLII, ...). */
 int mrm_lead_index(const char *name);
+
+/* Which of a record's signals give the model's 12 leads. */
+typedef struct mrm_lead_map {
+    int src[MRM_LEADS]; /* the signal of each model lead, -1 where it is derived */
+    int derived;        /* bit i: model lead i is derived from two other limb leads */
+    int ignored;        /* signals that are none of the 12 (extra or non-standard leads) */
+    int reordered;      /* the signals are not in the model's order */
+} mrm_lead_map;
+
+/* Matches a record's signals to the 12 leads by name: extra leads (the 15-lead PTB records' vx, vy,
+ * vz) are ignored; V1-V6 are needed, and two of I, II and III, from which the other limb leads are
+ * derived (Einthoven and Goldberger) when absent. A record that lacks them, or names a lead twice,
+ * is an error listing the signals there, those not standard, and the leads missing. With
+ * MRM_FIT_UNNAMED_STANDARD in `mode`, 12 signals without names are taken in the standard order. */
+mrm_status mrm_lead_map_of(const struct mrm_record *rec, int mode, mrm_lead_map *map, mrm_error *err);
 
 /* Resamples `channels` interleaved channels of n_in frames (in[t * channels + c]) to exactly
  * n_out frames (out[t * channels + c]) with libsamplerate at ratio n_out / n_in (sinc, medium
@@ -59,6 +83,24 @@ int mrm_lead_index(const char *name);
  * quality). The straight line through each channel's first and last frames is taken out before
  * and added back after, so that a signal not at zero at its ends does not ring there. */
 mrm_status mrm_resample(const float *in, int channels, long long n_in, float *out, long long n_out, mrm_error *err);
+
+/* ---- signal checks ---------------------------------------------------------------------------- */
+
+/* What makes a recording unfit to be labelled as an ECG. Leads are bits in mrm_lead_names order;
+ * only the leads the file holds are checked. */
+typedef struct mrm_signal_quality {
+    int flat;          /* leads whose range is under 20 uV in more than half of their 2 s segments */
+    int invalid;       /* leads with more than half of their samples invalid (NaN) */
+    int clipped;       /* leads held at their extreme value (runs of 3+ samples, 0.5% of the samples) */
+    int amplitude;     /* 1: the median lead spans more than 15 mV (0.5-99.5 percentiles); -1: less
+                          than 0.05 mV: not an ECG in the stated units (units or gain wrong) */
+    double range_mv;   /* that median span, mV */
+    char summary[512]; /* "" when the recording passes, else what is wrong ("flat: V1, V2; ...") */
+} mrm_signal_quality;
+
+/* Checks a record's leads (matched as mrm_lead_map_of matches them; `mode` as there). Fails only
+ * when the leads cannot be matched; a recording that is not fit is reported in q->summary. */
+mrm_status mrm_quality_check(const struct mrm_record *rec, int mode, mrm_signal_quality *q, mrm_error *err);
 
 /* ---- splits ------------------------------------------------------------------------------------ */
 
@@ -105,6 +147,8 @@ typedef struct mrm_dataset {
     /* integrity of the records read (see mrm_record_integrity_check): records with a checksum
      * mismatch, with an initial-value mismatch, with invalid samples */
     long long n_checksum_mismatch, n_init_mismatch, n_invalid_records;
+    long long n_unfit;   /* records that fail the signal checks (mrm_quality_check), kept */
+    char **unfit;        /* n_unfit lines "id: what is wrong", sorted */
     double mean, std;    /* the standardisation (0 and 1 before mrm_standardise) */
     /* set by mrm_standardise_fixed / mrm_dataset_remap (prepare --standardise-like, --class-map) */
     char standardised_like[1024]; /* the model whose mean and std were applied ("" if fitted) */

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <samplerate.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,7 +14,7 @@ const char *const mrm_lead_names[MRM_LEADS] = {"I", "II", "III", "aVR", "aVL", "
                                                "V1", "V2", "V3", "V4", "V5", "V6"};
 
 int mrm_lead_index(const char *name) {
-    char s[32];
+    char s[64];
     size_t n = 0;
     for (const char *p = name; *p; p++) {
         if (*p == ' ' || *p == '\t') continue;
@@ -21,9 +22,73 @@ int mrm_lead_index(const char *name) {
         s[n++] = *p;
     }
     s[n] = '\0';
+    /* the naming habits of the formats: "Lead I", "MDC_ECG_LEAD_AVR", "ECG V1", "EKG II" */
+    static const char *const prefixes[] = {"MDC_ECG_LEAD_", "LEAD_", "LEAD", "ECG_", "ECG", "EKG_", "EKG"};
+    const char *t = s;
+    for (size_t k = 0; k < sizeof prefixes / sizeof *prefixes; k++) {
+        size_t m = strlen(prefixes[k]);
+        if (n > m && !strncasecmp(t, prefixes[k], m)) {
+            t += m;
+            break;
+        }
+    }
     for (int i = 0; i < MRM_LEADS; i++)
-        if (!strcasecmp(s, mrm_lead_names[i])) return i;
+        if (!strcasecmp(t, mrm_lead_names[i])) return i;
     return -1;
+}
+
+enum { L_I, L_II, L_III, L_AVR, L_AVL, L_AVF };
+
+mrm_status mrm_lead_map_of(const mrm_record *rec, int mode, mrm_lead_map *map, mrm_error *err) {
+    memset(map, 0, sizeof *map);
+    const char *name = rec->name[0] ? rec->name : "record";
+    for (int i = 0; i < MRM_LEADS; i++) map->src[i] = -1;
+    int unnamed = 0;
+    for (int s = 0; s < rec->n_signals; s++) unnamed += rec->signals[s].description[0] == '\0';
+    if (rec->n_signals == MRM_LEADS && unnamed == MRM_LEADS && (mode & MRM_FIT_UNNAMED_STANDARD)) {
+        for (int i = 0; i < MRM_LEADS; i++) map->src[i] = i;
+        return MRM_OK;
+    }
+    if (rec->n_signals < 1) return mrm_fail(err, MRM_ERR_FORMAT, "%s: no signals", name);
+    for (int s = 0; s < rec->n_signals; s++) {
+        int k = mrm_lead_index(rec->signals[s].description);
+        if (k < 0) {
+            map->ignored++;
+            continue;
+        }
+        if (map->src[k] >= 0)
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: signal %d: lead %s appears twice (signals %d and %d)", name, s + 1, mrm_lead_names[k],
+                            map->src[k] + 1, s + 1);
+        map->src[k] = s;
+        if (k != s) map->reordered = 1;
+    }
+    /* limb leads: any two of I, II, III give the others (Einthoven: III = II - I; Goldberger:
+     * aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2) */
+    int have_i = map->src[L_I] >= 0, have_ii = map->src[L_II] >= 0, have_iii = map->src[L_III] >= 0;
+    int limb_ok = (have_i && have_ii) || (have_i && have_iii) || (have_ii && have_iii);
+    int chest_ok = 1;
+    for (int i = 6; i < MRM_LEADS; i++) chest_ok &= map->src[i] >= 0;
+    if (!limb_ok || !chest_ok) {
+        char there[512] = "", missing[256] = "", other[256] = "";
+        size_t a = 0, b = 0, c = 0;
+        for (int s = 0; s < rec->n_signals; s++) {
+            const char *d = rec->signals[s].description[0] ? rec->signals[s].description : "(unnamed)";
+            if (a < sizeof there) a += (size_t)snprintf(there + a, sizeof there - a, "%s%s", a ? ", " : "", d);
+            if (mrm_lead_index(rec->signals[s].description) < 0 && c < sizeof other)
+                c += (size_t)snprintf(other + c, sizeof other - c, "%s%s", c ? ", " : "", d);
+        }
+        for (int i = 0; i < MRM_LEADS; i++) {
+            int need = i >= 6 ? map->src[i] < 0 : (!limb_ok && map->src[i] < 0 && i <= L_II);
+            if (need && b < sizeof missing) b += (size_t)snprintf(missing + b, sizeof missing - b, "%s%s", b ? ", " : "", mrm_lead_names[i]);
+        }
+        return mrm_fail(err, MRM_ERR_FORMAT,
+                        "%s: the 12 standard leads cannot be formed: the record has %d signals (%s)%s%s; missing: %s "
+                        "(needed: V1-V6 and two of I, II, III; the other limb leads are derived)",
+                        name, rec->n_signals, there, c ? "; not standard: " : "", other, missing);
+    }
+    for (int i = 0; i < 6; i++)
+        if (map->src[i] < 0) map->derived |= 1 << i;
+    return MRM_OK;
 }
 
 mrm_status mrm_resample(const float *in, int channels, long long n_in, float *out, long long n_out, mrm_error *err) {
@@ -104,6 +169,65 @@ static double unit_to_mv(const char *units) {
     return 0.0;
 }
 
+/* The record's 12 leads in mV (NaN -> 0, limb leads derived where absent), frames [0, n_use),
+ * interleaved: x[t * 12 + lead]. */
+static mrm_status leads_mv(const mrm_record *rec, int mode, long long n_use, float **out, mrm_preprocess_info *info, mrm_error *err) {
+    const char *name = rec->name[0] ? rec->name : "record";
+    mrm_lead_map map;
+    mrm_status st = mrm_lead_map_of(rec, mode, &map, err);
+    if (st) return st;
+    info->reordered = map.reordered;
+    info->derived = map.derived;
+    info->ignored = map.ignored;
+    double scale[MRM_LEADS];
+    for (int i = 0; i < MRM_LEADS; i++) {
+        scale[i] = 1.0;
+        if (map.src[i] < 0) continue;
+        const char *u = rec->signals[map.src[i]].units;
+        scale[i] = unit_to_mv(u);
+        if (scale[i] == 0.0)
+            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: signal %d: units '%s' are not a voltage (mV, uV, V)", name, map.src[i] + 1, u);
+        if (scale[i] != 1.0) info->unit_scale = scale[i];
+    }
+    long long n = rec->n_samples;
+    float *x = malloc((size_t)(n_use ? n_use : 1) * MRM_LEADS * sizeof(float));
+    if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, n_use);
+    for (int i = 0; i < MRM_LEADS; i++) {
+        if (map.src[i] < 0) continue;
+        const double *src = rec->data + (size_t)map.src[i] * (size_t)n;
+        for (long long t = 0; t < n_use; t++) {
+            double v = src[t];
+            if (isnan(v)) {
+                info->nan_samples++;
+                v = 0.0;
+            }
+            x[t * MRM_LEADS + i] = (float)(v * scale[i]);
+        }
+        /* the whole record's invalid samples are reported, the part not used too */
+        for (long long t = n_use; t < n; t++) info->nan_samples += isnan(src[t]) != 0;
+    }
+    if (map.derived) {
+        for (long long t = 0; t < n_use; t++) {
+            float *f = x + t * MRM_LEADS;
+            if (map.src[L_I] < 0) f[L_I] = f[L_II] - f[L_III];
+            if (map.src[L_II] < 0) f[L_II] = f[L_I] + f[L_III];
+            double I = f[L_I], II = f[L_II];
+            if (map.src[L_III] < 0) f[L_III] = (float)(II - I);
+            if (map.src[L_AVR] < 0) f[L_AVR] = (float)(-(I + II) / 2);
+            if (map.src[L_AVL] < 0) f[L_AVL] = (float)(I - II / 2);
+            if (map.src[L_AVF] < 0) f[L_AVF] = (float)(II - I / 2);
+        }
+    }
+    *out = x;
+    return MRM_OK;
+}
+
+static mrm_status check_record(const mrm_record *rec) {
+    if (!rec->data || rec->n_samples <= 0) return MRM_ERR_FORMAT;
+    if (!(rec->fs > 0) || rec->fs > 1e6) return MRM_ERR_FORMAT;
+    return MRM_OK;
+}
+
 mrm_status mrm_preprocess_record(const mrm_record *rec, float *out, int mode, mrm_preprocess_info *info,
                                  mrm_error *err) {
     mrm_preprocess_info local;
@@ -111,41 +235,10 @@ mrm_status mrm_preprocess_record(const mrm_record *rec, float *out, int mode, mr
     memset(info, 0, sizeof *info);
     info->unit_scale = 1.0;
     const char *name = rec->name[0] ? rec->name : "record";
-    if (rec->n_signals != MRM_LEADS)
-        return mrm_fail(err, MRM_ERR_FORMAT, "%s: %d signals, 12 leads needed", name, rec->n_signals);
-    if (!rec->data || rec->n_samples <= 0)
-        return mrm_fail(err, MRM_ERR_FORMAT, "%s: no samples", name);
-    if (!(rec->fs > 0) || rec->fs > 1e6) return mrm_fail(err, MRM_ERR_FORMAT, "%s: sampling frequency %g Hz", name, rec->fs);
-
-    /* lead order: source signal of each model lead */
-    int src_of[MRM_LEADS];
-    int unnamed = 0;
-    for (int s = 0; s < MRM_LEADS; s++) unnamed += rec->signals[s].description[0] == '\0';
-    if (unnamed == MRM_LEADS && (mode & MRM_FIT_UNNAMED_STANDARD)) {
-        for (int i = 0; i < MRM_LEADS; i++) src_of[i] = i;
-    } else {
-        for (int i = 0; i < MRM_LEADS; i++) src_of[i] = -1;
-        for (int s = 0; s < MRM_LEADS; s++) {
-            int k = mrm_lead_index(rec->signals[s].description);
-            if (k < 0)
-                return mrm_fail(err, MRM_ERR_FORMAT, "%s: signal %d: lead name '%s' is not one of I, II, III, aVR, aVL, aVF, V1..V6",
-                                name, s + 1, rec->signals[s].description);
-            if (src_of[k] >= 0)
-                return mrm_fail(err, MRM_ERR_FORMAT, "%s: signal %d: lead %s appears twice (signals %d and %d)", name, s + 1,
-                                mrm_lead_names[k], src_of[k] + 1, s + 1);
-            src_of[k] = s;
-            if (k != s) info->reordered = 1;
-        }
+    if (check_record(rec)) {
+        if (!rec->data || rec->n_samples <= 0) return mrm_fail(err, MRM_ERR_FORMAT, "%s: no samples", name);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: sampling frequency %g Hz", name, rec->fs);
     }
-    double scale[MRM_LEADS];
-    for (int i = 0; i < MRM_LEADS; i++) {
-        const char *u = rec->signals[src_of[i]].units;
-        scale[i] = unit_to_mv(u);
-        if (scale[i] == 0.0)
-            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: signal %d: units '%s' are not a voltage (mV, uV, V)", name, src_of[i] + 1, u);
-        if (scale[i] != 1.0) info->unit_scale = scale[i];
-    }
-
     long long n = rec->n_samples;
     int same_rate = fabs(rec->fs - MRM_FS) < 1e-9;
     int fit = mode & 0xff;
@@ -158,25 +251,9 @@ mrm_status mrm_preprocess_record(const mrm_record *rec, float *out, int mode, mr
         long long margin = same_rate ? 0 : (long long)ceil(rec->fs);
         n_use = n_10s + margin < n ? n_10s + margin : n;
     }
-    /* interleave (frames, 12) in mV with NaN -> 0 */
-    float *x = malloc((size_t)n_use * MRM_LEADS * sizeof(float));
-    if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, n_use);
-    for (int i = 0; i < MRM_LEADS; i++) {
-        const double *src = rec->data + (size_t)src_of[i] * (size_t)n;
-        for (long long t = 0; t < n_use; t++) {
-            double v = src[t];
-            if (isnan(v)) {
-                info->nan_samples++;
-                v = 0.0;
-            }
-            x[t * MRM_LEADS + i] = (float)(v * scale[i]);
-        }
-    }
-    /* count NaNs in the part not used too: the whole record's invalid samples are reported */
-    for (int i = 0; i < MRM_LEADS; i++) {
-        const double *src = rec->data + (size_t)src_of[i] * (size_t)n;
-        for (long long t = n_use; t < n; t++) info->nan_samples += isnan(src[t]) != 0;
-    }
+    float *x = NULL;
+    mrm_status st = leads_mv(rec, mode, n_use, &x, info, err);
+    if (st) return st;
 
     long long n_out; /* frames after resampling */
     if (n_use < n_10s && fit == MRM_FIT_STRETCH) {
@@ -208,5 +285,51 @@ mrm_status mrm_preprocess_record(const mrm_record *rec, float *out, int mode, mr
     }
     if (y != x) free(y);
     free(x);
+    return MRM_OK;
+}
+
+mrm_status mrm_preprocess_full(const mrm_record *rec, int mode, float **out, long long *n_out, mrm_preprocess_info *info,
+                               mrm_error *err) {
+    mrm_preprocess_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    info->unit_scale = 1.0;
+    *out = NULL;
+    *n_out = 0;
+    const char *name = rec->name[0] ? rec->name : "record";
+    if (check_record(rec)) {
+        if (!rec->data || rec->n_samples <= 0) return mrm_fail(err, MRM_ERR_FORMAT, "%s: no samples", name);
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: sampling frequency %g Hz", name, rec->fs);
+    }
+    long long n = rec->n_samples;
+    int same_rate = fabs(rec->fs - MRM_FS) < 1e-9;
+    long long m = same_rate ? n : (long long)llround((double)n * MRM_FS / rec->fs);
+    if (m < 1) m = 1;
+    float *x = NULL;
+    mrm_status st = leads_mv(rec, mode, n, &x, info, err);
+    if (st) return st;
+    float *y = x;
+    if (!same_rate) {
+        info->resampled = 1;
+        y = malloc((size_t)m * MRM_LEADS * sizeof(float));
+        st = y ? mrm_resample(x, MRM_LEADS, n, y, m, err) : mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, m);
+        free(x);
+        if (st) {
+            free(y);
+            if (err) mrm_error_prefix(err, "%s", name);
+            return st;
+        }
+    }
+    /* lead-major */
+    float *o = malloc((size_t)m * MRM_LEADS * sizeof(float));
+    if (!o) {
+        free(y);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld frames", name, m);
+    }
+    for (int i = 0; i < MRM_LEADS; i++)
+        for (long long t = 0; t < m; t++) o[(size_t)i * (size_t)m + (size_t)t] = y[t * MRM_LEADS + i];
+    free(y);
+    *out = o;
+    *n_out = m;
     return MRM_OK;
 }

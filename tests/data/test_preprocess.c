@@ -40,6 +40,12 @@ static double expected(int lead, double t_seconds) {
 static void test_leads(void) {
     CHECK(mrm_lead_index("I") == 0 && mrm_lead_index("avr") == 3 && mrm_lead_index(" V6 ") == 11 && mrm_lead_index("AVF") == 5,
           "lead names");
+    CHECK(mrm_lead_index("Lead I") == 0 && mrm_lead_index("MDC_ECG_LEAD_AVR") == 3 && mrm_lead_index("ECG V1") == 6 &&
+              mrm_lead_index("EKG II") == 1 && mrm_lead_index("MDC_ECG_LEAD_III") == 2 && mrm_lead_index("lead avl") == 4,
+          "naming habits");
+    CHECK(mrm_lead_index("V3R") == -1 && mrm_lead_index("MDC_ECG_LEAD_V7") == -1 && mrm_lead_index("Lead") == -1 &&
+              mrm_lead_index("vx") == -1,
+          "non-standard leads");
     CHECK(mrm_lead_index("V7") == -1 && mrm_lead_index("") == -1 && mrm_lead_index("MLII") == -1 && mrm_lead_index("IIII") == -1,
           "unknown leads");
 }
@@ -112,7 +118,7 @@ static void test_preprocess(void) {
         for (int t = 30; t < 970; t++) worst = fmax(worst, fabs(out[lead * 1000 + t] - expected(lead, t * 0.006)));
     CHECK(worst < 1e-2, "stretched error %g mV (signals up to 23 mV)", worst);
     /* unnamed leads without the flag: error */
-    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "lead name ''"),
+    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "(unnamed)") && strstr(err.msg, "missing: I, II, V1"),
           "unnamed leads: %s", err.msg);
 
     make_record(&r, si, data, 500.0, 5000, mrm_lead_names, "mV");
@@ -121,15 +127,35 @@ static void test_preprocess(void) {
     CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT &&
               strstr(err.msg, "synthetic: signal 5: lead II appears twice"), "duplicate lead: %s", err.msg);
     snprintf(si[4].description, sizeof si[4].description, "X9");
-    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "signal 5: lead name 'X9'"),
-          "unknown lead: %s", err.msg);
+    /* aVL replaced by a lead that is none of the 12: ignored, and aVL derived from I and II */
+    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_OK && info.derived == 1 << 4 && info.ignored == 1,
+          "unknown lead instead of aVL: %s (derived %x, ignored %d)", err.msg, info.derived, info.ignored);
+    {
+        static float ref[12 * 1000];
+        snprintf(si[4].description, sizeof si[4].description, "aVL");
+        CHECK(mrm_preprocess_record(&r, ref, MRM_FIT_CROP_PAD, &info, &err) == MRM_OK, "%s", err.msg);
+        snprintf(si[4].description, sizeof si[4].description, "X9");
+        CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_OK, "%s", err.msg);
+        double worst = 0;
+        for (int t = 0; t < 1000; t++) {
+            double I = ref[t], II = ref[1000 + t];
+            worst = fmax(worst, fabs(out[4 * 1000 + t] - (I - II / 2)));
+        }
+        CHECK(worst < 1e-5, "derived aVL = I - II/2: error %g", worst);
+    }
+    snprintf(si[6].description, sizeof si[6].description, "V3R");
+    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "not standard: X9, V3R") &&
+              strstr(err.msg, "missing: V1"),
+          "V3R instead of V1: %s", err.msg);
+    snprintf(si[6].description, sizeof si[6].description, "V1");
     snprintf(si[4].description, sizeof si[4].description, "aVL");
     snprintf(si[2].units, sizeof si[2].units, "mmHg");
     CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_UNSUPPORTED && strstr(err.msg, "'mmHg'"),
           "units: %s", err.msg);
     snprintf(si[2].units, sizeof si[2].units, "mV");
-    r.n_signals = 11;
-    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "11 signals"),
+    r.n_signals = 11; /* V6 gone */
+    CHECK(mrm_preprocess_record(&r, out, MRM_FIT_CROP_PAD, &info, &err) == MRM_ERR_FORMAT && strstr(err.msg, "11 signals") &&
+              strstr(err.msg, "missing: V6"),
           "11 leads: %s", err.msg);
 }
 
