@@ -304,6 +304,12 @@ int cmd_prepare(int argc, char **argv) {
         printf("integrity: %lld records with a checksum mismatch, %lld with an initial-value mismatch, %lld with invalid "
                "samples (warnings; --strict refuses them)\n",
                ds.n_checksum_mismatch, ds.n_init_mismatch, ds.n_invalid_records);
+    if (ds.n_unfit) {
+        fprintf(stderr, "mrmnet prepare: warning: %lld records fail the signal checks (kept; listed in prepare.json, signal_problems):\n",
+                ds.n_unfit);
+        for (long long i = 0; i < ds.n_unfit && i < 10; i++) fprintf(stderr, "  %s\n", ds.unfit[i]);
+        if (ds.n_unfit > 10) fprintf(stderr, "  ...\n");
+    }
     printf("wrote %s\n", out);
     mrm_dataset_free(&ds);
     return 0;

@@ -180,6 +180,8 @@ void mrm_dataset_free(mrm_dataset *ds) {
     for (int i = 0; i < ds->n_outside_labels; i++) free(ds->outside_labels[i]);
     free(ds->outside_labels);
     free(ds->outside_counts);
+    for (long long i = 0; i < ds->n_unfit; i++) free(ds->unfit[i]);
+    free(ds->unfit);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -344,6 +346,10 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
             n_inv += in.invalid_samples > 0;
         }
         if (st == MRM_OK) st = mrm_preprocess_record(&rec, ds->X + (size_t)k * per, fit_mode, &info, &e);
+        /* the signal checks: such records are kept (their labels are the table's) and listed */
+        mrm_signal_quality q;
+        q.summary[0] = '\0';
+        if (st == MRM_OK && mrm_quality_check(&rec, fit_mode, &q, NULL) != MRM_OK) q.summary[0] = '\0';
         if (st == MRM_OK) {
             n_crop += info.cropped;
             n_pad += info.padded;
@@ -367,6 +373,15 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
                     char msg[1400];
                     snprintf(msg, sizeof msg, "record %s: %s", r->id, why);
                     opt->log(opt->log_user, MRM_LOG_WARN, msg);
+                }
+                if (q.summary[0]) {
+                    char line[700];
+                    snprintf(line, sizeof line, "%s: %s", r->id, q.summary);
+                    char **grown = realloc(ds->unfit, sizeof *grown * (size_t)(ds->n_unfit + 1));
+                    if (grown) {
+                        ds->unfit = grown;
+                        if ((ds->unfit[ds->n_unfit] = strdup(line))) ds->n_unfit++;
+                    }
                 }
             }
             done++;
@@ -393,6 +408,7 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
         snprintf(msg, sizeof msg, "%lld more records with integrity warnings (counted in prepare.json)", n_warned - max_warnings);
         opt->log(opt->log_user, MRM_LOG_WARN, msg);
     }
+    if (ds->n_unfit > 1) qsort(ds->unfit, (size_t)ds->n_unfit, sizeof *ds->unfit, cmp_str);
     ds->fs_source = fs_mixed ? 0.0 : fs_first;
     return MRM_OK;
 }
@@ -588,6 +604,11 @@ mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, m
         json_object_set_new(integ, "invalid_samples", json_integer(ds->n_invalid_records));
         json_object_set_new(integ, "counts", json_string("records; invalid samples are set to 0 (preprocessing.nan_samples)"));
         json_object_set_new(root, "integrity", integ);
+        /* records that fail the signal checks (flat, invalid, clipped, implausible amplitude):
+         * kept with their labels, listed here for the user to look at */
+        json_t *unfit = json_array();
+        for (long long i = 0; i < ds->n_unfit; i++) json_array_append_new(unfit, json_string(ds->unfit[i]));
+        json_object_set_new(root, "signal_problems", unfit);
         char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
         if (!text) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot format prepare.json", out_dir);
         else {
