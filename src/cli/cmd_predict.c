@@ -15,20 +15,34 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet predict --model W.safetensors [options] RECORD... | DIR\n\n"
-               "Reads each recording (WFDB record or header, CPSC2018 MATLAB v5 .mat; a folder: every\n"
-               "record in it and its subfolders), resamples it to 100 Hz, keeps the first 10 s (zero-pads\n"
-               "a shorter one), standardises it with the model's mean and std and prints every class with\n"
-               "its probability (the mean of both heads) and the labels above the model's thresholds\n"
-               "(0.5 where the model has none). A recording that cannot be used, or a folder without\n"
-               "records, is reported on stderr (and in --json / --csv with its error) and the others go\n"
-               "on; the exit status is then 1. Checksum or initial-value mismatches and invalid samples\n"
-               "are warnings (counted in --json), errors with --strict.\n\n"
+               "Reads each recording (a WFDB record or header, a CPSC2018 MATLAB v5 .mat, or a file of HL7\n"
+               "aECG, GE MUSE or Philips Sierra XML, SCP-ECG, DICOM waveform or EDF, told apart by content;\n"
+               "a folder: every record in it and its subfolders), forms the 12 leads by name (extra leads ignored, missing limb\n"
+               "leads derived from I and II), checks that it is fit to be labelled (no flat, mostly invalid or\n"
+               "clipped leads, an amplitude plausible for an ECG in its units), resamples it to 100 Hz and\n"
+               "standardises it with the model's mean and std. A recording longer than 10 s is analysed in\n"
+               "10 s windows (a last window ends at the recording's end when more than 1 s would be left\n"
+               "out); each class gets the mean and the maximum of its probability (the mean of both heads)\n"
+               "over the windows, and the labels are the classes whose mean (or, with --aggregate max, the\n"
+               "maximum) is above the model's threshold (0.5 where the model has none). A recording that\n"
+               "cannot be used or is not fit, or a folder without records, is reported on stderr (and in\n"
+               "--json / --csv with its error) and the others go on; the exit status is then 1. Checksum or\n"
+               "initial-value mismatches and invalid samples are warnings (counted in --json), errors with\n"
+               "--strict.\n\n"
                "options:\n"
-               "  --json             one JSON array on stdout, an entry an input (\"error\" where it failed)\n"
+               "  --json             one JSON array on stdout, an entry an input with its windows (\"error\"\n"
+               "                     where it failed)\n"
                "  --csv              one CSV row an input: record, a column a class, labels, error\n"
+               "  --windows          with --csv: one row a window (record, start_s, end_s, classes, labels,\n"
+               "                     error)\n"
                "  --strict           a checksum or initial-value mismatch, or an invalid sample, is an error\n"
+               "  --stride S         seconds between the starts of the 10 s windows (10)\n"
+               "  --aggregate A      mean or max: what the recording's labels are taken from (mean)\n"
+               "  --min-seconds S    refuse recordings shorter than S seconds (10, the model's window); a\n"
+               "                     shorter one allowed by a lower S is zero-padded to 10 s\n"
                "  --stretch          stretch a record shorter than 10 s instead of zero-padding it\n"
-               "  --min-seconds S    refuse recordings shorter than S seconds (1)\n"
+               "  --force            label recordings that fail the signal checks too (the problem is still\n"
+               "                     reported)\n"
                "  --threshold X      one threshold for every class instead of the model's\n"
                "  --batch B          inference batch (32)\n"
                "  --threads T        OpenMP threads\n");
@@ -180,11 +194,47 @@ static void csv_field(const char *s) {
     }
 }
 
+/* One recording of a chunk: where its windows are in X, and what the checks found. */
+typedef struct job {
+    int item;            /* index in the item list */
+    long long row, n_win; /* its windows: rows [row, row + n_win) of X */
+    long long win_frames; /* 100 Hz frames of the recording */
+    double seconds;
+    char problems[512];  /* the signal checks' findings, "" when fit */
+} job;
+
+/* Window starts (100 Hz frames) of a recording of m frames: every `stride`, and a last one ending
+ * at the end when more than 1 s would be left out. Returns the count; starts may be NULL. */
+static long long window_starts(long long m, long long stride, long long *starts) {
+    if (m <= MRM_SAMPLES) {
+        if (starts) starts[0] = 0;
+        return 1;
+    }
+    long long k = 0, s = 0;
+    for (; s + MRM_SAMPLES <= m; s += stride) {
+        if (starts) starts[k] = s;
+        k++;
+    }
+    long long end = (s - stride) + MRM_SAMPLES;
+    if (m - end > (long long)MRM_FS) {
+        if (starts) starts[k] = m - MRM_SAMPLES;
+        k++;
+    }
+    return k;
+}
+
+static void label_list(const float *pr, const float *thr, char **classes, int c, char *out, size_t outsz) {
+    size_t len = 0;
+    out[0] = '\0';
+    for (int k = 0; k < c; k++)
+        if (pr[k] > thr[k] && len < outsz - 1) len += (size_t)snprintf(out + len, outsz - len, "%s%s", len ? ";" : "", classes[k]);
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
     const char *model_path = NULL;
-    int as_json = 0, as_csv = 0, stretch = 0, strict = 0;
-    double min_seconds = 1.0, one_threshold = NAN;
+    int as_json = 0, as_csv = 0, stretch = 0, force = 0, per_window = 0, use_max = 0, strict = 0;
+    double min_seconds = 10.0, one_threshold = NAN, stride_s = 10.0;
     long batch = 32, threads = 0;
     item_list items = {0};
     int failed = 0, rc = 1; /* failed: folders that could not be read, then records too */
@@ -197,12 +247,16 @@ int cmd_predict(int argc, char **argv) {
             as_json = 1;
         } else if (!strcmp(a, "--csv")) {
             as_csv = 1;
+        } else if (!strcmp(a, "--windows")) {
+            per_window = 1;
         } else if (!strcmp(a, "--stretch")) {
             stretch = 1;
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
         } else if (!strcmp(a, "--strict")) {
             strict = 1;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--min-seconds") ||
-                   !strcmp(a, "--threshold")) {
+                   !strcmp(a, "--threshold") || !strcmp(a, "--stride") || !strcmp(a, "--aggregate")) {
             if (!v) {
                 fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);
                 return 2;
@@ -213,6 +267,16 @@ int cmd_predict(int argc, char **argv) {
             else if (!strcmp(a, "--threads") && cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
             else if (!strcmp(a, "--min-seconds") && cli_parse_double_in(cmd, a, v, 0, 0, INFINITY, 1, &min_seconds)) return 2;
             else if (!strcmp(a, "--threshold") && cli_parse_double_in(cmd, a, v, 0, 0, 1, 0, &one_threshold)) return 2;
+            else if (!strcmp(a, "--stride") && (cli_parse_double(cmd, a, v, &stride_s) || !(stride_s >= 0.01) || stride_s > 1e6)) {
+                fprintf(stderr, "mrmnet %s: --stride: '%s' is not a number of seconds >= 0.01\n", cmd, v);
+                return 2;
+            } else if (!strcmp(a, "--aggregate")) {
+                if (strcmp(v, "mean") && strcmp(v, "max")) {
+                    fprintf(stderr, "mrmnet %s: --aggregate: '%s' is not mean or max\n", cmd, v);
+                    return 2;
+                }
+                use_max = !strcmp(v, "max");
+            }
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "mrmnet %s: unknown option '%s'\n", cmd, a);
             usage(stderr);
@@ -230,18 +294,24 @@ int cmd_predict(int argc, char **argv) {
         fprintf(stderr, "mrmnet %s: --json and --csv exclude each other\n", cmd);
         return 2;
     }
+    if (per_window && !as_csv) {
+        fprintf(stderr, "mrmnet %s: --windows goes with --csv (the text and JSON outputs always show the windows)\n", cmd);
+        return 2;
+    }
     if (!model_path || items.n == 0) {
         fprintf(stderr, "mrmnet %s: --model and at least one record or folder are required\n", cmd);
         usage(stderr);
         return 2;
     }
     if (threads > 0) omp_set_num_threads((int)threads);
+    const long long stride = (long long)llround(stride_s * MRM_FS) > 0 ? (long long)llround(stride_s * MRM_FS) : 1;
 
     mrm_error err = {0};
     mrm_model *m = NULL;
     mrm_meta meta = {0};
     float *X = NULL, *p = NULL, *thr = NULL;
-    int *ok = NULL, *row = NULL;
+    job *jobs = NULL;
+    long long *starts = NULL;
     char **classes = NULL;
     int c = 0, lead_map[MRM_LEADS];
     json_t *jclasses = NULL, *out = NULL;
@@ -249,7 +319,6 @@ int cmd_predict(int argc, char **argv) {
         cli_report(cmd, &err);
         goto done;
     }
-    cli_note_checkpoint(cmd, model_path, &meta);
     c = mrm_model_config_of(m)->n_classes;
     /* classes, thresholds, standardisation and lead order from the metadata */
     jclasses = json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);
@@ -302,32 +371,38 @@ int cmd_predict(int argc, char **argv) {
         goto done;
     }
 
-    /* in chunks of `batch` inputs: read and preprocess, predict, print */
+    /* in chunks of about `batch` windows: read, check and cut records into windows, predict, print */
     const size_t rec_len = (size_t)MRM_LEADS * MRM_SAMPLES;
-    X = malloc(sizeof(float) * rec_len * (size_t)batch);
-    ok = calloc((size_t)batch, sizeof *ok);
-    row = calloc((size_t)batch, sizeof *row);
-    p = malloc(sizeof(float) * (size_t)c * (size_t)batch);
+    long long x_cap = batch, n_rows = 0;
+    X = malloc(sizeof(float) * rec_len * (size_t)x_cap);
+    jobs = malloc(sizeof *jobs * (size_t)(batch + 1));
     float *tmp = malloc(sizeof(float) * rec_len);
-    if (!X || !ok || !row || !p || !tmp) {
+    if (!X || !jobs || !tmp) {
         free(tmp);
         fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
         goto done;
     }
     if (as_csv) {
-        fputs("record", stdout);
+        fputs(per_window ? "record,start_s,end_s" : "record", stdout);
         for (int k = 0; k < c; k++) putchar(','), csv_field(classes[k]);
         fputs(",labels,error\n", stdout);
     }
     if (as_json) out = json_array();
-    for (int i0 = 0; i0 < items.n; i0 += (int)batch) {
-        const int i1 = items.n - i0 < batch ? items.n : i0 + (int)batch;
-        int n_ok = 0;
-        for (int i = i0; i < i1; i++) {
+    int next = 0;
+    while (next < items.n) {
+        int n_jobs = 0;
+        n_rows = 0;
+        /* gather records until the chunk holds `batch` windows */
+        while (next < items.n && n_rows < batch && n_jobs < batch) {
+            int i = next++;
+            const char *name = items.v[i].name;
             mrm_record rec;
             mrm_error e = {0};
             mrm_preprocess_info info;
-            ok[i - i0] = 0;
+            job *jb = &jobs[n_jobs++];
+            memset(jb, 0, sizeof *jb);
+            jb->item = i;
+            jb->row = n_rows;
             if (items.v[i].error) { /* a folder without records, or one that cannot be read */
                 fprintf(stderr, "mrmnet %s: %s\n", cmd, items.v[i].error);
                 failed++;
@@ -339,92 +414,218 @@ int cmd_predict(int argc, char **argv) {
                 if (strict)
                     st = mrm_fail(&e, MRM_ERR_CHECK, "%s (an error with --strict)", why);
                 else
-                    fprintf(stderr, "mrmnet %s: warning: %s: %s\n", cmd, items.v[i].name, why);
+                    fprintf(stderr, "mrmnet %s: warning: %s: %s\n", cmd, name, why);
             }
-            double seconds = rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
-            if (!st && rec.n_signals == MRM_LEADS && rec.fs > 0 && seconds < min_seconds)
-                st = mrm_fail(&e, MRM_ERR_INVALID, "%.3g s long, shorter than %.3g s", seconds, min_seconds);
-            if (!st) st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
-            mrm_record_free(&rec);
+            double seconds = !st && rec.fs > 0 ? (double)rec.n_samples / rec.fs : 0;
+            mrm_signal_quality q;
+            memset(&q, 0, sizeof q);
+            if (!st) st = mrm_quality_check(&rec, 0, &q, &e); /* also matches the leads: the first error names them */
+            if (!st && rec.fs > 0 && llround(seconds * MRM_FS) < llround(min_seconds * MRM_FS))
+                st = mrm_fail(&e, MRM_ERR_INVALID, "%.3g s long, shorter than %.3g s (the minimum: --min-seconds)", seconds, min_seconds);
+            if (!st && q.summary[0] && !force) {
+                snprintf(jb->problems, sizeof jb->problems, "%s", q.summary);
+                st = mrm_fail(&e, MRM_ERR_CHECK, "not labelled, the recording is not fit: %s (--force labels it anyway)", q.summary);
+            }
             if (st) {
-                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, items.v[i].name, e.msg);
+                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, name, e.msg);
                 items.v[i].error = strdup(e.msg[0] ? e.msg : "cannot be read");
+                mrm_record_free(&rec);
                 failed++;
                 continue;
             }
-            if (info.padded || info.stretched)
-                fprintf(stderr, "mrmnet %s: warning: %s: %.3g s long, %s to 10 s\n", cmd, items.v[i].name, seconds,
-                        info.padded ? "zero-padded" : "stretched");
-            if (info.nan_samples)
-                fprintf(stderr, "mrmnet %s: warning: %s: %lld invalid samples set to 0\n", cmd, items.v[i].name, info.nan_samples);
-            float *x = X + (size_t)n_ok * rec_len;
-            for (int j = 0; j < MRM_LEADS; j++)
-                for (int t = 0; t < MRM_SAMPLES; t++)
-                    x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)tmp[(size_t)lead_map[j] * MRM_SAMPLES + t] - mean) / sd);
-            ok[i - i0] = 1;
-            row[i - i0] = n_ok++;
+            float *full = NULL;
+            long long frames = 0, nw = 0;
+            if (!st) {
+                long long m100 = llround(seconds * MRM_FS);
+                if (m100 <= MRM_SAMPLES) {
+                    /* one window: the first 10 s, padded or stretched as asked */
+                    st = mrm_preprocess_record(&rec, tmp, stretch ? MRM_FIT_STRETCH : MRM_FIT_CROP_PAD, &info, &e);
+                    full = tmp;
+                    frames = MRM_SAMPLES;
+                    nw = 1;
+                    if (!st && (info.padded || info.stretched))
+                        fprintf(stderr, "mrmnet %s: warning: %s: %.3g s long, %s to 10 s\n", cmd, name, seconds,
+                                info.padded ? "zero-padded" : "stretched");
+                } else {
+                    st = mrm_preprocess_full(&rec, 0, &full, &frames, &info, &e);
+                    if (!st) nw = window_starts(frames, stride, NULL);
+                }
+            }
+            mrm_record_free(&rec);
+            if (st) {
+                fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, name, e.msg);
+                items.v[i].error = strdup(e.msg[0] ? e.msg : "cannot be read");
+                if (full != tmp) free(full);
+                failed++;
+                continue;
+            }
+            if (info.nan_samples) fprintf(stderr, "mrmnet %s: warning: %s: %lld invalid samples set to 0\n", cmd, name, info.nan_samples);
+            if (q.summary[0]) fprintf(stderr, "mrmnet %s: warning: %s: labelled although not fit (--force): %s\n", cmd, name, q.summary);
+            if (n_rows + nw > x_cap) {
+                long long cap = n_rows + nw > 2 * x_cap ? n_rows + nw : 2 * x_cap;
+                float *nx = realloc(X, sizeof(float) * rec_len * (size_t)cap);
+                if (!nx) {
+                    if (full != tmp) free(full);
+                    free(tmp);
+                    fprintf(stderr, "mrmnet %s: %s: out of memory for %lld windows\n", cmd, name, nw);
+                    goto done;
+                }
+                X = nx, x_cap = cap;
+            }
+            long long *st_buf = malloc(sizeof *st_buf * (size_t)nw);
+            if (!st_buf) {
+                if (full != tmp) free(full);
+                free(tmp);
+                fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+                goto done;
+            }
+            window_starts(frames, stride, st_buf);
+            for (long long w = 0; w < nw; w++) {
+                float *x = X + (size_t)(n_rows + w) * rec_len;
+                for (int j = 0; j < MRM_LEADS; j++) {
+                    const float *src = full + (size_t)lead_map[j] * (size_t)frames + (size_t)st_buf[w];
+                    for (int t = 0; t < MRM_SAMPLES; t++) x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)src[t] - mean) / sd);
+                }
+            }
+            free(st_buf);
+            if (full != tmp) free(full);
+            jb->n_win = nw;
+            jb->win_frames = frames;
+            jb->seconds = seconds;
+            snprintf(jb->problems, sizeof jb->problems, "%s", q.summary);
+            n_rows += nw;
         }
-        if (n_ok && mrm_predict_probs(m, X, n_ok, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
+        float *np = realloc(p, sizeof(float) * (size_t)c * (size_t)(n_rows ? n_rows : 1));
+        if (!np) {
+            free(tmp);
+            fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+            goto done;
+        }
+        p = np;
+        if (n_rows && mrm_predict_probs(m, X, n_rows, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
             free(tmp);
             cli_report(cmd, &err);
             goto done;
         }
-        for (int i = i0; i < i1; i++) {
-            if (!ok[i - i0]) { /* its error: on stderr already; in the structured outputs too */
-                const char *why = items.v[i].error ? items.v[i].error : "cannot be labelled";
+        for (int jn = 0; jn < n_jobs; jn++) {
+            const job *jb = &jobs[jn];
+            const char *name = items.v[jb->item].name;
+            if (!jb->n_win) { /* its error: on stderr already; in the structured outputs too */
+                const char *why = items.v[jb->item].error ? items.v[jb->item].error : "cannot be labelled";
                 if (as_csv) {
-                    csv_field(items.v[i].name);
-                    for (int k = 0; k <= c; k++) putchar(',');
+                    csv_field(name);
+                    for (int k = 0; k <= c + (per_window ? 2 : 0); k++) putchar(',');
                     putchar(',');
                     csv_field(why);
                     putchar('\n');
                 } else if (as_json) {
                     json_t *o = json_object();
-                    json_object_set_new(o, "record", json_string(items.v[i].name));
+                    json_object_set_new(o, "record", json_string(name));
                     json_object_set_new(o, "error", json_string(why));
+                    if (jb->problems[0]) json_object_set_new(o, "problems", json_string(jb->problems));
                     json_array_append_new(out, o);
                 }
                 continue;
             }
-            const float *pr = p + (size_t)row[i - i0] * c;
-            if (as_csv) {
-                csv_field(items.v[i].name);
+            float mean_p[256], max_p[256];
+            float *meanp = c <= 256 ? mean_p : malloc(sizeof(float) * (size_t)c), *maxp = c <= 256 ? max_p : malloc(sizeof(float) * (size_t)c);
+            long long *ws = malloc(sizeof *ws * (size_t)jb->n_win);
+            if (!meanp || !maxp || !ws) {
+                free(tmp);
+                fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
+                goto done;
+            }
+            window_starts(jb->win_frames, stride, ws);
+            for (int k = 0; k < c; k++) {
+                double sum = 0, mx = 0;
+                for (long long w = 0; w < jb->n_win; w++) {
+                    double v = p[(size_t)(jb->row + w) * c + k];
+                    sum += v;
+                    if (w == 0 || v > mx) mx = v;
+                }
+                meanp[k] = (float)(sum / (double)jb->n_win);
+                maxp[k] = (float)mx;
+            }
+            const float *pr = use_max ? maxp : meanp;
+            char labels[4096];
+            if (as_csv && per_window) {
+                for (long long w = 0; w < jb->n_win; w++) {
+                    const float *pw = p + (size_t)(jb->row + w) * c;
+                    csv_field(name);
+                    printf(",%g,%g", ws[w] / MRM_FS, (ws[w] + MRM_SAMPLES) / MRM_FS);
+                    for (int k = 0; k < c; k++) printf(",%.6f", pw[k]);
+                    putchar(',');
+                    label_list(pw, thr, classes, c, labels, sizeof labels);
+                    csv_field(labels);
+                    fputs(",\n", stdout); /* no error */
+                }
+            } else if (as_csv) {
+                csv_field(name);
                 for (int k = 0; k < c; k++) printf(",%.6f", pr[k]);
                 putchar(',');
-                int first = 1;
-                char labels[4096] = "";
-                size_t len = 0;
-                for (int k = 0; k < c; k++)
-                    if (pr[k] > thr[k] && len < sizeof labels - 1) {
-                        len += (size_t)snprintf(labels + len, sizeof labels - len, "%s%s", first ? "" : ";", classes[k]);
-                        first = 0;
-                    }
+                label_list(pr, thr, classes, c, labels, sizeof labels);
                 csv_field(labels);
                 fputs(",\n", stdout); /* no error */
             } else if (as_json) {
-                json_t *o = json_object(), *probs = json_object(), *labels = json_array();
+                json_t *o = json_object(), *probs = json_object(), *jmean = json_object(), *jmax = json_object(), *jlab = json_array(),
+                       *jw = json_array();
                 for (int k = 0; k < c; k++) {
                     json_object_set_new(probs, classes[k], json_real(pr[k]));
-                    if (pr[k] > thr[k]) json_array_append_new(labels, json_string(classes[k]));
+                    json_object_set_new(jmean, classes[k], json_real(meanp[k]));
+                    json_object_set_new(jmax, classes[k], json_real(maxp[k]));
+                    if (pr[k] > thr[k]) json_array_append_new(jlab, json_string(classes[k]));
                 }
-                const mrm_record_integrity *in = &items.v[i].integrity;
+                for (long long w = 0; w < jb->n_win; w++) {
+                    const float *pw = p + (size_t)(jb->row + w) * c;
+                    json_t *wo = json_object(), *wp = json_object(), *wl = json_array();
+                    for (int k = 0; k < c; k++) {
+                        json_object_set_new(wp, classes[k], json_real(pw[k]));
+                        if (pw[k] > thr[k]) json_array_append_new(wl, json_string(classes[k]));
+                    }
+                    json_object_set_new(wo, "start_s", json_real(ws[w] / MRM_FS));
+                    json_object_set_new(wo, "end_s", json_real((ws[w] + MRM_SAMPLES) / MRM_FS));
+                    json_object_set_new(wo, "probabilities", wp);
+                    json_object_set_new(wo, "labels", wl);
+                    json_array_append_new(jw, wo);
+                }
+                json_object_set_new(o, "record", json_string(name));
+                json_object_set_new(o, "seconds", json_real(jb->seconds));
+                json_object_set_new(o, "aggregate", json_string(use_max ? "max" : "mean"));
+                json_object_set_new(o, "probabilities", probs);
+                json_object_set_new(o, "labels", jlab);
+                json_object_set_new(o, "mean", jmean);
+                json_object_set_new(o, "max", jmax);
+                json_object_set_new(o, "windows", jw);
+                if (jb->problems[0]) json_object_set_new(o, "problems", json_string(jb->problems));
+                const mrm_record_integrity *in = &items.v[jb->item].integrity;
                 json_t *ij = json_object();
                 json_object_set_new(ij, "checksum_mismatches", json_integer(in->checksum_mismatches));
                 json_object_set_new(ij, "init_value_mismatches", json_integer(in->init_value_mismatches));
                 json_object_set_new(ij, "invalid_samples", json_integer(in->invalid_samples));
-                json_object_set_new(o, "record", json_string(items.v[i].name));
-                json_object_set_new(o, "probabilities", probs);
-                json_object_set_new(o, "labels", labels);
                 json_object_set_new(o, "integrity", ij);
                 json_array_append_new(out, o);
             } else {
-                printf("%s:", items.v[i].name);
+                printf("%s:", name);
                 int any = 0;
                 for (int k = 0; k < c; k++)
                     if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
                 printf("%s\n", any ? "" : " (no label above its threshold)");
-                for (int k = 0; k < c; k++) printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
+                if (jb->problems[0]) printf("  NOT FIT (labelled with --force): %s\n", jb->problems);
+                if (jb->n_win == 1) {
+                    for (int k = 0; k < c; k++) printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
+                } else {
+                    printf("  %.1f s in %lld windows of 10 s; labels from the %s\n  %-12s %8s %8s\n", jb->seconds, jb->n_win,
+                           use_max ? "maximum" : "mean", "class", "mean", "max");
+                    for (int k = 0; k < c; k++) printf("  %-12s %8.4f %8.4f%s\n", classes[k], meanp[k], maxp[k], pr[k] > thr[k] ? "  *" : "");
+                    for (long long w = 0; w < jb->n_win; w++) {
+                        label_list(p + (size_t)(jb->row + w) * c, thr, classes, c, labels, sizeof labels);
+                        printf("  window %7.1f-%7.1f s: %s\n", ws[w] / MRM_FS, (ws[w] + MRM_SAMPLES) / MRM_FS, labels[0] ? labels : "-");
+                    }
+                }
             }
+            free(ws);
+            if (meanp != mean_p) free(meanp);
+            if (maxp != max_p) free(maxp);
         }
         fflush(stdout);
     }
@@ -440,7 +641,7 @@ done:
     if (out) json_decref(out);
     if (jclasses) json_decref(jclasses);
     for (int k = 0; classes && k < c; k++) free(classes[k]);
-    free(classes), free(thr), free(X), free(p), free(ok), free(row);
+    free(classes), free(thr), free(X), free(p), free(jobs), free(starts);
     for (int i = 0; i < items.n; i++) free(items.v[i].path), free(items.v[i].name), free(items.v[i].error);
     free(items.v);
     mrm_meta_free(&meta);

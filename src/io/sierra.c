@@ -12,7 +12,8 @@
  *   last = code[i] - 64.
  * With the standard lead order, leads III, aVR, aVL and aVF are stored as what is left after
  * their values from I and II (integer halves truncated toward zero):
- *   III = II - I - r3,  aVR = -r4 - (I + II) / 2,  aVL = (I - III) / 2 - r5,  aVF = (II + III) / 2 - r6. */
+ *   III = II - I - r3,  aVR = -r4 - (I + II) / 2,  aVL = (I - III) / 2 - r5,  aVF = (II + III) / 2 - r6.
+ * A PageWriter file's 11 s end with a calibration second; the record keeps the 10 s of ECG. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -377,7 +378,22 @@ mrm_status mrm_sierra_read(mrm_record *rec, const uint8_t *buf, size_t len, cons
         st = mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s:%ld: dataencoding '%s' (Base64 or Plain are read)", fn, line, enc);
         goto done;
     }
-    if ((st = mrm_record_alloc(rec, (int)n_leads, T, fs, "philips-sierra", fn, err))) goto done;
+    /* PageWriter files hold 11 s: 10 s of ECG, then a second that ends with the 1 mV calibration
+     * pulse (every lead at the same value for 0.2 s). That second is not ECG: the record keeps the
+     * first 10 s when it holds such a pulse. */
+    long long T_ecg = T, ten = llround(10.0 * fs);
+    int calibration = 0;
+    if (T > ten) {
+        long long run = 0, need = llround(0.05 * fs) > 2 ? llround(0.05 * fs) : 2;
+        for (long long t = ten; t < T && !calibration; t++) {
+            int same = digital[t] != 0 && (t == ten || digital[t] == digital[t - 1]);
+            for (int l = 1; l < n_leads && same; l++) same = digital[(size_t)l * (size_t)T + (size_t)t] == digital[t];
+            run = same ? run + 1 : 0;
+            calibration = run >= need;
+        }
+        if (calibration) T_ecg = ten;
+    }
+    if ((st = mrm_record_alloc(rec, (int)n_leads, T_ecg, fs, "philips-sierra", fn, err))) goto done;
     for (int l = 0; l < n_leads; l++) {
         mrm_signal_info *si = &rec->signals[l];
         snprintf(si->description, sizeof si->description, "%s", labels[l]);
@@ -385,13 +401,17 @@ mrm_status mrm_sierra_read(mrm_record *rec, const uint8_t *buf, size_t len, cons
         si->gain = 1.0 / res;
         si->baseline = (int)llround(offset);
         si->format = 16;
-        double *d = rec->data + (size_t)l * (size_t)T;
+        double *d = rec->data + (size_t)l * (size_t)T_ecg;
         const int32_t *v = digital + (size_t)l * (size_t)T;
-        for (long long t = 0; t < T; t++) d[t] = ((double)v[t] - offset) * res;
+        for (long long t = 0; t < T_ecg; t++) d[t] = ((double)v[t] - offset) * res;
     }
     sierra_meta(root, rec);
     snprintf(txt, sizeof txt, "Sierra ECG XML version: %s", version);
     st = mrm_record_add_comment(rec, txt, err);
+    if (!st && calibration) {
+        snprintf(txt, sizeof txt, "the file's last %.3g s (ending with the calibration pulse) are not part of the record", (T - T_ecg) / fs);
+        st = mrm_record_add_comment(rec, txt, err);
+    }
 done:
     free(digital);
     free(bytes);

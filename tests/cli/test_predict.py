@@ -95,7 +95,7 @@ for name, n in (("short", 50), ("five", 500)):
     (np.random.default_rng(1).integers(-500, 500, (n, 12))).astype("<i2").tofile(os.path.join(bad, name + ".dat"))
 args = [ptb[0], os.path.join(FIX, "mitdb", "100s"), os.path.join(bad, "short"), os.path.join(bad, "missing"),
         os.path.join(bad, "five"), ptb[1]]
-rc, so, se = run("predict", "--model", model, "--json", "--batch", "2", *args, expect=1)
+rc, so, se = run("predict", "--model", model, "--json", "--batch", "2", "--min-seconds", "1", *args, expect=1)
 check(rc == 1, "exit status 1 when a record fails")
 res = json.loads(so)
 check([r["record"] for r in res] == args, "one entry an input, in their order")
@@ -103,10 +103,13 @@ check([r["record"] for r in res if "error" not in r] == [ptb[0], os.path.join(ba
       "the good records still labelled")
 check(all(("error" in r) == ("probabilities" not in r) for r in res), "an entry has probabilities or an error")
 check("shorter than" in [r for r in res if r["record"].endswith("short")][0]["error"], "the short record's error")
-check("100s" in se and "12 leads" in se, "2-lead record: " + se)
+check("100s" in se and "12 standard leads cannot be formed" in se and "missing: I, II, V1, V2, V3, V4, V6" in se, "2-lead record: " + se)
 check("short" in se and "shorter than" in se, "too short record reported")
 check("missing" in se, "missing record reported")
 check("zero-padded" in se, "padding reported")
+# by default a recording shorter than the model's 10 s window is refused, with the reason
+rc, so, se = run("predict", "--model", model, os.path.join(bad, "five"), expect=1)
+check(rc == 1 and "5 s long, shorter than 10 s" in se, "5 s record refused by default: " + se)
 
 # errors of usage
 rc, _, se = run("predict", "--model", model, expect=2)
