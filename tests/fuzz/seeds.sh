@@ -28,5 +28,8 @@ case "$name" in
   scp) for f in $(small '*.scp') $(small '*.SCP'); do cp "$f" "$out/"; done ;;
   dicom) for f in $(small '*.dcm'); do cp "$f" "$out/"; done ;;
   edf) for f in $(small '*.edf'); do cp "$f" "$out/"; done ;;
+  aecg) for f in $(small 'aecg_*.xml'); do cp "$f" "$out/"; done ;;
+  muse) for f in $(small 'muse_*.xml'); do cp "$f" "$out/"; done ;;
+  sierra) for f in $(small 'sierra_*'); do cp "$f" "$out/"; done ;;
   *) ;; # harnesses of other readers: their corpus/<name>/ folder only
 esac
