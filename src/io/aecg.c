@@ -267,31 +267,29 @@ static mrm_status read_series(mrm_record *rec, xmlNode *series, const char *fn, 
     return st;
 }
 
-static void aecg_patient(xmlNode *root, mrm_record *rec) {
-    /* sex: the first administrativeGenderCode anywhere in the document */
-    xmlNode *stack[64];
-    int sp = 0;
-    stack[sp++] = root;
-    while (sp) {
-        xmlNode *n = stack[--sp];
-        if (!strcmp(mrm_xml_name(n), "administrativeGenderCode") && !rec->sex[0]) {
-            char c[16];
-            mrm_xml_attr(n, "code", c, sizeof c);
-            if (!strcmp(c, "M")) snprintf(rec->sex, sizeof rec->sex, "Male");
-            else if (!strcmp(c, "F")) snprintf(rec->sex, sizeof rec->sex, "Female");
-        }
-        if (!strcmp(mrm_xml_name(n), "relatedObservation") && rec->age < 0) {
-            char c[32], v[32], u[16];
-            code_of(n, c, sizeof c);
-            xmlNode *val = mrm_xml_child(n, "value");
+/* Sex (the first administrativeGenderCode) and age (a relatedObservation of LOINC 21612-7, "Reported
+ * Age", in years) wherever they sit in the document (libxml2 caps the depth at 256). */
+static void aecg_patient(const xmlNode *n, mrm_record *rec, int depth) {
+    for (const xmlNode *c = n ? n->children : NULL; c && depth < 300; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE) continue;
+        const char *name = mrm_xml_name(c);
+        if (!strcmp(name, "administrativeGenderCode") && !rec->sex[0]) {
+            char code[16];
+            mrm_xml_attr(c, "code", code, sizeof code);
+            if (!strcmp(code, "M")) snprintf(rec->sex, sizeof rec->sex, "Male");
+            else if (!strcmp(code, "F")) snprintf(rec->sex, sizeof rec->sex, "Female");
+        } else if (!strcmp(name, "relatedObservation") && rec->age < 0) {
+            char code[32], v[32], u[16];
+            code_of(c, code, sizeof code);
+            xmlNode *val = mrm_xml_child(c, "value");
             mrm_xml_attr(val, "value", v, sizeof v);
             mrm_xml_attr(val, "unit", u, sizeof u);
             double a;
-            if (!strcmp(c, "21612-7") && !mrm_parse_double_text(v, &a) && a >= 0 && a < 150 && (!u[0] || !strcmp(u, "a")))
+            if (!strcmp(code, "21612-7") && !mrm_parse_double_text(v, &a) && a >= 0 && a < 150 && (!u[0] || !strcmp(u, "a")))
                 rec->age = (int)a;
+        } else if (strcmp(name, "series") && strcmp(name, "sequenceSet")) { /* not into the waveforms */
+            aecg_patient(c, rec, depth + 1);
         }
-        for (xmlNode *c = n->last; c && sp < 64; c = c->prev)
-            if (c->type == XML_ELEMENT_NODE) stack[sp++] = c;
     }
 }
 
@@ -312,7 +310,7 @@ mrm_status mrm_aecg_read(mrm_record *rec, const uint8_t *buf, size_t len, const 
         else st = read_series(rec, series, fn, err);
         if (!st) {
             rec->representative = rep;
-            aecg_patient(root, rec);
+            aecg_patient(root, rec, 0);
             if (!rec->acquired[0] || rep) {
                 char ts[64];
                 xmlNode *et = mrm_xml_child(root, "effectiveTime");

@@ -289,7 +289,8 @@ mrm_status mrm_sierra_read(mrm_record *rec, const uint8_t *buf, size_t len, cons
     }
     if (mrm_xml_attr(pw, "leadlabels", txt, sizeof txt)) {
         int l = 0;
-        for (char *p = strtok(txt, " \t\r\n"); p; p = strtok(NULL, " \t\r\n"), l++)
+        char *save = NULL;
+        for (char *p = strtok_r(txt, " \t\r\n", &save); p; p = strtok_r(NULL, " \t\r\n", &save), l++)
             if (l < n_leads) snprintf(labels[l], sizeof labels[l], "%s", p);
         if (l != n_leads) {
             st = mrm_fail(err, MRM_ERR_FORMAT, "%s:%ld: leadlabels names %d leads, numberofleads says %lld", fn, line, l, n_leads);
