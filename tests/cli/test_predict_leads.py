@@ -116,7 +116,8 @@ rc, res, se = predict(clip, expect=1)
 check(rc == 1 and "clipped:" in se, "clipped leads reported: " + se)
 
 # ---- the XML formats, by content ----
-rc, res, se = predict(FIX)
+xml = [os.path.join(FIX, f) for f in ("aecg_liryc_synthetic.xml", "muse_from_hl7_example.xml", "sierra_1-03_129DYPRG.XML")]
+rc, res, se = predict(*xml)
 check(rc == 0 and len(res) == 3 and all(len(r["windows"]) == 1 for r in res), "the XML fixtures labelled: " + se)
 
 # ---- prepare --records: XML files named without extension; unfit records listed ----
