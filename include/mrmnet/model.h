@@ -141,6 +141,9 @@ mrm_status mrm_model_copy_weights(mrm_model *dst, const mrm_model *src, mrm_erro
 
 /* Dropout probability of the multi-scale path in training mode (0.2 by default). */
 void mrm_model_set_dropout(mrm_model *m, float p);
+/* Weights of the positive term of each class in both heads' BCE (n_classes positive values, as
+ * PyTorch's BCEWithLogitsLoss(pos_weight)); NULL: none (the paper's loss). Copied. */
+mrm_status mrm_model_set_pos_weight(mrm_model *m, const float *pos_weight, mrm_error *err);
 
 /* Forward pass on x (B, 12, 1000). train = 1: batch statistics (running stats updated,
  * num_batches_tracked incremented) and dropout drawn from rng (rng may be NULL when dropout

@@ -112,6 +112,35 @@ typedef struct mrm_train_progress {
     int is_best;              /* after an epoch: the best validation macro-AUC so far */
 } mrm_train_progress;
 
+/* Learning-rate schedules (per epoch; the paper keeps the rate constant). As PyTorch's:
+ *   STEP     StepLR: lr * gamma^floor((epoch - 1) / step_epochs)
+ *   COSINE   CosineAnnealingLR(T_max = epochs, eta_min = min_lr):
+ *            min_lr + (lr - min_lr) (1 + cos(pi (epoch - 1) / epochs)) / 2
+ *   PLATEAU  ReduceLROnPlateau(mode 'max' on the validation macro-AUC, factor, patience,
+ *            threshold 1e-4 relative, min_lr): after an epoch that does not beat the best by
+ *            the threshold for more than `patience` epochs in a row, lr *= factor (not below
+ *            min_lr) and the count restarts. */
+typedef enum mrm_lr_kind { MRM_LR_CONSTANT = 0, MRM_LR_STEP = 1, MRM_LR_COSINE = 2, MRM_LR_PLATEAU = 3 } mrm_lr_kind;
+typedef struct mrm_lr_schedule {
+    mrm_lr_kind kind;
+    int step_epochs;          /* STEP */
+    int patience;             /* PLATEAU */
+    double gamma;             /* STEP: the factor; PLATEAU: the factor */
+    double min_lr;            /* COSINE, PLATEAU */
+} mrm_lr_schedule;
+/* Parses "constant", "step:EPOCHS:GAMMA", "cosine[:MIN_LR]", "plateau:PATIENCE:FACTOR[:MIN_LR]";
+ * formats the canonical text. */
+mrm_status mrm_lr_schedule_parse(const char *text, mrm_lr_schedule *s, mrm_error *err);
+void mrm_lr_schedule_format(const mrm_lr_schedule *s, char *out, size_t outsz);
+
+/* Class weighting of the BCE terms (PyTorch's BCEWithLogitsLoss pos_weight). */
+typedef enum mrm_pos_weight_mode {
+    MRM_POS_WEIGHT_NONE = 0,  /* the paper's loss */
+    MRM_POS_WEIGHT_GIVEN = 1, /* pos_weight[] as given (one value: every class) */
+    MRM_POS_WEIGHT_AUTO = 2   /* negatives / positives of each class in the training split (a
+                                 class without positives: 1) */
+} mrm_pos_weight_mode;
+
 typedef struct mrm_train_options {
     const char *data_dir;     /* prepared folder */
     const char *out_dir;      /* run folder (created) */
@@ -134,6 +163,13 @@ typedef struct mrm_train_options {
     int eval_batch;           /* batch of the validation forward (0: same as batch) */
     int threads;              /* OpenMP threads during the run (0: leave as it is); results are
                                  bit-identical for the same seed and thread count */
+    /* beyond the paper's protocol; the defaults keep it, and every run's record holds them */
+    mrm_pos_weight_mode pos_weight_mode; /* NONE */
+    const float *pos_weight;  /* GIVEN: n_pos_weight values (1 or the number of classes) */
+    int n_pos_weight;
+    mrm_lr_schedule lr_schedule; /* constant */
+    int early_stop;           /* stop after this many epochs without a better validation
+                                 macro-AUC (0: never; needs a validation split) */
     int resume;               /* continue the run in out_dir: its saved options win, except
                                  data_dir (when not NULL), epochs (when > 0), max_steps (when
                                  >= 0) and threads (when > 0) */

@@ -34,6 +34,12 @@ static void usage(FILE *f) {
             "  --resume RUN/      continue a stopped run exactly where its checkpoint left it\n"
             "  --force            start over in a non-empty RUN/ (its run's files are removed first)\n"
             "  --no-val           train without the validation split (best = last epoch, no thresholds)\n"
+            "beyond the paper's protocol (the defaults keep it; every run's record holds these):\n"
+            "  --pos-weight W     BCE weight of each class's positives: auto (negatives/positives of the\n"
+            "                     training split), one number for every class, or one per class (W1,W2,...)\n"
+            "  --lr-schedule S    constant (default), step:EPOCHS:GAMMA, cosine[:MIN_LR],\n"
+            "                     plateau:PATIENCE:FACTOR[:MIN_LR] (on the validation macro-AUC)\n"
+            "  --early-stop N     stop after N epochs without a better validation macro-AUC (0: never)\n"
             "  --quiet            no progress line\n");
     cli_model_usage(f);
     fprintf(f, "With --init, the variant options left out are the file's; one that changes the weights'\n"
@@ -86,6 +92,7 @@ int cmd_train(int argc, char **argv) {
     int epochs_given = 0, steps_given = 0;
     const char *fixed_given = NULL; /* an option a resumed run takes from its checkpoint */
     const char *resume_dir = NULL;
+    float pw[1024];
     cli_model_opts mo;
     if (cli_model_extract(cmd, &argc, argv, &mo)) return 2;
     if (mo.n) fixed_given = "a model option";
@@ -151,6 +158,38 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(a, "--weight-decay")) o.weight_decay = d;
             else if (!strcmp(a, "--momentum")) o.momentum = d;
             else o.dropout = (float)d;
+        } else if (!strcmp(a, "--pos-weight")) {
+            NEED_VALUE if (!strcmp(v, "auto")) {
+                o.pos_weight_mode = MRM_POS_WEIGHT_AUTO;
+            } else {
+                int m = 1;
+                for (const char *q = v; *q; q++) m += *q == ',';
+                if (m > (int)(sizeof pw / sizeof *pw)) {
+                    fprintf(stderr, "mrmnet %s: --pos-weight: more than %zu values\n", cmd, sizeof pw / sizeof *pw);
+                    return 2;
+                }
+                const char *q = v;
+                for (int k = 0; k < m; k++) {
+                    char *end;
+                    double w = strtod(q, &end);
+                    if (end == q || (*end && *end != ',') || !(w > 0) || !isfinite(w)) {
+                        fprintf(stderr, "mrmnet %s: --pos-weight: '%s' is not auto or positive numbers separated by ','\n", cmd, v);
+                        return 2;
+                    }
+                    pw[k] = (float)w;
+                    q = *end ? end + 1 : end;
+                }
+                o.pos_weight_mode = MRM_POS_WEIGHT_GIVEN, o.pos_weight = pw, o.n_pos_weight = m;
+            }
+        } else if (!strcmp(a, "--lr-schedule")) {
+            NEED_VALUE mrm_error e = {0};
+            if (mrm_lr_schedule_parse(v, &o.lr_schedule, &e)) {
+                fprintf(stderr, "mrmnet %s: --lr-schedule: %s\n", cmd, e.msg);
+                return 2;
+            }
+        } else if (!strcmp(a, "--early-stop")) {
+            NEED_VALUE if (cli_parse_int(cmd, a, v, 0, 1000000, &l)) return 2;
+            o.early_stop = (int)l;
         } else if (!strcmp(a, "--init")) {
             NEED_VALUE o.init_path = v;
         } else if (!strcmp(a, "--no-shuffle")) {

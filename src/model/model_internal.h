@@ -166,6 +166,7 @@ typedef struct gmark {
 struct mrm_model {
     mrm_model_config cfg;
     float dropout;
+    float *pos_weight;          /* n_classes BCE weights of the positive term, or NULL */
     /* buffers */
     size_t n_params, n_stats, n_counts;
     float *params, *grads, *stats;

@@ -126,6 +126,7 @@ void mrm_model_free(mrm_model *m) {
     free(m->init);
     free(m->bound);
     free(m->params);
+    free(m->pos_weight);
     free(m->grads);
     free(m->stats);
     free(m->counts);
@@ -171,6 +172,23 @@ int mrm_model_find_tensor(const mrm_model *m, const char *name) {
     return -1;
 }
 void mrm_model_set_dropout(mrm_model *m, float p) { m->dropout = p < 0.0f ? 0.0f : p >= 1.0f ? 0.999f : p; }
+
+mrm_status mrm_model_set_pos_weight(mrm_model *m, const float *pos_weight, mrm_error *err) {
+    const int N = m->cfg.n_classes;
+    if (!pos_weight) {
+        free(m->pos_weight);
+        m->pos_weight = NULL;
+        return MRM_OK;
+    }
+    for (int k = 0; k < N; k++)
+        if (!(pos_weight[k] > 0.0f) || !isfinite(pos_weight[k]))
+            return mrm_fail(err, MRM_ERR_INVALID, "pos_weight of class %d is %g (must be positive)", k, (double)pos_weight[k]);
+    float *w = m->pos_weight ? m->pos_weight : malloc((size_t)N * sizeof *w);
+    if (!w) return mrm_fail(err, MRM_ERR_NOMEM, "pos_weight: out of memory");
+    memcpy(w, pos_weight, (size_t)N * sizeof *w);
+    m->pos_weight = w;
+    return MRM_OK;
+}
 
 void mrm_model_init(mrm_model *m, uint64_t seed) {
     mrm_rng rng;
@@ -833,13 +851,13 @@ static void loss_parts(const mrm_model *m, const float *y, mrm_loss *l, float *c
     int B = m->B, N = m->cfg.n_classes, F = mrm_model_feature_size(m);
     memset(l, 0, sizeof *l);
     const float *o1 = mrm_model_logits(m, 1);
-    l->bce1 = bce_logits_forward_backward(dl ? dl[0] : NULL, o1, y, B, N, 1.0f);
+    l->bce1 = bce_logits_forward_backward(dl ? dl[0] : NULL, o1, y, B, N, 1.0f, m->pos_weight);
     if (m->n_out < 2) {
         l->total = l->bce1;
         return;
     }
     const float *o2 = mrm_model_logits(m, 2), *f1 = mrm_model_features(m, 1), *f2 = mrm_model_features(m, 2);
-    l->bce2 = bce_logits_forward_backward(dl ? dl[1] : NULL, o2, y, B, N, 1.0f);
+    l->bce2 = bce_logits_forward_backward(dl ? dl[1] : NULL, o2, y, B, N, 1.0f, m->pos_weight);
     /* a weight of 0 turns its term off (not computed, reported as 0) */
     float T = (float)m->cfg.temperature, wf = (float)m->cfg.lambda_feat, wl = (float)m->cfg.lambda_logit;
     l->kl_feat = wf > 0.0f ? kl_sym_softmax_forward_backward(df ? df[0] : NULL, df ? df[1] : NULL, f1, f2, B, F, T, wf) : 0.0;

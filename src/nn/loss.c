@@ -3,18 +3,25 @@
 
 #include "nn/ops.h"
 
-/* mean over B*N of max(x,0) - x*y + log1p(exp(-|x|)); dlogits += scale * (sigmoid(x) - y) / (B*N). */
+/* mean over B*N of max(x,0) - x*y + log1p(exp(-|x|)); dlogits += scale * (sigmoid(x) - y) / (B*N).
+ * With pos_weight (N values, PyTorch's BCEWithLogitsLoss pos_weight) the positive term of class k
+ * counts pos_weight[k] times: w y softplus(-x) + (1 - y) softplus(x), whose derivative is
+ * sigmoid(x) (w y + 1 - y) - w y. */
 double bce_logits_forward_backward(float *dlogits, const float *logits, const float *y, int B, int N,
-                                   float scale) {
+                                   float scale, const float *pos_weight) {
     size_t n = (size_t)B * N;
     if (n == 0) return 0.0;
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         double x = logits[i], t = y[i];
-        sum += (x > 0.0 ? x : 0.0) - x * t + log1p(exp(-fabs(x)));
-        if (dlogits) {
-            double s = x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
-            dlogits[i] += (float)((double)scale * (s - t) / (double)n);
+        double s = dlogits ? (x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x))) : 0.0;
+        if (!pos_weight) {
+            sum += (x > 0.0 ? x : 0.0) - x * t + log1p(exp(-fabs(x)));
+            if (dlogits) dlogits[i] += (float)((double)scale * (s - t) / (double)n);
+        } else {
+            double w = pos_weight[i % (size_t)N], l = log1p(exp(-fabs(x)));
+            sum += w * t * ((x < 0.0 ? -x : 0.0) + l) + (1.0 - t) * ((x > 0.0 ? x : 0.0) + l);
+            if (dlogits) dlogits[i] += (float)((double)scale * (s * (w * t + 1.0 - t) - w * t) / (double)n);
         }
     }
     return sum / (double)n;

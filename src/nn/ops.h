@@ -172,9 +172,10 @@ void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, 
 
 /* ---- losses ---------------------------------------------------------------------------------
  * Binary cross-entropy with logits, mean over the B*N values; returns the loss and, if dlogits
- * is not NULL, ACCUMULATES scale * dL/dlogits into it. y is multi-hot (B, N). */
+ * is not NULL, ACCUMULATES scale * dL/dlogits into it. y is multi-hot (B, N). pos_weight (N values
+ * or NULL): the positive term of class k weighted as PyTorch's BCEWithLogitsLoss(pos_weight). */
 double bce_logits_forward_backward(float *dlogits, const float *logits, const float *y, int B, int N,
-                                   float scale);
+                                   float scale, const float *pos_weight);
 /* KL4(s | t) = T^2 / B * sum_b sum_j p_t[b,j] (log p_t[b,j] - log p_s[b,j]),
  * p_x = softmax(x / T) over the N values of each sample. Returns the loss and ACCUMULATES
  * scale * the gradient into ds and dt (either may be NULL). Numerically stable (log-sum-exp

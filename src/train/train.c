@@ -48,6 +48,7 @@
 #include "common/svg.h"
 #include "mrmnet/eval.h"
 #include "mrmnet/train.h"
+#include "train/schedule.h"
 
 #define SHUFFLE_SEED_SALT 0x53485546464c45ULL /* "SHUFFLE" */
 #define DROPOUT_SEED_SALT 0x44524f504f5554ULL /* "DROPOUT" */
@@ -88,6 +89,10 @@ typedef struct run_state {
     double best_auc;
     int best_epoch;           /* 0: none yet */
     long long n_train;        /* training records the run was started with */
+    double lr_now;            /* the rate of the current epoch */
+    double plateau_best;      /* reduce-on-plateau: the best metric so far and the epochs since */
+    int plateau_bad;
+    int early_stopped;        /* the run stopped early (no better validation macro-AUC) */
     int n_hist;
     epoch_rec *hist;
 } run_state;
@@ -104,6 +109,7 @@ typedef struct run {
     mrm_meta model_meta;      /* classes, task, mean, std, leads, sampling_rate */
     char *config_json;
     char *ckpt_classes;       /* resume: the checkpoint's "classes" metadata (NULL if absent) */
+    float *pos_weight;        /* the BCE class weights in use (n_classes), or NULL */
     FILE *log;
 } run;
 
@@ -133,7 +139,7 @@ static double jget(json_t *o, const char *k) {
 
 /* ---- options as JSON (saved in the checkpoint, read back on resume) --------------------------- */
 
-static char *config_to_json(const mrm_train_options *o, const char *data_dir) {
+static char *config_to_json(const mrm_train_options *o, const char *data_dir, const float *pos_weight, int c) {
     json_t *j = json_object();
     json_object_set_new(j, "data", json_string(data_dir));
     json_object_set_new(j, "epochs", json_integer(o->epochs));
@@ -161,6 +167,16 @@ static char *config_to_json(const mrm_train_options *o, const char *data_dir) {
     }
     json_object_set_new(j, "model", mj);
     json_object_set_new(j, "eval_batch", json_integer(o->eval_batch));
+    /* the options beyond the paper's protocol, written whatever their value */
+    static const char *const pwm[3] = {"none", "given", "auto"};
+    json_object_set_new(j, "pos_weight_mode", json_string(pwm[o->pos_weight_mode]));
+    json_t *pw = json_array();
+    for (int k = 0; pos_weight && k < c; k++) json_array_append_new(pw, json_real(pos_weight[k]));
+    json_object_set_new(j, "pos_weight", pos_weight ? pw : (json_decref(pw), json_null()));
+    char sched[128];
+    mrm_lr_schedule_format(&o->lr_schedule, sched, sizeof sched);
+    json_object_set_new(j, "lr_schedule", json_string(sched));
+    json_object_set_new(j, "early_stop", json_integer(o->early_stop));
     json_object_set_new(j, "threads", json_integer(o->threads));
     json_object_set_new(j, "no_validation", json_boolean(o->no_validation));
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -193,6 +209,29 @@ static mrm_status config_from_json(mrm_train_options *o, char *data_dir, size_t 
     o->dropout = (float)jget(j, "dropout");
     o->eval_batch = (int)json_integer_value(json_object_get(j, "eval_batch"));
     o->no_validation = json_is_true(json_object_get(j, "no_validation"));
+    /* options added later: absent in older runs (the paper's protocol) */
+    json_t *sched = json_object_get(j, "lr_schedule"), *pwj = json_object_get(j, "pos_weight");
+    if (json_is_string(sched) && mrm_lr_schedule_parse(json_string_value(sched), &o->lr_schedule, err)) {
+        json_decref(j);
+        mrm_error_prefix(err, "%s: metadata train_config", path);
+        return MRM_ERR_FORMAT;
+    }
+    o->early_stop = (int)json_integer_value(json_object_get(j, "early_stop"));
+    if (json_is_number(json_object_get(j, "lr"))) o->lr = json_number_value(json_object_get(j, "lr"));
+    if (json_is_array(pwj)) {
+        size_t m = json_array_size(pwj);
+        float *w = malloc((m ? m : 1) * sizeof *w);
+        if (!w) {
+            json_decref(j);
+            return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < m; k++) w[k] = (float)json_number_value(json_array_get(pwj, k));
+        o->pos_weight = w; /* owned by the run (run_free) */
+        o->n_pos_weight = (int)m;
+        o->pos_weight_mode = MRM_POS_WEIGHT_GIVEN;
+    } else {
+        o->pos_weight = NULL, o->n_pos_weight = 0, o->pos_weight_mode = MRM_POS_WEIGHT_NONE;
+    }
     json_decref(j);
     if (o->batch <= 0 || !(o->dropout >= 0 && o->dropout < 1))
         return mrm_fail(err, MRM_ERR_FORMAT, "%s: metadata train_config: bad batch or dropout", path);
@@ -238,6 +277,10 @@ static char *state_to_json(const run_state *s) {
     json_object_set_new(j, "dropout_rng", rng_to_json(&s->dropout_rng));
     json_object_set_new(j, "best_val_macro_auc", jnum(s->best_auc));
     json_object_set_new(j, "best_epoch", json_integer(s->best_epoch));
+    json_object_set_new(j, "lr_now", jnum(s->lr_now));
+    json_object_set_new(j, "plateau_best", jnum(s->plateau_best));
+    json_object_set_new(j, "plateau_bad", json_integer(s->plateau_bad));
+    json_object_set_new(j, "early_stopped", json_boolean(s->early_stopped));
     json_t *h = json_array();
     for (int i = 0; i < s->n_hist; i++) {
         const epoch_rec *e = &s->hist[i];
@@ -282,6 +325,10 @@ static mrm_status state_from_json(run_state *s, const char *text, const char *pa
     for (int i = 0; i < 5; i++) s->loss_sums[i] = json_is_array(ls) ? json_number_value(json_array_get(ls, (size_t)i)) : 0;
     s->loss_n = json_integer_value(json_object_get(j, "epoch_loss_steps"));
     s->best_epoch = (int)json_integer_value(json_object_get(j, "best_epoch"));
+    s->lr_now = jget(j, "lr_now");
+    s->plateau_best = jget(j, "plateau_best");
+    s->plateau_bad = (int)json_integer_value(json_object_get(j, "plateau_bad"));
+    s->early_stopped = json_is_true(json_object_get(j, "early_stopped"));
     json_t *h = json_object_get(j, "history");
     size_t nh = json_array_size(h);
     s->hist = calloc(nh + 1, sizeof *s->hist);
@@ -403,6 +450,7 @@ static mrm_status log_epoch(run *r, const epoch_rec *e, int is_best, mrm_error *
     put_num(r->log, "val_macro_auc_head1", e->val_auc1);
     put_num(r->log, "val_macro_auc_head2", e->val_auc2);
     put_num(r->log, "seconds", e->seconds);
+    put_num(r->log, "lr", r->opt.lr);
     fprintf(r->log, ",\"best\":%s}\n", is_best ? "true" : "false");
     return log_done(r, err);
 }
@@ -486,6 +534,8 @@ static void run_free(run *r) {
     mrm_meta_free(&r->model_meta);
     free(r->config_json);
     free(r->ckpt_classes);
+    free(r->pos_weight);
+    if (r->o.resume) free((float *)r->o.pos_weight); /* read from the checkpoint */
     free(r->rs.hist);
 }
 
@@ -548,6 +598,8 @@ static mrm_status setup_fresh(run *r, mrm_error *err) {
     mrm_rng_seed(&r->rs.epoch_rng, o->seed ^ SHUFFLE_SEED_SALT);
     mrm_rng_seed(&r->rs.dropout_rng, o->seed ^ DROPOUT_SEED_SALT);
     r->rs.best_auc = NAN;
+    r->rs.lr_now = o->lr;
+    r->rs.plateau_best = NAN;
     r->rs.hist = calloc(1, sizeof *r->rs.hist);
     if (!r->rs.hist) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
     return MRM_OK;
@@ -573,7 +625,9 @@ static mrm_status setup_resume(run *r, mrm_error *err) {
     mrm_meta_free(&md);
     if (st) return st;
     r->o.optimizer = r->opt.kind;
-    r->o.lr = r->opt.lr, r->o.beta1 = r->opt.beta1, r->o.beta2 = r->opt.beta2, r->o.eps = r->opt.eps;
+    if (r->o.lr_schedule.kind == MRM_LR_CONSTANT) r->o.lr = r->opt.lr; /* else the base rate of train_config */
+    if (!isfinite(r->rs.lr_now)) r->rs.lr_now = r->o.lr;
+    r->o.beta1 = r->opt.beta1, r->o.beta2 = r->opt.beta2, r->o.eps = r->opt.eps;
     r->o.weight_decay = r->opt.weight_decay, r->o.momentum = r->opt.momentum;
     if (r->opt.t != r->rs.step) {
         free(cfg_copy);
@@ -778,6 +832,27 @@ static mrm_status finish(run *r, mrm_error *err) {
     return st;
 }
 
+/* The BCE class weights: given, or negatives / positives of each class on the training split. */
+static mrm_status setup_pos_weight(run *r, mrm_error *err) {
+    const int c = r->prep.n_classes;
+    if (r->o.pos_weight_mode == MRM_POS_WEIGHT_NONE) return MRM_OK;
+    if (!(r->pos_weight = malloc((size_t)c * sizeof *r->pos_weight))) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    if (r->o.pos_weight_mode == MRM_POS_WEIGHT_GIVEN) {
+        if (!r->o.pos_weight || (r->o.n_pos_weight != 1 && r->o.n_pos_weight != c))
+            return mrm_fail(err, MRM_ERR_INVALID, "pos_weight: %d values for %d classes (give 1 or %d)", r->o.n_pos_weight, c, c);
+        for (int k = 0; k < c; k++) r->pos_weight[k] = r->o.pos_weight[r->o.n_pos_weight == 1 ? 0 : k];
+    } else {
+        for (int k = 0; k < c; k++) {
+            long long pos = 0;
+            for (long long i = 0; i < r->train.n; i++) pos += r->train.y[(size_t)i * c + k] != 0.0f;
+            r->pos_weight[k] = pos ? (float)((double)(r->train.n - pos) / (double)pos) : 1.0f;
+            if (!pos) logf_(r, MRM_LOG_WARN, "pos_weight auto: class %s has no positive in the training split: weight 1", r->prep.classes[k]);
+            if (pos == r->train.n) r->pos_weight[k] = 1.0f; /* no negative: nothing to balance */
+        }
+    }
+    return mrm_model_set_pos_weight(r->model, r->pos_weight, err);
+}
+
 mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     run r;
     memset(&r, 0, sizeof r);
@@ -833,10 +908,15 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             r.have_val = !st;
         }
     }
+    if (!st) st = setup_pos_weight(&r, err);
+    if (!st && r.o.early_stop > 0 && !r.have_val)
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: early stopping needs a validation split", r.data_dir);
+    if (!st && r.o.lr_schedule.kind == MRM_LR_PLATEAU && !r.have_val)
+        st = mrm_fail(err, MRM_ERR_INVALID, "%s: reduce-on-plateau needs a validation split", r.data_dir);
     if (st) goto done;
     if (r.o.threads > 0) omp_set_num_threads(r.o.threads);
     mrm_model_set_dropout(r.model, r.o.dropout);
-    r.config_json = config_to_json(&r.o, r.data_dir);
+    r.config_json = config_to_json(&r.o, r.data_dir, r.pos_weight, r.prep.n_classes);
     if (!r.config_json) {
         st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
         goto done;
@@ -873,6 +953,9 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     int stopped = 0, warned_single = 0;
     while (!st && !stopped && r.rs.epochs_done < r.o.epochs) {
         const int epoch = r.rs.epochs_done + 1;
+        if (r.rs.early_stopped) break;
+        r.opt.lr = train_lr_of_epoch(&r.o.lr_schedule, r.o.lr, epoch, r.o.epochs, r.rs.lr_now);
+        r.rs.lr_now = r.opt.lr;
         mrm_rng shuffle_rng = r.rs.epoch_rng;
         for (long long i = 0; i < n; i++) perm[i] = (int)i;
         if (r.o.shuffle) mrm_rng_shuffle(&shuffle_rng, perm, (int)n);
@@ -965,8 +1048,18 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             const char *extra[] = {"val_macro_auc", ab, "epoch", eb, NULL};
             if ((st = save_model(&r, r.model, "best.safetensors", extra, err))) break;
         }
+        train_plateau_update(&r.o.lr_schedule, auc, &r.rs.plateau_best, &r.rs.plateau_bad, &r.rs.lr_now);
+        if (r.o.early_stop > 0 && epoch - r.rs.best_epoch >= r.o.early_stop && epoch < r.o.epochs) {
+            r.rs.early_stopped = 1;
+            logf_(&r, MRM_LOG_INFO, "early stop after epoch %d: no better validation macro-AUC for %d epochs (best %.4f at epoch %d)",
+                  epoch, r.o.early_stop, r.rs.best_auc, r.rs.best_epoch);
+        }
         if ((st = save_last(&r, err))) break;
         if ((st = log_epoch(&r, e, is_best, err))) break;
+        if (r.rs.early_stopped && r.log) {
+            fprintf(r.log, "{\"type\":\"early_stop\",\"epoch\":%d,\"best_epoch\":%d}\n", epoch, r.rs.best_epoch);
+            if ((st = log_done(&r, err))) break;
+        }
         if ((st = write_curves(&r, err))) break;
         if (r.o.on_epoch) {
             mrm_train_progress p = {0};

@@ -715,7 +715,8 @@ static struct {
     float *s, *t, *y;
 } ls;
 
-static double bce_loss(void) { return bce_logits_forward_backward(NULL, ls.s, ls.y, ls.B, ls.N, 1.0f); }
+static const float *ls_pw; /* pos_weight of bce_loss (NULL: none) */
+static double bce_loss(void) { return bce_logits_forward_backward(NULL, ls.s, ls.y, ls.B, ls.N, 1.0f, ls_pw); }
 static double kl_loss(void) { return kl_softmax_forward_backward(NULL, NULL, ls.s, ls.t, ls.B, ls.N, ls.T, 1.0f); }
 
 static void test_bce(void) {
@@ -730,19 +731,37 @@ static void test_bce(void) {
     }
     ref /= B * N;
     float *d = zeros(B * N);
-    double l = bce_logits_forward_backward(d, ls.s, ls.y, B, N, 1.0f);
+    double l = bce_logits_forward_backward(d, ls.s, ls.y, B, N, 1.0f, NULL);
     CHECK_CLOSE(l, ref, 1e-9, "bce value");
     g_loss = bce_loss;
     gradcheck("bce dlogits", ls.s, B * N, d);
     float *d2 = copy(d, B * N);
-    bce_logits_forward_backward(d2, ls.s, ls.y, B, N, 0.5f);
+    bce_logits_forward_backward(d2, ls.s, ls.y, B, N, 0.5f, NULL);
     int ok = 1;
     for (int i = 0; i < B * N; i++) ok &= fabsf(d2[i] - 1.5f * d[i]) <= 1e-6f;
     CHECK(ok, "bce gradient accumulates scale * gradient");
     float big[2] = {100.0f, -100.0f}, yb[2] = {0.0f, 1.0f}, db[2] = {0, 0};
-    double lb = bce_logits_forward_backward(db, big, yb, 1, 2, 1.0f);
+    double lb = bce_logits_forward_backward(db, big, yb, 1, 2, 1.0f, NULL);
     CHECK(fabs(lb - 100.0) < 1e-9 && fabsf(db[0] - 0.5f) < 1e-6f && fabsf(db[1] + 0.5f) < 1e-6f,
           "bce stable for large logits: %g (%g %g)", lb, db[0], db[1]);
+    /* pos_weight: -(w y log p + (1 - y) log(1 - p)) by the textbook formula; all ones = none */
+    const float pw[5] = {1.0f, 2.5f, 0.5f, 7.0f, 1.0f}, ones[5] = {1, 1, 1, 1, 1};
+    double refw = 0;
+    for (int i = 0; i < B * N; i++) {
+        double p = 1 / (1 + exp(-(double)ls.s[i]));
+        refw += -(pw[i % N] * ls.y[i] * log(p) + (1 - ls.y[i]) * log(1 - p));
+    }
+    refw /= B * N;
+    float *dw = zeros(B * N), *d1 = zeros(B * N);
+    CHECK_CLOSE(bce_logits_forward_backward(dw, ls.s, ls.y, B, N, 1.0f, pw), refw, 1e-9, "weighted bce value");
+    ls_pw = pw;
+    gradcheck("weighted bce dlogits", ls.s, B * N, dw);
+    ls_pw = NULL;
+    CHECK_CLOSE(bce_logits_forward_backward(d1, ls.s, ls.y, B, N, 1.0f, ones), l, 1e-12, "pos_weight 1 = plain bce");
+    ok = 1;
+    for (int i = 0; i < B * N; i++) ok &= fabsf(d1[i] - d[i]) <= 1e-7f;
+    CHECK(ok, "pos_weight 1: the plain gradient");
+    free(dw), free(d1);
     free(d), free(d2), free(ls.s), free(ls.y);
 }
 

@@ -215,7 +215,7 @@ static void test_linear(void) {
 static void test_losses(void) {
     int B = cfg("bce", 0), N = cfg("bce", 1);
     float *d = zeros((size_t)B * N);
-    double l = bce_logits_forward_backward(d, D("bce", "logits"), D("bce", "y"), B, N, 1.0f);
+    double l = bce_logits_forward_backward(d, D("bce", "logits"), D("bce", "y"), B, N, 1.0f, NULL);
     CHECK_CLOSE(l, D("bce", "loss")[0], 1e-6, "bce loss");
     compare("bce", "dlogits", d, 1e-5);
     free(d);
