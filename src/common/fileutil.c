@@ -208,6 +208,18 @@ int mrm_path_escapes(const char *rel) {
     return 0;
 }
 
+int mrm_path_inside(const char *dir, const char *path) {
+    char *d = realpath(dir && dir[0] ? dir : ".", NULL), *f = realpath(path, NULL);
+    int r = -1;
+    if (d && f) {
+        size_t n = strlen(d);
+        r = !strcmp(d, "/") || (!strncmp(f, d, n) && f[n] == '/');
+    }
+    free(d);
+    free(f);
+    return r;
+}
+
 int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name) {
     size_t dl = strlen(dir);
     int r;

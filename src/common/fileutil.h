@@ -41,6 +41,9 @@ mrm_status mrm_mkdir_p(const char *path, mrm_error *err);
 /* 1 when a path named inside a file (a header's signal file, a table's record) would leave the folder
  * it is relative to: an absolute path, or a ".." component ("..", "../x", "a/../../x"); else 0. */
 int mrm_path_escapes(const char *rel);
+/* 1 when path, with every symbolic link resolved, lies inside dir (also resolved); 0 when it lies
+ * outside; -1 when either cannot be resolved (errno says why). */
+int mrm_path_inside(const char *dir, const char *path);
 
 /* Joins dir and name with one '/' into out (size outsz). Returns 0, or -1 if it does not fit. */
 int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name);

@@ -304,10 +304,28 @@ mrm_status mrm_sierra_read(mrm_record *rec, const uint8_t *buf, size_t len, cons
         if (mrm_xml_attr(pw, "compressflag", flag, sizeof flag) && strcasecmp(flag, "True")) comp[0] = '\0';
     }
     if (!strcasecmp(comp, "None")) comp[0] = '\0';
-    digital = malloc((size_t)n_leads * (size_t)T * sizeof *digital);
     size_t tl;
     text = mrm_xml_text_dup(pw, &tl);
-    if (!digital || !text) {
+    if (!text) {
+        st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", fn);
+        goto done;
+    }
+    /* What the element's text can hold, before anything is allocated for the stated size: plain
+     * text needs two characters a value, uncompressed base64 4/3 characters a byte, and an LZW
+     * stream of k codes (each at least one base64 character) decodes to at most k(k+1)/2 bytes. */
+    {
+        double values = (double)n_leads * (double)T, most;
+        if (!strcasecmp(enc, "Plain")) most = (double)tl / 2.0 + 1.0;
+        else if (!comp[0]) most = (double)tl * 3.0 / 8.0 + 2.0;
+        else most = ((double)tl * ((double)tl + 1.0) / 2.0 + (double)tl) / 2.0;
+        if (values > most) {
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s:%ld: parsedwaveforms: %lld leads x %lld samples stated, the element's %zu characters hold at most %.0f",
+                          fn, line, n_leads, T, tl, most);
+            goto done;
+        }
+    }
+    digital = malloc((size_t)n_leads * (size_t)T * sizeof *digital);
+    if (!digital) {
         st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", fn);
         goto done;
     }

@@ -195,6 +195,10 @@ static mrm_status find_groups(const mrm_record *rec, const wfdb_header_extra *ex
         if (!S_ISREG(st.st_mode))
             return mrm_fail(err, MRM_ERR_IO, "%s:%d: signal %d: signal file '%s' is not a regular file", hp, extra->signal_line[s],
                             s + 1, G->path);
+        int inside = mrm_path_inside(dir, G->path);
+        if (inside != 1)
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: signal %d: signal file '%s' %s; refused", hp, extra->signal_line[s], s + 1,
+                            G->path, inside == 0 ? "is a link that leads out of the record's folder" : "cannot be resolved");
         G->file_size = (long long)st.st_size;
     }
     *n_groups = g;

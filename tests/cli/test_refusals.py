@@ -1,5 +1,6 @@
 """Hostile or doubtful inputs are refused or reported, each with its reason:
-- a header whose signal file is an absolute path or climbs out with '..' is refused (read, predict,
+- a header whose signal file is an absolute path, climbs out with '..', or is a symbolic link that
+  leads out of the record's folder is refused (read, predict,
   check, prepare), naming the header line;
 - checksum mismatches and invalid samples are warnings in read, predict and prepare (counted in
   predict --json and prepare.json), errors with --strict;
@@ -61,6 +62,22 @@ for name, target in (("up", "../../../etc/passwd"), ("abs", "/etc/passwd"), ("mi
     res = json.loads(so) if so.strip() else []
     check(rc == 1 and len(res) == 1 and "leaves the record's folder" in res[0].get("error", "") and "labels" not in res[0],
           "predict refuses %s: %s" % (target, so + se))
+# a signal file that is a symbolic link out of the folder is refused; one that stays inside is read
+ld = fresh("links")
+outside = fresh("links_outside")
+shutil.copy(os.path.join(PTB, "00001_lr.dat"), os.path.join(outside, "real.dat"))
+for name, target in (("out", os.path.join(outside, "real.dat")), ("in", "inside/real.dat")):
+    open(os.path.join(ld, name + ".hea"), "w").write(open(os.path.join(PTB, "00001_lr.hea")).read().replace("00001_lr", name))
+    os.makedirs(os.path.join(ld, "inside"), exist_ok=True)
+    shutil.copy(os.path.join(PTB, "00001_lr.dat"), os.path.join(ld, "inside", "real.dat"))
+    os.symlink(target if target.startswith("/") else os.path.join(ld, target), os.path.join(ld, name + ".dat"))
+rc, so, se = run("read", os.path.join(ld, "out.hea"), expect=1)
+check(rc == 1 and "is a link that leads out of the record's folder; refused" in se, "read refuses a link out of the folder: " + se.strip())
+rc, so, se = run("read", os.path.join(ld, "in.hea"), expect=0)
+check(rc == 0, "a link inside the folder is read: " + se.strip())
+rc, so, se = run("predict", "--model", MODEL, "--json", os.path.join(ld, "out.hea"), expect=1)
+check(rc == 1 and "leads out of the record's folder" in so, "predict refuses the link out: " + so[-300:])
+
 rc, so, se = run("check", hd, expect=1)
 check(rc == 1 and so.count("leaves the record's folder") == 3, "check reports the three: " + so)
 # a subfolder inside the record's folder stays allowed

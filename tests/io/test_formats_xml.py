@@ -341,6 +341,9 @@ refused("sierra_broken_lzw.xml", with_blob(bytes(broken)), "LZW")
 refused("sierra_bad_base64.xml", sierra[:s0] + b"%%%%" + sierra[s0 + 4:], "base64")
 refused("sierra_bad_version.xml", sierra.replace(b"<documentversion>1.03<", b"<documentversion>9.9<", 1), "version")
 refused("sierra_duration.xml", sierra.replace(b'durationperchannel="11000"', b'durationperchannel="900000000"', 1), "durationperchannel")
+# a stated size far beyond what the element's text can hold is refused before it is allocated
+refused("sierra_claims_more.xml", with_blob(blob[:30]).replace(b'durationperchannel="11000"', b'durationperchannel="1000000"', 1),
+        "hold at most")
 refused("not_ecg.xml", b'<?xml version="1.0"?><html><body>hello</body></html>', "not a record format")
 
 # ---- the aECG and SCP-ECG copies of one ECG ---------------------------------------------------------
