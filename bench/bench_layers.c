@@ -97,9 +97,11 @@ static int build_units(lunit *u, const mrm_model *m) {
             u[n++] = (lunit)OP(g, U_ATTENTION, mu->p.fu.c, mu->p.fu.L);
             for (int j = 0; j < 4; j++) n = block_units(u, n, g, &mu->p.fu.layer[j]);
             break;
-        case UNIT_HEAD: { /* timed on its first input's length */
-            const struct unit *in = &m->units[mu->in[0]];
-            u[n++] = (lunit)OP(g, U_HEAD, mu->p.hd.c, in->L);
+        case UNIT_HEAD: { /* one input, or the concatenation of two of different lengths: timed on
+                             * the length that gives the pooling its true number of values */
+            long long values = 0;
+            for (int k = 0; k < mu->n_in; k++) values += (long long)m->units[mu->in[k]].c * m->units[mu->in[k]].L;
+            u[n++] = (lunit)OP(g, U_HEAD, mu->p.hd.c, (int)((values + mu->p.hd.c - 1) / mu->p.hd.c));
             break;
         }
         case UNIT_SUM: break;

@@ -60,8 +60,21 @@ int cmd_info(int argc, char **argv) {
     printf("%s%s\n", names ? "  " : "", names ? names : "");
     printf("parameters:    %zu trainable, in %d tensors (%d BatchNorm layers)\n", mrm_model_num_params(m),
            mrm_model_num_tensors(m), bn);
-    printf("branches:      high (%d, %d), low (%d, %d); features %d per head\n", 4 * cfg->width, F / (4 * cfg->width),
-           8 * cfg->width, F / (8 * cfg->width), F);
+    const int ch = 4 * cfg->width, cl = 8 * cfg->width;
+    if (cfg->branches == MRM_BRANCHES_HIGH)
+        printf("branches:      high only (%d channels x %d steps); one head on its %d pooled features\n", ch, F / ch, ch);
+    else if (cfg->branches == MRM_BRANCHES_LOW)
+        printf("branches:      low only (%d channels x %d steps); one head on its %d pooled features\n", cl, F / cl, cl);
+    else if (cfg->combine == MRM_COMBINE_ADD)
+        printf("branches:      high (%d x %d) and low (%d x %d); a head on each branch's pooled features (%d, %d), one output:\n"
+               "               the sum of the two heads' logits\n", ch, F / ch, cl, F / cl, ch, cl);
+    else if (cfg->combine == MRM_COMBINE_CONCAT)
+        printf("branches:      high (%d x %d) and low (%d x %d); one head on their concatenated pooled features (%d)\n", ch, F / ch, cl,
+               F / cl, ch + cl);
+    else
+        printf("branches:      high (%d x %d) and low (%d x %d); a head on each branch's pooled features (%d, %d); output: the\n"
+               "               mean of the two heads' probabilities; mutual learning compares the %d-value feature maps\n",
+               ch, F / ch, cl, F / cl, ch, cl, F);
     printf("batches seen:  %lld (num_batches_tracked of the first BatchNorm)\n", steps);
     printf("metadata:\n");
     for (int i = 0; i < meta.n; i++) printf("  %-14s %s\n", meta.keys[i], meta.values[i]);

@@ -145,6 +145,19 @@ check(run("init", "--classes", "5", "--width", "4", "--hi-attention", "--out", C
 p = run("info", C, "--tensors")
 check(p.returncode == 0 and "BaseBlock.layer1.6.conv2.weight" in p.stdout and "16x16x3" in p.stdout, "info hi_attention")
 
+# info describes the branches and heads each variant has (width 8: 32/64 channels, 502/251 steps)
+for variant, expect in (("branches=high", "high only (32 channels x 502 steps); one head on its 32 pooled features"),
+                        ("branches=low", "low only (64 channels x 251 steps); one head on its 64 pooled features"),
+                        ("combine=add", "high (32 x 502) and low (64 x 251); a head on each branch's pooled features (32, 64), one output"),
+                        ("combine=concat", "one head on their concatenated pooled features (96)"),
+                        ("combine=mutual", "mean of the two heads' probabilities")):
+    V = os.path.join(TMP, "info_variant.safetensors")
+    if os.path.exists(V):
+        os.remove(V)
+    ok = run("init", "--classes", "3", "--width", "8", "--variant", variant, "--out", V).returncode == 0
+    p = run("info", V)
+    check(ok and p.returncode == 0 and expect in " ".join(p.stdout.split()), "info of %s: %s" % (variant, p.stdout[:400]))
+
 # errors: clear messages, exit 1 for bad input, 2 for bad usage
 p = run("forward", "--model", W, "--input", Y, "--out", TMP, ok=False)
 check(p.returncode == 1 and "expected (B, 12, 1000)" in p.stderr, "forward with labels as input: %s" % p.stderr)
