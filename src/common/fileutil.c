@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,6 +207,28 @@ int mrm_path_escapes(const char *rel) {
         c = slash + 1;
     }
     return 0;
+}
+
+int mrm_dir_lock(const char *dir, const char *what, mrm_error *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        mrm_fail(err, MRM_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            mrm_fail(err, MRM_ERR_INVALID, "%s: another process is %s in this folder; wait for it to end, or use another folder", dir, what);
+        else
+            mrm_fail(err, MRM_ERR_IO, "%s: cannot lock the folder: %s", dir, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+void mrm_dir_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing the descriptor releases the lock */
 }
 
 int mrm_path_inside(const char *dir, const char *path) {

@@ -44,6 +44,11 @@ int mrm_path_escapes(const char *rel);
 /* 1 when path, with every symbolic link resolved, lies inside dir (also resolved); 0 when it lies
  * outside; -1 when either cannot be resolved (errno says why). */
 int mrm_path_inside(const char *dir, const char *path);
+/* Takes an exclusive advisory lock (flock) on an existing folder, without waiting: returns its
+ * descriptor, or -1 with err when another process holds it ("another process is WHAT in this
+ * folder") or the folder cannot be opened. The lock lasts until mrm_dir_unlock or the process ends. */
+int mrm_dir_lock(const char *dir, const char *what, mrm_error *err);
+void mrm_dir_unlock(int fd);
 
 /* Joins dir and name with one '/' into out (size outsz). Returns 0, or -1 if it does not fit. */
 int mrm_path_join(char *out, size_t outsz, const char *dir, const char *name);

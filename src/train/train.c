@@ -876,6 +876,14 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     if (!opt->resume && (st = check_out_dir(&r, err))) return st;
     int threads_before = omp_get_max_threads();
     if ((st = mrm_mkdir_p(r.out_dir, err))) return st;
+    /* one training at a time in a folder: a second one (a second ablate, a resume started twice)
+     * would interleave its checkpoints and log lines with the first's */
+    int lock = mrm_dir_lock(r.out_dir, "training", err);
+    if (lock < 0) return err ? err->code : MRM_ERR_IO;
+    if (!opt->resume && (st = check_out_dir(&r, err))) {
+        mrm_dir_unlock(lock);
+        return st;
+    }
     if (opt->resume)
         st = setup_resume(&r, err);
     if (!st) st = mrm_prepared_open(&r.prep, r.data_dir, err);
@@ -1088,6 +1096,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         }
     }
 done:
+    mrm_dir_unlock(lock);
     if (r.o.threads > 0) omp_set_num_threads(threads_before);
     run_free(&r);
     return st;

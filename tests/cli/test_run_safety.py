@@ -1,7 +1,8 @@
 """A run folder is never overwritten or mixed: train into a non-empty folder refuses; a checkpoint
 is checked as a model is (finite values, the run's architecture) and can be used where a model file
 can; --init keeps its own width unless another is asked (refused); a resume from an earlier
-checkpoint trims log.jsonl to what the checkpoint covers; a validation split too small for the
+checkpoint trims log.jsonl to what the checkpoint covers; a folder another process trains in is
+refused; a validation split too small for the
 metrics is refused unless --no-val. Tiny width-4 models on a random prepared folder."""
 import json
 import os
@@ -69,6 +70,20 @@ os.makedirs(n)
 open(os.path.join(n, "README"), "w").write("mine\n")
 rc, _, err = run("train", *common, "--width", "4", "--out", n, "--epochs", "1", expect=1)
 check(rc == 1 and "README" in err, "a folder with a user's file refused: " + err.strip())
+# a folder another process trains in (it holds the folder's lock) is refused, fresh or resumed,
+# and nothing of it is touched
+import fcntl  # noqa: E402
+lk = fresh("locked")
+shutil.copytree(a, lk)
+before = {f: open(os.path.join(lk, f), "rb").read() for f in sorted(os.listdir(lk))}
+fd = os.open(lk, os.O_RDONLY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+rc, _, err = run("train", "--resume", lk, "--epochs", "3", expect=1)
+check(rc == 1 and "another process is training in this folder" in err, "a resume into a locked folder refused: " + err.strip())
+rc, _, err = run("train", *common, "--width", "4", "--out", lk, "--epochs", "1", "--force", expect=1)
+check(rc == 1 and "another process is training in this folder" in err, "--force into a locked folder refused: " + err.strip())
+os.close(fd)
+check(before == {f: open(os.path.join(lk, f), "rb").read() for f in sorted(os.listdir(lk))}, "the locked run unchanged")
 # --force starts over: a new log (one start line), the old run's files gone first
 f = fresh("forced")
 shutil.copytree(a, f)
