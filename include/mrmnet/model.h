@@ -176,6 +176,59 @@ mrm_status mrm_model_loss(const mrm_model *m, const float *y, mrm_loss *loss, mr
  * buffer (call mrm_model_zero_grad first for a plain step). */
 mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err);
 
+/* Backward from the outputs after an EVALUATION-mode forward (train = 0) of B records, without
+ * labels: nothing of the model changes but the parameter gradients (BatchNorm uses its running
+ * statistics backward as forward; no statistics are updated). The seed is the gradient of some
+ * scalar s with respect to each output:
+ *   dlogits[h]   (B, n_classes): ds / d logits of head h + 1 (NULL: 0; must be NULL past
+ *                mrm_model_num_heads);
+ *   dfeatures[b] (B, mrm_model_feature_size): ds / d features of branch b + 1 (NULL: 0; must be
+ *                NULL past mrm_model_num_branches).
+ * B and n_classes must be those of the last forward (else MRM_ERR_INVALID). dx (B, 12, 1000) is
+ * OVERWRITTEN with ds / d input (NULL: not computed). The parameter gradients accumulate into
+ * mrm_model_grads as mrm_model_backward's do. Afterwards mrm_model_feature_grads gives ds / d
+ * features of each branch (the activation gradients Grad-CAM needs), valid until the next
+ * forward or backward. */
+typedef struct mrm_output_grads {
+    const float *dlogits[2];   /* (B, n_classes) each */
+    const float *dfeatures[2]; /* (B, mrm_model_feature_size) each */
+} mrm_output_grads;
+mrm_status mrm_model_backward_outputs(mrm_model *m, int B, int n_classes, const mrm_output_grads *dout,
+                                      float *dx /* (B, 12, 1000) or NULL */, mrm_error *err);
+/* (B, channels, length) of branch 1 .. mrm_model_num_branches after mrm_model_backward_outputs,
+ * or NULL. */
+const float *mrm_model_feature_grads(const mrm_model *m, int branch);
+/* The shape (channels, length) of one record's features of a branch (the last maps of the
+ * branch, index c*length + t): (4*width, 502) for the high branch, (8*width, 251) for the low
+ * one. Returns 0, or -1 when the model has no such branch. */
+int mrm_model_feature_shape(const mrm_model *m, int branch, int *channels, int *length);
+
+/* ---- explanations (src/model/explain.c) -----------------------------------------------------
+ * The explained score of class k is the model's combined logit: the mean over the heads of
+ * their logits of class k (the released model: (o1[k] + o2[k]) / 2; one-output variants: the
+ * one logit).
+ *   Grad-CAM of a branch (Selvaraju et al. 2017) on its last maps A (c, L): weights
+ *   a_j = mean_t ds/dA[j, t], map relu(sum_j a_j A[j, t]) (L), brought to the input's 1000 time
+ *   steps by linear interpolation (half-sample centres, as PyTorch's
+ *   F.interpolate(mode="linear", align_corners=False)). The combined map is the sum of the
+ *   branches' maps (for the released model, the mean of what each head's logit gives its
+ *   branch, as the model averages its heads).
+ *   Input times gradient: x * ds/dx, per lead (12, 1000).
+ * Each call runs an evaluation-mode forward of x (B, 12, 1000) and one backward per class. */
+mrm_status mrm_explain_class(mrm_model *m, const float *x /* (B, 12, 1000) */, int B, int cls,
+                             float *score /* (B) or NULL */, float *cam /* (B, 1000) or NULL */,
+                             float *cam_branch /* (B, num_branches, 1000) or NULL */,
+                             float *ixg /* (B, 12, 1000) or NULL */, mrm_error *err);
+/* Integrated gradients (Sundararajan et al. 2017) of the same score from baseline (B, 12, 1000)
+ * to x along the straight line, `steps` midpoint-rule steps: ig (B, 12, 1000) = (x - baseline)
+ * * mean over the steps of ds/dx at baseline + (i + 0.5)/steps (x - baseline). */
+mrm_status mrm_explain_integrated(mrm_model *m, const float *x /* (B, 12, 1000) */,
+                                  const float *baseline /* (B, 12, 1000) */, int B, int cls,
+                                  int steps, float *ig /* (B, 12, 1000) */, mrm_error *err);
+/* Linear interpolation of src (n) onto dst (m) as F.interpolate(mode="linear",
+ * align_corners=False). */
+void mrm_resample_linear(const float *src, int n, float *dst, int m);
+
 /* ---- metadata: string key -> string value, stored in the safetensors "__metadata__" ----------
  * Keys written by mrmnet:
  *   "format"        "mrmnet-1"

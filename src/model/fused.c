@@ -103,3 +103,31 @@ void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const fl
             scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
         }
 }
+
+void bn_relu_backward_eval(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
+                           const float *gamma, const float *running_mean, const float *running_var, int B, int C, int L,
+                           float eps) {
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        /* the forward's scale, as bn_relu_forward_eval rounds it */
+        double rs = 1.0 / sqrt((double)running_var[c] + eps);
+        float k = (float)(gamma[c] * rs), mu = running_mean[c], rsf = (float)rs;
+        double sg = 0.0, sgx = 0.0;
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+            float *d = dz + off;
+            float a = 0.0f, ax = 0.0f;
+            for (int t = 0; t < L; t++) {
+                float gm = !o || o[t] > 0.0f ? g[t] : 0.0f;
+                a += gm;
+                ax += gm * (x[t] - mu);
+                d[t] = k * gm;
+            }
+            sg += a;
+            sgx += (double)ax * rsf;
+        }
+        if (dbeta) dbeta[c] += (float)sg;
+        if (dgamma) dgamma[c] += (float)sgx;
+    }
+}

@@ -199,6 +199,8 @@ struct mrm_model {
     /* last forward */
     int B, trained_forward, dropout_applied;
     const float *x;    /* the caller's input of the last forward (needed by backward) */
+    /* after mrm_model_backward_outputs: the gradient of each branch's features (on gs), or NULL */
+    const float *feat_grad[MAX_BRANCHES];
     gstack gs;
 };
 
@@ -217,6 +219,12 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
                            const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu);
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
                       const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+/* Backward of the evaluation-mode BN (+ ReLU): BN is then the affine map z -> gamma (z - rm) rstd + beta
+ * with the running statistics, so dz = gamma rstd dy (masked by the ReLU, from y; NULL: no ReLU);
+ * dz is OVERWRITTEN, dgamma/dbeta (may be NULL) accumulate. The statistics are not touched. */
+void bn_relu_backward_eval(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
+                           const float *gamma, const float *running_mean, const float *running_var, int B, int C, int L,
+                           float eps);
 /* Evaluation mode (running statistics): y = relu?(BN(z)) in one pass. */
 void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const float *beta, const float *running_mean,
                           const float *running_var, int B, int C, int L, float eps, int relu);

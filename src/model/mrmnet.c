@@ -481,8 +481,12 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
     float *dz = GPUSH_RAW(m, n); /* overwritten by the fused BN + ReLU backward */
-    bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
-                     c->cout, u->lout);
+    if (m->trained_forward)
+        bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
+                         c->cout, u->lout);
+    else /* after an evaluation-mode forward: BN with the running statistics */
+        bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->bn.gamma, u->bn.running_mean,
+                              u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
     conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
     gpop(&m->gs, mk);
 }
@@ -651,7 +655,11 @@ static void fusion_m_backward(mrm_model *m, fusion *f, const float *dy, float *d
     int B = m->B, c = f->c;
     gmark mk = gmark_get(&m->gs);
     float *dz = GPUSH(m, (size_t)B * c), *dh = GPUSH(m, (size_t)B * (c / 8));
-    batchnorm_backward(dz, f->mbn.dgamma, f->mbn.dbeta, dy, z, mean, rstd, f->mbn.gamma, B, c, 1);
+    if (m->trained_forward)
+        batchnorm_backward(dz, f->mbn.dgamma, f->mbn.dbeta, dy, z, mean, rstd, f->mbn.gamma, B, c, 1);
+    else
+        bn_relu_backward_eval(dz, f->mbn.dgamma, f->mbn.dbeta, dy, NULL, z, f->mbn.gamma, f->mbn.running_mean,
+                              f->mbn.running_var, B, c, 1, BN_EPS);
     linear_backward(dh, f->m1.dw, NULL, dz, h, f->m1.w, B, c / 8, c);
     linear_backward(dv, f->m0.dw, NULL, dh, v, f->m0.w, B, c, c / 8);
     gpop(&m->gs, mk);
@@ -820,6 +828,7 @@ mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm
     m->trained_forward = train ? 1 : 0;
     m->dropout_applied = train && m->dropout > 0.0f;
     m->x = x;
+    for (int br = 0; br < MAX_BRANCHES; br++) m->feat_grad[br] = NULL;
     run_phase(m, &m->ctx, UNIT_SHARED, rng);
     if (!train && m->n_branches > 1 && B <= m->branch_parallel_max_B) {
         /* the branches at once, one thread each (the ops inside run single-threaded) */
@@ -883,36 +892,37 @@ mrm_status mrm_model_loss(const mrm_model *m, const float *y, mrm_loss *loss, mr
     return MRM_OK;
 }
 
-mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err) {
-    mrm_status s = check_labels(m, y, err);
-    if (s) return s;
-    if (!m->trained_forward)
-        return mrm_fail(err, MRM_ERR_INVALID, "model backward: the last forward was not in training mode");
+/* The gradient buffers of a backward pass, on the gradient stack: grad[i] of each branch's
+ * features, of every head's logits, and of the shared units' last (the branches' input). Returns
+ * the index of that last shared unit, or -1 when memory is short. */
+static int backward_begin(mrm_model *m, float *grad[MAX_UNITS]) {
     int B = m->B, N = m->cfg.n_classes;
     size_t F = (size_t)mrm_model_feature_size(m);
     gstack *g = &m->gs;
     g->cur = 0;
     g->used = 0;
     g->failed = 0;
-    /* the gradient of each unit's output: the branches' features and every head's logits are
-     * held for the whole pass; inside a branch two buffers take turns */
-    float *grad[MAX_UNITS] = {0};
-    float *df[2] = {NULL, NULL}, *dl[2] = {NULL, NULL};
-    for (int br = 0; br < m->n_branches; br++) df[br] = grad[m->feat_unit[br]] = GPUSH(m, B * F);
+    for (int i = 0; i < MAX_UNITS; i++) grad[i] = NULL;
+    for (int br = 0; br < MAX_BRANCHES; br++) m->feat_grad[br] = NULL;
+    for (int br = 0; br < m->n_branches; br++) grad[m->feat_unit[br]] = GPUSH(m, B * F);
     for (int i = 0; i < m->n_units; i++)
         if (m->units[i].kind == UNIT_HEAD || m->units[i].kind == UNIT_SUM) grad[i] = GPUSH(m, (size_t)B * N);
-    for (int k = 0; k < m->n_out; k++) dl[k] = grad[m->out_unit[k]];
-    float *turn[2] = {GPUSH(m, B * F), GPUSH(m, B * F)};
     int first_branch_unit = -1; /* the shared units' last: the branches' input */
     for (int i = 0; i < m->n_units; i++)
         if (m->units[i].branch == UNIT_SHARED) first_branch_unit = i;
     const unit *sl = &m->units[first_branch_unit];
-    float *dshared = grad[first_branch_unit] = GPUSH(m, (size_t)B * sl->c * sl->L);
-    if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
-    mrm_loss l;
-    loss_parts(m, y, &l, dl, df);
-    if (loss) *loss = l;
-    /* the tail, then each branch, each in reverse */
+    grad[first_branch_unit] = GPUSH(m, (size_t)B * sl->c * sl->L);
+    return g->failed ? -1 : first_branch_unit;
+}
+
+/* Runs the units backward from the output gradients in grad[] (set by backward_begin and then
+ * filled): the tail, then each branch, each in reverse, then the shared units. dx (B, 12, 1000):
+ * the gradient of the network input accumulates there (NULL: not computed). */
+static mrm_status backward_run(mrm_model *m, float *grad[MAX_UNITS], int first_branch_unit, float *dx, mrm_error *err) {
+    int B = m->B;
+    size_t F = (size_t)mrm_model_feature_size(m);
+    float *turn[2] = {GPUSH(m, B * F), GPUSH(m, B * F)};
+    if (m->gs.failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
     for (int phase = UNIT_TAIL, pass = 0; pass <= m->n_branches; pass++, phase = pass - 1) {
         int t = 0;
         for (int i = m->n_units - 1; i >= 0; i--) {
@@ -932,17 +942,83 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
             unit_backward(m, u, grad[i], din, fresh);
         }
     }
-    (void)dshared;
-    /* the shared units, in reverse: each input's gradient on the stack */
+    /* the shared units, in reverse: each input's gradient on the stack (the network input's: dx) */
     for (int i = first_branch_unit; i >= 0; i--) {
         unit *u = &m->units[i];
         float *din[2] = {NULL, NULL};
         if (u->in[0] >= 0) {
             const unit *v = &m->units[u->in[0]];
             din[0] = grad[u->in[0]] = GPUSH(m, (size_t)B * v->c * v->L);
+        } else {
+            din[0] = dx;
         }
         unit_backward(m, u, grad[i], din, 0);
     }
-    if (g->failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    if (m->gs.failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    for (int br = 0; br < m->n_branches; br++) m->feat_grad[br] = grad[m->feat_unit[br]];
     return MRM_OK;
+}
+
+mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_error *err) {
+    mrm_status s = check_labels(m, y, err);
+    if (s) return s;
+    if (!m->trained_forward)
+        return mrm_fail(err, MRM_ERR_INVALID, "model backward: the last forward was not in training mode");
+    /* the gradient of each unit's output: the branches' features and every head's logits are
+     * held for the whole pass; inside a branch two buffers take turns */
+    float *grad[MAX_UNITS];
+    int fb = backward_begin(m, grad);
+    if (fb < 0) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    float *df[2] = {NULL, NULL}, *dl[2] = {NULL, NULL};
+    for (int br = 0; br < m->n_branches; br++) df[br] = grad[m->feat_unit[br]];
+    for (int k = 0; k < m->n_out; k++) dl[k] = grad[m->out_unit[k]];
+    mrm_loss l;
+    loss_parts(m, y, &l, dl, df);
+    if (loss) *loss = l;
+    return backward_run(m, grad, fb, NULL, err);
+}
+
+mrm_status mrm_model_backward_outputs(mrm_model *m, int B, int n_classes, const mrm_output_grads *dout, float *dx,
+                                      mrm_error *err) {
+    if (!m->B) return mrm_fail(err, MRM_ERR_INVALID, "model backward: no forward pass yet");
+    if (m->trained_forward)
+        return mrm_fail(err, MRM_ERR_INVALID,
+                        "model backward from the outputs: the last forward was in training mode (this backward follows "
+                        "an evaluation-mode forward)");
+    if (m->folded) return mrm_fail(err, MRM_ERR_UNSUPPORTED, "model backward: a folded (inference) model has no backward");
+    if (B != m->B || n_classes != m->cfg.n_classes)
+        return mrm_fail(err, MRM_ERR_INVALID,
+                        "model backward from the outputs: gradients of shape (%d, %d), the last forward gave (%d, %d)", B,
+                        n_classes, m->B, m->cfg.n_classes);
+    if (!dout) return mrm_fail(err, MRM_ERR_INVALID, "model backward from the outputs: no output gradients");
+    for (int h = m->n_out; h < 2; h++)
+        if (dout->dlogits[h])
+            return mrm_fail(err, MRM_ERR_INVALID, "model backward from the outputs: dlogits[%d] given, the model has %d head%s", h,
+                            m->n_out, m->n_out > 1 ? "s" : "");
+    for (int br = m->n_branches; br < 2; br++)
+        if (dout->dfeatures[br])
+            return mrm_fail(err, MRM_ERR_INVALID, "model backward from the outputs: dfeatures[%d] given, the model has %d branch%s",
+                            br, m->n_branches, m->n_branches > 1 ? "es" : "");
+    float *grad[MAX_UNITS];
+    int fb = backward_begin(m, grad);
+    if (fb < 0) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    size_t nl = (size_t)B * n_classes, nf = (size_t)B * mrm_model_feature_size(m);
+    for (int h = 0; h < m->n_out; h++)
+        if (dout->dlogits[h]) memcpy(grad[m->out_unit[h]], dout->dlogits[h], nl * sizeof(float));
+    for (int br = 0; br < m->n_branches; br++)
+        if (dout->dfeatures[br]) memcpy(grad[m->feat_unit[br]], dout->dfeatures[br], nf * sizeof(float));
+    if (dx) zero_floats(dx, (size_t)B * MRM_INPUT_LEADS * MRM_INPUT_LEN);
+    return backward_run(m, grad, fb, dx, err);
+}
+
+const float *mrm_model_feature_grads(const mrm_model *m, int branch) {
+    return branch >= 1 && branch <= m->n_branches ? m->feat_grad[branch - 1] : NULL;
+}
+
+int mrm_model_feature_shape(const mrm_model *m, int branch, int *channels, int *length) {
+    if (branch < 1 || branch > m->n_branches) return -1;
+    const unit *u = &m->units[m->feat_unit[branch - 1]];
+    if (channels) *channels = u->c;
+    if (length) *length = u->L;
+    return 0;
 }
