@@ -20,6 +20,8 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a prepared split"},
     {"ablate", cmd_ablate, "train and compare the model's variants over seeds (the ablation study)"},
     {"predict", cmd_predict, "label raw recordings"},
+    {"explain", cmd_explain, "maps of what drove each class's score (Grad-CAM, input x gradient)"},
+    {"report", cmd_report, "a printable HTML page per recording: the 12 leads, the labels and what drove them"},
     {"bench", cmd_bench, "time training and inference"},
 };
 
