@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/explain_common.h"
 #include "common/error.h"
 #include "common/fileutil.h"
 
@@ -230,6 +231,50 @@ static void label_list(const float *pr, const float *thr, char **classes, int c,
         if (pr[k] > thr[k] && len < outsz - 1) len += (size_t)snprintf(out + len, outsz - len, "%s%s", len ? ";" : "", classes[k]);
 }
 
+/* ---- the human-readable output ------------------------------------------------------------ */
+
+/* Once, before the first recording: what the model is, what the mark means, not a diagnosis. */
+static void print_text_preamble(const char *model_path, const mrm_meta *meta) {
+    const char *task = mrm_meta_get(meta, "task"), *on = mrm_meta_get(meta, "trained_on");
+    printf("Model %s (task %s), trained on %s.\n", model_path, task ? task : "not stated",
+           on ? on : "records the model file does not name");
+    printf("Not a diagnosis: the outputs of a research model; a qualified clinician must read the ECG.\n"
+           "* marks a class whose probability is above its threshold: the label is called.\n\n");
+}
+
+/* One recording: its labels, then each class (code and name) with its probability (mean and
+ * maximum over the windows of a long recording) and threshold; pw (n_win, c) the windows'. */
+static void print_text_result(const char *name, const char *problems, double seconds, long long n_win, int use_max,
+                              const float *pr, const float *meanp, const float *maxp, const float *pw, const long long *ws,
+                              const float *thr, char **classes, int c) {
+    printf("%s:", name);
+    int any = 0;
+    for (int k = 0; k < c; k++)
+        if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
+    printf("%s\n", any ? "" : " (no label above its threshold)");
+    if (problems[0]) printf("  NOT FIT (labelled with --force): %s\n", problems);
+    if (n_win == 1) {
+        printf("  %-8s %-34s %11s %9s\n", "class", "", "probability", "threshold");
+        for (int k = 0; k < c; k++) {
+            const char *ln = xp_class_long_name(classes[k]);
+            printf("  %-8s %-34s %11.4f %9.4f%s\n", classes[k], ln ? ln : "", pr[k], thr[k], pr[k] > thr[k] ? "  *" : "");
+        }
+        return;
+    }
+    printf("  %.1f s in %lld windows of 10 s; labels from the %s\n  %-8s %-34s %8s %8s %9s\n", seconds, n_win,
+           use_max ? "maximum" : "mean", "class", "", "mean", "max", "threshold");
+    for (int k = 0; k < c; k++) {
+        const char *ln = xp_class_long_name(classes[k]);
+        printf("  %-8s %-34s %8.4f %8.4f %9.4f%s\n", classes[k], ln ? ln : "", meanp[k], maxp[k], thr[k],
+               pr[k] > thr[k] ? "  *" : "");
+    }
+    char labels[4096];
+    for (long long w = 0; w < n_win; w++) {
+        label_list(pw + (size_t)w * c, thr, classes, c, labels, sizeof labels);
+        printf("  window %7.1f-%7.1f s: %s\n", ws[w] / MRM_FS, (ws[w] + MRM_SAMPLES) / MRM_FS, labels[0] ? labels : "-");
+    }
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *cmd = "predict";
     const char *model_path = NULL;
@@ -388,6 +433,7 @@ int cmd_predict(int argc, char **argv) {
         fputs(",labels,error\n", stdout);
     }
     if (as_json) out = json_array();
+    if (!as_json && !as_csv) print_text_preamble(model_path, &meta);
     int next = 0;
     while (next < items.n) {
         int n_jobs = 0;
@@ -605,23 +651,8 @@ int cmd_predict(int argc, char **argv) {
                 json_object_set_new(o, "integrity", ij);
                 json_array_append_new(out, o);
             } else {
-                printf("%s:", name);
-                int any = 0;
-                for (int k = 0; k < c; k++)
-                    if (pr[k] > thr[k]) printf(" %s", classes[k]), any = 1;
-                printf("%s\n", any ? "" : " (no label above its threshold)");
-                if (jb->problems[0]) printf("  NOT FIT (labelled with --force): %s\n", jb->problems);
-                if (jb->n_win == 1) {
-                    for (int k = 0; k < c; k++) printf("  %-12s %.4f%s\n", classes[k], pr[k], pr[k] > thr[k] ? "  *" : "");
-                } else {
-                    printf("  %.1f s in %lld windows of 10 s; labels from the %s\n  %-12s %8s %8s\n", jb->seconds, jb->n_win,
-                           use_max ? "maximum" : "mean", "class", "mean", "max");
-                    for (int k = 0; k < c; k++) printf("  %-12s %8.4f %8.4f%s\n", classes[k], meanp[k], maxp[k], pr[k] > thr[k] ? "  *" : "");
-                    for (long long w = 0; w < jb->n_win; w++) {
-                        label_list(p + (size_t)(jb->row + w) * c, thr, classes, c, labels, sizeof labels);
-                        printf("  window %7.1f-%7.1f s: %s\n", ws[w] / MRM_FS, (ws[w] + MRM_SAMPLES) / MRM_FS, labels[0] ? labels : "-");
-                    }
-                }
+                print_text_result(name, jb->problems, jb->seconds, jb->n_win, use_max, pr, meanp, maxp, p + (size_t)jb->row * c, ws,
+                                  thr, classes, c);
             }
             free(ws);
             if (meanp != mean_p) free(meanp);

@@ -432,7 +432,8 @@ static void page(sbuf *b, const page_in *in) {
 static double test_auc_of(const xp_model *xm, char *from, size_t n) {
     const char *t = mrm_meta_get(&xm->meta, "test_macro_auc");
     if (t) {
-        snprintf(from, n, "model metadata");
+        const char *sp = mrm_meta_get(&xm->meta, "test_split");
+        snprintf(from, n, "%s", sp ? sp : "the model's metadata");
         return strtod(t, NULL);
     }
     char path[4200];
