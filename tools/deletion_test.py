@@ -99,7 +99,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, help="a prepared folder (X_test.npy, y_test.npy, prepare.json)")
     ap.add_argument("--records", type=int, default=100)
-    ap.add_argument("--ig", type=int, default=16)
+    ap.add_argument("--ig", type=int, default=16, help="integrated-gradients steps (0: not computed)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mrmnet", default="build/mrmnet")
     ap.add_argument("--out", required=True, help="output prefix: PREFIX-deletion.svg, PREFIX-deletion.json")
@@ -117,16 +117,19 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         np.save(os.path.join(work, "X.npy"), X)
         ex = os.path.join(work, "maps")
-        mrmnet(a.mrmnet, "explain", "--model", a.model, "--input", os.path.join(work, "X.npy"), "--out", ex, "--ig", a.ig)
+        mrmnet(a.mrmnet, "explain", "--model", a.model, "--input", os.path.join(work, "X.npy"), "--out", ex,
+               *(("--ig", a.ig) if a.ig else ()))
         cam = np.load(os.path.join(ex, "gradcam.npy"))            # (N, C, 1000)
         sal = np.load(os.path.join(ex, "saliency.npy"))           # (N, C, 12, 1000)
-        ig = np.load(os.path.join(ex, "integrated.npy"))          # (N, C, 12, 1000)
+        ig = np.load(os.path.join(ex, "integrated.npy")) if a.ig else None  # (N, C, 12, 1000)
         p0 = np.load(os.path.join(ex, "probabilities.npy")).astype(np.float64)
         cases = [(i, k) for i in range(len(X)) for k in range(Y.shape[1]) if Y[i, k] > 0.5]
         base = np.median(X, axis=2, keepdims=True)                # (N, 12, 1) each lead's median
         rankings = {"Grad-CAM": lambda i, k: cam[i, k],
                     "input x gradient": lambda i, k: np.abs(sal[i, k]).sum(axis=0),
                     "integrated gradients": lambda i, k: np.abs(ig[i, k]).sum(axis=0)}
+        if not a.ig:
+            del rankings["integrated gradients"]
         res = {}
         per_case = {}
         for name in list(rankings) + ["random segments"]:
