@@ -21,28 +21,7 @@ extern "C" {
 
 #define MRMNET_VERSION "0.1.0"
 
-typedef enum mrm_status {
-    MRM_OK = 0,
-    MRM_ERR_IO = 1,         /* a file could not be opened, read or written */
-    MRM_ERR_FORMAT = 2,     /* a file's content is malformed or inconsistent */
-    MRM_ERR_NOMEM = 3,      /* an allocation failed or a size overflowed */
-    MRM_ERR_INVALID = 4,    /* an argument is out of range or inconsistent */
-    MRM_ERR_NOTFOUND = 5,   /* a file, record, tensor or key is missing */
-    MRM_ERR_UNSUPPORTED = 6,/* valid input that this version does not handle */
-    MRM_ERR_CHECK = 7       /* data read fine but failed validation (checksum, initial value) */
-} mrm_status;
-
-#define MRM_ERROR_MSG_LEN 1024
-
-/* An error: its status and a message such as
- * "records100/00000/00001_lr.hea:3: signal 2: gain: '0' is not a positive number". */
-typedef struct mrm_error {
-    mrm_status code;
-    char msg[MRM_ERROR_MSG_LEN];
-} mrm_error;
-
-/* The message of a status code ("I/O error", ...). */
-const char *mrm_status_name(mrm_status code);
+#include "mrmnet/status.h" /* mrm_status, mrm_error, mrm_status_name */
 
 /* Log and progress callbacks. `user` is passed back unchanged. */
 typedef enum mrm_log_level { MRM_LOG_DEBUG, MRM_LOG_INFO, MRM_LOG_WARN, MRM_LOG_ERROR } mrm_log_level;
@@ -59,5 +38,6 @@ typedef void (*mrm_progress_fn)(void *user, const char *what, size_t done, size_
 #include "mrmnet/model.h"  /* MRM-Net: create, initialise, load, save, forward, backward */
 #include "mrmnet/eval.h"   /* metrics: AUC, F1, Fmax, bootstrap */
 #include "mrmnet/train.h"  /* optimizers, checkpoints, the training loop, prediction */
+#include "mrmnet/engine_build.h" /* the embeddable engine (mrmnet/engine.h) compiled from a model */
 
 #endif

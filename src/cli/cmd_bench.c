@@ -3,8 +3,9 @@
  * Cases (random seeded inputs, standard normal like a standardised ECG):
  *   train    one training step at batch 96: train-mode forward (dropout 0.2), the loss of spec
  *            section 5 with its backward, one Adam step over the parameter buffer;
- *   infer1   the fast inference path (mrm_infer_run: BN folded, merged 33-tap kernel), batch 1;
- *   infer32  the same at batch 32;
+ *   infer1   the inference engine (mrmnet/engine.h: BN folded, merged 33-tap kernel, kernels chosen
+ *            for the CPU), built once; batch 1;
+ *   infer32  the same at batch 32, the records shared out over the threads (one work buffer each);
  *   eval1    the plain evaluation-mode forward (mrm_model_forward, train 0), batch 1;
  *   eval32   the same at batch 32.
  * Each case runs in a forked child that sets the OpenMP thread count, builds the model, runs
@@ -35,6 +36,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/rng.h"
+#include "mrmnet/engine_build.h"
 
 #define GFLOP_FORWARD 1.76 /* reference GFLOP per record, forward */
 #define GFLOP_TRAIN 5.28   /* 3x the forward per record of a training step */
@@ -48,8 +50,8 @@ static const struct {
     const char *what;
 } cases[N_CASES] = {
     {"train", 96, "training step (forward, loss, backward, Adam)"},
-    {"infer1", 1, "inference, fast path"},
-    {"infer32", 32, "inference, fast path"},
+    {"infer1", 1, "inference, engine"},
+    {"infer32", 32, "inference, engine"},
     {"eval1", 1, "inference, plain eval forward"},
     {"eval32", 32, "inference, plain eval forward"},
 };
@@ -140,7 +142,7 @@ static void fill_normal(float *x, size_t n, mrm_rng *rng) {
 static void run_case(const bench_opts *o, case_kind k, int threads, case_result *r) {
     mrm_error err = {0};
     mrm_model *m = NULL;
-    mrm_infer *inf = NULL;
+    mrm_engine_runner eng = {0};
     mrm_optimizer opt = {0};
     float *x = NULL, *y = NULL, *l1 = NULL, *l2 = NULL;
     double *ms = NULL;
@@ -177,7 +179,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         mrm_model_set_dropout(m, 0.2f);
         s = mrm_optimizer_init(&opt, MRM_OPT_ADAM, mrm_model_num_params(m), &err);
     }
-    if (!s && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_infer_create(&inf, m, B, &err);
+    if (!s && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_engine_runner_create(&eng, m, threads, &err);
+    const int two_heads = m && mrm_model_num_heads(m) > 1;
 
     mrm_loss loss = {0};
     double cpu0 = 0, wall0 = 0;
@@ -193,7 +196,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
             break;
         case CASE_INFER1:
         case CASE_INFER32:
-            s = mrm_infer_run(inf, x, B, l1, l2, &err);
+            s = mrm_engine_runner_run(&eng, x, B, l1, two_heads ? l2 : NULL, &err);
             break;
         default:
             s = mrm_model_forward(m, x, B, 0, NULL, &err);
@@ -229,7 +232,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
     free(y);
     free(x);
     mrm_optimizer_free(&opt);
-    mrm_infer_free(inf);
+    mrm_engine_runner_free(&eng);
     mrm_model_free(m);
 }
 

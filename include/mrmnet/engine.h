@@ -1,0 +1,100 @@
+/* mrmnet engine: the embeddable MRM-Net inference engine (libmrmnet_engine).
+ *
+ * C11 and libm only: no allocation, no threads, no file system, no global state. A model is
+ * compiled once (by libmrmnet: mrm_engine_build in mrmnet/engine_build.h, or `mrmnet export
+ * --engine` / `--c-source`) into an engine IMAGE: a flat list of steps and one weight arena
+ * (BatchNorm folded into the convolutions, the multi-scale kernels merged, the weights packed
+ * for the kernels), position-independent. The image is used in place, read-only: it may be a
+ * `const` array in flash, a mapped file or a buffer the caller read.
+ *
+ *   mrm_engine e;
+ *   mrm_engine_open(&e, image, image_len, &err);      // checks every offset and size; no copy
+ *   mrm_engine_sizes s;  mrm_engine_get_sizes(&e, B, &s);
+ *   void *work = <s.work_bytes bytes, aligned to 64>;  // one per thread: the run context
+ *   mrm_engine_run(&e, work, s.work_bytes, x, B, logits1, logits2, &err);
+ *
+ * One engine (its image) is shared read-only by any number of threads, each with its own work
+ * buffer. Running allocates nothing and calls nothing but the kernels. The kernels are chosen
+ * once, when the engine is opened, from the CPU the program runs on (x86-64: AVX-512, AVX2 +
+ * FMA or the portable kernels; other CPUs: the portable kernels), so one binary runs on any
+ * x86-64 and is fast where AVX-512 is present.
+ *
+ * The input is what the model was trained on: x (B, 12, 1000) float32, 12 leads of 10 s at
+ * 100 Hz, standardised as the model's metadata says (mrm_engine_info). The outputs are logits
+ * (B, n_classes) of each head; a class's probability is 1 / (1 + exp(-logit)), averaged over
+ * the heads where there are two. */
+#ifndef MRMNET_ENGINE_H
+#define MRMNET_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MRM_ENGINE_LEADS 12
+#define MRM_ENGINE_SAMPLES 1000
+/* The alignment the image and the work buffer must have. */
+#define MRM_ENGINE_ALIGN 64
+
+/* The kernels an engine runs (chosen at open). */
+typedef enum mrm_engine_isa {
+    MRM_ENGINE_PORTABLE = 0, /* plain C (vectorised by the compiler for the build's baseline) */
+    MRM_ENGINE_AVX2 = 1,     /* x86-64 AVX2 + FMA */
+    MRM_ENGINE_AVX512 = 2    /* x86-64 AVX-512F */
+} mrm_engine_isa;
+
+/* An opened engine: a view of an image (the caller keeps the image alive and unchanged). Its
+ * fields are read-only for the caller. */
+typedef struct mrm_engine {
+    const unsigned char *image;
+    size_t image_len;
+    const void *steps;     /* into the image */
+    int n_steps;
+    const unsigned char *weights; /* the weight arena, into the image */
+    size_t weight_bytes;
+    size_t act_floats;     /* activations of one record */
+    size_t scratch_floats; /* kernels' scratch */
+    int n_classes, n_heads;
+    int out_buf[2];        /* the buffers holding each head's logits */
+    int isa;               /* mrm_engine_isa, detected at open */
+    int quantized;         /* 1: some layers run in int8 */
+} mrm_engine;
+
+/* Opens an image: checks the header, every step's shapes and every offset against image_len.
+ * No allocation, no copy. The image must be aligned to MRM_ENGINE_ALIGN. */
+mrm_status mrm_engine_open(mrm_engine *e, const void *image, size_t image_len, mrm_error *err);
+/* As mrm_engine_open with the kernels forced (tests, benchmarks); refused when the CPU lacks
+ * them. */
+mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_len, mrm_engine_isa isa,
+                               mrm_error *err);
+/* The name of an ISA ("portable", "avx2", "avx512"). */
+const char *mrm_engine_isa_name(int isa);
+
+/* Memory of an engine for a batch of B records: the weights (the image, read-only, shared) and
+ * the work buffer one run context needs (records run one after the other, so the work memory
+ * does not grow with B). */
+typedef struct mrm_engine_sizes {
+    size_t weight_bytes; /* the image: weights, steps and header */
+    size_t work_bytes;   /* one run context */
+} mrm_engine_sizes;
+mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err);
+
+/* Runs B records x (B, 12, 1000) with the caller's work buffer (work_bytes from
+ * mrm_engine_get_sizes, aligned to MRM_ENGINE_ALIGN): logits1 (B, n_classes) of head 1 and,
+ * when the model has two heads and logits2 is not NULL, logits2 of head 2. Allocates nothing. */
+mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                          float *logits1, float *logits2, mrm_error *err);
+
+/* Metadata kept in the image (the model's metadata: "classes", "mean", "std", "thresholds",
+ * ...): the value of key as a NUL-terminated string inside the image, or NULL. */
+const char *mrm_engine_info(const mrm_engine *e, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,485 @@
+/* The engine's runtime (mrmnet/engine.h): opening an image (every offset and shape checked),
+ * memory sizes, and running the steps of one record after another in the caller's work
+ * buffer. No allocation, no threads, no global state: the kernels chosen at open are kept in
+ * the engine. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "engine/engine_image.h"
+#include "engine/kernels.h"
+#include "mrmnet/engine.h"
+
+#define LN_EPS 1e-6f
+
+const char *mrm_engine_isa_name(int isa) {
+    switch (isa) {
+    case MRM_ENGINE_PORTABLE: return "portable";
+    case MRM_ENGINE_AVX2: return "avx2";
+    case MRM_ENGINE_AVX512: return "avx512";
+    }
+    return "unknown";
+}
+
+/* The best kernels this CPU runs. */
+static int detect_isa(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return MRM_ENGINE_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MRM_ENGINE_AVX2;
+#endif
+    return MRM_ENGINE_PORTABLE;
+}
+
+static eng_conv_fn conv_fn(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512) return eng_conv_avx512;
+    if (isa == MRM_ENGINE_AVX2) return eng_conv_avx2;
+#endif
+    (void)isa;
+    return eng_conv_portable;
+}
+
+static const eng_header *hdr(const mrm_engine *e) { return (const eng_header *)(const void *)e->image; }
+static const eng_buf *bufs(const mrm_engine *e) { return (const eng_buf *)(const void *)(e->image + hdr(e)->bufs_off); }
+static const eng_step *steps(const mrm_engine *e) { return (const eng_step *)e->steps; }
+static const float *wf(const mrm_engine *e, const eng_step *s, int j) {
+    return s->w[j] == ENG_NONE ? NULL : (const float *)(const void *)(e->weights + s->w[j]);
+}
+
+/* ---- checking an image ------------------------------------------------------------------- */
+
+static int in_range(uint64_t off, uint64_t len, uint64_t total) { return off <= total && len <= total - off; }
+
+/* The buffer id b of step i holds (c, L)? */
+static mrm_status check_buf(const eng_header *h, const eng_buf *b, int step, const char *field, int id, long long c,
+                            long long L, int may_be_input, mrm_error *err) {
+    if (id < 0 || (uint32_t)id >= h->n_bufs || (id == 0 && !may_be_input))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: %s: buffer %d out of range", step, field, id);
+    if (b[id].c != c || b[id].L != L)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: %s: buffer %d is (%u, %u), the step needs (%lld, %lld)",
+                        step, field, id, b[id].c, b[id].L, c, L);
+    return MRM_OK;
+}
+
+/* Weight slot j of step i: present with exactly `floats` floats (plus tail) or absent if allowed. */
+static mrm_status check_w(const eng_header *h, const eng_step *s, int i, int j, uint64_t bytes, int optional,
+                          mrm_error *err) {
+    if (s->w[j] == ENG_NONE) {
+        if (optional) return MRM_OK;
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: weight %d missing", i, j);
+    }
+    if (s->w[j] % 4 || s->nw[j] != bytes || !in_range(s->w[j], s->nw[j], h->weights_bytes))
+        return mrm_fail(err, MRM_ERR_FORMAT,
+                        "engine image: step %d: weight %d: %llu bytes at %llu (expected %llu bytes, aligned, inside the "
+                        "%llu-byte arena)",
+                        i, j, (unsigned long long)s->nw[j], (unsigned long long)s->w[j], (unsigned long long)bytes,
+                        (unsigned long long)h->weights_bytes);
+    return MRM_OK;
+}
+
+static int dim_ok(long long v) { return v >= 1 && v <= ENG_MAX_DIM; }
+
+static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_step *s, int i, mrm_error *err) {
+    mrm_status st = MRM_OK;
+    const uint64_t F = sizeof(float);
+    switch (s->op) {
+    case ENG_OP_CONV:
+    case ENG_OP_CONV8: {
+        if (!dim_ok(s->cin) || !dim_ok(s->cout) || !dim_ok(s->k) || s->k > 4096 || !dim_ok(s->stride) || s->stride > 64 ||
+            s->pad < 0 || s->pad > 4096 || !dim_ok(s->groups) || s->cin % s->groups || s->cout % s->groups ||
+            !dim_ok(s->lin) || !dim_ok(s->lout))
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: convolution shape out of range", i);
+        long long span = (long long)s->lin + 2LL * s->pad - s->k;
+        if (span < 0 || span / s->stride + 1 != s->lout)
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: output length %d does not follow from the input's",
+                            i, s->lout);
+        if ((st = check_buf(h, b, i, "input", s->in0, s->cin, s->lin, 1, err))) return st;
+        if ((st = check_buf(h, b, i, "output", s->out, s->cout, s->lout, 0, err))) return st;
+        if (s->in1 >= 0 && (st = check_buf(h, b, i, "residual", s->in1, s->cout, s->lout, 0, err))) return st;
+        uint64_t nw = (uint64_t)s->cout * (s->cin / s->groups) * s->k;
+        if (s->op == ENG_OP_CONV) {
+            if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL) * F, 0, err))) return st;
+        } else {
+            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "engine image: step %d: int8 convolution not supported by this version", i);
+        }
+        return check_w(h, s, i, 1, (uint64_t)s->cout * F, 0, err);
+    }
+    case ENG_OP_POOL2S1:
+        if (!dim_ok(s->c) || !dim_ok(s->L)) break;
+        if ((st = check_buf(h, b, i, "input", s->in0, s->c, s->L, 0, err))) return st;
+        return check_buf(h, b, i, "output", s->out, s->c, s->L + 1LL, 0, err);
+    case ENG_OP_POOL2:
+        if (!dim_ok(s->c) || !dim_ok(s->L) || s->L < 2) break;
+        if ((st = check_buf(h, b, i, "input", s->in0, s->c, s->L, 0, err))) return st;
+        if (s->in1 >= 0 && (st = check_buf(h, b, i, "sum", s->in1, s->c, s->L / 2, 0, err))) return st;
+        return check_buf(h, b, i, "output", s->out, s->c, s->L / 2, 0, err);
+    case ENG_OP_GATE:
+        if (!dim_ok(s->c) || !dim_ok(s->L) || (s->kind != 0 && s->kind != 1) || (s->kind == 1 && s->c < 4)) break;
+        if ((st = check_buf(h, b, i, "input", s->in0, s->c, s->L, 0, err))) return st;
+        if ((st = check_buf(h, b, i, "gated", s->in1, s->c, s->L, 0, err))) return st;
+        if ((st = check_buf(h, b, i, "output", s->out, s->c, s->L, 0, err))) return st;
+        if (s->kind == 1) {
+            uint64_t n = (uint64_t)(s->c / 4) * s->c * F;
+            if ((st = check_w(h, s, i, 0, n, 0, err)) || (st = check_w(h, s, i, 1, n, 0, err))) return st;
+        }
+        return MRM_OK;
+    case ENG_OP_FUSION:
+        if (!dim_ok(s->c) || !dim_ok(s->L) || s->c < 8) break;
+        if ((st = check_buf(h, b, i, "input", s->in0, s->c, s->L, 0, err))) return st;
+        if ((st = check_buf(h, b, i, "output", s->out, 2LL * s->c, s->L, 0, err))) return st;
+        {
+            uint64_t c = (uint64_t)s->c, c8 = c / 8;
+            if ((st = check_w(h, s, i, 0, c8 * c * F, 0, err)) || (st = check_w(h, s, i, 1, c * c8 * F, 0, err)) ||
+                (st = check_w(h, s, i, 2, c * F, 0, err)) || (st = check_w(h, s, i, 3, 14 * F, 0, err)) ||
+                (st = check_w(h, s, i, 4, F, 0, err)) || (st = check_w(h, s, i, 5, 2 * c * F, 0, err)) ||
+                (st = check_w(h, s, i, 6, 2 * c * F, 0, err)))
+                return st;
+        }
+        return MRM_OK;
+    case ENG_OP_HEAD: {
+        if (!dim_ok(s->c) || s->cout != (int32_t)h->n_classes) break;
+        long long c0 = s->in0 >= 0 && (uint32_t)s->in0 < h->n_bufs ? b[s->in0].c : 0;
+        long long c1 = s->in1 >= 0 && (uint32_t)s->in1 < h->n_bufs ? b[s->in1].c : 0;
+        if (s->in0 <= 0 || (uint32_t)s->in0 >= h->n_bufs || (s->in1 >= 0 && ((uint32_t)s->in1 >= h->n_bufs || s->in1 == 0)) ||
+            c0 + c1 != s->c)
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: head inputs do not hold %d channels", i, s->c);
+        if ((st = check_buf(h, b, i, "output", s->out, s->cout, 1, 0, err))) return st;
+        uint64_t c = (uint64_t)s->c, N = (uint64_t)s->cout;
+        if ((st = check_w(h, s, i, 0, c * F, 0, err)) || (st = check_w(h, s, i, 1, c * F, 0, err)) ||
+            (st = check_w(h, s, i, 2, N * c * F, 0, err)) || (st = check_w(h, s, i, 3, N * F, 0, err)))
+            return st;
+        return MRM_OK;
+    }
+    case ENG_OP_SUM:
+        if ((st = check_buf(h, b, i, "input", s->in0, h->n_classes, 1, 0, err))) return st;
+        if ((st = check_buf(h, b, i, "input 2", s->in1, h->n_classes, 1, 0, err))) return st;
+        return check_buf(h, b, i, "output", s->out, h->n_classes, 1, 0, err);
+    default: return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: unknown operation %d", i, s->op);
+    }
+    return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: shape out of range", i);
+}
+
+mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_len, mrm_engine_isa isa,
+                               mrm_error *err) {
+    memset(e, 0, sizeof *e);
+    const unsigned char *p = image;
+    if (!p || (uintptr_t)p % MRM_ENGINE_ALIGN)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine image: not aligned to %d bytes", MRM_ENGINE_ALIGN);
+    if (image_len < sizeof(eng_header))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: %zu bytes, shorter than its header", image_len);
+    const eng_header *h = image;
+    if (memcmp(h->magic, ENG_MAGIC, 8))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: magic: not an mrmnet engine image");
+    if (h->version != ENG_VERSION || h->header_bytes != sizeof(eng_header) || h->step_bytes != sizeof(eng_step))
+        return mrm_fail(err, MRM_ERR_FORMAT,
+                        "engine image: version %u (header %u, step %u bytes); this engine reads version %d (%zu, %zu), "
+                        "of the same byte order",
+                        h->version, h->header_bytes, h->step_bytes, ENG_VERSION, sizeof(eng_header), sizeof(eng_step));
+    if (h->total_bytes != image_len)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: total_bytes: %llu, the image has %zu",
+                        (unsigned long long)h->total_bytes, image_len);
+    if (h->n_steps < 1 || h->n_steps > ENG_MAX_STEPS || h->n_bufs < 2 || h->n_bufs > ENG_MAX_STEPS + 1 ||
+        h->n_classes < 1 || h->n_classes > 100000 || h->n_heads < 1 || h->n_heads > 2)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: counts out of range (%u steps, %u buffers, %u classes, %u heads)",
+                        h->n_steps, h->n_bufs, h->n_classes, h->n_heads);
+    if (h->bufs_off % 64 || h->steps_off % 64 || h->weights_off % 64 ||
+        !in_range(h->bufs_off, (uint64_t)h->n_bufs * sizeof(eng_buf), image_len) ||
+        !in_range(h->steps_off, (uint64_t)h->n_steps * sizeof(eng_step), image_len) ||
+        !in_range(h->meta_off, h->meta_bytes, image_len) || !in_range(h->weights_off, h->weights_bytes, image_len))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: a section lies outside the image or is misaligned");
+    if (h->meta_bytes && p[h->meta_off + h->meta_bytes - 1] != '\0')
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: metadata: not NUL-terminated");
+    if (h->act_floats > ((uint64_t)1 << 40) || h->scratch_floats > ((uint64_t)1 << 40))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: work sizes out of range");
+    const eng_buf *b = (const eng_buf *)(const void *)(p + h->bufs_off);
+    if (b[0].c != MRM_ENGINE_LEADS || b[0].L != MRM_ENGINE_SAMPLES)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: buffer 0: input (%u, %u), expected (12, 1000)", b[0].c, b[0].L);
+    for (uint32_t i = 1; i < h->n_bufs; i++) {
+        uint64_t n = (uint64_t)b[i].c * b[i].L;
+        if (!b[i].c || !b[i].L || !in_range(b[i].off, n, h->act_floats) || b[i].off % 16)
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: buffer %u: (%u, %u) at %llu outside the %llu activation floats",
+                            i, b[i].c, b[i].L, (unsigned long long)b[i].off, (unsigned long long)h->act_floats);
+    }
+    /* the activations end where the last buffer does (no more memory asked than used) */
+    uint64_t act_end = 0;
+    for (uint32_t i = 1; i < h->n_bufs; i++) {
+        uint64_t end = b[i].off + ((uint64_t)b[i].c * b[i].L + 15) / 16 * 16;
+        if (end > act_end) act_end = end;
+    }
+    if (act_end != h->act_floats)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: act_floats %llu, the buffers end at %llu",
+                        (unsigned long long)h->act_floats, (unsigned long long)act_end);
+    const eng_step *s = (const eng_step *)(const void *)(p + h->steps_off);
+    uint64_t scr = 0;
+    for (uint32_t i = 0; i < h->n_steps; i++) {
+        mrm_status st = check_step(h, b, &s[i], (int)i, err);
+        if (st) return st;
+        uint64_t need = 0;
+        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
+            need = eng_conv_scratch_floats(s[i].cin, s[i].lout, s[i].k, s[i].stride);
+        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
+        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
+        if (need > scr) scr = need;
+    }
+    if (h->scratch_floats != (scr + 15) / 16 * 16)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: scratch_floats %llu, the steps need %llu",
+                        (unsigned long long)h->scratch_floats, (unsigned long long)scr);
+    for (uint32_t j = 0; j < h->n_heads; j++)
+        if (h->out_buf[j] < 1 || (uint32_t)h->out_buf[j] >= h->n_bufs || b[h->out_buf[j]].c != h->n_classes ||
+            b[h->out_buf[j]].L != 1)
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: output %u: buffer %d is not the logits", j + 1, h->out_buf[j]);
+    int best = detect_isa();
+    if ((int)isa < 0) isa = (mrm_engine_isa)best;
+    else if ((int)isa > best)
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "engine: this CPU lacks the %s kernels", mrm_engine_isa_name(isa));
+    e->image = p;
+    e->image_len = image_len;
+    e->steps = s;
+    e->n_steps = (int)h->n_steps;
+    e->weights = p + h->weights_off;
+    e->weight_bytes = (size_t)h->weights_bytes;
+    e->act_floats = (size_t)h->act_floats;
+    e->scratch_floats = (size_t)h->scratch_floats;
+    e->n_classes = (int)h->n_classes;
+    e->n_heads = (int)h->n_heads;
+    e->out_buf[0] = h->out_buf[0];
+    e->out_buf[1] = h->n_heads > 1 ? h->out_buf[1] : -1;
+    e->isa = isa;
+    e->quantized = (h->flags & ENG_FLAG_INT8) != 0;
+    return MRM_OK;
+}
+
+mrm_status mrm_engine_open(mrm_engine *e, const void *image, size_t image_len, mrm_error *err) {
+    return mrm_engine_open_isa(e, image, image_len, (mrm_engine_isa)-1, err);
+}
+
+mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err) {
+    if (!e->image || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine sizes: batch of %d", B);
+    s->weight_bytes = e->image_len;
+    s->work_bytes = (e->act_floats + e->scratch_floats) * sizeof(float);
+    return MRM_OK;
+}
+
+const char *mrm_engine_info(const mrm_engine *e, const char *key) {
+    const eng_header *h = hdr(e);
+    const char *p = (const char *)e->image + h->meta_off, *end = p + h->meta_bytes;
+    while (p < end) {
+        const char *k = p;
+        size_t kl = strlen(k);
+        const char *v = k + kl + 1;
+        if (v >= end) return NULL;
+        if (!strcmp(k, key)) return v;
+        p = v + strlen(v) + 1;
+    }
+    return NULL;
+}
+
+/* ---- the operations ------------------------------------------------------------------------ */
+
+static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void op_pool2s1(float *out, const float *in, int C, int L) {
+    for (int c = 0; c < C; c++) {
+        const float *z = in + (size_t)c * L;
+        float *o = out + (size_t)c * (L + 1);
+        o[0] = z[0];
+        for (int t = 1; t < L; t++) o[t] = z[t - 1] > z[t] ? z[t - 1] : z[t];
+        o[L] = z[L - 1];
+    }
+}
+
+static void op_pool2(float *out, const float *in, const float *add, int C, int L) {
+    int Lo = L / 2;
+    for (int c = 0; c < C; c++) {
+        const float *z = in + (size_t)c * L;
+        float *o = out + (size_t)c * Lo;
+        const float *a = add ? add + (size_t)c * Lo : NULL;
+        for (int t = 0; t < Lo; t++) {
+            float m = z[2 * t] > z[2 * t + 1] ? z[2 * t] : z[2 * t + 1];
+            o[t] = a ? a[t] + m : m;
+        }
+    }
+}
+
+static float row_mean(const float *x, int L) {
+    float s = 0.0f;
+    for (int t = 0; t < L; t++) s += x[t];
+    return s / (float)L;
+}
+
+/* y (n) = W (n, m) x (m), no bias */
+static void matvec(float *y, const float *W, const float *x, int n, int m) {
+    for (int o = 0; o < n; o++) {
+        const float *w = W + (size_t)o * m;
+        float s = 0.0f;
+        for (int i = 0; i < m; i++) s += w[i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void op_gate(const mrm_engine *e, const eng_step *s, float *out, const float *x, const float *h, float *scr) {
+    int C = s->c, L = s->L;
+    float *gap = scr, *gate = scr + C, *hid = scr + 2 * C;
+    for (int c = 0; c < C; c++) gap[c] = row_mean(h + (size_t)c * L, L);
+    if (s->kind == 0) {
+        for (int c = 0; c < C; c++) {
+            float v = gap[c] + 3.0f;
+            v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+            gate[c] = v / 6.0f;
+        }
+    } else {
+        matvec(hid, wf(e, s, 0), gap, C / 4, C);
+        for (int j = 0; j < C / 4; j++) hid[j] = hid[j] > 0.0f ? hid[j] : 0.0f;
+        matvec(gate, wf(e, s, 1), hid, C, C / 4);
+        for (int c = 0; c < C; c++) gate[c] = sigmoidf_(gate[c]);
+    }
+    for (int c = 0; c < C; c++) {
+        const float *hc = h + (size_t)c * L, *xc = x + (size_t)c * L;
+        float *o = out + (size_t)c * L, g = gate[c];
+        for (int t = 0; t < L; t++) o[t] = hc[t] * g + xc[t];
+    }
+}
+
+/* LayerNorm over the C channels at each of the L steps, in place. */
+static void layernorm_ch(float *x, const float *w, const float *b, int C, int L, float *mean, float *rstd) {
+    for (int t = 0; t < L; t++) mean[t] = 0.0f, rstd[t] = 0.0f;
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < L; t++) mean[t] += x[(size_t)c * L + t];
+    for (int t = 0; t < L; t++) mean[t] /= (float)C;
+    for (int c = 0; c < C; c++)
+        for (int t = 0; t < L; t++) {
+            float d = x[(size_t)c * L + t] - mean[t];
+            rstd[t] += d * d;
+        }
+    for (int t = 0; t < L; t++) rstd[t] = 1.0f / sqrtf(rstd[t] / (float)C + LN_EPS);
+    for (int c = 0; c < C; c++) {
+        float *xc = x + (size_t)c * L, wc = w[c], bc = b[c];
+        for (int t = 0; t < L; t++) xc[t] = (xc[t] - mean[t]) * rstd[t] * wc + bc;
+    }
+}
+
+static void op_fusion(const mrm_engine *e, const eng_step *s, float *out, const float *x, float *scr) {
+    int C = s->c, L = s->L, C8 = C / 8;
+    float *xmax = scr, *xavg = scr + C, *ca = scr + 2 * C, *h = scr + 3 * C; /* h: C/8 */
+    float *mm = scr + 4 * C, *sa = mm + 2 * L, *tmp = sa + L; /* (2, L), L, L */
+    const float *m0 = wf(e, s, 0), *m1 = wf(e, s, 1), *mb = wf(e, s, 2), *sw = wf(e, s, 3), *sb = wf(e, s, 4);
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * L;
+        float m = xc[0];
+        for (int t = 1; t < L; t++) m = xc[t] > m ? xc[t] : m;
+        xmax[c] = m;
+        xavg[c] = row_mean(xc, L);
+    }
+    /* ca = sigmoid(M(xmax) + M(xavg)), M(v) = m1 m0 v + bias */
+    matvec(h, m0, xmax, C8, C);
+    matvec(ca, m1, h, C, C8);
+    matvec(h, m0, xavg, C8, C);
+    for (int c = 0; c < C; c++) {
+        const float *w = m1 + (size_t)c * C8;
+        float acc = 0.0f;
+        for (int j = 0; j < C8; j++) acc += w[j] * h[j];
+        ca[c] = sigmoidf_((ca[c] + mb[c]) + (acc + mb[c]));
+    }
+    /* spatial: sa = sigmoid(conv7([max_c x, mean_c x]) + b) */
+    float *mx = mm, *mn = mm + L;
+    for (int t = 0; t < L; t++) mx[t] = x[t], mn[t] = 0.0f;
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * L;
+        for (int t = 0; t < L; t++) {
+            mx[t] = xc[t] > mx[t] ? xc[t] : mx[t];
+            mn[t] += xc[t];
+        }
+    }
+    for (int t = 0; t < L; t++) mn[t] /= (float)C;
+    for (int t = 0; t < L; t++) {
+        float acc = 0.0f;
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < 7; k++) {
+                int j = t + k - 3;
+                if (j >= 0 && j < L) acc += sw[r * 7 + k] * mm[(size_t)r * L + j];
+            }
+        sa[t] = sigmoidf_(acc + sb[0]);
+    }
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (size_t)c * L;
+        float *o1 = out + (size_t)c * L, *o2 = out + (size_t)(C + c) * L, g = ca[c];
+        for (int t = 0; t < L; t++) {
+            o1[t] = xc[t] * g;
+            o2[t] = xc[t] * sa[t];
+        }
+    }
+    layernorm_ch(out, wf(e, s, 5), wf(e, s, 6), 2 * C, L, mm, tmp);
+}
+
+static void op_head(const mrm_engine *e, const eng_step *s, float *out, const float *a, int ca, int La,
+                    const float *b, int cb, int Lb, float *scr) {
+    int C = s->c, N = s->cout;
+    float *g = scr;
+    for (int c = 0; c < ca; c++) g[c] = row_mean(a + (size_t)c * La, La);
+    for (int c = 0; c < cb; c++) g[ca + c] = row_mean(b + (size_t)c * Lb, Lb);
+    float mean = 0.0f, var = 0.0f;
+    for (int c = 0; c < C; c++) mean += g[c];
+    mean /= (float)C;
+    for (int c = 0; c < C; c++) var += (g[c] - mean) * (g[c] - mean);
+    float rs = 1.0f / sqrtf(var / (float)C + LN_EPS);
+    const float *lw = wf(e, s, 0), *lb = wf(e, s, 1), *fw = wf(e, s, 2), *fb = wf(e, s, 3);
+    for (int c = 0; c < C; c++) g[c] = (g[c] - mean) * rs * lw[c] + lb[c];
+    matvec(out, fw, g, N, C);
+    for (int n = 0; n < N; n++) out[n] += fb[n];
+}
+
+/* ---- running --------------------------------------------------------------------------------- */
+
+static void run_record(const mrm_engine *e, eng_conv_fn conv, float *act, float *scr, const float *x) {
+    const eng_buf *b = bufs(e);
+    const eng_step *st = steps(e);
+#define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
+    for (int i = 0; i < e->n_steps; i++) {
+        const eng_step *s = &st[i];
+        float *out = BUF(s->out);
+        const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
+        switch (s->op) {
+        case ENG_OP_CONV:
+            conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+                 s->groups, s->lout, scr);
+            break;
+        case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
+        case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
+        case ENG_OP_GATE: op_gate(e, s, out, in0, in1, scr); break;
+        case ENG_OP_FUSION: op_fusion(e, s, out, in0, scr); break;
+        case ENG_OP_HEAD:
+            op_head(e, s, out, in0, (int)b[s->in0].c, (int)b[s->in0].L, in1, in1 ? (int)b[s->in1].c : 0,
+                    in1 ? (int)b[s->in1].L : 1, scr);
+            break;
+        case ENG_OP_SUM:
+            for (int n = 0; n < e->n_classes; n++) out[n] = in0[n] + in1[n];
+            break;
+        default: break; /* refused at open */
+        }
+    }
+#undef BUF
+}
+
+mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
+                          float *logits2, mrm_error *err) {
+    if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
+    if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
+    size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
+    if (!work || work_bytes < need || (uintptr_t)work % MRM_ENGINE_ALIGN)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: work buffer of %zu bytes at %p; needs %zu bytes aligned to %d",
+                        work_bytes, work, need, MRM_ENGINE_ALIGN);
+    if (logits2 && e->n_heads < 2)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: the model has one output (no head 2)");
+    float *act = work, *scr = act + e->act_floats;
+    eng_conv_fn conv = conv_fn(e->isa);
+    const eng_buf *b = bufs(e);
+    size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
+    for (int r = 0; r < B; r++) {
+        run_record(e, conv, act, scr, x + (size_t)r * rec);
+        if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
+        if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+    }
+    return MRM_OK;
+}

@@ -1,0 +1,11 @@
+/* AVX-512F kernels (this file is compiled with -mavx512f -mfma; called only where the CPU has
+ * them): 16-float vectors, tiles of 6 channels x 64 steps (24 of the 32 registers). */
+#if defined(__x86_64__)
+#define VW 16
+#define NV 4
+#define CO 6
+#define FN eng_conv_avx512
+#include "engine/conv_template.h"
+#else
+typedef int eng_kern_avx512_unused; /* not an x86-64 build */
+#endif

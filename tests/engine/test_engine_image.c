@@ -1,0 +1,155 @@
+/* The engine alone (libmrmnet_engine: C11 + libm): an image compiled by `mrmnet export --engine`
+ * run on the inputs given, against the logits of the evaluation-mode forward (`mrmnet forward`),
+ * with every kernel set the CPU runs; and no allocation while running (malloc, calloc, realloc,
+ * aligned_alloc and posix_memalign are counted by this program's own definitions, which the
+ * dynamic linker puts in front of the C library's). The fixtures come from the folder in
+ * MRM_ENGINE_FIXTURES (engine.mrme, x.f32, logits1.f32 [, logits2.f32]: raw float32), which
+ * scripts/test.sh and scripts/test-aarch64.sh write; without it the test skips. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mrmnet/engine.h"
+
+static int failed, passed;
+#define CHECK(c, ...)                                                             \
+    do {                                                                          \
+        if (c) passed++;                                                          \
+        else {                                                                    \
+            failed++;                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);          \
+            fprintf(stderr, __VA_ARGS__);                                         \
+            fprintf(stderr, "\n");                                                \
+        }                                                                         \
+    } while (0)
+
+/* ---- counting allocations (not under AddressSanitizer, which owns malloc) ---------------- */
+#if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_COUNT 1
+#elif __has_feature(address_sanitizer)
+#define NO_COUNT 1
+#endif
+#endif
+#if !defined(NO_COUNT) && defined(__GLIBC__)
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static volatile long n_alloc;
+void *malloc(size_t n) {
+    n_alloc++;
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b) {
+    n_alloc++;
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n) {
+    n_alloc++;
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t al, size_t n) {
+    n_alloc++;
+    return __libc_memalign(al, n);
+}
+int posix_memalign(void **p, size_t al, size_t n) {
+    n_alloc++;
+    *p = __libc_memalign(al, n);
+    return *p ? 0 : 12;
+}
+#define COUNTING 1
+static long allocs(void) { return n_alloc; }
+#else
+#define COUNTING 0
+static long allocs(void) { return 0; }
+#endif
+
+static void *read_all(const char *dir, const char *name, size_t *len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = NULL;
+    if (n > 0 && posix_memalign(&p, MRM_ENGINE_ALIGN, ((size_t)n + 63) / 64 * 64) == 0 &&
+        fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static double max_rel(const float *a, const float *ref, size_t n) {
+    double mx = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)ref[i]), d = fabs((double)a[i] - ref[i]);
+        if (r > mx) mx = r;
+        if (d > md || d != d) md = d != d ? INFINITY : d;
+    }
+    return md / (mx > 1e-30 ? mx : 1e-30);
+}
+
+int main(void) {
+    const char *dir = getenv("MRM_ENGINE_FIXTURES");
+    size_t len = 0, xl = 0, l1l = 0, l2l = 0;
+    void *img = dir && *dir ? read_all(dir, "engine.mrme", &len) : NULL;
+    if (!img) {
+        printf("skipped: no engine fixtures (MRM_ENGINE_FIXTURES unset or without engine.mrme)\n");
+        return 77;
+    }
+    float *x = read_all(dir, "x.f32", &xl), *r1 = read_all(dir, "logits1.f32", &l1l), *r2 = read_all(dir, "logits2.f32", &l2l);
+    CHECK(x && r1 && xl % (12 * 1000 * 4) == 0, "fixtures x.f32 and logits1.f32");
+    if (!x || !r1) return 1;
+    int B = (int)(xl / (12 * 1000 * 4));
+    mrm_error err;
+    mrm_engine e;
+    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512; isa++) {
+        mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
+        if (st == MRM_ERR_UNSUPPORTED) continue;
+        CHECK(st == MRM_OK, "open: %s", err.msg);
+        if (st) continue;
+        int N = e.n_classes;
+        CHECK(l1l == (size_t)B * N * 4 && (e.n_heads < 2 || l2l == l1l), "logits fixtures of %d x %d", B, N);
+        mrm_engine_sizes s;
+        CHECK(mrm_engine_get_sizes(&e, B, &s, &err) == MRM_OK, "sizes");
+        void *work = NULL;
+        CHECK(posix_memalign(&work, MRM_ENGINE_ALIGN, (s.work_bytes + 63) / 64 * 64) == 0, "work");
+        float *l1 = calloc((size_t)B * N, 4), *l2 = calloc((size_t)B * N, 4);
+        long a0 = allocs();
+        st = mrm_engine_run(&e, work, s.work_bytes, x, B, l1, e.n_heads > 1 ? l2 : NULL, &err);
+        long a1 = allocs();
+        CHECK(st == MRM_OK, "run: %s", err.msg);
+        CHECK(a1 == a0, "%ld allocations while running", a1 - a0);
+        double d1 = max_rel(l1, r1, (size_t)B * N), d2 = e.n_heads > 1 && r2 ? max_rel(l2, r2, (size_t)B * N) : 0;
+        printf("%-8s %d records: logits max rel. error %.2e %.2e; weights %zu bytes, work %zu bytes%s\n",
+               mrm_engine_isa_name(isa), B, d1, d2, s.weight_bytes, s.work_bytes,
+               COUNTING ? ", 0 allocations while running" : "");
+        CHECK(d1 < 1e-4 && d2 < 1e-4, "%s: %.3g %.3g", mrm_engine_isa_name(isa), d1, d2);
+        free(work), free(l1), free(l2);
+    }
+    /* every single-byte change of the header, buffer and step tables is refused or still
+     * consistent (opens); truncations are refused */
+    unsigned char *bad = NULL;
+    CHECK(posix_memalign((void **)&bad, MRM_ENGINE_ALIGN, (len + 63) / 64 * 64) == 0, "copy");
+    memcpy(bad, img, len);
+    int refused = 0;
+    size_t lim = len < 20000 ? len : 20000;
+    for (size_t off = 0; off < lim; off += 3) {
+        unsigned char old = bad[off];
+        bad[off] = (unsigned char)(old ^ 0x81);
+        if (mrm_engine_open(&e, bad, len, &err) != MRM_OK) refused++;
+        bad[off] = old;
+    }
+    for (size_t cut = 1; cut < len; cut = cut * 2 + 1) CHECK(mrm_engine_open(&e, bad, len - cut, &err) != MRM_OK, "cut %zu", cut);
+    printf("altered images refused: %d of %zu\n", refused, lim / 3);
+    free(bad);
+    free(img), free(x), free(r1), free(r2);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
