@@ -4,12 +4,15 @@
 #   scripts/install-deps.sh --test   also what the tests use (numpy, scikit-learn, scipy, libmatio, chromium)
 #   scripts/install-deps.sh --peers  also the reference peers for parity and benchmarks (PyTorch)
 #   scripts/install-deps.sh --fuzz   also clang, its libFuzzer runtime and OpenMP (tests/fuzz/run.sh)
+#   scripts/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user (the engine's
+#                                    aarch64 tests, scripts/test-engine.sh)
 set -euo pipefail
 pkgs=(gcc make cmake pkg-config libdnnl-dev zlib1g-dev libsamplerate0-dev libjansson-dev libxml2-dev libedf-dev)
 for a in "$@"; do
   case "$a" in
     --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-pydicom biosig-tools libmatio-dev chromium python3-pil) ;;
     --fuzz) pkgs+=(clang libclang-rt-14-dev libomp-dev) ;;
+    --cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
     --peers) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch python3-onnx nodejs npm) ;;
     *) echo "install-deps.sh: unknown option $a" >&2; exit 2 ;;
   esac

@@ -40,6 +40,11 @@ void mrm_engine_runner_free(mrm_engine_runner *r);
 mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, float *logits1, float *logits2,
                                  mrm_error *err);
 
+/* mrm_predict_probs (mrmnet/train.h) with an engine built once: the callers that predict in
+ * chunks (predict) compile the model once per command. */
+mrm_status mrm_predict_probs_engine(mrm_engine_runner *r, const float *X, long long n, int batch, float *p1,
+                                    float *p2, float *avg, mrm_progress_fn progress, void *user, mrm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,8 +90,10 @@ void mrm_prepared_close(mrm_prepared *p);
 
 /* ---- probabilities of a model on many records -------------------------------------------------
  * Evaluation mode; p1, p2 (n, C) sigmoid outputs of head 1 and head 2 (either may be NULL), avg
- * (n, C) their mean (may be NULL). A model with one output fills p1, p2 and avg with it. Uses the fast inference path when it is available, else the
- * plain forward, in batches of `batch`. */
+ * (n, C) their mean (may be NULL). A model with one output fills p1, p2 and avg with it. Runs the
+ * inference engine (mrmnet/engine.h), compiled from m once per call, in batches of `batch`
+ * shared out over the OpenMP threads (mrm_predict_probs_engine, mrmnet/engine_build.h, reuses
+ * one engine across calls). */
 mrm_status mrm_predict_probs(mrm_model *m, const float *X, long long n, int batch, float *p1,
                              float *p2, float *avg, mrm_progress_fn progress, void *user,
                              mrm_error *err);

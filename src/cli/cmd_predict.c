@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/explain_common.h"
+#include "mrmnet/engine_build.h"
 #include "common/error.h"
 #include "common/fileutil.h"
 
@@ -360,7 +361,9 @@ int cmd_predict(int argc, char **argv) {
     char **classes = NULL;
     int c = 0, lead_map[MRM_LEADS];
     json_t *jclasses = NULL, *out = NULL;
-    if (mrm_model_load(&m, &meta, model_path, &err)) {
+    mrm_engine_runner engine = {0}; /* the model compiled once for every chunk */
+    if (mrm_model_load(&m, &meta, model_path, &err) ||
+        mrm_engine_runner_create(&engine, m, omp_get_max_threads(), &err)) {
         cli_report(cmd, &err);
         goto done;
     }
@@ -548,7 +551,7 @@ int cmd_predict(int argc, char **argv) {
             goto done;
         }
         p = np;
-        if (n_rows && mrm_predict_probs(m, X, n_rows, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
+        if (n_rows && mrm_predict_probs_engine(&engine, X, n_rows, (int)batch, NULL, NULL, p, NULL, NULL, &err)) {
             free(tmp);
             cli_report(cmd, &err);
             goto done;
@@ -676,6 +679,7 @@ done:
     for (int i = 0; i < items.n; i++) free(items.v[i].path), free(items.v[i].name), free(items.v[i].error);
     free(items.v);
     mrm_meta_free(&meta);
+    mrm_engine_runner_free(&engine);
     if (m) mrm_model_free(m);
     return rc;
 }

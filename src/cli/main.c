@@ -23,6 +23,7 @@ static const struct {
     {"explain", cmd_explain, "maps of what drove each class's score (Grad-CAM, input x gradient)"},
     {"report", cmd_report, "a printable HTML page per recording: the 12 leads, the labels and what drove them"},
     {"bench", cmd_bench, "time training and inference"},
+    {"export", cmd_export, "compile a model for the embeddable engine (image file or C source)"},
 };
 
 static void usage(FILE *f) {

@@ -34,11 +34,11 @@ static int detect_isa(void) {
 
 static eng_conv_fn conv_fn(int isa) {
 #if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512) return eng_conv_avx512;
-    if (isa == MRM_ENGINE_AVX2) return eng_conv_avx2;
+    if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv_avx512;
+    if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv_avx2;
 #endif
     (void)isa;
-    return eng_conv_portable;
+    return mrm_eng_conv_portable;
 }
 
 static const eng_header *hdr(const mrm_engine *e) { return (const eng_header *)(const void *)e->image; }
@@ -218,7 +218,7 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
         if (st) return st;
         uint64_t need = 0;
         if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
-            need = eng_conv_scratch_floats(s[i].cin, s[i].lout, s[i].k, s[i].stride);
+            need = mrm_eng_conv_scratch_floats(s[i].cin, s[i].lout, s[i].k, s[i].stride);
         else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
         else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
         if (need > scr) scr = need;

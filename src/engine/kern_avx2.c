@@ -4,7 +4,7 @@
 #define VW 8
 #define NV 2
 #define CO 6
-#define FN eng_conv_avx2
+#define FN mrm_eng_conv_avx2
 #include "engine/conv_template.h"
 #else
 typedef int eng_kern_avx2_unused; /* not an x86-64 build */

@@ -8,10 +8,10 @@
 #define NV 2
 #define CO 4
 #endif
-#define FN eng_conv_portable
+#define FN mrm_eng_conv_portable
 #include "engine/conv_template.h"
 
-size_t eng_conv_scratch_floats(int cin, int lout, int K, int stride) {
+size_t mrm_eng_conv_scratch_floats(int cin, int lout, int K, int stride) {
     size_t Lq = (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / stride + 1);
     return (size_t)cin * stride * Lq;
 }

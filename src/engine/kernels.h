@@ -10,18 +10,18 @@
 
 /* out (cout, lout) = act(conv(in (cin, lin), wp) + bias [+ res]) for one record. wp: weights
  * packed (groups, cin/groups, K, cout/groups) followed by ENG_W_TAIL zeros. scratch: at least
- * eng_conv_scratch_floats floats. */
+ * mrm_eng_conv_scratch_floats floats. */
 typedef void (*eng_conv_fn)(float *out, const float *in, const float *res, const float *wp, const float *bias,
                             int relu, int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout,
                             float *scratch);
-size_t eng_conv_scratch_floats(int cin, int lout, int K, int stride);
+size_t mrm_eng_conv_scratch_floats(int cin, int lout, int K, int stride);
 
-void eng_conv_portable(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
+void mrm_eng_conv_portable(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
                        int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);
 #if defined(__x86_64__)
-void eng_conv_avx2(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
+void mrm_eng_conv_avx2(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
                    int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);
-void eng_conv_avx512(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
+void mrm_eng_conv_avx512(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
                      int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);
 #endif
 

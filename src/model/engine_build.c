@@ -121,7 +121,7 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     set_w(B, s, 0, wp, n, ENG_W_TAIL);
     set_w(B, s, 1, bias, (size_t)c->cout, 0);
     free(wp), free(bias);
-    size_t scr = eng_conv_scratch_floats(c->cin, u->lout, c->k, c->stride);
+    size_t scr = mrm_eng_conv_scratch_floats(c->cin, u->lout, c->k, c->stride);
     if (scr > B->scratch) B->scratch = scr;
     return out;
 }

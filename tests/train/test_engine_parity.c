@@ -31,6 +31,16 @@ static void perturb_bn(mrm_model *m, mrm_rng *rng) {
     }
 }
 
+/* Writes n floats raw to dir/name. */
+static int write_raw(const char *dir, const char *name, const void *p, size_t bytes) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(p, 1, bytes, f) == bytes;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 static double max_rel(const float *a, const float *ref, size_t n) {
     double mx = 0, md = 0;
     for (size_t i = 0; i < n; i++) {
@@ -72,6 +82,15 @@ int main(void) {
         if (!img) {
             mrm_model_free(m);
             continue;
+        }
+        /* the released variant's image, input and logits: the fixtures of the engine-only tests
+         * (tests/engine, also run cross-compiled under qemu-aarch64) */
+        const char *fx = getenv("MRM_ENGINE_FIXTURES_OUT");
+        if (vi == 0 && fx && *fx) {
+            int w = write_raw(fx, "engine.mrme", img, len) | write_raw(fx, "x.f32", x, sizeof(float) * B * rec) |
+                    write_raw(fx, "logits1.f32", mrm_model_logits(m, 1), sizeof(float) * B * N) |
+                    write_raw(fx, "logits2.f32", mrm_model_logits(m, 2), sizeof(float) * B * N);
+            CHECK(w == 0, "cannot write the engine fixtures into %s", fx);
         }
         for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512; isa++) {
             mrm_engine e;
