@@ -89,6 +89,13 @@ mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s,
 mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
                           float *logits1, float *logits2, mrm_error *err);
 
+/* Calibration for int8 (mrm_engine_quantize, mrmnet/engine_build.h): runs B records like
+ * mrm_engine_run and raises absmax[i] (mrm_engine_num_buffers values, the caller's, start them at
+ * 0) to the largest |value| activation buffer i held. */
+int mrm_engine_num_buffers(const mrm_engine *e);
+mrm_status mrm_engine_calibrate(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                                float *absmax, mrm_error *err);
+
 /* Metadata kept in the image (the model's metadata: "classes", "mean", "std", "thresholds",
  * ...): the value of key as a NUL-terminated string inside the image, or NULL. */
 const char *mrm_engine_info(const mrm_engine *e, const char *key);

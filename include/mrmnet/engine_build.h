@@ -18,6 +18,18 @@ extern "C" {
 mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err);
 void mrm_engine_image_free(void *image);
 
+/* int8 (post-training quantisation): every convolution but the first (on the raw input) gets
+ * int8 weights, one scale per output channel (largest |w| / 127), and an int8 input, one scale
+ * per tensor (largest |x| seen on the calibration records / 127); products summed in int32,
+ * outputs, biases, the attention blocks and the heads stay float. mrm_engine_build_int8
+ * calibrates on X (n records, (n, 12, 1000) standardised as in training) and quantises;
+ * mrm_engine_quantize does the second half from a float image and the activations' absmax
+ * (mrm_engine_calibrate). The image's metadata gets "quantization" "int8". */
+mrm_status mrm_engine_build_int8(const mrm_model *m, const mrm_meta *meta, const float *X, long long n, void **image,
+                                 size_t *len, mrm_error *err);
+mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absmax, void **out, size_t *out_len,
+                               mrm_error *err);
+
 /* Writes an image to path atomically; reads one (checked by mrm_engine_open) into a new aligned
  * buffer (free with mrm_engine_image_free). */
 mrm_status mrm_engine_image_save(const void *image, size_t len, const char *path, mrm_error *err);
@@ -34,6 +46,14 @@ typedef struct mrm_engine_runner {
     size_t work_bytes;
 } mrm_engine_runner;
 mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, int n_slots, mrm_error *err);
+/* The same from an image (of mrm_engine_build, mrm_engine_image_load, ...), which the runner then
+ * owns (freed by mrm_engine_runner_free, also when this fails). */
+mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len, int n_slots, mrm_error *err);
+/* 1 when the file at path starts with the engine image's magic (an .mrme of mrmnet export or
+ * mrmnet quantize), else 0. */
+int mrm_engine_image_file(const char *path);
+/* Adds the image's metadata pairs to meta (mrm_meta_set). */
+mrm_status mrm_engine_meta(const mrm_engine *e, mrm_meta *meta, mrm_error *err);
 void mrm_engine_runner_free(mrm_engine_runner *r);
 /* Runs B records split over the OpenMP threads of the caller (at most n_slots), each with its
  * own work buffer; logits1/logits2 as mrm_engine_run. */

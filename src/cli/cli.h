@@ -25,6 +25,7 @@ int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_ablate(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Standard output with its errors kept: cli_stdout_begin() (first thing in main) routes stdout through a
  * stream that remembers the first write error's reason; cli_stdout_end(cmd) flushes it and, when any

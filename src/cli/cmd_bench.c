@@ -92,7 +92,8 @@ static void usage(FILE *f) {
             "  --iters N     timed steps per case (default 5; batch-1 cases run 4N)\n"
             "  --warmup N    untimed steps first (default 1; batch-1 cases run 2N)\n"
             "  --classes N   output classes of the random model (default 5)\n"
-            "  --model W     time these weights instead of a random model (its classes win)\n"
+            "  --model W     time these weights instead of a random model (its classes win); an engine\n"
+            "                image (.mrme of mrmnet export or quantize) runs the infer cases only\n"
             "  --peak G      peak GFLOP/s of ONE thread (default 167.5: 335 for the two cores)\n"
             "  --json FILE   also write the results as JSON\n"
             "GFLOP/s count the reference work: 1.76 GFLOP per record forward, 5.28 per record of\n"
@@ -153,7 +154,16 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
     mrm_rng rng;
     mrm_rng_seed(&rng, o->seed);
 
-    if (o->model_path) {
+    const int image = o->model_path && mrm_engine_image_file(o->model_path);
+    if (image) { /* an engine image (mrmnet export, mrmnet quantize): the inference cases only */
+        void *img = NULL;
+        size_t img_len = 0;
+        if (k != CASE_INFER1 && k != CASE_INFER32)
+            s = mrm_fail(&err, MRM_ERR_INVALID, "%s is an engine image: only the infer1 and infer32 cases run it",
+                         o->model_path);
+        if (!s) s = mrm_engine_image_load(o->model_path, &img, &img_len, &err);
+        if (!s) s = mrm_engine_runner_open(&eng, img, img_len, threads, &err);
+    } else if (o->model_path) {
         s = mrm_model_load(&m, NULL, o->model_path, &err);
     } else {
         mrm_model_config cfg = o->model;
@@ -161,7 +171,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         s = mrm_model_create(&m, &cfg, &err);
         if (!s) mrm_model_init(m, o->seed);
     }
-    int N = m ? mrm_model_config_of(m)->n_classes : 0;
+    int N = m ? mrm_model_config_of(m)->n_classes : eng.image ? eng.engine.n_classes : 0;
     size_t nx = (size_t)B * MRM_INPUT_LEADS * MRM_INPUT_LEN;
     if (!s) {
         x = malloc(nx * sizeof(float));
@@ -179,8 +189,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         mrm_model_set_dropout(m, 0.2f);
         s = mrm_optimizer_init(&opt, MRM_OPT_ADAM, mrm_model_num_params(m), &err);
     }
-    if (!s && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_engine_runner_create(&eng, m, threads, &err);
-    const int two_heads = m && mrm_model_num_heads(m) > 1;
+    if (!s && !image && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_engine_runner_create(&eng, m, threads, &err);
+    const int two_heads = m ? mrm_model_num_heads(m) > 1 : eng.image && eng.engine.n_heads > 1;
 
     mrm_loss loss = {0};
     double cpu0 = 0, wall0 = 0;

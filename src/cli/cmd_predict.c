@@ -30,7 +30,9 @@ static void usage(FILE *f) {
                "cannot be used or is not fit, or a folder without records, is reported on stderr (and in\n"
                "--json / --csv with its error) and the others go on; the exit status is then 1. Checksum or\n"
                "initial-value mismatches and invalid samples are warnings (counted in --json), errors with\n"
-               "--strict.\n\n"
+               "--strict.\n"
+               "The model runs in the embeddable engine; --model may also be an engine image (.mrme) of\n"
+               "mrmnet export or mrmnet quantize (int8).\n\n"
                "options:\n"
                "  --json             one JSON array on stdout, an entry an input with its windows (\"error\"\n"
                "                     where it failed)\n"
@@ -362,12 +364,21 @@ int cmd_predict(int argc, char **argv) {
     int c = 0, lead_map[MRM_LEADS];
     json_t *jclasses = NULL, *out = NULL;
     mrm_engine_runner engine = {0}; /* the model compiled once for every chunk */
-    if (mrm_model_load(&m, &meta, model_path, &err) ||
-        mrm_engine_runner_create(&engine, m, omp_get_max_threads(), &err)) {
+    if (mrm_engine_image_file(model_path)) { /* an engine image (mrmnet export, mrmnet quantize) */
+        void *img = NULL;
+        size_t img_len = 0;
+        if (mrm_engine_image_load(model_path, &img, &img_len, &err) ||
+            mrm_engine_runner_open(&engine, img, img_len, omp_get_max_threads(), &err) ||
+            mrm_engine_meta(&engine.engine, &meta, &err)) {
+            cli_report(cmd, &err);
+            goto done;
+        }
+    } else if (mrm_model_load(&m, &meta, model_path, &err) ||
+               mrm_engine_runner_create(&engine, m, omp_get_max_threads(), &err)) {
         cli_report(cmd, &err);
         goto done;
     }
-    c = mrm_model_config_of(m)->n_classes;
+    c = engine.engine.n_classes;
     /* classes, thresholds, standardisation and lead order from the metadata */
     jclasses = json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);
     classes = calloc((size_t)c, sizeof *classes);

@@ -24,6 +24,7 @@ static const struct {
     {"report", cmd_report, "a printable HTML page per recording: the 12 leads, the labels and what drove them"},
     {"bench", cmd_bench, "time training and inference"},
     {"export", cmd_export, "compile a model for the embeddable engine (image file or C source)"},
+    {"quantize", cmd_quantize, "int8 engine image of a model, calibrated on training records; float vs int8 test AUC"},
 };
 
 static void usage(FILE *f) {

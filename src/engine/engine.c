@@ -41,6 +41,15 @@ static eng_conv_fn conv_fn(int isa) {
     return mrm_eng_conv_portable;
 }
 
+static eng_conv8_fn conv8_fn(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv8_avx512;
+    if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv8_avx2;
+#endif
+    (void)isa;
+    return mrm_eng_conv8_portable;
+}
+
 static const eng_header *hdr(const mrm_engine *e) { return (const eng_header *)(const void *)e->image; }
 static const eng_buf *bufs(const mrm_engine *e) { return (const eng_buf *)(const void *)(e->image + hdr(e)->bufs_off); }
 static const eng_step *steps(const mrm_engine *e) { return (const eng_step *)e->steps; }
@@ -102,7 +111,11 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
         if (s->op == ENG_OP_CONV) {
             if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL) * F, 0, err))) return st;
         } else {
-            return mrm_fail(err, MRM_ERR_UNSUPPORTED, "engine image: step %d: int8 convolution not supported by this version", i);
+            if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL + 3) / 4 * 4, 0, err))) return st;
+            if ((st = check_w(h, s, i, 2, (uint64_t)s->cout * F, 0, err))) return st;
+            if (!(s->in_scale > 0.0f) || !(s->in_scale < 1e30f))
+                return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: in_scale %g is not a positive number", i,
+                                (double)s->in_scale);
         }
         return check_w(h, s, i, 1, (uint64_t)s->cout * F, 0, err);
     }
@@ -432,7 +445,9 @@ static void op_head(const mrm_engine *e, const eng_step *s, float *out, const fl
 
 /* ---- running --------------------------------------------------------------------------------- */
 
-static void run_record(const mrm_engine *e, eng_conv_fn conv, float *act, float *scr, const float *x) {
+/* absmax (n_bufs) or NULL: the largest |value| each buffer has held (calibration). */
+static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_conv8_fn conv8, float *act, float *scr,
+                       const float *x, float *absmax) {
     const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
 #define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
@@ -444,6 +459,10 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, float *act, float 
         case ENG_OP_CONV:
             conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
                  s->groups, s->lout, scr);
+            break;
+        case ENG_OP_CONV8:
+            conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]), wf(e, s, 1), wf(e, s, 2),
+                  s->in_scale, s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
             break;
         case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
         case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
@@ -458,12 +477,18 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, float *act, float 
             break;
         default: break; /* refused at open */
         }
+        if (absmax) {
+            size_t n = (size_t)b[s->out].c * b[s->out].L;
+            float m = absmax[s->out];
+            for (size_t j = 0; j < n; j++) m = fabsf(out[j]) > m ? fabsf(out[j]) : m;
+            absmax[s->out] = m;
+        }
     }
 #undef BUF
 }
 
-mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
-                          float *logits2, mrm_error *err) {
+static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
+                      float *logits2, float *absmax, mrm_error *err) {
     if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
     size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
@@ -474,12 +499,25 @@ mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, co
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: the model has one output (no head 2)");
     float *act = work, *scr = act + e->act_floats;
     eng_conv_fn conv = conv_fn(e->isa);
+    eng_conv8_fn conv8 = conv8_fn(e->isa);
     const eng_buf *b = bufs(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
     for (int r = 0; r < B; r++) {
-        run_record(e, conv, act, scr, x + (size_t)r * rec);
+        run_record(e, conv, conv8, act, scr, x + (size_t)r * rec, absmax);
         if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
         if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
     }
     return MRM_OK;
+}
+
+mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
+                          float *logits2, mrm_error *err) {
+    return run(e, work, work_bytes, x, B, logits1, logits2, NULL, err);
+}
+
+int mrm_engine_num_buffers(const mrm_engine *e) { return (int)hdr(e)->n_bufs; }
+
+mrm_status mrm_engine_calibrate(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *absmax,
+                                mrm_error *err) {
+    return run(e, work, work_bytes, x, B, NULL, NULL, absmax, err);
 }

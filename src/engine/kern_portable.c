@@ -9,6 +9,7 @@
 #define CO 4
 #endif
 #define FN mrm_eng_conv_portable
+#define FN8 mrm_eng_conv8_portable
 #include "engine/conv_template.h"
 
 size_t mrm_eng_conv_scratch_floats(int cin, int lout, int K, int stride) {

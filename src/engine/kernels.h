@@ -15,6 +15,20 @@ typedef void (*eng_conv_fn)(float *out, const float *in, const float *res, const
                             int relu, int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout,
                             float *scratch);
 size_t mrm_eng_conv_scratch_floats(int cin, int lout, int K, int stride);
+/* int8: wp int8 packed as above, scale[o] = in_scale * (the output channel's weight step); the
+ * input is quantised to int8 with step in_scale on the way into the padded rows. */
+typedef void (*eng_conv8_fn)(float *out, const float *in, const float *res, const int8_t *wp, const float *bias,
+                             const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K,
+                             int stride, int pad, int groups, int lout, float *scratch);
+#define DECL8(name)                                                                                                  \
+    void name(float *out, const float *in, const float *res, const int8_t *wp, const float *bias, const float *scale, \
+              float in_scale, int relu, int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout,  \
+              float *scratch);
+DECL8(mrm_eng_conv8_portable)
+#if defined(__x86_64__)
+DECL8(mrm_eng_conv8_avx2)
+DECL8(mrm_eng_conv8_avx512)
+#endif
 
 void mrm_eng_conv_portable(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
                        int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);

@@ -371,12 +371,16 @@ mrm_status mrm_engine_image_load(const char *path, void **image, size_t *len, mr
 
 /* ---- a runner: image + per-thread work buffers -------------------------------------------- */
 
-mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, int n_slots, mrm_error *err) {
+mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len, int n_slots, mrm_error *err) {
     memset(r, 0, sizeof *r);
-    if (n_slots < 1 || n_slots > 1024) return mrm_fail(err, MRM_ERR_INVALID, "engine: %d thread slots", n_slots);
-    mrm_status st = mrm_engine_build(m, NULL, &r->image, &r->image_len, err);
-    if (!st) st = mrm_engine_open(&r->engine, r->image, r->image_len, err);
+    r->image = image;
+    r->image_len = len;
+    if (n_slots < 1 || n_slots > 1024) {
+        mrm_engine_runner_free(r);
+        return mrm_fail(err, MRM_ERR_INVALID, "engine: %d thread slots", n_slots);
+    }
     mrm_engine_sizes sz;
+    mrm_status st = mrm_engine_open(&r->engine, r->image, r->image_len, err);
     if (!st) st = mrm_engine_get_sizes(&r->engine, 1, &sz, err);
     if (!st) {
         r->work_bytes = align64(sz.work_bytes);
@@ -390,6 +394,37 @@ mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, in
     }
     if (st) mrm_engine_runner_free(r);
     return st;
+}
+
+mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, int n_slots, mrm_error *err) {
+    memset(r, 0, sizeof *r);
+    void *img = NULL;
+    size_t len = 0;
+    mrm_status st = mrm_engine_build(m, NULL, &img, &len, err);
+    if (st) return st;
+    return mrm_engine_runner_open(r, img, len, n_slots, err);
+}
+
+int mrm_engine_image_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char magic[8];
+    int is = fread(magic, 1, 8, f) == 8 && !memcmp(magic, ENG_MAGIC, 8);
+    fclose(f);
+    return is;
+}
+
+mrm_status mrm_engine_meta(const mrm_engine *e, mrm_meta *meta, mrm_error *err) {
+    const eng_header *h = (const eng_header *)(const void *)e->image;
+    const char *p = (const char *)e->image + h->meta_off, *end = p + h->meta_bytes;
+    while (p < end) {
+        const char *k = p, *v = k + strlen(k) + 1;
+        if (v >= end) break;
+        mrm_status st = mrm_meta_set(meta, k, v, err);
+        if (st) return st;
+        p = v + strlen(v) + 1;
+    }
+    return MRM_OK;
 }
 
 void mrm_engine_runner_free(mrm_engine_runner *r) {
@@ -424,5 +459,163 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
             }
         }
     }
+    return st;
+}
+
+/* ---- int8 ------------------------------------------------------------------------------------ */
+
+typedef struct arena {
+    unsigned char *p;
+    size_t len, cap;
+    int nomem;
+} arena;
+
+static uint64_t arena_put(arena *a, const void *src, size_t bytes, size_t zero_tail) {
+    size_t off = (a->len + 63) / 64 * 64, n = bytes + zero_tail;
+    if (off + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 1 << 20;
+        while (cap < off + n) cap *= 2;
+        unsigned char *q = realloc(a->p, cap);
+        if (!q) {
+            a->nomem = 1;
+            return ENG_NONE;
+        }
+        a->p = q;
+        a->cap = cap;
+    }
+    memset(a->p + a->len, 0, off - a->len);
+    memcpy(a->p + off, src, bytes);
+    memset(a->p + off + bytes, 0, zero_tail);
+    a->len = off + n;
+    return off;
+}
+
+mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absmax, void **out, size_t *out_len,
+                               mrm_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    mrm_engine e;
+    mrm_status st = mrm_engine_open(&e, image, len, err);
+    if (st) return st;
+    const unsigned char *img = image;
+    eng_header h;
+    memcpy(&h, img, sizeof h);
+    eng_step *steps = malloc((size_t)h.n_steps * sizeof(eng_step));
+    arena a = {0};
+    if (!steps) return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+    memcpy(steps, img + h.steps_off, (size_t)h.n_steps * sizeof(eng_step));
+    int8_t *w8 = NULL;
+    float *sc = NULL;
+    for (uint32_t i = 0; i < h.n_steps && !a.nomem; i++) {
+        eng_step *s = &steps[i];
+        const unsigned char *W = img + h.weights_off;
+        int quant = s->op == ENG_OP_CONV && s->in0 != 0; /* the first convolution stays float */
+        uint64_t old[ENG_NW], oldn[ENG_NW];
+        memcpy(old, s->w, sizeof old);
+        memcpy(oldn, s->nw, sizeof oldn);
+        for (int j = 0; j < ENG_NW; j++) {
+            if (old[j] == ENG_NONE || (quant && j == 0)) continue;
+            s->w[j] = arena_put(&a, W + old[j], (size_t)oldn[j], 0);
+        }
+        if (!quant) continue;
+        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
+        size_t n = (size_t)s->cout * cig * K;
+        const float *wf = (const float *)(const void *)(W + old[0]);
+        free(w8), free(sc);
+        w8 = calloc(n + ENG_W_TAIL + 4, 1);
+        sc = malloc((size_t)s->cout * sizeof(float));
+        if (!w8 || !sc) {
+            a.nomem = 1;
+            break;
+        }
+        float in_scale = absmax[s->in0] > 0.0f ? absmax[s->in0] / 127.0f : 1.0f;
+        for (int o = 0; o < s->cout; o++) {
+            int g = o / cog, ol = o % cog;
+            float mx = 0.0f;
+            for (int q = 0; q < cig * K; q++) {
+                float v = fabsf(wf[((size_t)g * cig * K + q) * cog + ol]);
+                mx = v > mx ? v : mx;
+            }
+            float ws = mx > 0.0f ? mx / 127.0f : 1.0f;
+            for (int q = 0; q < cig * K; q++) {
+                size_t idx = ((size_t)g * cig * K + q) * cog + ol;
+                long v = lroundf(wf[idx] / ws);
+                w8[idx] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            }
+            sc[o] = in_scale * ws;
+        }
+        size_t wbytes = (n + ENG_W_TAIL + 3) / 4 * 4;
+        s->op = ENG_OP_CONV8;
+        s->in_scale = in_scale;
+        s->w[0] = arena_put(&a, w8, wbytes, 0);
+        s->nw[0] = wbytes;
+        s->w[2] = arena_put(&a, sc, (size_t)s->cout * sizeof(float), 0);
+        s->nw[2] = (uint64_t)s->cout * sizeof(float);
+    }
+    free(w8), free(sc);
+    if (a.nomem) {
+        free(steps), free(a.p);
+        return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+    }
+    static const char qkey[] = "quantization\0int8";
+    size_t meta_bytes = (size_t)h.meta_bytes + sizeof qkey;
+    size_t weights_off = align64((size_t)h.meta_off + meta_bytes), total = align64(weights_off + a.len);
+    unsigned char *o = aligned_alloc(MRM_ENGINE_ALIGN, total);
+    if (!o) {
+        free(steps), free(a.p);
+        return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+    }
+    memset(o, 0, total);
+    memcpy(o, img, (size_t)h.meta_off); /* header, buffers, (old) steps */
+    memcpy(o + h.steps_off, steps, (size_t)h.n_steps * sizeof(eng_step));
+    memcpy(o + h.meta_off, img + h.meta_off, (size_t)h.meta_bytes);
+    memcpy(o + h.meta_off + h.meta_bytes, qkey, sizeof qkey);
+    memcpy(o + weights_off, a.p, a.len);
+    h.meta_bytes = meta_bytes;
+    h.weights_off = weights_off;
+    h.weights_bytes = total - weights_off;
+    h.total_bytes = total;
+    h.flags |= ENG_FLAG_INT8;
+    memcpy(o, &h, sizeof h);
+    free(steps), free(a.p);
+    st = mrm_engine_open(&e, o, total, err);
+    if (st) {
+        free(o);
+        return st;
+    }
+    *out = o;
+    *out_len = total;
+    return MRM_OK;
+}
+
+mrm_status mrm_engine_build_int8(const mrm_model *m, const mrm_meta *meta, const float *X, long long n, void **image,
+                                 size_t *len, mrm_error *err) {
+    *image = NULL;
+    *len = 0;
+    if (!X || n < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine int8: no calibration records");
+    void *fimg = NULL;
+    size_t flen = 0;
+    mrm_status st = mrm_engine_build(m, meta, &fimg, &flen, err);
+    if (st) return st;
+    mrm_engine e;
+    mrm_engine_sizes sz;
+    st = mrm_engine_open(&e, fimg, flen, err);
+    if (!st) st = mrm_engine_get_sizes(&e, 1, &sz, err);
+    float *absmax = NULL;
+    void *work = NULL;
+    if (!st) {
+        absmax = calloc((size_t)mrm_engine_num_buffers(&e), sizeof(float));
+        work = aligned_alloc(MRM_ENGINE_ALIGN, align64(sz.work_bytes));
+        if (!absmax || !work) st = mrm_fail(err, MRM_ERR_NOMEM, "engine int8: out of memory");
+    }
+    const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
+    for (long long r = 0; !st && r < n; r += 64) {
+        int b = (int)(n - r < 64 ? n - r : 64);
+        st = mrm_engine_calibrate(&e, work, sz.work_bytes, X + (size_t)r * rec, b, absmax, err);
+    }
+    if (!st) st = mrm_engine_quantize(fimg, flen, absmax, image, len, err);
+    free(absmax);
+    free(work);
+    free(fimg);
     return st;
 }

@@ -118,6 +118,36 @@ int main(void) {
             if (heads == 1) CHECK(mrm_engine_run(&e, work, s1.work_bytes, x, 1, l1, l2, &err) == MRM_ERR_INVALID, "head 2");
             free(work);
         }
+        /* int8: calibrated on the inputs themselves; near the float logits, and the same with every
+         * kernel set (the same int32 sums; the float epilogues may round apart) */
+        void *qimg = NULL;
+        size_t qlen = 0;
+        CHECK(mrm_engine_build_int8(m, NULL, x, B, &qimg, &qlen, &err) == MRM_OK, "%s: int8: %s", v[vi].name, err.msg);
+        float q0[3 * 5] = {0};
+        for (int isa = MRM_ENGINE_PORTABLE; qimg && isa <= MRM_ENGINE_AVX512; isa++) {
+            mrm_engine e;
+            mrm_status st = mrm_engine_open_isa(&e, qimg, qlen, (mrm_engine_isa)isa, &err);
+            if (st == MRM_ERR_UNSUPPORTED) continue;
+            CHECK(st == MRM_OK && e.quantized, "%s: int8 open: %s", v[vi].name, err.msg);
+            if (st) continue;
+            mrm_engine_sizes s1;
+            mrm_engine_get_sizes(&e, 1, &s1, &err);
+            void *work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64);
+            float q1[3 * 5];
+            CHECK(mrm_engine_run(&e, work, s1.work_bytes, x, B, q1, NULL, &err) == MRM_OK, "int8 run: %s", err.msg);
+            double eq = max_rel(q1, mrm_model_logits(m, 1), (size_t)B * N);
+            if (isa == MRM_ENGINE_PORTABLE) memcpy(q0, q1, sizeof q0);
+            double ei = max_rel(q1, q0, (size_t)B * N);
+            printf("%-16s %-8s int8: logits max rel. error %.2e vs float, %.2e vs portable int8 (image %zu bytes)\n",
+                   v[vi].name, mrm_engine_isa_name(isa), eq, ei, qlen);
+            CHECK(eq < 0.1, "%s %s: int8 error %.3g", v[vi].name, mrm_engine_isa_name(isa), eq);
+            /* the float epilogues round differently (FMA); a value then and again lands on the other side
+             * of an int8 step in a later layer */
+            CHECK(ei < 2e-3, "%s %s: int8 kernels disagree %.3g", v[vi].name, mrm_engine_isa_name(isa), ei);
+            CHECK(qlen < len, "int8 image %zu not smaller than %zu", qlen, len);
+            free(work);
+        }
+        mrm_engine_image_free(qimg);
         /* the image's checks: a truncated or altered image is refused, never read past its end */
         mrm_engine e;
         unsigned char *bad = aligned_alloc(MRM_ENGINE_ALIGN, (len + 63) / 64 * 64);
