@@ -152,6 +152,29 @@ mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long
  * the buffer's bytes exactly before anything is allocated. Safe on any bytes. */
 mrm_status mrm_npy_read_f32_mem(const void *buf, size_t len, const char *name, float **data, int *ndim,
                                 long long shape[4], mrm_error *err);
+/* A float32 array mapped read-only from its file (mrm_npy_map_f32): the pages are read when first
+ * touched and may be dropped again under memory pressure, so an array larger than memory can be
+ * used record by record. `data` points at the values (count of them, in `shape`). */
+typedef struct mrm_npy_map {
+    const float *data;
+    size_t count;
+    int ndim;
+    long long shape[4];
+    void *base_;        /* the mapping (internal) */
+    size_t len_;
+    float *owned_;      /* a copy when the data do not start at a multiple of 4 bytes (internal) */
+} mrm_npy_map;
+/* Maps a '<f4' C-order .npy file read-only. The header is parsed as mrm_npy_read_f32 does and the
+ * shape must account for the file's size exactly before anything is mapped; a truncated or
+ * padded file is refused naming the file and the header field. The file must not be truncated in
+ * place while mapped (mrmnet replaces its files by rename, which leaves a mapping intact). */
+mrm_status mrm_npy_map_f32(const char *path, mrm_npy_map *map, mrm_error *err);
+/* Tells the kernel how the mapping will be read (MRM_NPY_SEQUENTIAL before one pass in order,
+ * MRM_NPY_NORMAL after it) or that its pages may go (MRM_NPY_DONTNEED: they are read again when
+ * touched). Advice only: returns nothing. */
+enum { MRM_NPY_NORMAL = 0, MRM_NPY_SEQUENTIAL = 1, MRM_NPY_DONTNEED = 2 };
+void mrm_npy_map_advise(const mrm_npy_map *map, int advice);
+void mrm_npy_unmap(mrm_npy_map *map);
 /* Refuses an array holding NaN or an infinity, naming `path` and the first such element's index
  * ("X.npy: element [1, 3, 250] is nan; the values must be finite"). */
 mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err);

@@ -58,9 +58,11 @@ mrm_status mrm_checkpoint_load(const char *path, mrm_model **m, mrm_optimizer *o
  * id a line), classes.txt (one class a line), prepare.json (task, mean, std, ...). */
 typedef struct mrm_split_data {
     long long n;
-    float *X;           /* (n, 12, 1000); NULL if not loaded */
+    const float *X;     /* (n, 12, 1000) mapped read-only from X_<split>.npy (see mrm_npy_map_f32):
+                           a record's pages are read when it is used; NULL if not loaded */
     float *y;           /* (n, C) */
     char **ids;         /* n ids (NULL when ids_<split>.txt is absent) */
+    mrm_npy_map x_map_; /* internal */
 } mrm_split_data;
 
 typedef struct mrm_prepared {
@@ -82,10 +84,15 @@ mrm_status mrm_prepared_check(const mrm_prepared *p, mrm_error *err);
 /* Loads one split ("train", "val", "test"); with_X 0 loads labels and ids only. Checks that the
  * arrays agree with each other, with the classes and with the count prepare.json states. A split
  * absent from the folder is an error MRM_ERR_NOTFOUND naming the file, or MRM_ERR_FORMAT when
- * prepare.json lists it (the folder is incomplete). */
+ * prepare.json lists it (the folder is incomplete). X is mapped, not loaded: its header and size
+ * are checked against the file, and its values once for finiteness in one pass in order, after
+ * which the pages are let go (memory stays bounded whatever the file's size). */
 mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
                                    mrm_split_data *s, mrm_error *err);
 void mrm_split_data_free(mrm_split_data *s);
+/* Record i's signals (12 x 1000 values) of a split loaded with X, NULL when i is out of range or X
+ * is not loaded. Reading record by record touches only those records' pages of the file. */
+const float *mrm_split_record(const mrm_split_data *s, long long i);
 void mrm_prepared_close(mrm_prepared *p);
 
 /* ---- probabilities of a model on many records -------------------------------------------------

@@ -5,12 +5,15 @@
  * and ended by '\n' so that the data starts at a multiple of 64 bytes; then the raw values. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileutil.h"
@@ -246,6 +249,82 @@ mrm_status mrm_npy_read_f32(const char *path, float **data, int *ndim, long long
     *ndim = nd;
     memcpy(shape, sh, sizeof sh);
     return MRM_OK;
+}
+
+mrm_status mrm_npy_map_f32(const char *path, mrm_npy_map *map, mrm_error *err) {
+    memset(map, 0, sizeof *map);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return mrm_fail(err, errno == ENOENT ? MRM_ERR_NOTFOUND : MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mrm_fail(err, MRM_ERR_IO, "%s: not a regular file", path);
+    }
+    unsigned long long fsize = (unsigned long long)st.st_size;
+    if (fsize > (unsigned long long)SIZE_MAX) {
+        close(fd);
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: %llu bytes, more than this machine can map", path, fsize);
+    }
+    /* the preamble and header (at most 12 + 65536 bytes) are read, parsed and checked against the
+     * file's size before anything is mapped */
+    size_t want = fsize < 12 + 65536 ? (size_t)fsize : 12 + 65536;
+    uint8_t *head = malloc(want ? want : 1);
+    if (!head) {
+        close(fd);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate the header", path);
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(fd, head + got, want - got, (off_t)got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    int nd = 0;
+    long long sh[4] = {0, 0, 0, 0};
+    size_t off = 0, count = 0;
+    mrm_status rc = got != want ? mrm_fail(err, MRM_ERR_IO, "%s: cannot read the header: %s", path,
+                                           errno ? strerror(errno) : "the file is shorter than it was")
+                                : npy_parse_header(head, got, fsize, path, &nd, sh, &off, &count, err);
+    free(head);
+    if (!rc && count && off % sizeof(float) != 0) {
+        /* the values do not start at a float boundary (numpy aligns them to 64 bytes; another
+         * writer may not): read them into memory instead */
+        float *copy = malloc(count * sizeof(float));
+        if (!copy) rc = mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %zu floats", path, count);
+        size_t done = 0, bytes = count * sizeof(float);
+        while (!rc && done < bytes) {
+            ssize_t r = pread(fd, (char *)copy + done, bytes - done, (off_t)(off + done));
+            if (r <= 0) rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot read the data: %s", path, r ? strerror(errno) : "file truncated");
+            else done += (size_t)r;
+        }
+        if (rc) free(copy);
+        else map->owned_ = copy, map->data = copy;
+    } else if (!rc && count) {
+        void *base = mmap(NULL, (size_t)fsize, PROT_READ, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot map %llu bytes: %s", path, fsize, strerror(errno));
+        else map->base_ = base, map->len_ = (size_t)fsize, map->data = (const float *)((const char *)base + off);
+    }
+    close(fd);
+    if (rc) {
+        memset(map, 0, sizeof *map);
+        return rc;
+    }
+    map->count = count;
+    map->ndim = nd;
+    memcpy(map->shape, sh, sizeof sh);
+    return MRM_OK;
+}
+
+void mrm_npy_map_advise(const mrm_npy_map *map, int advice) {
+    if (!map->base_) return;
+    int a = advice == MRM_NPY_SEQUENTIAL ? MADV_SEQUENTIAL : advice == MRM_NPY_DONTNEED ? MADV_DONTNEED : MADV_NORMAL;
+    (void)madvise(map->base_, map->len_, a); /* advice only */
+}
+
+void mrm_npy_unmap(mrm_npy_map *map) {
+    if (map->base_) munmap(map->base_, map->len_);
+    free(map->owned_);
+    memset(map, 0, sizeof *map);
 }
 
 mrm_status mrm_check_finite_f32(const char *path, const float *data, int ndim, const long long *shape, mrm_error *err) {

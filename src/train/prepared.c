@@ -174,7 +174,7 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
         snprintf(name, sizeof name, "X_%s.npy", split);
         mrm_path_join(path, sizeof path, p->dir, name);
         long long n = s->n;
-        if ((st = mrm_npy_read_f32(path, &s->X, &ndim, shape, err))) {
+        if ((st = mrm_npy_map_f32(path, &s->x_map_, err))) {
             mrm_split_data_free(s);
             if (st == MRM_ERR_NOTFOUND && stated >= 0)
                 return mrm_fail(err, MRM_ERR_FORMAT, "%s: missing, but %s/prepare.json lists the %s split (%lld records): "
@@ -182,17 +182,30 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
                                 p->dir, split, stated);
             return st;
         }
-        if (ndim != 3 || shape[0] != n || shape[1] != MRM_INPUT_LEADS || shape[2] != MRM_INPUT_LEN) {
+        const mrm_npy_map *xm = &s->x_map_;
+        if (xm->ndim != 3 || xm->shape[0] != n || xm->shape[1] != MRM_INPUT_LEADS || xm->shape[2] != MRM_INPUT_LEN) {
             mrm_split_data_free(s);
             return mrm_fail(err, MRM_ERR_FORMAT, "%s: shape must be (%lld, %d, %d) to match y_%s.npy", path, n,
                             MRM_INPUT_LEADS, MRM_INPUT_LEN, split);
         }
-        for (long long i = 0; i < n * MRM_INPUT_LEADS * MRM_INPUT_LEN; i++)
-            if (!isfinite(s->X[i])) {
-                mrm_split_data_free(s);
-                return mrm_fail(err, MRM_ERR_FORMAT, "%s: record %lld holds a value that is not finite", path,
-                                i / (MRM_INPUT_LEADS * MRM_INPUT_LEN));
-            }
+        s->X = xm->data;
+        /* one pass in order over the values, then the pages go: what training reads later comes
+         * back record by record */
+        mrm_npy_map_advise(xm, MRM_NPY_SEQUENTIAL);
+        const size_t per = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
+        long long bad = -1;
+        for (long long r = 0; r < n && bad < 0; r++) {
+            const float *x = s->X + (size_t)r * per;
+            int ok = 1;
+            for (size_t i = 0; i < per; i++) ok &= isfinite(x[i]) != 0;
+            if (!ok) bad = r;
+        }
+        mrm_npy_map_advise(xm, MRM_NPY_DONTNEED);
+        mrm_npy_map_advise(xm, MRM_NPY_NORMAL);
+        if (bad >= 0) {
+            mrm_split_data_free(s);
+            return mrm_fail(err, MRM_ERR_FORMAT, "%s: record %lld holds a value that is not finite", path, bad);
+        }
     }
     snprintf(name, sizeof name, "ids_%s.txt", split);
     mrm_path_join(path, sizeof path, p->dir, name);
@@ -214,8 +227,13 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
     return MRM_OK;
 }
 
+const float *mrm_split_record(const mrm_split_data *s, long long i) {
+    if (!s->X || i < 0 || i >= s->n) return NULL;
+    return s->X + (size_t)i * MRM_INPUT_LEADS * MRM_INPUT_LEN;
+}
+
 void mrm_split_data_free(mrm_split_data *s) {
-    free(s->X);
+    mrm_npy_unmap(&s->x_map_);
     free(s->y);
     free_lines(s->ids, s->n);
     memset(s, 0, sizeof *s);
