@@ -158,7 +158,9 @@ typedef struct mrm_dataset {
     int n_outside_labels;         /* distinct labels outside the class list */
     char **outside_labels;        /* their names and the records carrying each */
     long long *outside_counts;
+    struct mrm_signal_list *signals_; /* the records still to read (defer_signals; internal) */
 } mrm_dataset;
+typedef struct mrm_signal_list mrm_signal_list;
 
 /* Options of the loaders. Zero-initialise, then set what you need. */
 typedef struct mrm_load_options {
@@ -177,6 +179,8 @@ typedef struct mrm_load_options {
                                  load; without it each is a warning (log) and counted in the dataset */
     mrm_log_fn log;           /* warnings (may be NULL) */
     void *log_user;
+    int defer_signals;        /* keep the list of records instead of reading their signals (X stays
+                                 NULL): mrm_prepare_stream reads them, a few at a time */
 } mrm_load_options;
 
 /* PTB-XL from its folder (ptbxl_database.csv, scp_statements.csv, records100/ or records500/).
@@ -240,6 +244,16 @@ mrm_status mrm_dataset_remap(mrm_dataset *ds, const mrm_class_map *map, const ch
  * X files are skipped when the dataset has no signals. An out_dir that exists and is not empty
  * is refused (see mrm_prepare_check_out). */
 mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, int replace, mrm_error *err);
+/* The same for a dataset loaded with defer_signals, in bounded memory whatever its size: the records
+ * are read and preprocessed a chunk at a time (a few dozen per thread) straight into the new
+ * folder's X files; then one mean and one population std are fitted over the training split with
+ * the sums mrm_standardise makes, in its order (a second pass over X_train.npy; the same values
+ * bit for bit), or `like_mean` and `like_std` are used when `like` is not NULL (as
+ * mrm_standardise_fixed), and the X files are standardised in place before the folder is put in
+ * out_dir's place. Fills ds's counts (preprocessing, integrity, signal problems, source rate) and
+ * its mean and std, as loading in memory and mrm_standardise do. */
+mrm_status mrm_prepare_stream(mrm_dataset *ds, const char *out_dir, int replace, const char *like, double like_mean,
+                              double like_std, mrm_error *err);
 /* Whether mrm_prepare_write may write out_dir: absent or empty, or (with replace) holding only a
  * prepared folder's files. Anything else is refused with a message naming the folder and a file.
  * Call it before the long work. */

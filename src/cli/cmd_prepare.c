@@ -232,6 +232,7 @@ int cmd_prepare(int argc, char **argv) {
     }
     opt.progress = cli_progress;
     opt.log = cli_log;
+    opt.defer_signals = !opt.labels_only; /* read while writing, a chunk at a time (bounded memory) */
     if (mrm_prepare_check_out(out, force, &err) != MRM_OK) return cli_report(cmd, &err);
     if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
@@ -272,14 +273,11 @@ int cmd_prepare(int argc, char **argv) {
         return 1;
     }
     if (!like || folds_given) degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL); /* --standardise-like alone: a test split only */
-    if (!opt.labels_only)
-        rc = like ? mrm_standardise_fixed(&ds, lm.mean, lm.std, like, &err) : mrm_standardise(&ds, &err);
+    /* the signals are read, standardised and written in bounded memory (labels only: no signals) */
+    rc = opt.labels_only ? mrm_prepare_write(&ds, out, force, &err)
+                         : mrm_prepare_stream(&ds, out, force, like, lm.mean, lm.std, &err);
     like_model_free(&lm);
     if (rc != MRM_OK) {
-        mrm_dataset_free(&ds);
-        return cli_report(cmd, &err);
-    }
-    if ((rc = mrm_prepare_write(&ds, out, force, &err)) != MRM_OK) {
         mrm_dataset_free(&ds);
         return cli_report(cmd, &err);
     }

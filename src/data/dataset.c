@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileutil.h"
@@ -168,6 +170,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void signal_list_free(mrm_signal_list *l);
+
 void mrm_dataset_free(mrm_dataset *ds) {
     for (int i = 0; i < ds->n_classes; i++) free(ds->classes[i]);
     free(ds->classes);
@@ -182,6 +186,7 @@ void mrm_dataset_free(mrm_dataset *ds) {
     free(ds->outside_counts);
     for (long long i = 0; i < ds->n_unfit; i++) free(ds->unfit[i]);
     free(ds->unfit);
+    signal_list_free(ds->signals_);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -198,6 +203,144 @@ static int split_of(const mrm_candidate *r, const mrm_folds *f) {
     if (f->val & bit) return MRM_SPLIT_VAL;
     if (f->test & bit) return MRM_SPLIT_TEST;
     return MRM_SPLIT_NONE;
+}
+
+/* ---- reading the signals ----------------------------------------------------------------------- */
+
+/* The records of a dataset still to read (mrm_load_options.defer_signals), and how. */
+struct mrm_signal_list {
+    long long n;
+    char **paths; /* n, in the dataset's order */
+    int fit_mode, strict, threads;
+    mrm_progress_fn progress;
+    void *progress_user;
+    mrm_log_fn log;
+    void *log_user;
+};
+
+static void signal_list_free(mrm_signal_list *l) {
+    if (!l) return;
+    for (long long k = 0; k < l->n; k++) free(l->paths[k]);
+    free(l->paths);
+    free(l);
+}
+
+/* What reading the records found, summed over the chunks they are read in. */
+typedef struct read_tally {
+    long long n_crop, n_pad, n_stretch, n_res, n_reord, n_nan, n_cks, n_init, n_inv;
+    long long n_warned, done;
+    double fs_first;
+    int fs_mixed;
+} read_tally;
+
+static const long long max_warnings = 20; /* integrity warnings logged; then one line saying how many more */
+
+static void tally_init(read_tally *t) {
+    memset(t, 0, sizeof *t);
+    t->fs_first = -1.0;
+}
+
+/* Reads and preprocesses records k0..k1-1 of ds into out (row k - k0 each), in parallel. On
+ * failure, the error of the first failing record (in the dataset's order), naming it. */
+static mrm_status read_rows(mrm_dataset *ds, const mrm_signal_list *l, long long k0, long long k1, float *out, read_tally *t,
+                            mrm_error *err) {
+    const size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
+    long long first_bad = -1, done = t->done;
+    mrm_error bad_err;
+    memset(&bad_err, 0, sizeof bad_err);
+    long long n_crop = 0, n_pad = 0, n_stretch = 0, n_res = 0, n_reord = 0, n_nan = 0, n_cks = 0, n_init = 0, n_inv = 0;
+    long long n_warned = t->n_warned;
+    double fs_first = t->fs_first;
+    int fs_mixed = t->fs_mixed;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(l->threads) \
+    reduction(+ : n_crop, n_pad, n_stretch, n_res, n_reord, n_nan, n_cks, n_init, n_inv)
+    for (long long k = k0; k < k1; k++) {
+        mrm_record rec;
+        memset(&rec, 0, sizeof rec);
+        mrm_error e;
+        memset(&e, 0, sizeof e);
+        mrm_preprocess_info info;
+        mrm_status st = mrm_record_read(&rec, l->paths[k], l->strict ? MRM_READ_STRICT : 0, &e);
+        char why[1024] = "";
+        mrm_record_integrity in = {0, 0, 0};
+        if (st == MRM_OK && mrm_record_integrity_check(&rec, &in, why, sizeof why)) {
+            if (l->strict) st = mrm_fail(&e, MRM_ERR_CHECK, "%s (an error with --strict)", why);
+            n_cks += in.checksum_mismatches > 0;
+            n_init += in.init_value_mismatches > 0;
+            n_inv += in.invalid_samples > 0;
+        }
+        if (st == MRM_OK) st = mrm_preprocess_record(&rec, out + (size_t)(k - k0) * per, l->fit_mode, &info, &e);
+        /* the signal checks: such records are kept (their labels are the table's) and listed */
+        mrm_signal_quality q;
+        q.summary[0] = '\0';
+        if (st == MRM_OK && mrm_quality_check(&rec, l->fit_mode, &q, NULL) != MRM_OK) q.summary[0] = '\0';
+        if (st == MRM_OK) {
+            n_crop += info.cropped;
+            n_pad += info.padded;
+            n_stretch += info.stretched;
+            n_res += info.resampled;
+            n_reord += info.reordered;
+            n_nan += info.nan_samples;
+        }
+#pragma omp critical(mrm_dataset_build)
+        {
+            if (st != MRM_OK) {
+                if (first_bad < 0 || k < first_bad) {
+                    first_bad = k;
+                    bad_err = e;
+                    mrm_error_prefix(&bad_err, "record %s", ds->ids[k]);
+                }
+            } else {
+                if (fs_first < 0) fs_first = rec.fs;
+                else if (rec.fs != fs_first) fs_mixed = 1;
+                if (why[0] && l->log && n_warned++ < max_warnings) {
+                    char msg[1400];
+                    snprintf(msg, sizeof msg, "record %s: %s", ds->ids[k], why);
+                    l->log(l->log_user, MRM_LOG_WARN, msg);
+                }
+                if (q.summary[0]) {
+                    char line[700];
+                    snprintf(line, sizeof line, "%s: %s", ds->ids[k], q.summary);
+                    char **grown = realloc(ds->unfit, sizeof *grown * (size_t)(ds->n_unfit + 1));
+                    if (grown) {
+                        ds->unfit = grown;
+                        if ((ds->unfit[ds->n_unfit] = strdup(line))) ds->n_unfit++;
+                    }
+                }
+            }
+            done++;
+            if (l->progress) l->progress(l->progress_user, "reading records", (size_t)done, (size_t)l->n);
+        }
+        mrm_record_free(&rec);
+    }
+    t->n_crop += n_crop, t->n_pad += n_pad, t->n_stretch += n_stretch, t->n_res += n_res, t->n_reord += n_reord;
+    t->n_nan += n_nan, t->n_cks += n_cks, t->n_init += n_init, t->n_inv += n_inv;
+    t->n_warned = n_warned, t->done = done, t->fs_first = fs_first, t->fs_mixed = fs_mixed;
+    if (first_bad >= 0) {
+        if (err) *err = bad_err;
+        return bad_err.code ? bad_err.code : MRM_ERR_FORMAT;
+    }
+    return MRM_OK;
+}
+
+/* Puts what the reading found into the dataset once every record is read. */
+static void tally_finish(mrm_dataset *ds, const mrm_signal_list *l, const read_tally *t) {
+    ds->n_cropped = t->n_crop;
+    ds->n_padded = t->n_pad;
+    ds->n_stretched = t->n_stretch;
+    ds->n_resampled = t->n_res;
+    ds->n_reordered = t->n_reord;
+    ds->nan_samples = t->n_nan;
+    ds->n_checksum_mismatch = t->n_cks;
+    ds->n_init_mismatch = t->n_init;
+    ds->n_invalid_records = t->n_inv;
+    if (t->n_warned > max_warnings && l->log) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%lld more records with integrity warnings (counted in prepare.json)", t->n_warned - max_warnings);
+        l->log(l->log_user, MRM_LOG_WARN, msg);
+    }
+    if (ds->n_unfit > 1) qsort(ds->unfit, (size_t)ds->n_unfit, sizeof *ds->unfit, cmp_str);
+    ds->fs_source = t->fs_mixed ? 0.0 : t->fs_first;
 }
 
 mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_options *opt, int drop_unlabeled,
@@ -311,109 +454,71 @@ mrm_status mrm_dataset_build(mrm_dataset *ds, mrm_candidates *c, const mrm_load_
         return MRM_OK;
     }
 
-    /* signals, in parallel */
-    size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
-    ds->X = malloc((size_t)nk * per * sizeof(float));
-    if (!ds->X) {
+    /* the records to read, in the dataset's order */
+    mrm_signal_list *list = calloc(1, sizeof *list);
+    if (list) list->paths = calloc((size_t)nk, sizeof *list->paths);
+    if (!list || !list->paths) {
+        free(list);
         free(keep);
-        return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld x 12 x 1000 floats", table, nk);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", table);
     }
-    long long first_bad = -1, done = 0;
-    mrm_error bad_err;
-    memset(&bad_err, 0, sizeof bad_err);
-    long long n_crop = 0, n_pad = 0, n_stretch = 0, n_res = 0, n_reord = 0, n_nan = 0, n_cks = 0, n_init = 0, n_inv = 0;
-    long long n_warned = 0;
-    const long long max_warnings = 20; /* then one line saying how many more */
-    double fs_first = -1.0;
-    int fs_mixed = 0;
-    int threads = opt->threads > 0 ? opt->threads : omp_get_max_threads();
-#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) \
-    reduction(+ : n_crop, n_pad, n_stretch, n_res, n_reord, n_nan, n_cks, n_init, n_inv)
-    for (long long k = 0; k < nk; k++) {
-        mrm_candidate *r = &c->v[keep[k]];
-        mrm_record rec;
-        memset(&rec, 0, sizeof rec);
-        mrm_error e;
-        memset(&e, 0, sizeof e);
-        mrm_preprocess_info info;
-        mrm_status st = mrm_record_read(&rec, r->path, opt->strict ? MRM_READ_STRICT : 0, &e);
-        char why[1024] = "";
-        mrm_record_integrity in = {0, 0, 0};
-        if (st == MRM_OK && mrm_record_integrity_check(&rec, &in, why, sizeof why)) {
-            if (opt->strict) st = mrm_fail(&e, MRM_ERR_CHECK, "%s (an error with --strict)", why);
-            n_cks += in.checksum_mismatches > 0;
-            n_init += in.init_value_mismatches > 0;
-            n_inv += in.invalid_samples > 0;
-        }
-        if (st == MRM_OK) st = mrm_preprocess_record(&rec, ds->X + (size_t)k * per, fit_mode, &info, &e);
-        /* the signal checks: such records are kept (their labels are the table's) and listed */
-        mrm_signal_quality q;
-        q.summary[0] = '\0';
-        if (st == MRM_OK && mrm_quality_check(&rec, fit_mode, &q, NULL) != MRM_OK) q.summary[0] = '\0';
-        if (st == MRM_OK) {
-            n_crop += info.cropped;
-            n_pad += info.padded;
-            n_stretch += info.stretched;
-            n_res += info.resampled;
-            n_reord += info.reordered;
-            n_nan += info.nan_samples;
-        }
-#pragma omp critical(mrm_dataset_build)
-        {
-            if (st != MRM_OK) {
-                if (first_bad < 0 || k < first_bad) {
-                    first_bad = k;
-                    bad_err = e;
-                    mrm_error_prefix(&bad_err, "record %s", r->id);
-                }
-            } else {
-                if (fs_first < 0) fs_first = rec.fs;
-                else if (rec.fs != fs_first) fs_mixed = 1;
-                if (why[0] && opt->log && n_warned++ < max_warnings) {
-                    char msg[1400];
-                    snprintf(msg, sizeof msg, "record %s: %s", r->id, why);
-                    opt->log(opt->log_user, MRM_LOG_WARN, msg);
-                }
-                if (q.summary[0]) {
-                    char line[700];
-                    snprintf(line, sizeof line, "%s: %s", r->id, q.summary);
-                    char **grown = realloc(ds->unfit, sizeof *grown * (size_t)(ds->n_unfit + 1));
-                    if (grown) {
-                        ds->unfit = grown;
-                        if ((ds->unfit[ds->n_unfit] = strdup(line))) ds->n_unfit++;
-                    }
-                }
-            }
-            done++;
-            if (opt->progress) opt->progress(opt->progress_user, "reading records", (size_t)done, (size_t)nk);
-        }
-        mrm_record_free(&rec);
+    list->n = nk;
+    for (long long k = 0; k < nk; k++) { /* taken from the candidates (freed by the caller) */
+        list->paths[k] = c->v[keep[k]].path;
+        c->v[keep[k]].path = NULL;
     }
     free(keep);
-    if (first_bad >= 0) {
-        if (err) *err = bad_err;
-        return bad_err.code ? bad_err.code : MRM_ERR_FORMAT;
-    }
-    ds->n_cropped = n_crop;
-    ds->n_padded = n_pad;
-    ds->n_stretched = n_stretch;
-    ds->n_resampled = n_res;
-    ds->n_reordered = n_reord;
-    ds->nan_samples = n_nan;
-    ds->n_checksum_mismatch = n_cks;
-    ds->n_init_mismatch = n_init;
-    ds->n_invalid_records = n_inv;
-    if (n_warned > max_warnings && opt->log) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "%lld more records with integrity warnings (counted in prepare.json)", n_warned - max_warnings);
-        opt->log(opt->log_user, MRM_LOG_WARN, msg);
-    }
-    if (ds->n_unfit > 1) qsort(ds->unfit, (size_t)ds->n_unfit, sizeof *ds->unfit, cmp_str);
-    ds->fs_source = fs_mixed ? 0.0 : fs_first;
-    return MRM_OK;
+    list->fit_mode = fit_mode;
+    list->strict = opt->strict;
+    list->threads = opt->threads > 0 ? opt->threads : omp_get_max_threads();
+    list->progress = opt->progress;
+    list->progress_user = opt->progress_user;
+    list->log = opt->log;
+    list->log_user = opt->log_user;
+    ds->signals_ = list;
+    if (opt->defer_signals) return MRM_OK; /* read by mrm_prepare_stream */
+
+    size_t per = (size_t)MRM_LEADS * MRM_SAMPLES;
+    ds->X = malloc((size_t)nk * per * sizeof(float));
+    if (!ds->X) return mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld x 12 x 1000 floats", table, nk);
+    read_tally t;
+    tally_init(&t);
+    mrm_status rc = read_rows(ds, list, 0, nk, ds->X, &t, err);
+    if (rc == MRM_OK) tally_finish(ds, list, &t);
+    signal_list_free(ds->signals_);
+    ds->signals_ = NULL;
+    return rc;
 }
 
 /* ---- standardisation ------------------------------------------------------------------------- */
+
+/* One record's sum and sum of squared deviations, in double: the in-memory and the streaming
+ * standardisation make the same sums in the same order (the same mean and std bit for bit). */
+static double row_sum(const float *x, size_t per) {
+    double s = 0.0;
+    for (size_t i = 0; i < per; i++) s += x[i];
+    return s;
+}
+
+static double row_ss(const float *x, size_t per, double mean) {
+    double s = 0.0;
+    for (size_t i = 0; i < per; i++) {
+        double d = (double)x[i] - mean;
+        s += d * d;
+    }
+    return s;
+}
+
+static void standardise_rows(float *x, size_t count, double mean, double std) {
+    for (size_t i = 0; i < count; i++) x[i] = (float)(((double)x[i] - mean) / std);
+}
+
+static mrm_status std_of(double ss, long long count, double *std, mrm_error *err) {
+    *std = sqrt(ss / (double)count);
+    if (!(*std > 0.0) || !isfinite(*std))
+        return mrm_fail(err, MRM_ERR_INVALID, "standardise: the training signals have standard deviation %g", *std);
+    return MRM_OK;
+}
 
 mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err) {
     if (!ds->X) return mrm_fail(err, MRM_ERR_INVALID, "standardise: the dataset has no signals");
@@ -422,10 +527,7 @@ mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err) {
     long long count = 0;
     for (long long k = 0; k < ds->n; k++) {
         if (ds->split[k] != MRM_SPLIT_TRAIN) continue;
-        const float *x = ds->X + (size_t)k * per;
-        double s = 0.0;
-        for (size_t i = 0; i < per; i++) s += x[i];
-        sum += s;
+        sum += row_sum(ds->X + (size_t)k * per, per);
         count += (long long)per;
     }
     if (count == 0) return mrm_fail(err, MRM_ERR_INVALID, "standardise: the training split is empty");
@@ -433,22 +535,153 @@ mrm_status mrm_standardise(mrm_dataset *ds, mrm_error *err) {
     double ss = 0.0;
     for (long long k = 0; k < ds->n; k++) {
         if (ds->split[k] != MRM_SPLIT_TRAIN) continue;
-        const float *x = ds->X + (size_t)k * per;
-        double s = 0.0;
-        for (size_t i = 0; i < per; i++) {
-            double d = (double)x[i] - mean;
-            s += d * d;
-        }
-        ss += s;
+        ss += row_ss(ds->X + (size_t)k * per, per, mean);
     }
-    double std = sqrt(ss / (double)count);
-    if (!(std > 0.0) || !isfinite(std))
-        return mrm_fail(err, MRM_ERR_INVALID, "standardise: the training signals have standard deviation %g", std);
-    size_t total = (size_t)ds->n * per;
-    for (size_t i = 0; i < total; i++) ds->X[i] = (float)(((double)ds->X[i] - mean) / std);
+    double std;
+    mrm_status rc = std_of(ss, count, &std, err);
+    if (rc) return rc;
+    standardise_rows(ds->X, (size_t)ds->n * per, mean, std);
     ds->mean = mean;
     ds->std = std;
     return MRM_OK;
+}
+
+/* ---- streaming prepare ----------------------------------------------------------------------- */
+
+typedef struct stream_ctx {
+    mrm_dataset *ds;
+    const char *like;
+    double like_mean, like_std;
+} stream_ctx;
+
+/* Whole writes and reads at an offset, with the file's path and the system's reason on failure. */
+static mrm_status pwrite_all(int fd, const void *buf, size_t len, off_t at, const char *path, mrm_error *err) {
+    const char *p = buf;
+    while (len) {
+        ssize_t w = pwrite(fd, p, len, at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "nothing written");
+        p += w, len -= (size_t)w, at += w;
+    }
+    return MRM_OK;
+}
+
+static mrm_status pread_all(int fd, void *buf, size_t len, off_t at, const char *path, mrm_error *err) {
+    char *p = buf;
+    while (len) {
+        ssize_t r = pread(fd, p, len, at);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return mrm_fail(err, MRM_ERR_IO, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "file shorter than written");
+        p += r, len -= (size_t)r, at += r;
+    }
+    return MRM_OK;
+}
+
+/* Writes the X files into dir (prepare's temporary folder), then the other files. */
+static mrm_status stream_fill(void *vctx, const char *dir, mrm_error *err) {
+    stream_ctx *cx = vctx;
+    mrm_dataset *ds = cx->ds;
+    const mrm_signal_list *l = ds->signals_;
+    const size_t per = (size_t)MRM_LEADS * MRM_SAMPLES, row_bytes = per * sizeof(float);
+    char path[3][4096];
+    int fd[3] = {-1, -1, -1};
+    off_t data_at[3] = {0, 0, 0}, end[3] = {0, 0, 0};
+    long long ns[3] = {0, 0, 0};
+    for (long long k = 0; k < ds->n; k++) ns[ds->split[k]]++;
+    /* a chunk of rows a few dozen records per thread: bounded memory, whatever the dataset's size */
+    long long chunk = 32LL * (l->threads > 0 ? l->threads : 1);
+    if (chunk > 512) chunk = 512;
+    float *rows = malloc((size_t)chunk * row_bytes);
+    mrm_status rc = rows ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "%s: cannot allocate %lld rows", dir, chunk);
+    for (int s = 0; s < 3 && !rc; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "X_%s.npy", mrm_split_names[s]);
+        if (mrm_path_join(path[s], sizeof path[s], dir, name)) {
+            rc = mrm_fail(err, MRM_ERR_INVALID, "%s: path too long", dir);
+            break;
+        }
+        fd[s] = open(path[s], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd[s] < 0) {
+            rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot create: %s", path[s], strerror(errno));
+            break;
+        }
+        long long shx[3] = {ns[s], MRM_LEADS, MRM_SAMPLES};
+        char header[256];
+        size_t hl = mrm_npy_header_f32(header, sizeof header, 3, shx);
+        if (!hl) rc = mrm_fail(err, MRM_ERR_INVALID, "%s: header too long", path[s]);
+        else rc = pwrite_all(fd[s], header, hl, 0, path[s], err);
+        data_at[s] = end[s] = (off_t)hl;
+    }
+    /* pass 1: read and preprocess a chunk, append each row to its split's file; the training
+     * split's sum as mrm_standardise makes it */
+    read_tally t;
+    tally_init(&t);
+    double sum = 0.0;
+    long long count = 0;
+    for (long long k0 = 0; k0 < ds->n && !rc; k0 += chunk) {
+        long long k1 = k0 + chunk < ds->n ? k0 + chunk : ds->n;
+        rc = read_rows(ds, l, k0, k1, rows, &t, err);
+        for (long long k = k0; k < k1 && !rc; k++) {
+            const float *x = rows + (size_t)(k - k0) * per;
+            int s = ds->split[k];
+            if (s == MRM_SPLIT_TRAIN) {
+                sum += row_sum(x, per);
+                count += (long long)per;
+            }
+            rc = pwrite_all(fd[s], x, row_bytes, end[s], path[s], err);
+            end[s] += (off_t)row_bytes;
+        }
+    }
+    if (!rc) tally_finish(ds, l, &t);
+    /* pass 2: the standard deviation around the mean, from X_train.npy in the same order */
+    double mean = cx->like_mean, std = cx->like_std;
+    if (!rc && !cx->like) {
+        if (count == 0) rc = mrm_fail(err, MRM_ERR_INVALID, "standardise: the training split is empty");
+        mean = sum / (double)count;
+        double ss = 0.0;
+        for (long long j = 0; j < ns[MRM_SPLIT_TRAIN] && !rc; j += chunk) {
+            long long m = ns[MRM_SPLIT_TRAIN] - j < chunk ? ns[MRM_SPLIT_TRAIN] - j : chunk;
+            rc = pread_all(fd[MRM_SPLIT_TRAIN], rows, (size_t)m * row_bytes, data_at[MRM_SPLIT_TRAIN] + (off_t)j * (off_t)row_bytes,
+                           path[MRM_SPLIT_TRAIN], err);
+            for (long long r = 0; r < m && !rc; r++) ss += row_ss(rows + (size_t)r * per, per, mean);
+        }
+        if (!rc) rc = std_of(ss, count, &std, err);
+    }
+    /* pass 3: every file standardised in place, then flushed to the disk */
+    for (int s = 0; s < 3 && !rc; s++) {
+        for (long long j = 0; j < ns[s] && !rc; j += chunk) {
+            long long m = ns[s] - j < chunk ? ns[s] - j : chunk;
+            off_t at = data_at[s] + (off_t)j * (off_t)row_bytes;
+            rc = pread_all(fd[s], rows, (size_t)m * row_bytes, at, path[s], err);
+            if (!rc) standardise_rows(rows, (size_t)m * per, mean, std);
+            if (!rc) rc = pwrite_all(fd[s], rows, (size_t)m * row_bytes, at, path[s], err);
+        }
+        if (!rc && fsync(fd[s]) != 0) rc = mrm_fail(err, MRM_ERR_IO, "%s: cannot sync: %s", path[s], strerror(errno));
+    }
+    for (int s = 0; s < 3; s++)
+        if (fd[s] >= 0 && close(fd[s]) != 0 && !rc) rc = mrm_fail(err, MRM_ERR_IO, "%s: close failed: %s", path[s], strerror(errno));
+    free(rows);
+    if (rc) return rc;
+    ds->mean = mean;
+    ds->std = std;
+    if (cx->like) snprintf(ds->standardised_like, sizeof ds->standardised_like, "%s", cx->like);
+    return mrm_prepare_write_files(ds, dir, err);
+}
+
+mrm_status mrm_prepare_stream(mrm_dataset *ds, const char *out_dir, int replace, const char *like, double like_mean,
+                              double like_std, mrm_error *err) {
+    if (!ds->signals_ || ds->X)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: the dataset was not loaded with defer_signals (use mrm_prepare_write)", out_dir);
+    if (ds->signals_->n != ds->n)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: the dataset holds %lld records, its signal list %lld", out_dir, ds->n,
+                        ds->signals_->n);
+    if (like && (!isfinite(like_mean) || !(like_std > 0.0) || !isfinite(like_std)))
+        return mrm_fail(err, MRM_ERR_INVALID, "standardise: mean %g and std %g are not a usable standardisation", like_mean, like_std);
+    for (long long k = 0; k < ds->n; k++)
+        if (ds->split[k] < 0 || ds->split[k] > 2)
+            return mrm_fail(err, MRM_ERR_INVALID, "%s: record %s is in no split", out_dir, ds->ids[k]);
+    stream_ctx cx = {ds, like, like_mean, like_std};
+    return mrm_prepare_folder(out_dir, replace, stream_fill, &cx, err);
 }
 
 /* ---- prepare's output ------------------------------------------------------------------------ */
@@ -558,7 +791,7 @@ mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, m
         json_object_set_new(root, "split", json_string(ds->split_rule));
         json_object_set_new(root, "classes", classes);
         json_object_set_new(root, "n_classes", json_integer((json_int_t)C));
-        json_object_set_new(root, "signals", json_boolean(ds->X != NULL));
+        json_object_set_new(root, "signals", json_boolean(ds->X != NULL || ds->signals_ != NULL));
         json_object_set_new(root, "mean", json_real(ds->mean));
         json_object_set_new(root, "std", json_real(ds->std));
         if (ds->standardised_like[0]) {

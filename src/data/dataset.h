@@ -49,4 +49,10 @@ int mrm_file_exists(const char *path);
  * which builds a new folder with it and puts it in place). */
 mrm_status mrm_prepare_write_files(const mrm_dataset *ds, const char *out_dir, mrm_error *err);
 
+/* Builds a prepared folder: `fill` writes its files into a new folder beside out_dir, which takes
+ * out_dir's place only when complete (see prepare_folder.c); out_dir is checked as
+ * mrm_prepare_check_out does, before and again after filling. */
+typedef mrm_status (*mrm_prepare_fill_fn)(void *ctx, const char *tmp_dir, mrm_error *err);
+mrm_status mrm_prepare_folder(const char *out_dir, int replace, mrm_prepare_fill_fn fill, void *ctx, mrm_error *err);
+
 #endif

@@ -155,7 +155,17 @@ static mrm_status install(const char *tmp, const char *target, mrm_error *err) {
     return MRM_OK;
 }
 
+static mrm_status write_files(void *ds, const char *dir, mrm_error *err) {
+    return mrm_prepare_write_files(ds, dir, err);
+}
+
 mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, int replace, mrm_error *err) {
+    if (ds->signals_ && !ds->X)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: the dataset's signals are not read yet (use mrm_prepare_stream)", out_dir);
+    return mrm_prepare_folder(out_dir, replace, write_files, (void *)ds, err);
+}
+
+mrm_status mrm_prepare_folder(const char *out_dir, int replace, mrm_prepare_fill_fn fill, void *ctx, mrm_error *err) {
     char target[3900], parent[3900], tmp[4096];
     size_t l = strlen(out_dir);
     while (l > 1 && out_dir[l - 1] == '/') l--;
@@ -179,7 +189,7 @@ mrm_status mrm_prepare_write(const mrm_dataset *ds, const char *out_dir, int rep
         if (e != EEXIST || remove_prepared(tmp, NULL) || mkdir(tmp, 0777) != 0)
             return mrm_fail(err, MRM_ERR_IO, "%s: cannot create: %s", tmp, strerror(e == EEXIST ? EEXIST : e));
     }
-    rc = mrm_prepare_write_files(ds, tmp, err);
+    rc = fill(ctx, tmp, err);
     if (!rc) rc = sync_dir(tmp, err);
     if (!rc) rc = mrm_prepare_check_out(target, replace, err); /* again: it may have changed meanwhile */
     if (!rc) rc = install(tmp, target, err);
