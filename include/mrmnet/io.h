@@ -169,11 +169,12 @@ typedef struct mrm_npy_map {
  * padded file is refused naming the file and the header field. The file must not be truncated in
  * place while mapped (mrmnet replaces its files by rename, which leaves a mapping intact). */
 mrm_status mrm_npy_map_f32(const char *path, mrm_npy_map *map, mrm_error *err);
-/* Tells the kernel how the mapping will be read (MRM_NPY_SEQUENTIAL before one pass in order,
- * MRM_NPY_NORMAL after it) or that its pages may go (MRM_NPY_DONTNEED: they are read again when
- * touched). Advice only: returns nothing. */
+/* Tells the kernel how values first .. first+count-1 of the mapping (count 0: all of them) will be
+ * read (MRM_NPY_SEQUENTIAL before one pass in order, MRM_NPY_NORMAL after it), or that their pages
+ * may go (MRM_NPY_DONTNEED: they are read again from the file when touched; the pages at either
+ * end may hold neighbouring values). Advice only: returns nothing. */
 enum { MRM_NPY_NORMAL = 0, MRM_NPY_SEQUENTIAL = 1, MRM_NPY_DONTNEED = 2 };
-void mrm_npy_map_advise(const mrm_npy_map *map, int advice);
+void mrm_npy_map_advise(const mrm_npy_map *map, int advice, size_t first, size_t count);
 void mrm_npy_unmap(mrm_npy_map *map);
 /* Refuses an array holding NaN or an infinity, naming `path` and the first such element's index
  * ("X.npy: element [1, 3, 250] is nan; the values must be finite"). */

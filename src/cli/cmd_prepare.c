@@ -37,6 +37,9 @@ static void usage(FILE *f) {
             "  --strict            a checksum or initial-value mismatch, or an invalid sample, is an error\n"
             "                      (without it: a warning, counted in prepare.json under \"integrity\")\n"
             "  --threads N         threads reading records (default: all cores)\n"
+            "  --in-memory         hold every record in memory before writing (memory grows with the\n"
+            "                      data: 48 KB a record); by default the records are streamed into the\n"
+            "                      files a chunk at a time. The files are the same either way\n"
             "  --standardise-like MODEL\n"
             "                      standardise with the mean and std stored in MODEL and use its class\n"
             "                      list (labels outside it are dropped, counted and reported); without\n"
@@ -146,7 +149,7 @@ int cmd_prepare(int argc, char **argv) {
     const char *cmd = argv[0];
     const char *ptbxl = NULL, *cpsc = NULL, *records = NULL, *labels = NULL, *out = NULL;
     const char *task = "superdiagnostic";
-    int force = 0, folds_given = 0;
+    int force = 0, folds_given = 0, in_memory = 0;
     const char *like = NULL, *map_path = NULL;
     mrm_load_options opt;
     memset(&opt, 0, sizeof opt);
@@ -207,6 +210,8 @@ int cmd_prepare(int argc, char **argv) {
             opt.skip_missing = 1;
         } else if (!strcmp(a, "--labels-only")) {
             opt.labels_only = 1;
+        } else if (!strcmp(a, "--in-memory")) {
+            in_memory = 1;
         } else if (!strcmp(a, "--strict")) {
             opt.strict = 1;
         } else {
@@ -232,7 +237,7 @@ int cmd_prepare(int argc, char **argv) {
     }
     opt.progress = cli_progress;
     opt.log = cli_log;
-    opt.defer_signals = !opt.labels_only; /* read while writing, a chunk at a time (bounded memory) */
+    opt.defer_signals = !opt.labels_only && !in_memory; /* read while writing, a chunk at a time (bounded memory) */
     if (mrm_prepare_check_out(out, force, &err) != MRM_OK) return cli_report(cmd, &err);
     if (mrm_check_output_dir(out, &err)) return cli_report(cmd, &err);
 
@@ -273,9 +278,14 @@ int cmd_prepare(int argc, char **argv) {
         return 1;
     }
     if (!like || folds_given) degenerate_splits(cmd, &ds, folds_given ? &opt.folds : NULL); /* --standardise-like alone: a test split only */
-    /* the signals are read, standardised and written in bounded memory (labels only: no signals) */
-    rc = opt.labels_only ? mrm_prepare_write(&ds, out, force, &err)
-                         : mrm_prepare_stream(&ds, out, force, like, lm.mean, lm.std, &err);
+    /* the signals are read, standardised and written in bounded memory (labels only: no signals;
+     * --in-memory: they were read by the loader) */
+    if (opt.defer_signals) rc = mrm_prepare_stream(&ds, out, force, like, lm.mean, lm.std, &err);
+    else {
+        if (!opt.labels_only)
+            rc = like ? mrm_standardise_fixed(&ds, lm.mean, lm.std, like, &err) : mrm_standardise(&ds, &err);
+        if (rc == MRM_OK) rc = mrm_prepare_write(&ds, out, force, &err);
+    }
     like_model_free(&lm);
     if (rc != MRM_OK) {
         mrm_dataset_free(&ds);

@@ -315,10 +315,18 @@ mrm_status mrm_npy_map_f32(const char *path, mrm_npy_map *map, mrm_error *err) {
     return MRM_OK;
 }
 
-void mrm_npy_map_advise(const mrm_npy_map *map, int advice) {
-    if (!map->base_) return;
+void mrm_npy_map_advise(const mrm_npy_map *map, int advice, size_t first, size_t count) {
+    if (!map->base_ || first >= map->count) return;
+    if (count == 0 || count > map->count - first) count = map->count - first;
+    /* the byte range of those values, widened to whole pages of the mapping */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t lo = (size_t)((const char *)(map->data + first) - (const char *)map->base_);
+    size_t hi = lo + count * sizeof(float);
+    lo -= lo % page;
+    hi = hi > map->len_ - map->len_ % page ? map->len_ : (hi + page - 1) / page * page;
+    if (hi > map->len_) hi = map->len_;
     int a = advice == MRM_NPY_SEQUENTIAL ? MADV_SEQUENTIAL : advice == MRM_NPY_DONTNEED ? MADV_DONTNEED : MADV_NORMAL;
-    (void)madvise(map->base_, map->len_, a); /* advice only */
+    (void)madvise((char *)map->base_ + lo, hi - lo, a); /* advice only */
 }
 
 void mrm_npy_unmap(mrm_npy_map *map) {
