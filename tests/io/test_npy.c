@@ -126,6 +126,56 @@ static void expect_error(const char *path, const char *needle, const char *what)
     CHECK(r == NULL, "%s: data not NULL on error", what);
     CHECK(strstr(err.msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, needle);
     CHECK(strstr(err.msg, path) != NULL, "%s: message '%s' does not name the file", what, err.msg);
+    /* the mapped reader refuses it the same way, before mapping anything */
+    mrm_npy_map m;
+    mrm_error merr = {0};
+    st = mrm_npy_map_f32(path, &m, &merr);
+    CHECK(st != MRM_OK, "%s: mapped", what);
+    CHECK(m.data == NULL && m.count == 0, "%s: map not cleared on error", what);
+    CHECK(!strcmp(merr.msg, err.msg), "%s: map message '%s', read message '%s'", what, merr.msg, err.msg);
+}
+
+/* A mapped array gives the values the reader gives; the data at an offset that is not a multiple
+ * of 4 (another writer's header) are read into memory instead. */
+static void test_map(void) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/map.npy", tmpdir);
+    enum { N = 5000 };
+    static float v[N];
+    for (int i = 0; i < N; i++) v[i] = (float)i * 0.25f - 7.0f;
+    long long sh[3] = {5, 10, 100};
+    mrm_error err = {0};
+    CHECK(mrm_npy_write_f32(p, v, 3, sh, &err) == MRM_OK, "write: %s", err.msg);
+    mrm_npy_map m;
+    CHECK(mrm_npy_map_f32(p, &m, &err) == MRM_OK, "map: %s", err.msg);
+    CHECK(m.ndim == 3 && m.shape[0] == 5 && m.shape[1] == 10 && m.shape[2] == 100 && m.count == N, "map shape");
+    CHECK(m.data && !memcmp(m.data, v, sizeof v), "mapped values differ");
+    CHECK(m.data && ((uintptr_t)m.data % 64) == 0, "mapped data not 64-byte aligned");
+    mrm_npy_map_advise(&m, MRM_NPY_SEQUENTIAL, 0, 0);
+    mrm_npy_map_advise(&m, MRM_NPY_DONTNEED, 1000, 2000);
+    mrm_npy_map_advise(&m, MRM_NPY_DONTNEED, 4990, 100000); /* clamped */
+    mrm_npy_map_advise(&m, MRM_NPY_NORMAL, N + 5, 1);        /* beyond: nothing */
+    CHECK(m.data && !memcmp(m.data, v, sizeof v), "values after DONTNEED differ (read again from the file)");
+    mrm_npy_unmap(&m);
+    CHECK(m.data == NULL, "unmap clears");
+
+    /* hand-made header of 55 bytes: the data start at byte 65 */
+    unsigned char b[65 + 12];
+    const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,)}";
+    size_t dl = strlen(dict); /* 55 */
+    memcpy(b, "\x93NUMPY\x01\x00", 8);
+    b[8] = (unsigned char)dl, b[9] = 0;
+    memcpy(b + 10, dict, dl);
+    memcpy(b + 10 + dl, v, 12);
+    spit(p, b, 10 + dl + 12);
+    CHECK(mrm_npy_map_f32(p, &m, &err) == MRM_OK, "unaligned: %s", err.msg);
+    CHECK(m.count == 3 && m.data && !memcmp(m.data, v, 12) && ((uintptr_t)m.data % 4) == 0, "unaligned values");
+    mrm_npy_unmap(&m);
+    /* an empty array maps to no data */
+    long long z[3] = {0, 12, 1000};
+    CHECK(mrm_npy_write_f32(p, v, 3, z, &err) == MRM_OK, "write empty: %s", err.msg);
+    CHECK(mrm_npy_map_f32(p, &m, &err) == MRM_OK && m.count == 0 && m.shape[0] == 0 && m.shape[2] == 1000, "empty: %s", err.msg);
+    mrm_npy_unmap(&m);
 }
 
 static void test_malformed(void) {
@@ -195,11 +245,18 @@ static void test_malformed(void) {
         float *r = NULL;
         int nd;
         long long shp[4];
-        if (mrm_npy_read_f32(p, &r, &nd, shp, NULL) == MRM_OK) {
+        mrm_status st = mrm_npy_read_f32(p, &r, &nd, shp, NULL);
+        if (st == MRM_OK) {
             long long c = 1;
             for (int i = 0; i < nd; i++) c *= shp[i];
             CHECK(c * 4 <= (long long)len, "fuzz: accepted shape larger than the file");
         }
+        mrm_npy_map mp;
+        mrm_status ms = mrm_npy_map_f32(p, &mp, NULL);
+        CHECK(ms == st, "fuzz: map %d, read %d", ms, st);
+        if (ms == MRM_OK && st == MRM_OK)
+            CHECK(mp.count == 0 || !memcmp(mp.data, r, mp.count * sizeof(float)), "fuzz: mapped values differ");
+        mrm_npy_unmap(&mp);
         free(r);
     }
 }
@@ -209,5 +266,6 @@ int main(void) {
     test_header_bytes();
     test_with_numpy();
     test_malformed();
+    test_map();
     TEST_END();
 }

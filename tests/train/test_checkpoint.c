@@ -175,8 +175,22 @@ int main(void) {
     mrm_npy_write_f32(path, xs, 3, xshape, &err);
     CHECK(mrm_prepared_load_split(&p, "val", 1, &sd, &err) == MRM_ERR_FORMAT && strstr(err.msg, "2 ids for 3"), "ids count: %s", err.msg);
     write_text(dir, "ids_val.txt", "a\nb\nc\n");
+    xs[2 * rec + 7] = 4.5f;
+    mrm_npy_write_f32(path, xs, 3, xshape, &err);
     CHECK(mrm_prepared_load_split(&p, "val", 1, &sd, &err) == MRM_OK && sd.n == 3 && !strcmp(sd.ids[2], "c"), "%s", err.msg);
+    CHECK(mrm_split_record(&sd, 2) == sd.X + 2 * rec && mrm_split_record(&sd, 2)[7] == 4.5f, "record 2 from the mapping");
+    CHECK(mrm_split_record(&sd, 3) == NULL && mrm_split_record(&sd, -1) == NULL, "records out of range");
     mrm_split_data_free(&sd);
+    CHECK(sd.X == NULL && mrm_split_record(&sd, 0) == NULL, "freed split");
+    /* a truncated X file is refused before it is mapped, naming the file and the header field */
+    {
+        FILE *f = fopen(path, "r+b");
+        CHECK(f && ftruncate(fileno(f), 128 + 3 * (long)rec * 4 - 100) == 0, "truncate");
+        if (f) fclose(f);
+        CHECK(mrm_prepared_load_split(&p, "val", 1, &sd, &err) == MRM_ERR_FORMAT && strstr(err.msg, "X_val.npy") &&
+                  strstr(err.msg, "shape needs 144000 data bytes but the file has 143900"),
+              "truncated X: %s", err.msg);
+    }
     xs[rec + 5] = NAN;
     mrm_npy_write_f32(path, xs, 3, xshape, &err);
     CHECK(mrm_prepared_load_split(&p, "val", 1, &sd, &err) == MRM_ERR_FORMAT && strstr(err.msg, "record 1"), "NaN signal: %s", err.msg);
