@@ -195,7 +195,18 @@ static mrm_status find_groups(const mrm_record *rec, const wfdb_header_extra *ex
         if (!S_ISREG(st.st_mode))
             return mrm_fail(err, MRM_ERR_IO, "%s:%d: signal %d: signal file '%s' is not a regular file", hp, extra->signal_line[s],
                             s + 1, G->path);
+        /* inside the folder the header was named in, or (a folder of links to records) inside the
+         * folder the header itself resolves to */
         int inside = mrm_path_inside(dir, G->path);
+        if (inside == 0) {
+            char *real = realpath(hp, NULL), *slash = real ? strrchr(real, '/') : NULL;
+            if (slash) {
+                *slash = '\0';
+                inside = mrm_path_inside(real[0] ? real : "/", G->path);
+            }
+            free(real);
+            if (inside < 0) inside = 0;
+        }
         if (inside != 1)
             return mrm_fail(err, MRM_ERR_FORMAT, "%s:%d: signal %d: signal file '%s' %s; refused", hp, extra->signal_line[s], s + 1,
                             G->path, inside == 0 ? "is a link that leads out of the record's folder" : "cannot be resolved");

@@ -75,6 +75,12 @@ rc, so, se = run("read", os.path.join(ld, "out.hea"), expect=1)
 check(rc == 1 and "is a link that leads out of the record's folder; refused" in se, "read refuses a link out of the folder: " + se.strip())
 rc, so, se = run("read", os.path.join(ld, "in.hea"), expect=0)
 check(rc == 0, "a link inside the folder is read: " + se.strip())
+# a folder of links to records (header and signal file both linked to the record's real folder) is read
+fl = fresh("folder_of_links")
+for ext in (".hea", ".dat"):
+    os.symlink(os.path.join(PTB, "00001_lr" + ext), os.path.join(fl, "00001_lr" + ext))
+rc, so, se = run("read", os.path.join(fl, "00001_lr.hea"), expect=0)
+check(rc == 0, "a folder of links to a record's files is read: " + se.strip())
 rc, so, se = run("predict", "--model", MODEL, "--json", os.path.join(ld, "out.hea"), expect=1)
 check(rc == 1 and "leads out of the record's folder" in so, "predict refuses the link out: " + so[-300:])
 
