@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages mrmnet needs, skipping those already present.
 #   scripts/install-deps.sh          build and run
-#   scripts/install-deps.sh --test   also what the tests use (numpy, scikit-learn, scipy, libmatio, chromium)
+#   scripts/install-deps.sh --test   also what the tests use (numpy, scikit-learn, scipy, libmatio, chromium;
+#                                    Open MPI for the multi-process training tests, iproute2 for their two-host run)
 #   scripts/install-deps.sh --peers  also the reference peers for parity and benchmarks (PyTorch)
 #   scripts/install-deps.sh --fuzz   also clang, its libFuzzer runtime and OpenMP (tests/fuzz/run.sh)
 #   scripts/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user (the engine's
 #                                    aarch64 tests, scripts/test-engine.sh)
 set -euo pipefail
-pkgs=(gcc make cmake pkg-config libdnnl-dev zlib1g-dev libsamplerate0-dev libjansson-dev libxml2-dev libedf-dev)
+# libopenmpi-dev and openmpi-bin: data-parallel training (mpirun -np P mrmnet train); optional for the build
+pkgs=(gcc make cmake pkg-config libdnnl-dev zlib1g-dev libsamplerate0-dev libjansson-dev libxml2-dev libedf-dev
+      libopenmpi-dev openmpi-bin)
 for a in "$@"; do
   case "$a" in
-    --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-pydicom biosig-tools libmatio-dev chromium python3-pil) ;;
+    --test) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-pydicom biosig-tools libmatio-dev chromium python3-pil iproute2) ;;
     --fuzz) pkgs+=(clang libclang-rt-14-dev libomp-dev) ;;
     --cross) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
     --peers) pkgs+=(python3 python3-numpy python3-sklearn python3-scipy python3-torch python3-onnx nodejs npm) ;;

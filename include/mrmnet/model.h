@@ -151,6 +151,29 @@ mrm_status mrm_model_set_pos_weight(mrm_model *m, const float *pos_weight, mrm_e
  * available; after a training-mode forward, mrm_model_backward may follow. */
 mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng,
                              mrm_error *err);
+/* The same, with the dropout masks of record b drawn from record_keys[b] alone (B keys; NULL: as
+ * mrm_model_forward, from rng): a record's masks then do not depend on the other records of the
+ * batch nor on the process that computes it (data-parallel training draws them from the seed, the
+ * epoch and the record's index). */
+mrm_status mrm_model_forward_keyed(mrm_model *m, const float *x, int B, int train, mrm_rng *rng,
+                                   const uint64_t *record_keys, mrm_error *err);
+
+/* Data-parallel training: the batch of a step is split over processes.
+ * mrm_sum_fn sums n values of buf over the processes, in place, every process getting the same
+ * bytes (0 on success). With one set (mrm_model_set_batch_sync), a training-mode forward and the
+ * backward after it compute every BatchNorm's batch statistics, and the sums of its gradient,
+ * over the records of all processes (synchronised BatchNorm, with one process's arithmetic); the
+ * processes must then run the same forwards and backwards in the same order.
+ * A process may then hold a single record. NULL: off (the batch is this process's own). */
+typedef int (*mrm_sum_fn)(void *ctx, double *buf, size_t n);
+/* leader: 1 in the process whose share begins the global batch (its first record's values shift
+ * the sums, as one process shifts them), 0 in the others. */
+void mrm_model_set_batch_sync(mrm_model *m, mrm_sum_fn fn, void *ctx, int leader);
+/* The factor the loss gradient is multiplied by before the backward pass (1 by default): a
+ * process holding b of the global batch's B records sets b / B, so that the gradients summed over
+ * the processes are those of the global batch's mean loss. */
+void mrm_model_set_loss_scale(mrm_model *m, float scale);
+
 /* The model's outputs: 2 heads for the released model (head 1 on the high branch, head 2 on
  * the low branch), 1 for the one-branch, add and concat variants. Branches: 2 or 1. */
 int mrm_model_num_heads(const mrm_model *m);

@@ -150,6 +150,21 @@ typedef enum mrm_pos_weight_mode {
                                  class without positives: 1) */
 } mrm_pos_weight_mode;
 
+/* Data-parallel training over several processes (src/cli/mpi_comm.c supplies MPI's; the library
+ * itself knows nothing of MPI). Every process of a run calls mrm_train with the same options and
+ * its own rank; each takes its share of every global batch (shares differ by one at most), the
+ * loss gradients are weighted by the share, summed over the processes in one call over the
+ * gradient buffer, and every process takes the same optimizer step. Rank 0 alone writes the run's
+ * files and reports progress. The functions return 0 on success; every process gets the same
+ * bytes. NULL, or size 1: one process (nothing is called). */
+typedef struct mrm_comm {
+    int rank, size;
+    int (*allreduce_f32)(void *ctx, float *buf, size_t n);  /* sum over the processes, in place */
+    int (*allreduce_f64)(void *ctx, double *buf, size_t n); /* the same in double */
+    int (*broadcast)(void *ctx, void *buf, size_t bytes, int root); /* root's bytes to every process */
+    void *ctx;
+} mrm_comm;
+
 typedef struct mrm_train_options {
     const char *data_dir;     /* prepared folder */
     const char *out_dir;      /* run folder (created) */
@@ -189,6 +204,11 @@ typedef struct mrm_train_options {
                                  thresholds); otherwise a validation split too small for the
                                  metrics (one record, or no class with both a positive and a
                                  negative record) is an error */
+    const mrm_comm *comm;     /* data-parallel training (NULL: one process) */
+    int no_sync_bn;           /* with several processes: 0 (default) = BatchNorm statistics of the
+                                 global batch (summed over the processes in forward and backward:
+                                 the same step as one process); 1 = each process's own (as
+                                 PyTorch DDP without SyncBatchNorm) */
     void (*on_step)(void *user, const mrm_train_progress *p);
     void (*on_epoch)(void *user, const mrm_train_progress *p);
     mrm_log_fn log;

@@ -33,6 +33,17 @@ int cmd_quantize(int argc, char **argv);
 void cli_stdout_begin(void);
 int cli_stdout_end(const char *cmd);
 
+/* Data-parallel training (mpi_comm.c). cli_comm_start fills c: MPI_COMM_WORLD's rank and size and
+ * functions when a launcher (mpirun, srun) started the process and the tool was built with MPI;
+ * rank 0 of 1 and no functions otherwise. A build without MPI started by a launcher of several
+ * processes prints why it cannot train and returns -1. cli_comm_end ends MPI: failed != 0 with
+ * several processes aborts the whole job (the others may wait in a sum) with that exit status.
+ * cli_launcher_size: the processes a launcher's environment announces (0: none; -1: unknown). */
+int cli_comm_start(const char *cmd, mrm_comm *c);
+void cli_comm_end(const mrm_comm *c, int failed);
+int cli_comm_available(void);
+int cli_launcher_size(void);
+
 /* Prints "mrmnet <cmd>: <err->msg>" on stderr and returns 1. */
 int cli_report(const char *cmd, const mrm_error *err);
 

@@ -40,7 +40,10 @@ static void usage(FILE *f) {
             "  --lr-schedule S    constant (default), step:EPOCHS:GAMMA, cosine[:MIN_LR],\n"
             "                     plateau:PATIENCE:FACTOR[:MIN_LR] (on the validation macro-AUC)\n"
             "  --early-stop N     stop after N epochs without a better validation macro-AUC (0: never)\n"
-            "  --quiet            no progress line\n");
+            "  --quiet            no progress line\n"
+            "data-parallel (mpirun -np P mrmnet train ...; see docs/distributed.md):\n"
+            "  --no-sync-bn       BatchNorm statistics of each process's share of the batch (default: of\n"
+            "                     the global batch, the same step as one process)\n");
     cli_model_usage(f);
     fprintf(f, "With --init, the variant options left out are the file's; one that changes the weights'\n"
                "shapes and differs from the file is refused.\n");
@@ -108,7 +111,8 @@ int cmd_train(int argc, char **argv) {
     }                                                                        \
     i++;
         if (strcmp(a, "--data") && strcmp(a, "--out") && strcmp(a, "--resume") && strcmp(a, "--epochs") &&
-            strcmp(a, "--steps") && strcmp(a, "--threads") && strcmp(a, "--quiet") && strcmp(a, "--force"))
+            strcmp(a, "--steps") && strcmp(a, "--threads") && strcmp(a, "--quiet") && strcmp(a, "--force") &&
+            strcmp(a, "--sync-bn"))
             fixed_given = a;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -198,6 +202,10 @@ int cmd_train(int argc, char **argv) {
             o.overwrite = 1;
         } else if (!strcmp(a, "--no-val")) {
             o.no_validation = 1;
+        } else if (!strcmp(a, "--no-sync-bn")) {
+            o.no_sync_bn = 1;
+        } else if (!strcmp(a, "--sync-bn")) {
+            o.no_sync_bn = 0;
         } else if (!strcmp(a, "--quiet")) {
             ps.quiet = 1;
         } else {
@@ -235,12 +243,27 @@ int cmd_train(int argc, char **argv) {
     o.on_epoch = on_epoch;
     o.log = cli_log;
     o.user = &ps;
-    if (mrm_check_output_dir(o.out_dir, &err)) return cli_report(cmd, &err);
-    if (mrm_train(&o, &err) != MRM_OK) {
-        if (ps.tty && !ps.quiet) fputc('\n', stderr);
-        return cli_report(cmd, &err);
+    mrm_comm comm;
+    if (cli_comm_start(cmd, &comm)) return 2;
+    if (comm.size > 1) {
+        o.comm = &comm;
+        if (comm.rank != 0) ps.quiet = 1; /* rank 0 reports */
     }
-    if (ps.tty && !ps.quiet) fputc('\n', stderr);
-    fprintf(stderr, "mrmnet %s: wrote %s/best.safetensors and %s/last.safetensors\n", cmd, o.out_dir, o.out_dir);
-    return 0;
+    int rc = 0;
+    if (mrm_check_output_dir(o.out_dir, &err) || mrm_train(&o, &err) != MRM_OK) {
+        if (ps.tty && !ps.quiet) fputc('\n', stderr);
+        if (comm.size > 1) {
+            char what[64];
+            snprintf(what, sizeof what, "%s (rank %d of %d)", cmd, comm.rank, comm.size);
+            rc = cli_report(what, &err);
+        } else {
+            rc = cli_report(cmd, &err);
+        }
+    } else {
+        if (ps.tty && !ps.quiet) fputc('\n', stderr);
+        if (comm.rank == 0)
+            fprintf(stderr, "mrmnet %s: wrote %s/best.safetensors and %s/last.safetensors\n", cmd, o.out_dir, o.out_dir);
+    }
+    cli_comm_end(&comm, rc);
+    return rc;
 }

@@ -5,6 +5,7 @@
  * (PyTorch's): batch mean and biased variance over (B, L), running statistics toward the
  * unbiased variance. Row sums in float (vectorised), combined across rows in double. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "model/model_internal.h"
 
@@ -130,4 +131,210 @@ void bn_relu_backward_eval(float *dz, float *dgamma, float *dbeta, const float *
         if (dbeta) dbeta[c] += (float)sg;
         if (dgamma) dgamma[c] += (float)sgx;
     }
+}
+
+/* ---- synchronised BatchNorm (data-parallel training) ----------------------------------------
+ * The statistics of the global batch, with the arithmetic of one process: each process sums its
+ * records as one process sums them (a row's sums in float, rows combined in double), and the
+ * partial sums are added over the processes (m->sync_fn); only the order in which rows are
+ * combined in double differs. */
+
+static double *sync_scratch(mrm_model *m, size_t n) {
+    if (n > m->sync_cap) {
+        double *b = realloc(m->sync_buf, n * sizeof *b);
+        if (!b) return NULL;
+        m->sync_buf = b, m->sync_cap = n;
+    }
+    return m->sync_buf;
+}
+
+int bn_relu_forward_train_sync(mrm_model *m, float *y, float *mean, float *rstd, float *running_mean, float *running_var,
+                               const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                               float momentum, int relu) {
+    /* bn_relu_forward_train's one pass, with the shift x0 of the global batch's first record (the
+     * leader's: the others add zero) so that every row's float sums are those one process takes */
+    double *buf = sync_scratch(m, 2 * (size_t)C);
+    if (!buf) return -1;
+    const double n = m->sync_B * (double)L;
+    const int par = (size_t)B * C * L > 65536;
+    for (int c = 0; c < C; c++) buf[c] = m->sync_leader ? z[(size_t)c * L] : 0.0;
+    if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
+    for (int c = 0; c < C; c++) mean[c] = (float)buf[c]; /* x0, exact */
+#pragma omp parallel for schedule(static) if (par)
+    for (int c = 0; c < C; c++) {
+        const float x0 = mean[c];
+        double sum = 0.0, ss0 = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = z + ((size_t)b * C + c) * L;
+            float s = 0.0f, q = 0.0f;
+#pragma omp simd reduction(+ : s, q)
+            for (int t = 0; t < L; t++) {
+                float d = x[t] - x0;
+                s += d;
+                q += d * d;
+            }
+            sum += s;
+            ss0 += q;
+        }
+        buf[2 * (size_t)c] = sum, buf[2 * (size_t)c + 1] = ss0;
+    }
+    if (m->sync_fn(m->sync_ctx, buf, 2 * (size_t)C)) return -1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int c = 0; c < C; c++) {
+        const double sum = buf[2 * (size_t)c], ss0 = buf[2 * (size_t)c + 1];
+        double md = sum / n, mu = mean[c] + md, ss = ss0 - sum * md;
+        if (ss < 0.0) ss = 0.0;
+        double var = ss / n, rs = 1.0 / sqrt(var + eps);
+        mean[c] = (float)mu;
+        rstd[c] = (float)rs;
+        double unbiased = n > 1 ? ss / (n - 1) : var;
+        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
+        }
+    }
+    return 0;
+}
+
+/* batchnorm_forward_train / batchnorm_backward of src/nn (two passes in double) over the global
+ * batch: the BN of the channel attention. */
+int batchnorm_forward_train_sync(mrm_model *m, float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                 const float *in, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                                 float momentum) {
+    double *buf = sync_scratch(m, 2 * (size_t)C);
+    if (!buf) return -1;
+    const double n = m->sync_B * (double)L;
+    double *mus = buf + C;
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : sum)
+            for (int t = 0; t < L; t++) sum += x[t];
+        }
+        buf[c] = sum;
+    }
+    if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
+    for (int c = 0; c < C; c++) {
+        double mu = buf[c] / n, ss = 0.0;
+        mus[c] = mu;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : ss)
+            for (int t = 0; t < L; t++) {
+                double d = x[t] - mu;
+                ss += d * d;
+            }
+        }
+        buf[c] = ss;
+    }
+    if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
+    for (int c = 0; c < C; c++) {
+        double mu = mus[c], ss = buf[c], var = ss / n, rs = 1.0 / sqrt(var + eps);
+        mean[c] = (float)mu;
+        rstd[c] = (float)rs;
+        double unbiased = n > 1 ? ss / (n - 1) : var;
+        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
+        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            for (int t = 0; t < L; t++) out[off + t] = in[off + t] * scale + shift;
+        }
+    }
+    return 0;
+}
+
+int batchnorm_backward_sync(mrm_model *m, float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
+    double *buf = sync_scratch(m, 2 * (size_t)C);
+    if (!buf) return -1;
+    const double n = m->sync_B * (double)L;
+    for (int c = 0; c < C; c++) {
+        double sg = 0.0, sgx = 0.0;
+        float mu = mean[c], rs = rstd[c];
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dout + off, *x = in + off;
+#pragma omp simd reduction(+ : sg, sgx)
+            for (int t = 0; t < L; t++) {
+                sg += g[t];
+                sgx += (double)g[t] * ((x[t] - mu) * rs);
+            }
+        }
+        dbeta[c] += (float)sg; /* this process's part (the gradient buffer is summed afterwards) */
+        dgamma[c] += (float)sgx;
+        buf[2 * (size_t)c] = sg, buf[2 * (size_t)c + 1] = sgx;
+    }
+    if (m->sync_fn(m->sync_ctx, buf, 2 * (size_t)C)) return -1;
+    for (int c = 0; c < C; c++) {
+        float mu = mean[c], rs = rstd[c];
+        float k = gamma[c] * rs, mg = (float)(buf[2 * (size_t)c] / n), mgx = (float)(buf[2 * (size_t)c + 1] / n);
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dout + off, *x = in + off;
+            float *d = din + off;
+            for (int t = 0; t < L; t++) d[t] += k * (g[t] - mg - (x[t] - mu) * rs * mgx);
+        }
+    }
+    return 0;
+}
+
+int bn_relu_backward_sync(mrm_model *m, float *dz, float *dgamma, float *dbeta, const float *dy, const float *y,
+                          const float *z, const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
+    double *buf = sync_scratch(m, 2 * (size_t)C);
+    if (!buf) return -1;
+    const double n = m->sync_B * (double)L;
+    const int par = (size_t)B * C * L > 65536;
+#pragma omp parallel for schedule(static) if (par)
+    for (int c = 0; c < C; c++) {
+        double sg = 0.0, sgx = 0.0;
+        float mu = mean[c], rs = rstd[c];
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+            float a = 0.0f, ax = 0.0f;
+            if (o) {
+#pragma omp simd reduction(+ : a, ax)
+                for (int t = 0; t < L; t++) {
+                    float gm = o[t] > 0.0f ? g[t] : 0.0f;
+                    a += gm;
+                    ax += gm * (x[t] - mu);
+                }
+            } else {
+#pragma omp simd reduction(+ : a, ax)
+                for (int t = 0; t < L; t++) {
+                    a += g[t];
+                    ax += g[t] * (x[t] - mu);
+                }
+            }
+            sg += a;
+            sgx += (double)ax * rs;
+        }
+        /* the parameters' gradients: this process's part (summed with the gradient buffer) */
+        dbeta[c] += (float)sg;
+        dgamma[c] += (float)sgx;
+        buf[2 * (size_t)c] = sg, buf[2 * (size_t)c + 1] = sgx;
+    }
+    if (m->sync_fn(m->sync_ctx, buf, 2 * (size_t)C)) return -1;
+#pragma omp parallel for schedule(static) if (par)
+    for (int c = 0; c < C; c++) {
+        float rs = rstd[c], mu = mean[c];
+        float k = gamma[c] * rs, mg = (float)(buf[2 * (size_t)c] / n), mgx = (float)(buf[2 * (size_t)c + 1] / n) * rs;
+        for (int b = 0; b < B; b++) {
+            size_t off = ((size_t)b * C + c) * L;
+            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+            float *d = dz + off;
+            if (o)
+#pragma omp simd
+                for (int t = 0; t < L; t++) d[t] = k * ((o[t] > 0.0f ? g[t] : 0.0f) - mg - (x[t] - mu) * mgx);
+            else
+#pragma omp simd
+                for (int t = 0; t < L; t++) d[t] = k * (g[t] - mg - (x[t] - mu) * mgx);
+        }
+    }
+    return 0;
 }

@@ -196,6 +196,17 @@ struct mrm_model {
      * each, with their own scratch (0: never; set by mrm_infer) */
     int branch_parallel_max_B;
     nn_ctx branch_ctx[MAX_BRANCHES];
+    /* data-parallel training: synchronised BatchNorm (mrm_model_set_batch_sync) and the loss
+     * gradient's factor */
+    mrm_sum_fn sync_fn;
+    void *sync_ctx;
+    int sync_leader;         /* this process holds the global batch's first record */
+    int sync_failed;         /* a sum failed during the last forward/backward */
+    double sync_B;           /* records of the global batch of the last training forward */
+    double *sync_buf;        /* scratch of the sums (grown as needed) */
+    size_t sync_cap;
+    float loss_scale;
+    const uint64_t *drop_keys; /* the last forward's per-record dropout keys, or NULL */
     /* last forward */
     int B, trained_forward, dropout_applied;
     const float *x;    /* the caller's input of the last forward (needed by backward) */
@@ -228,6 +239,21 @@ void bn_relu_backward_eval(float *dz, float *dgamma, float *dbeta, const float *
 /* Evaluation mode (running statistics): y = relu?(BN(z)) in one pass. */
 void bn_relu_forward_eval(float *y, const float *z, const float *gamma, const float *beta, const float *running_mean,
                           const float *running_var, int B, int C, int L, float eps, int relu);
+/* Synchronised BatchNorm (+ ReLU) over the processes of a data-parallel run: the same function
+ * as bn_relu_forward_train / bn_relu_backward on the global batch (Bg records in all; sums taken
+ * with m->sync_fn). dz is OVERWRITTEN; dgamma/dbeta accumulate this process's part only (the
+ * gradient buffers are summed afterwards). Return nonzero when a sum failed. */
+int bn_relu_forward_train_sync(mrm_model *m, float *y, float *mean, float *rstd, float *running_mean, float *running_var,
+                               const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                               float momentum, int relu);
+int bn_relu_backward_sync(mrm_model *m, float *dz, float *dgamma, float *dbeta, const float *dy, const float *y,
+                          const float *z, const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+/* The same for batchnorm_forward_train / batchnorm_backward of src/nn (din accumulates). */
+int batchnorm_forward_train_sync(mrm_model *m, float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+                                 const float *in, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                                 float momentum);
+int batchnorm_backward_sync(mrm_model *m, float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                            const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
 /* Merges conv1..4 of a BaseScale into one 33-tap kernel w33 (cout, cin, 33). */
 void basescale_merge(const basescale *s, float *w33);
 

@@ -83,6 +83,7 @@ static mrm_model *skeleton(const mrm_model_config *cfg) {
     m->cfg = *cfg;
     mrm_model_config_normalize(&m->cfg);
     m->dropout = 0.2f;
+    m->loss_scale = 1.0f;
     m->w = cfg->width;
     return m;
 }
@@ -127,6 +128,7 @@ void mrm_model_free(mrm_model *m) {
     free(m->bound);
     free(m->params);
     free(m->pos_weight);
+    free(m->sync_buf);
     free(m->grads);
     free(m->stats);
     free(m->counts);
@@ -171,6 +173,12 @@ int mrm_model_find_tensor(const mrm_model *m, const char *name) {
         if (!strcmp(m->tensors[i].name, name)) return i;
     return -1;
 }
+void mrm_model_set_batch_sync(mrm_model *m, mrm_sum_fn fn, void *ctx, int leader) {
+    m->sync_fn = fn;
+    m->sync_ctx = ctx;
+    m->sync_leader = leader;
+}
+void mrm_model_set_loss_scale(mrm_model *m, float scale) { m->loss_scale = scale; }
 void mrm_model_set_dropout(mrm_model *m, float p) { m->dropout = p < 0.0f ? 0.0f : p >= 1.0f ? 0.999f : p; }
 
 mrm_status mrm_model_set_pos_weight(mrm_model *m, const float *pos_weight, mrm_error *err) {
@@ -434,7 +442,12 @@ static void bias_add_relu(float *out, const float *z, const float *bias, const f
 
 /* BN in the mode of the current forward; in training counts the call. */
 static void bn_forward(mrm_model *m, bn_p *bn, float *out, const float *in, float *mean, float *rstd, int C, int L) {
-    if (m->trained_forward) {
+    if (m->trained_forward && m->sync_fn) {
+        if (batchnorm_forward_train_sync(m, out, mean, rstd, bn->running_mean, bn->running_var, in, bn->gamma, bn->beta, m->B,
+                                         C, L, BN_EPS, BN_MOMENTUM))
+            m->sync_failed = 1;
+        (*bn->num_batches_tracked)++;
+    } else if (m->trained_forward) {
         batchnorm_forward_train(out, mean, rstd, bn->running_mean, bn->running_var, in, bn->gamma, bn->beta, m->B, C, L,
                                 BN_EPS, BN_MOMENTUM);
         (*bn->num_batches_tracked)++;
@@ -460,6 +473,14 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
         return;
     }
     conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    if (m->trained_forward && m->sync_fn) {
+        const bn_p *bn = &u->bn;
+        if (bn_relu_forward_train_sync(m, u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma,
+                                       bn->beta, m->B, c->cout, u->lout, BN_EPS, BN_MOMENTUM, u->relu))
+            m->sync_failed = 1;
+        (*bn->num_batches_tracked)++;
+        return;
+    }
     if (m->trained_forward) { /* BN + ReLU in one go */
         const bn_p *bn = &u->bn;
         bn_relu_forward_train(u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma, bn->beta, m->B,
@@ -481,7 +502,11 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
     float *dz = GPUSH_RAW(m, n); /* overwritten by the fused BN + ReLU backward */
-    if (m->trained_forward)
+    if (m->trained_forward && m->sync_fn) {
+        if (bn_relu_backward_sync(m, dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd,
+                                  u->bn.gamma, m->B, c->cout, u->lout))
+            m->sync_failed = 1;
+    } else if (m->trained_forward)
         bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
                          c->cout, u->lout);
     else /* after an evaluation-mode forward: BN with the running statistics */
@@ -516,7 +541,7 @@ static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din,
 
 /* ---- BaseScale: (B, 4w, 1004) -> (B, cout, L/stride/2) ------------------------------------- */
 
-static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const float *in, mrm_rng *rng) {
+static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const float *in, mrm_rng *rng, uint64_t unit_index) {
     size_t n = (size_t)m->B * s->cout * s->lout;
     if (m->folded) { /* shortcut pool + pool(relu(ms conv + bias)), no dropout */
         conv_only(m, ctx, &s->shortcut, in);
@@ -532,7 +557,11 @@ static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const flo
     maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
     const float *ms = s->ms_pool;
     if (m->dropout_applied) {
-        dropout_forward(s->ms_drop, s->drop_mask, s->ms_pool, n, m->dropout, rng);
+        if (m->drop_keys) /* each record's masks from its own key and the unit */
+            dropout_forward_keyed(s->ms_drop, s->drop_mask, s->ms_pool, m->B, n / (size_t)m->B, m->dropout, m->drop_keys,
+                                  unit_index + 1);
+        else
+            dropout_forward(s->ms_drop, s->drop_mask, s->ms_pool, n, m->dropout, rng);
         ms = s->ms_drop;
     }
     add_forward(s->out, s->shortcut_pool, ms, n);
@@ -655,7 +684,10 @@ static void fusion_m_backward(mrm_model *m, fusion *f, const float *dy, float *d
     int B = m->B, c = f->c;
     gmark mk = gmark_get(&m->gs);
     float *dz = GPUSH(m, (size_t)B * c), *dh = GPUSH(m, (size_t)B * (c / 8));
-    if (m->trained_forward)
+    if (m->trained_forward && m->sync_fn) {
+        if (batchnorm_backward_sync(m, dz, f->mbn.dgamma, f->mbn.dbeta, dy, z, mean, rstd, f->mbn.gamma, B, c, 1))
+            m->sync_failed = 1;
+    } else if (m->trained_forward)
         batchnorm_backward(dz, f->mbn.dgamma, f->mbn.dbeta, dy, z, mean, rstd, f->mbn.gamma, B, c, 1);
     else
         bn_relu_backward_eval(dz, f->mbn.dgamma, f->mbn.dbeta, dy, NULL, z, f->mbn.gamma, f->mbn.running_mean,
@@ -770,7 +802,7 @@ static void unit_forward(mrm_model *m, nn_ctx *ctx, unit *u, mrm_rng *rng) {
     const float *in = unit_input(m, u, 0);
     switch (u->kind) {
     case UNIT_STEM: stem_forward(m, ctx, u, in); break;
-    case UNIT_BASESCALE: basescale_forward(m, ctx, &u->p.bs, in, rng); break;
+    case UNIT_BASESCALE: basescale_forward(m, ctx, &u->p.bs, in, rng, (uint64_t)(u - m->units)); break;
     case UNIT_BLOCK: block_forward(m, ctx, &u->p.blk, in); break;
     case UNIT_FUSION: fusion_forward(m, ctx, &u->p.fu, in); break;
     case UNIT_HEAD: head_forward(m, u); break;
@@ -815,18 +847,31 @@ static void run_phase(mrm_model *m, nn_ctx *ctx, int phase, mrm_rng *rng) {
 }
 
 mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm_rng *rng, mrm_error *err) {
+    return mrm_model_forward_keyed(m, x, B, train, rng, NULL, err);
+}
+
+mrm_status mrm_model_forward_keyed(mrm_model *m, const float *x, int B, int train, mrm_rng *rng,
+                                   const uint64_t *record_keys, mrm_error *err) {
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "model forward: batch of %d", B);
-    if (train && B < 2)
+    m->sync_failed = 0;
+    if (train && m->sync_fn) { /* the global batch: the records of every process */
+        double nb = B;
+        if (m->sync_fn(m->sync_ctx, &nb, 1))
+            return mrm_fail(err, MRM_ERR_IO, "model forward: the batch sizes could not be summed over the processes");
+        m->sync_B = nb;
+    }
+    if (train && (m->sync_fn ? m->sync_B < 2 : B < 2))
         return mrm_fail(err, MRM_ERR_INVALID,
                         "model forward: training mode needs a batch of at least 2 (BatchNorm of the channel attention "
                         "has one value per sample)");
-    if (train && m->dropout > 0.0f && !rng)
+    if (train && m->dropout > 0.0f && !rng && !record_keys)
         return mrm_fail(err, MRM_ERR_INVALID, "model forward: dropout %g needs a random generator", m->dropout);
     mrm_status s = model_plan(m, B, err);
     if (s) return s;
     m->B = B;
     m->trained_forward = train ? 1 : 0;
     m->dropout_applied = train && m->dropout > 0.0f;
+    m->drop_keys = record_keys;
     m->x = x;
     for (int br = 0; br < MAX_BRANCHES; br++) m->feat_grad[br] = NULL;
     run_phase(m, &m->ctx, UNIT_SHARED, rng);
@@ -839,6 +884,9 @@ mrm_status mrm_model_forward(mrm_model *m, const float *x, int B, int train, mrm
         for (int br = 0; br < m->n_branches; br++) run_phase(m, &m->ctx, br, rng);
     }
     run_phase(m, &m->ctx, UNIT_TAIL, rng);
+    m->drop_keys = NULL;
+    if (m->sync_failed)
+        return mrm_fail(err, MRM_ERR_IO, "model forward: the BatchNorm statistics could not be summed over the processes");
     return MRM_OK;
 }
 
@@ -955,6 +1003,8 @@ static mrm_status backward_run(mrm_model *m, float *grad[MAX_UNITS], int first_b
         unit_backward(m, u, grad[i], din, 0);
     }
     if (m->gs.failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
+    if (m->sync_failed)
+        return mrm_fail(err, MRM_ERR_IO, "model backward: the BatchNorm gradient sums could not be summed over the processes");
     for (int br = 0; br < m->n_branches; br++) m->feat_grad[br] = grad[m->feat_unit[br]];
     return MRM_OK;
 }
@@ -975,6 +1025,14 @@ mrm_status mrm_model_backward(mrm_model *m, const float *y, mrm_loss *loss, mrm_
     mrm_loss l;
     loss_parts(m, y, &l, dl, df);
     if (loss) *loss = l;
+    if (m->loss_scale != 1.0f) { /* this process's weight in the global batch */
+        const size_t BN = (size_t)m->B * m->cfg.n_classes, BF = (size_t)m->B * mrm_model_feature_size(m);
+        for (int k = 0; k < m->n_out; k++)
+            for (size_t i = 0; i < BN; i++) dl[k][i] *= m->loss_scale;
+        for (int br = 0; br < m->n_branches; br++)
+            for (size_t i = 0; i < BF; i++) df[br][i] *= m->loss_scale;
+    }
+    m->sync_failed = 0;
     return backward_run(m, grad, fb, NULL, err);
 }
 

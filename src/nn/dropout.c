@@ -45,3 +45,21 @@ void dropout_backward_set(float *din, const float *dout, const float *mask, size
 #pragma omp parallel for simd if (n > 65536) schedule(static)
     for (size_t i = 0; i < n; i++) din[i] = dout[i] * mask[i];
 }
+
+void dropout_forward_keyed(float *out, float *mask, const float *in, int rows, size_t row_len, float p,
+                           const uint64_t *keys, uint64_t salt) {
+    if (p <= 0.0f) {
+        dropout_forward(out, mask, in, (size_t)rows * row_len, p, NULL);
+        return;
+    }
+    float keep = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+#pragma omp parallel for if ((size_t)rows * row_len > 65536) schedule(static)
+    for (int b = 0; b < rows; b++) {
+        mrm_rng r;
+        mrm_rng_seed(&r, keys[b] ^ (salt * 0x9e3779b97f4a7c15ULL));
+        for (size_t i = (size_t)b * row_len, e = i + row_len; i < e; i++) {
+            mask[i] = mrm_rng_uniform(&r) >= p ? keep : 0.0f;
+            out[i] = in[i] * mask[i];
+        }
+    }
+}

@@ -131,6 +131,10 @@ void channel_maxmean_backward(float *din, const float *dout, const float *in, in
  * Keeps each value with probability 1-p and scales it by 1/(1-p); mask[i] is the factor
  * applied (0 or 1/(1-p)), drawn from rng. p = 0 copies. out may alias in. */
 void dropout_forward(float *out, float *mask, const float *in, size_t n, float p, mrm_rng *rng);
+/* The same over rows records of row_len values each, row b's mask drawn from a generator seeded
+ * by keys[b] and salt alone (not by the other rows nor the thread count). */
+void dropout_forward_keyed(float *out, float *mask, const float *in, int rows, size_t row_len, float p,
+                           const uint64_t *keys, uint64_t salt);
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n);
 void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n);
 

@@ -110,12 +110,19 @@ typedef struct run {
     char *config_json;
     char *ckpt_classes;       /* resume: the checkpoint's "classes" metadata (NULL if absent) */
     float *pos_weight;        /* the BCE class weights in use (n_classes), or NULL */
-    FILE *log;
+    FILE *log;                /* rank 0 only */
+    /* data-parallel training: this process's rank among size processes (0 of 1 alone) */
+    const mrm_comm *comm;
+    int rank, size;
+    double comm_s;            /* seconds in sums over the processes during the current step */
+    /* one step's batch: this process's share of the records, their labels and dropout keys */
+    float *xb, *yb;
+    uint64_t *keys;
 } run;
 
 static void logf_(const run *r, mrm_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void logf_(const run *r, mrm_log_level lvl, const char *fmt, ...) {
-    if (!r->o.log) return;
+    if (!r->o.log || r->rank != 0) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -128,6 +135,73 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- the processes of a data-parallel run (r->size > 1; nothing is called alone) ------------- */
+
+static int comm_sum_f32(run *r, float *buf, size_t n) {
+    double t = now_s();
+    int e = r->comm->allreduce_f32(r->comm->ctx, buf, n);
+    r->comm_s += now_s() - t;
+    return e;
+}
+static int comm_sum_f64(run *r, double *buf, size_t n) {
+    double t = now_s();
+    int e = r->comm->allreduce_f64(r->comm->ctx, buf, n);
+    r->comm_s += now_s() - t;
+    return e;
+}
+static int comm_bcast(run *r, void *buf, size_t bytes) { return r->comm->broadcast(r->comm->ctx, buf, bytes, 0); }
+/* The model's hook of synchronised BatchNorm. */
+static int comm_bn_sum(void *ctx, double *buf, size_t n) { return comm_sum_f64(ctx, buf, n); }
+
+/* Every tensor of m (parameters, BN statistics and counts) from rank 0. */
+static mrm_status bcast_model(run *r, mrm_model *m, int stats_only, mrm_error *err) {
+    for (int i = 0; i < mrm_model_num_tensors(m); i++) {
+        const mrm_tensor *t = mrm_model_tensor(m, i);
+        if (stats_only && (t->trainable || t->is_int64)) continue;
+        if (comm_bcast(r, t->data, (size_t)t->numel * (t->is_int64 ? 8 : 4)))
+            return mrm_fail(err, MRM_ERR_IO, "%s could not be sent to the processes", t->name);
+    }
+    return MRM_OK;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Every process should hold the same weights and optimizer state (same gradients, same step):
+ * checked at each epoch's end by a hash; should one differ (a sum that did not give every process
+ * the same bytes), rank 0's state is sent to all, with a warning. */
+static mrm_status check_replicas(run *r, mrm_error *err) {
+    const size_t np = mrm_model_num_params(r->model);
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, mrm_model_params(r->model), np * sizeof(float)), h0 = h;
+    h = fnv1a(h, r->opt.m, np * sizeof(float)), h0 = h;
+    if (r->opt.v) h = fnv1a(h, r->opt.v, np * sizeof(float)), h0 = h;
+    double bad;
+    if (comm_bcast(r, &h0, sizeof h0)) return mrm_fail(err, MRM_ERR_IO, "the processes' weights could not be compared");
+    bad = h != h0;
+    if (comm_sum_f64(r, &bad, 1)) return mrm_fail(err, MRM_ERR_IO, "the processes' weights could not be compared");
+    if (bad == 0) return MRM_OK;
+    logf_(r, MRM_LOG_WARN, "%g of %d processes hold other weights than rank 0 after epoch %d: rank 0's are sent to all", bad,
+          r->size, r->rs.epochs_done);
+    mrm_status st = bcast_model(r, r->model, 0, err);
+    if (!st && (comm_bcast(r, r->opt.m, np * sizeof(float)) || (r->opt.v && comm_bcast(r, r->opt.v, np * sizeof(float)))))
+        st = mrm_fail(err, MRM_ERR_IO, "the optimizer state could not be sent to the processes");
+    return st;
+}
+
+/* The seed of a record's dropout masks in an epoch: from the run's seed, the epoch and the
+ * record's index in the training split alone (not the batch, the process or the thread). */
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30, x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27, x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+static uint64_t record_key(uint64_t seed, int epoch, int idx) {
+    return mix64(mix64(mix64(seed ^ DROPOUT_SEED_SALT) ^ (uint64_t)epoch) ^ (uint64_t)idx);
 }
 
 /* A JSON number, or null when not finite. */
@@ -179,6 +253,8 @@ static char *config_to_json(const mrm_train_options *o, const char *data_dir, co
     json_object_set_new(j, "early_stop", json_integer(o->early_stop));
     json_object_set_new(j, "threads", json_integer(o->threads));
     json_object_set_new(j, "no_validation", json_boolean(o->no_validation));
+    json_object_set_new(j, "processes", json_integer(o->comm && o->comm->size > 1 ? o->comm->size : 1));
+    json_object_set_new(j, "sync_bn", json_boolean(!o->no_sync_bn));
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
     return s;
@@ -217,6 +293,7 @@ static mrm_status config_from_json(mrm_train_options *o, char *data_dir, size_t 
         return MRM_ERR_FORMAT;
     }
     o->early_stop = (int)json_integer_value(json_object_get(j, "early_stop"));
+    if (json_is_boolean(json_object_get(j, "sync_bn"))) o->no_sync_bn = !json_is_true(json_object_get(j, "sync_bn"));
     if (json_is_number(json_object_get(j, "lr"))) o->lr = json_number_value(json_object_get(j, "lr"));
     if (json_is_array(pwj)) {
         size_t m = json_array_size(pwj);
@@ -377,8 +454,9 @@ static mrm_status build_model_meta(run *r, mrm_error *err) {
     return st;
 }
 
-/* Saves last.safetensors. */
+/* Saves last.safetensors (rank 0; the others hold the same state). */
 static mrm_status save_last(run *r, mrm_error *err) {
+    if (r->rank != 0) return MRM_OK;
     char path[2048];
     mrm_path_join(path, sizeof path, r->out_dir, "last.safetensors");
     mrm_meta md = {0};
@@ -395,6 +473,7 @@ static mrm_status save_last(run *r, mrm_error *err) {
 
 /* Saves the model with the run's metadata plus extra key/value pairs (NULL-terminated). */
 static mrm_status save_model(run *r, const mrm_model *m, const char *name, const char *const *extra, mrm_error *err) {
+    if (r->rank != 0) return MRM_OK;
     char path[2048];
     mrm_path_join(path, sizeof path, r->out_dir, name);
     mrm_meta md = {0};
@@ -417,6 +496,7 @@ static void put_num(FILE *f, const char *key, double v) {
 
 /* Every line of log.jsonl is flushed and checked: a full disk stops the run with the log's path. */
 static mrm_status log_done(run *r, mrm_error *err) {
+    if (!r->log) return MRM_OK;
     errno = 0;
     if (fflush(r->log) == 0 && !ferror(r->log)) return MRM_OK;
     int e = errno ? errno : EIO;
@@ -434,6 +514,10 @@ static mrm_status log_step(run *r, const mrm_train_progress *p, mrm_error *err) 
     put_num(r->log, "kl_feat", p->loss.kl_feat);
     put_num(r->log, "kl_logits", p->loss.kl_logits);
     put_num(r->log, "records_per_s", p->records_per_s);
+    if (r->size > 1) {
+        fprintf(r->log, ",\"processes\":%d", r->size);
+        put_num(r->log, "comm_s", r->comm_s);
+    }
     fputs("}\n", r->log);
     return log_done(r, err);
 }
@@ -456,6 +540,7 @@ static mrm_status log_epoch(run *r, const epoch_rec *e, int is_best, mrm_error *
 }
 
 static mrm_status write_curves(run *r, mrm_error *err) {
+    if (r->rank != 0) return MRM_OK;
     int n = r->rs.n_hist;
     double *x = malloc(sizeof(double) * (size_t)(n + 1) * 6);
     if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
@@ -489,7 +574,24 @@ static mrm_status validate(run *r, mrm_model *m, double *auc, double *auc1, doub
     double *per = malloc(sizeof(double) * (size_t)c);
     mrm_status st = p1 && p2 && avg && per ? MRM_OK : mrm_fail(err, MRM_ERR_NOMEM, "validation: out of memory");
     int eb = r->o.eval_batch > 0 ? r->o.eval_batch : r->o.batch;
-    if (!st) st = mrm_predict_probs(m, r->val.X, n, eb, p1, p2, avg, NULL, NULL, err);
+    if (!st && r->size > 1) {
+        /* each process its share of the batches (the same batches as one process would run), the
+         * others' parts zero: summing gathers them exactly */
+        const long long nb = (n + eb - 1) / eb, lo = nb * r->rank / r->size * eb;
+        long long hi = nb * (r->rank + 1) / r->size * eb;
+        if (hi > n) hi = n;
+        memset(p1, 0, sizeof(float) * (size_t)n * c), memset(p2, 0, sizeof(float) * (size_t)n * c);
+        memset(avg, 0, sizeof(float) * (size_t)n * c);
+        const size_t o = (size_t)lo * c;
+        if (hi > lo)
+            st = mrm_predict_probs(m, r->val.X + (size_t)lo * MRM_INPUT_LEADS * MRM_INPUT_LEN, hi - lo, eb, p1 + o, p2 + o,
+                                   avg + o, NULL, NULL, err);
+        if (!st && (comm_sum_f32(r, p1, (size_t)n * c) || comm_sum_f32(r, p2, (size_t)n * c) ||
+                    comm_sum_f32(r, avg, (size_t)n * c)))
+            st = mrm_fail(err, MRM_ERR_IO, "the validation probabilities could not be gathered from the processes");
+    } else if (!st) {
+        st = mrm_predict_probs(m, r->val.X, n, eb, p1, p2, avg, NULL, NULL, err);
+    }
     if (!st) st = mrm_roc_auc(r->val.y, avg, (int)n, c, per, auc, NULL, err);
     if (!st) st = mrm_roc_auc(r->val.y, p1, (int)n, c, per, auc1, NULL, err);
     if (!st) st = mrm_roc_auc(r->val.y, p2, (int)n, c, per, auc2, NULL, err);
@@ -526,6 +628,7 @@ static mrm_status check_val_split(const run *r, mrm_error *err) {
 
 static void run_free(run *r) {
     if (r->log) fclose(r->log);
+    free(r->xb), free(r->yb), free(r->keys);
     mrm_split_data_free(&r->train);
     mrm_split_data_free(&r->val);
     mrm_prepared_close(&r->prep);
@@ -798,7 +901,13 @@ static mrm_status finish(run *r, mrm_error *err) {
     mrm_model *best = NULL;
     mrm_status st;
     if (r->rs.best_epoch > 0) {
-        if ((st = mrm_model_load(&best, NULL, path, err))) return st;
+        /* rank 0 reads the file, the other processes receive its weights */
+        if (r->rank == 0 && (st = mrm_model_load(&best, NULL, path, err))) return st;
+        if (r->rank != 0 && (st = mrm_model_create(&best, mrm_model_config_of(r->model), err))) return st;
+        if (r->size > 1 && (st = bcast_model(r, best, 0, err))) {
+            mrm_model_free(best);
+            return st;
+        }
     } else {
         best = r->model; /* borrowed */
     }
@@ -853,10 +962,67 @@ static mrm_status setup_pos_weight(run *r, mrm_error *err) {
     return mrm_model_set_pos_weight(r->model, r->pos_weight, err);
 }
 
+/* ---- one training step -----------------------------------------------------------------------------
+ * The global batch is the records ids[0..B) of the training split (the epoch's order). Alone, the
+ * process takes them all; with P processes, rank k takes records [B k / P, B (k + 1) / P) (shares
+ * differ by one at most), weights its loss gradient by its share, and the gradient buffer is
+ * summed over the processes in one call; every process then takes the same optimizer step.
+ * loss: the global batch's (the shares' losses weighted by their sizes). */
+static mrm_status train_step(run *r, const int *ids, int B, int epoch, mrm_loss *loss, mrm_error *err) {
+    const int c = r->prep.n_classes;
+    const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
+    const int lo = (int)((long long)B * r->rank / r->size), hi = (int)((long long)B * (r->rank + 1) / r->size);
+    const int b = hi - lo;
+    for (int j = 0; j < b; j++) {
+        const int idx = ids[lo + j];
+        memcpy(r->xb + (size_t)j * rec, r->train.X + (size_t)idx * rec, sizeof(float) * rec);
+        memcpy(r->yb + (size_t)j * c, r->train.y + (size_t)idx * c, sizeof(float) * (size_t)c);
+        r->keys[j] = record_key(r->o.seed, epoch, idx);
+    }
+    r->comm_s = 0;
+    mrm_model_zero_grad(r->model);
+    if (r->size > 1) mrm_model_set_loss_scale(r->model, (float)((double)b / B));
+    mrm_status st = mrm_model_forward_keyed(r->model, r->xb, b, 1, &r->rs.dropout_rng, r->keys, err);
+    if (!st) st = mrm_model_backward(r->model, r->yb, loss, err);
+    if (st) return st;
+    if (r->size > 1) {
+        const double w = (double)b / B;
+        double l[5] = {loss->total * w, loss->bce1 * w, loss->bce2 * w, loss->kl_feat * w, loss->kl_logits * w};
+        if (comm_sum_f64(r, l, 5) || comm_sum_f32(r, mrm_model_grads(r->model), mrm_model_num_params(r->model)))
+            return mrm_fail(err, MRM_ERR_IO, "epoch %d step %lld: the gradients could not be summed over the processes", epoch,
+                            r->rs.step + 1);
+        *loss = (mrm_loss){l[0], l[1], l[2], l[3], l[4]};
+    }
+    if (!isfinite(loss->total))
+        return mrm_fail(err, MRM_ERR_CHECK, "epoch %d step %lld: the loss is not finite (%g)", epoch, r->rs.step + 1, loss->total);
+    mrm_optimizer_step(&r->opt, mrm_model_params(r->model), mrm_model_grads(r->model));
+    return MRM_OK;
+}
+
+/* With P processes every share of every batch must be large enough for the BatchNorm statistics:
+ * one record a process with synchronised BatchNorm, two without. */
+static mrm_status check_shares(const run *r, mrm_error *err) {
+    if (r->size <= 1) return MRM_OK;
+    const long long n = r->train.n, last = n % r->o.batch;
+    long long smallest = n < r->o.batch ? n : r->o.batch;
+    if (last > 1 && last < smallest) smallest = last; /* a last batch of one record is skipped */
+    const int need = r->o.no_sync_bn ? 2 : 1;
+    if (smallest / r->size >= need) return MRM_OK;
+    return mrm_fail(err, MRM_ERR_INVALID,
+                    "%d processes: the smallest batch (%lld records of %lld, batch %d) leaves a process fewer than %d "
+                    "record%s%s; use fewer processes or another batch size", r->size, smallest, n, r->o.batch, need,
+                    need > 1 ? "s" : "", r->o.no_sync_bn ? " (per-process BatchNorm statistics)" : "");
+}
+
 mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     run r;
     memset(&r, 0, sizeof r);
     r.o = *opt;
+    r.comm = opt->comm && opt->comm->size > 1 ? opt->comm : NULL;
+    r.rank = r.comm ? r.comm->rank : 0, r.size = r.comm ? r.comm->size : 1;
+    if (r.comm && (r.rank < 0 || r.rank >= r.size || !r.comm->allreduce_f32 || !r.comm->allreduce_f64 || !r.comm->broadcast))
+        return mrm_fail(err, MRM_ERR_INVALID, "train: rank %d of %d processes, or a communicator function missing", r.rank,
+                        r.size);
     if (!opt->resume && r.o.max_steps < 0) r.o.max_steps = 0;
     mrm_status st = MRM_OK;
     if (!opt->out_dir) return mrm_fail(err, MRM_ERR_INVALID, "train: no output folder");
@@ -873,14 +1039,15 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             return st;
         }
     }
-    if (!opt->resume && (st = check_out_dir(&r, err))) return st;
+    if (!opt->resume && r.rank == 0 && (st = check_out_dir(&r, err))) return st;
     int threads_before = omp_get_max_threads();
-    if ((st = mrm_mkdir_p(r.out_dir, err))) return st;
+    /* the run's folder is rank 0's (the other processes of a data-parallel run write nothing) */
+    if (r.rank == 0 && (st = mrm_mkdir_p(r.out_dir, err))) return st;
     /* one training at a time in a folder: a second one (a second ablate, a resume started twice)
      * would interleave its checkpoints and log lines with the first's */
-    int lock = mrm_dir_lock(r.out_dir, "training", err);
-    if (lock < 0) return err ? err->code : MRM_ERR_IO;
-    if (!opt->resume && (st = check_out_dir(&r, err))) {
+    int lock = r.rank == 0 ? mrm_dir_lock(r.out_dir, "training", err) : -1;
+    if (r.rank == 0 && lock < 0) return err ? err->code : MRM_ERR_IO;
+    if (!opt->resume && r.rank == 0 && (st = check_out_dir(&r, err))) {
         mrm_dir_unlock(lock);
         return st;
     }
@@ -903,6 +1070,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records, the run was started with %lld", r.data_dir,
                       r.train.n, r.rs.n_train);
     if (!st) r.rs.n_train = r.train.n;
+    if (!st) st = check_shares(&r, err);
     if (!st && !r.o.no_validation) {
         mrm_error verr = {0};
         mrm_status vs = mrm_prepared_load_split(&r.prep, "val", 1, &r.val, &verr);
@@ -924,6 +1092,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     if (st) goto done;
     if (r.o.threads > 0) omp_set_num_threads(r.o.threads);
     mrm_model_set_dropout(r.model, r.o.dropout);
+    if (r.comm && !r.o.no_sync_bn) mrm_model_set_batch_sync(r.model, comm_bn_sum, &r, r.rank == 0);
     r.config_json = config_to_json(&r.o, r.data_dir, r.pos_weight, r.prep.n_classes);
     if (!r.config_json) {
         st = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
@@ -931,25 +1100,33 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     }
     char path[2048];
     mrm_path_join(path, sizeof path, r.out_dir, "log.jsonl");
-    if (!opt->resume && opt->overwrite && (st = remove_run_files(&r, err))) goto done;
-    if (opt->resume && (st = resume_log(&r, path, err))) goto done;
-    r.log = fopen(path, opt->resume ? "a" : "w");
-    if (!r.log) {
-        st = mrm_fail(err, MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
+    if (r.rank == 0) { /* the run's files: rank 0 alone */
+        if (!opt->resume && opt->overwrite && (st = remove_run_files(&r, err))) goto done;
+        if (opt->resume && (st = resume_log(&r, path, err))) goto done;
+        r.log = fopen(path, opt->resume ? "a" : "w");
+        if (!r.log) {
+            st = mrm_fail(err, MRM_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+            goto done;
+        }
+        fprintf(r.log, "{\"type\":\"%s\",\"config\":%s,\"epochs_done\":%d,\"step\":%lld}\n",
+                opt->resume ? "resume" : "start", r.config_json, r.rs.epochs_done, r.rs.step);
+        if ((st = log_done(&r, err))) goto done;
     }
-    fprintf(r.log, "{\"type\":\"%s\",\"config\":%s,\"epochs_done\":%d,\"step\":%lld}\n", opt->resume ? "resume" : "start",
-            r.config_json, r.rs.epochs_done, r.rs.step);
-    if ((st = log_done(&r, err))) goto done;
+    if (r.size > 1)
+        logf_(&r, MRM_LOG_INFO, "%d processes: a global batch of %d (%d to %d records each), BatchNorm statistics %s", r.size,
+              r.o.batch, r.o.batch / r.size, (r.o.batch + r.size - 1) / r.size,
+              r.o.no_sync_bn ? "per process" : "of the global batch");
 
     const long long n = r.train.n;
     const int batch = r.o.batch, c = r.prep.n_classes;
     const long long steps_per_epoch = (n + batch - 1) / batch;
     const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
     int *perm = malloc(sizeof(int) * (size_t)n);
-    float *xb = malloc(sizeof(float) * rec * (size_t)batch), *yb = malloc(sizeof(float) * (size_t)batch * c);
-    if (!perm || !xb || !yb) {
-        free(perm), free(xb), free(yb);
+    const int share = (batch + r.size - 1) / r.size; /* this process's records a step, at most */
+    r.xb = malloc(sizeof(float) * rec * (size_t)share), r.yb = malloc(sizeof(float) * (size_t)share * c);
+    r.keys = malloc(sizeof(uint64_t) * (size_t)share);
+    if (!perm || !r.xb || !r.yb || !r.keys) {
+        free(perm);
         st = mrm_fail(err, MRM_ERR_NOMEM, "train: cannot allocate batches of %d", batch);
         goto done;
     }
@@ -987,21 +1164,8 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
                 r.rs.step_in_epoch = s + 1;
                 continue;
             }
-            for (int j = 0; j < B; j++) {
-                const int idx = perm[b0 + j];
-                memcpy(xb + (size_t)j * rec, r.train.X + (size_t)idx * rec, sizeof(float) * rec);
-                memcpy(yb + (size_t)j * c, r.train.y + (size_t)idx * c, sizeof(float) * (size_t)c);
-            }
             mrm_loss loss;
-            mrm_model_zero_grad(r.model);
-            if ((st = mrm_model_forward(r.model, xb, B, 1, &r.rs.dropout_rng, err)) ||
-                (st = mrm_model_backward(r.model, yb, &loss, err)))
-                break;
-            if (!isfinite(loss.total)) {
-                st = mrm_fail(err, MRM_ERR_CHECK, "epoch %d step %lld: the loss is not finite (%g)", epoch, r.rs.step + 1, loss.total);
-                break;
-            }
-            mrm_optimizer_step(&r.opt, mrm_model_params(r.model), mrm_model_grads(r.model));
+            if ((st = train_step(&r, perm + b0, B, epoch, &loss, err))) break;
             r.rs.step++;
             r.rs.step_in_epoch = s + 1;
             steps_this_run++;
@@ -1017,7 +1181,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             p.seconds_left = steps_this_run > 0 && left > 0 ? el_run / steps_this_run * left : 0;
             p.val_macro_auc = p.val_auc1 = p.val_auc2 = NAN;
             if ((st = log_step(&r, &p, err))) break;
-            if (r.o.on_step) r.o.on_step(r.o.user, &p);
+            if (r.o.on_step && r.rank == 0) r.o.on_step(r.o.user, &p);
         }
         if (st) break;
         if (stopped) {
@@ -1026,6 +1190,8 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             break;
         }
         /* the epoch is complete */
+        if (r.size > 1 && r.o.no_sync_bn && (st = bcast_model(&r, r.model, 1, err))) break; /* rank 0's BN statistics */
+        if (r.size > 1 && (st = check_replicas(&r, err))) break;
         double auc, auc1, auc2;
         if ((st = validate(&r, r.model, &auc, &auc1, &auc2, NULL, err))) break;
         epoch_rec *nh = realloc(r.rs.hist, sizeof *nh * (size_t)(r.rs.n_hist + 1));
@@ -1069,7 +1235,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             if ((st = log_done(&r, err))) break;
         }
         if ((st = write_curves(&r, err))) break;
-        if (r.o.on_epoch) {
+        if (r.o.on_epoch && r.rank == 0) {
             mrm_train_progress p = {0};
             p.epoch = epoch, p.epochs = r.o.epochs, p.step = r.rs.step, p.step_in_epoch = steps_per_epoch;
             p.steps_per_epoch = steps_per_epoch;
@@ -1082,7 +1248,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
             r.o.on_epoch(r.o.user, &p);
         }
     }
-    free(perm), free(xb), free(yb);
+    free(perm);
     if (!st) st = finish(&r, err);
     if (r.log) { /* closed here, checked: the log's last lines reach the disk or the run fails */
         int bad = fflush(r.log) != 0 || ferror(r.log) || fsync(fileno(r.log)) != 0;
