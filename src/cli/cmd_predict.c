@@ -173,18 +173,6 @@ static int add_dir(item_list *l, const char *dir) {
     return rc;
 }
 
-/* Parses a JSON array of n strings or numbers. */
-static json_t *json_array_of(const char *text, size_t n) {
-    if (!text) return NULL;
-    json_error_t je;
-    json_t *a = json_loads(text, JSON_DECODE_ANY, &je);
-    if (a && (!json_is_array(a) || json_array_size(a) != n)) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
-}
-
 static void csv_field(const char *s) {
     if (strpbrk(s, ",\"\n\r")) {
         putchar('"');
@@ -380,7 +368,7 @@ int cmd_predict(int argc, char **argv) {
     }
     c = engine.engine.n_classes;
     /* classes, thresholds, standardisation and lead order from the metadata */
-    jclasses = json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);
+    jclasses = cli_json_array_of(mrm_meta_get(&meta, "classes"), (size_t)c);
     classes = calloc((size_t)c, sizeof *classes);
     thr = malloc(sizeof(float) * (size_t)c);
     if (!classes || !thr) {
@@ -395,7 +383,7 @@ int cmd_predict(int argc, char **argv) {
         thr[k] = 0.5f;
     }
     if (!jclasses) fprintf(stderr, "mrmnet %s: warning: %s has no class names; classes are numbered\n", cmd, model_path);
-    json_t *jt = json_array_of(mrm_meta_get(&meta, "thresholds"), (size_t)c);
+    json_t *jt = cli_json_array_of(mrm_meta_get(&meta, "thresholds"), (size_t)c);
     if (jt) {
         for (int k = 0; k < c; k++) {
             json_t *v = json_array_get(jt, (size_t)k);
@@ -415,7 +403,7 @@ int cmd_predict(int argc, char **argv) {
                 model_path);
         goto done;
     }
-    json_t *jl = json_array_of(mrm_meta_get(&meta, "leads"), MRM_LEADS);
+    json_t *jl = cli_json_array_of(mrm_meta_get(&meta, "leads"), MRM_LEADS);
     int used[MRM_LEADS] = {0}, leads_ok = 1;
     for (int j = 0; j < MRM_LEADS; j++) {
         int li = jl ? mrm_lead_index(json_string_value(json_array_get(jl, (size_t)j)) ? json_string_value(json_array_get(jl, (size_t)j)) : "")

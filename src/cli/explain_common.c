@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 
-static json_t *json_array_of(const char *text, size_t n) {
+json_t *cli_json_array_of(const char *text, size_t n) {
     if (!text) return NULL;
     json_error_t je;
     json_t *a = json_loads(text, JSON_DECODE_ANY, &je);
@@ -36,7 +36,7 @@ int xp_model_load(const char *cmd, const char *path, xp_model *xm) {
         fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
         return 1;
     }
-    json_t *jc = json_array_of(mrm_meta_get(&xm->meta, "classes"), (size_t)c);
+    json_t *jc = cli_json_array_of(mrm_meta_get(&xm->meta, "classes"), (size_t)c);
     for (int k = 0; k < c; k++) {
         json_t *s = jc ? json_array_get(jc, (size_t)k) : NULL;
         char buf[32];
@@ -51,7 +51,7 @@ int xp_model_load(const char *cmd, const char *path, xp_model *xm) {
     }
     if (!jc) fprintf(stderr, "mrmnet %s: warning: %s has no class names; classes are numbered\n", cmd, path);
     else json_decref(jc);
-    json_t *jt = json_array_of(mrm_meta_get(&xm->meta, "thresholds"), (size_t)c);
+    json_t *jt = cli_json_array_of(mrm_meta_get(&xm->meta, "thresholds"), (size_t)c);
     if (jt) {
         xm->has_thresholds = 1;
         for (int k = 0; k < c; k++) {
@@ -71,7 +71,7 @@ int xp_model_load(const char *cmd, const char *path, xp_model *xm) {
                 path);
         return 1;
     }
-    json_t *jl = json_array_of(mrm_meta_get(&xm->meta, "leads"), MRM_LEADS);
+    json_t *jl = cli_json_array_of(mrm_meta_get(&xm->meta, "leads"), MRM_LEADS);
     int used[MRM_LEADS] = {0}, ok = !(mrm_meta_get(&xm->meta, "leads") && !jl);
     for (int j = 0; j < MRM_LEADS; j++) {
         const char *nm = jl ? json_string_value(json_array_get(jl, (size_t)j)) : NULL;

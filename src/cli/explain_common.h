@@ -4,7 +4,13 @@
 #ifndef MRM_CLI_EXPLAIN_COMMON_H
 #define MRM_CLI_EXPLAIN_COMMON_H
 
+#include <jansson.h>
+
 #include "mrmnet.h"
+
+/* Parses text as a JSON array of n strings or numbers; NULL when absent, not an array or of
+ * another length. */
+json_t *cli_json_array_of(const char *text, size_t n);
 
 typedef struct xp_model {
     const char *path;
