@@ -48,34 +48,43 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
     }
 }
 
+/* Channel c's sums for the BatchNorm (+ ReLU) backward: sg = sum of the gradient reaching z (through
+ * the ReLU mask when y is given), sgx = sum of that gradient times the normalised input. */
+static inline void bn_grad_sums(double *sg_out, double *sgx_out, const float *dy, const float *y, const float *z, float mu,
+                                float rs, int B, int C, int L, int c) {
+    double sg = 0.0, sgx = 0.0;
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+        float a = 0.0f, ax = 0.0f;
+        if (o) {
+#pragma omp simd reduction(+ : a, ax)
+            for (int t = 0; t < L; t++) {
+                float gm = o[t] > 0.0f ? g[t] : 0.0f;
+                a += gm;
+                ax += gm * (x[t] - mu);
+            }
+        } else {
+#pragma omp simd reduction(+ : a, ax)
+            for (int t = 0; t < L; t++) {
+                a += g[t];
+                ax += g[t] * (x[t] - mu);
+            }
+        }
+        sg += a;
+        sgx += (double)ax * rs;
+    }
+    *sg_out = sg, *sgx_out = sgx;
+}
+
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
                       const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
     size_t n = (size_t)B * L;
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
     for (int c = 0; c < C; c++) {
-        double sg = 0.0, sgx = 0.0;
+        double sg, sgx;
         float mu = mean[c], rs = rstd[c];
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
-            float a = 0.0f, ax = 0.0f;
-            if (o) {
-#pragma omp simd reduction(+ : a, ax)
-                for (int t = 0; t < L; t++) {
-                    float gm = o[t] > 0.0f ? g[t] : 0.0f;
-                    a += gm;
-                    ax += gm * (x[t] - mu);
-                }
-            } else {
-#pragma omp simd reduction(+ : a, ax)
-                for (int t = 0; t < L; t++) {
-                    a += g[t];
-                    ax += g[t] * (x[t] - mu);
-                }
-            }
-            sg += a;
-            sgx += (double)ax * rs;
-        }
+        bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
         dbeta[c] += (float)sg;
         dgamma[c] += (float)sgx;
         float k = gamma[c] * rs, mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n) * rs;
@@ -291,29 +300,9 @@ int bn_relu_backward_sync(mrm_model *m, float *dz, float *dgamma, float *dbeta, 
     const int par = (size_t)B * C * L > 65536;
 #pragma omp parallel for schedule(static) if (par)
     for (int c = 0; c < C; c++) {
-        double sg = 0.0, sgx = 0.0;
+        double sg, sgx;
         float mu = mean[c], rs = rstd[c];
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
-            float a = 0.0f, ax = 0.0f;
-            if (o) {
-#pragma omp simd reduction(+ : a, ax)
-                for (int t = 0; t < L; t++) {
-                    float gm = o[t] > 0.0f ? g[t] : 0.0f;
-                    a += gm;
-                    ax += gm * (x[t] - mu);
-                }
-            } else {
-#pragma omp simd reduction(+ : a, ax)
-                for (int t = 0; t < L; t++) {
-                    a += g[t];
-                    ax += g[t] * (x[t] - mu);
-                }
-            }
-            sg += a;
-            sgx += (double)ax * rs;
-        }
+        bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
         /* the parameters' gradients: this process's part (summed with the gradient buffer) */
         dbeta[c] += (float)sg;
         dgamma[c] += (float)sgx;
