@@ -74,5 +74,8 @@ int main(int argc, char **argv) {
         printf("%-6s %.3f%s\n", name, p, p >= th ? "  *" : "");
     }
     free(work), free(raw);
+#ifndef EMBEDDED_MODEL
+    free(image); /* the engine reads its weights from the image: freed last */
+#endif
     return 0;
 }

@@ -7,9 +7,12 @@ cd "$MRM_SOURCE_DIR"
 T=$MRM_TMPDIR
 rm -rf "$T"/*
 M=models/ptbxl-superdiagnostic.safetensors
+# a sanitizer build's library needs the sanitizers' runtimes at link time
+SAN=""
+if grep -q "^MRM_SANITIZE:BOOL=ON" "$MRM_BUILD_DIR/CMakeCache.txt" 2>/dev/null; then SAN="-fsanitize=address,undefined"; fi
 "$MRMNET" export --model $M --engine "$T/model.mrme" --c-source "$T/model.c"
-cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude examples/label_ecg.c "$MRM_BUILD_DIR/libmrmnet_engine.a" -lm -o "$T/label_ecg"
-cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -DEMBEDDED_MODEL examples/label_ecg.c "$T/model.c" \
+cc $SAN -std=c11 -O2 -Wall -Wextra -Werror -Iinclude examples/label_ecg.c "$MRM_BUILD_DIR/libmrmnet_engine.a" -lm -o "$T/label_ecg"
+cc $SAN -std=c11 -O2 -Wall -Wextra -Werror -Iinclude -DEMBEDDED_MODEL examples/label_ecg.c "$T/model.c" \
   "$MRM_BUILD_DIR/libmrmnet_engine.a" -lm -o "$T/label_ecg_embedded"
 "$T/label_ecg" "$T/model.mrme" samples/00009_lr.dat 1000 > "$T/file.txt"
 "$T/label_ecg_embedded" samples/00009_lr.dat 1000 > "$T/embedded.txt"
