@@ -148,7 +148,9 @@ static mrm_status xli_decode(const uint8_t *data, size_t n, int n_leads, long lo
             break;
         }
         int32_t *v = leads + (size_t)l * (size_t)n_samples;
-        int32_t x = 0, y = 0, last = start;
+        /* second differences in 64 bits: a hostile stream can drive the running value past any int. Values are kept
+         * within +-2^28 so that deriving III, aVR, aVL and aVF from them below cannot overflow either. */
+        int64_t x = 0, y = 0, last = start;
         for (long long i = 0; i < n_samples; i++) {
             long long j = codes + i;
             int16_t c = (int16_t)(uint16_t)(bytes[i] << 8 | (j < got ? bytes[j] : 0));
@@ -158,9 +160,14 @@ static mrm_status xli_decode(const uint8_t *data, size_t n, int n_leads, long lo
                 else y = c;
                 continue;
             }
-            int32_t z = 2 * y - x - last;
-            last = (int32_t)c - 64;
-            v[i] = z;
+            int64_t z = 2 * y - x - last;
+            if (z > (INT64_C(1) << 28) || z < -(INT64_C(1) << 28)) {
+                st = mrm_fail(err, MRM_ERR_FORMAT, "%s: XLI: lead %d: sample %lld decodes to %lld, outside any ECG's range", fn, l + 1, i + 1,
+                              (long long)z);
+                break;
+            }
+            last = (int64_t)c - 64;
+            v[i] = (int32_t)z;
             x = y;
             y = z;
         }

@@ -338,6 +338,19 @@ refused("sierra_negative_size.xml", with_blob(struct.pack("<i", -5) + blob[4:]),
 broken = bytearray(blob)
 broken[8:11] = bytes([0xFF, 0xBF, 0xF0])
 refused("sierra_broken_lzw.xml", with_blob(bytes(broken)), "LZW")
+def lzw10_literal(raw):
+    """An LZW stream of 10-bit codes that names every byte by its literal code, then 1023 (valid: the decoder
+    needs no dictionary entry)."""
+    bits = "".join(format(b, "010b") for b in raw) + format(1023, "010b")
+    bits += "0" * (-len(bits) % 8)
+    return bytes(int(bits[k:k + 8], 2) for k in range(0, len(bits), 8))
+
+
+# every code -32768: the second differences grow quadratically past any 32-bit value within 400 samples
+ramp = lzw10_literal(b"\x80" * 5500 + b"\x00" * 5500)
+refused("sierra_xli_overflow.xml", with_blob(struct.pack("<ihh", len(ramp), 0, 0) + ramp + blob[8 + struct.unpack_from("<i", blob)[0]:]),
+        "outside any ECG")
+
 refused("sierra_bad_base64.xml", sierra[:s0] + b"%%%%" + sierra[s0 + 4:], "base64")
 refused("sierra_bad_version.xml", sierra.replace(b"<documentversion>1.03<", b"<documentversion>9.9<", 1), "version")
 refused("sierra_duration.xml", sierra.replace(b'durationperchannel="11000"', b'durationperchannel="900000000"', 1), "durationperchannel")
