@@ -18,39 +18,21 @@ the 1-vs-2-thread difference."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrm_testlib import MRMNET, TMP, check, end, make_prepared, np, read_safetensors, run, skip  # noqa: E402
 
-MPIRUN = shutil.which("mpirun")
+from mpi_testlib import MPIRUN  # noqa: E402
+from mpi_testlib import mrun as _mrun  # noqa: E402
+
 if not MPIRUN:
     skip("mpirun is not installed (scripts/install-deps.sh installs Open MPI)")
 
 
-def mpirun_cmd(p):
-    cmd = [MPIRUN, "--oversubscribe", "-np", str(p)]
-    if os.geteuid() == 0:
-        cmd.insert(1, "--allow-run-as-root")
-    return cmd
-
-
-def mpi_env():
-    env = dict(os.environ)
-    # Open MPI keeps some allocations until exit: leak reports of the sanitizer build would be its
-    env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"
-    env.setdefault("OMPI_MCA_btl", "self,vader,tcp")
-    return env
-
-
 def mrun(p, *args, timeout=600):
-    """mrmnet train under mpirun with p processes; returns (exit status, stderr)."""
-    r = subprocess.run(mpirun_cmd(p) + [MRMNET, "train"] + [str(a) for a in args], capture_output=True, text=True,
-                       env=mpi_env(), timeout=timeout)
-    if r.returncode:
-        print("mpirun -np %d mrmnet train %s -> %d\n%s" % (p, " ".join(map(str, args)), r.returncode, r.stderr[-3000:]))
-    return r.returncode, r.stderr
+    return _mrun(MRMNET, p, *args, timeout=timeout)
 
 
 # an MPI build? (a build without MPI refuses under a launcher of 2)
