@@ -28,3 +28,25 @@ def mrun(mrmnet, p, *args, timeout=600):
     if r.returncode:
         print("mpirun -np %d mrmnet train %s -> %d\n%s" % (p, " ".join(map(str, args)), r.returncode, r.stderr[-3000:]))
     return r.returncode, r.stderr
+
+
+def fresh(name):
+    """An empty path for a run folder in the test's scratch folder."""
+    from mrm_testlib import TMP
+    d = os.path.join(TMP, name)
+    shutil.rmtree(d, ignore_errors=True)
+    return d
+
+
+def values(path):
+    """A weights file's tensors in float64 (the optimizer's moments and integer counters left out), and its metadata."""
+    from mrm_testlib import np, read_safetensors
+    t, meta, _ = read_safetensors(path)
+    return {k: t[k].astype(np.float64) for k in sorted(t) if t[k].dtype != np.int64 and not k.startswith("adam.")}, meta
+
+
+def rel(a, b):
+    """The norm of the difference over the norm of the values, over every tensor."""
+    d = sum(float(((a[k] - b[k]) ** 2).sum()) for k in a)
+    n = sum(float((a[k] ** 2).sum()) for k in a)
+    return (d / n) ** 0.5

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mrm_testlib import MRMNET, TMP, check, end, make_prepared, np, read_safetensors, run, skip  # noqa: E402
 
-from mpi_testlib import MPIRUN  # noqa: E402
+from mpi_testlib import MPIRUN, fresh, rel, values  # noqa: E402
 from mpi_testlib import mrun as _mrun  # noqa: E402
 
 if not MPIRUN:
@@ -48,24 +48,6 @@ w0 = os.path.join(TMP, "w0.safetensors")
 check(run("init", "--classes", "3", "--width", "4", "--seed", "7", "--out", w0)[0] == 0, "init")
 base = ["--data", prep, "--init", w0, "--batch", "14", "--quiet", "--epochs", "100"]
 common = base + ["--threads", "1"]
-
-
-def fresh(name):
-    d = os.path.join(TMP, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
-
-
-def values(path):
-    t, meta, _ = read_safetensors(path)
-    keys = sorted(k for k in t if t[k].dtype != np.int64 and not k.startswith("adam."))
-    return {k: t[k].astype(np.float64) for k in keys}, meta
-
-
-def rel(a, b):
-    d = sum(float(((a[k] - b[k]) ** 2).sum()) for k in a)
-    n = sum(float((a[k] ** 2).sum()) for k in a)
-    return (d / n) ** 0.5
 
 
 # 1. 20 steps with 1, 2 and 3 processes (and 1 process with 2 threads as the yardstick)

@@ -18,7 +18,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from mrm_testlib import MRMNET, TMP, check, end, make_prepared, np, read_safetensors, run, skip  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mrm_testlib import MRMNET, TMP, check, end, make_prepared, read_safetensors, run, skip  # noqa: E402
+from mpi_testlib import fresh, rel, values  # noqa: E402
 
 MPIRUN = shutil.which("mpirun")
 if not MPIRUN:
@@ -31,21 +33,6 @@ prep = make_prepared(os.path.join(TMP, "prep"))  # 40 training records: 5 steps 
 w0 = os.path.join(TMP, "w0.safetensors")
 check(run("init", "--classes", "3", "--width", "4", "--seed", "3", "--out", w0)[0] == 0, "init")
 common = ["--data", prep, "--init", w0, "--batch", "8", "--threads", "1", "--lr", "1e-5", "--quiet"]
-
-
-def fresh(name):
-    d = os.path.join(TMP, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
-
-
-def values(path):
-    t, meta, _ = read_safetensors(path)
-    return {k: t[k].astype(np.float64) for k in sorted(t) if t[k].dtype != np.int64 and not k.startswith("adam.")}, meta
-
-
-def rel(a, b):
-    return (sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) / sum(float((a[k] ** 2).sum()) for k in a)) ** 0.5
 
 
 # the reference: one process, 4 epochs

@@ -8,33 +8,15 @@ processes with per-process BatchNorm (--no-sync-bn) train and differ from the sy
 Skips without mpirun or an MPI build."""
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrm_testlib import MRMNET, TMP, check, end, make_prepared, np, read_safetensors, run, skip  # noqa: E402
-from mpi_testlib import MPIRUN, mrun  # noqa: E402
+from mrm_testlib import MRMNET, TMP, check, end, make_prepared, run, skip  # noqa: E402
+from mpi_testlib import MPIRUN, fresh, rel, values, mrun  # noqa: E402
 
 if not MPIRUN:
     skip("mpirun is not installed (scripts/install-deps.sh installs Open MPI)")
-
-
-def fresh(name):
-    d = os.path.join(TMP, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
-
-
-def values(path):
-    t, meta, _ = read_safetensors(path)
-    return {k: t[k].astype(np.float64) for k in sorted(t) if t[k].dtype != np.int64 and not k.startswith("adam.")}, meta
-
-
-def rel(a, b):
-    d = sum(float(((a[k] - b[k]) ** 2).sum()) for k in a)
-    n = sum(float((a[k] ** 2).sum()) for k in a)
-    return (d / n) ** 0.5
 
 
 prep = make_prepared(os.path.join(TMP, "prep"), n=(28, 12, 8))
