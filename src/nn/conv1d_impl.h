@@ -64,6 +64,8 @@ int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const floa
                             int B, int Cin, int Lin, int Cout, int pad);
 int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
                              int B, int Cin, int Lin, int Cout, int pad);
+/* The threads the forward (backward = 0) or backward would use with max_threads available. */
+int conv1d_winograd_threads(int B, int Cin, int Lin, int Cout, int pad, int max_threads, int backward);
 
 /* Below this many multiply-adds a convolution runs on the calling thread alone: starting
  * threads would cost more than it saves. */

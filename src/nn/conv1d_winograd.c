@@ -14,12 +14,17 @@
  * where V[e] is (Cin, ncol) and M[e] (Cout, ncol), col = (sample, tile): one GEMM per point for
  * each of the three. This is an exact identity of the arithmetic; its rounding differs from the
  * direct sum by small factors of the input's scale (the tests bound it against float64).
- * Transforms run one row (sample, channel) per task; every output value is computed by one
- * thread in a fixed order: same inputs and thread count, same bits. */
+ * The forward shares the batch's columns (sample, tile) out among the threads in contiguous
+ * runs (mrm_partition: sizes within one column of each other, from a batch of one record up);
+ * each thread works through its run in chunks of at most ncol columns. The backward shares out
+ * whole samples the same way (a sample's din tiles overlap; dU is summed per thread, in thread
+ * order). Every output value is computed by one thread in a fixed order: same inputs and
+ * thread count, same bits. */
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "common/partition.h"
 #include "nn/conv1d_impl.h"
 
 enum { WT = 4, WN = 6 }; /* outputs per tile, points (inputs per tile) */
@@ -37,7 +42,7 @@ static const float G3[WN][3] = {
 };
 typedef struct {
     int B, Cin, Lin, Cout, pad, Lout, ntile;
-    int spc, nchunk, ncol; /* samples per chunk, chunks, columns of a chunk (spc * ntile) */
+    int spc, ncol; /* samples per chunk of the backward, columns of a chunk (spc * ntile) */
     size_t us, vs, ms;     /* floats between the points' matrices of U, V, M */
     size_t slot;           /* one thread's V and M */
 } wgeom;
@@ -47,8 +52,8 @@ static inline size_t lines(size_t n) { return (n + 15) / 16 * 16; }
 /* Columns per chunk aimed at: enough for an efficient GEMM, few enough that a chunk's V and M
  * stay in the core's L2 cache between the transforms and the products. */
 enum { CHUNK_COLS = 160 };
-/* Smaller batches' forwards go to the direct kernels: at 2 threads they were faster up to a
- * batch of 2 (one chunk leaves a thread idle), slower from 4 on. */
+/* Smaller batches' forwards go to the direct kernels (measured at 2 threads: faster up to a
+ * batch of 2, slower from 4 on). */
 enum { WINO_MIN_B = 4 };
 
 static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
@@ -59,7 +64,6 @@ static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
     g.spc = g.ntile ? (CHUNK_COLS + g.ntile - 1) / g.ntile : 1;
     if (g.spc > B) g.spc = B;
     if (g.spc < 1) g.spc = 1;
-    g.nchunk = (B + g.spc - 1) / g.spc;
     g.ncol = g.spc * g.ntile;
     /* a cache line more than whole lines: the 6 points of one tile fall into different sets */
     g.us = lines((size_t)Cout * Cin) + 16;
@@ -109,21 +113,42 @@ static void weight_transform(float *u, const float *w, const wgeom *g) {
     }
 }
 
-/* V[e] (Cin, ncol) = BT x for the tiles of the chunk's samples b0 .. b0+nb. */
-static void input_transform(float *v, const float *in, const wgeom *g, int b0, int nb) {
+/* A chunk is the columns [col0, col0 + ncols) of the batch (col = sample * ntile + tile); it may
+ * begin or end inside a sample. Its run of one sample that starts at column c: tiles j0 .. j0+nj
+ * of sample b, at column off of the chunk. */
+typedef struct {
+    int b, j0, nj;
+    size_t off;
+} sample_run;
+
+static sample_run run_at(const wgeom *g, int c, int col0, int end) {
+    sample_run r;
+    r.b = c / g->ntile, r.j0 = c % g->ntile;
+    r.nj = g->ntile - r.j0 < end - c ? g->ntile - r.j0 : end - c;
+    r.off = (size_t)(c - col0);
+    return r;
+}
+
+/* V[e] (Cin, ncol) = BT x for the chunk's columns [col0, col0 + ncols). */
+static void input_transform(float *v, const float *in, const wgeom *g, int col0, int ncols) {
     int nt4 = g->ntile * WT + 2; /* padded row: ntile*4 + 2 inputs */
     float xp[nt4 + 16];
-    for (int bb = 0; bb < nb; bb++)
+    for (int c = col0, nj; c < col0 + ncols; c += nj) {
+        sample_run r = run_at(g, c, col0, col0 + ncols);
+        const int b = r.b, j0 = r.j0;
+        const size_t off = r.off;
+        nj = r.nj;
+        int n = nj * WT + 2, base = WT * j0 - g->pad;
         for (int ci = 0; ci < g->Cin; ci++) {
-            const float *x = in + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
-            /* xp[i] = x[i - pad] inside the input, else 0 */
-            for (int i = 0; i < nt4; i++) {
-                int p = i - g->pad;
+            const float *x = in + ((size_t)b * g->Cin + ci) * g->Lin;
+            /* xp[i] = x[base + i] inside the input, else 0 */
+            for (int i = 0; i < n; i++) {
+                int p = base + i;
                 xp[i] = p >= 0 && p < g->Lin ? x[p] : 0.0f;
             }
-            float *v0 = v + (size_t)ci * g->ncol + (size_t)bb * g->ntile;
+            float *v0 = v + (size_t)ci * g->ncol + off;
 #pragma omp simd
-            for (int j = 0; j < g->ntile; j++) {
+            for (int j = 0; j < nj; j++) {
                 const float *t = xp + WT * j;
                 float x0 = t[0], x1 = t[1], x2 = t[2], x3 = t[3], x4 = t[4], x5 = t[5];
                 v0[j] = 4 * x0 - 5 * x2 + x4;
@@ -134,18 +159,25 @@ static void input_transform(float *v, const float *in, const wgeom *g, int b0, i
                 v0[5 * g->vs + j] = 4 * x1 - 5 * x3 + x5;
             }
         }
+    }
 }
 
-/* out rows of the chunk's samples = act(AT M + bias) */
-static void output_transform(float *out, const float *m, const float *bias, int relu, const wgeom *g, int b0, int nb) {
+/* The outputs of the chunk's columns [col0, col0 + ncols) = act(AT M + bias) */
+static void output_transform(float *out, const float *m, const float *bias, int relu, const wgeom *g, int col0,
+                             int ncols) {
     int nt4 = g->ntile * WT;
     float y[nt4 + 16];
-    for (int bb = 0; bb < nb; bb++)
+    for (int c = col0, nj; c < col0 + ncols; c += nj) {
+        sample_run r = run_at(g, c, col0, col0 + ncols);
+        const int b = r.b, j0 = r.j0;
+        const size_t off = r.off;
+        nj = r.nj;
+        int t0 = WT * j0, nout = g->Lout - t0 < nj * WT ? g->Lout - t0 : nj * WT;
         for (int co = 0; co < g->Cout; co++) {
-            const float *m0 = m + (size_t)co * g->ncol + (size_t)bb * g->ntile;
+            const float *m0 = m + (size_t)co * g->ncol + off;
             float bv = bias ? bias[co] : 0.0f;
 #pragma omp simd
-            for (int j = 0; j < g->ntile; j++) {
+            for (int j = 0; j < nj; j++) {
                 float a0 = m0[j], a1 = m0[g->ms + j], a2 = m0[2 * g->ms + j], a3 = m0[3 * g->ms + j],
                       a4 = m0[4 * g->ms + j], a5 = m0[5 * g->ms + j];
                 float s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
@@ -154,40 +186,87 @@ static void output_transform(float *out, const float *m, const float *bias, int 
                 y[WT * j + 2] = s12 + 4 * s34 + bv;
                 y[WT * j + 3] = d12 + 8 * d34 + a5 + bv;
             }
-            float *o = out + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout;
+            float *o = out + ((size_t)b * g->Cout + co) * g->Lout + t0;
             if (relu)
-                for (int t = 0; t < g->Lout; t++) o[t] = y[t] > 0.0f ? y[t] : 0.0f;
+                for (int t = 0; t < nout; t++) o[t] = y[t] > 0.0f ? y[t] : 0.0f;
             else
-                memcpy(o, y, (size_t)g->Lout * sizeof(float));
+                memcpy(o, y, (size_t)nout * sizeof(float));
         }
+    }
 }
 
-/* Chunks one per thread when there are enough of them (single-threaded GEMMs inside), else one
- * after the other with the GEMMs threaded. */
-static int chunk_threads(const wgeom *g) {
-    int nt = max_threads();
+/* Below this many columns (sample, tile) a thread's GEMMs are mostly call overhead. */
+enum { MIN_COLS_PER_THREAD = 16 };
+
+/* Threads for the forward: its columns (sample, tile) shared out in contiguous runs, one run
+ * per thread (mrm_partition), so every thread has work from a batch of one record up. */
+static int forward_threads(const wgeom *g, int max_nt) {
     double macs = (double)g->B * g->Cout * g->Cin * g->Lout * 3;
-    if (macs < NN_PARALLEL_MIN_MACS || g->nchunk < nt) return 1;
-    return nt;
+    if (macs < NN_PARALLEL_MIN_MACS) return 1;
+    return mrm_partition_parts((long long)g->B * g->ntile, max_nt, MIN_COLS_PER_THREAD);
+}
+
+/* Threads for the backward: whole samples per thread (the din tiles of a sample overlap and
+ * are added by one thread; dU is summed per thread). */
+static int backward_threads(const wgeom *g, int max_nt) {
+    double macs = (double)g->B * g->Cout * g->Cin * g->Lout * 3;
+    if (macs < NN_PARALLEL_MIN_MACS) return 1;
+    return mrm_partition_parts(g->B, max_nt, 1);
+}
+
+int conv1d_winograd_threads(int B, int Cin, int Lin, int Cout, int pad, int max_threads, int backward) {
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    if (g.Lout <= 0 || max_threads < 1) return 1;
+    return backward ? backward_threads(&g, max_threads) : forward_threads(&g, max_threads);
+}
+
+/* Thread th of nt: its run of the n units, cut into pieces of at most cap units (even sizes);
+ * *pieces of them; piece k is [*first + ..) per mrm_partition of the run. */
+static mrm_range run_of(long long n, int nt, int th) { return mrm_partition(n, nt, th); }
+static int pieces_of(mrm_range r, long long cap) {
+    long long len = r.end - r.begin;
+    return len > 0 ? (int)((len + cap - 1) / cap) : 0;
+}
+static mrm_range piece_of(mrm_range r, int pieces, int k) {
+    mrm_range q = mrm_partition(r.end - r.begin, pieces, k);
+    q.begin += r.begin, q.end += r.begin;
+    return q;
+}
+
+/* The forward of the columns [c0, c1) of the batch in pieces of at most g->ncol columns. */
+static void forward_columns(float *out, const float *in, const float *bias, int relu, const wgeom *g, const float *u,
+                            float *v, mrm_range run) {
+    float *m = v + WN * g->vs;
+    int np = pieces_of(run, g->ncol);
+    for (int k = 0; k < np; k++) {
+        mrm_range q = piece_of(run, np, k);
+        int col0 = (int)q.begin, ncol = (int)(q.end - q.begin);
+        input_transform(v, in, g, col0, ncol);
+        for (int e = 0; e < WN; e++)
+            nn_sgemm('N', 'N', g->Cout, ncol, g->Cin, 1.0f, u + e * g->us, g->Cin, v + e * g->vs, g->ncol, 0.0f,
+                     m + e * g->ms, g->ncol);
+        output_transform(out, m, bias, relu, g, col0, ncol);
+    }
 }
 
 int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu,
                             int B, int Cin, int Lin, int Cout, int pad) {
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
     wmem mem;
-    int nt = chunk_threads(&g);
+    int nt = forward_threads(&g, max_threads());
     if (B < WINO_MIN_B) return 0;
     if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
     weight_transform(mem.u, w, &g);
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int c = 0; c < g.nchunk; c++) {
-        float *v = mem.slots + (size_t)(nt > 1 ? omp_get_thread_num() : 0) * g.slot, *m = v + WN * g.vs;
-        int b0 = c * g.spc, nb = B - b0 < g.spc ? B - b0 : g.spc, ncol = nb * g.ntile;
-        input_transform(v, in, &g, b0, nb);
-        for (int e = 0; e < WN; e++)
-            nn_sgemm('N', 'N', Cout, ncol, Cin, 1.0f, mem.u + e * g.us, Cin, v + e * g.vs, g.ncol, 0.0f, m + e * g.ms,
-                     g.ncol);
-        output_transform(out, m, bias, relu, &g, b0, nb);
+    long long ncols = (long long)B * g.ntile;
+    if (nt < 2) {
+        forward_columns(out, in, bias, relu, &g, mem.u, mem.slots, run_of(ncols, 1, 0));
+        return 1;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        /* the team may be smaller than asked for: share out over the threads there are */
+        int th = omp_get_thread_num(), team = omp_get_num_threads();
+        forward_columns(out, in, bias, relu, &g, mem.u, mem.slots + (size_t)th * g.slot, run_of(ncols, team, th));
     }
     return 1;
 }
@@ -255,20 +334,24 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
     if (!din && !dw) return 1;
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
     wmem mem;
-    int nt = chunk_threads(&g);
+    int nt = backward_threads(&g, max_threads());
     if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
     if (din) weight_transform(mem.u, w, &g);
+    int used = 1; /* the team's size: the dU partial sums to add */
 #pragma omp parallel num_threads(nt)
     {
-        int th = nt > 1 ? omp_get_thread_num() : 0;
+        int th = omp_get_thread_num(), team = omp_get_num_threads();
+        if (th == 0) used = team;
         float *v = mem.slots + (size_t)th * g.slot, *m = v + WN * g.vs, *du = mem.du + (size_t)th * WN * g.us;
-        int first = 1; /* this thread's dU partial sums start at its first chunk */
-#pragma omp for schedule(static)
-        for (int c = 0; c < g.nchunk; c++) {
-            int b0 = c * g.spc, nb = B - b0 < g.spc ? B - b0 : g.spc, ncol = nb * g.ntile;
+        int first = 1; /* this thread's dU partial sums start at its first piece */
+        mrm_range run = run_of(B, team, th);
+        int np = pieces_of(run, g.spc);
+        for (int k = 0; k < np; k++) {
+            mrm_range q = piece_of(run, np, k);
+            int b0 = (int)q.begin, nb = (int)(q.end - q.begin), ncol = nb * g.ntile;
             dout_transform(m, dout, &g, b0, nb);
             if (dw) {
-                input_transform(v, in, &g, b0, nb);
+                input_transform(v, in, &g, b0 * g.ntile, ncol);
                 for (int e = 0; e < WN; e++)
                     nn_sgemm('N', 'T', Cout, Cin, ncol, 1.0f, m + e * g.ms, g.ncol, v + e * g.vs, g.ncol,
                              first ? 0.0f : 1.0f, du + e * g.us, Cin);
@@ -281,9 +364,10 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
                 din_transform(din, v, &g, b0, nb);
             }
         }
-        if (first && dw) /* no chunk: a zero partial sum */
+        if (first && dw) /* no piece: a zero partial sum */
             for (int e = 0; e < WN; e++) memset(du + e * g.us, 0, (size_t)Cout * Cin * sizeof(float));
     }
+    nt = used;
     if (dw) { /* dw += G^T (sum of the threads' dU, in thread order) */
         size_t n = (size_t)Cout * Cin;
         for (size_t oi = 0; oi < n; oi++) {

@@ -309,6 +309,31 @@ int main(void) {
         {13, 16, 50, 12, 3, 1, 1, 0},   {4, 8, 2, 8, 3, 1, 1, 0},
     };
     for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++) check_winograd(&wshapes[i], &rng);
+    /* more threads than samples: the forward's threads get runs of columns that begin and end
+     * inside samples, the backward's whole samples; the same checks at each thread count */
+    {
+        int saved = omp_get_max_threads();
+        const int counts[] = {1, 3, 5, 12, 16, 33};
+        const shape tshapes[] = {{4, 128, 251, 128, 3, 1, 1, 0}, {7, 8, 37, 9, 3, 1, 0, 0}, {5, 16, 50, 12, 3, 1, 1, 0}};
+        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+            omp_set_num_threads(counts[c]);
+            for (size_t i = 0; i < sizeof tshapes / sizeof tshapes[0]; i++) {
+                const shape *t = &tshapes[i];
+                int fw = conv1d_winograd_threads(t->B, t->Cin, t->Lin, t->Cout, t->pad, counts[c], 0);
+                int bw = conv1d_winograd_threads(t->B, t->Cin, t->Lin, t->Cout, t->pad, counts[c], 1);
+                printf("threads %d: forward on %d, backward on %d\n", counts[c], fw, bw);
+                check_winograd(t, &rng);
+            }
+        }
+        /* the model's low-resolution blocks at batch 32: every thread has columns to do */
+        for (int nt = 1; nt <= 64; nt++) {
+            int fw = conv1d_winograd_threads(32, 128, 251, 128, 1, nt, 0);
+            CHECK(fw == nt, "batch 32, 128x251, %d threads: the forward uses %d", nt, fw);
+            int bw = conv1d_winograd_threads(96, 128, 251, 128, 1, nt, 1);
+            CHECK(bw == nt, "batch 96, 128x251, %d threads: the backward uses %d", nt, bw);
+        }
+        omp_set_num_threads(saved);
+    }
     { /* the forward of batches below 4 is left to the direct kernels */
         float x[3 * 8 * 20] = {0}, wt[8 * 8 * 3] = {0}, y[3 * 8 * 20];
         nn_ctx c = {NULL, conv1d_winograd_scratch_floats(3, 8, 20, 8, 1), NULL};
