@@ -183,8 +183,8 @@ struct mrm_model {
     int feat_unit[MAX_BRANCHES]; /* each branch's last unit: its features */
     int n_out;                   /* 1 or 2 */
     int out_unit[2];             /* the units giving the logits of head 1, 2 */
-    /* activations, sized for planned_B samples */
-    int planned_B;
+    /* activations, sized for planned_B samples; the ops' scratch for planned_threads threads */
+    int planned_B, planned_threads;
     float *act;
     size_t act_floats;
     nn_ctx ctx;

@@ -3,6 +3,7 @@
  * into the gradient of its input (din, may be NULL for the network input) and of its
  * parameters. Shapes: B batch, C channels, L time steps; every map is (B, C, L). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -343,9 +344,13 @@ static void plan_all(mrm_model *m, planner *p) {
     for (int i = 0; i < m->n_units; i++) plan_unit(p, &m->units[i], m->cfg.n_classes);
 }
 
-/* Sizes the activations for B samples (grows only). */
+/* Sizes the activations for B samples and the scratch for the caller's thread count (grows
+ * only): the ops' per-thread buffers follow omp_get_max_threads() at the call, and with too few
+ * of them a fast path would decline and leave threads idle. */
 mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
-    if (B <= m->planned_B) return MRM_OK;
+    int nt = omp_get_max_threads();
+    if (B <= m->planned_B && nt <= m->planned_threads) return MRM_OK;
+    if (B < m->planned_B) B = m->planned_B;
     planner p = {.B = B, .folded = m->folded};
     plan_all(m, &p);
     float *act = malloc(p.used * sizeof(float));
@@ -376,6 +381,7 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     planner q = {.B = B, .base = act, .folded = m->folded};
     plan_all(m, &q);
     m->planned_B = B;
+    m->planned_threads = nt;
     return MRM_OK;
 }
 
@@ -875,8 +881,10 @@ mrm_status mrm_model_forward_keyed(mrm_model *m, const float *x, int B, int trai
     m->x = x;
     for (int br = 0; br < MAX_BRANCHES; br++) m->feat_grad[br] = NULL;
     run_phase(m, &m->ctx, UNIT_SHARED, rng);
-    if (!train && m->n_branches > 1 && B <= m->branch_parallel_max_B) {
-        /* the branches at once, one thread each (the ops inside run single-threaded) */
+    if (!train && m->n_branches > 1 && B <= m->branch_parallel_max_B && omp_get_max_threads() <= m->n_branches) {
+        /* the branches at once, one thread each (the ops inside run single-threaded); with more
+         * threads than branches, one after the other, every op sharing its tiles among all the
+         * threads (one thread a branch would leave the others idle) */
 #pragma omp parallel for num_threads(m->n_branches) schedule(static, 1)
         for (int br = 0; br < m->n_branches; br++) run_phase(m, &m->branch_ctx[br], br, NULL);
     } else {

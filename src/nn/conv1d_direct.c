@@ -18,12 +18,13 @@
  *  - weight gradient: dw[o, i, k] = sum_t dout[o, t] * X[i, t*s + k], tiles of 64 (32, 16)
  *    output channels x 6 (12, 24) (i, k) pairs, vectors along o from a transposed copy of dout.
  *
- * Batches run one sample per thread; below one sample per thread, the tiles of each sample
- * are shared out instead. Each output value is summed by one thread in a fixed order, and
+ * Batches run one sample per thread; with fewer samples than threads, the tiles of all the
+ * samples are shared out instead (forward), or those of each sample in turn (backward). Each output value is summed by one thread in a fixed order, and
  * the weight gradient from per-thread partial sums added in thread order: same inputs and
  * thread count, same bits. */
 #include <string.h>
 
+#include "common/partition.h"
 #include "nn/conv1d_impl.h"
 
 #if defined(__AVX512F__)
@@ -320,17 +321,48 @@ static void pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad)
     }
 }
 
+/* The forward pass of group g of one sample: X its padded input, out_b its output. */
+static conv_pass forward_pass(float *out_b, const float *wp, const float *X, const conv_geom *G, int K, int stride,
+                              int g, const float *bias, int relu) {
+    int CT = tiling_for(G->Cog, stride, 1).CT, nct = ceil_div(G->Cog, CT);
+    conv_pass p = {G->Cig, K, stride, G->Lpf, G->Cog, G->Lout,
+                   wp + (size_t)g * nct * CT * G->Cig * K, X + (size_t)g * G->Cig * G->Lpf,
+                   out_b + (size_t)g * G->Cog * G->Lout, (size_t)G->Lout, 1, 0,
+                   bias ? bias + (size_t)g * G->Cog : NULL, relu};
+    return p;
+}
+
 static void forward_sample(float *out_b, const float *in_b, const float *wp, float *X, const conv_geom *G,
                            int Cin, int Lin, int K, int stride, int pad, int groups, const float *bias, int relu,
                            int serial) {
     pad_rows(X, G->Lpf, in_b, Cin, Lin, pad);
-    int CT = tiling_for(G->Cog, stride, 1).CT, nct = ceil_div(G->Cog, CT);
     for (int g = 0; g < groups; g++) {
-        conv_pass p = {G->Cig, K, stride, G->Lpf, G->Cog, G->Lout,
-                       wp + (size_t)g * nct * CT * G->Cig * K, X + (size_t)g * G->Cig * G->Lpf,
-                       out_b + (size_t)g * G->Cog * G->Lout, (size_t)G->Lout, 1, 0,
-                       bias ? bias + (size_t)g * G->Cog : NULL, relu};
+        conv_pass p = forward_pass(out_b, wp, X, G, K, stride, g, bias, relu);
         run_pass_all(&p, serial);
+    }
+}
+
+/* Fewer samples than threads: every sample padded into its own slot, then the tiles of all
+ * samples and groups (units: sample, group, channel x time tile) shared out among the threads
+ * in contiguous runs (mrm_partition). */
+static void forward_tiles(float *out, const float *in, const float *wp, float *slots, const conv_geom *G, int B,
+                          int Cin, int Lin, int Cout, int K, int stride, int pad, int groups, const float *bias,
+                          int relu) {
+    conv_pass p0 = forward_pass(out, wp, slots, G, K, stride, 0, bias, relu);
+    const long long nq = pass_tiles(&p0), units = (long long)B * groups * nq;
+#pragma omp parallel
+    {
+        int th = omp_get_thread_num(), team = omp_get_num_threads();
+        for (int b = th; b < B; b += team)
+            pad_rows(slots + (size_t)b * G->slot, G->Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
+#pragma omp barrier
+        mrm_range r = mrm_partition(units, team, th);
+        for (long long u = r.begin; u < r.end; u++) {
+            int b = (int)(u / (groups * nq)), g = (int)(u / nq % groups), q = (int)(u % nq);
+            conv_pass p = forward_pass(out + (size_t)b * Cout * G->Lout, wp, slots + (size_t)b * G->slot, G, K, stride,
+                                       g, bias, relu);
+            run_pass(&p, q, q + 1);
+        }
     }
 }
 
@@ -356,6 +388,10 @@ static int forward_direct(nn_ctx *ctx, float *out, const float *in, const float 
     if (!wp) {
         pack_forward(ctx->scratch, w, Cout, G.Cig, K, stride, groups);
         wp = ctx->scratch;
+    }
+    if (nt == B && B < omp_get_max_threads() && macs >= NN_PARALLEL_MIN_MACS) {
+        forward_tiles(out, in, wp, slots, &G, B, Cin, Lin, Cout, K, stride, pad, groups, bias, relu);
+        return 1;
     }
     if (nt < 2) {
         for (int b = 0; b < B; b++)
