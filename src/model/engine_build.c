@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/fileutil.h"
+#include "common/partition.h"
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
 #include "model/model_internal.h"
@@ -445,8 +446,10 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
     mrm_status st = MRM_OK;
 #pragma omp parallel num_threads(nt)
     {
+        /* over the team there is (smaller than nt inside another parallel region, say) */
         int t = omp_get_thread_num();
-        int b0 = (int)((long long)B * t / nt), b1 = (int)((long long)B * (t + 1) / nt);
+        mrm_range rows = mrm_partition(B, omp_get_num_threads(), t);
+        int b0 = (int)rows.begin, b1 = (int)rows.end;
         mrm_error e2;
         mrm_status s2 = mrm_engine_run(&r->engine, r->work[t], r->work_bytes, x + (size_t)b0 * rec, b1 - b0,
                                        logits1 ? logits1 + (size_t)b0 * N : NULL, logits2 ? logits2 + (size_t)b0 * N : NULL,

@@ -4,6 +4,7 @@
  * the loss and its parts, one training step's outputs, loss, every parameter gradient and the
  * updated BatchNorm statistics; for the reference model (width 16) and the width-4 hi_attention
  * variant. Also the fast inference path (mrm_infer) against the plain eval forward. */
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "mrmnet.h"
+#include "mrmnet/engine_build.h"
 #include "test_util.h"
 
 /* max |a - ref| / max |ref| (relative to the tensor's largest value) */
@@ -124,6 +126,49 @@ static void run_case(const char *dir, const char *weights, const char *outputs, 
     check_scalar(&ref, "eval.loss.bce2", l.bce2, 1e-4);
     check_scalar(&ref, "eval.loss.kl_feat", l.kl_feat, 1e-4);
     check_scalar(&ref, "eval.loss.kl_logits", l.kl_logits, 1e-4);
+
+    /* at other thread counts (the work is shared out differently: more threads than samples,
+     * than Winograd chunks, than branches): the same outputs; and the engine runner, also when
+     * called inside a parallel region (its team then has one thread), the same logits as its
+     * run over the caller's threads */
+    {
+        int saved = omp_get_max_threads();
+        const int counts[] = {1, 3, 5, 16};
+        mrm_engine_runner run;
+        s = mrm_engine_runner_create(&run, m, 16, &err);
+        CHECK(s == MRM_OK, "engine runner: %s", err.msg);
+        float *e1 = malloc(sizeof(float) * (size_t)B * N), *e2 = malloc(sizeof(float) * (size_t)B * N);
+        float *g1 = malloc(sizeof(float) * (size_t)B * N);
+        for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+            omp_set_num_threads(counts[c]);
+            s = mrm_model_forward(m, x, B, 0, NULL, &err);
+            CHECK(s == MRM_OK, "eval forward, %d threads: %s", counts[c], err.msg);
+            check_tensor(&ref, "eval.out1", mrm_model_logits(m, 1), (size_t)B * N, 1e-4);
+            check_tensor(&ref, "eval.out2", mrm_model_logits(m, 2), (size_t)B * N, 1e-4);
+            check_tensor(&ref, "eval.feat2", mrm_model_features(m, 2), (size_t)B * F, 1e-4);
+            if (run.image) {
+                for (size_t i = 0; i < (size_t)B * N; i++) e1[i] = e2[i] = g1[i] = NAN;
+                s = mrm_engine_runner_run(&run, x, B, e1, NULL, &err);
+                CHECK(s == MRM_OK, "engine run, %d threads: %s", counts[c], err.msg);
+                check_tensor(&ref, "eval.out1", e1, (size_t)B * N, 1e-4);
+                mrm_status s2 = MRM_OK;
+#pragma omp parallel num_threads(2)
+                {
+#pragma omp single
+                    s2 = mrm_engine_runner_run(&run, x, B, e2, NULL, &err);
+                }
+                CHECK(s2 == MRM_OK && !memcmp(e1, e2, sizeof(float) * (size_t)B * N),
+                      "engine run inside a parallel region, %d threads: other logits", counts[c]);
+                /* one record at a time: the same bits */
+                for (int b = 0; b < B; b++) mrm_engine_runner_run(&run, x + (size_t)b * 12000, 1, g1 + (size_t)b * N, NULL, &err);
+                CHECK(!memcmp(e1, g1, sizeof(float) * (size_t)B * N), "engine run of single records, %d threads", counts[c]);
+            }
+        }
+        free(e1), free(e2), free(g1);
+        if (run.image) mrm_engine_runner_free(&run);
+        omp_set_num_threads(saved);
+        s = mrm_model_forward(m, x, B, 0, NULL, &err); /* back to the outputs at the test's thread count */
+    }
 
     /* the fast inference path equals the plain eval forward */
     mrm_infer *inf = NULL;
