@@ -1,8 +1,8 @@
 // ONNX Runtime (CPU) peer: times the exported MRM-Net (bench/peers/export_onnx.py) at batch 1 and
-// batch 32 with 2 intra-op threads and prints JSON. First checks that ONNX Runtime's logits equal
+// batch 32 with 2 intra-op threads (or --threads N) and prints JSON. First checks that ONNX Runtime's logits equal
 // the PyTorch twin's on the check input (max |diff| <= 1e-4, else exit 1).
 //
-//   node bench/peers/ort_peer.js [DIR (default build-peers)] [--iters1 N] [--iters32 N]
+//   node bench/peers/ort_peer.js [DIR (default build-peers)] [--iters1 N] [--iters32 N] [--threads N (default 2)]
 //
 // Needs onnxruntime-node: cd bench && ONNXRUNTIME_NODE_INSTALL=skip npm install
 'use strict';
@@ -53,8 +53,10 @@ async function main() {
   const dir = process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2]
     : path.join(__dirname, '..', '..', 'build-peers');
   const info = JSON.parse(fs.readFileSync(path.join(dir, 'check.json'), 'utf8'));
+  const threads = arg('--threads', 2);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error('--threads wants a positive integer');
   const opts = {
-    intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential',
+    intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all', executionProviders: ['cpu'],
   };
   const session = await ort.InferenceSession.create(path.join(dir, info.model), opts);
@@ -72,7 +74,7 @@ async function main() {
   const t1 = await timeBatch(session, 1, 2, arg('--iters1', 20));
   const t32 = await timeBatch(session, 32, 1, arg('--iters32', 3));
   const report = {
-    peer: 'onnxruntime-node', version: ort.env.versions, threads: 2, check,
+    peer: 'onnxruntime-node', version: ort.env.versions, threads, check,
     infer_b1: t1, infer_b32: t32, peak_rss_mb: process.resourceUsage().maxRSS / 1024,
   };
   console.log(JSON.stringify(report, null, 1));

@@ -1,8 +1,8 @@
-"""PyTorch peer: times the PyTorch twin of MRM-Net (tools/mrmnet_torch.py) with 2 threads and
-prints JSON.
+"""PyTorch peer: times the PyTorch twin of MRM-Net (tools/mrmnet_torch.py) with 2 threads (or
+--threads N: torch.set_num_threads(N)) and prints JSON.
 
     /usr/bin/python3 bench/peers/torch_peer.py [--mode all|train|infer1|infer32] [--weights W]
-        [--train-iters 3] [--infer1-iters 20] [--infer32-iters 3]
+        [--train-iters 3] [--infer1-iters 20] [--infer32-iters 3] [--threads 2]
 
 Modes (each "all" mode runs in its own process, so that its peak RSS is its own):
   train    one training step at batch 96: train-mode forward (dropout 0.2), the full loss of spec
@@ -47,7 +47,7 @@ def timed(fn, warmup, iters):
 
 
 def run_mode(mode, a):
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.weights:
         model, _ = load_model(a.weights, dropout=0.2)
@@ -91,18 +91,19 @@ def main():
     ap.add_argument("--train-iters", type=int, default=3)
     ap.add_argument("--infer1-iters", type=int, default=20)
     ap.add_argument("--infer32-iters", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     a = ap.parse_args()
     if a.weights and not os.path.exists(a.weights):
         a.weights = None
     if a.mode != "all":
         print(json.dumps(run_mode(a.mode, a)))
         return
-    report = {"peer": "pytorch", "torch": torch.__version__, "threads": 2,
+    report = {"peer": "pytorch", "torch": torch.__version__, "threads": a.threads,
               "mkldnn": torch.backends.mkldnn.is_available(), "weights": a.weights}
     for mode in ("train", "infer1", "infer32"):
         cmd = [sys.executable, os.path.abspath(__file__), "--mode", mode,
                "--train-iters", str(a.train_iters), "--infer1-iters", str(a.infer1_iters),
-               "--infer32-iters", str(a.infer32_iters)]
+               "--infer32-iters", str(a.infer32_iters), "--threads", str(a.threads)]
         if a.weights:
             cmd += ["--weights", a.weights]
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
