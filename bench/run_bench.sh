@@ -4,7 +4,7 @@
 # default; --threads 1,2,4,8,16 runs every count given).
 #
 #   bench/run_bench.sh [--threads 2] [--rounds 3] [--quick] [--no-layers] [--one-thread] [--publish]
-#                      [--out DIR] [--plan]
+#                      [--out DIR] [--build DIR] [--plan]
 #
 # 0. installs the ONNX Runtime peer's package when bench/node_modules lacks it
 #    (cd bench && ONNXRUNTIME_NODE_INSTALL=skip npm ci: the version pinned by package-lock.json);
@@ -27,6 +27,8 @@
 # --quick: 1 round with fewer iterations (a smoke run, about 3 minutes on an idle machine).
 # --one-thread: also runs mrmnet bench with 1 thread once.
 # --plan: prints the settings it would run with and exits (nothing is built, installed or timed).
+# --build DIR: the Release build folder to (re)build and time (default build-bench/; a relative
+#   path is taken from the repository root).
 # --publish: copies the charts to docs/img/ (peers.svg, layer_time.svg) and the numbers beside
 #   them (bench_summary.json, bench_layers.json) for docs/performance.md.
 # A full default run takes about 8-10 minutes on the 2-core machine when it is otherwise idle.
@@ -41,6 +43,7 @@ ONE_THREAD=0
 PUBLISH=0
 PLAN=0
 THREADS=2
+BUILD_ARG=
 OUT="$ROOT/build-bench/bench-out"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,13 +52,15 @@ while [ $# -gt 0 ]; do
     --threads) [ $# -ge 2 ] || { echo "run_bench.sh: --threads needs a list like 1,2,4" >&2; exit 2; }
       THREADS="$2"; shift 2 ;;
     --plan) PLAN=1; shift ;;
+    --build) [ $# -ge 2 ] || { echo "run_bench.sh: --build needs a folder" >&2; exit 2; }
+      BUILD_ARG="$2"; shift 2 ;;
     --quick) QUICK=1; ROUNDS=1; shift ;;
     --no-layers) LAYERS=0; shift ;;
     --one-thread) ONE_THREAD=1; shift ;;
     --publish) PUBLISH=1; shift ;;
     --out) [ $# -ge 2 ] || { echo "run_bench.sh: --out needs a folder" >&2; exit 2; }
       OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -76,7 +81,8 @@ for t in "${TLIST[@]}"; do [ "$t" = 2 ] && PRIMARY=2; done
 
 PY=/usr/bin/python3
 WEIGHTS="$ROOT/tests/fixtures/model/ref_weights.safetensors"
-BUILD="$ROOT/build-bench"
+BUILD="${BUILD_ARG:-$ROOT/build-bench}"
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 MRMNET="$BUILD/mrmnet"
 PEERS="$OUT/peers"
 
@@ -95,6 +101,7 @@ if [ "$PLAN" = 1 ]; then
   echo "quick: $QUICK"
   echo "layers: $LAYERS"
   echo "out: $OUT"
+  echo "build: $BUILD"
   echo "iterations: mrmnet $MRM_ITERS; pytorch train $T_TRAIN, infer1 $T_I1, infer32 $T_I32; ort infer1 $O_I1, infer32 $O_I32"
   exit 0
 fi

@@ -14,6 +14,8 @@ out=$(plan --threads 1,2,4,8,16 --quick) && grep -q '^threads: 1 2 4 8 16$' <<< 
   grep -q '^primary: 2$' <<< "$out" && grep -q '^rounds: 1$' <<< "$out" && ok || bad "--threads 1,2,4,8,16: $out"
 out=$(plan --threads 16,4 --rounds 2) && grep -q '^threads: 16 4$' <<< "$out" && grep -q '^primary: 16$' <<< "$out" &&
   grep -q '^rounds: 2$' <<< "$out" && ok || bad "--threads 16,4: $out"
+out=$(plan --build build) && grep -q "^build: $(cd "$SRC" && pwd)/build$" <<< "$out" && ok || bad "--build build: $out"
+out=$(plan) && grep -q "^build: $(cd "$SRC" && pwd)/build-bench$" <<< "$out" && ok || bad "default build folder: $out"
 for badlist in "" "0" "1,,2" ",2" "2," "a" "1.5" "2,-1" "01" "2000" "1,2,3,4,5,6,7,8,9"; do
   out=$(plan --threads "$badlist"); rc=$?
   [ $rc = 2 ] && grep -q "threads" <<< "$out" && ok || bad "--threads '$badlist' accepted (rc $rc): $out"
