@@ -250,7 +250,8 @@ int cmd_train(int argc, char **argv) {
         if (comm.rank != 0) ps.quiet = 1; /* rank 0 reports */
     }
     int rc = 0;
-    if (mrm_check_output_dir(o.out_dir, &err) || mrm_train(&o, &err) != MRM_OK) {
+    /* the run's folder is rank 0's: another rank's write probe there would race with rank 0's check that it is empty */
+    if ((comm.rank == 0 && mrm_check_output_dir(o.out_dir, &err)) || mrm_train(&o, &err) != MRM_OK) {
         if (ps.tty && !ps.quiet) fputc('\n', stderr);
         if (comm.size > 1) {
             char what[64];
