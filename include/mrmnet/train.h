@@ -89,6 +89,10 @@ mrm_status mrm_prepared_check(const mrm_prepared *p, mrm_error *err);
  * which the pages are let go (memory stays bounded whatever the file's size). */
 mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
                                    mrm_split_data *s, mrm_error *err);
+/* The same, checking the values of records [n part / parts, n (part + 1) / parts) only: each of
+ * `parts` processes that share a split checks its part, and so each value is read once in all. */
+mrm_status mrm_prepared_load_split_part(const mrm_prepared *p, const char *split, int with_X, int part, int parts,
+                                        mrm_split_data *s, mrm_error *err);
 void mrm_split_data_free(mrm_split_data *s);
 /* Record i's signals (12 x 1000 values) of a split loaded with X, NULL when i is out of range or X
  * is not loaded. Reading record by record touches only those records' pages of the file. */

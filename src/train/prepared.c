@@ -138,6 +138,13 @@ void mrm_prepared_close(mrm_prepared *p) {
 
 mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int with_X,
                                    mrm_split_data *s, mrm_error *err) {
+    return mrm_prepared_load_split_part(p, split, with_X, 0, 1, s, err);
+}
+
+mrm_status mrm_prepared_load_split_part(const mrm_prepared *p, const char *split, int with_X, int part, int parts,
+                                        mrm_split_data *s, mrm_error *err) {
+    if (parts < 1 || part < 0 || part >= parts)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: part %d of %d parts of the %s split", p->dir, part, parts, split);
     memset(s, 0, sizeof *s);
     char name[64], path[2048];
     int ndim;
@@ -195,12 +202,13 @@ mrm_status mrm_prepared_load_split(const mrm_prepared *p, const char *split, int
         const size_t per = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN;
         const long long window = 1024;
         long long bad = -1;
-        for (long long r = 0; r < n && bad < 0; r++) {
+        const long long r0 = n * part / parts, r1 = n * (part + 1) / parts; /* this part's records */
+        for (long long r = r0; r < r1 && bad < 0; r++) {
             const float *x = s->X + (size_t)r * per;
             int ok = 1;
             for (size_t i = 0; i < per; i++) ok &= isfinite(x[i]) != 0;
             if (!ok) bad = r;
-            if ((r + 1) % window == 0) mrm_npy_map_advise(xm, MRM_NPY_DONTNEED, (size_t)(r + 1 - window) * per, (size_t)window * per);
+            if ((r + 1 - r0) % window == 0) mrm_npy_map_advise(xm, MRM_NPY_DONTNEED, (size_t)(r + 1 - window) * per, (size_t)window * per);
         }
         mrm_npy_map_advise(xm, MRM_NPY_DONTNEED, 0, 0);
         mrm_npy_map_advise(xm, MRM_NPY_NORMAL, 0, 0);

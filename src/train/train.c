@@ -1063,7 +1063,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     if (!st && r.ckpt_classes && strcmp(r.ckpt_classes, mrm_meta_get(&r.model_meta, "classes")))
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: classes %s, but the checkpoint's are %s", r.data_dir,
                       mrm_meta_get(&r.model_meta, "classes"), r.ckpt_classes);
-    if (!st) st = mrm_prepared_load_split(&r.prep, "train", 1, &r.train, err);
+    if (!st) st = mrm_prepared_load_split_part(&r.prep, "train", 1, r.rank, r.size, &r.train, err);
     if (!st && (r.train.n == 0 || r.train.n > INT_MAX))
         st = mrm_fail(err, MRM_ERR_INVALID, "%s: the training split has %lld records", r.data_dir, r.train.n);
     if (!st && opt->resume && r.train.n != r.rs.n_train)
@@ -1073,7 +1073,7 @@ mrm_status mrm_train(const mrm_train_options *opt, mrm_error *err) {
     if (!st) st = check_shares(&r, err);
     if (!st && !r.o.no_validation) {
         mrm_error verr = {0};
-        mrm_status vs = mrm_prepared_load_split(&r.prep, "val", 1, &r.val, &verr);
+        mrm_status vs = mrm_prepared_load_split_part(&r.prep, "val", 1, r.rank, r.size, &r.val, &verr);
         if (vs == MRM_ERR_NOTFOUND) {
             logf_(&r, MRM_LOG_WARN, "%s", verr.msg);
         } else if (vs) {

@@ -4,7 +4,8 @@ holds the long comparisons.
 
 From the same weights, 3 steps with 1 process, 2 and 3 processes (shares of 4 and 5 of a batch of
 14) give the same weights, BatchNorm statistics and validation macro-AUC to 1e-5 relative; 2
-processes with per-process BatchNorm (--no-sync-bn) train and differ from the synchronised run.
+processes with per-process BatchNorm (--no-sync-bn) train and differ from the synchronised run; a
+value that is not finite is found by the process whose part of the split holds it.
 Skips without mpirun or an MPI build."""
 import json
 import os
@@ -12,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mrm_testlib import MRMNET, TMP, check, end, make_prepared, run, skip  # noqa: E402
+from mrm_testlib import MRMNET, TMP, check, end, make_prepared, np, run, skip  # noqa: E402
 from mpi_testlib import MPIRUN, fresh, rel, values, mrun  # noqa: E402
 
 if not MPIRUN:
@@ -49,4 +50,13 @@ check(mrun(MRMNET, 2, *common, "--no-sync-bn", "--out", d)[0] == 0, "2 processes
 e = rel(ref, values(os.path.join(d, "last.safetensors"))[0])
 print("2 processes, --no-sync-bn, vs 1: %.3g relative" % e)
 check(e > 1e-4, "per-process BatchNorm statistics make another step (%.3g)" % e)
+
+# each process checks its part of the split for values that are not finite: record 20 of 28 is rank 1's
+bad = make_prepared(os.path.join(TMP, "prep_bad"), n=(28, 12, 8))
+x = np.load(os.path.join(bad, "X_train.npy"))
+x[20, 3, 500] = np.nan
+np.save(os.path.join(bad, "X_train.npy"), x)
+rc, err = mrun(MRMNET, 2, "--data", bad, "--out", fresh("bad"), "--width", "4", "--steps", "1", "--batch", "8", "--quiet")
+check(rc != 0 and "record 20 holds a value that is not finite" in err and "rank 1" in err,
+      "2 processes: a value that is not finite in the second process's part is refused by it (%s)" % err.strip()[-300:])
 end()
