@@ -31,9 +31,30 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
                                mrm_error *err);
 
 /* Writes an image to path atomically; reads one (checked by mrm_engine_open) into a new aligned
- * buffer (free with mrm_engine_image_free). */
+ * buffer (free with mrm_engine_image_free). mrm_engine_image_load also takes a quantised
+ * safetensors file (mrm_engine_int8_save) and builds its int8 image. */
 mrm_status mrm_engine_image_save(const void *image, size_t len, const char *path, mrm_error *err);
 mrm_status mrm_engine_image_load(const char *path, void **image, size_t *len, mrm_error *err);
+/* The same from bytes in memory (name names them in messages): an engine image or a quantised
+ * safetensors file, every size, shape and value checked. Safe on any bytes (the fuzzing entry
+ * point). */
+mrm_status mrm_engine_image_from_mem(const void *buf, size_t n, const char *name, void **image, size_t *len,
+                                     mrm_error *err);
+
+/* The quantised model as a safetensors file: the int8 image qimg of m (mrm_engine_build_int8)
+ * written as the model's float tensors, except that each quantised convolution's weights and
+ * the BatchNorm folded into it are replaced by four tensors under its name P (the convolution's
+ * tensor name without ".weight"; "<BaseScale>.ms" for the merged multi-scale convolution, the
+ * mean of conv1..conv4 centred in 33 taps):
+ *   P.weight        I8  (cout, cin/groups, k)  BatchNorm folded: w = weight * weight_scale[o]
+ *   P.weight_scale  F32 (cout)
+ *   P.bias          F32 (cout)                 the folded bias
+ *   P.input_scale   F32 (1)                    the input is rounded to int8 steps of this
+ * with the model's metadata and config plus "quantization": "int8" and "quantization_scheme".
+ * mrm_model_load refuses such a file (naming "quantization"); mrm_engine_image_load builds the
+ * same int8 image from it. */
+mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const void *qimg, size_t qlen,
+                                const char *path, mrm_error *err);
 
 /* An engine with its own image and one work buffer per thread slot, made from a model: what
  * predict, eval and bench run. Not re-entrant per slot: slot i is for one thread at a time. */
@@ -49,8 +70,8 @@ mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, in
 /* The same from an image (of mrm_engine_build, mrm_engine_image_load, ...), which the runner then
  * owns (freed by mrm_engine_runner_free, also when this fails). */
 mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len, int n_slots, mrm_error *err);
-/* 1 when the file at path starts with the engine image's magic (an .mrme of mrmnet export or
- * mrmnet quantize), else 0. */
+/* 1 when the file at path is an engine image (an .mrme of mrmnet export or mrmnet quantize) or a
+ * quantised safetensors file (metadata "quantization"), else 0. */
 int mrm_engine_image_file(const char *path);
 /* Adds the image's metadata pairs to meta (mrm_meta_set). */
 mrm_status mrm_engine_meta(const mrm_engine *e, mrm_meta *meta, mrm_error *err);

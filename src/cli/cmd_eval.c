@@ -277,6 +277,7 @@ int cmd_eval(int argc, char **argv) {
     }
 
     mrm_model *m = NULL;
+    mrm_engine_runner eng = {0}; /* a quantised model (or an engine image) runs only in the engine */
     mrm_meta meta = {0};
     mrm_prepared prep = {0};
     mrm_split_data sd = {0};
@@ -294,9 +295,19 @@ int cmd_eval(int argc, char **argv) {
     int rc = 1, c = 0;
     if (mrm_prepared_open(&prep, data, &err) || mrm_prepared_check(&prep, &err)) goto fail;
     if (model_path) {
-        if (mrm_model_load(&m, &meta, model_path, &err)) goto fail;
-        cli_note_checkpoint(cmd, model_path, &meta);
-        c = mrm_model_config_of(m)->n_classes;
+        if (mrm_engine_image_file(model_path)) {
+            void *img = NULL;
+            size_t img_len = 0;
+            if (mrm_engine_image_load(model_path, &img, &img_len, &err) ||
+                mrm_engine_runner_open(&eng, img, img_len, omp_get_max_threads(), &err) ||
+                mrm_engine_meta(&eng.engine, &meta, &err))
+                goto fail;
+            c = eng.engine.n_classes;
+        } else {
+            if (mrm_model_load(&m, &meta, model_path, &err)) goto fail;
+            cli_note_checkpoint(cmd, model_path, &meta);
+            c = mrm_model_config_of(m)->n_classes;
+        }
         if (c != prep.n_classes) {
             mrm_fail(&err, MRM_ERR_INVALID, "%s has %d classes, %s/classes.txt %d", model_path, c, data, prep.n_classes);
             goto fail;
@@ -352,10 +363,12 @@ int cmd_eval(int argc, char **argv) {
             mrm_fail(&err, MRM_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        if (mrm_predict_probs(m, sd.X, sd.n, (int)batch, p1, p2, avg, NULL, NULL, &err)) goto fail;
+        if (m ? mrm_predict_probs(m, sd.X, sd.n, (int)batch, p1, p2, avg, NULL, NULL, &err)
+              : mrm_predict_probs_engine(&eng, sd.X, sd.n, (int)batch, p1, p2, avg, NULL, NULL, &err))
+            goto fail;
         have_thr = model_thresholds(mrm_meta_get(&meta, "thresholds"), c, thr);
         if (have_thr == -2) fprintf(stderr, "mrmnet %s: warning: %s: metadata 'thresholds' is not %d numbers; ignored\n", cmd, model_path, c);
-        if (mrm_model_num_heads(m) < 2) { /* one output: one row */
+        if ((m ? mrm_model_num_heads(m) : eng.engine.n_heads) < 2) { /* one output: one row */
             heads[0] = (head_result){.name = "output", .p = avg, .tuned = have_thr == 0};
             n_heads = 1;
         } else {
@@ -714,5 +727,6 @@ fail:
     mrm_prepared_close(&prep);
     mrm_meta_free(&meta);
     if (m) mrm_model_free(m);
+    mrm_engine_runner_free(&eng);
     return rc;
 }

@@ -12,7 +12,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet export --model W.safetensors (--engine OUT.mrme | --c-source OUT.c) [--name SYMBOL]\n\n"
                "Compiles a model for the embeddable engine (include/mrmnet/engine.h, libmrmnet_engine):\n"
                "BatchNorm folded, the multi-scale kernels merged, the weights packed; the model's metadata\n"
-               "(classes, mean, std, thresholds, ...) is kept (mrm_engine_info).\n"
+               "(classes, mean, std, thresholds, ...) is kept (mrm_engine_info). A quantised model (mrmnet\n"
+               "quantize) is written as its int8 image.\n"
                "  --engine OUT     the engine image (open it with mrm_engine_open after reading it into\n"
                "                   memory aligned to 64 bytes)\n"
                "  --c-source OUT   C source defining the image as a const array:\n"
@@ -70,7 +71,9 @@ int cmd_export(int argc, char **argv) {
     mrm_engine e;
     mrm_engine_sizes s;
     rc = 1;
-    if (mrm_model_load(&m, &meta, model, &err) || mrm_engine_build(m, &meta, &img, &len, &err) ||
+    int quantized = mrm_engine_image_file(model); /* a quantised model or an image: its image as it is */
+    if ((quantized ? mrm_engine_image_load(model, &img, &len, &err)
+                   : mrm_model_load(&m, &meta, model, &err) || mrm_engine_build(m, &meta, &img, &len, &err)) ||
         mrm_engine_open(&e, img, len, &err) || mrm_engine_get_sizes(&e, 1, &s, &err) ||
         (engine && mrm_engine_image_save(img, len, engine, &err)) || (csrc && write_c(img, len, csrc, name, model, &err))) {
         cli_report(C, &err);

@@ -13,15 +13,23 @@
 #include "mrmnet/engine_build.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mrmnet quantize --model W.safetensors --data PREP/ --out W8.mrme [--calib N] [--scores DIR]\n\n"
+    fprintf(f, "usage: mrmnet quantize --model W.safetensors --data PREP/ --out W8.safetensors [--calib N] [--scores DIR]\n\n"
                "Compiles the model for the embeddable engine with int8 convolutions (every one but the\n"
                "first: int8 weights with one scale per output channel, int8 inputs with one scale per\n"
                "tensor from the largest value seen on N training records; int32 sums; the attention\n"
-               "blocks and the heads stay float) and writes the engine image. Then runs the float and the\n"
-               "int8 engine on the test split and prints each class's AUC and the macro-AUC of both.\n"
+               "blocks and the heads stay float) and writes the quantised model: a safetensors file (int8\n"
+               "weights, BatchNorm folded, with their float32 scales as tensors of their own; metadata\n"
+               "\"quantization\": \"int8\") that predict, eval and bench take like any model, or, when OUT\n"
+               "ends in .mrme, the engine image. Then runs the float and the int8 engine on the test split\n"
+               "and prints each class's AUC and the macro-AUC of both.\n"
                "  --calib N     training records used for calibration (512; evenly spaced)\n"
                "  --scores DIR  also write DIR/test_probs_float.npy and DIR/test_probs_int8.npy (n, C)\n"
                "                (the mean of the heads' probabilities) and DIR/test_y.npy\n");
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
 }
 
 /* avg (n, C): the mean of the heads' sigmoid outputs of engine e over X, records shared over threads. */
@@ -98,7 +106,8 @@ int cmd_quantize(int argc, char **argv) {
     for (long long i = 0; i < ncal; i++) /* evenly spaced over the training split */
         memcpy(Xc + (size_t)i * rec, tr.X + (size_t)(i * tr.n / ncal) * rec, rec * sizeof(float));
     if (mrm_engine_build(m, &meta, &fimg, &flen, &err) || mrm_engine_build_int8(m, &meta, Xc, ncal, &qimg, &qlen, &err) ||
-        mrm_engine_image_save(qimg, qlen, out, &err))
+        (ends_with(out, ".mrme") ? mrm_engine_image_save(qimg, qlen, out, &err)
+                                           : mrm_engine_int8_save(m, &meta, qimg, qlen, out, &err)))
         goto fail;
     mrm_engine ef, eq;
     double mf = NAN, mq = NAN;

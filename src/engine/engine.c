@@ -113,6 +113,7 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
         } else {
             if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL + 3) / 4 * 4, 0, err))) return st;
             if ((st = check_w(h, s, i, 2, (uint64_t)s->cout * F, 0, err))) return st;
+            if ((st = check_w(h, s, i, 3, (uint64_t)s->cout * F, 0, err))) return st;
             if (!(s->in_scale > 0.0f) || !(s->in_scale < 1e30f))
                 return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: in_scale %g is not a positive number", i,
                                 (double)s->in_scale);

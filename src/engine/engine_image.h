@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define ENG_MAGIC "MRMENG01"
-#define ENG_VERSION 1
+#define ENG_VERSION 2
 #define ENG_NW 8        /* weight slots of a step */
 #define ENG_NONE UINT64_MAX
 #define ENG_MAX_STEPS 4096
@@ -55,8 +55,9 @@ typedef enum {
     ENG_OP_HEAD,       /* out (N, 1) = fc(LayerNorm(concat(mean_t in0, mean_t in1))); w0 ln w, w1 ln b,
                         * w2 fc w (N, c), w3 fc b */
     ENG_OP_SUM,        /* out = in0 + in1 (N, 1) */
-    ENG_OP_CONV8,      /* CONV in int8: w0 packed int8 (g, i, k4, o, 4), w1 bias, w2 per-output scales,
-                        * in_scale: the input's quantisation step */
+    ENG_OP_CONV8,      /* CONV in int8: w0 packed int8 (g, i, k, o) followed by ENG_W_TAIL zero bytes (and
+                        * padding to 4 bytes), w1 bias, w2 per-output scales (in_scale * w3[o]), w3 the
+                        * weights' per-output step (w = int8 * w3[o]), in_scale: the input's step */
     ENG_OP_COUNT
 } eng_op;
 

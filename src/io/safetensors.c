@@ -73,13 +73,14 @@ static int dtype_size(const char *name, st_dtype *dt) {
         {"F8_E4M3", 1}, {"F8_E5M2", 1}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (!strcmp(name, known[i].name)) {
-            *dt = !strcmp(name, "F32") ? ST_F32 : !strcmp(name, "I64") ? ST_I64 : ST_OTHER;
+            *dt = !strcmp(name, "F32") ? ST_F32 : !strcmp(name, "I64") ? ST_I64 : !strcmp(name, "I8") ? ST_I8 : ST_OTHER;
             return known[i].size;
         }
     return 0;
 }
 
-static const char *dtype_name(st_dtype d) { return d == ST_F32 ? "F32" : d == ST_I64 ? "I64" : "?"; }
+static const char *dtype_name(st_dtype d) { return d == ST_F32 ? "F32" : d == ST_I64 ? "I64" : d == ST_I8 ? "I8" : "?"; }
+static size_t elem_size(st_dtype d) { return d == ST_F32 ? 4 : d == ST_I64 ? 8 : 1; }
 
 void st_free(st_file *f) {
     if (!f) return;
@@ -292,7 +293,7 @@ mrm_status st_write(const char *path, const st_entry *e, int n, const mrm_meta *
     }
     size_t offset = 0;
     for (int i = 0; !s && i < n; i++) {
-        if (e[i].dtype != ST_F32 && e[i].dtype != ST_I64)
+        if (e[i].dtype != ST_F32 && e[i].dtype != ST_I64 && e[i].dtype != ST_I8)
             s = mrm_fail(err, MRM_ERR_INVALID, "%s: tensor '%s': unsupported dtype", path, e[i].name);
         if (!s && (e[i].ndim < 0 || e[i].ndim > ST_MAX_NDIM))
             s = mrm_fail(err, MRM_ERR_INVALID, "%s: tensor '%s': %d dimensions", path, e[i].name, e[i].ndim);
@@ -303,7 +304,7 @@ mrm_status st_write(const char *path, const st_entry *e, int n, const mrm_meta *
                 s = mrm_fail(err, MRM_ERR_INVALID, "%s: tensor '%s': bad shape", path, e[i].name);
             json_array_append_new(js, json_integer(e[i].shape[d]));
         }
-        size_t bytes = numel * (e[i].dtype == ST_F32 ? 4 : 8);
+        size_t bytes = numel * elem_size(e[i].dtype);
         json_t *ent = json_pack("{s:s, s:o, s:[I,I]}", "dtype", dtype_name(e[i].dtype), "shape", js, "data_offsets",
                                 (json_int_t)offset, (json_int_t)(offset + bytes));
         if (!s && (!ent || json_object_set_new(root, e[i].name, ent) != 0))
@@ -331,7 +332,7 @@ mrm_status st_write(const char *path, const st_entry *e, int n, const mrm_meta *
     for (int i = 0; ok && i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < e[i].ndim; d++) numel *= (size_t)e[i].shape[d];
-        size_t bytes = numel * (e[i].dtype == ST_F32 ? 4 : 8);
+        size_t bytes = numel * elem_size(e[i].dtype);
         ok = !bytes || fwrite(e[i].data, 1, bytes, fp) == bytes;
     }
     if (!ok) {

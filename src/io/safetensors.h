@@ -15,7 +15,7 @@
 
 #define ST_MAX_NDIM 8
 
-typedef enum st_dtype { ST_F32, ST_I64, ST_OTHER } st_dtype;
+typedef enum st_dtype { ST_F32, ST_I64, ST_I8, ST_OTHER } st_dtype;
 
 typedef struct st_tensor_info {
     char *name;
@@ -62,7 +62,7 @@ mrm_status st_read_f32(const st_file *f, const char *name, int ndim, const long 
 /* One tensor to write. */
 typedef struct st_entry {
     const char *name;
-    st_dtype dtype; /* ST_F32 or ST_I64 */
+    st_dtype dtype; /* ST_F32, ST_I64 or ST_I8 */
     int ndim;
     long long shape[ST_MAX_NDIM];
     const void *data;

@@ -15,6 +15,7 @@
 #include "common/partition.h"
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
+#include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "mrmnet/engine_build.h"
 
@@ -33,6 +34,10 @@ typedef struct bld {
     size_t scratch;
     int overflow, nomem;
     int unit_out[MAX_UNITS];
+    /* the layer each convolution step comes from (names in the quantised file) */
+    const cbn *src[MAX_STEPS];
+    const basescale *src_bs[MAX_STEPS]; /* the merged multi-scale convolution of a BaseScale */
+    const basescale *cur_bs;
 } bld;
 
 static int new_buf(bld *B, int c, int L) {
@@ -117,6 +122,8 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     }
     int out = new_buf(B, c->cout, u->lout);
     eng_step *s = add_step(B, ENG_OP_CONV, in, res, out);
+    B->src[s - B->st] = u;
+    B->src_bs[s - B->st] = B->cur_bs;
     s->cin = c->cin, s->cout = c->cout, s->k = c->k, s->stride = c->stride, s->pad = c->pad, s->groups = c->groups;
     s->lin = u->lin, s->lout = u->lout, s->relu = relu;
     set_w(B, s, 0, wp, n, ENG_W_TAIL);
@@ -209,7 +216,9 @@ static void emit_unit(bld *B, const unit *u, int idx) {
             break;
         }
         basescale_merge(bs, w33);
+        B->cur_bs = bs;
         int t2 = emit_cbn(B, &bs->ms, w33, in, -1, 1);
+        B->cur_bs = NULL;
         free(w33);
         out = new_buf(B, bs->cout, bs->lout);
         s = add_step(B, ENG_OP_POOL2, t2, sp, out);
@@ -265,7 +274,9 @@ static uint64_t plan(bld *B, const int *outs, int n_out) {
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
-mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
+/* The layers of the steps (src, src_bs: MAX_STEPS entries each, may be NULL). */
+static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, const cbn **src,
+                              const basescale **src_bs, mrm_error *err) {
     *image = NULL;
     *len = 0;
     bld *B = calloc(1, sizeof *B);
@@ -331,11 +342,17 @@ mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **ima
         mp += a + b;
     }
     memcpy(img + weights_off, B->w, B->wlen);
+    if (src) memcpy(src, B->src, sizeof B->src);
+    if (src_bs) memcpy(src_bs, B->src_bs, sizeof B->src_bs);
     free(B->w);
     free(B);
     *image = img;
     *len = total;
     return MRM_OK;
+}
+
+mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
+    return build_image(m, meta, image, len, NULL, NULL, err);
 }
 
 void mrm_engine_image_free(void *image) { free(image); }
@@ -351,24 +368,12 @@ mrm_status mrm_engine_image_load(const char *path, void **image, size_t *len, mr
     size_t n = 0;
     mrm_status st = mrm_read_file(path, (size_t)1 << 32, &data, &n, err);
     if (st) return st;
-    unsigned char *img = aligned_alloc(MRM_ENGINE_ALIGN, align64(n ? n : 1));
-    if (!img) {
-        free(data);
-        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n);
-    }
-    memcpy(img, data, n);
+    st = mrm_engine_image_from_mem(data, n, path, image, len, err);
     free(data);
-    mrm_engine e;
-    st = mrm_engine_open(&e, img, n, err);
-    if (st) {
-        mrm_error_prefix(err, "%s", path);
-        free(img);
-        return st;
-    }
-    *image = img;
-    *len = n;
-    return MRM_OK;
+    return st;
 }
+
+static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_error *err);
 
 /* ---- a runner: image + per-thread work buffers -------------------------------------------- */
 
@@ -409,9 +414,15 @@ mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, in
 int mrm_engine_image_file(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    char magic[8];
-    int is = fread(magic, 1, 8, f) == 8 && !memcmp(magic, ENG_MAGIC, 8);
+    unsigned char head[8];
+    int is = fread(head, 1, 8, f) == 8 && !memcmp(head, ENG_MAGIC, 8);
     fclose(f);
+    if (is) return 1;
+    st_file sf; /* a safetensors file whose metadata says it is quantised */
+    mrm_error err = {0};
+    if (st_read(&sf, path, &err)) return 0;
+    is = mrm_meta_get(&sf.meta, "quantization") != NULL;
+    st_free(&sf);
     return is;
 }
 
@@ -493,13 +504,25 @@ static uint64_t arena_put(arena *a, const void *src, size_t bytes, size_t zero_t
     return off;
 }
 
-mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absmax, void **out, size_t *out_len,
-                               mrm_error *err) {
+/* One convolution step's int8 form: weights packed (g, i, k, o) (cout * cin/groups * k bytes), the
+ * weights' per-output step ws (w = int8 * ws[o]), the bias (NULL: the float image's) and the
+ * input's step. */
+typedef struct qstep {
+    int on;
+    const int8_t *w8;
+    const float *ws, *bias;
+    float in_scale;
+} qstep;
+
+/* The int8 image of a float image: the steps with q[i].on become CONV8. */
+static mrm_status quantize_with(const void *image, size_t len, const qstep *q, void **out, size_t *out_len,
+                                mrm_error *err) {
     *out = NULL;
     *out_len = 0;
     mrm_engine e;
     mrm_status st = mrm_engine_open(&e, image, len, err);
     if (st) return st;
+    const int has_key = mrm_engine_info(&e, "quantization") != NULL;
     const unsigned char *img = image;
     eng_header h;
     memcpy(&h, img, sizeof h);
@@ -507,61 +530,47 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
     arena a = {0};
     if (!steps) return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
     memcpy(steps, img + h.steps_off, (size_t)h.n_steps * sizeof(eng_step));
-    int8_t *w8 = NULL;
     float *sc = NULL;
     for (uint32_t i = 0; i < h.n_steps && !a.nomem; i++) {
         eng_step *s = &steps[i];
         const unsigned char *W = img + h.weights_off;
-        int quant = s->op == ENG_OP_CONV && s->in0 != 0; /* the first convolution stays float */
+        int quant = s->op == ENG_OP_CONV && q[i].on;
         uint64_t old[ENG_NW], oldn[ENG_NW];
         memcpy(old, s->w, sizeof old);
         memcpy(oldn, s->nw, sizeof oldn);
         for (int j = 0; j < ENG_NW; j++) {
-            if (old[j] == ENG_NONE || (quant && j == 0)) continue;
+            if (old[j] == ENG_NONE || (quant && (j == 0 || (j == 1 && q[i].bias)))) continue;
             s->w[j] = arena_put(&a, W + old[j], (size_t)oldn[j], 0);
         }
         if (!quant) continue;
-        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
-        size_t n = (size_t)s->cout * cig * K;
-        const float *wf = (const float *)(const void *)(W + old[0]);
-        free(w8), free(sc);
-        w8 = calloc(n + ENG_W_TAIL + 4, 1);
+        size_t n = (size_t)s->cout * (s->cin / s->groups) * s->k, wbytes = (n + ENG_W_TAIL + 3) / 4 * 4;
+        free(sc);
         sc = malloc((size_t)s->cout * sizeof(float));
-        if (!w8 || !sc) {
+        if (!sc) {
             a.nomem = 1;
             break;
         }
-        float in_scale = absmax[s->in0] > 0.0f ? absmax[s->in0] / 127.0f : 1.0f;
-        for (int o = 0; o < s->cout; o++) {
-            int g = o / cog, ol = o % cog;
-            float mx = 0.0f;
-            for (int q = 0; q < cig * K; q++) {
-                float v = fabsf(wf[((size_t)g * cig * K + q) * cog + ol]);
-                mx = v > mx ? v : mx;
-            }
-            float ws = mx > 0.0f ? mx / 127.0f : 1.0f;
-            for (int q = 0; q < cig * K; q++) {
-                size_t idx = ((size_t)g * cig * K + q) * cog + ol;
-                long v = lroundf(wf[idx] / ws);
-                w8[idx] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-            }
-            sc[o] = in_scale * ws;
-        }
-        size_t wbytes = (n + ENG_W_TAIL + 3) / 4 * 4;
+        for (int o = 0; o < s->cout; o++) sc[o] = q[i].in_scale * q[i].ws[o];
         s->op = ENG_OP_CONV8;
-        s->in_scale = in_scale;
-        s->w[0] = arena_put(&a, w8, wbytes, 0);
+        s->in_scale = q[i].in_scale;
+        s->w[0] = arena_put(&a, q[i].w8, n, wbytes - n);
         s->nw[0] = wbytes;
+        if (q[i].bias) {
+            s->w[1] = arena_put(&a, q[i].bias, (size_t)s->cout * sizeof(float), 0);
+            s->nw[1] = (uint64_t)s->cout * sizeof(float);
+        }
         s->w[2] = arena_put(&a, sc, (size_t)s->cout * sizeof(float), 0);
         s->nw[2] = (uint64_t)s->cout * sizeof(float);
+        s->w[3] = arena_put(&a, q[i].ws, (size_t)s->cout * sizeof(float), 0);
+        s->nw[3] = (uint64_t)s->cout * sizeof(float);
     }
-    free(w8), free(sc);
+    free(sc);
     if (a.nomem) {
         free(steps), free(a.p);
         return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
     }
     static const char qkey[] = "quantization\0int8";
-    size_t meta_bytes = (size_t)h.meta_bytes + sizeof qkey;
+    size_t meta_bytes = (size_t)h.meta_bytes + (has_key ? 0 : sizeof qkey);
     size_t weights_off = align64((size_t)h.meta_off + meta_bytes), total = align64(weights_off + a.len);
     unsigned char *o = aligned_alloc(MRM_ENGINE_ALIGN, total);
     if (!o) {
@@ -572,7 +581,7 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
     memcpy(o, img, (size_t)h.meta_off); /* header, buffers, (old) steps */
     memcpy(o + h.steps_off, steps, (size_t)h.n_steps * sizeof(eng_step));
     memcpy(o + h.meta_off, img + h.meta_off, (size_t)h.meta_bytes);
-    memcpy(o + h.meta_off + h.meta_bytes, qkey, sizeof qkey);
+    if (!has_key) memcpy(o + h.meta_off + h.meta_bytes, qkey, sizeof qkey);
     memcpy(o + weights_off, a.p, a.len);
     h.meta_bytes = meta_bytes;
     h.weights_off = weights_off;
@@ -589,6 +598,374 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
     *out = o;
     *out_len = total;
     return MRM_OK;
+}
+
+static void free_q(qstep *q, int n) {
+    for (int i = 0; q && i < n; i++) {
+        free((void *)q[i].w8);
+        free((void *)q[i].ws);
+        free((void *)q[i].bias);
+    }
+    free(q);
+}
+
+mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absmax, void **out, size_t *out_len,
+                               mrm_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    mrm_engine e;
+    mrm_status st = mrm_engine_open(&e, image, len, err);
+    if (st) return st;
+    const unsigned char *img = image;
+    eng_header h;
+    memcpy(&h, img, sizeof h);
+    const eng_step *steps = (const eng_step *)(const void *)(img + h.steps_off);
+    qstep *q = calloc(h.n_steps ? h.n_steps : 1, sizeof *q);
+    if (!q) return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+    for (uint32_t i = 0; i < h.n_steps; i++) {
+        const eng_step *s = &steps[i];
+        if (s->op != ENG_OP_CONV || s->in0 == 0) continue; /* the first convolution stays float */
+        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
+        size_t n = (size_t)s->cout * cig * K;
+        const float *wf = (const float *)(const void *)(img + h.weights_off + s->w[0]);
+        int8_t *w8 = malloc(n);
+        float *ws = malloc((size_t)s->cout * sizeof(float));
+        q[i].on = 1;
+        q[i].w8 = w8;
+        q[i].ws = ws;
+        if (!w8 || !ws) {
+            free_q(q, (int)h.n_steps);
+            return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+        }
+        q[i].in_scale = absmax[s->in0] > 0.0f ? absmax[s->in0] / 127.0f : 1.0f;
+        for (int o = 0; o < s->cout; o++) {
+            int g = o / cog, ol = o % cog;
+            float mx = 0.0f;
+            for (int r = 0; r < cig * K; r++) {
+                float v = fabsf(wf[((size_t)g * cig * K + r) * cog + ol]);
+                mx = v > mx ? v : mx;
+            }
+            float step = mx > 0.0f ? mx / 127.0f : 1.0f;
+            for (int r = 0; r < cig * K; r++) {
+                size_t idx = ((size_t)g * cig * K + r) * cog + ol;
+                long v = lroundf(wf[idx] / step);
+                w8[idx] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            }
+            ws[o] = step;
+        }
+    }
+    st = quantize_with(image, len, q, out, out_len, err);
+    free_q(q, (int)h.n_steps);
+    return st;
+}
+
+/* ---- the quantised model as a safetensors file ---------------------------------------------
+ * A convolution step's name: its convolution's tensor name without ".weight", or for the merged
+ * multi-scale convolution of a BaseScale "<BaseScale>.ms". The tensors it replaces: the
+ * convolution's weights (conv1..conv4 for the merged one) and the BatchNorm folded into it. */
+
+static const char *tensor_name_of(const mrm_model *m, const void *data) {
+    for (int i = 0; data && i < m->n_tensors; i++)
+        if (m->tensors[i].data == data) return m->tensors[i].name;
+    return NULL;
+}
+
+static int tensor_index_of(const mrm_model *m, const void *data) {
+    for (int i = 0; data && i < m->n_tensors; i++)
+        if (m->tensors[i].data == data) return i;
+    return -1;
+}
+
+/* The step's name into buf (0) or -1 when the layer is not a model tensor's. */
+static int step_name(const mrm_model *m, const cbn *c, const basescale *bs, char *buf, size_t n) {
+    const char *nm = tensor_name_of(m, bs ? (const void *)bs->conv[0].w : c ? (const void *)c->conv.w : NULL);
+    const char *suffix = bs ? ".conv1.weight" : ".weight";
+    if (!nm) return -1;
+    size_t l = strlen(nm), sl = strlen(suffix);
+    if (l <= sl || strcmp(nm + l - sl, suffix) || l - sl + 4 >= n) return -1;
+    memcpy(buf, nm, l - sl);
+    strcpy(buf + (l - sl), bs ? ".ms" : "");
+    return 0;
+}
+
+/* The model tensors (indices) a step replaces; returns their count (at most 9). */
+static int step_tensors(const mrm_model *m, const cbn *c, const basescale *bs, int *idx) {
+    const void *p[9];
+    int n = 0;
+    if (bs)
+        for (int j = 0; j < 4; j++) p[n++] = bs->conv[j].w;
+    else
+        p[n++] = c->conv.w;
+    p[n++] = c->bn.gamma, p[n++] = c->bn.beta, p[n++] = c->bn.running_mean, p[n++] = c->bn.running_var;
+    p[n++] = c->bn.num_batches_tracked;
+    int k = 0;
+    for (int j = 0; j < n; j++) {
+        int t = tensor_index_of(m, p[j]);
+        if (t >= 0) idx[k++] = t;
+    }
+    return k;
+}
+
+static const char *const q_suffix[4] = {".weight", ".weight_scale", ".bias", ".input_scale"};
+#define Q_NAME 300
+
+mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const void *qimg, size_t qlen,
+                                const char *path, mrm_error *err) {
+    mrm_engine e;
+    mrm_status st = mrm_engine_open(&e, qimg, qlen, err);
+    if (st) return st;
+    const cbn **src = calloc(MAX_STEPS, sizeof *src);
+    const basescale **sbs = calloc(MAX_STEPS, sizeof *sbs);
+    void *fimg = NULL;
+    size_t flen = 0;
+    if (!src || !sbs) {
+        free(src), free(sbs);
+        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    st = build_image(m, NULL, &fimg, &flen, src, sbs, err);
+    mrm_engine_image_free(fimg);
+    const eng_header *h = (const eng_header *)qimg;
+    const eng_step *steps = (const eng_step *)(const void *)((const unsigned char *)qimg + h->steps_off);
+    const int ns = (int)h->n_steps, nt = m->n_tensors;
+    int *owner = malloc(sizeof(int) * (size_t)(nt ? nt : 1)), *done = calloc((size_t)ns, sizeof(int));
+    char (*names)[4][Q_NAME] = calloc((size_t)ns, sizeof *names);
+    int8_t **w8 = calloc((size_t)ns, sizeof *w8);
+    st_entry *ent = calloc((size_t)nt + 4 * (size_t)ns, sizeof *ent);
+    mrm_meta md = {0};
+    if (!st && (!owner || !done || !names || !w8 || !ent)) st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    for (int t = 0; !st && t < nt; t++) owner[t] = -1;
+    for (int i = 0; !st && i < ns; i++) {
+        const eng_step *s = &steps[i];
+        if (s->op != ENG_OP_CONV8) continue;
+        char base[Q_NAME - 16];
+        int idx[9];
+        if (!src[i] || step_name(m, src[i], sbs[i], base, sizeof base)) {
+            st = mrm_fail(err, MRM_ERR_INVALID, "%s: quantised step %d is not a layer of the model", path, i);
+            break;
+        }
+        int k = step_tensors(m, src[i], sbs[i], idx);
+        for (int j = 0; j < k; j++) owner[idx[j]] = i;
+        for (int j = 0; j < 4; j++) snprintf(names[i][j], Q_NAME, "%s%s", base, q_suffix[j]);
+        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
+        const int8_t *wp = (const int8_t *)(const void *)(e.weights + s->w[0]);
+        w8[i] = malloc((size_t)s->cout * cig * K);
+        if (!w8[i]) {
+            st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        for (int o = 0; o < s->cout; o++) /* (g, i, k, o) packed -> (o, i, k) as PyTorch */
+            for (int c = 0; c < cig; c++)
+                for (int t = 0; t < K; t++)
+                    w8[i][((size_t)o * cig + c) * K + t] =
+                        wp[(((size_t)(o / cog) * cig + c) * K + t) * cog + (size_t)(o % cog)];
+    }
+    int n = 0;
+    for (int t = 0; !st && t < nt; t++) {
+        const mrm_tensor *tt = &m->tensors[t];
+        int i = owner[t];
+        if (i < 0) {
+            ent[n].name = tt->name;
+            ent[n].dtype = tt->is_int64 ? ST_I64 : ST_F32;
+            ent[n].ndim = tt->ndim;
+            for (int d = 0; d < tt->ndim; d++) ent[n].shape[d] = tt->shape[d];
+            ent[n++].data = tt->data;
+            continue;
+        }
+        if (done[i]) continue;
+        done[i] = 1;
+        const eng_step *s = &steps[i];
+        const void *data[4] = {w8[i], e.weights + s->w[3], e.weights + s->w[1], &s->in_scale};
+        for (int j = 0; j < 4; j++) {
+            ent[n].name = names[i][j];
+            ent[n].dtype = j ? ST_F32 : ST_I8;
+            ent[n].ndim = j == 0 ? 3 : 1;
+            ent[n].shape[0] = j == 3 ? 1 : s->cout;
+            if (!j) ent[n].shape[1] = s->cin / s->groups, ent[n].shape[2] = s->k;
+            ent[n++].data = data[j];
+        }
+    }
+    for (int i = 0; meta && !st && i < meta->n; i++) st = mrm_meta_set(&md, meta->keys[i], meta->values[i], err);
+    if (!st) st = mrm_model_config_to_meta(&m->cfg, &md, err);
+    if (!st) st = mrm_meta_set(&md, "quantization", "int8", err);
+    if (!st)
+        st = mrm_meta_set(&md, "quantization_scheme",
+                          "int8 symmetric; BatchNorm folded into each quantised convolution (the multi-scale ones "
+                          "merged into one 33-tap kernel, <BaseScale>.ms); weight = int8 * weight_scale[out]; input "
+                          "rounded to int8 steps of input_scale; out = sum * input_scale * weight_scale + bias",
+                          err);
+    if (!st) st = st_write(path, ent, n, &md, err);
+    for (int i = 0; w8 && i < ns; i++) free(w8[i]);
+    free(w8), free(ent), free(names), free(owner), free(done), free(src), free(sbs);
+    mrm_meta_free(&md);
+    return st;
+}
+
+static int finite_all(const float *d, long long n, long long *bad) {
+    for (long long j = 0; j < n; j++)
+        if (!isfinite(d[j])) {
+            *bad = j;
+            return 0;
+        }
+    return 1;
+}
+
+static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_error *err) {
+    *image = NULL;
+    *len = 0;
+    const char *path = f->path, *qv = mrm_meta_get(&f->meta, "quantization");
+    if (!qv || strcmp(qv, "int8"))
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED, "%s: __metadata__ 'quantization': '%s', expected 'int8'", path,
+                        qv ? qv : "(absent)");
+    if (!mrm_meta_get(&f->meta, "n_classes"))
+        return mrm_fail(err, MRM_ERR_FORMAT, "%s: __metadata__ 'n_classes' missing", path);
+    mrm_model_config cfg;
+    mrm_model *m = NULL;
+    mrm_status st = mrm_model_config_from_meta(&cfg, &f->meta, path, err);
+    if (!st && (st = mrm_model_create(&m, &cfg, err))) mrm_error_prefix(err, "%s", path);
+    if (st) return st;
+    const int nt = m->n_tensors;
+    const cbn **src = calloc(MAX_STEPS, sizeof *src);
+    const basescale **sbs = calloc(MAX_STEPS, sizeof *sbs);
+    int *present = calloc((size_t)nt, sizeof(int)), *owner = malloc(sizeof(int) * (size_t)nt);
+    qstep *q = NULL;
+    void *fimg = NULL;
+    size_t flen = 0;
+    int ns = 0;
+    long long bad = 0;
+    if (!src || !sbs || !present || !owner) st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    /* the float tensors */
+    for (int t = 0; !st && t < nt; t++) {
+        const mrm_tensor *tt = &m->tensors[t];
+        owner[t] = -1;
+        const st_tensor_info *fi = st_find(f, tt->name);
+        if (!fi || fi->dtype == ST_I8) continue; /* absent, or a quantised convolution's (below) */
+        const st_tensor_info *ti = st_expect(f, tt->name, tt->is_int64 ? ST_I64 : ST_F32, tt->ndim, tt->shape, err);
+        if (!ti) {
+            st = err ? err->code : MRM_ERR_FORMAT;
+            break;
+        }
+        memcpy(tt->data, st_data(f, ti), ti->end - ti->begin);
+        present[t] = 1;
+        if (!tt->is_int64 && !finite_all(tt->data, tt->numel, &bad))
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': value %lld is not finite", path, tt->name, bad);
+        if (!st && strstr(tt->name, "running_var"))
+            for (long long j = 0; j < tt->numel; j++)
+                if (((const float *)tt->data)[j] < 0.0f) {
+                    st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': value %lld is negative", path, tt->name, j);
+                    break;
+                }
+    }
+    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, err);
+    if (!st) {
+        ns = (int)((const eng_header *)fimg)->n_steps;
+        q = calloc((size_t)ns, sizeof *q);
+        if (!q) st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    }
+    const eng_step *steps = st ? NULL : (const eng_step *)(const void *)((const unsigned char *)fimg +
+                                                                         ((const eng_header *)fimg)->steps_off);
+    /* the quantised convolutions */
+    for (int i = 0; !st && i < ns; i++) {
+        const eng_step *s = &steps[i];
+        char base[Q_NAME - 16], nm[4][Q_NAME];
+        if (s->op != ENG_OP_CONV || !src[i] || step_name(m, src[i], sbs[i], base, sizeof base)) continue;
+        for (int j = 0; j < 4; j++) snprintf(nm[j], Q_NAME, "%s%s", base, q_suffix[j]);
+        const st_tensor_info *w0 = st_find(f, nm[0]);
+        if (!w0 || w0->dtype != ST_I8) continue; /* a float convolution */
+        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
+        long long shw[3] = {s->cout, cig, K}, shc[1] = {s->cout}, sh1[1] = {1};
+        const st_tensor_info *tw = st_expect(f, nm[0], ST_I8, 3, shw, err);
+        int8_t *w8 = malloc((size_t)s->cout * cig * K);
+        float *ws = malloc(sizeof(float) * (size_t)s->cout), *bias = malloc(sizeof(float) * (size_t)s->cout), isc = 0.0f;
+        q[i].on = 1, q[i].w8 = w8, q[i].ws = ws, q[i].bias = bias;
+        if (!tw) {
+            st = err ? err->code : MRM_ERR_FORMAT;
+            break;
+        }
+        if (!w8 || !ws || !bias) {
+            st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        if ((st = st_read_f32(f, nm[1], 1, shc, ws, err)) || (st = st_read_f32(f, nm[2], 1, shc, bias, err)) ||
+            (st = st_read_f32(f, nm[3], 1, sh1, &isc, err)))
+            break;
+        for (int o = 0; !st && o < s->cout; o++)
+            if (!(ws[o] > 0.0f) || !isfinite(ws[o]) || !isfinite(bias[o]))
+                st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' or '%s': value %d is not a positive finite step "
+                              "and a finite bias", path, nm[1], nm[2], o);
+        if (!st && (!(isc > 0.0f) || !isfinite(isc)))
+            st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': %g is not a positive finite step", path, nm[3],
+                          (double)isc);
+        q[i].in_scale = isc;
+        const int8_t *wd = st_data(f, tw);
+        for (int o = 0; !st && o < s->cout; o++) /* (o, i, k) -> packed (g, i, k, o) */
+            for (int c = 0; c < cig; c++)
+                for (int t = 0; t < K; t++)
+                    w8[(((size_t)(o / cog) * cig + c) * K + t) * cog + (size_t)(o % cog)] =
+                        wd[((size_t)o * cig + c) * K + t];
+        int idx[9], k = step_tensors(m, src[i], sbs[i], idx);
+        for (int j = 0; !st && j < k; j++) {
+            if (present[idx[j]])
+                st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is folded into the quantised '%s' and must not be "
+                              "present", path, m->tensors[idx[j]].name, nm[0]);
+            owner[idx[j]] = i;
+        }
+    }
+    /* every model tensor is in the file or folded into a quantised convolution; every tensor of
+     * the file is one of those */
+    for (int t = 0; !st && t < nt; t++)
+        if (!present[t] && owner[t] < 0)
+            st = mrm_fail(err, MRM_ERR_NOTFOUND, "%s: tensor '%s' missing (neither float nor part of a quantised "
+                          "convolution)", path, m->tensors[t].name);
+    for (int k = 0; !st && k < f->n; k++) {
+        const char *nm = f->t[k].name;
+        int ok = mrm_model_find_tensor(m, nm) >= 0;
+        for (int i = 0; !ok && i < ns; i++) {
+            char base[Q_NAME - 16], full[Q_NAME];
+            if (!q[i].on || step_name(m, src[i], sbs[i], base, sizeof base)) continue;
+            for (int j = 0; !ok && j < 4; j++) {
+                snprintf(full, sizeof full, "%s%s", base, q_suffix[j]);
+                ok = !strcmp(full, nm);
+            }
+        }
+        if (!ok) st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s' is not part of the quantised model", path, nm);
+    }
+    if (!st) st = quantize_with(fimg, flen, q, image, len, err);
+    if (st && err && !strstr(err->msg, path)) mrm_error_prefix(err, "%s", path);
+    free_q(q, ns);
+    mrm_engine_image_free(fimg);
+    free(src), free(sbs), free(present), free(owner);
+    mrm_model_free(m);
+    return st;
+}
+
+mrm_status mrm_engine_image_from_mem(const void *buf, size_t n, const char *name, void **image, size_t *len,
+                                     mrm_error *err) {
+    *image = NULL;
+    *len = 0;
+    if (n >= 8 && !memcmp(buf, ENG_MAGIC, 8)) {
+        unsigned char *img = aligned_alloc(MRM_ENGINE_ALIGN, align64(n));
+        if (!img) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory (%zu bytes)", name, n);
+        memcpy(img, buf, n);
+        mrm_engine e;
+        mrm_status st = mrm_engine_open(&e, img, n, err);
+        if (st) {
+            mrm_error_prefix(err, "%s", name);
+            free(img);
+            return st;
+        }
+        *image = img;
+        *len = n;
+        return MRM_OK;
+    }
+    st_file f;
+    mrm_status st = st_read_mem(&f, buf, n, name, err);
+    if (st) {
+        mrm_error_prefix(err, "neither an engine image nor a quantised safetensors model");
+        return st;
+    }
+    st = int8_from_st(&f, image, len, err);
+    st_free(&f);
+    return st;
 }
 
 mrm_status mrm_engine_build_int8(const mrm_model *m, const mrm_meta *meta, const float *X, long long n, void **image,

@@ -92,6 +92,12 @@ mrm_status mrm_model_from_st(mrm_model **out, const st_file *f, mrm_error *err) 
     const char *path = f->path;
     mrm_model_config cfg;
     mrm_model *m = NULL;
+    const char *q = mrm_meta_get(&f->meta, "quantization");
+    if (q)
+        return mrm_fail(err, MRM_ERR_UNSUPPORTED,
+                        "%s: __metadata__ 'quantization' is '%s': a quantised model (int8 weights and their scales), "
+                        "run only by the engine (mrmnet predict, eval, bench); this needs the float model",
+                        path, q);
     mrm_status s = config_of(f, &cfg, err);
     if (!s) s = model_file_holds(f, &cfg, err);
     if (!s) {

@@ -23,6 +23,7 @@ case "$name" in
   csv) for f in $(small '*.csv'); do cp "$f" "$out/"; done ;;
   npy) for f in $(small '*.npy'); do cp "$f" "$out/"; done ;;
   safetensors) for f in $(small '*.safetensors'); do cp "$f" "$out/"; done ;;
+  engine_image) for f in $(small '*.safetensors') $(small '*.mrme'); do cp "$f" "$out/"; done ;;
   mat_v4) for f in $(small '*.mat'); do head -c 20 "$f" | od -An -tu4 | awk '{exit !($1==30)}' && cp "$f" "$out/"; done ;;
   mat_v5) for f in $(small '*.mat'); do head -c 6 "$f" | grep -q MATLAB && cp "$f" "$out/"; done ;;
   scp) for f in $(small '*.scp') $(small '*.SCP'); do cp "$f" "$out/"; done ;;
