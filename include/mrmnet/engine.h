@@ -44,7 +44,8 @@ extern "C" {
 typedef enum mrm_engine_isa {
     MRM_ENGINE_PORTABLE = 0, /* plain C (vectorised by the compiler for the build's baseline) */
     MRM_ENGINE_AVX2 = 1,     /* x86-64 AVX2 + FMA */
-    MRM_ENGINE_AVX512 = 2    /* x86-64 AVX-512F */
+    MRM_ENGINE_AVX512 = 2,   /* x86-64 AVX-512F */
+    MRM_ENGINE_AVX512VNNI = 3 /* x86-64 AVX-512F with AVX512-VNNI: the int8 convolutions use vpdpbusd */
 } mrm_engine_isa;
 
 /* An opened engine: a view of an image (the caller keeps the image alive and unchanged). Its

@@ -11,8 +11,9 @@
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
 
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 #define T (NV * VW)
+#ifdef FN
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 
 static inline vf vload(const float *p) {
     vf v;
@@ -111,83 +112,118 @@ void FN(float *out, const float *in, const float *res, const float *wp, const fl
         int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch) {
     conv_run(out, in, res, wp, bias, relu, cin, lin, cout, K, stride, pad, groups, lout, scratch);
 }
+#endif /* FN */
 
 /* ---- int8: weights int8 per output channel, the input quantised to int8 on the fly (one scale
- * per tensor), products summed in int32; out = act(acc * scale[o] + bias[o] [+ res]) ------- */
-typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
-typedef int8_t vb __attribute__((vector_size(VW)));
+ * per tensor) and stored offset by 128 as uint8 (q + 128), 4 input channels interleaved per
+ * time step; products summed in int32 four at a time (4 input channels x 1 tap, the shape of
+ * AVX512-VNNI's vpdpbusd); the offset is taken back with comp[o] = 128 * sum of the channel's
+ * weights: out = act((acc - comp[o]) * scale[o] + bias[o] [+ res]). Weights packed (g, i/4, k,
+ * o, 4) by mrm_eng_pack8. ------------------------------------------------------------------- */
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the int8 kernels read 4 interleaved bytes as one little-endian 32-bit word"
+#endif
 
-static inline vi vload8(const int8_t *p) {
-    vb b;
-    memcpy(&b, p, sizeof b);
-    return __builtin_convertvector(b, vi);
+static inline uint8_t q8u(float x, float inv) {
+    float v = x * inv;
+    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+    int q = v >= 0.0f ? (int)(v + 0.5f) : -(int)(0.5f - v);
+    return (uint8_t)(q + 128);
 }
 
-static inline __attribute__((always_inline)) void tile8(int32_t *tmp, const int8_t *X, size_t xi_stride, size_t Lq,
-                                                         const int8_t *W, int cog, int cig, int K, int s) {
+/* The quantised input: quad c4 (4 channels), phase r, position j: bytes X + ((c4 * s + r) * Lq +
+ * j) * 4 + b, channel 4 c4 + b of the group (128, i.e. 0, past the group's channels and in the
+ * padding). */
+static void pack_input8(uint8_t *X, const float *in, float in_scale, int cin, int lin, int groups, int s, int pad,
+                        size_t Lq) {
+    const int cig = cin / groups, cig4 = (cig + 3) / 4;
+    const float inv = 1.0f / in_scale;
+    memset(X, 128, (size_t)groups * cig4 * s * Lq * 4);
+    for (int g = 0; g < groups; g++)
+        for (int i = 0; i < cig; i++) {
+            const float *src = in + ((size_t)g * cig + i) * lin;
+            int c4 = g * cig4 + i / 4, b = i % 4;
+            for (int r = 0; r < s; r++) {
+                uint8_t *row = X + ((size_t)c4 * s + r) * Lq * 4 + b;
+                for (size_t j = 0; j < Lq; j++) {
+                    long long idx = (long long)r + (long long)s * (long long)j - pad;
+                    if (idx >= 0 && idx < lin) row[j * 4] = q8u(src[idx], inv);
+                }
+            }
+        }
+}
+
+#ifndef TILE8
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
+
+static inline vi vload32(const uint8_t *p) {
+    vi v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* One tile: acc (CO x T) = sum over quads i4 < cig4, taps k of sum_b W[i4, k, o0 + c, b] *
+ * X_{i4}[phase k%s][t0 + k/s + t][b]. */
+static inline __attribute__((always_inline)) void tile8(int32_t *tmp, const uint8_t *X, size_t xq_stride, size_t Lq,
+                                                         const int8_t *W, int cog, int cig4, int K, int s) {
     vi acc[CO][NV];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) acc[c][v] = (vi){0};
-    for (int i = 0; i < cig; i++) {
-        const int8_t *xi = X + (size_t)i * xi_stride;
-        const int8_t *wi = W + (size_t)i * K * cog;
+    for (int i = 0; i < cig4; i++) {
+        const uint8_t *xi = X + (size_t)i * xq_stride;
+        const int8_t *wi = W + (size_t)i * K * cog * 4;
         for (int k = 0; k < K; k++) {
-            const int8_t *xr = xi + (size_t)(k % s) * Lq + k / s;
-            const int8_t *wr = wi + (size_t)k * cog;
-            vi xv[NV];
-            for (int v = 0; v < NV; v++) xv[v] = vload8(xr + v * VW);
-            for (int c = 0; c < CO; c++) {
-                int32_t wc = wr[c];
-                for (int v = 0; v < NV; v++) acc[c][v] += wc * xv[v];
+            const uint8_t *xr = xi + ((size_t)(k % s) * Lq + (size_t)(k / s)) * 4;
+            const int8_t *wr = wi + (size_t)k * cog * 4;
+            vi xb[4][NV];
+            for (int v = 0; v < NV; v++) {
+                vi x = vload32(xr + (size_t)v * VW * 4);
+                for (int b = 0; b < 4; b++) xb[b][v] = (x >> (8 * b)) & 255;
             }
+            for (int c = 0; c < CO; c++)
+                for (int b = 0; b < 4; b++) {
+                    int32_t wc = wr[c * 4 + b];
+                    for (int v = 0; v < NV; v++) acc[c][v] += wc * xb[b][v];
+                }
         }
     }
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) memcpy(tmp + c * T + v * VW, &acc[c][v], sizeof(vi));
 }
+#define TILE8 tile8
+#endif
 
-static inline int8_t q8(float x, float inv) {
-    float v = x * inv;
-    v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-    return (int8_t)(v >= 0.0f ? (int)(v + 0.5f) : -(int)(0.5f - v));
-}
-
-void FN8(float *out, const float *in, const float *res, const int8_t *wp, const float *bias, const float *scale,
-         float in_scale, int relu, int cin, int lin, int cout, int K, int s, int pad, int groups, int lout,
-         float *scratch) {
-    const int cig = cin / groups, cog = cout / groups;
+void FN8(float *out, const float *in, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,
+         const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K, int s, int pad, int groups,
+         int lout, float *scratch) {
+    const int cig = cin / groups, cog = cout / groups, cig4 = (cig + 3) / 4;
     const size_t Lq = (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / s + 1);
-    int8_t *X = (int8_t *)scratch;
-    const float inv = 1.0f / in_scale;
-    for (int i = 0; i < cin; i++) {
-        const float *src = in + (size_t)i * lin;
-        for (int r = 0; r < s; r++) {
-            int8_t *row = X + ((size_t)i * s + r) * Lq;
-            for (size_t j = 0; j < Lq; j++) {
-                long long idx = (long long)r + (long long)s * (long long)j - pad;
-                row[j] = idx >= 0 && idx < lin ? q8(src[idx], inv) : 0;
-            }
-        }
-    }
+    uint8_t *X = (uint8_t *)scratch;
+    pack_input8(X, in, in_scale, cin, lin, groups, s, pad, Lq);
     int32_t tmp[CO * T] __attribute__((aligned(64)));
+    const size_t xq = (size_t)s * Lq * 4;
     for (int g = 0; g < groups; g++) {
-        const int8_t *Xg = X + (size_t)g * cig * s * Lq;
-        const int8_t *Wg = wp + (size_t)g * cig * K * cog;
+        const uint8_t *Xg = X + (size_t)g * cig4 * xq;
+        const int8_t *Wg = wp + (size_t)g * cig4 * K * cog * 4;
         for (int o0 = 0; o0 < cog; o0 += CO) {
             int nco = cog - o0 < CO ? cog - o0 : CO;
             for (int t0 = 0; t0 < lout; t0 += T) {
                 int nt = lout - t0 < T ? lout - t0 : T;
-                if (s == 1) tile8(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 1);
-                else if (s == 2) tile8(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 2);
-                else tile8(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, s);
+                const uint8_t *Xt = Xg + (size_t)t0 * 4;
+                if (s == 1) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 1);
+                else if (s == 2) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 2);
+                else TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, s);
                 for (int c = 0; c < nco; c++) {
                     int o = g * cog + o0 + c;
                     float b = bias[o], sc = scale[o];
+                    int32_t cp = comp[o];
                     float *dst = out + (size_t)o * lout + t0;
                     const int32_t *a = tmp + c * T;
                     const float *rr = res ? res + (size_t)o * lout + t0 : NULL;
                     for (int t = 0; t < nt; t++) {
-                        float y = (float)a[t] * sc + b + (rr ? rr[t] : 0.0f);
+                        float y = (float)(a[t] - cp) * sc;
+                        y = y + b;
+                        if (rr) y = y + rr[t];
                         dst[t] = relu && y < 0.0f ? 0.0f : y;
                     }
                 }

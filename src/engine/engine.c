@@ -18,6 +18,7 @@ const char *mrm_engine_isa_name(int isa) {
     case MRM_ENGINE_PORTABLE: return "portable";
     case MRM_ENGINE_AVX2: return "avx2";
     case MRM_ENGINE_AVX512: return "avx512";
+    case MRM_ENGINE_AVX512VNNI: return "avx512vnni";
     }
     return "unknown";
 }
@@ -26,7 +27,8 @@ const char *mrm_engine_isa_name(int isa) {
 static int detect_isa(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return MRM_ENGINE_AVX512;
+    if (__builtin_cpu_supports("avx512f"))
+        return __builtin_cpu_supports("avx512vnni") ? MRM_ENGINE_AVX512VNNI : MRM_ENGINE_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MRM_ENGINE_AVX2;
 #endif
     return MRM_ENGINE_PORTABLE;
@@ -34,7 +36,7 @@ static int detect_isa(void) {
 
 static eng_conv_fn conv_fn(int isa) {
 #if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv_avx512;
+    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv_avx512;
     if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv_avx2;
 #endif
     (void)isa;
@@ -43,6 +45,7 @@ static eng_conv_fn conv_fn(int isa) {
 
 static eng_conv8_fn conv8_fn(int isa) {
 #if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv8_avx512vnni;
     if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv8_avx512;
     if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv8_avx2;
 #endif
@@ -111,7 +114,9 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
         if (s->op == ENG_OP_CONV) {
             if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL) * F, 0, err))) return st;
         } else {
-            if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL + 3) / 4 * 4, 0, err))) return st;
+            uint64_t n8 = mrm_eng_pack8_bytes(s->cin, s->cout, s->k, s->groups);
+            if ((st = check_w(h, s, i, 0, n8, 0, err))) return st;
+            if ((st = check_w(h, s, i, 4, (uint64_t)s->cout * 4, 0, err))) return st;
             if ((st = check_w(h, s, i, 2, (uint64_t)s->cout * F, 0, err))) return st;
             if ((st = check_w(h, s, i, 3, (uint64_t)s->cout * F, 0, err))) return st;
             if (!(s->in_scale > 0.0f) || !(s->in_scale < 1e30f))
@@ -462,7 +467,8 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_conv8_fn conv8
                  s->groups, s->lout, scr);
             break;
         case ENG_OP_CONV8:
-            conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]), wf(e, s, 1), wf(e, s, 2),
+            conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
+                  (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2),
                   s->in_scale, s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
             break;
         case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;

@@ -55,9 +55,9 @@ typedef enum {
     ENG_OP_HEAD,       /* out (N, 1) = fc(LayerNorm(concat(mean_t in0, mean_t in1))); w0 ln w, w1 ln b,
                         * w2 fc w (N, c), w3 fc b */
     ENG_OP_SUM,        /* out = in0 + in1 (N, 1) */
-    ENG_OP_CONV8,      /* CONV in int8: w0 packed int8 (g, i, k, o) followed by ENG_W_TAIL zero bytes (and
-                        * padding to 4 bytes), w1 bias, w2 per-output scales (in_scale * w3[o]), w3 the
-                        * weights' per-output step (w = int8 * w3[o]), in_scale: the input's step */
+    ENG_OP_CONV8,      /* CONV in int8: w0 int8 packed by mrm_eng_pack8 (g, i/4, k, o, 4), w1 bias, w2
+                        * per-output scales (in_scale * w3[o]), w3 the weights' per-output step (w = int8 *
+                        * w3[o]), w4 int32 (cout) 128 * the channel's weight sum, in_scale: the input's step */
     ENG_OP_COUNT
 } eng_op;
 

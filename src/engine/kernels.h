@@ -15,20 +15,31 @@ typedef void (*eng_conv_fn)(float *out, const float *in, const float *res, const
                             int relu, int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout,
                             float *scratch);
 size_t mrm_eng_conv_scratch_floats(int cin, int lout, int K, int stride);
-/* int8: wp int8 packed as above, scale[o] = in_scale * (the output channel's weight step); the
- * input is quantised to int8 with step in_scale on the way into the padded rows. */
-typedef void (*eng_conv8_fn)(float *out, const float *in, const float *res, const int8_t *wp, const float *bias,
-                             const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K,
-                             int stride, int pad, int groups, int lout, float *scratch);
+/* int8: wp packed by mrm_eng_pack8, comp[o] = 128 * (sum of output channel o's weights),
+ * scale[o] = in_scale * (the channel's weight step); the input is quantised to int8 with step
+ * in_scale on the way into the padded rows (the scratch as for the float kernel). The sums are
+ * exact int32, so every ISA's kernel gives the same sums. */
+typedef void (*eng_conv8_fn)(float *out, const float *in, const float *res, const int8_t *wp, const int32_t *comp,
+                             const float *bias, const float *scale, float in_scale, int relu, int cin, int lin,
+                             int cout, int K, int stride, int pad, int groups, int lout, float *scratch);
 #define DECL8(name)                                                                                                  \
-    void name(float *out, const float *in, const float *res, const int8_t *wp, const float *bias, const float *scale, \
-              float in_scale, int relu, int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout,  \
-              float *scratch);
+    void name(float *out, const float *in, const float *res, const int8_t *wp, const int32_t *comp, const float *bias, \
+              const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K, int stride, int pad,   \
+              int groups, int lout, float *scratch);
 DECL8(mrm_eng_conv8_portable)
 #if defined(__x86_64__)
 DECL8(mrm_eng_conv8_avx2)
 DECL8(mrm_eng_conv8_avx512)
+DECL8(mrm_eng_conv8_avx512vnni)
 #endif
+
+/* The int8 weight layout: (groups, ceil(cig/4), K, cog, 4) bytes (input channels in fours,
+ * zeros past the group's last) followed by ENG_W8_TAIL zero bytes; from and to PyTorch's (cout,
+ * cig, K). pack8 also gives comp (cout). */
+#define ENG_W8_TAIL 64
+size_t mrm_eng_pack8_bytes(int cin, int cout, int K, int groups);
+void mrm_eng_pack8(int8_t *dst, int32_t *comp, const int8_t *w, int cin, int cout, int K, int groups);
+void mrm_eng_unpack8(int8_t *w, const int8_t *packed, int cin, int cout, int K, int groups);
 
 void mrm_eng_conv_portable(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
                        int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);

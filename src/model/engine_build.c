@@ -504,7 +504,7 @@ static uint64_t arena_put(arena *a, const void *src, size_t bytes, size_t zero_t
     return off;
 }
 
-/* One convolution step's int8 form: weights packed (g, i, k, o) (cout * cin/groups * k bytes), the
+/* One convolution step's int8 form: weights (cout, cin/groups, k) as PyTorch lays them out, the
  * weights' per-output step ws (w = int8 * ws[o]), the bias (NULL: the float image's) and the
  * input's step. */
 typedef struct qstep {
@@ -531,6 +531,8 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
     if (!steps) return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
     memcpy(steps, img + h.steps_off, (size_t)h.n_steps * sizeof(eng_step));
     float *sc = NULL;
+    int8_t *packed = NULL;
+    int32_t *comp = NULL;
     for (uint32_t i = 0; i < h.n_steps && !a.nomem; i++) {
         eng_step *s = &steps[i];
         const unsigned char *W = img + h.weights_off;
@@ -543,18 +545,23 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
             s->w[j] = arena_put(&a, W + old[j], (size_t)oldn[j], 0);
         }
         if (!quant) continue;
-        size_t n = (size_t)s->cout * (s->cin / s->groups) * s->k, wbytes = (n + ENG_W_TAIL + 3) / 4 * 4;
-        free(sc);
+        size_t wbytes = mrm_eng_pack8_bytes(s->cin, s->cout, s->k, s->groups);
+        free(sc), free(packed), free(comp);
         sc = malloc((size_t)s->cout * sizeof(float));
-        if (!sc) {
+        packed = malloc(wbytes);
+        comp = malloc((size_t)s->cout * sizeof(int32_t));
+        if (!sc || !packed || !comp) {
             a.nomem = 1;
             break;
         }
+        mrm_eng_pack8(packed, comp, q[i].w8, s->cin, s->cout, s->k, s->groups);
         for (int o = 0; o < s->cout; o++) sc[o] = q[i].in_scale * q[i].ws[o];
         s->op = ENG_OP_CONV8;
         s->in_scale = q[i].in_scale;
-        s->w[0] = arena_put(&a, q[i].w8, n, wbytes - n);
+        s->w[0] = arena_put(&a, packed, wbytes, 0);
         s->nw[0] = wbytes;
+        s->w[4] = arena_put(&a, comp, (size_t)s->cout * sizeof(int32_t), 0);
+        s->nw[4] = (uint64_t)s->cout * sizeof(int32_t);
         if (q[i].bias) {
             s->w[1] = arena_put(&a, q[i].bias, (size_t)s->cout * sizeof(float), 0);
             s->nw[1] = (uint64_t)s->cout * sizeof(float);
@@ -564,7 +571,7 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
         s->w[3] = arena_put(&a, q[i].ws, (size_t)s->cout * sizeof(float), 0);
         s->nw[3] = (uint64_t)s->cout * sizeof(float);
     }
-    free(sc);
+    free(sc), free(packed), free(comp);
     if (a.nomem) {
         free(steps), free(a.p);
         return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
@@ -647,9 +654,8 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
             }
             float step = mx > 0.0f ? mx / 127.0f : 1.0f;
             for (int r = 0; r < cig * K; r++) {
-                size_t idx = ((size_t)g * cig * K + r) * cog + ol;
-                long v = lroundf(wf[idx] / step);
-                w8[idx] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+                long v = lroundf(wf[((size_t)g * cig * K + r) * cog + ol] / step);
+                w8[(size_t)o * cig * K + r] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
             }
             ws[o] = step;
         }
@@ -746,18 +752,13 @@ mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const 
         int k = step_tensors(m, src[i], sbs[i], idx);
         for (int j = 0; j < k; j++) owner[idx[j]] = i;
         for (int j = 0; j < 4; j++) snprintf(names[i][j], Q_NAME, "%s%s", base, q_suffix[j]);
-        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
         const int8_t *wp = (const int8_t *)(const void *)(e.weights + s->w[0]);
-        w8[i] = malloc((size_t)s->cout * cig * K);
+        w8[i] = malloc((size_t)s->cout * (s->cin / s->groups) * s->k);
         if (!w8[i]) {
             st = mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
             break;
         }
-        for (int o = 0; o < s->cout; o++) /* (g, i, k, o) packed -> (o, i, k) as PyTorch */
-            for (int c = 0; c < cig; c++)
-                for (int t = 0; t < K; t++)
-                    w8[i][((size_t)o * cig + c) * K + t] =
-                        wp[(((size_t)(o / cog) * cig + c) * K + t) * cog + (size_t)(o % cog)];
+        mrm_eng_unpack8(w8[i], wp, s->cin, s->cout, s->k, s->groups);
     }
     int n = 0;
     for (int t = 0; !st && t < nt; t++) {
@@ -871,7 +872,7 @@ static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_
         for (int j = 0; j < 4; j++) snprintf(nm[j], Q_NAME, "%s%s", base, q_suffix[j]);
         const st_tensor_info *w0 = st_find(f, nm[0]);
         if (!w0 || w0->dtype != ST_I8) continue; /* a float convolution */
-        int cig = s->cin / s->groups, cog = s->cout / s->groups, K = s->k;
+        int cig = s->cin / s->groups, K = s->k;
         long long shw[3] = {s->cout, cig, K}, shc[1] = {s->cout}, sh1[1] = {1};
         const st_tensor_info *tw = st_expect(f, nm[0], ST_I8, 3, shw, err);
         int8_t *w8 = malloc((size_t)s->cout * cig * K);
@@ -896,12 +897,7 @@ static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_
             st = mrm_fail(err, MRM_ERR_FORMAT, "%s: tensor '%s': %g is not a positive finite step", path, nm[3],
                           (double)isc);
         q[i].in_scale = isc;
-        const int8_t *wd = st_data(f, tw);
-        for (int o = 0; !st && o < s->cout; o++) /* (o, i, k) -> packed (g, i, k, o) */
-            for (int c = 0; c < cig; c++)
-                for (int t = 0; t < K; t++)
-                    w8[(((size_t)(o / cog) * cig + c) * K + t) * cog + (size_t)(o % cog)] =
-                        wd[((size_t)o * cig + c) * K + t];
+        if (!st) memcpy(w8, st_data(f, tw), (size_t)s->cout * cig * K);
         int idx[9], k = step_tensors(m, src[i], sbs[i], idx);
         for (int j = 0; !st && j < k; j++) {
             if (present[idx[j]])

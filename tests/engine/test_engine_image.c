@@ -109,7 +109,7 @@ int main(void) {
     int B = (int)(xl / (12 * 1000 * 4));
     mrm_error err;
     mrm_engine e;
-    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512; isa++) {
+    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
         mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
         if (st == MRM_ERR_UNSUPPORTED) continue;
         CHECK(st == MRM_OK, "open: %s", err.msg);

@@ -92,7 +92,7 @@ int main(void) {
                     write_raw(fx, "logits2.f32", mrm_model_logits(m, 2), sizeof(float) * B * N);
             CHECK(w == 0, "cannot write the engine fixtures into %s", fx);
         }
-        for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512; isa++) {
+        for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
             mrm_engine e;
             mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
             if (st == MRM_ERR_UNSUPPORTED) continue; /* this CPU lacks them */
@@ -124,7 +124,7 @@ int main(void) {
         size_t qlen = 0;
         CHECK(mrm_engine_build_int8(m, NULL, x, B, &qimg, &qlen, &err) == MRM_OK, "%s: int8: %s", v[vi].name, err.msg);
         float q0[3 * 5] = {0};
-        for (int isa = MRM_ENGINE_PORTABLE; qimg && isa <= MRM_ENGINE_AVX512; isa++) {
+        for (int isa = MRM_ENGINE_PORTABLE; qimg && isa <= MRM_ENGINE_AVX512VNNI; isa++) {
             mrm_engine e;
             mrm_status st = mrm_engine_open_isa(&e, qimg, qlen, (mrm_engine_isa)isa, &err);
             if (st == MRM_ERR_UNSUPPORTED) continue;
