@@ -5,9 +5,12 @@ model and two variants of the twin with random weights (combine=add; branches=lo
 fusion=off). Recordings: the bundled PTB-XL fixtures (100 Hz and 500 Hz) and samples, and, when
 ../shared is there, held-out PTB-XL test-fold records, 500 Hz records and a CPSC2018 recording longer
 than 10 s (a later window, --start). The model input explain writes is checked against the raw
-WFDB samples for the 100 Hz records. A ReLU input within 1e-5 of 0 may land on the other side in
-mrmnet's float32 forward (docs/parity.md): such positions are flipped in the twin one at a time and
-kept when they bring it nearer to mrmnet; the flips are printed. Skipped without PyTorch."""
+WFDB samples for the 100 Hz records. A ReLU input within 1e-5 of 0, or a max-pool window whose two
+values are within 1e-5 of each other, may be decided the other way by mrmnet's float32 forward
+(docs/parity.md; PTB-XL 01000 with the default model: a window of BaseScale1's multi-scale path
+whose values differ by 8.8e-7 in float64): the closest such positions where the maps differ are
+flipped in the twin one at a time and kept when they bring it nearer to mrmnet; the flips are
+printed. Skipped without PyTorch."""
 import json
 import os
 import shutil
@@ -33,29 +36,53 @@ worst = {"gradcam": 0.0, "branch": 0.0, "saliency": 0.0}
 flipped = []
 
 
-class ReluSwitch:
-    """F.relu as the twin calls it, recording each call's inputs (to find the positions a float32
-    forward may put on the other side of 0) and applying forced flips {call: [(c, t), ...]}: a
-    flipped position passes (or stops) its gradient as if its input had the other sign."""
+class NearSwitch:
+    """F.relu and F.max_pool1d as the twin calls them, recording the positions a float32 forward
+    may decide the other way (a ReLU input, or the gap between the two values of a max-pool window,
+    within NEAR of 0) and applying forced flips {call: [(c, t), ...]}: a flipped ReLU passes (or
+    stops) its gradient as if its input had the other sign; a flipped window routes its gradient to
+    its other element. The ties rule is PyTorch's and mrmnet's: the first maximal element wins."""
 
     def __init__(self):
-        self.orig = F.relu
+        self.relu, self.maxpool = F.relu, F.max_pool1d
         self.flips, self.near, self.calls = {}, [], 0
 
-    def __call__(self, t, inplace=False):
+    def _call(self):
         i, self.calls = self.calls, self.calls + 1
+        return i
+
+    def relu_(self, t, inplace=False):
+        i = self._call()
         a = t.detach()[0]
         for c, tt in (a.abs() < NEAR).nonzero().tolist():
-            self.near.append((abs(float(a[c, tt])), i, c, tt))
+            self.near.append((abs(float(a[c, tt])), "ReLU", i, c, tt, tt * 1000.0 / a.shape[1]))
         mask = (t > 0).to(t.dtype)
         for c, tt in self.flips.get(i, ()):
             mask[0, c, tt] = 1.0 - mask[0, c, tt]
         return t * mask
 
+    def max_pool1d_(self, t, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        assert kernel_size == 2 and dilation == 1 and not ceil_mode and not return_indices
+        i, stride = self._call(), stride or kernel_size
+        if padding:
+            pad = torch.full_like(t[:, :, :1], -float("inf"))
+            t = torch.cat([pad, t, pad], dim=2)
+        n = (t.shape[2] - 2) // stride + 1
+        first, second = t[:, :, 0:stride * (n - 1) + 1:stride], t[:, :, 1:stride * (n - 1) + 2:stride]
+        take2 = second > first
+        gap = (second - first).detach()[0].abs()
+        for c, tt in (gap < NEAR).nonzero().tolist():
+            if first[0, c, tt] != 0:  # (ties at 0 follow a ReLU, whose mask stops their gradient)
+                self.near.append((float(gap[c, tt]), "max-pool", i, c, tt, tt * 1000.0 / n))
+        for c, tt in self.flips.get(i, ()):
+            take2[0, c, tt] = ~take2[0, c, tt]
+        return torch.where(take2, second, first)
 
-NEAR = 1e-5  # |ReLU input| below which float32 rounding may flip the side (docs/parity.md)
-switch = ReluSwitch()
-F.relu = switch  # the twin's modules call F.relu (nn.ReLU too)
+
+NEAR = 1e-5  # |ReLU input| or max-pool gap below which float32 rounding may flip the side (docs/parity.md)
+switch = NearSwitch()
+F.relu = switch.relu_  # the twin's modules call F.relu and F.max_pool1d (nn.ReLU, nn.MaxPool1d too)
+F.max_pool1d = switch.max_pool1d_
 
 
 def twin_maps(model, x, classes, flips=None):
@@ -144,18 +171,22 @@ def run_case(label, model_path, records, out, extra=(), raw_check=()):
         ks = [classes.index(cname) for cname in j["classes"]]
         got = {k: (cam[q], br[q], sal[q]) for q, k in enumerate(ks)}
         ref = twin_maps(model, x, ks)
-        # positions within float32 rounding of a ReLU's 0 may be decided the other way by mrmnet's
-        # forward: each is flipped in the twin (the four closest, where the maps differ) and kept when it brings the twin nearer
-        flips, cands = {}, sorted(switch.near)[:4]
-        if all(max(errors(got[k], ref[k])) < TOL for k in ks):
-            cands = []  # nothing to explain
-        for _, i, c, t in cands:
+        # positions within float32 rounding of a ReLU's 0 or of a max-pool tie may be decided the
+        # other way by mrmnet's forward: the four closest of those within 40 steps of the largest
+        # difference of the input x gradient are flipped in the twin one at a time, each kept when
+        # it brings the twin nearer to mrmnet
+        flips, cands = {}, []
+        if not all(max(errors(got[k], ref[k])) < TOL for k in ks):
+            far = max(ks, key=lambda k: errors(got[k], ref[k])[2])
+            at = np.unravel_index(np.abs(got[far][2] - ref[far][3]).argmax(), ref[far][3].shape)[1]
+            cands = sorted(n for n in switch.near if abs(n[5] - at) <= 40)[:4]
+        for gap, kind, i, c, t, _ in cands:
             trial = {a: list(b) for a, b in flips.items()}
             trial.setdefault(i, []).append((c, t))
             r2 = twin_maps(model, x, ks, trial)
             if sum(max(errors(got[k], r2[k])) for k in ks) < sum(max(errors(got[k], ref[k])) for k in ks):
                 flips, ref = trial, r2
-                flipped.append("%s %s: ReLU %d channel %d step %d" % (label, name, i, c, t))
+                flipped.append("%s %s: %s (call %d) channel %d step %d, %.1e from a tie in the twin" % (label, name, kind, i, c, t, gap))
         for cname, k in zip(j["classes"], ks):
             s = ref[k][0]
             check(abs(j["probabilities"][cname] - prob[k]) < 1e-5, "%s %s %s: probability" % (label, name, cname))
@@ -189,7 +220,7 @@ fx = os.path.join(SRC, "tests", "fixtures", "ptb-xl")
 fixtures = [os.path.join(fx, r) for r in ("00001_lr", "00002_lr", "01000_lr", "00001_hr")]
 samples = [os.path.join(SRC, "samples", r) for r in ("00009_lr", "00063_lr")]
 default = os.path.join(SRC, "models", "ptbxl-superdiagnostic.safetensors")
-run_case("default model, fixtures", default, [fixtures[0], fixtures[3], samples[0]], os.path.join(TMP, "default"),
+run_case("default model, fixtures", default, [fixtures[0], fixtures[2], fixtures[3], samples[0]], os.path.join(TMP, "default"),
          raw_check=[fixtures[0], samples[0]])
 v1 = randomised_variant(os.path.join(TMP, "add.safetensors"), 1, combine="add")
 run_case("combine=add", v1, fixtures[1:2], os.path.join(TMP, "add"), extra=("--classes", "MI,NORM"))
@@ -218,7 +249,7 @@ if ptb and os.path.isfile(os.path.join(ptb, "ptbxl_database.csv")):
                  extra=("--start", "3", "--force", "--classes", "NORM,STTC"))
 else:
     print("../shared is absent: the held-out PTB-XL and CPSC2018 records are not checked")
-print("ReLU inputs within %g of 0 that mrmnet's float32 forward put on the other side: %d" % (NEAR, len(flipped)))
+print("ReLU inputs or max-pool gaps within %g of 0 that mrmnet's float32 forward decided the other way: %d" % (NEAR, len(flipped)))
 for f in flipped:
     print("  " + f)
 print("largest relative errors: Grad-CAM %.2e, branches %.2e, input x gradient %.2e" %
