@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/explain_common.h"
@@ -28,15 +29,19 @@ static void usage(FILE *f) {
                "NAME.gradcam_branches.npy (K, branches, 1000), NAME.saliency.npy (K, 12, 1000) input x\n"
                "gradient (the model's lead order), NAME.input.npy (12, 1000) the model's input, and\n"
                "NAME.json: probabilities, thresholds, labels, scores, the window, the files; K = the classes\n"
-               "asked in the model's order.\n"
+               "asked in the model's order. A recording longer than 10 s is explained in every 10 s window\n"
+               "predict analyses (10 s apart, and a last one ending at the recording's end when more than 1 s\n"
+               "would be left out): the .npy files then have a leading window axis (W, ...), NAME.json lists\n"
+               "the windows with their probabilities, and its probabilities and labels are predict's (the\n"
+               "mean over the windows); --start explains one window instead.\n"
                "With --input X.npy (N, 12, 1000), standardised as the model was trained (prepare's X_*.npy):\n"
                "DIR/gradcam.npy (N, K, 1000), DIR/saliency.npy (N, K, 12, 1000), DIR/probabilities.npy\n"
                "(N, classes), and with --ig STEPS DIR/integrated.npy (N, K, 12, 1000): integrated gradients\n"
                "from each record's per-lead median (its baseline) in STEPS midpoint steps.\n\n"
                "options:\n"
                "  --classes A,B     only these classes (names or 0-based indices)\n"
-               "  --start S         the analysed window starts S seconds in (0; a recording longer than\n"
-               "                    10 s is explained in that one window)\n"
+               "  --start S         explain the one 10 s window starting S seconds in (clamped to end at\n"
+               "                    the recording's end)\n"
                "  --force           explain recordings that fail the signal checks too\n"
                "  --overwrite       replace files of the same names in DIR\n"
                "  --ig STEPS        with --input: integrated gradients too\n"
@@ -95,10 +100,150 @@ static mrm_status write_json(const char *path, json_t *o, mrm_error *err) {
     return s;
 }
 
+static const char *file_part(const char *p) { return strrchr(p, '/') ? strrchr(p, '/') + 1 : p; }
+
+/* {class: value} of the asked classes (all when asked is NULL). */
+static json_t *by_class(const xp_model *xm, const float *v, const int *asked) {
+    json_t *o = json_object();
+    for (int k = 0; k < xm->c; k++)
+        if (!asked || asked[k]) json_object_set_new(o, xm->classes[k], json_real(v[k]));
+    return o;
+}
+
+static json_t *labels_of(const xp_model *xm, const float *prob) {
+    json_t *a = json_array();
+    for (int k = 0; k < xm->c; k++)
+        if (prob[k] > xm->thr[k]) json_array_append_new(a, json_string(xm->classes[k]));
+    return a;
+}
+
+/* One recording: the maps of each window analysed (the one at start_s when given, else every
+ * window predict analyses), written as NAME.*.npy (a leading window axis when there are several)
+ * and NAME.json. */
+static mrm_status explain_one(const xp_model *xm, const char *path, const char *dir, const char *name, const int *asked,
+                              double start_s, int force, int overwrite, mrm_error *err) {
+    const int c = xm->c, T = MRM_SAMPLES;
+    int K = 0;
+    for (int k = 0; k < c; k++) K += asked[k];
+    xp_record r;
+    xp_maps mp;
+    memset(&mp, 0, sizeof mp);
+    mrm_status s = xp_record_read(xm, path, start_s > 0 ? start_s : 0, force, &r, err);
+    const int W = s ? 0 : start_s >= 0 ? 1 : r.n_win, multi = W > 1;
+    char p_cam[4200], p_br[4200], p_sal[4200], p_in[4200], p_json[4200];
+    if (!s) s = out_path(p_cam, sizeof p_cam, dir, name, ".gradcam.npy", overwrite, err);
+    if (!s) s = out_path(p_br, sizeof p_br, dir, name, ".gradcam_branches.npy", overwrite, err);
+    if (!s) s = out_path(p_sal, sizeof p_sal, dir, name, ".saliency.npy", overwrite, err);
+    if (!s) s = out_path(p_in, sizeof p_in, dir, name, ".input.npy", overwrite, err);
+    if (!s) s = out_path(p_json, sizeof p_json, dir, name, ".json", overwrite, err);
+    const int nb = mrm_model_num_branches(xm->m);
+    float *cam = NULL, *br = NULL, *sal = NULL, *in = NULL, *prob = NULL, *score = NULL, *cmax = NULL, *mean = NULL;
+    double *wstart = NULL;
+    int written = 0; /* files of this recording written so far: removed again when a later one fails */
+    if (!s) {
+        cam = malloc(sizeof(float) * (size_t)W * K * T);
+        br = malloc(sizeof(float) * (size_t)W * K * nb * T);
+        sal = malloc(sizeof(float) * (size_t)W * K * MRM_LEADS * T);
+        in = malloc(sizeof(float) * (size_t)W * MRM_LEADS * T);
+        prob = malloc(sizeof(float) * (size_t)W * c);
+        score = malloc(sizeof(float) * (size_t)W * c);
+        cmax = calloc((size_t)W * c, sizeof(float));
+        mean = malloc(sizeof(float) * (size_t)c);
+        wstart = malloc(sizeof(double) * (size_t)W);
+        if (!cam || !br || !sal || !in || !prob || !score || !cmax || !mean || !wstart) s = mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    }
+    for (int w = 0; !s && w < W; w++) {
+        if (multi) xp_record_window(xm, &r, r.win_start[w]);
+        wstart[w] = r.start_s;
+        s = xp_maps_compute(xm, &r, asked, &mp, err);
+        if (s) break;
+        pick_rows(cam + (size_t)w * K * T, mp.cam, asked, c, T);
+        pick_rows(br + (size_t)w * K * nb * T, mp.cam_branch, asked, c, (size_t)nb * T);
+        pick_rows(sal + (size_t)w * K * MRM_LEADS * T, mp.ixg, asked, c, (size_t)MRM_LEADS * T);
+        memcpy(in + (size_t)w * MRM_LEADS * T, r.x, sizeof(float) * MRM_LEADS * T);
+        memcpy(prob + (size_t)w * c, mp.prob, sizeof(float) * (size_t)c);
+        memcpy(score + (size_t)w * c, mp.score, sizeof(float) * (size_t)c);
+        for (int k = 0; k < c; k++)
+            for (int t = 0; t < T; t++) cmax[(size_t)w * c + k] = fmaxf(cmax[(size_t)w * c + k], mp.cam[(size_t)k * T + t]);
+        xp_maps_free(&mp);
+    }
+    if (!s) {
+        for (int k = 0; k < c; k++) { /* the mean over the windows, in double, as predict */
+            double sum = 0;
+            for (int w = 0; w < W; w++) sum += prob[(size_t)w * c + k];
+            mean[k] = (float)(sum / W);
+        }
+        long long sh_cam[3] = {W, K, T}, sh_br[4] = {W, K, nb, T}, sh_sal[4] = {W, K, MRM_LEADS, T}, sh_in[3] = {W, MRM_LEADS, T};
+        int o = multi ? 0 : 1; /* one window: no window axis */
+        s = mrm_npy_write_f32(p_cam, cam, 3 - o, sh_cam + o, err);
+        if (!s) written++, s = mrm_npy_write_f32(p_br, br, 4 - o, sh_br + o, err);
+        if (!s) written++, s = mrm_npy_write_f32(p_sal, sal, 4 - o, sh_sal + o, err);
+        if (!s) written++, s = mrm_npy_write_f32(p_in, in, 3 - o, sh_in + o, err);
+        if (!s) written++;
+    }
+    if (!s) {
+        json_t *j = json_object(), *cls = json_array(), *leads = json_array(), *files = json_object(), *wins = json_array();
+        for (int k = 0; k < c; k++)
+            if (asked[k]) json_array_append_new(cls, json_string(xm->classes[k]));
+        for (int jl = 0; jl < MRM_LEADS; jl++) json_array_append_new(leads, json_string(mrm_lead_names[xm->lead_map[jl]]));
+        for (int w = 0; w < W; w++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "start_s", json_real(wstart[w]));
+            json_object_set_new(o, "end_s", json_real(wstart[w] + T / MRM_FS));
+            json_object_set_new(o, "probabilities", by_class(xm, prob + (size_t)w * c, NULL));
+            json_object_set_new(o, "labels", labels_of(xm, prob + (size_t)w * c));
+            json_object_set_new(o, "scores", by_class(xm, score + (size_t)w * c, asked));
+            json_object_set_new(o, "gradcam_max", by_class(xm, cmax + (size_t)w * c, asked));
+            json_array_append_new(wins, o);
+        }
+        json_object_set_new(files, "gradcam", json_string(file_part(p_cam)));
+        json_object_set_new(files, "gradcam_branches", json_string(file_part(p_br)));
+        json_object_set_new(files, "saliency", json_string(file_part(p_sal)));
+        json_object_set_new(files, "input", json_string(file_part(p_in)));
+        json_object_set_new(j, "record", json_string(path));
+        json_object_set_new(j, "model", json_string(xm->path));
+        json_object_set_new(j, "seconds", json_real(r.seconds));
+        if (!multi) {
+            json_object_set_new(j, "window_start_s", json_real(wstart[0]));
+            json_object_set_new(j, "window_end_s", json_real(wstart[0] + T / MRM_FS));
+        }
+        json_object_set_new(j, "sampling_rate_maps", json_real(MRM_FS));
+        json_object_set_new(j, "classes", cls);
+        json_object_set_new(j, "probabilities", by_class(xm, mean, NULL));
+        if (multi)
+            json_object_set_new(j, "probabilities_are",
+                                json_string("the mean over the windows of each window's probability, as predict aggregates them"));
+        json_object_set_new(j, "thresholds", by_class(xm, xm->thr, NULL));
+        json_object_set_new(j, "labels", labels_of(xm, mean));
+        if (!multi) {
+            json_object_set_new(j, "scores", by_class(xm, score, asked));
+            json_object_set_new(j, "gradcam_max", by_class(xm, cmax, asked));
+        }
+        json_object_set_new(j, "windows", wins);
+        json_object_set_new(j, "branches", json_integer(nb));
+        json_object_set_new(j, "leads", leads);
+        json_object_set_new(j, "score", json_string("mean over the heads of the class's logit"));
+        json_object_set_new(j, "gradcam", json_string("sum over branches of relu(sum_j mean_t(ds/dA_j) A_j) on each branch's "
+                                                      "last maps, linearly interpolated to 1000 steps (align_corners=False)"));
+        json_object_set_new(j, "saliency", json_string("input x gradient: x * ds/dx, x the standardised model input"));
+        if (multi)
+            json_object_set_new(j, "window_axis", json_string("the .npy files have a leading axis: one entry a window of 'windows'"));
+        if (r.problems[0]) json_object_set_new(j, "problems", json_string(r.problems));
+        json_object_set_new(j, "files", files);
+        s = write_json(p_json, j, err);
+        json_decref(j);
+    }
+    const char *done[4] = {p_cam, p_br, p_sal, p_in};
+    for (int f = 0; s && f < written; f++) unlink(done[f]);
+    free(cam), free(br), free(sal), free(in), free(prob), free(score), free(cmax), free(mean), free(wstart);
+    xp_maps_free(&mp);
+    xp_record_free(&r);
+    return s;
+}
+
 static int explain_records(const char *cmd, const xp_model *xm, char **paths, int n, const char *dir, const int *asked,
                            double start_s, int force, int overwrite) {
-    int failed = 0, K = 0;
-    for (int k = 0; k < xm->c; k++) K += asked[k];
+    int failed = 0;
     char (*names)[256] = calloc((size_t)n, sizeof *names);
     if (!names) {
         fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
@@ -106,99 +251,17 @@ static int explain_records(const char *cmd, const xp_model *xm, char **paths, in
     }
     for (int i = 0; i < n; i++) {
         mrm_error err = {0};
-        xp_record r;
-        xp_maps mp;
-        memset(&mp, 0, sizeof mp);
         char base[200];
         xp_base_name(paths[i], base, sizeof base);
         snprintf(names[i], sizeof names[i], "%s", base);
         for (int j = 0, dup = 1; j < i; j++) /* two inputs of the same name: NAME_2, NAME_3, ... */
             if (!strcmp(names[j], names[i])) snprintf(names[i], sizeof names[i], "%s_%d", base, ++dup), j = -1;
-        const char *name = names[i];
-        mrm_status s = xp_record_read(xm, paths[i], start_s, force, &r, &err);
-        if (!s) s = xp_maps_compute(xm, &r, asked, &mp, &err);
-        char p_cam[4200], p_br[4200], p_sal[4200], p_in[4200], p_json[4200];
-        if (!s) s = out_path(p_cam, sizeof p_cam, dir, name, ".gradcam.npy", overwrite, &err);
-        if (!s) s = out_path(p_br, sizeof p_br, dir, name, ".gradcam_branches.npy", overwrite, &err);
-        if (!s) s = out_path(p_sal, sizeof p_sal, dir, name, ".saliency.npy", overwrite, &err);
-        if (!s) s = out_path(p_in, sizeof p_in, dir, name, ".input.npy", overwrite, &err);
-        if (!s) s = out_path(p_json, sizeof p_json, dir, name, ".json", overwrite, &err);
-        float *buf = NULL;
-        if (!s) {
-            buf = malloc(sizeof(float) * (size_t)K * MRM_LEADS * MRM_SAMPLES);
-            if (!buf) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory");
-        }
-        if (!s) {
-            long long sh[3] = {K, MRM_SAMPLES, 0};
-            pick_rows(buf, mp.cam, asked, xm->c, MRM_SAMPLES);
-            s = mrm_npy_write_f32(p_cam, buf, 2, sh, &err);
-        }
-        if (!s) {
-            long long sh[3] = {K, mp.nb, MRM_SAMPLES};
-            pick_rows(buf, mp.cam_branch, asked, xm->c, (size_t)mp.nb * MRM_SAMPLES);
-            s = mrm_npy_write_f32(p_br, buf, 3, sh, &err);
-        }
-        if (!s) {
-            long long sh[3] = {K, MRM_LEADS, MRM_SAMPLES};
-            pick_rows(buf, mp.ixg, asked, xm->c, (size_t)MRM_LEADS * MRM_SAMPLES);
-            s = mrm_npy_write_f32(p_sal, buf, 3, sh, &err);
-        }
-        if (!s) {
-            long long sh[2] = {MRM_LEADS, MRM_SAMPLES};
-            s = mrm_npy_write_f32(p_in, r.x, 2, sh, &err);
-        }
-        if (!s) {
-            json_t *o = json_object(), *cls = json_array(), *probs = json_object(), *thr = json_object(), *lab = json_array(),
-                   *scores = json_object(), *cmax = json_object(), *leads = json_array(), *files = json_object();
-            for (int k = 0; k < xm->c; k++) {
-                json_object_set_new(probs, xm->classes[k], json_real(mp.prob[k]));
-                json_object_set_new(thr, xm->classes[k], json_real(xm->thr[k]));
-                if (mp.prob[k] > xm->thr[k]) json_array_append_new(lab, json_string(xm->classes[k]));
-                if (!asked[k]) continue;
-                json_array_append_new(cls, json_string(xm->classes[k]));
-                json_object_set_new(scores, xm->classes[k], json_real(mp.score[k]));
-                float mx = 0;
-                for (int t = 0; t < MRM_SAMPLES; t++)
-                    if (mp.cam[(size_t)k * MRM_SAMPLES + t] > mx) mx = mp.cam[(size_t)k * MRM_SAMPLES + t];
-                json_object_set_new(cmax, xm->classes[k], json_real(mx));
-            }
-            for (int j = 0; j < MRM_LEADS; j++) json_array_append_new(leads, json_string(mrm_lead_names[xm->lead_map[j]]));
-            json_object_set_new(files, "gradcam", json_string(strrchr(p_cam, '/') ? strrchr(p_cam, '/') + 1 : p_cam));
-            json_object_set_new(files, "gradcam_branches", json_string(strrchr(p_br, '/') ? strrchr(p_br, '/') + 1 : p_br));
-            json_object_set_new(files, "saliency", json_string(strrchr(p_sal, '/') ? strrchr(p_sal, '/') + 1 : p_sal));
-            json_object_set_new(files, "input", json_string(strrchr(p_in, '/') ? strrchr(p_in, '/') + 1 : p_in));
-            json_object_set_new(o, "record", json_string(paths[i]));
-            json_object_set_new(o, "model", json_string(xm->path));
-            json_object_set_new(o, "seconds", json_real(r.seconds));
-            json_object_set_new(o, "window_start_s", json_real(r.start_s));
-            json_object_set_new(o, "window_end_s", json_real(r.start_s + MRM_SAMPLES / MRM_FS));
-            json_object_set_new(o, "sampling_rate_maps", json_real(MRM_FS));
-            json_object_set_new(o, "classes", cls);
-            json_object_set_new(o, "probabilities", probs);
-            json_object_set_new(o, "thresholds", thr);
-            json_object_set_new(o, "labels", lab);
-            json_object_set_new(o, "scores", scores);
-            json_object_set_new(o, "gradcam_max", cmax);
-            json_object_set_new(o, "branches", json_integer(mp.nb));
-            json_object_set_new(o, "leads", leads);
-            json_object_set_new(o, "score", json_string("mean over the heads of the class's logit"));
-            json_object_set_new(o, "gradcam", json_string("sum over branches of relu(sum_j mean_t(ds/dA_j) A_j) on each branch's "
-                                                          "last maps, linearly interpolated to 1000 steps (align_corners=False)"));
-            json_object_set_new(o, "saliency", json_string("input x gradient: x * ds/dx, x the standardised model input"));
-            if (r.problems[0]) json_object_set_new(o, "problems", json_string(r.problems));
-            json_object_set_new(o, "files", files);
-            s = write_json(p_json, o, &err);
-            json_decref(o);
-        }
-        free(buf);
-        if (s) {
+        if (explain_one(xm, paths[i], dir, names[i], asked, start_s, force, overwrite, &err)) {
             fprintf(stderr, "mrmnet %s: %s: %s\n", cmd, paths[i], err.msg);
             failed++;
         } else {
-            fprintf(stderr, "mrmnet %s: %s -> %s/%s.*\n", cmd, paths[i], dir, name);
+            fprintf(stderr, "mrmnet %s: %s -> %s/%s.*\n", cmd, paths[i], dir, names[i]);
         }
-        xp_maps_free(&mp);
-        xp_record_free(&r);
     }
     free(names);
     if (failed) fprintf(stderr, "mrmnet %s: %d of %d recordings could not be explained\n", cmd, failed, n);
@@ -283,7 +346,7 @@ static int explain_array(const char *cmd, const xp_model *xm, const char *input,
 
 int cmd_explain(int argc, char **argv) {
     const char *cmd = "explain", *model_path = NULL, *dir = NULL, *classes = NULL, *input = NULL;
-    double start_s = 0;
+    double start_s = -1; /* not given: every window predict analyses */
     long threads = 0, ig_steps = 0;
     int force = 0, overwrite = 0, n = 0;
     char **paths = calloc((size_t)argc, sizeof *paths);

@@ -195,26 +195,6 @@ typedef struct job {
     char problems[512];  /* the signal checks' findings, "" when fit */
 } job;
 
-/* Window starts (100 Hz frames) of a recording of m frames: every `stride`, and a last one ending
- * at the end when more than 1 s would be left out. Returns the count; starts may be NULL. */
-static long long window_starts(long long m, long long stride, long long *starts) {
-    if (m <= MRM_SAMPLES) {
-        if (starts) starts[0] = 0;
-        return 1;
-    }
-    long long k = 0, s = 0;
-    for (; s + MRM_SAMPLES <= m; s += stride) {
-        if (starts) starts[k] = s;
-        k++;
-    }
-    long long end = (s - stride) + MRM_SAMPLES;
-    if (m - end > (long long)MRM_FS) {
-        if (starts) starts[k] = m - MRM_SAMPLES;
-        k++;
-    }
-    return k;
-}
-
 static void label_list(const float *pr, const float *thr, char **classes, int c, char *out, size_t outsz) {
     size_t len = 0;
     out[0] = '\0';
@@ -496,7 +476,7 @@ int cmd_predict(int argc, char **argv) {
                                 info.padded ? "zero-padded" : "stretched");
                 } else {
                     st = mrm_preprocess_full(&rec, 0, &full, &frames, &info, &e);
-                    if (!st) nw = window_starts(frames, stride, NULL);
+                    if (!st) nw = xp_window_starts(frames, stride, NULL);
                 }
             }
             mrm_record_free(&rec);
@@ -527,7 +507,7 @@ int cmd_predict(int argc, char **argv) {
                 fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
                 goto done;
             }
-            window_starts(frames, stride, st_buf);
+            xp_window_starts(frames, stride, st_buf);
             for (long long w = 0; w < nw; w++) {
                 float *x = X + (size_t)(n_rows + w) * rec_len;
                 for (int j = 0; j < MRM_LEADS; j++) {
@@ -583,7 +563,7 @@ int cmd_predict(int argc, char **argv) {
                 fprintf(stderr, "mrmnet %s: out of memory\n", cmd);
                 goto done;
             }
-            window_starts(jb->win_frames, stride, ws);
+            xp_window_starts(jb->win_frames, stride, ws);
             for (int k = 0; k < c; k++) {
                 double sum = 0, mx = 0;
                 for (long long w = 0; w < jb->n_win; w++) {

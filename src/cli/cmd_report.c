@@ -25,10 +25,12 @@ static void usage(FILE *f) {
                "them (Grad-CAM, as mrmnet explain computes it, at 50%% of its maximum or more), the record's\n"
                "metadata, the model's provenance, and that this is not a diagnosis. The pages hold inline\n"
                "SVG and CSS only (no script, no font or file from outside) and print on one A4 landscape\n"
-               "page. A recording longer than 10 s is analysed in one 10 s window (--start), marked on an\n"
-               "overview of the whole recording.\n\n"
+               "page. A recording longer than 10 s is analysed as predict analyses it: its probabilities and\n"
+               "labels are the mean over predict's 10 s windows; the page draws and explains one window (the\n"
+               "one where the most probable called label is most probable, or --start's), marked on an\n"
+               "overview of the whole recording with predict's windows.\n\n"
                "options:\n"
-               "  --start S         the analysed window starts S seconds in (0)\n"
+               "  --start S         draw and explain the 10 s window starting S seconds in\n"
                "  --force           report recordings that fail the signal checks too (the problem is shown)\n"
                "  --overwrite       replace pages of the same names in DIR\n"
                "  --threads T       OpenMP threads\n");
@@ -234,6 +236,8 @@ typedef struct page_in {
     const char *name;
     double test_auc;     /* NaN if unknown */
     const char *test_auc_from;
+    const float *pw;     /* (r->n_win, classes) each of predict's windows' probabilities */
+    int chosen;          /* the window shown, chosen as the one where the most probable called label peaks; -1: as asked (--start) or the only one */
 } page_in;
 
 static void ecg_svg(sbuf *b, const page_in *in) {
@@ -304,6 +308,11 @@ static void ecg_svg(sbuf *b, const page_in *in) {
         sb_printf(b, "<rect class=\"window\" x=\"%.2f\" y=\"%g\" width=\"%.2f\" height=\"%g\" fill=\"#ffd54f\" fill-opacity=\"0.5\" "
                      "stroke=\"#c68600\" stroke-width=\"0.3\"/>\n",
                   GRID_X0 + in->r->start_s * scale, y, 10.0 * scale, OVERVIEW_H - 5);
+        for (int v = 0; v < in->r->n_win; v++) /* the windows predict analyses (and their mean gives the probabilities) */
+            sb_printf(b, "<rect class=\"pwindow\" data-start-s=\"%.2f\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"1.2\" "
+                         "fill=\"%s\"/>\n",
+                      in->r->win_start[v] / MRM_FS, GRID_X0 + in->r->win_start[v] / MRM_FS * scale + 0.3, y + (v % 2) * 1.4,
+                      10.0 * scale - 0.6, fabs(in->r->win_start[v] / MRM_FS - in->r->start_s) < 1e-9 ? "#c68600" : "#888");
         sb_printf(b, "<polyline stroke=\"#333\" stroke-width=\"0.2\" fill=\"none\" points=\"");
         for (long long t = 0; t < rec->n_samples; t += step) {
             double v = rec->data[(size_t)s * rec->n_samples + t] * k - w->median[in->r->map.src[1] >= 0 ? 1 : 0];
@@ -312,9 +321,10 @@ static void ecg_svg(sbuf *b, const page_in *in) {
             sb_printf(b, "%.2f,%.2f ", GRID_X0 + t / rec->fs * scale, y + (OVERVIEW_H - 5) / 2 - v * 3);
         }
         sb_printf(b, "\"/>\n<text x=\"%g\" y=\"%g\" font-family=\"sans-serif\" font-size=\"2.6\">whole recording (%s, %.1f s); "
-                     "analysed window %.1f-%.1f s highlighted</text></g>\n",
+                     "window shown above %.1f-%.1f s highlighted; bars: the %d windows of 10 s whose mean gives the "
+                     "probabilities</text></g>\n",
                   GRID_X0, y + OVERVIEW_H - 2, in->r->map.src[1] >= 0 ? "II" : "I", in->r->seconds, in->r->start_s,
-                  in->r->start_s + 10.0);
+                  in->r->start_s + 10.0, in->r->n_win);
     }
     sb_printf(b, "</svg>\n");
 }
@@ -352,8 +362,20 @@ static void page(sbuf *b, const page_in *in) {
     sb_printf(b, "). 25 mm/s, 10 mm/mV; amplitudes as recorded (units: ");
     sb_text(b, in->w->units[1][0] ? in->w->units[1] : "mV");
     sb_printf(b, "), each lead drawn around its median over the window.");
-    if (r->seconds > 10.0 + 1e-9)
-        sb_printf(b, " <b>Analysed window: %.1f-%.1f s of %.1f s</b> (marked below).", r->start_s, r->start_s + 10, r->seconds);
+    if (r->seconds > 10.0 + 1e-9) {
+        sb_printf(b, " <b>Shown and explained: the window %.1f-%.1f s of %.1f s</b> (marked below)", r->start_s, r->start_s + 10,
+                  r->seconds);
+        if (in->chosen >= 0) {
+            int best = -1;
+            for (int k = 0; k < xm->c; k++)
+                if (in->mp->prob[k] > xm->thr[k] && (best < 0 || in->mp->prob[k] > in->mp->prob[best])) best = k;
+            if (best >= 0) sb_printf(b, ", the one where "), sb_text(b, xm->classes[best]), sb_printf(b, " is most probable");
+        }
+        sb_printf(b, ". <span id=\"windows\">The probabilities are the mean over the %d windows of 10 s that mrmnet predict "
+                     "analyses (", r->n_win);
+        for (int v = 0; v < r->n_win; v++) sb_printf(b, "%s%.1f-%.1f s", v ? ", " : "", r->win_start[v] / MRM_FS, r->win_start[v] / MRM_FS + 10);
+        sb_printf(b, ")</span>.");
+    }
     sb_printf(b, "</div>\n");
     /* leads not in the file, leads ignored */
     if (in->w->derived || r->map.ignored) {
@@ -373,8 +395,9 @@ static void page(sbuf *b, const page_in *in) {
         sb_printf(b, "</div>\n");
     }
     ecg_svg(b, in);
-    sb_printf(b, "<div class=\"cols\">\n<div>\n<table id=\"probabilities\">\n<tr><th>class</th><th></th><th>probability</th>"
-                 "<th>threshold</th><th></th><th>called</th></tr>\n");
+    sb_printf(b, "<div class=\"cols\">\n<div>\n<table id=\"probabilities\">\n<tr><th>class</th><th></th><th>probability");
+    if (r->n_win > 1) sb_printf(b, " (mean of %d windows)", r->n_win);
+    sb_printf(b, "</th><th>threshold</th><th></th><th>called</th></tr>\n");
     int q = 0;
     for (int k = 0; k < xm->c; k++) {
         int called = in->mp->prob[k] > xm->thr[k];
@@ -460,7 +483,7 @@ static double test_auc_of(const xp_model *xm, char *from, size_t n) {
 
 int cmd_report(int argc, char **argv) {
     const char *cmd = "report", *model_path = NULL, *dir = NULL;
-    double start_s = 0;
+    double start_s = -1; /* not given: the window is chosen among predict's */
     long threads = 0;
     int force = 0, overwrite = 0, n = 0, failed = 0, rc = 1;
     char **paths = calloc((size_t)argc, sizeof *paths);
@@ -541,30 +564,39 @@ int cmd_report(int argc, char **argv) {
         mrm_status s = mrm_path_join(path, sizeof path, dir, file) ? mrm_fail(&err, MRM_ERR_INVALID, "%s/%s: path too long", dir, file) : MRM_OK;
         struct stat st;
         if (!s && !overwrite && stat(path, &st) == 0) s = mrm_fail(&err, MRM_ERR_INVALID, "%s exists (--overwrite replaces it)", path);
-        if (!s) s = xp_record_read(&xm, paths[i], start_s, force, &r, &err);
+        if (!s) s = xp_record_read(&xm, paths[i], start_s > 0 ? start_s : 0, force, &r, &err);
         else memset(&r, 0, sizeof r);
         int *asked = NULL;
         if (!s) {
             asked = calloc((size_t)xm.c, sizeof *asked);
             if (!asked) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory");
         }
-        if (!s) { /* the maps of the classes that will be called only */
+        float *pw = NULL, *mean = NULL;
+        if (!s) { /* predict's windows and probabilities (the mean over the windows) */
+            pw = malloc(sizeof(float) * (size_t)r.n_win * xm.c);
+            mean = malloc(sizeof(float) * (size_t)xm.c);
+            if (!pw || !mean) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory");
+            if (!s) s = xp_window_probs(&xm, &r, pw, mean, &err);
+        }
+        int shown = -1; /* the window drawn and explained: --start's, else where the most probable called label peaks */
+        if (!s && start_s < 0 && r.n_win > 1) {
+            int best = -1;
+            for (int k = 0; k < xm.c; k++)
+                if (mean[k] > xm.thr[k] && (best < 0 || mean[k] > mean[best])) best = k;
+            shown = 0;
+            for (int v = 1; best >= 0 && v < r.n_win; v++)
+                if (pw[(size_t)v * xm.c + best] > pw[(size_t)shown * xm.c + best]) shown = v;
+            xp_record_window(&xm, &r, r.win_start[shown]);
+        }
+        if (!s) { /* the maps of the called classes only, in the window shown */
+            for (int k = 0; k < xm.c; k++) asked[k] = mean[k] > xm.thr[k];
             s = xp_maps_compute(&xm, &r, asked, &mp, &err);
-            int any = 0;
-            for (int k = 0; k < xm.c; k++) asked[k] = mp.prob[k] > xm.thr[k], any |= asked[k];
-            if (!s && any) {
-                float *prob = mp.prob;
-                mp.prob = NULL;
-                xp_maps_free(&mp);
-                s = xp_maps_compute(&xm, &r, asked, &mp, &err);
-                if (!s) memcpy(mp.prob, prob, sizeof(float) * (size_t)xm.c);
-                free(prob);
-            }
+            if (!s) memcpy(mp.prob, mean, sizeof(float) * (size_t)xm.c);
         }
         free(asked);
         if (!s) s = raw_window(&r, &w, &err);
         if (!s) {
-            page_in in = {&xm, &r, &mp, &w, paths[i], names[i], test_auc, auc_from};
+            page_in in = {&xm, &r, &mp, &w, paths[i], names[i], test_auc, auc_from, pw, shown};
             page(&b, &in);
             if (b.failed) s = mrm_fail(&err, MRM_ERR_NOMEM, "%s: out of memory", path);
         }
@@ -584,6 +616,7 @@ int cmd_report(int argc, char **argv) {
         }
         free(b.p);
         free(w.v);
+        free(pw), free(mean);
         xp_maps_free(&mp);
         xp_record_free(&r);
     }

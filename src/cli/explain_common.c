@@ -113,37 +113,84 @@ mrm_status xp_record_read(const xp_model *xm, const char *path, double start_s, 
                         q.summary);
     if (llround(r->seconds * MRM_FS) < MRM_SAMPLES)
         return mrm_fail(err, MRM_ERR_INVALID, "%s: %.3g s long, shorter than the model's 10 s window", path, r->seconds);
-    float *full = NULL;
-    long long frames = 0;
-    s = mrm_preprocess_full(&r->rec, 0, &full, &frames, &r->info, err);
+    s = mrm_preprocess_full(&r->rec, 0, &r->full, &r->frames, &r->info, err);
     if (s) return s;
-    if (frames < MRM_SAMPLES) {
-        free(full);
-        return mrm_fail(err, MRM_ERR_INVALID, "%s: %lld samples at 100 Hz, fewer than the model's 1000", path, frames);
-    }
-    long long st = llround((start_s > 0 ? start_s : 0) * MRM_FS);
-    if (st > frames - MRM_SAMPLES) st = frames - MRM_SAMPLES;
-    r->start_s = (double)st / MRM_FS;
+    if (r->frames < MRM_SAMPLES)
+        return mrm_fail(err, MRM_ERR_INVALID, "%s: %lld samples at 100 Hz, fewer than the model's 1000", path, r->frames);
+    long long nw = xp_window_starts(r->frames, MRM_SAMPLES, NULL);
+    r->win_start = malloc(sizeof *r->win_start * (size_t)nw);
     r->mv100 = malloc(sizeof(float) * MRM_LEADS * MRM_SAMPLES);
     r->x = malloc(sizeof(float) * MRM_LEADS * MRM_SAMPLES);
-    if (!r->mv100 || !r->x) {
-        free(full);
-        return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
-    }
-    for (int j = 0; j < MRM_LEADS; j++) {
-        memcpy(r->mv100 + (size_t)j * MRM_SAMPLES, full + (size_t)j * frames + st, sizeof(float) * MRM_SAMPLES);
-        const float *src = full + (size_t)xm->lead_map[j] * frames + st;
-        for (int t = 0; t < MRM_SAMPLES; t++)
-            r->x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)src[t] - xm->mean) / xm->sd);
-    }
-    free(full);
+    if (!r->mv100 || !r->x || !r->win_start) return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
+    r->n_win = (int)xp_window_starts(r->frames, MRM_SAMPLES, r->win_start);
+    xp_record_window(xm, r, llround((start_s > 0 ? start_s : 0) * MRM_FS));
     return MRM_OK;
+}
+
+/* The standardised model input (12, 1000) of the window at frame st, in the model's lead order. */
+static void model_input(const xp_model *xm, const xp_record *r, long long st, float *x) {
+    for (int j = 0; j < MRM_LEADS; j++) {
+        const float *src = r->full + (size_t)xm->lead_map[j] * (size_t)r->frames + (size_t)st;
+        for (int t = 0; t < MRM_SAMPLES; t++) x[(size_t)j * MRM_SAMPLES + t] = (float)(((double)src[t] - xm->mean) / xm->sd);
+    }
+}
+
+void xp_record_window(const xp_model *xm, xp_record *r, long long st) {
+    if (st > r->frames - MRM_SAMPLES) st = r->frames - MRM_SAMPLES;
+    if (st < 0) st = 0;
+    r->start_s = (double)st / MRM_FS;
+    for (int j = 0; j < MRM_LEADS; j++)
+        memcpy(r->mv100 + (size_t)j * MRM_SAMPLES, r->full + (size_t)j * (size_t)r->frames + (size_t)st, sizeof(float) * MRM_SAMPLES);
+    model_input(xm, r, st, r->x);
+}
+
+long long xp_window_starts(long long m, long long stride, long long *starts) {
+    if (m <= MRM_SAMPLES) {
+        if (starts) starts[0] = 0;
+        return 1;
+    }
+    long long k = 0, s = 0;
+    for (; s + MRM_SAMPLES <= m; s += stride) {
+        if (starts) starts[k] = s;
+        k++;
+    }
+    long long end = (s - stride) + MRM_SAMPLES;
+    if (m - end > (long long)MRM_FS) {
+        if (starts) starts[k] = m - MRM_SAMPLES;
+        k++;
+    }
+    return k;
+}
+
+mrm_status xp_window_probs(const xp_model *xm, const xp_record *r, float *pw, float *mean, mrm_error *err) {
+    const int c = xm->c, heads = mrm_model_num_heads(xm->m);
+    float *x = malloc(sizeof(float) * MRM_LEADS * MRM_SAMPLES);
+    if (!x) return mrm_fail(err, MRM_ERR_NOMEM, "out of memory");
+    mrm_status s = MRM_OK;
+    for (int w = 0; !s && w < r->n_win; w++) {
+        model_input(xm, r, r->win_start[w], x);
+        s = mrm_model_forward(xm->m, x, 1, 0, NULL, err);
+        for (int k = 0; !s && k < c; k++) {
+            double p = 0;
+            for (int h = 1; h <= heads; h++) p += 1.0 / (1.0 + exp(-(double)mrm_model_logits(xm->m, h)[k]));
+            pw[(size_t)w * c + k] = (float)(p / heads);
+        }
+    }
+    for (int k = 0; !s && k < c; k++) { /* in double, as predict sums them */
+        double sum = 0;
+        for (int w = 0; w < r->n_win; w++) sum += pw[(size_t)w * c + k];
+        mean[k] = (float)(sum / (double)r->n_win);
+    }
+    free(x);
+    return s;
 }
 
 void xp_record_free(xp_record *r) {
     mrm_record_free(&r->rec);
     free(r->mv100);
     free(r->x);
+    free(r->full);
+    free(r->win_start);
     memset(r, 0, sizeof *r);
 }
 

@@ -28,6 +28,11 @@ typedef struct xp_model {
 int xp_model_load(const char *cmd, const char *path, xp_model *xm);
 void xp_model_free(xp_model *xm);
 
+/* The 10 s windows predict analyses in a recording of m frames at 100 Hz: one every `stride`
+ * frames, and a last one ending at the recording's end when more than 1 s would be left out (one
+ * window, at 0, when m <= 1000). Returns the count; starts (frames) may be NULL. */
+long long xp_window_starts(long long m, long long stride, long long *starts);
+
 /* One recording, its analysed window and the model's input. */
 typedef struct xp_record {
     mrm_record rec;        /* as read (physical units, the file's rate) */
@@ -38,12 +43,21 @@ typedef struct xp_record {
     double start_s;        /* the analysed window: [start_s, start_s + 10) */
     float *mv100;          /* (12, 1000) the window at 100 Hz in mV, mrm_lead_names order */
     float *x;              /* (12, 1000) the model's input: standardised, in the model's lead order */
+    float *full;           /* (12, frames) the whole recording at 100 Hz in mV, mrm_lead_names order */
+    long long frames;
+    int n_win;             /* the windows predict analyses (10 s apart; xp_window_starts) */
+    long long *win_start;  /* (n_win) their first frames */
 } xp_record;
 
 /* Reads `path` and cuts the 10 s window starting at start_s (clamped so that it ends at the
  * recording's end at the latest). A recording shorter than 10 s, or one that fails the signal checks
  * (unless force), is an error (message in err). */
 mrm_status xp_record_read(const xp_model *xm, const char *path, double start_s, int force, xp_record *r, mrm_error *err);
+/* Makes the window starting at frame `start` (clamped as above) the analysed one. */
+void xp_record_window(const xp_model *xm, xp_record *r, long long start);
+/* The mean of the heads' probabilities in each of predict's windows, pw (n_win, c), and their mean
+ * over the windows, mean (c), as predict aggregates them. The analysed window is left as it was. */
+mrm_status xp_window_probs(const xp_model *xm, const xp_record *r, float *pw, float *mean, mrm_error *err);
 void xp_record_free(xp_record *r);
 
 /* The model's outputs and maps on one recording, for the classes asked (all when n_sel = 0). */

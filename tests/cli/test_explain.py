@@ -3,8 +3,9 @@ autograd (float32, whose rounding is 1e-7 of float64's here): for each recording
 and the input x gradient agree to 1e-4 of the map's largest value. Models: the bundled default
 model and two variants of the twin with random weights (combine=add; branches=low, attention=none,
 fusion=off). Recordings: the bundled PTB-XL fixtures (100 Hz and 500 Hz) and samples, and, when
-../shared is there, held-out PTB-XL test-fold records, 500 Hz records and a CPSC2018 recording longer
-than 10 s (a later window, --start). The model input explain writes is checked against the raw
+../shared is there, held-out PTB-XL test-fold records, 500 Hz records and a 25 s CPSC2018 recording
+(a later window, --start; and without it every window predict analyses, whose windows, per-window
+and mean probabilities and labels must be predict's). The model input explain writes is checked against the raw
 WFDB samples for the 100 Hz records. A ReLU input within 1e-5 of 0, or a max-pool window whose two
 values are within 1e-5 of each other, may be decided the other way by mrmnet's float32 forward
 (docs/parity.md; PTB-XL 01000 with the default model: a window of BaseScale1's multi-scale path
@@ -142,7 +143,9 @@ def raw_wfdb16(rec):
     return (d - np.array(bases)[:, None]) / np.array(gains)[:, None]
 
 
-def run_case(label, model_path, records, out, extra=(), raw_check=()):
+def run_case(label, model_path, records, out, extra=(), raw_check=(), windows=None):
+    """windows: for a recording longer than 10 s explained without --start, predict's JSON entry
+    of it (its windows and mean probabilities), which explain's windows must match."""
     shutil.rmtree(out, ignore_errors=True)
     model, meta = load_model(model_path)
     model = model.float().eval()
@@ -160,42 +163,63 @@ def run_case(label, model_path, records, out, extra=(), raw_check=()):
         cam = np.load(base + ".gradcam.npy")
         br = np.load(base + ".gradcam_branches.npy")
         sal = np.load(base + ".saliency.npy")
-        check(cam.shape == (len(j["classes"]), 1000), "%s %s: gradcam shape %s" % (label, name, cam.shape))
+        W = len(j["windows"])
+        if windows is not None:  # every window predict analyses, a leading window axis
+            want = [(w["start_s"], w["end_s"]) for w in windows["windows"]]
+            check([(w["start_s"], w["end_s"]) for w in j["windows"]] == want, "%s %s: predict's windows %s" % (label, name, want))
+            check("window_axis" in j and cam.shape == (W, len(j["classes"]), 1000) and x.shape == (W, 12, 1000)
+                  and sal.shape == (W, len(j["classes"]), 12, 1000), "%s %s: shapes %s %s" % (label, name, cam.shape, x.shape))
+            for c, pr in windows["probabilities"].items():
+                check(abs(j["probabilities"][c] - pr) < 1e-4, "%s %s %s: predict's mean probability %g vs %g" % (label, name, c, j["probabilities"][c], pr))
+            check(j["labels"] == windows["labels"], "%s %s: predict's labels %s vs %s" % (label, name, j["labels"], windows["labels"]))
+            for w in range(W):
+                for c, pr in windows["windows"][w]["probabilities"].items():
+                    check(abs(j["windows"][w]["probabilities"][c] - pr) < 1e-4, "%s %s window %d %s: predict's probability" % (label, name, w, c))
+        else:
+            check(W == 1 and cam.shape == (len(j["classes"]), 1000), "%s %s: gradcam shape %s" % (label, name, cam.shape))
+            x, cam, br, sal = x[None], cam[None], br[None], sal[None]
         if rec in raw_check:
             raw = raw_wfdb16(rec)
             want = (raw[:, int(round(j["window_start_s"] * 100)):][:, :1000] - mean) / std
-            check(rel(x, want) < 1e-5, "%s %s: the model input differs from the raw samples (%g)" % (label, name, rel(x, want)))
-        with torch.no_grad():
-            outs = [o for o in model(torch.tensor(x[None], dtype=torch.float32))[1::2] if o is not None]
-        prob = sum(torch.sigmoid(o[0]) for o in outs).numpy() / len(outs)
-        ks = [classes.index(cname) for cname in j["classes"]]
-        got = {k: (cam[q], br[q], sal[q]) for q, k in enumerate(ks)}
-        ref = twin_maps(model, x, ks)
-        # positions within float32 rounding of a ReLU's 0 or of a max-pool tie may be decided the
-        # other way by mrmnet's forward: the four closest of those within 40 steps of the largest
-        # difference of the input x gradient are flipped in the twin one at a time, each kept when
-        # it brings the twin nearer to mrmnet
-        flips, cands = {}, []
-        if not all(max(errors(got[k], ref[k])) < TOL for k in ks):
-            far = max(ks, key=lambda k: errors(got[k], ref[k])[2])
-            at = np.unravel_index(np.abs(got[far][2] - ref[far][3]).argmax(), ref[far][3].shape)[1]
-            cands = sorted(n for n in switch.near if abs(n[5] - at) <= 40)[:4]
-        for gap, kind, i, c, t, _ in cands:
-            trial = {a: list(b) for a, b in flips.items()}
-            trial.setdefault(i, []).append((c, t))
-            r2 = twin_maps(model, x, ks, trial)
-            if sum(max(errors(got[k], r2[k])) for k in ks) < sum(max(errors(got[k], ref[k])) for k in ks):
-                flips, ref = trial, r2
-                flipped.append("%s %s: %s (call %d) channel %d step %d, %.1e from a tie in the twin" % (label, name, kind, i, c, t, gap))
-        for cname, k in zip(j["classes"], ks):
-            s = ref[k][0]
-            check(abs(j["probabilities"][cname] - prob[k]) < 1e-5, "%s %s %s: probability" % (label, name, cname))
-            check(abs(j["scores"][cname] - s) < 1e-4 * max(1, abs(s)), "%s %s %s: score %g vs %g" % (label, name, cname, j["scores"][cname], s))
-            e = errors(got[k], ref[k])
-            for key, v in zip(("gradcam", "branch", "saliency"), e):
-                worst[key] = max(worst[key], v)
-            check(max(e) < TOL, "%s %s %s: Grad-CAM %.2e, branches %.2e, input x gradient %.2e (tolerance %g)" % (label, name, cname, *e, TOL))
+            check(rel(x[0], want) < 1e-5, "%s %s: the model input differs from the raw samples (%g)" % (label, name, rel(x[0], want)))
+        for w in range(W):
+            wname = name if W == 1 else "%s window %g-%g s" % (name, j["windows"][w]["start_s"], j["windows"][w]["end_s"])
+            compare_window(label, wname, model, classes, j["classes"], j["windows"][w], x[w], cam[w], br[w], sal[w])
     print("%s: %d recordings" % (label, len(records)), flush=True)
+
+
+def compare_window(label, name, model, classes, asked, jw, x, cam, br, sal):
+    """One window's maps (mrmnet's) against the twin's, with the flips of near-ties kept."""
+    with torch.no_grad():
+        outs = [o for o in model(torch.tensor(x[None], dtype=torch.float32))[1::2] if o is not None]
+    prob = sum(torch.sigmoid(o[0]) for o in outs).numpy() / len(outs)
+    ks = [classes.index(cname) for cname in asked]
+    got = {k: (cam[q], br[q], sal[q]) for q, k in enumerate(ks)}
+    ref = twin_maps(model, x, ks)
+    # positions within float32 rounding of a ReLU's 0 or of a max-pool tie may be decided the
+    # other way by mrmnet's forward: the four closest of those within 40 steps of the largest
+    # difference of the input x gradient are flipped in the twin one at a time, each kept when
+    # it brings the twin nearer to mrmnet
+    flips, cands = {}, []
+    if not all(max(errors(got[k], ref[k])) < TOL for k in ks):
+        far = max(ks, key=lambda k: errors(got[k], ref[k])[2])
+        at = np.unravel_index(np.abs(got[far][2] - ref[far][3]).argmax(), ref[far][3].shape)[1]
+        cands = sorted(n for n in switch.near if abs(n[5] - at) <= 40)[:4]
+    for gap, kind, i, c, t, _ in cands:
+        trial = {a: list(b) for a, b in flips.items()}
+        trial.setdefault(i, []).append((c, t))
+        r2 = twin_maps(model, x, ks, trial)
+        if sum(max(errors(got[k], r2[k])) for k in ks) < sum(max(errors(got[k], ref[k])) for k in ks):
+            flips, ref = trial, r2
+            flipped.append("%s %s: %s (call %d) channel %d step %d, %.1e from a tie in the twin" % (label, name, kind, i, c, t, gap))
+    for cname, k in zip(asked, ks):
+        s = ref[k][0]
+        check(abs(jw["probabilities"][cname] - prob[k]) < 1e-5, "%s %s %s: probability" % (label, name, cname))
+        check(abs(jw["scores"][cname] - s) < 1e-4 * max(1, abs(s)), "%s %s %s: score %g vs %g" % (label, name, cname, jw["scores"][cname], s))
+        e = errors(got[k], ref[k])
+        for key, v in zip(("gradcam", "branch", "saliency"), e):
+            worst[key] = max(worst[key], v)
+        check(max(e) < TOL, "%s %s %s: Grad-CAM %.2e, branches %.2e, input x gradient %.2e (tolerance %g)" % (label, name, cname, *e, TOL))
 
 
 def randomised_variant(path, seed, **kw):
@@ -243,10 +267,19 @@ if ptb and os.path.isfile(os.path.join(ptb, "ptbxl_database.csv")):
     hr = [os.path.join(ptb, r["filename_hr"]) for r in rows[:100] if os.path.isfile(os.path.join(ptb, r["filename_hr"] + ".hea"))][-1:]
     run_case("default model, PTB-XL test fold", default, held + hr, os.path.join(TMP, "shared"), raw_check=held,
              extra=("--classes", "MI,NORM,STTC"))
-    cpsc = os.path.join(SHARED, "data", "cpsc2018", "challenge2020_wfdb", "A0002")
+    cpsc = os.path.join(SHARED, "data", "cpsc2018", "challenge2020_wfdb", "A0005")
     if os.path.isfile(cpsc + ".hea"):
-        run_case("default model, CPSC2018 > 10 s, window at 3 s", default, [cpsc], os.path.join(TMP, "cpsc"),
+        # 25 s at 500 Hz: one later window (--start), then every window predict analyses
+        run_case("default model, CPSC2018 25 s, window at 3 s", default, [cpsc], os.path.join(TMP, "cpsc"),
                  extra=("--start", "3", "--force", "--classes", "NORM,STTC"))
+        j = json.load(open(os.path.join(TMP, "cpsc", "A0005.json")))
+        check(j["window_start_s"] == 3.0 and j["window_end_s"] == 13.0, "the window at 3 s: %s-%s" % (j["window_start_s"], j["window_end_s"]))
+        pj = mrmnet("predict", "--json", "--force", "--model", default, cpsc, expect=0)
+        pred = json.loads(pj.stdout)[0] if pj.returncode == 0 else None
+        check(pred is not None and len(pred["windows"]) == 3, "predict analyses the 25 s recording in 3 windows")
+        if pred:
+            run_case("default model, CPSC2018 25 s, predict's windows", default, [cpsc], os.path.join(TMP, "cpsc-all"),
+                     extra=("--force", "--classes", "NORM,STTC"), windows=pred)
 else:
     print("../shared is absent: the held-out PTB-XL and CPSC2018 records are not checked")
 print("ReLU inputs or max-pool gaps within %g of 0 that mrmnet's float32 forward decided the other way: %d" % (NEAR, len(flipped)))

@@ -9,8 +9,10 @@ limb leads III, aVR, aVL, aVF are left out (derived):
     the trace's highest point lies at 10 mm/mV * (value - median) above the strip's baseline,
     within 0.4 mm;
   - the probabilities and thresholds shown are those of mrmnet explain's JSON for the record, the
-    called classes are marked, the analysed window of a long recording is stated, the derived leads
-    are named, and "Not a diagnosis" is there.
+    called classes are marked, the derived leads are named, and "Not a diagnosis" is there;
+  - for the recording longer than 10 s: the probabilities and called labels are those of mrmnet
+    predict (the mean over its 10 s windows), predict's windows are listed and marked, and the
+    window drawn is --start's, or the one where the most probable called label is most probable.
 Skipped (exit 77) when chromium is not installed (scripts/install-deps.sh --test installs it)."""
 import json
 import os
@@ -188,13 +190,38 @@ for rec in recs:
 
 cpsc = os.path.join(SHARED, "data", "cpsc2018", "challenge2020_wfdb", "A0005") if SHARED else ""
 if cpsc and os.path.isfile(cpsc + ".hea"):
-    o2 = os.path.join(TMP, "reports-long")
-    shutil.rmtree(o2, ignore_errors=True)
-    p = mrmnet("report", "--model", MODEL, "--out", o2, "--start", "12", "--force", cpsc, expect=0)
-    if p.returncode == 0:
-        check_page("A0005 (25 s, 500 Hz)", os.path.join(o2, "A0005.html"), window_note="Analysed window: 12.0-22.0 s of 25.0 s")
-    else:
-        check(False, "report on a 25 s recording")
+    # a 25 s recording: probabilities and labels are predict's (the mean over its windows, which the
+    # page lists and marks); the window drawn is --start's, or the one where the most probable called
+    # label is most probable in predict's own per-window output
+    pj = mrmnet("predict", "--json", "--force", "--model", MODEL, cpsc, expect=0)
+    pred = json.loads(pj.stdout)[0] if pj.returncode == 0 else None
+    check(pred is not None and len(pred["windows"]) == 3, "predict analyses the 25 s recording in 3 windows")
+    for label, extra in (("A0005 (25 s, 500 Hz), --start 12", ("--start", "12")), ("A0005 (25 s, 500 Hz)", ())):
+        o2 = os.path.join(TMP, "reports-long")
+        shutil.rmtree(o2, ignore_errors=True)
+        p = mrmnet("report", "--model", MODEL, "--out", o2, "--force", *extra, cpsc, expect=0)
+        if p.returncode or not pred:
+            check(False, "%s: report on a 25 s recording" % label)
+            continue
+        page = os.path.join(o2, "A0005.html")
+        text = open(page, encoding="utf-8").read()
+        wins = ", ".join("%.1f-%.1f s" % (w["start_s"], w["end_s"]) for w in pred["windows"])
+        check("mean over the 3 windows of 10 s that mrmnet predict analyses (%s)" % wins in text,
+              "%s: lists predict's windows (%s)" % (label, wins))
+        starts = sorted(float(v) for v in re.findall(r'class="pwindow" data-start-s="([\d.]+)"', text))
+        check(starts == [w["start_s"] for w in pred["windows"]], "%s: marks predict's windows %s" % (label, starts))
+        for c, pr in pred["probabilities"].items():
+            row = re.search(r'<tr[^>]*data-class="%s">(.*?)</tr>' % re.escape(c), text, re.S)
+            cells = re.findall(r"<td>([^<]*)</td>", row.group(1)) if row else []
+            shown = [float(x) for x in cells if re.fullmatch(r"\d\.\d{3}", x)]
+            check(len(shown) == 2 and abs(shown[0] - pr) < 6e-4, "%s %s: predict's probability %.4f shown (%s)" % (label, c, pr, shown))
+            check(row is not None and ("called" in row.group(1)) == (c in pred["labels"]), "%s %s: the called mark as predict's" % (label, c))
+        if extra:
+            want = 12.0
+        else:
+            top = max(pred["labels"], key=lambda c: pred["probabilities"][c]) if pred["labels"] else None
+            want = max(pred["windows"], key=lambda w: w["probabilities"][top])["start_s"] if top else 0.0
+        check_page(label, page, window_note="Shown and explained: the window %.1f-%.1f s of 25.0 s" % (want, want + 10))
 else:
     print("../shared is absent: the recording longer than 10 s is not checked")
 end()
