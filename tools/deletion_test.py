@@ -1,16 +1,18 @@
 """Faithfulness of the explanation maps: the deletion test (docs/explain.md).
 
-For each record of a prepared test split (a seeded subsample) and each class the record is
-labelled with, the time steps are ranked by a map's saliency and the top 5%, 10%, 20%, 30% and 50%
+For each record of a prepared test split (all of it, or a seeded subsample) and each class the
+record is labelled with, the time steps are ranked by a map's saliency and the top 5%, 10%, 20%, 30% and 50%
 are replaced, in all 12 leads at once, by the record's baseline (each lead's median); the drop of
 the class's probability (the mean of the model's heads) is recorded. The same amount of time is
 also replaced in randomly placed segments of 0.2 s (the control). Maps: Grad-CAM (its value per
 step), input x gradient and integrated gradients (each step's saliency: the sum over the leads of
-the absolute attribution). Everything is computed by mrmnet (explain --input, forward); numpy only
-masks and averages.
+the absolute attribution). Everything is computed by mrmnet (explain --input, one run per class
+on the records labelled with it; forward --fast); numpy only masks and averages. For each map and
+amount, the paired difference (the map's drop less the random segments' drop, pair by pair) is
+given with a 95% bootstrap interval (2000 resamples of the pairs, seeded).
 
     python3 tools/deletion_test.py --model models/ptbxl-superdiagnostic.safetensors \
-        --data PREP --records 100 --ig 16 --out docs/explain
+        --data PREP [--records N] --ig 16 --threads 1 --out docs/explain
 writes docs/explain-deletion.svg and docs/explain-deletion.json and prints a Markdown table.
 """
 import argparse
@@ -26,8 +28,12 @@ FRACTIONS = (0.05, 0.10, 0.20, 0.30, 0.50)
 SEG = 20  # steps of a random segment (0.2 s at 100 Hz)
 
 
+THREADS = None
+
+
 def mrmnet(exe, *args):
-    p = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS)) if THREADS else None
+    p = subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True, env=env)
     if p.returncode:
         sys.exit("mrmnet %s failed:\n%s" % (" ".join(map(str, args)), p.stderr[-2000:]))
 
@@ -98,12 +104,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True, help="a prepared folder (X_test.npy, y_test.npy, prepare.json)")
-    ap.add_argument("--records", type=int, default=100)
+    ap.add_argument("--records", type=int, default=0, help="a seeded subsample of N records (0: the whole split)")
     ap.add_argument("--ig", type=int, default=16, help="integrated-gradients steps (0: not computed)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mrmnet", default="build/mrmnet")
+    ap.add_argument("--threads", type=int, default=0, help="OpenMP threads of mrmnet (0: its default)")
     ap.add_argument("--out", required=True, help="output prefix: PREFIX-deletion.svg, PREFIX-deletion.json")
     a = ap.parse_args()
+    global THREADS
+    THREADS = a.threads or None
     X = np.load(os.path.join(a.data, "X_test.npy"))
     Y = np.load(os.path.join(a.data, "y_test.npy"))
     prep = json.load(open(os.path.join(a.data, "prepare.json")))
@@ -111,23 +120,31 @@ def main():
     meta = json.loads(open(a.model, "rb").read(8 + int.from_bytes(open(a.model, "rb").read(8), "little"))[8:])["__metadata__"]
     mm, ms = float(meta["mean"]), float(meta["std"])
     X = ((X.astype(np.float64) * float(prep["std"]) + float(prep["mean"]) - mm) / ms).astype(np.float32)
-    rng = np.random.default_rng(a.seed)
-    idx = np.sort(rng.choice(len(X), size=min(a.records, len(X)), replace=False))
-    X, Y = X[idx], Y[idx]
+    if a.records and a.records < len(X):
+        rng = np.random.default_rng(a.seed)
+        idx = np.sort(rng.choice(len(X), size=a.records, replace=False))
+        X, Y = X[idx], Y[idx]
+    cases = [(i, k) for i in range(len(X)) for k in range(Y.shape[1]) if Y[i, k] > 0.5]
     with tempfile.TemporaryDirectory() as work:
-        np.save(os.path.join(work, "X.npy"), X)
-        ex = os.path.join(work, "maps")
-        mrmnet(a.mrmnet, "explain", "--model", a.model, "--input", os.path.join(work, "X.npy"), "--out", ex,
-               *(("--ig", a.ig) if a.ig else ()))
-        cam = np.load(os.path.join(ex, "gradcam.npy"))            # (N, C, 1000)
-        sal = np.load(os.path.join(ex, "saliency.npy"))           # (N, C, 12, 1000)
-        ig = np.load(os.path.join(ex, "integrated.npy")) if a.ig else None  # (N, C, 12, 1000)
-        p0 = np.load(os.path.join(ex, "probabilities.npy")).astype(np.float64)
-        cases = [(i, k) for i in range(len(X)) for k in range(Y.shape[1]) if Y[i, k] > 0.5]
+        p0 = probs(a.mrmnet, a.model, X, work)                    # (N, C), the same path as the deletions
+        maps = {}  # (i, k) -> (Grad-CAM (1000), input x gradient (12, 1000), integrated gradients or None)
+        for k in range(Y.shape[1]):
+            rows = [i for i in range(len(X)) if Y[i, k] > 0.5]
+            if not rows:
+                continue
+            np.save(os.path.join(work, "X.npy"), X[rows])
+            ex = os.path.join(work, "maps%d" % k)
+            mrmnet(a.mrmnet, "explain", "--model", a.model, "--input", os.path.join(work, "X.npy"), "--out", ex,
+                   "--classes", k, *(("--ig", a.ig) if a.ig else ()))
+            cam = np.load(os.path.join(ex, "gradcam.npy"))        # (n, 1, 1000)
+            sal = np.load(os.path.join(ex, "saliency.npy"))       # (n, 1, 12, 1000)
+            ig = np.load(os.path.join(ex, "integrated.npy")) if a.ig else None
+            for q, i in enumerate(rows):
+                maps[i, k] = (cam[q, 0], sal[q, 0], ig[q, 0] if a.ig else None)
         base = np.median(X, axis=2, keepdims=True)                # (N, 12, 1) each lead's median
-        rankings = {"Grad-CAM": lambda i, k: cam[i, k],
-                    "input x gradient": lambda i, k: np.abs(sal[i, k]).sum(axis=0),
-                    "integrated gradients": lambda i, k: np.abs(ig[i, k]).sum(axis=0)}
+        rankings = {"Grad-CAM": lambda i, k: maps[i, k][0],
+                    "input x gradient": lambda i, k: np.abs(maps[i, k][1]).sum(axis=0),
+                    "integrated gradients": lambda i, k: np.abs(maps[i, k][2]).sum(axis=0)}
         if not a.ig:
             del rankings["integrated gradients"]
         res = {}
@@ -145,11 +162,26 @@ def main():
                 drops.append(float(d.mean()))
                 per_case.setdefault(name, []).append(d)
             res[name] = drops
-    out = {"model": a.model, "data": a.data, "records": int(len(X)), "record_indices_seed": a.seed,
+    boot = np.random.default_rng(a.seed + 29).integers(0, len(cases), size=(2000, len(cases)))
+    paired = {}
+    for n in rankings:
+        paired[n] = []
+        for j in range(len(FRACTIONS)):
+            diff = per_case[n][j] - per_case["random segments"][j]
+            means = diff[boot].mean(axis=1)
+            paired[n].append([float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))])
+    out = {"model": a.model, "data": a.data, "records": int(len(X)),
+           "record_indices_seed": a.seed if a.records and a.records < len(np.load(os.path.join(a.data, "y_test.npy"))) else None,
            "cases": len(cases), "ig_steps": a.ig, "fractions": FRACTIONS, "segment_steps": SEG,
            "mean_drop": res,
            "better_than_random": {n: [float(np.mean(per_case[n][j] > per_case["random segments"][j]))
                                       for j in range(len(FRACTIONS))] for n in rankings},
+           "paired_difference_vs_random_ci95": paired,
+           "by_class": {cls: {"cases": int(sum(1 for _, k in cases if k == q)),
+                              "mean_drop": {n: [float(per_case[n][j][[c for c, (_, k) in enumerate(cases) if k == q]].mean())
+                                                for j in range(len(FRACTIONS))] for n in per_case}}
+                        for q, cls in enumerate(open(os.path.join(a.data, "classes.txt")).read().split())
+                        if any(k == q for _, k in cases)},
            "mean_probability_before": float(np.mean([p0[i, k] for i, k in cases]))}
     json.dump(out, open(a.out + "-deletion.json", "w"), indent=1)
     svg_curves(res, a.out + "-deletion.svg", len(cases))
@@ -159,6 +191,8 @@ def main():
         print("| %s | " % n + " | ".join("%.3f" % d for d in v) + " |")
     print("pairs where the map's deletion drops the probability more than random segments:",
           {n: ["%.2f" % x for x in v] for n, v in out["better_than_random"].items()})
+    for n, v in paired.items():
+        print("%s - random, mean [95%% CI]: " % n + ", ".join("%.3f [%.3f, %.3f]" % tuple(t) for t in v))
 
 
 if __name__ == "__main__":
