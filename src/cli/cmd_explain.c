@@ -335,10 +335,14 @@ static int explain_array(const char *cmd, const xp_model *xm, const char *input,
     }
     if (!s) {
         long long s2[2] = {N, c}, s3[3] = {N, K, T}, s4[4] = {N, K, MRM_LEADS, T};
+        const char *done[3] = {p_prob, p_cam, p_sal};
+        int written = 0; /* removed again when a later file fails */
         s = mrm_npy_write_f32(p_prob, prob, 2, s2, &err);
-        if (!s) s = mrm_npy_write_f32(p_cam, cam, 3, s3, &err);
-        if (!s) s = mrm_npy_write_f32(p_sal, sal, 4, s4, &err);
+        if (!s) written++, s = mrm_npy_write_f32(p_cam, cam, 3, s3, &err);
+        if (!s) written++, s = mrm_npy_write_f32(p_sal, sal, 4, s4, &err);
+        if (!s) written++;
         if (!s && ig_steps) s = mrm_npy_write_f32(p_ig, ig, 4, s4, &err);
+        for (int f = 0; s && f < written; f++) unlink(done[f]);
     }
     free(X), free(cam), free(sal), free(prob), free(ig), free(base);
     return s ? cli_report(cmd, &err) : 0;

@@ -1,5 +1,6 @@
 /* mrmnet export: a model compiled for the embeddable engine (mrmnet/engine.h), as an image file
  * or as C source holding the image as a const array (a device then needs no file system). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +44,9 @@ static mrm_status write_c(const unsigned char *img, size_t len, const char *path
     for (size_t i = 0; i < len; i++) fprintf(f, "%u,%s", img[i], i % 24 == 23 || i + 1 == len ? "\n" : "");
     fprintf(f, "};\nconst size_t %s_len = %zu;\n", name, len);
     if (ferror(f)) {
+        int e = errno ? errno : EIO; /* the failed write's reason */
         mrm_atomic_abort(&a);
-        return mrm_fail(err, MRM_ERR_IO, "%s: write failed", path);
+        return mrm_fail(err, MRM_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }
     return mrm_atomic_commit(&a, err);
 }

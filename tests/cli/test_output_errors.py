@@ -73,6 +73,9 @@ outputs = [
     ["eval", "--model", MODEL, "--data", prep, "--resamples", "0", "--json", "/dev/full"],
     ["eval", "--model", MODEL, "--data", prep, "--resamples", "0", "--predictions", "/dev/full"],
     ["eval", "--model", MODEL, "--data", prep, "--resamples", "0", "--roc", "/dev/full"],
+    ["export", "--model", MODEL, "--engine", "/dev/full"],
+    ["export", "--model", MODEL, "--c-source", "/dev/full"],
+    ["quantize", "--model", MODEL, "--data", prep, "--calib", "8", "--out", "/dev/full"],
 ]
 for args in outputs:
     rc, _, err = run(*args, expect=1)
@@ -81,6 +84,11 @@ for args in outputs:
     check("/dev/full: write failed: " + ENOSPC in err, what + ": message: " + err[-300:])
     check(is_device("/dev/full"), what + ": /dev/full is still a device")
 check(not [f for f in os.listdir("/dev") if f.startswith("full.tmp")], "no temporary file beside /dev/full")
+# commands that write into a folder refuse /dev/full as that folder
+for args in (["explain", "--model", MODEL, "--threads", "1", "--out", "/dev/full", REC],
+             ["report", "--model", MODEL, "--threads", "1", "--out", "/dev/full", REC]):
+    rc, so, err = run(*args, expect=1)
+    check(rc == 1 and "/dev/full: not a folder" in err and is_device("/dev/full"), "mrmnet %s --out /dev/full: %d %s" % (args[0], rc, err[-300:]))
 # an output path that is a folder, or in a missing folder, is refused before the work
 rc, so, err = run("eval", "--model", MODEL, "--data", prep, "--json", TMP, expect=1)
 check(rc == 1 and TMP + ": cannot write: it is a folder" in err and so == "", "eval --json FOLDER: " + err[-300:])
@@ -100,7 +108,7 @@ def can_mount():
     return q.returncode == 0
 
 
-# Mounts a tmpfs on $D, fills it (full) or makes it read-only (ro), runs the command (standard output
+# Mounts a tmpfs of 256 KB on $D, fills it (full) or makes it read-only (ro) or leaves it empty (tight), runs the command (standard output
 # into $STDOUT), then records its exit status and the folder's listing beside it.
 SCRIPT = r'''
 D=$1; MODE=$2; STDOUT=$3; RES=$4; shift 4
@@ -147,6 +155,11 @@ else:
         (["backward", "--model", W, "--input", X, "--labels", Y, "--out", "@/g.safetensors"], "@/g.safetensors"),
         (["eval", "--model", MODEL, "--data", prep, "--resamples", "0", "--predictions", "@/p.npy"], "@/p.npy"),
         (["forward", "--model", W, "--input", X, "--out", "@/sub"], "@/sub/out1.npy"),
+        (["explain", "--model", MODEL, "--threads", "1", "--out", "@/sub", REC], "@/sub/00001_lr.gradcam.npy"),
+        (["report", "--model", MODEL, "--threads", "1", "--out", "@/sub", REC], "@/sub/00001_lr.html"),
+        (["export", "--model", MODEL, "--engine", "@/m.mrme"], "@/m.mrme"),
+        (["export", "--model", MODEL, "--c-source", "@/m.c"], "@/m.c"),
+        (["quantize", "--model", MODEL, "--data", prep, "--calib", "8", "--out", "@/q.mrme"], "@/q.mrme"),
     ]
     d = os.path.join(TMP, "mnt")
     for args, path in cases:
@@ -157,6 +170,12 @@ else:
         check(".tmp." not in err, "mrmnet %s: the message does not name the temporary file" % args[0])
         check(os.path.basename(path) not in ls and ".tmp." not in ls,
               "mrmnet %s on a full disk leaves no file: %s" % (args[0], ls.split()))
+    # explain's files of a recording are written one by one: when one fails (here the third, on a
+    # 256 KB file system the first two fit in), those written before it are removed again
+    rc, _, err, ls = in_mount("tight", ["explain", "--model", MODEL, "--threads", "1", "--out", "@/sub", REC])
+    path = os.path.join(d, "sub", "00001_lr.saliency.npy")
+    check(rc == 1 and path + ": write failed: " + ENOSPC in err, "mrmnet explain filling the disk names %s: %d %s" % (path, rc, err[-300:]))
+    check(ls.split() == ["./sub"], "mrmnet explain filling the disk leaves none of the record's files: %s" % ls.split())
     # training into a full disk stops naming the run folder's file that could not be written
     rc, _, err, ls = in_mount("full", ["train", "--data", prep, "--out", "@/run", "--epochs", "1", "--width", "4", "--quiet"])
     check(rc == 1 and re.search(re.escape(os.path.join(d, "run")) + r"/[a-z_.]+: write failed: " + ENOSPC, err) is not None,
@@ -173,6 +192,12 @@ else:
         ["prepare", "--ptbxl", os.path.join(FIX, "prepare", "ptb-xl"), "--out", "@/prep"],
         ["train", "--data", prep, "--out", "@/run", "--epochs", "1", "--width", "4", "--quiet"],
         ["bench", "--json", "@/b.json", "--iters", "1", "--cases", "infer1", "--threads", "1"],
+        ["explain", "--model", MODEL, "--threads", "1", "--out", "@/sub", REC],
+        ["explain", "--model", MODEL, "--threads", "1", "--out", "@/new", REC],
+        ["report", "--model", MODEL, "--threads", "1", "--out", "@/sub", REC],
+        ["export", "--model", MODEL, "--engine", "@/m.mrme"],
+        ["export", "--model", MODEL, "--c-source", "@/m.c"],
+        ["quantize", "--model", MODEL, "--data", prep, "--calib", "8", "--out", "@/q.mrme"],
     ]
     for args in ro_cases:
         path = next(a for a in args if a.startswith("@")).replace("@", d)
