@@ -31,7 +31,7 @@ except ImportError:
 sys.path.insert(0, os.path.join(SRC, "tools"))
 from mrmnet_torch import MRMNet, ChannelLayerNorm, load_model, save_model  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 TOL = 1e-4
 worst = {"gradcam": 0.0, "branch": 0.0, "saliency": 0.0}
 flipped = []
@@ -151,7 +151,7 @@ def run_case(label, model_path, records, out, extra=(), raw_check=(), windows=No
     model = model.float().eval()
     classes = json.loads(meta["classes"])
     mean, std = float(meta["mean"]), float(meta["std"])
-    p = mrmnet("explain", "--model", model_path, "--out", out, *extra, *records, expect=0)
+    p = mrmnet("explain", "--model", model_path, "--out", out, "--threads", "1", *extra, *records, expect=0)
     check(p.returncode == 0, "%s: explain exit status %d" % (label, p.returncode))
     if p.returncode:
         return
@@ -274,7 +274,7 @@ if ptb and os.path.isfile(os.path.join(ptb, "ptbxl_database.csv")):
                  extra=("--start", "3", "--force", "--classes", "NORM,STTC"))
         j = json.load(open(os.path.join(TMP, "cpsc", "A0005.json")))
         check(j["window_start_s"] == 3.0 and j["window_end_s"] == 13.0, "the window at 3 s: %s-%s" % (j["window_start_s"], j["window_end_s"]))
-        pj = mrmnet("predict", "--json", "--force", "--model", default, cpsc, expect=0)
+        pj = mrmnet("predict", "--json", "--force", "--threads", "1", "--model", default, cpsc, expect=0)
         pred = json.loads(pj.stdout)[0] if pj.returncode == 0 else None
         check(pred is not None and len(pred["windows"]) == 3, "predict analyses the 25 s recording in 3 windows")
         if pred:
