@@ -127,6 +127,7 @@ void FN(float *out, const float *in, const float *res, const float *wp, const fl
 static inline uint8_t q8u(float x, float inv) {
     float v = x * inv;
     v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+    if (v != v) v = 0.0f; /* NaN (a broken activation or scale) must not reach the conversion to int */
     int q = v >= 0.0f ? (int)(v + 0.5f) : -(int)(0.5f - v);
     return (uint8_t)(q + 128);
 }
@@ -221,7 +222,7 @@ void FN8(float *out, const float *in, const float *res, const int8_t *wp, const 
                     const int32_t *a = tmp + c * T;
                     const float *rr = res ? res + (size_t)o * lout + t0 : NULL;
                     for (int t = 0; t < nt; t++) {
-                        float y = (float)(a[t] - cp) * sc;
+                        float y = (float)((int64_t)a[t] - cp) * sc;
                         y = y + b;
                         if (rr) y = y + rr[t];
                         dst[t] = relu && y < 0.0f ? 0.0f : y;

@@ -29,14 +29,14 @@ void mrm_eng_pack8(int8_t *dst, int32_t *comp, const int8_t *w, int cin, int cou
     memset(dst, 0, mrm_eng_pack8_bytes(cin, cout, K, groups));
     for (int o = 0; o < cout; o++) {
         int g = o / cog, ol = o % cog;
-        int32_t sum = 0;
+        int64_t sum = 0; /* 64 bits: a hostile image's layer can hold more weights than an int32 sum takes */
         for (int i = 0; i < cig; i++)
             for (int k = 0; k < K; k++) {
                 int8_t v = w[((size_t)o * cig + i) * K + k];
                 dst[((((size_t)g * cig4 + i / 4) * K + k) * cog + ol) * 4 + i % 4] = v;
                 sum += v;
             }
-        comp[o] = 128 * sum;
+        comp[o] = (int32_t)(uint32_t)(uint64_t)(128 * sum); /* wraps as the int32 accumulators do */
     }
 }
 
