@@ -33,21 +33,21 @@ int cli_launcher_size(void) {
 /* Counts above INT_MAX go in pieces. */
 enum { CHUNK = 1 << 30 };
 
-static int sum_f32(void *ctx, float *buf, size_t n) {
-    (void)ctx;
+/* An in-place sum over the ranks of n elements of type t (esz bytes each). */
+static int sum_all(void *buf, size_t n, MPI_Datatype t, size_t esz) {
     for (size_t o = 0; o < n; o += CHUNK) {
         int k = (int)(n - o < CHUNK ? n - o : CHUNK);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + o, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
+        if (MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * esz, k, t, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
     }
     return 0;
 }
+static int sum_f32(void *ctx, float *buf, size_t n) {
+    (void)ctx;
+    return sum_all(buf, n, MPI_FLOAT, sizeof *buf);
+}
 static int sum_f64(void *ctx, double *buf, size_t n) {
     (void)ctx;
-    for (size_t o = 0; o < n; o += CHUNK) {
-        int k = (int)(n - o < CHUNK ? n - o : CHUNK);
-        if (MPI_Allreduce(MPI_IN_PLACE, buf + o, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) return -1;
-    }
-    return 0;
+    return sum_all(buf, n, MPI_DOUBLE, sizeof *buf);
 }
 static int bcast(void *ctx, void *buf, size_t bytes, int root) {
     (void)ctx;
