@@ -14,7 +14,8 @@
  *   mrm_engine_run(&e, work, s.work_bytes, x, B, logits1, logits2, &err);
  *
  * One engine (its image) is shared read-only by any number of threads, each with its own work
- * buffer. Running allocates nothing and calls nothing but the kernels. The kernels are chosen
+ * buffer (or a team of threads sharing one buffer and each record: mrm_engine_run_team).
+ * Running allocates nothing and calls nothing but the kernels. The kernels are chosen
  * once, when the engine is opened, from the CPU the program runs on (x86-64: AVX-512, AVX2 +
  * FMA or the portable kernels; other CPUs: the portable kernels), so one binary runs on any
  * x86-64 and is fast where AVX-512 is present.
@@ -89,6 +90,31 @@ mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s,
  * when the model has two heads and logits2 is not NULL, logits2 of head 2. Allocates nothing. */
 mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
                           float *logits1, float *logits2, mrm_error *err);
+
+/* ---- a team of the caller's threads on the same records ------------------------------------
+ * mrm_engine_run spends one thread on a record. To cut the latency of one record (or of a batch
+ * smaller than the number of cores), nth threads the caller owns may share each record: every
+ * one of them calls mrm_engine_run_team with the same arguments but its own ith (0 .. nth-1) and
+ * err. Each convolution's output tiles (output channels x time steps) and its padded input's
+ * channels, and the pooling layers' channels, are shared out among the team; the small layers
+ * (gates, fusion, heads) run on thread 0. Between layers every thread calls sync(user), which
+ * must return only once all nth threads of the team have called it (a barrier: a pthread
+ * barrier, `#pragma omp barrier` inside a parallel region of nth threads, a spinning counter,
+ * ...); it is called the same number of times by every thread. The engine creates no threads and
+ * waits on nothing but sync.
+ *
+ * Memory: the whole team shares ONE work buffer of mrm_engine_sizes.work_bytes (the same size as
+ * a single thread's): the activations and the padded input are the team's, and a layer that
+ * runs on one thread uses the scratch while the others wait. Several teams need one buffer each.
+ *
+ * The results equal mrm_engine_run's bit for bit, for any nth: every output is summed by one
+ * thread in the same order. The records run one after the other; logits1/logits2 are complete
+ * when mrm_engine_run_team returns in any of the team's threads. The arguments are checked the
+ * same way on every thread, so on an error every thread returns it without calling sync. */
+typedef void (*mrm_engine_sync_fn)(void *user);
+mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                               float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync, void *user,
+                               mrm_error *err);
 
 /* Calibration for int8 (mrm_engine_quantize, mrmnet/engine_build.h): runs B records like
  * mrm_engine_run and raises absmax[i] (mrm_engine_num_buffers values, the caller's, start them at

@@ -76,8 +76,10 @@ int mrm_engine_image_file(const char *path);
 /* Adds the image's metadata pairs to meta (mrm_meta_set). */
 mrm_status mrm_engine_meta(const mrm_engine *e, mrm_meta *meta, mrm_error *err);
 void mrm_engine_runner_free(mrm_engine_runner *r);
-/* Runs B records split over the OpenMP threads of the caller (at most n_slots), each with its
- * own work buffer; logits1/logits2 as mrm_engine_run. */
+/* Runs B records on the OpenMP threads of the caller (at most n_slots): the threads form teams
+ * (mrm_partition_teams: one team for one record, one thread a team when B is a multiple of
+ * the threads), each team with one work buffer, its threads sharing each of its records
+ * (mrm_engine_run_team); logits1/logits2 as mrm_engine_run, and the same bit for bit. */
 mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, float *logits1, float *logits2,
                                  mrm_error *err);
 

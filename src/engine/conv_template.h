@@ -45,12 +45,14 @@ static inline __attribute__((always_inline)) void tile(float *tmp, const float *
         for (int v = 0; v < NV; v++) memcpy(tmp + c * T + v * VW, &acc[c][v], sizeof(vf));
 }
 
-static void conv_run(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu,
-                     int cin, int lin, int cout, int K, int s, int pad, int groups, int lout, float *X) {
-    const int cig = cin / groups, cog = cout / groups;
-    const size_t Lq = (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / s + 1);
-    /* the padded phase rows */
-    for (int i = 0; i < cin; i++) {
+static inline size_t conv_lq(int lout, int K, int s) {
+    return (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / s + 1);
+}
+
+/* The padded phase rows of input channels [i0, i1). */
+static void pad_rows(float *X, const float *in, int i0, int i1, int lin, int K, int s, int pad, int lout) {
+    const size_t Lq = conv_lq(lout, K, s);
+    for (int i = i0; i < i1; i++) {
         const float *src = in + (size_t)i * lin;
         for (int r = 0; r < s; r++) {
             float *row = X + ((size_t)i * s + r) * Lq;
@@ -69,40 +71,45 @@ static void conv_run(float *out, const float *in, const float *res, const float 
             }
         }
     }
+}
+
+/* Output tiles [u0, u1) of the order (group, channel tile, time tile) (eng_conv_tile_rect),
+ * from the padded rows X. Every output's sum runs over (input channel, tap) in the same order
+ * whichever tile holds it, so any split of the tiles gives the same outputs bit for bit. */
+static void conv_tiles(float *out, const float *res, const float *wp, const float *bias, int relu, int cin, int cout,
+                       int K, int s, int groups, int lout, const float *X, long long u0, long long u1) {
+    const int cig = cin / groups, cog = cout / groups;
+    const size_t Lq = conv_lq(lout, K, s);
     float tmp[CO * T] __attribute__((aligned(64)));
-    for (int g = 0; g < groups; g++) {
+    for (long long u = u0; u < u1; u++) {
+        eng_rect q = eng_conv_tile_rect(u, cout, groups, lout, CO, T);
+        int g = q.g, o0 = q.o0 - g * cog, t0 = q.t0, nco = q.o1 - q.o0, nt = q.t1 - q.t0;
         const float *Xg = X + (size_t)g * cig * s * Lq;
         const float *Wg = wp + (size_t)g * cig * K * cog;
-        for (int o0 = 0; o0 < cog; o0 += CO) {
-            int nco = cog - o0 < CO ? cog - o0 : CO;
-            for (int t0 = 0; t0 < lout; t0 += T) {
-                int nt = lout - t0 < T ? lout - t0 : T;
-                if (s == 1) tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 1);
-                else if (s == 2) tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 2);
-                else tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, s);
-                for (int c = 0; c < nco; c++) {
-                    int o = g * cog + o0 + c;
-                    float b = bias ? bias[o] : 0.0f;
-                    float *dst = out + (size_t)o * lout + t0;
-                    const float *a = tmp + c * T;
-                    if (res) {
-                        const float *rr = res + (size_t)o * lout + t0;
-                        if (relu)
-                            for (int t = 0; t < nt; t++) {
-                                float y = a[t] + b + rr[t];
-                                dst[t] = y > 0.0f ? y : 0.0f;
-                            }
-                        else
-                            for (int t = 0; t < nt; t++) dst[t] = a[t] + b + rr[t];
-                    } else if (relu) {
-                        for (int t = 0; t < nt; t++) {
-                            float y = a[t] + b;
-                            dst[t] = y > 0.0f ? y : 0.0f;
-                        }
-                    } else {
-                        for (int t = 0; t < nt; t++) dst[t] = a[t] + b;
+        if (s == 1) tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 1);
+        else if (s == 2) tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, 2);
+        else tile(tmp, Xg + t0, (size_t)s * Lq, Lq, Wg + o0, cog, cig, K, s);
+        for (int c = 0; c < nco; c++) {
+            int o = g * cog + o0 + c;
+            float b = bias ? bias[o] : 0.0f;
+            float *dst = out + (size_t)o * lout + t0;
+            const float *a = tmp + c * T;
+            if (res) {
+                const float *rr = res + (size_t)o * lout + t0;
+                if (relu)
+                    for (int t = 0; t < nt; t++) {
+                        float y = a[t] + b + rr[t];
+                        dst[t] = y > 0.0f ? y : 0.0f;
                     }
+                else
+                    for (int t = 0; t < nt; t++) dst[t] = a[t] + b + rr[t];
+            } else if (relu) {
+                for (int t = 0; t < nt; t++) {
+                    float y = a[t] + b;
+                    dst[t] = y > 0.0f ? y : 0.0f;
                 }
+            } else {
+                for (int t = 0; t < nt; t++) dst[t] = a[t] + b;
             }
         }
     }
@@ -110,8 +117,20 @@ static void conv_run(float *out, const float *in, const float *res, const float 
 
 void FN(float *out, const float *in, const float *res, const float *wp, const float *bias, int relu, int cin,
         int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch) {
-    conv_run(out, in, res, wp, bias, relu, cin, lin, cout, K, stride, pad, groups, lout, scratch);
+    pad_rows(scratch, in, 0, cin, lin, K, stride, pad, lout);
+    conv_tiles(out, res, wp, bias, relu, cin, cout, K, stride, groups, lout, scratch, 0,
+               eng_conv_tiles(cout, groups, lout, CO, T));
 }
+
+/* The two halves of FN for a team of threads (kernels.h: eng_conv_pad_fn, eng_conv_tiles_fn). */
+void ENG_CAT(FN, _pad)(float *X, const float *in, int i0, int i1, int lin, int K, int stride, int pad, int lout) {
+    pad_rows(X, in, i0, i1, lin, K, stride, pad, lout);
+}
+void ENG_CAT(FN, _tiles)(float *out, const float *res, const float *wp, const float *bias, int relu, int cin,
+                         int cout, int K, int stride, int groups, int lout, const float *X, long long u0, long long u1) {
+    conv_tiles(out, res, wp, bias, relu, cin, cout, K, stride, groups, lout, X, u0, u1);
+}
+eng_tile ENG_CAT(FN, _tile)(void) { return (eng_tile){CO, T}; }
 #endif /* FN */
 
 /* ---- int8: weights int8 per output channel, the input quantised to int8 on the fly (one scale
@@ -134,16 +153,18 @@ static inline uint8_t q8u(float x, float inv) {
 
 /* The quantised input: quad c4 (4 channels), phase r, position j: bytes X + ((c4 * s + r) * Lq +
  * j) * 4 + b, channel 4 c4 + b of the group (128, i.e. 0, past the group's channels and in the
- * padding). */
+ * padding). Quads [q0, q1) of the groups * ceil(cig / 4) quads. */
 static void pack_input8(uint8_t *X, const float *in, float in_scale, int cin, int lin, int groups, int s, int pad,
-                        size_t Lq) {
+                        size_t Lq, int q0, int q1) {
     const int cig = cin / groups, cig4 = (cig + 3) / 4;
     const float inv = 1.0f / in_scale;
-    memset(X, 128, (size_t)groups * cig4 * s * Lq * 4);
-    for (int g = 0; g < groups; g++)
-        for (int i = 0; i < cig; i++) {
+    (void)groups;
+    memset(X + (size_t)q0 * s * Lq * 4, 128, (size_t)(q1 - q0) * s * Lq * 4);
+    for (int c4 = q0; c4 < q1; c4++) {
+        int g = c4 / cig4, i4 = c4 % cig4;
+        for (int b = 0; b < 4 && 4 * i4 + b < cig; b++) {
+            int i = 4 * i4 + b;
             const float *src = in + ((size_t)g * cig + i) * lin;
-            int c4 = g * cig4 + i / 4, b = i % 4;
             for (int r = 0; r < s; r++) {
                 uint8_t *row = X + ((size_t)c4 * s + r) * Lq * 4 + b;
                 for (size_t j = 0; j < Lq; j++) {
@@ -152,6 +173,7 @@ static void pack_input8(uint8_t *X, const float *in, float in_scale, int cin, in
                 }
             }
         }
+    }
 }
 
 #ifndef TILE8
@@ -194,41 +216,62 @@ static inline __attribute__((always_inline)) void tile8(int32_t *tmp, const uint
 #define TILE8 tile8
 #endif
 
-void FN8(float *out, const float *in, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,
-         const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K, int s, int pad, int groups,
-         int lout, float *scratch) {
+static inline size_t conv8_lq(int lout, int K, int s) {
+    return (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / s + 1);
+}
+
+/* Output tiles [u0, u1) (eng_conv_tile_rect) from the packed input X. */
+static void conv8_tiles(float *out, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,
+                        const float *scale, int relu, int cin, int cout, int K, int s, int groups, int lout,
+                        const uint8_t *X, long long u0, long long u1) {
     const int cig = cin / groups, cog = cout / groups, cig4 = (cig + 3) / 4;
-    const size_t Lq = (size_t)((lout + ENG_T_MAX - 1) / ENG_T_MAX * ENG_T_MAX + (K - 1) / s + 1);
-    uint8_t *X = (uint8_t *)scratch;
-    pack_input8(X, in, in_scale, cin, lin, groups, s, pad, Lq);
+    const size_t Lq = conv8_lq(lout, K, s);
     int32_t tmp[CO * T] __attribute__((aligned(64)));
     const size_t xq = (size_t)s * Lq * 4;
-    for (int g = 0; g < groups; g++) {
+    for (long long u = u0; u < u1; u++) {
+        eng_rect q = eng_conv_tile_rect(u, cout, groups, lout, CO, T);
+        int g = q.g, o0 = q.o0 - g * cog, t0 = q.t0, nco = q.o1 - q.o0, nt = q.t1 - q.t0;
         const uint8_t *Xg = X + (size_t)g * cig4 * xq;
         const int8_t *Wg = wp + (size_t)g * cig4 * K * cog * 4;
-        for (int o0 = 0; o0 < cog; o0 += CO) {
-            int nco = cog - o0 < CO ? cog - o0 : CO;
-            for (int t0 = 0; t0 < lout; t0 += T) {
-                int nt = lout - t0 < T ? lout - t0 : T;
-                const uint8_t *Xt = Xg + (size_t)t0 * 4;
-                if (s == 1) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 1);
-                else if (s == 2) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 2);
-                else TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, s);
-                for (int c = 0; c < nco; c++) {
-                    int o = g * cog + o0 + c;
-                    float b = bias[o], sc = scale[o];
-                    int32_t cp = comp[o];
-                    float *dst = out + (size_t)o * lout + t0;
-                    const int32_t *a = tmp + c * T;
-                    const float *rr = res ? res + (size_t)o * lout + t0 : NULL;
-                    for (int t = 0; t < nt; t++) {
-                        float y = (float)((int64_t)a[t] - cp) * sc;
-                        y = y + b;
-                        if (rr) y = y + rr[t];
-                        dst[t] = relu && y < 0.0f ? 0.0f : y;
-                    }
-                }
+        const uint8_t *Xt = Xg + (size_t)t0 * 4;
+        if (s == 1) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 1);
+        else if (s == 2) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 2);
+        else TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, s);
+        for (int c = 0; c < nco; c++) {
+            int o = g * cog + o0 + c;
+            float b = bias[o], sc = scale[o];
+            int32_t cp = comp[o];
+            float *dst = out + (size_t)o * lout + t0;
+            const int32_t *a = tmp + c * T;
+            const float *rr = res ? res + (size_t)o * lout + t0 : NULL;
+            for (int t = 0; t < nt; t++) {
+                float y = (float)((int64_t)a[t] - cp) * sc;
+                y = y + b;
+                if (rr) y = y + rr[t];
+                dst[t] = relu && y < 0.0f ? 0.0f : y;
             }
         }
     }
 }
+
+void FN8(float *out, const float *in, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,
+         const float *scale, float in_scale, int relu, int cin, int lin, int cout, int K, int s, int pad, int groups,
+         int lout, float *scratch) {
+    const int cig4 = (cin / groups + 3) / 4;
+    uint8_t *X = (uint8_t *)scratch;
+    pack_input8(X, in, in_scale, cin, lin, groups, s, pad, conv8_lq(lout, K, s), 0, groups * cig4);
+    conv8_tiles(out, res, wp, comp, bias, scale, relu, cin, cout, K, s, groups, lout, X, 0,
+                eng_conv_tiles(cout, groups, lout, CO, T));
+}
+
+/* The two halves of FN8 for a team of threads (kernels.h: eng_conv8_pack_fn, eng_conv8_tiles_fn). */
+void ENG_CAT(FN8, _pack)(void *X, const float *in, float in_scale, int cin, int lin, int groups, int K, int stride,
+                         int pad, int lout, int q0, int q1) {
+    pack_input8((uint8_t *)X, in, in_scale, cin, lin, groups, stride, pad, conv8_lq(lout, K, stride), q0, q1);
+}
+void ENG_CAT(FN8, _tiles)(float *out, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,
+                          const float *scale, int relu, int cin, int cout, int K, int stride, int groups, int lout,
+                          const void *X, long long u0, long long u1) {
+    conv8_tiles(out, res, wp, comp, bias, scale, relu, cin, cout, K, stride, groups, lout, (const uint8_t *)X, u0, u1);
+}
+eng_tile ENG_CAT(FN8, _tile)(void) { return (eng_tile){CO, T}; }

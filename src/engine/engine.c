@@ -53,6 +53,36 @@ static eng_conv8_fn conv8_fn(int isa) {
     return mrm_eng_conv8_portable;
 }
 
+/* The halves of the convolutions that a team shares out (mrm_engine_run_team). */
+typedef struct team_kern {
+    eng_conv_pad_fn pad;
+    eng_conv_tiles_fn tiles;
+    eng_tile tile;
+    eng_conv8_pack_fn pack8;
+    eng_conv8_tiles_fn tiles8;
+    eng_tile tile8;
+} team_kern;
+
+static team_kern team_fns(int isa) {
+    team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
+                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile()};
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
+        k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
+        k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
+    } else if (isa == MRM_ENGINE_AVX2) {
+        k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
+        k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
+    }
+    if (isa == MRM_ENGINE_AVX512VNNI) {
+        k.pack8 = mrm_eng_conv8_avx512vnni_pack, k.tiles8 = mrm_eng_conv8_avx512vnni_tiles;
+        k.tile8 = mrm_eng_conv8_avx512vnni_tile();
+    }
+#endif
+    (void)isa;
+    return k;
+}
+
 static const eng_header *hdr(const mrm_engine *e) { return (const eng_header *)(const void *)e->image; }
 static const eng_buf *bufs(const mrm_engine *e) { return (const eng_buf *)(const void *)(e->image + hdr(e)->bufs_off); }
 static const eng_step *steps(const mrm_engine *e) { return (const eng_step *)e->steps; }
@@ -520,6 +550,101 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
 mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
                           float *logits2, mrm_error *err) {
     return run(e, work, work_bytes, x, B, logits1, logits2, NULL, err);
+}
+
+/* ---- a team of threads on each record ------------------------------------------------------ */
+
+/* Step s of a record, thread ith of nth: its share of the step; sync between the phases and
+ * after the step. */
+static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s, float *act, float *scr,
+                      const float *x, int ith, int nth, mrm_engine_sync_fn sync, void *user) {
+    const eng_buf *b = bufs(e);
+#define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
+    float *out = BUF(s->out);
+    const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
+#undef BUF
+    long long p0, p1;
+    switch (s->op) {
+    case ENG_OP_CONV:
+        eng_split(s->cin, nth, ith, &p0, &p1);
+        if (p1 > p0) k->pad(scr, in0, (int)p0, (int)p1, s->lin, s->k, s->stride, s->pad, s->lout);
+        sync(user);
+        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, k->tile.co, k->tile.t), nth, ith, &p0, &p1);
+        if (p1 > p0)
+            k->tiles(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k, s->stride, s->groups, s->lout,
+                     scr, p0, p1);
+        break;
+    case ENG_OP_CONV8:
+        eng_split((long long)s->groups * ((s->cin / s->groups + 3) / 4), nth, ith, &p0, &p1);
+        if (p1 > p0)
+            k->pack8(scr, in0, s->in_scale, s->cin, s->lin, s->groups, s->k, s->stride, s->pad, s->lout, (int)p0,
+                     (int)p1);
+        sync(user);
+        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, k->tile8.co, k->tile8.t), nth, ith, &p0, &p1);
+        if (p1 > p0)
+            k->tiles8(out, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
+                      (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->relu,
+                      s->cin, s->cout, s->k, s->stride, s->groups, s->lout, scr, p0, p1);
+        break;
+    case ENG_OP_POOL2S1:
+        eng_split(s->c, nth, ith, &p0, &p1);
+        if (p1 > p0) op_pool2s1(out + p0 * (s->L + 1), in0 + p0 * s->L, (int)(p1 - p0), s->L);
+        break;
+    case ENG_OP_POOL2:
+        eng_split(s->c, nth, ith, &p0, &p1);
+        if (p1 > p0)
+            op_pool2(out + p0 * (s->L / 2), in0 + p0 * s->L, in1 ? in1 + p0 * (s->L / 2) : NULL, (int)(p1 - p0), s->L);
+        break;
+    default:
+        /* the small layers: thread 0, with the scratch (no convolution runs meanwhile) */
+        if (ith == 0) {
+            switch (s->op) {
+            case ENG_OP_GATE: op_gate(e, s, out, in0, in1, scr); break;
+            case ENG_OP_FUSION: op_fusion(e, s, out, in0, scr); break;
+            case ENG_OP_HEAD:
+                op_head(e, s, out, in0, (int)b[s->in0].c, (int)b[s->in0].L, in1, in1 ? (int)b[s->in1].c : 0,
+                        in1 ? (int)b[s->in1].L : 1, scr);
+                break;
+            case ENG_OP_SUM:
+                for (int n = 0; n < e->n_classes; n++) out[n] = in0[n] + in1[n];
+                break;
+            default: break; /* refused at open */
+            }
+        }
+        break;
+    }
+    sync(user);
+}
+
+mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                               float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync, void *user,
+                               mrm_error *err) {
+    if (nth < 1 || ith < 0 || ith >= nth || (nth > 1 && !sync))
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: thread %d of a team of %d%s", ith, nth,
+                        nth > 1 && !sync ? " without a sync function" : "");
+    if (nth == 1) return run(e, work, work_bytes, x, B, logits1, logits2, NULL, err);
+    if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
+    if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
+    size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
+    if (!work || work_bytes < need || (uintptr_t)work % MRM_ENGINE_ALIGN)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: work buffer of %zu bytes at %p; needs %zu bytes aligned to %d",
+                        work_bytes, work, need, MRM_ENGINE_ALIGN);
+    if (logits2 && e->n_heads < 2)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: the model has one output (no head 2)");
+    float *act = work, *scr = act + e->act_floats;
+    const team_kern k = team_fns(e->isa);
+    const eng_buf *b = bufs(e);
+    const eng_step *st = steps(e);
+    size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
+    for (int r = 0; r < B; r++) {
+        for (int i = 0; i < e->n_steps; i++) team_step(e, &k, &st[i], act, scr, x + (size_t)r * rec, ith, nth, sync, user);
+        if (ith == 0) {
+            if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
+            if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+        }
+        sync(user); /* the logits are read before the next record overwrites them; complete on return */
+    }
+    return MRM_OK;
 }
 
 int mrm_engine_num_buffers(const mrm_engine *e) { return (int)hdr(e)->n_bufs; }

@@ -8,6 +8,84 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define ENG_CAT2(a, b) a##b
+#define ENG_CAT(a, b) ENG_CAT2(a, b)
+
+/* ---- splitting one convolution over a team of threads (mrm_engine_run_team) ----------------
+ * A convolution's outputs are cut into tiles of co output channels x t time steps (the
+ * kernel's register tile, eng_tile), numbered group by group, then channel tile, then time
+ * tile; a team shares out a contiguous range of tile numbers to each thread (eng_split). The
+ * padded input the tiles read is built first, its input channels (float) or channel quads
+ * (int8) shared out the same way. */
+typedef struct eng_tile {
+    int co, t;
+} eng_tile;
+/* Tile u covers output channels [o0, o1) (of group g) and time steps [t0, t1). */
+typedef struct eng_rect {
+    int g, o0, o1, t0, t1;
+} eng_rect;
+static inline long long eng_conv_tiles(int cout, int groups, int lout, int co, int t) {
+    long long cog = cout / groups;
+    return (long long)groups * ((cog + co - 1) / co) * ((lout + t - 1) / t);
+}
+static inline eng_rect eng_conv_tile_rect(long long u, int cout, int groups, int lout, int co, int t) {
+    int cog = cout / groups;
+    long long nt = (lout + t - 1) / t, nc = (cog + co - 1) / co;
+    eng_rect r;
+    long long tt = u % nt, rest = u / nt;
+    int oc = (int)(rest % nc);
+    r.g = (int)(rest / nc);
+    r.o0 = r.g * cog + oc * co;
+    r.o1 = r.o0 + (cog - oc * co < co ? cog - oc * co : co);
+    r.t0 = (int)tt * t;
+    r.t1 = lout - r.t0 < t ? lout : r.t0 + t;
+    return r;
+}
+/* Part p of n units split into `parts` contiguous parts whose sizes differ by at most one (the
+ * first n mod parts get the extra one): [*begin, *end). The library's mrm_partition, kept here
+ * so that the engine depends on nothing. */
+static inline void eng_split(long long n, int parts, int p, long long *begin, long long *end) {
+    if (n < 1 || parts < 1 || p < 0 || p >= parts) {
+        *begin = *end = 0;
+        return;
+    }
+    long long q = n / parts, extra = n % parts;
+    *begin = (long long)p * q + (p < extra ? p : extra);
+    *end = *begin + q + (p < extra ? 1 : 0);
+}
+typedef void (*eng_conv_pad_fn)(float *X, const float *in, int i0, int i1, int lin, int K, int stride, int pad,
+                                int lout);
+typedef void (*eng_conv_tiles_fn)(float *out, const float *res, const float *wp, const float *bias, int relu, int cin,
+                                  int cout, int K, int stride, int groups, int lout, const float *X, long long u0,
+                                  long long u1);
+typedef void (*eng_conv8_pack_fn)(void *X, const float *in, float in_scale, int cin, int lin, int groups, int K,
+                                  int stride, int pad, int lout, int q0, int q1);
+typedef void (*eng_conv8_tiles_fn)(float *out, const float *res, const int8_t *wp, const int32_t *comp,
+                                   const float *bias, const float *scale, int relu, int cin, int cout, int K,
+                                   int stride, int groups, int lout, const void *X, long long u0, long long u1);
+#define ENG_DECL_TEAM(fn)                                                                                            \
+    void ENG_CAT(fn, _pad)(float *X, const float *in, int i0, int i1, int lin, int K, int stride, int pad, int lout); \
+    void ENG_CAT(fn, _tiles)(float *out, const float *res, const float *wp, const float *bias, int relu, int cin,     \
+                             int cout, int K, int stride, int groups, int lout, const float *X, long long u0,          \
+                             long long u1);                                                                            \
+    eng_tile ENG_CAT(fn, _tile)(void);
+#define ENG_DECL_TEAM8(fn)                                                                                           \
+    void ENG_CAT(fn, _pack)(void *X, const float *in, float in_scale, int cin, int lin, int groups, int K, int stride, \
+                            int pad, int lout, int q0, int q1);                                                        \
+    void ENG_CAT(fn, _tiles)(float *out, const float *res, const int8_t *wp, const int32_t *comp, const float *bias,  \
+                             const float *scale, int relu, int cin, int cout, int K, int stride, int groups, int lout, \
+                             const void *X, long long u0, long long u1);                                               \
+    eng_tile ENG_CAT(fn, _tile)(void);
+ENG_DECL_TEAM(mrm_eng_conv_portable)
+ENG_DECL_TEAM8(mrm_eng_conv8_portable)
+#if defined(__x86_64__)
+ENG_DECL_TEAM(mrm_eng_conv_avx2)
+ENG_DECL_TEAM(mrm_eng_conv_avx512)
+ENG_DECL_TEAM8(mrm_eng_conv8_avx2)
+ENG_DECL_TEAM8(mrm_eng_conv8_avx512)
+ENG_DECL_TEAM8(mrm_eng_conv8_avx512vnni)
+#endif
+
 /* out (cout, lout) = act(conv(in (cin, lin), wp) + bias [+ res]) for one record. wp: weights
  * packed (groups, cin/groups, K, cout/groups) followed by ENG_W_TAIL zeros. scratch: at least
  * mrm_eng_conv_scratch_floats floats. */

@@ -6,6 +6,8 @@
  * then plans the activation buffers of one record by their lifetimes. */
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -446,25 +448,65 @@ void mrm_engine_runner_free(mrm_engine_runner *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* A team's barrier when the team is part of the OpenMP team (a counter and a generation,
+ * spinning a while, then yielding the core); the whole OpenMP team uses `omp barrier`. */
+typedef struct team_bar {
+    atomic_int count, gen;
+    char pad[64 - 2 * sizeof(atomic_int)]; /* one cache line each */
+} team_bar;
+typedef struct team_sync {
+    team_bar *bar;
+    int n;
+} team_sync;
+
+static void bar_sync(void *user) {
+    team_sync *ts = user;
+    team_bar *b = ts->bar;
+    int gen = atomic_load_explicit(&b->gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == ts->n - 1) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
+        return;
+    }
+    for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == gen; spin++)
+        if (spin > 2000) sched_yield();
+}
+
+static void omp_sync(void *user) {
+    (void)user;
+#pragma omp barrier
+}
+
 mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, float *logits1, float *logits2,
                                  mrm_error *err) {
     if (B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
     int nt = omp_get_max_threads();
     if (nt > r->n_slots) nt = r->n_slots;
-    if (nt > B) nt = B;
     if (nt <= 1) return mrm_engine_run(&r->engine, r->work[0], r->work_bytes, x, B, logits1, logits2, err);
     const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN, N = (size_t)r->engine.n_classes;
+    team_bar *bars = aligned_alloc(64, (size_t)nt * sizeof(team_bar));
+    if (!bars) return mrm_fail(err, MRM_ERR_NOMEM, "engine run: out of memory");
+    for (int j = 0; j < nt; j++) atomic_init(&bars[j].count, 0), atomic_init(&bars[j].gen, 0);
     mrm_status st = MRM_OK;
 #pragma omp parallel num_threads(nt)
     {
-        /* over the team there is (smaller than nt inside another parallel region, say) */
-        int t = omp_get_thread_num();
-        mrm_range rows = mrm_partition(B, omp_get_num_threads(), t);
-        int b0 = (int)rows.begin, b1 = (int)rows.end;
+        /* the team there is (smaller than nt inside another parallel region, say), cut into teams
+         * that share records when the batch is small (mrm_partition_teams) */
+        int T = omp_get_num_threads(), t = omp_get_thread_num();
+        int g = mrm_partition_teams(B, T), j = 0;
+        mrm_range th = mrm_partition_team(B, T, g, 0);
+        while (t >= th.end) th = mrm_partition_team(B, T, g, ++j);
+        mrm_range rows = mrm_partition(B, g, j);
+        int b0 = (int)rows.begin, b1 = (int)rows.end, ith = t - (int)th.begin, nth = (int)(th.end - th.begin);
+        float *l1 = logits1 ? logits1 + (size_t)b0 * N : NULL, *l2 = logits2 ? logits2 + (size_t)b0 * N : NULL;
+        team_sync ts = {&bars[j], nth};
         mrm_error e2;
-        mrm_status s2 = mrm_engine_run(&r->engine, r->work[t], r->work_bytes, x + (size_t)b0 * rec, b1 - b0,
-                                       logits1 ? logits1 + (size_t)b0 * N : NULL, logits2 ? logits2 + (size_t)b0 * N : NULL,
-                                       &e2);
+        mrm_status s2;
+        if (nth == 1)
+            s2 = mrm_engine_run(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, &e2);
+        else
+            s2 = mrm_engine_run_team(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, ith,
+                                     nth, g == 1 ? omp_sync : bar_sync, &ts, &e2);
         if (s2) {
 #pragma omp critical(mrm_engine_runner)
             if (!st) {
@@ -473,6 +515,7 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
             }
         }
     }
+    free(bars);
     return st;
 }
 

@@ -1,0 +1,301 @@
+/* The engine's team run (mrm_engine_run_team: several threads on each record) and the runner
+ * that forms the teams (mrm_engine_runner_run, mrm_partition_teams).
+ *
+ *  1. The split, at the real model's shapes (the default configuration's image) and with each
+ *     kernel set's tile: for teams of 1 to 64 threads, every output element of every
+ *     convolution is computed by exactly one thread, every input channel padded by exactly one;
+ *     no thread has no tile while another has two or more, shares differ by at most one tile.
+ *     And the teams for batches 1 to 256 on 1 to 64 threads: every thread in one team, every
+ *     record in one team, every team with a record, and no thread with no work (or less than
+ *     half of another's) while the records could be shared out.
+ *  2. The results: team runs with 1 to 8 threads (pthreads and a pthread barrier) at batches 1,
+ *     3 and 32 equal the single-thread run bit for bit, float and int8 images, every kernel set
+ *     this CPU runs (batch 32 with the best); and the runner's (OpenMP) at 1 to 8 threads too. */
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/partition.h"
+#include "common/rng.h"
+#include "engine/engine_image.h"
+#include "engine/kernels.h"
+#include "mrmnet.h"
+#include "mrmnet/engine_build.h"
+#include "test_util.h"
+
+/* ---- 1. the split ------------------------------------------------------------------------ */
+
+static void check_split(const eng_header *h, const eng_step *st, eng_tile f, eng_tile q, const char *isa) {
+    static unsigned char seen[256 * 1024 * 2];
+    long long bad_cover = 0, bad_balance = 0, checked = 0;
+    for (uint32_t i = 0; i < h->n_steps; i++) {
+        const eng_step *s = &st[i];
+        if (s->op != ENG_OP_CONV && s->op != ENG_OP_CONV8) continue;
+        eng_tile tl = s->op == ENG_OP_CONV ? f : q;
+        long long units = eng_conv_tiles(s->cout, s->groups, s->lout, tl.co, tl.t);
+        size_t n = (size_t)s->cout * s->lout;
+        if (n > sizeof seen) {
+            CHECK(0, "step %u: %zu outputs", i, n);
+            continue;
+        }
+        for (int nth = 1; nth <= 64; nth++) {
+            memset(seen, 0, n);
+            long long lo = -1, hi = -1, pads = 0;
+            for (int ith = 0; ith < nth; ith++) {
+                long long u0, u1, p0, p1;
+                eng_split(units, nth, ith, &u0, &u1);
+                eng_split(s->cin, nth, ith, &p0, &p1);
+                pads += p1 - p0;
+                long long len = u1 - u0;
+                if (lo < 0 || len < lo) lo = len;
+                if (len > hi) hi = len;
+                for (long long u = u0; u < u1; u++) {
+                    eng_rect r = eng_conv_tile_rect(u, s->cout, s->groups, s->lout, tl.co, tl.t);
+                    int cog = s->cout / s->groups;
+                    if (r.o0 < r.g * cog || r.o1 > (r.g + 1) * cog || r.o0 >= r.o1 || r.t0 < 0 || r.t1 > s->lout ||
+                        r.t0 >= r.t1) {
+                        bad_cover++;
+                        continue;
+                    }
+                    for (int o = r.o0; o < r.o1; o++)
+                        for (int t = r.t0; t < r.t1; t++) seen[(size_t)o * s->lout + t]++;
+                }
+            }
+            size_t once = 0;
+            for (size_t j = 0; j < n; j++) once += seen[j] == 1;
+            if (once != n || pads != s->cin) bad_cover++;
+            if (hi - lo > 1 || (units >= nth && lo < 1)) bad_balance++;
+            checked++;
+        }
+    }
+    CHECK(bad_cover == 0, "%s: %lld splits where an output is computed twice or never", isa, bad_cover);
+    CHECK(bad_balance == 0, "%s: %lld splits with an idle or overloaded thread", isa, bad_balance);
+    printf("%-10s tiles %dx%d (int8 %dx%d): %lld convolution splits over 1-64 threads checked\n", isa, f.co, f.t, q.co,
+           q.t, checked);
+}
+
+/* Teams for B records on T threads, the per-thread work in tiles of the model's steps. */
+static void check_teams(const eng_header *h, const eng_step *st, eng_tile f) {
+    long long bad = 0, checked = 0;
+    long long min_units = -1;
+    for (uint32_t i = 0; i < h->n_steps; i++)
+        if (st[i].op == ENG_OP_CONV) {
+            long long u = eng_conv_tiles(st[i].cout, st[i].groups, st[i].lout, f.co, f.t);
+            if (min_units < 0 || u < min_units) min_units = u;
+        }
+    static long long work[64];
+    static int team_of[64], rec_team[256];
+    for (int T = 1; T <= 64; T++)
+        for (int B = 1; B <= 256; B++) {
+            int g = mrm_partition_teams(B, T);
+            int ok = g >= 1 && g <= T && g <= B;
+            for (int t = 0; t < T; t++) team_of[t] = -1, work[t] = 0;
+            for (int b = 0; b < B; b++) rec_team[b] = -1;
+            for (int j = 0; ok && j < g; j++) {
+                mrm_range th = mrm_partition_team(B, T, g, j), rows = mrm_partition(B, g, j);
+                int nth = (int)(th.end - th.begin);
+                ok &= nth >= 1 && rows.end > rows.begin;
+                for (long long t = th.begin; t < th.end; t++) ok &= team_of[t] < 0, team_of[t] = j;
+                for (long long b = rows.begin; b < rows.end; b++) ok &= rec_team[b] < 0, rec_team[b] = j;
+                /* each thread's tiles: its share of every convolution of every record of its team */
+                for (int ith = 0; ok && ith < nth; ith++)
+                    for (uint32_t i = 0; i < h->n_steps; i++) {
+                        if (st[i].op != ENG_OP_CONV) continue;
+                        long long u0, u1;
+                        eng_split(eng_conv_tiles(st[i].cout, st[i].groups, st[i].lout, f.co, f.t), nth, ith, &u0, &u1);
+                        work[th.begin + ith] += (u1 - u0) * (rows.end - rows.begin);
+                    }
+            }
+            long long lo = -1, hi = 0;
+            for (int t = 0; t < T; t++) {
+                ok &= team_of[t] >= 0;
+                if (lo < 0 || work[t] < lo) lo = work[t];
+                if (work[t] > hi) hi = work[t];
+            }
+            for (int b = 0; b < B; b++) ok &= rec_team[b] >= 0;
+            /* nobody idle, nobody with more than twice another's work (teams never outnumber
+             * the records, and a team's threads split every step), up to the tiles' rounding */
+            ok &= lo >= 1 && hi <= 2 * lo + lo / 16;
+            if (B == 1) ok &= g == 1;
+            if (B % T == 0) ok &= g == T;
+            if (!ok) {
+                if (bad < 5) fprintf(stderr, "teams for %d records on %d threads: %d teams, work %lld..%lld tiles\n", B, T, g, lo, hi);
+                bad++;
+            }
+            checked++;
+        }
+    CHECK(bad == 0, "%lld team plans with an idle or overloaded thread", bad);
+    printf("team plans for batches 1-256 on 1-64 threads: %lld checked (smallest convolution: %lld tiles)\n", checked,
+           min_units);
+}
+
+/* ---- 2. the results -------------------------------------------------------------------------- */
+
+typedef struct {
+    const mrm_engine *e;
+    void *work;
+    size_t work_bytes;
+    const float *x;
+    int B, nth, ith;
+    float *l1, *l2;
+    pthread_barrier_t *bar;
+    mrm_status st;
+} job;
+
+static void pt_sync(void *user) { pthread_barrier_wait(user); }
+
+static void *member(void *arg) {
+    job *j = arg;
+    mrm_error err;
+    j->st = mrm_engine_run_team(j->e, j->work, j->work_bytes, j->x, j->B, j->l1, j->l2, j->ith, j->nth, pt_sync, j->bar,
+                                &err);
+    return NULL;
+}
+
+/* A team of nth pthreads on B records; 0 when the logits equal ref1/ref2 bit for bit. */
+static int team_run(const mrm_engine *e, void *work, size_t wb, const float *x, int B, int nth, const float *ref1,
+                    const float *ref2) {
+    size_t n = (size_t)B * e->n_classes;
+    float *l1 = calloc(n, 4), *l2 = calloc(n, 4);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)nth);
+    job jobs[8];
+    pthread_t th[8];
+    for (int i = 0; i < nth; i++) {
+        jobs[i] = (job){e, work, wb, x, B, nth, i, l1, e->n_heads > 1 ? l2 : NULL, &bar, MRM_ERR_INVALID};
+        if (i) pthread_create(&th[i], NULL, member, &jobs[i]);
+    }
+    member(&jobs[0]);
+    for (int i = 1; i < nth; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&bar);
+    int bad = 0;
+    for (int i = 0; i < nth; i++) bad |= jobs[i].st != MRM_OK;
+    bad |= memcmp(l1, ref1, n * 4) != 0;
+    if (e->n_heads > 1) bad |= memcmp(l2, ref2, n * 4) != 0;
+    free(l1), free(l2);
+    return bad;
+}
+
+static void check_results(const void *img, size_t len, const char *what, const float *x, int Bmax) {
+    mrm_error err = {0};
+    int best = -1;
+    for (int isa = MRM_ENGINE_AVX512VNNI; isa >= MRM_ENGINE_PORTABLE && best < 0; isa--) {
+        mrm_engine e;
+        if (mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err) == MRM_OK) best = isa;
+    }
+    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
+        mrm_engine e;
+        mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
+        if (st == MRM_ERR_UNSUPPORTED) continue;
+        CHECK(st == MRM_OK, "%s: open: %s", what, err.msg);
+        if (st) continue;
+        mrm_engine_sizes sz;
+        CHECK(mrm_engine_get_sizes(&e, 1, &sz, &err) == MRM_OK, "sizes");
+        void *work = aligned_alloc(MRM_ENGINE_ALIGN, (sz.work_bytes + 63) / 64 * 64);
+        size_t n = (size_t)Bmax * e.n_classes;
+        float *r1 = calloc(n, 4), *r2 = calloc(n, 4);
+        int Bref = isa == best ? Bmax : 3;
+        CHECK(mrm_engine_run(&e, work, sz.work_bytes, x, Bref, r1, e.n_heads > 1 ? r2 : NULL, &err) == MRM_OK,
+              "%s: run: %s", what, err.msg);
+        const int batches[] = {1, 3, 32};
+        int runs = 0, bad = 0;
+        for (int bi = 0; bi < 3; bi++) {
+            int B = batches[bi];
+            if (B > Bref) continue;
+            for (int nth = 1; nth <= 8; nth++) {
+                int d = team_run(&e, work, sz.work_bytes, x, B, nth, r1, r2);
+                CHECK(!d, "%s %s: a team of %d on %d records differs from one thread", what, mrm_engine_isa_name(isa), nth, B);
+                bad += d, runs++;
+            }
+        }
+        /* a team without a barrier, or with ith out of range, is refused on every thread */
+        CHECK(mrm_engine_run_team(&e, work, sz.work_bytes, x, 1, r1, NULL, 0, 2, NULL, NULL, &err) == MRM_ERR_INVALID &&
+                  mrm_engine_run_team(&e, work, sz.work_bytes, x, 1, r1, NULL, 2, 2, pt_sync, NULL, &err) == MRM_ERR_INVALID,
+              "bad team arguments");
+        printf("%-6s %-10s team runs (1-8 threads, batches 1, 3%s): %d of %d equal to one thread bit for bit\n", what,
+               mrm_engine_isa_name(isa), Bref >= 32 ? ", 32" : "", runs - bad, runs);
+        /* the runner (OpenMP teams) with the best kernels */
+        if (isa == best) {
+            mrm_engine_runner r;
+            void *copy = aligned_alloc(MRM_ENGINE_ALIGN, (len + 63) / 64 * 64);
+            memcpy(copy, img, len);
+            CHECK(mrm_engine_runner_open(&r, copy, len, 8, &err) == MRM_OK, "runner: %s", err.msg);
+            int rbad = 0, rruns = 0;
+            float *l1 = calloc(n, 4), *l2 = calloc(n, 4);
+            for (int nt = 1; nt <= 8; nt++) {
+                omp_set_num_threads(nt);
+                for (int bi = 0; bi < 3; bi++) {
+                    int B = batches[bi];
+                    memset(l1, 0, n * 4), memset(l2, 0, n * 4);
+                    mrm_status s2 = mrm_engine_runner_run(&r, x, B, l1, e.n_heads > 1 ? l2 : NULL, &err);
+                    int d = s2 != MRM_OK || memcmp(l1, r1, (size_t)B * e.n_classes * 4) ||
+                            (e.n_heads > 1 && memcmp(l2, r2, (size_t)B * e.n_classes * 4));
+                    CHECK(!d, "%s: the runner on %d threads, %d records, differs from one thread", what, nt, B);
+                    rbad += d, rruns++;
+                }
+            }
+            printf("%-6s runner (OpenMP, 1-8 threads, batches 1, 3, 32): %d of %d equal bit for bit\n", what,
+                   rruns - rbad, rruns);
+            free(l1), free(l2);
+            mrm_engine_runner_free(&r);
+        }
+        free(work), free(r1), free(r2);
+    }
+}
+
+int main(void) {
+    mrm_error err = {0};
+    mrm_model_config cfg;
+    mrm_model_config_default(&cfg); /* the real model's shapes */
+    cfg.n_classes = 5;
+    mrm_model *m = NULL;
+    if (mrm_model_create(&m, &cfg, &err)) {
+        CHECK(0, "model: %s", err.msg);
+        TEST_END();
+    }
+    mrm_model_init(m, 3);
+    void *img = NULL;
+    size_t len = 0;
+    CHECK(mrm_engine_build(m, NULL, &img, &len, &err) == MRM_OK, "build: %s", err.msg);
+    if (!img) TEST_END();
+    const eng_header *h = img;
+    const eng_step *st = (const eng_step *)(const void *)((const char *)img + h->steps_off);
+
+    check_split(h, st, mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile(), "portable");
+#if defined(__x86_64__)
+    check_split(h, st, mrm_eng_conv_avx2_tile(), mrm_eng_conv8_avx2_tile(), "avx2");
+    check_split(h, st, mrm_eng_conv_avx512_tile(), mrm_eng_conv8_avx512vnni_tile(), "avx512");
+#endif
+    check_teams(h, st, mrm_eng_conv_portable_tile());
+#if defined(__x86_64__)
+    check_teams(h, st, mrm_eng_conv_avx512_tile());
+#endif
+
+    const int B = 32;
+    const size_t rec = 12 * 1000;
+    float *x = malloc(sizeof(float) * B * rec);
+    mrm_rng rng;
+    mrm_rng_seed(&rng, 11);
+    for (size_t i = 0; i < B * rec; i++) x[i] = mrm_rng_uniform_range(&rng, -2.0f, 2.0f);
+    check_results(img, len, "float", x, B);
+    void *qimg = NULL;
+    size_t qlen = 0;
+    CHECK(mrm_engine_build_int8(m, NULL, x, B, &qimg, &qlen, &err) == MRM_OK, "int8: %s", err.msg);
+    if (qimg) {
+        const eng_header *qh = qimg;
+        const eng_step *qs = (const eng_step *)(const void *)((const char *)qimg + qh->steps_off);
+        int n8 = 0;
+        for (uint32_t i = 0; i < qh->n_steps; i++) n8 += qs[i].op == ENG_OP_CONV8;
+        CHECK(n8 > 0, "the int8 image has no int8 convolution");
+        check_split(qh, qs, mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile(), "int8 portable");
+#if defined(__x86_64__)
+        check_split(qh, qs, mrm_eng_conv_avx512_tile(), mrm_eng_conv8_avx512vnni_tile(), "int8 vnni");
+#endif
+        check_results(qimg, qlen, "int8", x, B);
+    }
+    free(qimg), free(img), free(x);
+    mrm_model_free(m);
+    TEST_END();
+}
