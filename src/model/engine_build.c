@@ -448,8 +448,9 @@ void mrm_engine_runner_free(mrm_engine_runner *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* A team's barrier when the team is part of the OpenMP team (a counter and a generation,
- * spinning a while, then yielding the core); the whole OpenMP team uses `omp barrier`. */
+/* A team's barrier: a counter and a generation, spinning a while, then yielding the core. Not
+ * `omp barrier` (even where a team is the whole OpenMP team): on a machine busier than its cores,
+ * libgomp's barrier made a 2-thread batch-1 run 1.5-3x slower than this one (alternating runs). */
 typedef struct team_bar {
     atomic_int count, gen;
     char pad[64 - 2 * sizeof(atomic_int)]; /* one cache line each */
@@ -469,12 +470,7 @@ static void bar_sync(void *user) {
         return;
     }
     for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == gen; spin++)
-        if (spin > 2000) sched_yield();
-}
-
-static void omp_sync(void *user) {
-    (void)user;
-#pragma omp barrier
+        if (spin > 1000) sched_yield();
 }
 
 mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, float *logits1, float *logits2,
@@ -506,7 +502,7 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
             s2 = mrm_engine_run(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, &e2);
         else
             s2 = mrm_engine_run_team(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, ith,
-                                     nth, g == 1 ? omp_sync : bar_sync, &ts, &e2);
+                                     nth, bar_sync, &ts, &e2);
         if (s2) {
 #pragma omp critical(mrm_engine_runner)
             if (!st) {
