@@ -39,6 +39,7 @@ typedef struct bld {
     const cbn *src[MAX_STEPS];
     const basescale *src_bs[MAX_STEPS]; /* the merged multi-scale convolution of a BaseScale */
     const basescale *cur_bs;
+    int direct; /* every convolution direct (mrm_engine_build_direct) */
 } bld;
 
 static int new_buf(bld *B, int c, int L) {
@@ -103,10 +104,12 @@ static void set_w(bld *B, eng_step *s, int j, const float *src, size_t n, size_t
 
 /* The convolutions computed with Winograd's transforms (engine/wino.h) rather than directly:
  * ungrouped ones of 3 taps and more on 32 input channels and more (the first, narrow ones are
- * cheap either way) whose transformed products are fewer than 3/4 of the direct ones (all the
- * model's 3-tap stride-1 and 33-tap convolutions: about half; not the 3-tap stride-2 one). */
-static int conv_kind(const conv_p *c) {
-    if (c->groups != 1 || c->cin < 32 || c->k < 3) return ENG_CONV_DIRECT;
+ * cheap either way) whose transformed products are fewer than 0.6 of the direct ones: the
+ * model's 3-tap stride-1 and 33-tap convolutions (about half the products; measured 1.1-1.4x
+ * and 2x faster), not the 3-tap stride-2 one (more products) nor the 5-tap one on 32 channels
+ * (0.7 of the products, measured slower). */
+static int conv_kind(const conv_p *c, int direct_only) {
+    if (direct_only || c->groups != 1 || c->cin < 32 || c->k < 3) return ENG_CONV_DIRECT;
     eng_wino w = eng_wino_shape(c->cin, 1, c->k, c->stride, ENG_T_MAX);
     double direct = (double)c->cin * c->k, wino = (double)w.n / ENG_WINO_M * w.Ce * w.J;
     return wino < 0.6 * direct ? ENG_CONV_WINOGRAD : ENG_CONV_DIRECT;
@@ -117,7 +120,7 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     const conv_p *c = &u->conv;
     const bn_p *bn = &u->bn;
     int cig = c->cin / c->groups, cog = c->cout / c->groups;
-    const int kind = conv_kind(c);
+    const int kind = conv_kind(c, B->direct);
     size_t row = (size_t)cig * c->k, n = (size_t)c->cout * row;
     size_t nu = kind == ENG_CONV_WINOGRAD ? mrm_eng_wino_weight_floats(c->cin, c->cout, c->k, c->stride) : 0;
     float *wp = malloc(n * sizeof(float)), *bias = malloc((size_t)c->cout * sizeof(float));
@@ -299,12 +302,13 @@ static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 /* The layers of the steps (src, src_bs: MAX_STEPS entries each, may be NULL). */
 static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, const cbn **src,
-                              const basescale **src_bs, mrm_error *err) {
+                              const basescale **src_bs, int direct, mrm_error *err) {
     *image = NULL;
     *len = 0;
     bld *B = calloc(1, sizeof *B);
     if (!B) return mrm_fail(err, MRM_ERR_NOMEM, "engine build: out of memory");
     B->m = m;
+    B->direct = direct;
     int x = new_buf(B, MRM_INPUT_LEADS, MRM_INPUT_LEN);
     (void)x;
     for (int phase = UNIT_SHARED; phase <= UNIT_TAIL; phase++)
@@ -375,7 +379,12 @@ static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **i
 }
 
 mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
-    return build_image(m, meta, image, len, NULL, NULL, err);
+    return build_image(m, meta, image, len, NULL, NULL, 0, err);
+}
+
+mrm_status mrm_engine_build_direct(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len,
+                                   mrm_error *err) {
+    return build_image(m, meta, image, len, NULL, NULL, 1, err);
 }
 
 void mrm_engine_image_free(void *image) { free(image); }
@@ -775,7 +784,7 @@ mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const 
         free(src), free(sbs);
         return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
     }
-    st = build_image(m, NULL, &fimg, &flen, src, sbs, err);
+    st = build_image(m, NULL, &fimg, &flen, src, sbs, 0, err);
     mrm_engine_image_free(fimg);
     const eng_header *h = (const eng_header *)qimg;
     const eng_step *steps = (const eng_step *)(const void *)((const unsigned char *)qimg + h->steps_off);
@@ -903,7 +912,7 @@ static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_
                     break;
                 }
     }
-    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, err);
+    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, 0, err);
     if (!st) {
         ns = (int)((const eng_header *)fimg)->n_steps;
         q = calloc((size_t)ns, sizeof *q);
