@@ -103,13 +103,14 @@ static void set_w(bld *B, eng_step *s, int j, const float *src, size_t n, size_t
 }
 
 /* The convolutions computed with Winograd's transforms (engine/wino.h) rather than directly:
- * ungrouped ones of 3 taps and more on 32 input channels and more (the first, narrow ones are
- * cheap either way) whose transformed products are fewer than 0.6 of the direct ones: the
- * model's 3-tap stride-1 and 33-tap convolutions (about half the products; measured 1.1-1.4x
- * and 2x faster), not the 3-tap stride-2 one (more products) nor the 5-tap one on 32 channels
- * (0.7 of the products, measured slower). */
+ * ungrouped ones of more than 3 taps on 32 input channels and more whose transformed products
+ * are fewer than 0.6 of the direct ones: the model's 33-tap multi-scale convolutions (about half
+ * the products; measured in the sequence of a whole record 1.5-1.7x faster). Not the 3-tap ones:
+ * F(4,3) halves their products too, but in a whole record (weights and activations no longer in
+ * the cache) it measured no faster than the direct kernel while doubling their weights; not the
+ * 5-tap one on 32 channels (0.7 of the products, measured slower). */
 static int conv_kind(const conv_p *c, int direct_only) {
-    if (direct_only || c->groups != 1 || c->cin < 32 || c->k < 3) return ENG_CONV_DIRECT;
+    if (direct_only || c->groups != 1 || c->cin < 32 || c->k <= 3) return ENG_CONV_DIRECT;
     eng_wino w = eng_wino_shape(c->cin, 1, c->k, c->stride, ENG_T_MAX);
     double direct = (double)c->cin * c->k, wino = (double)w.n / ENG_WINO_M * w.Ce * w.J;
     return wino < 0.6 * direct ? ENG_CONV_WINOGRAD : ENG_CONV_DIRECT;
