@@ -264,7 +264,9 @@ typedef enum mrm_ablate_event_kind {
     MRM_ABLATE_START = 1, /* a fresh run starts */
     MRM_ABLATE_RESUME = 2,/* a stopped run continues from its checkpoint */
     MRM_ABLATE_EPOCH = 3, /* a run finished an epoch (epoch is set) */
-    MRM_ABLATE_DONE = 4   /* a run was trained and evaluated on the test split */
+    MRM_ABLATE_DONE = 4,  /* a run was trained and evaluated on the test split */
+    MRM_ABLATE_RESTART = 5 /* a run stopped before its first checkpoint starts again (its log
+                              of that partial first epoch is replaced) */
 } mrm_ablate_event_kind;
 
 typedef struct mrm_ablate_event {

@@ -15,7 +15,8 @@ static void usage(FILE *f) {
             "DIR/ablation.md, DIR/ablation.json and DIR/ablation.svg: test macro-AUC per variant (mean and\n"
             "spread over seeds, bootstrap intervals, paired differences to the released model), parameters\n"
             "and training time. Rerun the same command to continue a stopped study: finished runs are\n"
-            "read back, a stopped run resumes from its checkpoint.\n\n"
+            "read back, a stopped run resumes from its checkpoint (one stopped during its first epoch,\n"
+            "before any checkpoint, starts again).\n\n"
             "options:\n"
             "  --variants LIST    variants, comma-separated: default names, or NAME=KEY=VALUE[,KEY=VALUE...]\n"
             "                     (a variant of one's own; see mrmnet train --help for the keys), or\n"
@@ -46,8 +47,11 @@ static void on_event(void *user, const mrm_ablate_event *e) {
         break;
     case MRM_ABLATE_START:
     case MRM_ABLATE_RESUME:
+    case MRM_ABLATE_RESTART:
         fprintf(stderr, "[%d/%d] %s seed %llu: %s\n", e->runs_finished, e->n_runs, e->variant, seed,
-                e->kind == MRM_ABLATE_START ? "training" : "resuming from its checkpoint");
+                e->kind == MRM_ABLATE_START    ? "training"
+                : e->kind == MRM_ABLATE_RESUME ? "resuming from its checkpoint"
+                                               : "starting again (it was stopped before its first checkpoint)");
         break;
     case MRM_ABLATE_EPOCH:
         fprintf(stderr, "[%d/%d] %s seed %llu: epoch %d/%d, loss %.4f, validation macro-AUC %.4f%s\n", e->runs_finished, e->n_runs,

@@ -9,42 +9,52 @@
 
 #include "model/model_internal.h"
 
+/* One pass over channel c: the sums of (x - x0) and of its square, row sums in float
+ * (vectorised), rows combined in double. x0 is a sample of the same distribution (the channel's
+ * first value in the batch: within a few standard deviations of the mean, so the final
+ * subtraction loses little). */
+static inline void bn_shifted_sums(double *sum_out, double *ss0_out, const float *z, float x0, int B, int C, int L,
+                                   int c) {
+    double sum = 0.0, ss0 = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *x = z + ((size_t)b * C + c) * L;
+        float s = 0.0f, q = 0.0f;
+#pragma omp simd reduction(+ : s, q)
+        for (int t = 0; t < L; t++) {
+            float d = x[t] - x0;
+            s += d;
+            q += d * d;
+        }
+        sum += s;
+        ss0 += q;
+    }
+    *sum_out = sum, *ss0_out = ss0;
+}
+
+/* From the shifted sums over n values: the statistics (bn_chan_stats), then y = act(z * scale + shift). */
+static inline void bn_relu_finish(float *y, const float *z, double x0, double sum, double ss0, double n, float eps,
+                                  float momentum, float gamma, float beta, float *mean, float *rstd,
+                                  float *running_mean, float *running_var, int B, int C, int L, int c, int relu) {
+    double md = sum / n, mu = x0 + md, ss = ss0 - sum * md; /* sum of (x - mu)^2 */
+    if (ss < 0.0) ss = 0.0;
+    float scale, shift;
+    bn_chan_stats(mu, ss, n, eps, momentum, gamma, beta, mean, rstd, running_mean, running_var, &scale, &shift);
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
+    }
+}
+
 void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *z,
                            const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu) {
-    size_t n = (size_t)B * L;
+    const double n = (double)B * L;
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
     for (int c = 0; c < C; c++) {
-        /* one pass: sums of (x - x0) and its square, x0 = the channel's first value, a sample of
-         * the same distribution (within a few standard deviations of the mean: the final
-         * subtraction loses little) */
         const float x0 = z[(size_t)c * L];
-        double sum = 0.0, ss0 = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = z + ((size_t)b * C + c) * L;
-            float s = 0.0f, q = 0.0f;
-#pragma omp simd reduction(+ : s, q)
-            for (int t = 0; t < L; t++) {
-                float d = x[t] - x0;
-                s += d;
-                q += d * d;
-            }
-            sum += s;
-            ss0 += q;
-        }
-        double md = sum / (double)n, mu = x0 + md, ss = ss0 - sum * md; /* sum of (x - mu)^2 */
-        if (ss < 0.0) ss = 0.0;
-        float muf = (float)mu;
-        double var = ss / (double)n, rs = 1.0 / sqrt(var + eps);
-        mean[c] = muf;
-        rstd[c] = (float)rs;
-        double unbiased = n > 1 ? ss / (double)(n - 1) : var;
-        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
-        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
-        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
-        }
+        double sum, ss0;
+        bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
+        bn_relu_finish(y, z, x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
+                       &running_var[c], B, C, L, c, relu);
     }
 }
 
@@ -77,17 +87,11 @@ static inline void bn_grad_sums(double *sg_out, double *sgx_out, const float *dy
     *sg_out = sg, *sgx_out = sgx;
 }
 
-void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
-                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
-    size_t n = (size_t)B * L;
-#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
-    for (int c = 0; c < C; c++) {
-        double sg, sgx;
-        float mu = mean[c], rs = rstd[c];
-        bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
-        dbeta[c] += (float)sg;
-        dgamma[c] += (float)sgx;
-        float k = gamma[c] * rs, mg = (float)(sg / (double)n), mgx = (float)(sgx / (double)n) * rs;
+/* dz = gamma * rs * (g - sg / n - (z - mu) * rs * sgx / n) over channel c, g = dy through the
+ * ReLU mask of y (when y is given) */
+static inline void bn_relu_din(float *dz, const float *dy, const float *y, const float *z, float mu, float rs,
+                               float gamma, double sg, double sgx, double n, int B, int C, int L, int c) {
+    float k = gamma * rs, mg = (float)(sg / n), mgx = (float)(sgx / n) * rs;
         for (int b = 0; b < B; b++) {
             size_t off = ((size_t)b * C + c) * L;
             const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
@@ -99,6 +103,19 @@ void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, c
 #pragma omp simd
                 for (int t = 0; t < L; t++) d[t] = k * (g[t] - mg - (x[t] - mu) * mgx);
         }
+}
+
+void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
+                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
+    const double n = (double)B * L;
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        double sg, sgx;
+        float mu = mean[c], rs = rstd[c];
+        bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
+        dbeta[c] += (float)sg;
+        dgamma[c] += (float)sgx;
+        bn_relu_din(dz, dy, y, z, mu, rs, gamma[c], sg, sgx, n, B, C, L, c);
     }
 }
 
@@ -170,41 +187,12 @@ int bn_relu_forward_train_sync(mrm_model *m, float *y, float *mean, float *rstd,
     if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
     for (int c = 0; c < C; c++) mean[c] = (float)buf[c]; /* x0, exact */
 #pragma omp parallel for schedule(static) if (par)
-    for (int c = 0; c < C; c++) {
-        const float x0 = mean[c];
-        double sum = 0.0, ss0 = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = z + ((size_t)b * C + c) * L;
-            float s = 0.0f, q = 0.0f;
-#pragma omp simd reduction(+ : s, q)
-            for (int t = 0; t < L; t++) {
-                float d = x[t] - x0;
-                s += d;
-                q += d * d;
-            }
-            sum += s;
-            ss0 += q;
-        }
-        buf[2 * (size_t)c] = sum, buf[2 * (size_t)c + 1] = ss0;
-    }
+    for (int c = 0; c < C; c++) bn_shifted_sums(&buf[2 * (size_t)c], &buf[2 * (size_t)c + 1], z, mean[c], B, C, L, c);
     if (m->sync_fn(m->sync_ctx, buf, 2 * (size_t)C)) return -1;
 #pragma omp parallel for schedule(static) if (par)
-    for (int c = 0; c < C; c++) {
-        const double sum = buf[2 * (size_t)c], ss0 = buf[2 * (size_t)c + 1];
-        double md = sum / n, mu = mean[c] + md, ss = ss0 - sum * md;
-        if (ss < 0.0) ss = 0.0;
-        double var = ss / n, rs = 1.0 / sqrt(var + eps);
-        mean[c] = (float)mu;
-        rstd[c] = (float)rs;
-        double unbiased = n > 1 ? ss / (n - 1) : var;
-        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
-        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
-        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
-        }
-    }
+    for (int c = 0; c < C; c++)
+        bn_relu_finish(y, z, mean[c], buf[2 * (size_t)c], buf[2 * (size_t)c + 1], n, eps, momentum, gamma[c], beta[c],
+                       &mean[c], &rstd[c], &running_mean[c], &running_var[c], B, C, L, c, relu);
     return 0;
 }
 
@@ -217,38 +205,17 @@ int batchnorm_forward_train_sync(mrm_model *m, float *out, float *mean, float *r
     if (!buf) return -1;
     const double n = m->sync_B * (double)L;
     double *mus = buf + C;
+    for (int c = 0; c < C; c++) buf[c] = bn_chan_sum(in, B, C, L, c);
+    if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
     for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * L;
-#pragma omp simd reduction(+ : sum)
-            for (int t = 0; t < L; t++) sum += x[t];
-        }
-        buf[c] = sum;
+        mus[c] = buf[c] / n;
+        buf[c] = bn_chan_css(in, mus[c], B, C, L, c);
     }
     if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
     for (int c = 0; c < C; c++) {
-        double mu = buf[c] / n, ss = 0.0;
-        mus[c] = mu;
-        for (int b = 0; b < B; b++) {
-            const float *x = in + ((size_t)b * C + c) * L;
-#pragma omp simd reduction(+ : ss)
-            for (int t = 0; t < L; t++) {
-                double d = x[t] - mu;
-                ss += d * d;
-            }
-        }
-        buf[c] = ss;
-    }
-    if (m->sync_fn(m->sync_ctx, buf, (size_t)C)) return -1;
-    for (int c = 0; c < C; c++) {
-        double mu = mus[c], ss = buf[c], var = ss / n, rs = 1.0 / sqrt(var + eps);
-        mean[c] = (float)mu;
-        rstd[c] = (float)rs;
-        double unbiased = n > 1 ? ss / (n - 1) : var;
-        running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mu);
-        running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
-        float scale = (float)(gamma[c] * rs), shift = (float)(beta[c] - mu * gamma[c] * rs);
+        float scale, shift;
+        bn_chan_stats(mus[c], buf[c], n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
+                      &running_var[c], &scale, &shift);
         for (int b = 0; b < B; b++) {
             size_t off = ((size_t)b * C + c) * L;
             for (int t = 0; t < L; t++) out[off + t] = in[off + t] * scale + shift;
@@ -263,32 +230,15 @@ int batchnorm_backward_sync(mrm_model *m, float *din, float *dgamma, float *dbet
     if (!buf) return -1;
     const double n = m->sync_B * (double)L;
     for (int c = 0; c < C; c++) {
-        double sg = 0.0, sgx = 0.0;
-        float mu = mean[c], rs = rstd[c];
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            const float *g = dout + off, *x = in + off;
-#pragma omp simd reduction(+ : sg, sgx)
-            for (int t = 0; t < L; t++) {
-                sg += g[t];
-                sgx += (double)g[t] * ((x[t] - mu) * rs);
-            }
-        }
+        double sg, sgx;
+        bn_chan_grad_sums(&sg, &sgx, dout, in, mean[c], rstd[c], B, C, L, c);
         dbeta[c] += (float)sg; /* this process's part (the gradient buffer is summed afterwards) */
         dgamma[c] += (float)sgx;
         buf[2 * (size_t)c] = sg, buf[2 * (size_t)c + 1] = sgx;
     }
     if (m->sync_fn(m->sync_ctx, buf, 2 * (size_t)C)) return -1;
-    for (int c = 0; c < C; c++) {
-        float mu = mean[c], rs = rstd[c];
-        float k = gamma[c] * rs, mg = (float)(buf[2 * (size_t)c] / n), mgx = (float)(buf[2 * (size_t)c + 1] / n);
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            const float *g = dout + off, *x = in + off;
-            float *d = din + off;
-            for (int t = 0; t < L; t++) d[t] += k * (g[t] - mg - (x[t] - mu) * rs * mgx);
-        }
-    }
+    for (int c = 0; c < C; c++)
+        bn_chan_din(din, dout, in, mean[c], rstd[c], gamma[c], buf[2 * (size_t)c], buf[2 * (size_t)c + 1], n, B, C, L, c);
     return 0;
 }
 
@@ -312,18 +262,8 @@ int bn_relu_backward_sync(mrm_model *m, float *dz, float *dgamma, float *dbeta, 
 #pragma omp parallel for schedule(static) if (par)
     for (int c = 0; c < C; c++) {
         float rs = rstd[c], mu = mean[c];
-        float k = gamma[c] * rs, mg = (float)(buf[2 * (size_t)c] / n), mgx = (float)(buf[2 * (size_t)c + 1] / n) * rs;
-        for (int b = 0; b < B; b++) {
-            size_t off = ((size_t)b * C + c) * L;
-            const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
-            float *d = dz + off;
-            if (o)
-#pragma omp simd
-                for (int t = 0; t < L; t++) d[t] = k * ((o[t] > 0.0f ? g[t] : 0.0f) - mg - (x[t] - mu) * mgx);
-            else
-#pragma omp simd
-                for (int t = 0; t < L; t++) d[t] = k * (g[t] - mg - (x[t] - mu) * mgx);
-        }
+        double sg = buf[2 * (size_t)c], sgx = buf[2 * (size_t)c + 1];
+        bn_relu_din(dz, dy, y, z, mu, rs, gamma[c], sg, sgx, n, B, C, L, c);
     }
     return 0;
 }

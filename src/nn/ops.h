@@ -15,6 +15,7 @@
 #ifndef MRM_NN_OPS_H
 #define MRM_NN_OPS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,74 @@ void batchnorm_forward_eval(float *out, const float *in, const float *gamma, con
 /* Backward of the training-mode forward. din, dgamma, dbeta (C) accumulate. */
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+
+/* BatchNorm's per-channel pieces, one definition each for the plain form above, the fused
+ * BN + ReLU and the synchronised (data-parallel) forms of src/model/fused.c, so that every
+ * form takes the same sums in the same order. Channel c of x (B, C, L). */
+static inline double bn_chan_sum(const float *x, int B, int C, int L, int c) {
+    double sum = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *r = x + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : sum)
+        for (int t = 0; t < L; t++) sum += r[t];
+    }
+    return sum;
+}
+/* the sum of (x - mu)^2 over the channel */
+static inline double bn_chan_css(const float *x, double mu, int B, int C, int L, int c) {
+    double ss = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *r = x + ((size_t)b * C + c) * L;
+#pragma omp simd reduction(+ : ss)
+        for (int t = 0; t < L; t++) {
+            double d = r[t] - mu;
+            ss += d * d;
+        }
+    }
+    return ss;
+}
+/* From the channel's mean mu and centred sum of squares ss over n values: the saved mean and
+ * rstd, the running statistics moved (when running_mean is not NULL; pointers to the channel's
+ * entries) and the affine map y = x * scale + shift. */
+static inline void bn_chan_stats(double mu, double ss, double n, float eps, float momentum, float gamma, float beta,
+                                 float *mean, float *rstd, float *running_mean, float *running_var, float *scale,
+                                 float *shift) {
+    double var = ss / n, rs = 1.0 / sqrt(var + eps);
+    *mean = (float)mu;
+    *rstd = (float)rs;
+    if (running_mean && running_var) {
+        double unbiased = n > 1 ? ss / (n - 1) : var;
+        *running_mean = (float)((1.0 - momentum) * *running_mean + momentum * mu);
+        *running_var = (float)((1.0 - momentum) * *running_var + momentum * unbiased);
+    }
+    *scale = (float)(gamma * rs), *shift = (float)(beta - mu * gamma * rs);
+}
+/* the backward's sums: sg = sum of dout, sgx = sum of dout * (x - mu) * rs */
+static inline void bn_chan_grad_sums(double *sg_out, double *sgx_out, const float *dout, const float *in, float mu,
+                                     float rs, int B, int C, int L, int c) {
+    double sg = 0.0, sgx = 0.0;
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        const float *g = dout + off, *x = in + off;
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int t = 0; t < L; t++) {
+            sg += g[t];
+            sgx += (double)g[t] * ((x[t] - mu) * rs);
+        }
+    }
+    *sg_out = sg, *sgx_out = sgx;
+}
+/* din += gamma * rs * (dout - sg / n - (x - mu) * rs * sgx / n) over the channel */
+static inline void bn_chan_din(float *din, const float *dout, const float *in, float mu, float rs, float gamma,
+                               double sg, double sgx, double n, int B, int C, int L, int c) {
+    float k = gamma * rs, mg = (float)(sg / n), mgx = (float)(sgx / n);
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        const float *g = dout + off, *x = in + off;
+        float *d = din + off;
+        for (int t = 0; t < L; t++) d[t] += k * (g[t] - mg - (x[t] - mu) * rs * mgx);
+    }
+}
 
 /* ---- elementwise activations over n values (out may alias in) ---------------------------- */
 /* One row, on the calling thread: out[i] = act(in[i] * scale + shift), act = ReLU if relu, else

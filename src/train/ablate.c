@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "common/error.h"
@@ -244,6 +245,28 @@ static void logmsg(study *s, mrm_log_level lv, const char *fmt, ...) {
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+/* 1 when a run's folder holds only what training writes before its first checkpoint (log.jsonl,
+ * curves.svg: the study was stopped during the run's first epoch), so that the run may start
+ * again in it; 0 when the folder is absent, empty or holds anything else (then training refuses
+ * it as usual and nothing is touched); -1 with err when it cannot be read. */
+static int partial_first_epoch(const char *dir, mrm_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        mrm_fail(err, MRM_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    int n = 0, other = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        n++;
+        if (strcmp(e->d_name, "log.jsonl") && strcmp(e->d_name, "curves.svg")) other = 1;
+    }
+    closedir(d);
+    return n > 0 && !other;
 }
 
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -469,6 +492,13 @@ static mrm_status do_run(study *s, int index, mrm_error *err) {
     t.user = &ctx;
     mrm_path_join(path, sizeof path, r->dir, "last.safetensors");
     t.resume = file_exists(path);
+    int restart = 0;
+    if (!t.resume) {
+        int k = partial_first_epoch(r->dir, err);
+        if (k < 0) return err ? err->code : MRM_ERR_IO;
+        restart = k;
+        t.overwrite = restart; /* only the log (and chart) of an epoch that never finished */
+    }
     if (t.resume) { /* the checkpoint must be this run's */
         mrm_model_config cc;
         uint64_t cseed = 0;
@@ -479,7 +509,7 @@ static mrm_status do_run(study *s, int index, mrm_error *err) {
         if (cseed != r->seed) return mrm_fail(err, MRM_ERR_INVALID, "%s: a run of seed %llu, not %llu", path, (unsigned long long)cseed, (unsigned long long)r->seed);
         if (done > o->epochs) return mrm_fail(err, MRM_ERR_INVALID, "%s: %d epochs done, this study asks for %d: use another --out", path, done, o->epochs);
     }
-    mrm_ablate_event e0 = {.kind = t.resume ? MRM_ABLATE_RESUME : MRM_ABLATE_START, .variant = vname, .seed = r->seed, .run = index,
+    mrm_ablate_event e0 = {.kind = t.resume ? MRM_ABLATE_RESUME : restart ? MRM_ABLATE_RESTART : MRM_ABLATE_START, .variant = vname, .seed = r->seed, .run = index,
                            .test_macro_auc = NAN, .train_seconds = NAN};
     emit(s, &e0);
     if ((st = mrm_train(&t, err))) return st;

@@ -2,7 +2,7 @@
 epochs. The outputs' numbers against the run folders' own files (test macro-AUC recomputed from the
 saved probabilities with scikit-learn, or by ranks without it; the probabilities against mrmnet
 eval; the runs' tensors against a plain mrmnet train), a study killed mid-run and rerun (finished
-runs read back untouched, the stopped run resumed, the same results as uninterrupted), and the
+runs read back untouched, the stopped run resumed, the same results as uninterrupted; a run stopped before its first checkpoint started again), and the
 refusals (unknown variant, bad config, another study's runs in the folder)."""
 import json
 import os
@@ -176,4 +176,23 @@ rc, _, err = run("ablate", *commonB[:-6], "--epochs", "3", "--threads", "1", "--
 check(rc == 1 and "2 epochs" in err, "another epoch count refused: %s" % err.strip())
 rc, _, err = run("ablate", "--data", prep, "--variants", "released=width=8", "--seeds", "1", "--epochs", "2", "--out", B, expect=1)
 check(rc == 1 and "another config" in err, "another variant under the same name refused: %s" % err.strip())
+# 6. A run stopped during its first epoch (a log, no checkpoint) starts again; its folder with
+# anything else in it is refused and left as it is.
+C = fresh("C")
+c1 = os.path.join(C, "released", "seed1")
+os.makedirs(c1)
+partial = open(os.path.join(B, "released", "seed1", "log.jsonl")).read().splitlines(True)[:3]
+open(os.path.join(c1, "log.jsonl"), "w").write("".join(partial))
+commonC = commonB[:commonB.index("--seeds")] + ["--seeds", "1"] + commonB[commonB.index("--seeds") + 2:]
+open(os.path.join(c1, "notes.txt"), "w").write("mine")
+rc, _, err = run("ablate", *commonC, "--out", C, expect=1)
+check(rc == 1 and "not empty" in err and open(os.path.join(c1, "notes.txt")).read() == "mine"
+      and open(os.path.join(c1, "log.jsonl")).read() == "".join(partial), "a partial run beside another file refused, untouched: %s" % err.strip())
+os.remove(os.path.join(c1, "notes.txt"))
+rc, _, err = run("ablate", *commonC, "--out", C)
+check(rc == 0 and "released seed 1: starting again" in err, "a run stopped before its first checkpoint starts again: %s" % err[-300:])
+check(open(os.path.join(C, "released", "seed1", "test_probs.npy"), "rb").read()
+      == open(os.path.join(A, "released", "seed1", "test_probs.npy"), "rb").read(), "and gives the uninterrupted run's probabilities")
+lines = [json.loads(l) for l in open(os.path.join(c1, "log.jsonl"))]
+check(sum(1 for l in lines if l.get("type") == "start") == 1, "one start line in its new log")
 end()
