@@ -176,8 +176,9 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
     for (int e = 0; e < n; e++) {
         const float *Ve = V + (size_t)e * vstride, *Ue = U + (size_t)e * ustride;
         float *Me = M + (size_t)e * mstride;
-        for (int q0 = 0; q0 < ntile; q0 += T)
-            for (int o0 = 0; o0 < cout; o0 += CO) tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, w.J, 1);
+        for (int o0 = 0; o0 < cout; o0 += CO)
+            for (int q0 = 0; q0 < ntile; q0 += T) /* each weight read once per record */
+                tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, w.J, 1);
     }
     /* y[4q + t] = sum_e AT[t, e] M[e, q]: four rows, then interleaved into the output */
     float *y = P; /* 4 rows of Lm */
