@@ -1028,7 +1028,9 @@ mrm_status mrm_engine_build_int8(const mrm_model *m, const mrm_meta *meta, const
     if (!X || n < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine int8: no calibration records");
     void *fimg = NULL;
     size_t flen = 0;
-    mrm_status st = mrm_engine_build(m, meta, &fimg, &flen, err);
+    /* every convolution direct: the calibration's activations and the weights quantised are
+     * then exactly those of the direct kernels (no taps recovered from transformed weights) */
+    mrm_status st = mrm_engine_build_direct(m, meta, &fimg, &flen, err);
     if (st) return st;
     mrm_engine e;
     mrm_engine_sizes sz;

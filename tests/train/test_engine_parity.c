@@ -158,6 +158,36 @@ int main(void) {
             free(work);
         }
         mrm_engine_image_free(qimg);
+        /* mrm_engine_quantize from the image as built (its Winograd steps' taps recovered from the
+         * transformed weights): near the int8 model above, made from the direct image */
+        {
+            mrm_engine e;
+            mrm_engine_sizes s1;
+            float *am = NULL, qw[3 * 5];
+            void *work = NULL, *wq = NULL;
+            size_t wqlen = 0;
+            CHECK(mrm_engine_open(&e, img, len, &err) == MRM_OK && mrm_engine_get_sizes(&e, 1, &s1, &err) == MRM_OK,
+                  "%s: open: %s", v[vi].name, err.msg);
+            am = calloc((size_t)mrm_engine_num_buffers(&e), sizeof(float));
+            work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64);
+            CHECK(am && work && mrm_engine_calibrate(&e, work, s1.work_bytes, x, B, am, &err) == MRM_OK &&
+                      mrm_engine_quantize(img, len, am, &wq, &wqlen, &err) == MRM_OK,
+                  "%s: quantize: %s", v[vi].name, err.msg);
+            free(work);
+            work = NULL;
+            if (wq && mrm_engine_open(&e, wq, wqlen, &err) == MRM_OK && mrm_engine_get_sizes(&e, 1, &s1, &err) == MRM_OK &&
+                (work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64)) &&
+                mrm_engine_run(&e, work, s1.work_bytes, x, B, qw, NULL, &err) == MRM_OK) {
+                double d = max_rel(qw, q0, (size_t)B * N);
+                printf("%-16s int8 from the Winograd image: %.2e from the int8 model (image %zu bytes)\n", v[vi].name, d,
+                       wqlen);
+                CHECK(d < 2e-3 && wqlen == qlen, "%s: int8 from the Winograd image: %.3g, %zu bytes", v[vi].name, d, wqlen);
+            } else {
+                CHECK(0, "%s: int8 from the Winograd image: %s", v[vi].name, err.msg);
+            }
+            free(work), free(am);
+            mrm_engine_image_free(wq);
+        }
         /* the image's checks: a truncated or altered image is refused, never read past its end */
         mrm_engine e;
         unsigned char *bad = aligned_alloc(MRM_ENGINE_ALIGN, (len + 63) / 64 * 64);
