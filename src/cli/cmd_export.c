@@ -10,7 +10,8 @@
 #include "mrmnet/engine_build.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: mrmnet export --model W.safetensors (--engine OUT.mrme | --c-source OUT.c) [--name SYMBOL]\n\n"
+    fprintf(f, "usage: mrmnet export --model W.safetensors (--engine OUT.mrme | --c-source OUT.c) [--name SYMBOL]\n"
+               "                     [--direct]\n\n"
                "Compiles a model for the embeddable engine (include/mrmnet/engine.h, libmrmnet_engine):\n"
                "BatchNorm folded, the multi-scale kernels merged, the weights packed; the model's metadata\n"
                "(classes, mean, std, thresholds, ...) is kept (mrm_engine_info). A quantised model (mrmnet\n"
@@ -19,7 +20,10 @@ static void usage(FILE *f) {
                "                   memory aligned to 64 bytes)\n"
                "  --c-source OUT   C source defining the image as a const array:\n"
                "                     const unsigned char SYMBOL[] (aligned to 64), const size_t SYMBOL_len\n"
-               "  --name SYMBOL    the array's name (mrm_model_image)\n");
+               "  --name SYMBOL    the array's name (mrm_model_image)\n"
+               "  --direct         every convolution computed directly: the smallest image and work memory\n"
+               "                   (by default the 33-tap ones use Winograd's transforms: faster, about\n"
+               "                   twice their weights); not for a quantised model\n");
 }
 
 static int valid_symbol(const char *s) {
@@ -53,10 +57,12 @@ static mrm_status write_c(const unsigned char *img, size_t len, const char *path
 
 int cmd_export(int argc, char **argv) {
     const char *C = "export", *model = NULL, *engine = NULL, *csrc = NULL, *name = "mrm_model_image";
+    int direct = 0;
     cli_opt opts[] = {{"--model", CLI_STR, &model, 0, 0},
                       {"--engine", CLI_STR, &engine, 0, 0},
                       {"--c-source", CLI_STR, &csrc, 0, 0},
                       {"--name", CLI_STR, &name, 0, 0},
+                      {"--direct", CLI_FLAG, &direct, 0, 0},
                       {NULL, CLI_FLAG, NULL, 0, 0}};
     int rc = cli_parse_options(C, argc, argv, opts, usage);
     if (rc >= 0) return rc;
@@ -74,8 +80,15 @@ int cmd_export(int argc, char **argv) {
     mrm_engine_sizes s;
     rc = 1;
     int quantized = mrm_engine_image_file(model); /* a quantised model or an image: its image as it is */
+    if (quantized && direct) {
+        fprintf(stderr, "mrmnet export: --direct: %s is a quantised model or an engine image (written as it is)\n",
+                model);
+        return 2;
+    }
     if ((quantized ? mrm_engine_image_load(model, &img, &len, &err)
-                   : mrm_model_load(&m, &meta, model, &err) || mrm_engine_build(m, &meta, &img, &len, &err)) ||
+                   : mrm_model_load(&m, &meta, model, &err) ||
+                         (direct ? mrm_engine_build_direct(m, &meta, &img, &len, &err)
+                                 : mrm_engine_build(m, &meta, &img, &len, &err))) ||
         mrm_engine_open(&e, img, len, &err) || mrm_engine_get_sizes(&e, 1, &s, &err) ||
         (engine && mrm_engine_image_save(img, len, engine, &err)) || (csrc && write_c(img, len, csrc, name, model, &err))) {
         cli_report(C, &err);

@@ -10,6 +10,7 @@
 
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
+#include "engine/wino.h"
 
 #define T (NV * VW)
 #ifdef FN
@@ -22,8 +23,8 @@ static inline vf vload(const float *p) {
 }
 
 /* One tile: acc (CO x T) = sum over i < cig, k < K of W[i, k, o0 + c] * X_i[phase k%s][t0 + k/s + t]. */
-static inline __attribute__((always_inline)) void tile(float *tmp, const float *X, size_t xi_stride, size_t Lq,
-                                                        const float *W, int cog, int cig, int K, int s) {
+static inline __attribute__((always_inline)) void tile_ld(float *tmp, size_t ld, const float *X, size_t xi_stride,
+                                                           size_t Lq, const float *W, int cog, int cig, int K, int s) {
     vf acc[CO][NV];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) acc[c][v] = (vf){0};
@@ -42,7 +43,13 @@ static inline __attribute__((always_inline)) void tile(float *tmp, const float *
         }
     }
     for (int c = 0; c < CO; c++)
-        for (int v = 0; v < NV; v++) memcpy(tmp + c * T + v * VW, &acc[c][v], sizeof(vf));
+        for (int v = 0; v < NV; v++) memcpy(tmp + c * ld + v * VW, &acc[c][v], sizeof(vf));
+}
+
+/* The same into tmp (CO x T). */
+static inline __attribute__((always_inline)) void tile(float *tmp, const float *X, size_t xi_stride, size_t Lq,
+                                                        const float *W, int cog, int cig, int K, int s) {
+    tile_ld(tmp, T, X, xi_stride, Lq, W, cog, cig, K, s);
 }
 
 static inline size_t conv_lq(int lout, int K, int s) {
@@ -131,6 +138,114 @@ void ENG_CAT(FN, _tiles)(float *out, const float *res, const float *wp, const fl
     conv_tiles(out, res, wp, bias, relu, cin, cout, K, stride, groups, lout, X, u0, u1);
 }
 eng_tile ENG_CAT(FN, _tile)(void) { return (eng_tile){CO, T}; }
+
+/* The Winograd convolution (engine/wino.h): the inputs transformed once per record into V
+ * (n points x Ce channels x Lw tiles); per point, the small convolution over the tile axis (the
+ * direct kernel's tile, J taps) into M (n points x cout x Lm tiles), one point's weights at a
+ * time (they are the largest operand); then the output transform with bias, residual and ReLU. */
+void FNW(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,
+         int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
+    const eng_wino w = eng_wino_shape(cin, lout, K, s, ENG_T_MAX);
+    const int n = w.n, ntile = w.ntile;
+    const float *bt = n == 6 ? &eng_wino_bt6[0][0] : &eng_wino_bt7[0][0];
+    const float *at = n == 6 ? &eng_wino_at6[0][0] : &eng_wino_at7[0][0];
+    const size_t Lw = w.Lw, Lp = Lw + 1, vstride = (size_t)w.Ce * Lw, Lm = eng_wino_lm(ntile);
+    float *V = scratch, *M = V + (size_t)n * vstride, *P = M + (size_t)n * (cout + ENG_WINO_MROWS) * Lm;
+    float *xr = P + ENG_WINO_M * Lp; /* one channel's phase ph, zero-padded: xr[u] = xpad[s u + ph] */
+    const size_t Lx = ENG_WINO_M * Lp;
+    for (int i = 0; i < cin; i++) {
+        const float *src = in + (size_t)i * lin;
+        for (int ph = 0; ph < s; ph++) {
+            const int c = i * s + ph;
+            if (s == 1) {
+                size_t lead = (size_t)pad < Lx ? (size_t)pad : Lx, nn = (size_t)lin < Lx - lead ? (size_t)lin : Lx - lead;
+                memset(xr, 0, lead * sizeof(float));
+                memcpy(xr + lead, src, nn * sizeof(float));
+                memset(xr + lead + nn, 0, (Lx - lead - nn) * sizeof(float));
+            } else {
+                long long v = (long long)ph - pad;
+                for (size_t u = 0; u < Lx; u++, v += s) xr[u] = v >= 0 && v < lin ? src[v] : 0.0f;
+            }
+            float *P0 = P, *P1 = P + Lp, *P2 = P + 2 * Lp, *P3 = P + 3 * Lp;
+            for (size_t u = 0; u < Lp; u++) {
+                P0[u] = xr[4 * u];
+                P1[u] = xr[4 * u + 1];
+                P2[u] = xr[4 * u + 2];
+                P3[u] = xr[4 * u + 3];
+            }
+            for (int e = 0; e < n; e++) {
+                float *vr = V + (size_t)e * vstride + (size_t)c * Lw;
+                const float *b = bt + e * n;
+                int first = 1;
+                for (int a = 0; a < n; a++) {
+                    const float ba = b[a];
+                    if (ba == 0.0f) continue;
+                    const float *pr = P + (size_t)(a % ENG_WINO_M) * Lp + a / ENG_WINO_M;
+                    if (first)
+                        for (size_t q = 0; q < Lw; q++) vr[q] = ba * pr[q];
+                    else
+                        for (size_t q = 0; q < Lw; q++) vr[q] += ba * pr[q];
+                    first = 0;
+                }
+            }
+        }
+    }
+    const size_t ustride = (size_t)w.Ce * w.J * cout + ENG_W_TAIL;
+    const size_t mstride = (size_t)(cout + ENG_WINO_MROWS) * Lm; /* rows past cout: the last block's spill */
+    for (int e = 0; e < n; e++) {
+        const float *Ve = V + (size_t)e * vstride, *Ue = U + (size_t)e * ustride;
+        float *Me = M + (size_t)e * mstride;
+        for (int o0 = 0; o0 < cout; o0 += CO)
+            for (int q0 = 0; q0 < ntile; q0 += T) /* each weight read once per record */
+                tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, w.J, 1);
+    }
+    /* y[4q + t] = sum_e AT[t, e] M[e, q]: four rows, then interleaved into the output */
+    float *y = P; /* 4 rows of Lm */
+    for (int o = 0; o < cout; o++) {
+        const float *Mo = M + (size_t)o * Lm;
+        for (int t = 0; t < ENG_WINO_M; t++) {
+            const float *a = at + t * n;
+            float *yt = y + (size_t)t * Lm;
+            for (int q = 0; q < ntile; q++) yt[q] = a[0] * Mo[q];
+            for (int e = 1; e < n; e++) {
+                const float ae = a[e];
+                if (ae == 0.0f) continue;
+                const float *Me = Mo + (size_t)e * mstride;
+                for (int q = 0; q < ntile; q++) yt[q] += ae * Me[q];
+            }
+        }
+        const float b = bias ? bias[o] : 0.0f;
+        float *dst = out + (size_t)o * lout;
+        const float *y0 = y, *y1 = y + Lm, *y2 = y + 2 * Lm, *y3 = y + 3 * Lm;
+        const int nfull = lout / ENG_WINO_M;
+        if (res) {
+            const float *rr = res + (size_t)o * lout;
+            for (int q = 0; q < nfull; q++) {
+                float v0 = y0[q] + b + rr[4 * q], v1 = y1[q] + b + rr[4 * q + 1];
+                float v2 = y2[q] + b + rr[4 * q + 2], v3 = y3[q] + b + rr[4 * q + 3];
+                if (relu) {
+                    v0 = v0 > 0.0f ? v0 : 0.0f, v1 = v1 > 0.0f ? v1 : 0.0f;
+                    v2 = v2 > 0.0f ? v2 : 0.0f, v3 = v3 > 0.0f ? v3 : 0.0f;
+                }
+                dst[4 * q] = v0, dst[4 * q + 1] = v1, dst[4 * q + 2] = v2, dst[4 * q + 3] = v3;
+            }
+        } else {
+            for (int q = 0; q < nfull; q++) {
+                float v0 = y0[q] + b, v1 = y1[q] + b, v2 = y2[q] + b, v3 = y3[q] + b;
+                if (relu) {
+                    v0 = v0 > 0.0f ? v0 : 0.0f, v1 = v1 > 0.0f ? v1 : 0.0f;
+                    v2 = v2 > 0.0f ? v2 : 0.0f, v3 = v3 > 0.0f ? v3 : 0.0f;
+                }
+                dst[4 * q] = v0, dst[4 * q + 1] = v1, dst[4 * q + 2] = v2, dst[4 * q + 3] = v3;
+            }
+        }
+        for (int tt = ENG_WINO_M * nfull; tt < lout; tt++) {
+            float v = y[(size_t)(tt % ENG_WINO_M) * Lm + tt / ENG_WINO_M] + b;
+            if (res) v = v + res[(size_t)o * lout + tt];
+            dst[tt] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+    }
+}
 #endif /* FN */
 
 /* ---- int8: weights int8 per output channel, the input quantised to int8 on the fly (one scale

@@ -43,6 +43,15 @@ static eng_conv_fn conv_fn(int isa) {
     return mrm_eng_conv_portable;
 }
 
+static eng_convw_fn convw_fn(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convw_avx512;
+    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convw_avx2;
+#endif
+    (void)isa;
+    return mrm_eng_convw_portable;
+}
+
 static eng_conv8_fn conv8_fn(int isa) {
 #if defined(__x86_64__)
     if (isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv8_avx512vnni;
@@ -141,7 +150,15 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
         if ((st = check_buf(h, b, i, "output", s->out, s->cout, s->lout, 0, err))) return st;
         if (s->in1 >= 0 && (st = check_buf(h, b, i, "residual", s->in1, s->cout, s->lout, 0, err))) return st;
         uint64_t nw = (uint64_t)s->cout * (s->cin / s->groups) * s->k;
-        if (s->op == ENG_OP_CONV) {
+        if (s->op == ENG_OP_CONV && s->kind == ENG_CONV_WINOGRAD) {
+            if (h->version < 3 || s->groups != 1)
+                return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: a Winograd convolution %s", i,
+                                s->groups != 1 ? "with groups" : "in a version 2 image");
+            if ((st = check_w(h, s, i, 0, mrm_eng_wino_weight_floats(s->cin, s->cout, s->k, s->stride) * F, 0, err)))
+                return st;
+        } else if (s->kind != ENG_CONV_DIRECT) {
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: unknown convolution kind %d", i, s->kind);
+        } else if (s->op == ENG_OP_CONV) {
             if ((st = check_w(h, s, i, 0, (nw + ENG_W_TAIL) * F, 0, err))) return st;
         } else {
             uint64_t n8 = mrm_eng_pack8_bytes(s->cin, s->cout, s->k, s->groups);
@@ -221,11 +238,12 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
     const eng_header *h = image;
     if (memcmp(h->magic, ENG_MAGIC, 8))
         return mrm_fail(err, MRM_ERR_FORMAT, "engine image: magic: not an mrmnet engine image");
-    if (h->version != ENG_VERSION || h->header_bytes != sizeof(eng_header) || h->step_bytes != sizeof(eng_step))
+    if (h->version < ENG_VERSION_MIN || h->version > ENG_VERSION || h->header_bytes != sizeof(eng_header) || h->step_bytes != sizeof(eng_step))
         return mrm_fail(err, MRM_ERR_FORMAT,
-                        "engine image: version %u (header %u, step %u bytes); this engine reads version %d (%zu, %zu), "
-                        "of the same byte order",
-                        h->version, h->header_bytes, h->step_bytes, ENG_VERSION, sizeof(eng_header), sizeof(eng_step));
+                        "engine image: version %u (header %u, step %u bytes); this engine reads versions %d to %d (%zu, "
+                        "%zu), of the same byte order",
+                        h->version, h->header_bytes, h->step_bytes, ENG_VERSION_MIN, ENG_VERSION, sizeof(eng_header),
+                        sizeof(eng_step));
     if (h->total_bytes != image_len)
         return mrm_fail(err, MRM_ERR_FORMAT, "engine image: total_bytes: %llu, the image has %zu",
                         (unsigned long long)h->total_bytes, image_len);
@@ -267,7 +285,8 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
         if (st) return st;
         uint64_t need = 0;
         if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
-            need = mrm_eng_conv_scratch_floats(s[i].cin, s[i].lout, s[i].k, s[i].stride);
+            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
+                                                s[i].lout, s[i].k, s[i].stride);
         else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
         else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
         if (need > scr) scr = need;
@@ -482,7 +501,7 @@ static void op_head(const mrm_engine *e, const eng_step *s, float *out, const fl
 /* ---- running --------------------------------------------------------------------------------- */
 
 /* absmax (n_bufs) or NULL: the largest |value| each buffer has held (calibration). */
-static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_conv8_fn conv8, float *act, float *scr,
+static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, float *act, float *scr,
                        const float *x, float *absmax) {
     const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
@@ -493,6 +512,11 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_conv8_fn conv8
         const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
         switch (s->op) {
         case ENG_OP_CONV:
+            if (s->kind == ENG_CONV_WINOGRAD) {
+                convw(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+                      s->lout, scr);
+                break;
+            }
             conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
                  s->groups, s->lout, scr);
             break;
@@ -540,7 +564,7 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
     const eng_buf *b = bufs(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
     for (int r = 0; r < B; r++) {
-        run_record(e, conv, conv8, act, scr, x + (size_t)r * rec, absmax);
+        run_record(e, conv, convw_fn(e->isa), conv8, act, scr, x + (size_t)r * rec, absmax);
         if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
         if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
     }
@@ -566,6 +590,13 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
+        if (s->kind == ENG_CONV_WINOGRAD) {
+            /* not split yet: thread 0, with the scratch, while the others wait */
+            if (ith == 0)
+                convw_fn(e->isa)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
+                                 s->stride, s->pad, s->lout, scr);
+            break;
+        }
         eng_split(s->cin, nth, ith, &p0, &p1);
         if (p1 > p0) k->pad(scr, in0, (int)p0, (int)p1, s->lin, s->k, s->stride, s->pad, s->lout);
         sync(user);

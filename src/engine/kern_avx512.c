@@ -6,6 +6,7 @@
 #define CO 6
 #define FN mrm_eng_conv_avx512
 #define FN8 mrm_eng_conv8_avx512
+#define FNW mrm_eng_convw_avx512
 #include "engine/conv_template.h"
 #else
 typedef int eng_kern_avx512_unused; /* not an x86-64 build */

@@ -10,6 +10,7 @@
 #endif
 #define FN mrm_eng_conv_portable
 #define FN8 mrm_eng_conv8_portable
+#define FNW mrm_eng_convw_portable
 #include "engine/conv_template.h"
 
 #include <string.h>
@@ -48,4 +49,69 @@ void mrm_eng_unpack8(int8_t *w, const int8_t *packed, int cin, int cout, int K, 
             for (int k = 0; k < K; k++)
                 w[((size_t)o * cig + i) * K + k] = packed[((((size_t)g * cig4 + i / 4) * K + k) * cog + ol) * 4 + i % 4];
     }
+}
+
+size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride) {
+    if (kind != ENG_CONV_WINOGRAD) return mrm_eng_conv_scratch_floats(cin, lout, K, stride);
+    eng_wino w = eng_wino_shape(cin, lout, K, stride, ENG_T_MAX);
+    /* V, M, the phase rows P (or the output rows, 4 x Lm), one padded channel */
+    size_t p = ENG_WINO_M * (w.Lw + 1);
+    if (p < ENG_WINO_M * eng_wino_lm(w.ntile)) p = ENG_WINO_M * eng_wino_lm(w.ntile);
+    return (size_t)w.n * w.Ce * w.Lw + (size_t)w.n * (cout + ENG_WINO_MROWS) * eng_wino_lm(w.ntile) + p + ENG_WINO_M * (w.Lw + 1);
+}
+
+size_t mrm_eng_wino_weight_floats(int cin, int cout, int K, int stride) {
+    eng_wino w = eng_wino_shape(cin, 1, K, stride, ENG_T_MAX);
+    return (size_t)w.n * ((size_t)w.Ce * w.J * cout + ENG_W_TAIL);
+}
+
+/* U[e][(c' J + j) cout + o], c' = i s + ph, from the taps k = s (4j + b) + ph. */
+void mrm_eng_wino_pack(float *U, const float *w, int cin, int cout, int K, int s) {
+    const eng_wino g = eng_wino_shape(cin, 1, K, s, ENG_T_MAX);
+    const float(*G)[4] = g.n == 6 ? eng_wino_g6 : eng_wino_g7;
+    const size_t us = (size_t)g.Ce * g.J * cout + ENG_W_TAIL;
+    memset(U, 0, (size_t)g.n * us * sizeof(float));
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int ph = 0; ph < s; ph++)
+                for (int j = 0; j < g.J; j++) {
+                    float tap[4] = {0, 0, 0, 0};
+                    for (int b = 0; b < g.r; b++) {
+                        int k = s * (4 * j + b) + ph;
+                        if (k < K) tap[b] = w[((size_t)o * cin + i) * K + k];
+                    }
+                    size_t at = ((size_t)(i * s + ph) * g.J + j) * cout + o;
+                    for (int e = 0; e < g.n; e++) {
+                        float acc = 0.0f;
+                        for (int b = 0; b < g.r; b++) acc += G[e][b] * tap[b];
+                        U[(size_t)e * us + at] = acc;
+                    }
+                }
+}
+
+/* The taps from the points 0 (tap 0), infinity (the last tap) and +-1 (the middle ones). */
+void mrm_eng_wino_unpack(float *wp, const float *U, int cin, int cout, int K, int s) {
+    const eng_wino g = eng_wino_shape(cin, 1, K, s, ENG_T_MAX);
+    const size_t us = (size_t)g.Ce * g.J * cout + ENG_W_TAIL;
+    for (int o = 0; o < cout; o++)
+        for (int i = 0; i < cin; i++)
+            for (int ph = 0; ph < s; ph++)
+                for (int j = 0; j < g.J; j++) {
+                    size_t at = ((size_t)(i * s + ph) * g.J + j) * cout + o;
+                    float u[ENG_WINO_NMAX], tap[4];
+                    for (int e = 0; e < g.n; e++) u[e] = U[(size_t)e * us + at];
+                    tap[0] = u[0];
+                    if (g.r == 3) {
+                        tap[2] = u[5];
+                        tap[1] = (u[1] - u[2]) * 0.5f;
+                    } else {
+                        tap[3] = u[6];
+                        tap[2] = (u[1] + u[2]) * 0.5f - tap[0];
+                        tap[1] = (u[1] - u[2]) * 0.5f - tap[3];
+                    }
+                    for (int b = 0; b < g.r; b++) {
+                        int k = s * (4 * j + b) + ph;
+                        if (k < K) wp[((size_t)i * K + k) * cout + o] = tap[b];
+                    }
+                }
 }

@@ -128,4 +128,26 @@ void mrm_eng_conv_avx512(float *out, const float *in, const float *res, const fl
                      int cin, int lin, int cout, int K, int stride, int pad, int groups, int lout, float *scratch);
 #endif
 
+/* The Winograd convolution (engine/wino.h; a step of kind ENG_CONV_WINOGRAD, groups 1): U holds
+ * the transformed weights of mrm_eng_wino_pack; scratch at least mrm_eng_conv_scratch_floats2
+ * floats for that kind. */
+typedef void (*eng_convw_fn)(float *out, const float *in, const float *res, const float *U, const float *bias,
+                             int relu, int cin, int lin, int cout, int K, int stride, int pad, int lout, float *scratch);
+#define DECLW(name)                                                                                                  \
+    void name(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,    \
+              int lin, int cout, int K, int stride, int pad, int lout, float *scratch);
+DECLW(mrm_eng_convw_portable)
+#if defined(__x86_64__)
+DECLW(mrm_eng_convw_avx2)
+DECLW(mrm_eng_convw_avx512)
+#endif
+/* The scratch of a convolution step of the given kind (ENG_CONV_*). */
+size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride);
+/* The transformed weights: their size in floats (ENG_W_TAIL zeros after each point's matrix),
+ * U from w (cout, cin, K) (PyTorch's layout), and back to the direct kernel's packing (i, k, o)
+ * (exact up to float rounding: the points 0, +-1 and infinity give the taps back). */
+size_t mrm_eng_wino_weight_floats(int cin, int cout, int K, int stride);
+void mrm_eng_wino_pack(float *U, const float *w, int cin, int cout, int K, int stride);
+void mrm_eng_wino_unpack(float *wp, const float *U, int cin, int cout, int K, int stride);
+
 #endif

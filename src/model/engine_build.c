@@ -17,6 +17,7 @@
 #include "common/partition.h"
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
+#include "engine/wino.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "mrmnet/engine_build.h"
@@ -40,6 +41,7 @@ typedef struct bld {
     const cbn *src[MAX_STEPS];
     const basescale *src_bs[MAX_STEPS]; /* the merged multi-scale convolution of a BaseScale */
     const basescale *cur_bs;
+    int direct; /* every convolution direct (mrm_engine_build_direct) */
 } bld;
 
 static int new_buf(bld *B, int c, int L) {
@@ -102,15 +104,32 @@ static void set_w(bld *B, eng_step *s, int j, const float *src, size_t n, size_t
     s->nw[j] = (n + tail) * sizeof(float);
 }
 
+/* The convolutions computed with Winograd's transforms (engine/wino.h) rather than directly:
+ * ungrouped ones of more than 3 taps on 32 input channels and more whose transformed products
+ * are fewer than 0.6 of the direct ones: the model's 33-tap multi-scale convolutions (about half
+ * the products; measured in the sequence of a whole record 1.5-1.7x faster). Not the 3-tap ones:
+ * F(4,3) halves their products too, but in a whole record (weights and activations no longer in
+ * the cache) it measured no faster than the direct kernel while doubling their weights; not the
+ * 5-tap one on 32 channels (0.7 of the products, measured slower). */
+static int conv_kind(const conv_p *c, int direct_only) {
+    if (direct_only || c->groups != 1 || c->cin < 32 || c->k <= 3) return ENG_CONV_DIRECT;
+    eng_wino w = eng_wino_shape(c->cin, 1, c->k, c->stride, ENG_T_MAX);
+    double direct = (double)c->cin * c->k, wino = (double)w.n / ENG_WINO_M * w.Ce * w.J;
+    return wino < 0.6 * direct ? ENG_CONV_WINOGRAD : ENG_CONV_DIRECT;
+}
+
 /* A conv + (folded) BN: out = relu?(conv(in) + bias [+ res]); returns the output buffer. */
 static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, int relu) {
     const conv_p *c = &u->conv;
     const bn_p *bn = &u->bn;
     int cig = c->cin / c->groups, cog = c->cout / c->groups;
+    const int kind = conv_kind(c, B->direct);
     size_t row = (size_t)cig * c->k, n = (size_t)c->cout * row;
+    size_t nu = kind == ENG_CONV_WINOGRAD ? mrm_eng_wino_weight_floats(c->cin, c->cout, c->k, c->stride) : 0;
     float *wp = malloc(n * sizeof(float)), *bias = malloc((size_t)c->cout * sizeof(float));
-    if (!wp || !bias) {
-        free(wp), free(bias);
+    float *U = nu ? malloc(nu * sizeof(float)) : NULL;
+    if (!wp || !bias || (nu && !U)) {
+        free(wp), free(bias), free(U);
         B->nomem = 1;
         return 1;
     }
@@ -119,19 +138,27 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
         bias[o] = bn->beta[o] - bn->running_mean[o] * s;
         int g = o / cog, ol = o % cog;
         for (int i = 0; i < cig; i++)
-            for (int k = 0; k < c->k; k++)
-                wp[(((size_t)g * cig + i) * c->k + k) * cog + ol] = w_src[(size_t)o * row + (size_t)i * c->k + k] * s;
+            for (int k = 0; k < c->k; k++) {
+                float v = w_src[(size_t)o * row + (size_t)i * c->k + k] * s;
+                if (U) wp[(size_t)o * row + (size_t)i * c->k + k] = v; /* (o, i, k) for the transform */
+                else wp[(((size_t)g * cig + i) * c->k + k) * cog + ol] = v;
+            }
     }
     int out = new_buf(B, c->cout, u->lout);
     eng_step *s = add_step(B, ENG_OP_CONV, in, res, out);
     B->src[s - B->st] = u;
     B->src_bs[s - B->st] = B->cur_bs;
     s->cin = c->cin, s->cout = c->cout, s->k = c->k, s->stride = c->stride, s->pad = c->pad, s->groups = c->groups;
-    s->lin = u->lin, s->lout = u->lout, s->relu = relu;
-    set_w(B, s, 0, wp, n, ENG_W_TAIL);
+    s->lin = u->lin, s->lout = u->lout, s->relu = relu, s->kind = kind;
+    if (U) {
+        mrm_eng_wino_pack(U, wp, c->cin, c->cout, c->k, c->stride);
+        set_w(B, s, 0, U, nu, 0);
+    } else {
+        set_w(B, s, 0, wp, n, ENG_W_TAIL);
+    }
     set_w(B, s, 1, bias, (size_t)c->cout, 0);
-    free(wp), free(bias);
-    size_t scr = mrm_eng_conv_scratch_floats(c->cin, u->lout, c->k, c->stride);
+    free(wp), free(bias), free(U);
+    size_t scr = mrm_eng_conv_scratch_floats2(kind, c->cin, c->cout, u->lout, c->k, c->stride);
     if (scr > B->scratch) B->scratch = scr;
     return out;
 }
@@ -278,12 +305,13 @@ static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 /* The layers of the steps (src, src_bs: MAX_STEPS entries each, may be NULL). */
 static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, const cbn **src,
-                              const basescale **src_bs, mrm_error *err) {
+                              const basescale **src_bs, int direct, mrm_error *err) {
     *image = NULL;
     *len = 0;
     bld *B = calloc(1, sizeof *B);
     if (!B) return mrm_fail(err, MRM_ERR_NOMEM, "engine build: out of memory");
     B->m = m;
+    B->direct = direct;
     int x = new_buf(B, MRM_INPUT_LEADS, MRM_INPUT_LEN);
     (void)x;
     for (int phase = UNIT_SHARED; phase <= UNIT_TAIL; phase++)
@@ -354,7 +382,12 @@ static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **i
 }
 
 mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
-    return build_image(m, meta, image, len, NULL, NULL, err);
+    return build_image(m, meta, image, len, NULL, NULL, 0, err);
+}
+
+mrm_status mrm_engine_build_direct(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len,
+                                   mrm_error *err) {
+    return build_image(m, meta, image, len, NULL, NULL, 1, err);
 }
 
 void mrm_engine_image_free(void *image) { free(image); }
@@ -554,6 +587,21 @@ typedef struct qstep {
 } qstep;
 
 /* The int8 image of a float image: the steps with q[i].on become CONV8. */
+/* The kernels' scratch of a list of steps, as mrm_engine_open computes it. */
+static uint64_t steps_scratch(const eng_step *s, uint32_t n) {
+    uint64_t scr = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t need = 0;
+        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
+            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
+                                                s[i].lout, s[i].k, s[i].stride);
+        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
+        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
+        if (need > scr) scr = need;
+    }
+    return (scr + 15) / 16 * 16;
+}
+
 static mrm_status quantize_with(const void *image, size_t len, const qstep *q, void **out, size_t *out_len,
                                 mrm_error *err) {
     *out = NULL;
@@ -596,6 +644,7 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
         mrm_eng_pack8(packed, comp, q[i].w8, s->cin, s->cout, s->k, s->groups);
         for (int o = 0; o < s->cout; o++) sc[o] = q[i].in_scale * q[i].ws[o];
         s->op = ENG_OP_CONV8;
+        s->kind = ENG_CONV_DIRECT;
         s->in_scale = q[i].in_scale;
         s->w[0] = arena_put(&a, packed, wbytes, 0);
         s->nw[0] = wbytes;
@@ -634,6 +683,7 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
     h.weights_bytes = total - weights_off;
     h.total_bytes = total;
     h.flags |= ENG_FLAG_INT8;
+    h.scratch_floats = steps_scratch(steps, h.n_steps); /* a Winograd step's scratch is gone */
     memcpy(o, &h, sizeof h);
     free(steps), free(a.p);
     st = mrm_engine_open(&e, o, total, err);
@@ -676,12 +726,18 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
         const float *wf = (const float *)(const void *)(img + h.weights_off + s->w[0]);
         int8_t *w8 = malloc(n);
         float *ws = malloc((size_t)s->cout * sizeof(float));
+        float *wd = s->kind == ENG_CONV_WINOGRAD ? malloc(n * sizeof(float)) : NULL; /* the taps back */
         q[i].on = 1;
         q[i].w8 = w8;
         q[i].ws = ws;
-        if (!w8 || !ws) {
+        if (!w8 || !ws || (s->kind == ENG_CONV_WINOGRAD && !wd)) {
+            free(wd);
             free_q(q, (int)h.n_steps);
             return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
+        }
+        if (wd) {
+            mrm_eng_wino_unpack(wd, wf, s->cin, s->cout, K, s->stride);
+            wf = wd;
         }
         q[i].in_scale = absmax[s->in0] > 0.0f ? absmax[s->in0] / 127.0f : 1.0f;
         for (int o = 0; o < s->cout; o++) {
@@ -698,6 +754,7 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
             }
             ws[o] = step;
         }
+        free(wd);
     }
     st = quantize_with(image, len, q, out, out_len, err);
     free_q(q, (int)h.n_steps);
@@ -767,7 +824,7 @@ mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const 
         free(src), free(sbs);
         return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
     }
-    st = build_image(m, NULL, &fimg, &flen, src, sbs, err);
+    st = build_image(m, NULL, &fimg, &flen, src, sbs, 0, err);
     mrm_engine_image_free(fimg);
     const eng_header *h = (const eng_header *)qimg;
     const eng_step *steps = (const eng_step *)(const void *)((const unsigned char *)qimg + h->steps_off);
@@ -895,7 +952,7 @@ static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_
                     break;
                 }
     }
-    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, err);
+    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, 0, err);
     if (!st) {
         ns = (int)((const eng_header *)fimg)->n_steps;
         q = calloc((size_t)ns, sizeof *q);
@@ -1010,7 +1067,9 @@ mrm_status mrm_engine_build_int8(const mrm_model *m, const mrm_meta *meta, const
     if (!X || n < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine int8: no calibration records");
     void *fimg = NULL;
     size_t flen = 0;
-    mrm_status st = mrm_engine_build(m, meta, &fimg, &flen, err);
+    /* every convolution direct: the calibration's activations and the weights quantised are
+     * then exactly those of the direct kernels (no taps recovered from transformed weights) */
+    mrm_status st = mrm_engine_build_direct(m, meta, &fimg, &flen, err);
     if (st) return st;
     mrm_engine e;
     mrm_engine_sizes sz;

@@ -159,3 +159,59 @@ reg("oom-header-claims-1e12-samples.rec", "wfdb_record",
     b"r 12 500 1000000000000\n" + b"".join(b"r.dat 16 1000/mV 16 0 0 0 0 L%d\n" % i for i in range(12)) + b"\0" + b"\1\2" * 100)
 reg("oom-header-claims-1e9-samples-212.rec", "wfdb_record",
     b"r 2 360 1000000000\nr.dat 212 200 11 1024 0 0 0 MLII\nr.dat 212 200 11 1024 0 0 0 V5\n\0" + b"\0" * 300)
+
+
+# ---- engine images (src/engine/engine_image.h): one Winograd convolution and a head -----------
+def engine_image(version, kind):
+    """12 x 1000 input -> conv 3 taps (12 -> 4, ReLU, kind 1: Winograd F(4,3)) -> head (1 class)."""
+    cin, cout, K, L, N = 12, 4, 3, 1000, 1
+    a64 = lambda n: (n + 63) // 64 * 64
+    none = 0xFFFFFFFFFFFFFFFF
+    arena = bytearray()
+
+    def put(floats):
+        off = a64(len(arena))
+        arena.extend(b"\0" * (off - len(arena)))
+        arena.extend(struct.pack("<%df" % len(floats), *floats))
+        return off, 4 * len(floats)
+
+    def step(op, in0, in1, outb, ints, w):
+        ws = [o for o, _ in w] + [none] * (8 - len(w))
+        ns = [n for _, n in w] + [0] * (8 - len(w))
+        return struct.pack("<4i12ifi8Q8Q", op, in0, in1, outb, *ints, 0.0, 0, *ws, *ns)
+
+    # the transformed weights: 6 points x (12 x 4 + 16 tail); made-up values, zero tails
+    n_pts, tail = 6, 16
+    u = []
+    for e in range(n_pts):
+        u += [((e * 7 + i) % 11 - 5) / 20.0 for i in range(cin * cout)] + [0.0] * tail
+    conv_w = [put(u), put([0.1, -0.1, 0.0, 0.2])]
+    head_w = [put([1.0] * cout), put([0.0] * cout), put([0.5, -0.5, 0.25, 1.0]), put([0.0])]
+    #        cin cout k s pad g lin lout relu kind c L
+    s0 = step(1, 0, -1, 1, [cin, cout, K, 1, 1, 1, L, L, 1, kind, 0, 0], conv_w)
+    s1 = step(6, 1, -1, 2, [0, N, 0, 0, 0, 0, 0, 0, 0, 0, cout, 0], head_w)
+    bufs = struct.pack("<QII", 0, 12, L) + struct.pack("<QII", 0, cout, L) + struct.pack("<QII", cout * L, N, 1)
+    hdr_bytes, step_bytes = 120, len(s0)
+    bufs_off = a64(hdr_bytes)
+    steps_off = a64(bufs_off + len(bufs))
+    meta_off = steps_off + 2 * step_bytes
+    weights_off = a64(meta_off)
+    total = a64(weights_off + len(arena))
+    act = cout * L + 16
+    # scratch: mrm_eng_conv_scratch_floats2 of the Winograd step (n Ce Lw + n (cout + 8) Lm + 4 (Lw + 1) x 2)
+    ntile = (L + 3) // 4
+    lw = (ntile + 63) // 64 * 64
+    scratch = n_pts * cin * lw + n_pts * (cout + 8) * lw + 2 * 4 * (lw + 1)
+    scratch = (scratch + 15) // 16 * 16
+    h = b"MRMENG01" + struct.pack("<6I2i9Q2I", version, hdr_bytes, 2, 3, N, 1, 2, -1, bufs_off, steps_off, meta_off,
+                                  0, weights_off, total - weights_off, total, act, scratch, 0, step_bytes)
+    img = bytearray(total)
+    img[0:len(h)] = h
+    img[bufs_off:bufs_off + len(bufs)] = bufs
+    img[steps_off:steps_off + 2 * step_bytes] = s0 + s1
+    img[weights_off:weights_off + len(arena)] = arena
+    return bytes(img)
+
+
+out("winograd_v3.mrme", "engine_image", engine_image(3, 1))
+out("winograd_in_v2.mrme", "engine_image", engine_image(2, 1))  # refused: version 2 has no Winograd steps

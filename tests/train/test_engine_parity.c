@@ -92,9 +92,19 @@ int main(void) {
                     write_raw(fx, "logits2.f32", mrm_model_logits(m, 2), sizeof(float) * B * N);
             CHECK(w == 0, "cannot write the engine fixtures into %s", fx);
         }
-        for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
+        /* the image as built (Winograd convolutions where they are faster) and with every
+         * convolution direct: the same function */
+        void *dimg = NULL;
+        size_t dlen = 0;
+        CHECK(mrm_engine_build_direct(m, NULL, &dimg, &dlen, &err) == MRM_OK, "%s: build: %s", v[vi].name, err.msg);
+        const int n_isa = MRM_ENGINE_AVX512VNNI - MRM_ENGINE_PORTABLE + 1;
+        for (int run = 0; run < 2 * n_isa; run++) {
+            const int dv = run / n_isa, isa = MRM_ENGINE_PORTABLE + run % n_isa;
+            if (dv == 1 && !dimg) break;
             mrm_engine e;
-            mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
+            const void *im = dv ? dimg : img;
+            size_t imlen = dv ? dlen : len;
+            mrm_status st = mrm_engine_open_isa(&e, im, imlen, (mrm_engine_isa)isa, &err);
             if (st == MRM_ERR_UNSUPPORTED) continue; /* this CPU lacks them */
             CHECK(st == MRM_OK, "%s: open: %s", v[vi].name, err.msg);
             if (st) continue;
@@ -102,7 +112,7 @@ int main(void) {
             mrm_engine_sizes s1, s32;
             CHECK(mrm_engine_get_sizes(&e, 1, &s1, &err) == MRM_OK && mrm_engine_get_sizes(&e, 32, &s32, &err) == MRM_OK,
                   "sizes");
-            CHECK(s1.weight_bytes == len && s1.work_bytes > 0 && s32.work_bytes == s1.work_bytes, "sizes %zu %zu",
+            CHECK(s1.weight_bytes == imlen && s1.work_bytes > 0 && s32.work_bytes == s1.work_bytes, "sizes %zu %zu",
                   s1.work_bytes, s32.work_bytes);
             void *work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64);
             float l1[3 * 5], l2[3 * 5];
@@ -110,8 +120,8 @@ int main(void) {
             CHECK(st == MRM_OK, "%s: run: %s", v[vi].name, err.msg);
             double e1 = max_rel(l1, mrm_model_logits(m, 1), (size_t)B * N);
             double e2 = heads > 1 ? max_rel(l2, mrm_model_logits(m, 2), (size_t)B * N) : 0.0;
-            printf("%-16s %-8s logits max rel. error %.2e %.2e  (image %zu bytes, work %zu bytes)\n", v[vi].name,
-                   mrm_engine_isa_name(isa), e1, e2, len, s1.work_bytes);
+            printf("%-16s %-8s %s logits max rel. error %.2e %.2e  (image %zu bytes, work %zu bytes)\n", v[vi].name,
+                   mrm_engine_isa_name(isa), dv ? "direct" : "built ", e1, e2, imlen, s1.work_bytes);
             CHECK(e1 < 1e-4 && e2 < 1e-4, "%s %s: %.3g %.3g", v[vi].name, mrm_engine_isa_name(isa), e1, e2);
             /* a smaller work buffer is refused; logits2 of a one-head model too */
             CHECK(mrm_engine_run(&e, work, s1.work_bytes - 64, x, 1, l1, NULL, &err) == MRM_ERR_INVALID, "short work");
@@ -148,6 +158,36 @@ int main(void) {
             free(work);
         }
         mrm_engine_image_free(qimg);
+        /* mrm_engine_quantize from the image as built (its Winograd steps' taps recovered from the
+         * transformed weights): near the int8 model above, made from the direct image */
+        {
+            mrm_engine e;
+            mrm_engine_sizes s1;
+            float *am = NULL, qw[3 * 5];
+            void *work = NULL, *wq = NULL;
+            size_t wqlen = 0;
+            CHECK(mrm_engine_open(&e, img, len, &err) == MRM_OK && mrm_engine_get_sizes(&e, 1, &s1, &err) == MRM_OK,
+                  "%s: open: %s", v[vi].name, err.msg);
+            am = calloc((size_t)mrm_engine_num_buffers(&e), sizeof(float));
+            work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64);
+            CHECK(am && work && mrm_engine_calibrate(&e, work, s1.work_bytes, x, B, am, &err) == MRM_OK &&
+                      mrm_engine_quantize(img, len, am, &wq, &wqlen, &err) == MRM_OK,
+                  "%s: quantize: %s", v[vi].name, err.msg);
+            free(work);
+            work = NULL;
+            if (wq && mrm_engine_open(&e, wq, wqlen, &err) == MRM_OK && mrm_engine_get_sizes(&e, 1, &s1, &err) == MRM_OK &&
+                (work = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64)) &&
+                mrm_engine_run(&e, work, s1.work_bytes, x, B, qw, NULL, &err) == MRM_OK) {
+                double d = max_rel(qw, q0, (size_t)B * N);
+                printf("%-16s int8 from the Winograd image: %.2e from the int8 model (image %zu bytes)\n", v[vi].name, d,
+                       wqlen);
+                CHECK(d < 2e-3 && wqlen == qlen, "%s: int8 from the Winograd image: %.3g, %zu bytes", v[vi].name, d, wqlen);
+            } else {
+                CHECK(0, "%s: int8 from the Winograd image: %s", v[vi].name, err.msg);
+            }
+            free(work), free(am);
+            mrm_engine_image_free(wq);
+        }
         /* the image's checks: a truncated or altered image is refused, never read past its end */
         mrm_engine e;
         unsigned char *bad = aligned_alloc(MRM_ENGINE_ALIGN, (len + 63) / 64 * 64);
@@ -168,6 +208,7 @@ int main(void) {
         }
         free(bad);
         mrm_engine_image_free(img);
+        mrm_engine_image_free(dimg);
         mrm_model_free(m);
     }
     free(x);
