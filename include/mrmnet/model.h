@@ -248,6 +248,18 @@ mrm_status mrm_explain_class(mrm_model *m, const float *x /* (B, 12, 1000) */, i
 mrm_status mrm_explain_integrated(mrm_model *m, const float *x /* (B, 12, 1000) */,
                                   const float *baseline /* (B, 12, 1000) */, int B, int cls,
                                   int steps, float *ig /* (B, 12, 1000) */, mrm_error *err);
+/* The per-lead median of one record x (12, 1000) (the mean of the two middle values), written to
+ * every step of base (12, 1000): the baseline of integrated gradients in explain and report. */
+void mrm_explain_baseline(const float *x /* (12, 1000) */, float *base /* (12, 1000) */);
+/* The map that `report` shades by default, from the integrated gradients of one record and class
+ * ig (12, 1000): the sum over the 12 leads of the (signed) attribution at each step, averaged over
+ * a centred window of `width` steps (steps [t - width/2, t - width/2 + width) that lie in
+ * [0, 1000), the mean over those): out (1000). Positive where the segment's samples, moved from
+ * the baseline to their recorded values, raised the class's score. width <= 1: no averaging. */
+#define MRM_EXPLAIN_SMOOTH_STEPS 10 /* 0.1 s at 100 Hz: the report's shading granularity */
+void mrm_explain_smooth(const float *ig /* (12, 1000) */, int width, float *out /* (1000) */);
+/* The number of integrated-gradients steps the report uses (explain --ig takes any). */
+#define MRM_EXPLAIN_IG_STEPS 32
 /* Linear interpolation of src (n) onto dst (m) as F.interpolate(mode="linear",
  * align_corners=False). */
 void mrm_resample_linear(const float *src, int n, float *dst, int m);

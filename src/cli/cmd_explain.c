@@ -37,7 +37,9 @@ static void usage(FILE *f) {
                "With --input X.npy (N, 12, 1000), standardised as the model was trained (prepare's X_*.npy):\n"
                "DIR/gradcam.npy (N, K, 1000), DIR/saliency.npy (N, K, 12, 1000), DIR/probabilities.npy\n"
                "(N, classes), and with --ig STEPS DIR/integrated.npy (N, K, 12, 1000): integrated gradients\n"
-               "from each record's per-lead median (its baseline) in STEPS midpoint steps.\n\n"
+               "from each record's per-lead median (its baseline) in STEPS midpoint steps, and\n"
+               "DIR/integrated_smooth.npy (N, K, 1000): their sum over the leads averaged over 0.1 s (the\n"
+               "map report --shade ig shades; report uses 32 steps).\n\n"
                "options:\n"
                "  --classes A,B     only these classes (names or 0-based indices)\n"
                "  --start S         explain the one 10 s window starting S seconds in (clamped to end at\n"
@@ -268,23 +270,6 @@ static int explain_records(const char *cmd, const xp_model *xm, char **paths, in
     return failed ? 1 : 0;
 }
 
-/* The per-lead median of one record (12, 1000) into base. */
-static void lead_medians(const float *x, float *base) {
-    float tmp[MRM_SAMPLES];
-    for (int j = 0; j < MRM_LEADS; j++) {
-        memcpy(tmp, x + (size_t)j * MRM_SAMPLES, sizeof tmp);
-        /* insertion-free selection: sort a copy */
-        for (int a = 1; a < MRM_SAMPLES; a++) {
-            float v = tmp[a];
-            int b = a - 1;
-            while (b >= 0 && tmp[b] > v) tmp[b + 1] = tmp[b], b--;
-            tmp[b + 1] = v;
-        }
-        float med = 0.5f * (tmp[MRM_SAMPLES / 2 - 1] + tmp[MRM_SAMPLES / 2]);
-        for (int t = 0; t < MRM_SAMPLES; t++) base[(size_t)j * MRM_SAMPLES + t] = med;
-    }
-}
-
 static int explain_array(const char *cmd, const xp_model *xm, const char *input, const char *dir, const int *asked, int ig_steps,
                          int overwrite) {
     mrm_error err = {0};
@@ -300,19 +285,20 @@ static int explain_array(const char *cmd, const xp_model *xm, const char *input,
     int K = 0;
     for (int k = 0; k < c; k++) K += asked[k];
     const size_t rec = (size_t)MRM_LEADS * T;
-    char p_cam[4200], p_sal[4200], p_prob[4200], p_ig[4200];
+    char p_cam[4200], p_sal[4200], p_prob[4200], p_ig[4200], p_igs[4200];
     if (!s) s = out_path(p_cam, sizeof p_cam, dir, "gradcam", ".npy", overwrite, &err);
     if (!s) s = out_path(p_sal, sizeof p_sal, dir, "saliency", ".npy", overwrite, &err);
     if (!s) s = out_path(p_prob, sizeof p_prob, dir, "probabilities", ".npy", overwrite, &err);
     if (!s && ig_steps) s = out_path(p_ig, sizeof p_ig, dir, "integrated", ".npy", overwrite, &err);
-    float *cam = NULL, *sal = NULL, *prob = NULL, *ig = NULL, *base = NULL;
+    if (!s && ig_steps) s = out_path(p_igs, sizeof p_igs, dir, "integrated_smooth", ".npy", overwrite, &err);
+    float *cam = NULL, *sal = NULL, *prob = NULL, *ig = NULL, *igs = NULL, *base = NULL;
     if (!s) {
         cam = malloc(sizeof(float) * (size_t)N * K * T);
         sal = malloc(sizeof(float) * (size_t)N * K * rec);
         prob = malloc(sizeof(float) * (size_t)N * c);
         base = malloc(sizeof(float) * rec);
-        if (ig_steps) ig = malloc(sizeof(float) * (size_t)N * K * rec);
-        if (!cam || !sal || !prob || !base || (ig_steps && !ig)) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory for %lld records", N);
+        if (ig_steps) ig = malloc(sizeof(float) * (size_t)N * K * rec), igs = malloc(sizeof(float) * (size_t)N * K * T);
+        if (!cam || !sal || !prob || !base || (ig_steps && (!ig || !igs))) s = mrm_fail(&err, MRM_ERR_NOMEM, "out of memory for %lld records", N);
     }
     mrm_model *m = xm->m;
     const int heads = mrm_model_num_heads(m);
@@ -324,27 +310,29 @@ static int explain_array(const char *cmd, const xp_model *xm, const char *input,
             for (int h = 1; h <= heads; h++) p += 1.0 / (1.0 + exp(-(double)mrm_model_logits(m, h)[k]));
             prob[(size_t)i * c + k] = (float)(p / heads);
         }
-        if (ig_steps) lead_medians(x, base);
+        if (ig_steps) mrm_explain_baseline(x, base);
         for (int k = 0, q = 0; !s && k < c; k++) {
             if (!asked[k]) continue;
             size_t row = (size_t)i * K + q++;
             s = mrm_explain_class(m, x, 1, k, NULL, cam + row * T, NULL, sal + row * rec, &err);
             if (!s && ig_steps) s = mrm_explain_integrated(m, x, base, 1, k, ig_steps, ig + row * rec, &err);
+            if (!s && ig_steps) mrm_explain_smooth(ig + row * rec, MRM_EXPLAIN_SMOOTH_STEPS, igs + row * T);
         }
         if (!s) cli_progress(NULL, "explaining", (size_t)(i + 1), (size_t)N);
     }
     if (!s) {
         long long s2[2] = {N, c}, s3[3] = {N, K, T}, s4[4] = {N, K, MRM_LEADS, T};
-        const char *done[3] = {p_prob, p_cam, p_sal};
+        const char *done[4] = {p_prob, p_cam, p_sal, p_ig};
         int written = 0; /* removed again when a later file fails */
         s = mrm_npy_write_f32(p_prob, prob, 2, s2, &err);
         if (!s) written++, s = mrm_npy_write_f32(p_cam, cam, 3, s3, &err);
         if (!s) written++, s = mrm_npy_write_f32(p_sal, sal, 4, s4, &err);
         if (!s) written++;
         if (!s && ig_steps) s = mrm_npy_write_f32(p_ig, ig, 4, s4, &err);
+        if (!s && ig_steps) written++, s = mrm_npy_write_f32(p_igs, igs, 3, s3, &err);
         for (int f = 0; s && f < written; f++) unlink(done[f]);
     }
-    free(X), free(cam), free(sal), free(prob), free(ig), free(base);
+    free(X), free(cam), free(sal), free(prob), free(ig), free(igs), free(base);
     return s ? cli_report(cmd, &err) : 0;
 }
 

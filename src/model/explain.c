@@ -23,6 +23,40 @@ void mrm_resample_linear(const float *src, int n, float *dst, int m) {
     }
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mrm_explain_baseline(const float *x, float *base) {
+    float tmp[MRM_INPUT_LEN];
+    for (int j = 0; j < MRM_INPUT_LEADS; j++) {
+        memcpy(tmp, x + (size_t)j * MRM_INPUT_LEN, sizeof tmp);
+        qsort(tmp, MRM_INPUT_LEN, sizeof *tmp, cmp_float);
+        float med = 0.5f * (tmp[MRM_INPUT_LEN / 2 - 1] + tmp[MRM_INPUT_LEN / 2]);
+        for (int t = 0; t < MRM_INPUT_LEN; t++) base[(size_t)j * MRM_INPUT_LEN + t] = med;
+    }
+}
+
+void mrm_explain_smooth(const float *ig, int width, float *out) {
+    enum { T = MRM_INPUT_LEN };
+    double pre[T + 1]; /* prefix sums of the sum over the leads */
+    pre[0] = 0;
+    for (int t = 0; t < T; t++) {
+        double v = 0;
+        for (int j = 0; j < MRM_INPUT_LEADS; j++) v += ig[(size_t)j * T + t];
+        pre[t + 1] = pre[t] + v;
+    }
+    if (width < 1) width = 1;
+    if (width > T) width = T;
+    for (int t = 0; t < T; t++) {
+        int a = t - width / 2, b = a + width;
+        if (a < 0) a = 0;
+        if (b > T) b = T;
+        out[t] = (float)((pre[b] - pre[a]) / (b - a));
+    }
+}
+
 /* The seed of the combined score of class cls: 1 / heads at [b, cls] of every head's logits. */
 static float *score_seed(const mrm_model *m, int B, int cls) {
     int N = m->cfg.n_classes;
