@@ -22,14 +22,19 @@ static void usage(FILE *f) {
                "leads as recorded (3 x 4 layout and a 10 s lead II rhythm strip at 25 mm/s and 10 mm/mV on\n"
                "1 mm / 5 mm ECG paper, each lead drawn around its median), each class's probability beside\n"
                "its threshold, the labels called and, shaded on the leads, the segments that drove each of\n"
-               "them (Grad-CAM, as mrmnet explain computes it, at 50%% of its maximum or more), the record's\n"
-               "metadata, the model's provenance, and that this is not a diagnosis. The pages hold inline\n"
+               "them (--shade), the record's metadata, the model's provenance, and that this is not a diagnosis. The pages hold inline\n"
                "SVG and CSS only (no script, no font or file from outside) and print on one A4 landscape\n"
                "page. A recording longer than 10 s is analysed as predict analyses it: its probabilities and\n"
                "labels are the mean over predict's 10 s windows; the page draws and explains one window (the\n"
                "one where the most probable called label is most probable, or --start's), marked on an\n"
                "overview of the whole recording with predict's windows.\n\n"
                "options:\n"
+               "  --shade ig|gradcam  what the shaded segments of a called class come from (default ig):\n"
+               "                    ig: integrated gradients of the class's score (32 steps from each lead's\n"
+               "                    median, as mrmnet explain --ig 32 computes them) summed over the 12 leads and\n"
+               "                    averaged over 0.1 s (explain's integrated_smooth.npy); gradcam: the combined\n"
+               "                    Grad-CAM (explain's gradcam.npy); either shaded where it is at half its\n"
+               "                    maximum or more. docs/explain.md measures both (the deletion test).\n"
                "  --start S         draw and explain the 10 s window starting S seconds in\n"
                "  --force           report recordings that fail the signal checks too (the problem is shown)\n"
                "  --overwrite       replace pages of the same names in DIR\n"
@@ -188,7 +193,8 @@ static void trace(sbuf *b, const raw_leads *w, int i, long long t0, long long t1
     if (open) sb_printf(b, "\"/>\n");
 }
 
-/* Runs of the window's 1000 steps where cam >= half its maximum: [a, b) pairs into seg; count. */
+/* Runs of the window's 1000 steps where the map >= half its maximum (none when its maximum is not
+ * above 0): [a, b) pairs into seg; count. */
 static int driving_segments(const float *cam, int seg[][2], int max_seg) {
     float mx = 0;
     for (int t = 0; t < MRM_SAMPLES; t++)
@@ -238,6 +244,8 @@ typedef struct page_in {
     const char *test_auc_from;
     const float *pw;     /* (r->n_win, classes) each of predict's windows' probabilities */
     int chosen;          /* the window shown, chosen as the one where the most probable called label peaks; -1: as asked (--start) or the only one */
+    const float *shade;  /* (classes, 1000) the map shaded (rows of the called classes) */
+    int shade_ig;        /* 1: smoothed integrated gradients, 0: Grad-CAM */
 } page_in;
 
 static void ecg_svg(sbuf *b, const page_in *in) {
@@ -257,10 +265,10 @@ static void ecg_svg(sbuf *b, const page_in *in) {
     for (int k = 0; k < xm->c; k++) {
         if (!(in->mp->prob[k] > xm->thr[k])) continue;
         const char *col = label_colors[q++ % (int)(sizeof label_colors / sizeof label_colors[0])];
-        int seg[64][2], ns = driving_segments(in->mp->cam + (size_t)k * MRM_SAMPLES, seg, 64);
+        int seg[MRM_SAMPLES / 2][2], ns = driving_segments(in->shade + (size_t)k * MRM_SAMPLES, seg, MRM_SAMPLES / 2);
         sb_printf(b, "<g class=\"drive\" data-label=\"");
         sb_text(b, xm->classes[k]);
-        sb_printf(b, "\" fill=\"%s\" fill-opacity=\"0.16\">\n", col);
+        sb_printf(b, "\" data-source=\"%s\" fill=\"%s\" fill-opacity=\"0.16\">\n", in->shade_ig ? "ig" : "gradcam", col);
         for (int s = 0; s < ns; s++) {
             double a = seg[s][0] / MRM_FS, e = seg[s][1] / MRM_FS; /* seconds in the window */
             for (int c = 0; c < 4; c++) { /* the 3 x 4 panels: column c shows [2.5c, 2.5c + 2.5) */
@@ -419,9 +427,16 @@ static void page(sbuf *b, const page_in *in) {
         sb_printf(b, "</td></tr>\n");
     }
     sb_printf(b, "</table>\n<div class=\"note\">A class is called when its probability (the mean of the model's two heads) is "
-                 "above its threshold (the black tick). Shaded on the leads, in the colour of each called class: the time "
-                 "segments that drove it (Grad-CAM of the class on the last maps of each of the model's branches, summed, "
-                 "at half its maximum or more).</div>\n</div>\n<div>\n");
+                 "above its threshold (the black tick).</div>\n<div class=\"note\" id=\"shading\" data-source=\"%s\">"
+                 "<b>Shaded on the leads</b>, in the colour of each called class: the time segments that drove it, by %s",
+              in->shade_ig ? "ig" : "gradcam", in->shade_ig ? "integrated gradients" : "Grad-CAM");
+    if (in->shade_ig)
+        sb_printf(b, " (the attribution of the class's score to each sample, from each lead's median to the recording in %d "
+                     "steps, summed over the 12 leads and averaged over %.2g s), at half its maximum or more.",
+                  MRM_EXPLAIN_IG_STEPS, MRM_EXPLAIN_SMOOTH_STEPS / MRM_FS);
+    else
+        sb_printf(b, " (of the class on the last maps of each of the model's branches, summed), at half its maximum or more.");
+    sb_printf(b, "</div>\n</div>\n<div>\n");
     sb_printf(b, "<div class=\"prov\"><b>Model:</b> ");
     sb_text(b, xm->path);
     const char *task = mrm_meta_get(&xm->meta, "task");
@@ -448,6 +463,34 @@ static void page(sbuf *b, const page_in *in) {
     sb_printf(b, "<br>Report by mrmnet %s</div>\n", MRMNET_VERSION);
     sb_printf(b, "<div class=\"warn\" id=\"disclaimer\">Not a diagnosis. These are the outputs of a research model; a "
                  "qualified clinician must read the ECG.</div>\n</div>\n</div>\n</body>\n</html>\n");
+}
+
+/* The maps shaded, (c, 1000) into *out (rows of the classes asked; others 0): the smoothed
+ * integrated gradients (mrm_explain_smooth of MRM_EXPLAIN_IG_STEPS steps from each lead's median,
+ * as explain --input X --ig 32 writes integrated_smooth.npy) or the combined Grad-CAM. */
+static mrm_status shade_maps(const xp_model *xm, const xp_record *r, const int *asked, int ig, const xp_maps *mp, float **out,
+                             mrm_error *err) {
+    const size_t T = MRM_SAMPLES, rec = (size_t)MRM_LEADS * MRM_SAMPLES;
+    float *sh = calloc((size_t)xm->c * T, sizeof *sh);
+    float *base = ig ? malloc(sizeof(float) * rec) : NULL, *att = ig ? malloc(sizeof(float) * rec) : NULL;
+    mrm_status s = !sh || (ig && (!base || !att)) ? mrm_fail(err, MRM_ERR_NOMEM, "out of memory") : MRM_OK;
+    if (!s && ig) mrm_explain_baseline(r->x, base);
+    for (int k = 0; !s && k < xm->c; k++) {
+        if (!asked[k]) continue;
+        if (!ig) {
+            memcpy(sh + (size_t)k * T, mp->cam + (size_t)k * T, sizeof(float) * T);
+            continue;
+        }
+        s = mrm_explain_integrated(xm->m, r->x, base, 1, k, MRM_EXPLAIN_IG_STEPS, att, err);
+        if (!s) mrm_explain_smooth(att, MRM_EXPLAIN_SMOOTH_STEPS, sh + (size_t)k * T);
+    }
+    free(base), free(att);
+    if (s) {
+        free(sh);
+        sh = NULL;
+    }
+    *out = sh;
+    return s;
 }
 
 /* The test macro-AUC of the model: metadata "test_macro_auc", or the "-test.json" evaluation
@@ -485,7 +528,7 @@ int cmd_report(int argc, char **argv) {
     const char *cmd = "report", *model_path = NULL, *dir = NULL;
     double start_s = -1; /* not given: the window is chosen among predict's */
     long threads = 0;
-    int force = 0, overwrite = 0, n = 0, failed = 0, rc = 1;
+    int force = 0, overwrite = 0, n = 0, failed = 0, rc = 1, shade_ig = 1;
     char **paths = calloc((size_t)argc, sizeof *paths);
     if (!paths) return 1;
     for (int i = 1; i < argc; i++) {
@@ -498,7 +541,8 @@ int cmd_report(int argc, char **argv) {
             force = 1;
         } else if (!strcmp(a, "--overwrite")) {
             overwrite = 1;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--out") || !strcmp(a, "--start") || !strcmp(a, "--threads")) {
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--out") || !strcmp(a, "--start") || !strcmp(a, "--threads") ||
+                   !strcmp(a, "--shade")) {
             if (!v) {
                 fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);
                 free(paths);
@@ -509,6 +553,11 @@ int cmd_report(int argc, char **argv) {
             if (!strcmp(a, "--model")) model_path = v;
             else if (!strcmp(a, "--out")) dir = v;
             else if (!strcmp(a, "--start")) bad = cli_parse_double_in(cmd, a, v, 0, 0, 1e9, 0, &start_s);
+            else if (!strcmp(a, "--shade")) {
+                if (!strcmp(v, "ig")) shade_ig = 1;
+                else if (!strcmp(v, "gradcam")) shade_ig = 0;
+                else fprintf(stderr, "mrmnet %s: --shade: '%s' is not ig or gradcam\n", cmd, v), bad = 1;
+            }
             else bad = cli_parse_int(cmd, a, v, 1, 4096, &threads);
             if (bad) {
                 free(paths);
@@ -593,10 +642,12 @@ int cmd_report(int argc, char **argv) {
             s = xp_maps_compute(&xm, &r, asked, &mp, &err);
             if (!s) memcpy(mp.prob, mean, sizeof(float) * (size_t)xm.c);
         }
+        float *shade = NULL;
+        if (!s) s = shade_maps(&xm, &r, asked, shade_ig, &mp, &shade, &err);
         free(asked);
         if (!s) s = raw_window(&r, &w, &err);
         if (!s) {
-            page_in in = {&xm, &r, &mp, &w, paths[i], names[i], test_auc, auc_from, pw, shown};
+            page_in in = {&xm, &r, &mp, &w, paths[i], names[i], test_auc, auc_from, pw, shown, shade, shade_ig};
             page(&b, &in);
             if (b.failed) s = mrm_fail(&err, MRM_ERR_NOMEM, "%s: out of memory", path);
         }
@@ -616,7 +667,7 @@ int cmd_report(int argc, char **argv) {
         }
         free(b.p);
         free(w.v);
-        free(pw), free(mean);
+        free(pw), free(mean), free(shade);
         xp_maps_free(&mp);
         xp_record_free(&r);
     }
