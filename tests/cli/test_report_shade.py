@@ -1,6 +1,6 @@
 """mrmnet report --shade: what the shaded segments of each called label come from.
 
-For two bundled PTB-XL fixtures (one with two called labels) the page is made with the default shading and with --shade gradcam, and then, from
+For a bundled PTB-XL fixture with two called labels (NORM, STTC) the page is made with the default shading and with --shade gradcam, and then, from
 mrmnet explain's own output and numpy alone:
   - the smoothed integrated gradients: `explain --input NAME.input.npy --ig 32` gives the
     attribution (12, 1000); numpy sums it over the leads and averages it over 0.1 s (a centred
@@ -31,7 +31,7 @@ except ImportError:
 
 MODEL = os.path.join(SRC, "models", "ptbxl-superdiagnostic.safetensors")
 fx = os.path.join(SRC, "tests", "fixtures", "ptb-xl")
-RECS = [os.path.join(fx, n) for n in ("00001_lr", "01000_lr")]
+RECS = [os.path.join(fx, "00001_lr")]
 STEPS, WIDTH = 32, 10  # MRM_EXPLAIN_IG_STEPS, MRM_EXPLAIN_SMOOTH_STEPS
 
 
@@ -137,5 +137,5 @@ for r in RECS:
         check(note is not None and note.group(1) == shade and word in note.group(2),
               "%s: the page says its shading is %s" % (name, word))
         check(len(re.findall(r'<g class="drive"', text)) == len(labels), "%s: one shaded group per called label" % name)
-check(n_labels >= 3, "the records have called labels to shade (%d)" % n_labels)
+check(n_labels >= 2, "the record has called labels to shade (%d)" % n_labels)
 end()
