@@ -227,6 +227,20 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
     return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: shape out of range", i);
 }
 
+uint64_t mrm_eng_steps_scratch(const eng_step *s, uint32_t n) {
+    uint64_t scr = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t need = 0;
+        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
+            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
+                                                s[i].lout, s[i].k, s[i].stride);
+        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
+        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
+        if (need > scr) scr = need;
+    }
+    return (scr + 15) / 16 * 16;
+}
+
 mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_len, mrm_engine_isa isa,
                                mrm_error *err) {
     memset(e, 0, sizeof *e);
@@ -279,19 +293,12 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
         return mrm_fail(err, MRM_ERR_FORMAT, "engine image: act_floats %llu, the buffers end at %llu",
                         (unsigned long long)h->act_floats, (unsigned long long)act_end);
     const eng_step *s = (const eng_step *)(const void *)(p + h->steps_off);
-    uint64_t scr = 0;
     for (uint32_t i = 0; i < h->n_steps; i++) {
         mrm_status st = check_step(h, b, &s[i], (int)i, err);
         if (st) return st;
-        uint64_t need = 0;
-        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
-            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
-                                                s[i].lout, s[i].k, s[i].stride);
-        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
-        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
-        if (need > scr) scr = need;
     }
-    if (h->scratch_floats != (scr + 15) / 16 * 16)
+    const uint64_t scr = mrm_eng_steps_scratch(s, h->n_steps);
+    if (h->scratch_floats != scr)
         return mrm_fail(err, MRM_ERR_FORMAT, "engine image: scratch_floats %llu, the steps need %llu",
                         (unsigned long long)h->scratch_floats, (unsigned long long)scr);
     for (uint32_t j = 0; j < h->n_heads; j++)
@@ -501,6 +508,24 @@ static void op_head(const mrm_engine *e, const eng_step *s, float *out, const fl
 /* ---- running --------------------------------------------------------------------------------- */
 
 /* absmax (n_bufs) or NULL: the largest |value| each buffer has held (calibration). */
+/* The small layers (gates, Fusion, heads, the heads' sum), on one thread with the scratch. */
+static void run_small(const mrm_engine *e, const eng_step *s, float *out, const float *in0, const float *in1,
+                      float *scr) {
+    const eng_buf *b = bufs(e);
+    switch (s->op) {
+    case ENG_OP_GATE: op_gate(e, s, out, in0, in1, scr); break;
+    case ENG_OP_FUSION: op_fusion(e, s, out, in0, scr); break;
+    case ENG_OP_HEAD:
+        op_head(e, s, out, in0, (int)b[s->in0].c, (int)b[s->in0].L, in1, in1 ? (int)b[s->in1].c : 0,
+                in1 ? (int)b[s->in1].L : 1, scr);
+        break;
+    case ENG_OP_SUM:
+        for (int n = 0; n < e->n_classes; n++) out[n] = in0[n] + in1[n];
+        break;
+    default: break; /* refused at open */
+    }
+}
+
 static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, float *act, float *scr,
                        const float *x, float *absmax) {
     const eng_buf *b = bufs(e);
@@ -527,16 +552,7 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw
             break;
         case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
         case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
-        case ENG_OP_GATE: op_gate(e, s, out, in0, in1, scr); break;
-        case ENG_OP_FUSION: op_fusion(e, s, out, in0, scr); break;
-        case ENG_OP_HEAD:
-            op_head(e, s, out, in0, (int)b[s->in0].c, (int)b[s->in0].L, in1, in1 ? (int)b[s->in1].c : 0,
-                    in1 ? (int)b[s->in1].L : 1, scr);
-            break;
-        case ENG_OP_SUM:
-            for (int n = 0; n < e->n_classes; n++) out[n] = in0[n] + in1[n];
-            break;
-        default: break; /* refused at open */
+        default: run_small(e, s, out, in0, in1, scr); break;
         }
         if (absmax) {
             size_t n = (size_t)b[s->out].c * b[s->out].L;
@@ -629,18 +645,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     default:
         /* the small layers: thread 0, with the scratch (no convolution runs meanwhile) */
         if (ith == 0) {
-            switch (s->op) {
-            case ENG_OP_GATE: op_gate(e, s, out, in0, in1, scr); break;
-            case ENG_OP_FUSION: op_fusion(e, s, out, in0, scr); break;
-            case ENG_OP_HEAD:
-                op_head(e, s, out, in0, (int)b[s->in0].c, (int)b[s->in0].L, in1, in1 ? (int)b[s->in1].c : 0,
-                        in1 ? (int)b[s->in1].L : 1, scr);
-                break;
-            case ENG_OP_SUM:
-                for (int n = 0; n < e->n_classes; n++) out[n] = in0[n] + in1[n];
-                break;
-            default: break; /* refused at open */
-            }
+            run_small(e, s, out, in0, in1, scr);
         }
         break;
     }

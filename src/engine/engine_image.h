@@ -77,4 +77,8 @@ typedef struct eng_step {
     uint64_t nw[ENG_NW];   /* their sizes in bytes */
 } eng_step;
 
+/* The kernels' scratch (floats, a multiple of 16) that a list of steps needs: what an image's
+ * scratch_floats must be. */
+uint64_t mrm_eng_steps_scratch(const eng_step *s, uint32_t n);
+
 #endif

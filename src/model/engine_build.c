@@ -587,21 +587,6 @@ typedef struct qstep {
 } qstep;
 
 /* The int8 image of a float image: the steps with q[i].on become CONV8. */
-/* The kernels' scratch of a list of steps, as mrm_engine_open computes it. */
-static uint64_t steps_scratch(const eng_step *s, uint32_t n) {
-    uint64_t scr = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t need = 0;
-        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
-            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
-                                                s[i].lout, s[i].k, s[i].stride);
-        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
-        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
-        if (need > scr) scr = need;
-    }
-    return (scr + 15) / 16 * 16;
-}
-
 static mrm_status quantize_with(const void *image, size_t len, const qstep *q, void **out, size_t *out_len,
                                 mrm_error *err) {
     *out = NULL;
@@ -683,7 +668,7 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
     h.weights_bytes = total - weights_off;
     h.total_bytes = total;
     h.flags |= ENG_FLAG_INT8;
-    h.scratch_floats = steps_scratch(steps, h.n_steps); /* a Winograd step's scratch is gone */
+    h.scratch_floats = mrm_eng_steps_scratch(steps, h.n_steps); /* a Winograd step's scratch is gone */
     memcpy(o, &h, sizeof h);
     free(steps), free(a.p);
     st = mrm_engine_open(&e, o, total, err);
