@@ -564,8 +564,9 @@ static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw
 #undef BUF
 }
 
-static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
-                      float *logits2, float *absmax, mrm_error *err) {
+/* A run's arguments: an open engine, a batch, a work buffer large enough and aligned. */
+static mrm_status check_run(const mrm_engine *e, const void *work, size_t work_bytes, const float *x, int B,
+                            const float *logits2, mrm_error *err) {
     if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
     size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
@@ -574,6 +575,13 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
                         work_bytes, work, need, MRM_ENGINE_ALIGN);
     if (logits2 && e->n_heads < 2)
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: the model has one output (no head 2)");
+    return MRM_OK;
+}
+
+static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B, float *logits1,
+                      float *logits2, float *absmax, mrm_error *err) {
+    mrm_status chk = check_run(e, work, work_bytes, x, B, logits2, err);
+    if (chk) return chk;
     float *act = work, *scr = act + e->act_floats;
     eng_conv_fn conv = conv_fn(e->isa);
     eng_conv8_fn conv8 = conv8_fn(e->isa);
@@ -659,14 +667,8 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: thread %d of a team of %d%s", ith, nth,
                         nth > 1 && !sync ? " without a sync function" : "");
     if (nth == 1) return run(e, work, work_bytes, x, B, logits1, logits2, NULL, err);
-    if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
-    if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
-    size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
-    if (!work || work_bytes < need || (uintptr_t)work % MRM_ENGINE_ALIGN)
-        return mrm_fail(err, MRM_ERR_INVALID, "engine run: work buffer of %zu bytes at %p; needs %zu bytes aligned to %d",
-                        work_bytes, work, need, MRM_ENGINE_ALIGN);
-    if (logits2 && e->n_heads < 2)
-        return mrm_fail(err, MRM_ERR_INVALID, "engine run: the model has one output (no head 2)");
+    mrm_status chk = check_run(e, work, work_bytes, x, B, logits2, err);
+    if (chk) return chk;
     float *act = work, *scr = act + e->act_floats;
     const team_kern k = team_fns(e->isa);
     const eng_buf *b = bufs(e);
