@@ -15,17 +15,7 @@
 #include "engine/kernels.h"
 #include "engine/wino.h"
 #include "mrmnet/engine.h"
-
-static int fails = 0;
-#define CHECK(c, ...)                                                                                                \
-    do {                                                                                                             \
-        if (!(c)) {                                                                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                              \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-            fails++;                                                                                                 \
-        }                                                                                                            \
-    } while (0)
+#include "test_util.h"
 
 static uint64_t rs = 88172645463325252ULL;
 static uint32_t rnd(void) {
@@ -118,6 +108,5 @@ int main(void) {
         }
         free(w), free(U), free(wd), free(x), free(res), free(bias), free(y), free(y0), free(ref), free(scratch);
     }
-    printf("%s\n", fails ? "FAILED" : "passed");
-    return fails ? 1 : 0;
+    TEST_END();
 }
