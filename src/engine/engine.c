@@ -135,6 +135,15 @@ static int dim_ok(long long v) { return v >= 1 && v <= ENG_MAX_DIM; }
 static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_step *s, int i, mrm_error *err) {
     mrm_status st = MRM_OK;
     const uint64_t F = sizeof(float);
+    /* every buffer id is one of the image's or -1; the runs form a pointer from each id, used or not */
+    const int32_t ids[3] = {s->in0, s->in1, s->out};
+    for (int j = 0; j < 3; j++)
+        if (ids[j] < -1 || (ids[j] >= 0 && (uint32_t)ids[j] >= h->n_bufs))
+            return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: %s: buffer %d out of range (%u buffers)", i,
+                            j == 0 ? "input" : j == 1 ? "second input" : "output", ids[j], h->n_bufs);
+    if (s->in1 != -1 && (s->op == ENG_OP_POOL2S1 || s->op == ENG_OP_FUSION))
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: operation %d takes one input, the step names a second (%d)",
+                        i, s->op, s->in1);
     switch (s->op) {
     case ENG_OP_CONV:
     case ENG_OP_CONV8: {

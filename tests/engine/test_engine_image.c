@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/engine_image.h"
 #include "mrmnet/engine.h"
 
 static int failed, passed;
@@ -145,6 +146,33 @@ int main(void) {
         bad[off] = (unsigned char)(old ^ 0x81);
         if (mrm_engine_open(&e, bad, len, &err) != MRM_OK) refused++;
         bad[off] = old;
+    }
+    /* every step's buffer ids: one past the table, -2 or huge is refused, and so is a second
+     * input named for an operation that takes one (the runs form a pointer from every id) */
+    {
+        const eng_header *h = (const eng_header *)(const void *)bad;
+        eng_step *stp = (eng_step *)(void *)(bad + h->steps_off);
+        int id_refused = 0, id_tried = 0;
+        for (uint32_t i = 0; i < h->n_steps; i++) {
+            int32_t *ids[3] = {&stp[i].in0, &stp[i].in1, &stp[i].out};
+            const int32_t vals[4] = {(int32_t)h->n_bufs, -2, 1 << 30, INT32_MIN};
+            for (int j = 0; j < 3; j++)
+                for (int v = 0; v < 4; v++) {
+                    int32_t keep = *ids[j];
+                    *ids[j] = vals[v];
+                    id_tried++;
+                    id_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+                    *ids[j] = keep;
+                }
+            if (stp[i].op == ENG_OP_POOL2S1 || stp[i].op == ENG_OP_FUSION) {
+                stp[i].in1 = stp[i].in0;
+                id_tried++;
+                id_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+                stp[i].in1 = -1;
+            }
+        }
+        CHECK(id_refused == id_tried, "%d of %d steps' out-of-range buffer ids refused", id_refused, id_tried);
+        CHECK(mrm_engine_open(&e, bad, len, &err) == MRM_OK, "the restored image opens: %s", err.msg);
     }
     for (size_t cut = 1; cut < len; cut = cut * 2 + 1) CHECK(mrm_engine_open(&e, bad, len - cut, &err) != MRM_OK, "cut %zu", cut);
     printf("altered images refused: %d of %zu\n", refused, lim / 3);
