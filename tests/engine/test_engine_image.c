@@ -12,18 +12,7 @@
 
 #include "engine/engine_image.h"
 #include "mrmnet/engine.h"
-
-static int failed, passed;
-#define CHECK(c, ...)                                                             \
-    do {                                                                          \
-        if (c) passed++;                                                          \
-        else {                                                                    \
-            failed++;                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);          \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
-    } while (0)
+#include "test_util.h"
 
 /* ---- counting allocations (not under AddressSanitizer, which owns malloc) ---------------- */
 #if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
@@ -178,6 +167,5 @@ int main(void) {
     printf("altered images refused: %d of %zu\n", refused, lim / 3);
     free(bad);
     free(img), free(x), free(r1), free(r2);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    TEST_END();
 }

@@ -13,18 +13,8 @@
 #include <string.h>
 
 #include "engine/kernels.h"
+#include "test_util.h"
 #include "mrmnet/engine.h"
-
-static int fails = 0;
-#define CHECK(c, ...)                                                                                                \
-    do {                                                                                                             \
-        if (!(c)) {                                                                                                  \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                              \
-            printf(__VA_ARGS__);                                                                                     \
-            printf("\n");                                                                                            \
-            fails++;                                                                                                 \
-        }                                                                                                            \
-    } while (0)
 
 static uint64_t rs = 88172645463325252ULL;
 static uint32_t rnd(void) {
@@ -128,6 +118,5 @@ int main(void) {
         free(xq);
     }
     if (!fns[3]) printf("this CPU has no AVX512-VNNI: its kernel not run\n");
-    printf("%s\n", fails ? "FAILED" : "all passed");
-    return fails ? 1 : 0;
+    TEST_END();
 }
