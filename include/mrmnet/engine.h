@@ -60,6 +60,8 @@ typedef struct mrm_engine {
     size_t weight_bytes;
     size_t act_floats;     /* activations of one record */
     size_t scratch_floats; /* kernels' scratch */
+    size_t lane_scratch_floats; /* a second scratch, for a team of two running the branches side by side */
+    int lanes;             /* 1: the two branches may run side by side (mrm_engine_run_team, 2 threads) */
     int n_classes, n_heads;
     int out_buf[2];        /* the buffers holding each head's logits */
     int isa;               /* mrm_engine_isa, detected at open */
@@ -97,15 +99,18 @@ mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, co
  * one of them calls mrm_engine_run_team with the same arguments but its own ith (0 .. nth-1) and
  * err. Each convolution's output tiles (output channels x time steps) and its padded input's
  * channels, and the pooling layers' channels, are shared out among the team; the small layers
- * (gates, fusion, heads) run on thread 0. Between layers every thread calls sync(user), which
+ * (gates, fusion, heads) run on thread 0. A team of two threads runs the two branches of a
+ * two-branch model side by side instead (one branch a thread, e->lanes), where the image plans
+ * their buffers apart (images of this version do). Between layers every thread calls sync(user), which
  * must return only once all nth threads of the team have called it (a barrier: a pthread
  * barrier, `#pragma omp barrier` inside a parallel region of nth threads, a spinning counter,
  * ...); it is called the same number of times by every thread. The engine creates no threads and
  * waits on nothing but sync.
  *
  * Memory: the whole team shares ONE work buffer of mrm_engine_sizes.work_bytes (the same size as
- * a single thread's): the activations and the padded input are the team's, and a layer that
- * runs on one thread uses the scratch while the others wait. Several teams need one buffer each.
+ * a single thread's, which includes the second branch's scratch): the activations and the padded
+ * input are the team's, and a layer that runs on one thread uses the scratch while the others
+ * wait. Several teams need one buffer each.
  *
  * The results equal mrm_engine_run's bit for bit, for any nth: every output is summed by one
  * thread in the same order. The records run one after the other; logits1/logits2 are complete

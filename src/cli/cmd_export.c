@@ -11,7 +11,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: mrmnet export --model W.safetensors (--engine OUT.mrme | --c-source OUT.c) [--name SYMBOL]\n"
-               "                     [--direct]\n\n"
+               "                     [--direct | --lanes]\n\n"
                "Compiles a model for the embeddable engine (include/mrmnet/engine.h, libmrmnet_engine):\n"
                "BatchNorm folded, the multi-scale kernels merged, the weights packed; the model's metadata\n"
                "(classes, mean, std, thresholds, ...) is kept (mrm_engine_info). A quantised model (mrmnet\n"
@@ -23,7 +23,10 @@ static void usage(FILE *f) {
                "  --name SYMBOL    the array's name (mrm_model_image)\n"
                "  --direct         every convolution computed directly: the smallest image and work memory\n"
                "                   (by default the 33-tap ones use Winograd's transforms: faster, about\n"
-               "                   twice their weights); not for a quantised model\n");
+               "                   twice their weights); not for a quantised model\n"
+               "  --lanes          the two branches' activations planned apart, so that a team of two\n"
+               "                   threads (mrm_engine_run_team) runs them side by side: about 1.7x the\n"
+               "                   work memory; not for a quantised model\n");
 }
 
 static int valid_symbol(const char *s) {
@@ -57,12 +60,13 @@ static mrm_status write_c(const unsigned char *img, size_t len, const char *path
 
 int cmd_export(int argc, char **argv) {
     const char *C = "export", *model = NULL, *engine = NULL, *csrc = NULL, *name = "mrm_model_image";
-    int direct = 0;
+    int direct = 0, lanes = 0;
     cli_opt opts[] = {{"--model", CLI_STR, &model, 0, 0},
                       {"--engine", CLI_STR, &engine, 0, 0},
                       {"--c-source", CLI_STR, &csrc, 0, 0},
                       {"--name", CLI_STR, &name, 0, 0},
                       {"--direct", CLI_FLAG, &direct, 0, 0},
+                      {"--lanes", CLI_FLAG, &lanes, 0, 0},
                       {NULL, CLI_FLAG, NULL, 0, 0}};
     int rc = cli_parse_options(C, argc, argv, opts, usage);
     if (rc >= 0) return rc;
@@ -80,21 +84,27 @@ int cmd_export(int argc, char **argv) {
     mrm_engine_sizes s;
     rc = 1;
     int quantized = mrm_engine_image_file(model); /* a quantised model or an image: its image as it is */
-    if (quantized && direct) {
-        fprintf(stderr, "mrmnet export: --direct: %s is a quantised model or an engine image (written as it is)\n",
-                model);
+    if (direct && lanes) {
+        fprintf(stderr, "mrmnet export: --direct and --lanes: give one of them\n");
+        return 2;
+    }
+    if (quantized && (direct || lanes)) {
+        fprintf(stderr, "mrmnet export: %s: %s is a quantised model or an engine image (written as it is)\n",
+                direct ? "--direct" : "--lanes", model);
         return 2;
     }
     if ((quantized ? mrm_engine_image_load(model, &img, &len, &err)
                    : mrm_model_load(&m, &meta, model, &err) ||
-                         (direct ? mrm_engine_build_direct(m, &meta, &img, &len, &err)
-                                 : mrm_engine_build(m, &meta, &img, &len, &err))) ||
+                         (direct  ? mrm_engine_build_direct(m, &meta, &img, &len, &err)
+                          : lanes ? mrm_engine_build_lanes(m, &meta, &img, &len, &err)
+                                  : mrm_engine_build(m, &meta, &img, &len, &err))) ||
         mrm_engine_open(&e, img, len, &err) || mrm_engine_get_sizes(&e, 1, &s, &err) ||
         (engine && mrm_engine_image_save(img, len, engine, &err)) || (csrc && write_c(img, len, csrc, name, model, &err))) {
         cli_report(C, &err);
     } else {
-        fprintf(stderr, "mrmnet export: %s: %d steps, weights %zu bytes, work memory %zu bytes per thread\n", model,
-                e.n_steps, s.weight_bytes, s.work_bytes);
+        fprintf(stderr, "mrmnet export: %s: %d steps, weights %zu bytes, work memory %zu bytes per thread%s\n", model,
+                e.n_steps, s.weight_bytes, s.work_bytes,
+                e.lanes ? " or team of two (the branches side by side)" : "");
         rc = 0;
     }
     mrm_engine_image_free(img);

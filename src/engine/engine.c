@@ -141,6 +141,8 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
         if (ids[j] < -1 || (ids[j] >= 0 && (uint32_t)ids[j] >= h->n_bufs))
             return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: %s: buffer %d out of range (%u buffers)", i,
                             j == 0 ? "input" : j == 1 ? "second input" : "output", ids[j], h->n_bufs);
+    if (s->lane < 0 || s->lane > ENG_MAX_LANES)
+        return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: lane %d (0 to %d)", i, s->lane, ENG_MAX_LANES);
     if (s->in1 != -1 && (s->op == ENG_OP_POOL2S1 || s->op == ENG_OP_FUSION))
         return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: operation %d takes one input, the step names a second (%d)",
                         i, s->op, s->in1);
@@ -236,18 +238,64 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
     return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: shape out of range", i);
 }
 
+/* The scratch floats one step needs. */
+static uint64_t step_scratch(const eng_step *s) {
+    if (s->op == ENG_OP_CONV || s->op == ENG_OP_CONV8)
+        return mrm_eng_conv_scratch_floats2(s->op == ENG_OP_CONV ? s->kind : ENG_CONV_DIRECT, s->cin, s->cout, s->lout,
+                                            s->k, s->stride);
+    if (s->op == ENG_OP_FUSION) return 4ULL * s->c + 4ULL * s->L;
+    if (s->op == ENG_OP_GATE || s->op == ENG_OP_HEAD) return 4ULL * s->c + 64;
+    return 0;
+}
+
 uint64_t mrm_eng_steps_scratch(const eng_step *s, uint32_t n) {
     uint64_t scr = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t need = 0;
-        if (s[i].op == ENG_OP_CONV || s[i].op == ENG_OP_CONV8)
-            need = mrm_eng_conv_scratch_floats2(s[i].op == ENG_OP_CONV ? s[i].kind : ENG_CONV_DIRECT, s[i].cin, s[i].cout,
-                                                s[i].lout, s[i].k, s[i].stride);
-        else if (s[i].op == ENG_OP_FUSION) need = 4ULL * s[i].c + 4ULL * s[i].L;
-        else if (s[i].op == ENG_OP_GATE || s[i].op == ENG_OP_HEAD) need = 4ULL * s[i].c + 64;
+        uint64_t need = step_scratch(&s[i]);
         if (need > scr) scr = need;
     }
     return (scr + 15) / 16 * 16;
+}
+
+/* Whether two threads may run the lanes side by side: lane 1 and lane 2 both have steps, and in
+ * every region (a run of steps whose lanes are not 0) no buffer a step of one lane writes
+ * overlaps, in the work memory, a buffer a step of the other lane reads or writes. Then the
+ * scratch of lane 2 (floats, a multiple of 16) in *scr2; else 0 there. */
+static int lanes_apart(const eng_header *h, const eng_buf *b, const eng_step *s, uint64_t *scr2) {
+    const uint32_t n = h->n_steps;
+    uint64_t need2 = 0;
+    int has[ENG_MAX_LANES + 1] = {0};
+    *scr2 = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        has[s[i].lane] = 1;
+        if (s[i].lane == 2 && step_scratch(&s[i]) > need2) need2 = step_scratch(&s[i]);
+    }
+    if (!has[1] || !has[2]) return 0;
+    for (uint32_t i0 = 0; i0 < n;) {
+        if (!s[i0].lane) {
+            i0++;
+            continue;
+        }
+        uint32_t i1 = i0;
+        while (i1 < n && s[i1].lane) i1++;
+        for (uint32_t p = i0; p < i1; p++) {
+            if (s[p].lane != 1) continue;
+            const int32_t tp[3] = {s[p].out, s[p].in0, s[p].in1};
+            for (uint32_t q = i0; q < i1; q++) {
+                if (s[q].lane != 2) continue;
+                const int32_t tq[3] = {s[q].out, s[q].in0, s[q].in1};
+                for (int a = 0; a < 3; a++)
+                    for (int c = 0; c < 3; c++) {
+                        if ((a && c) || tp[a] <= 0 || tq[c] <= 0) continue; /* read by both, or the input */
+                        const eng_buf *x = &b[tp[a]], *y = &b[tq[c]];
+                        if (x->off < y->off + (uint64_t)y->c * y->L && y->off < x->off + (uint64_t)x->c * x->L) return 0;
+                    }
+            }
+        }
+        i0 = i1;
+    }
+    *scr2 = (need2 + 15) / 16 * 16;
+    return 1;
 }
 
 mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_len, mrm_engine_isa isa,
@@ -326,6 +374,9 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
     e->weight_bytes = (size_t)h->weights_bytes;
     e->act_floats = (size_t)h->act_floats;
     e->scratch_floats = (size_t)h->scratch_floats;
+    uint64_t scr2 = 0;
+    e->lanes = lanes_apart(h, b, s, &scr2);
+    e->lane_scratch_floats = (size_t)scr2;
     e->n_classes = (int)h->n_classes;
     e->n_heads = (int)h->n_heads;
     e->out_buf[0] = h->out_buf[0];
@@ -342,7 +393,7 @@ mrm_status mrm_engine_open(mrm_engine *e, const void *image, size_t image_len, m
 mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err) {
     if (!e->image || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine sizes: batch of %d", B);
     s->weight_bytes = e->image_len;
-    s->work_bytes = (e->act_floats + e->scratch_floats) * sizeof(float);
+    s->work_bytes = (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
     return MRM_OK;
 }
 
@@ -535,42 +586,45 @@ static void run_small(const mrm_engine *e, const eng_step *s, float *out, const 
     }
 }
 
+/* One step on one thread with the scratch scr (absmax: see calibration). */
+static void run_step(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, const eng_step *s,
+                     float *act, float *scr, const float *x, float *absmax) {
+    const eng_buf *b = bufs(e);
+#define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
+    float *out = BUF(s->out);
+    const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
+#undef BUF
+    switch (s->op) {
+    case ENG_OP_CONV:
+        if (s->kind == ENG_CONV_WINOGRAD) {
+            convw(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+                  s->lout, scr);
+            break;
+        }
+        conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+             s->groups, s->lout, scr);
+        break;
+    case ENG_OP_CONV8:
+        conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
+              (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->in_scale, s->relu,
+              s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
+        break;
+    case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
+    case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
+    default: run_small(e, s, out, in0, in1, scr); break;
+    }
+    if (absmax) {
+        size_t n = (size_t)b[s->out].c * b[s->out].L;
+        float m = absmax[s->out];
+        for (size_t j = 0; j < n; j++) m = fabsf(out[j]) > m ? fabsf(out[j]) : m;
+        absmax[s->out] = m;
+    }
+}
+
 static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, float *act, float *scr,
                        const float *x, float *absmax) {
-    const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
-#define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
-    for (int i = 0; i < e->n_steps; i++) {
-        const eng_step *s = &st[i];
-        float *out = BUF(s->out);
-        const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
-        switch (s->op) {
-        case ENG_OP_CONV:
-            if (s->kind == ENG_CONV_WINOGRAD) {
-                convw(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
-                      s->lout, scr);
-                break;
-            }
-            conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
-                 s->groups, s->lout, scr);
-            break;
-        case ENG_OP_CONV8:
-            conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
-                  (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2),
-                  s->in_scale, s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
-            break;
-        case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
-        case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
-        default: run_small(e, s, out, in0, in1, scr); break;
-        }
-        if (absmax) {
-            size_t n = (size_t)b[s->out].c * b[s->out].L;
-            float m = absmax[s->out];
-            for (size_t j = 0; j < n; j++) m = fabsf(out[j]) > m ? fabsf(out[j]) : m;
-            absmax[s->out] = m;
-        }
-    }
-#undef BUF
+    for (int i = 0; i < e->n_steps; i++) run_step(e, conv, convw, conv8, &st[i], act, scr, x, absmax);
 }
 
 /* A run's arguments: an open engine, a batch, a work buffer large enough and aligned. */
@@ -578,7 +632,7 @@ static mrm_status check_run(const mrm_engine *e, const void *work, size_t work_b
                             const float *logits2, mrm_error *err) {
     if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
-    size_t need = (e->act_floats + e->scratch_floats) * sizeof(float);
+    size_t need = (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
     if (!work || work_bytes < need || (uintptr_t)work % MRM_ENGINE_ALIGN)
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: work buffer of %zu bytes at %p; needs %zu bytes aligned to %d",
                         work_bytes, work, need, MRM_ENGINE_ALIGN);
@@ -683,8 +737,26 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
     const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
+    /* a team of two runs the lanes (the two branches) side by side, one thread each, each with
+     * its own scratch; other teams share every step */
+    const int side_by_side = nth == ENG_MAX_LANES && e->lanes;
     for (int r = 0; r < B; r++) {
-        for (int i = 0; i < e->n_steps; i++) team_step(e, &k, &st[i], act, scr, x + (size_t)r * rec, ith, nth, sync, user);
+        const float *xr = x + (size_t)r * rec;
+        for (int i = 0; i < e->n_steps;) {
+            if (!side_by_side || !st[i].lane) {
+                team_step(e, &k, &st[i], act, scr, xr, ith, nth, sync, user);
+                i++;
+                continue;
+            }
+            int j = i;
+            while (j < e->n_steps && st[j].lane) j++;
+            float *my_scr = ith == 0 ? scr : scr + e->scratch_floats;
+            for (int q = i; q < j; q++)
+                if (st[q].lane == ith + 1)
+                    run_step(e, conv_fn(e->isa), convw_fn(e->isa), conv8_fn(e->isa), &st[q], act, my_scr, xr, NULL);
+            sync(user);
+            i = j;
+        }
         if (ith == 0) {
             if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
             if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));

@@ -72,10 +72,16 @@ typedef struct eng_step {
     int32_t in0, in1, out; /* buffer ids, -1 none */
     int32_t cin, cout, k, stride, pad, groups, lin, lout, relu, kind, c, L;
     float in_scale;        /* CONV8 */
-    int32_t reserved;
+    int32_t lane;          /* 0: runs with the whole team; 1, 2: a branch of a two-branch model (ENG_MAX_LANES) */
     uint64_t w[ENG_NW];    /* byte offsets into the weight arena, ENG_NONE when absent */
     uint64_t nw[ENG_NW];   /* their sizes in bytes */
 } eng_step;
+
+/* Lanes: a run of consecutive steps whose lanes are all 1 or 2 is a region where the steps of
+ * lane 1 and those of lane 2 touch no common memory (except buffers both only read), so two
+ * threads may run the two lanes side by side; the builder plans the buffers of the two lanes
+ * apart (images of version 2 and 3 have lane 0 everywhere: the field was reserved, zero). */
+#define ENG_MAX_LANES 2
 
 /* The kernels' scratch (floats, a multiple of 16) that a list of steps needs: what an image's
  * scratch_floats must be. */

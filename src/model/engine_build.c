@@ -42,6 +42,8 @@ typedef struct bld {
     const basescale *src_bs[MAX_STEPS]; /* the merged multi-scale convolution of a BaseScale */
     const basescale *cur_bs;
     int direct; /* every convolution direct (mrm_engine_build_direct) */
+    int cur_lane;   /* the lane of the steps being emitted (engine_image.h) */
+    int plan_lanes; /* plan the two lanes' buffers apart (mrm_engine_build_lanes) */
 } bld;
 
 static int new_buf(bld *B, int c, int L) {
@@ -90,6 +92,7 @@ static eng_step *add_step(bld *B, int op, int in0, int in1, int out) {
     s->in0 = in0;
     s->in1 = in1;
     s->out = out;
+    s->lane = B->cur_lane;
     for (int j = 0; j < ENG_NW; j++) s->w[j] = ENG_NONE;
     int i = B->ns++;
     if (in0 >= 0) B->last[in0] = i;
@@ -278,16 +281,33 @@ static void emit_unit(bld *B, const unit *u, int idx) {
 }
 
 /* Places the activation buffers: each at the lowest offset (multiple of 16 floats) where it
- * overlaps no buffer whose life [def, last] overlaps its own. The outputs live to the end. */
+ * overlaps no buffer whose life [def, last] overlaps its own, nor, with plan_lanes, any buffer
+ * made in the other lane (the two lanes may then run side by side). The outputs live to the end. */
 static uint64_t plan(bld *B, const int *outs, int n_out) {
     for (int j = 0; j < n_out; j++) B->last[outs[j]] = B->ns;
+    if (B->plan_lanes) /* a buffer made outside the lanes and read inside lives to the lanes' end */
+        for (int r0 = 0; r0 < B->ns;) {
+            if (!B->st[r0].lane) {
+                r0++;
+                continue;
+            }
+            int r1 = r0;
+            while (r1 < B->ns && B->st[r1].lane) r1++;
+            for (int i = 1; i < B->nb; i++)
+                if (B->def[i] >= 0 && !B->st[B->def[i]].lane && B->def[i] < r1 && B->last[i] >= r0 && B->last[i] < r1)
+                    B->last[i] = r1;
+            r0 = r1;
+        }
     uint64_t total = 0;
     for (int i = 1; i < B->nb; i++) {
         uint64_t need = ((uint64_t)B->b[i].c * B->b[i].L + 15) / 16 * 16, off = 0;
+        const int lane_i = B->def[i] >= 0 ? B->st[B->def[i]].lane : 0;
         for (int moved = 1; moved;) {
             moved = 0;
             for (int j = 1; j < i; j++) {
-                if (B->last[j] < B->def[i] || B->def[j] > B->last[i]) continue; /* lives apart */
+                const int lane_j = B->def[j] >= 0 ? B->st[B->def[j]].lane : 0;
+                const int other_lane = B->plan_lanes && lane_i && lane_j && lane_i != lane_j;
+                if (!other_lane && (B->last[j] < B->def[i] || B->def[j] > B->last[i])) continue; /* lives apart */
                 uint64_t oj = B->b[j].off, nj = ((uint64_t)B->b[j].c * B->b[j].L + 15) / 16 * 16;
                 if (off < oj + nj && oj < off + need) {
                     off = oj + nj;
@@ -305,18 +325,23 @@ static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 /* The layers of the steps (src, src_bs: MAX_STEPS entries each, may be NULL). */
 static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, const cbn **src,
-                              const basescale **src_bs, int direct, mrm_error *err) {
+                              const basescale **src_bs, int direct, int lanes, mrm_error *err) {
     *image = NULL;
     *len = 0;
     bld *B = calloc(1, sizeof *B);
     if (!B) return mrm_fail(err, MRM_ERR_NOMEM, "engine build: out of memory");
     B->m = m;
     B->direct = direct;
+    B->plan_lanes = lanes;
     int x = new_buf(B, MRM_INPUT_LEADS, MRM_INPUT_LEN);
     (void)x;
-    for (int phase = UNIT_SHARED; phase <= UNIT_TAIL; phase++)
+    for (int phase = UNIT_SHARED; phase <= UNIT_TAIL; phase++) {
+        /* the two branches of a two-branch model are the two lanes */
+        B->cur_lane = m->n_branches == ENG_MAX_LANES && phase >= 0 && phase < ENG_MAX_LANES ? phase + 1 : 0;
         for (int i = 0; i < m->n_units; i++)
             if (m->units[i].branch == phase) emit_unit(B, &m->units[i], i);
+    }
+    B->cur_lane = 0;
     int outs[2] = {B->unit_out[m->out_unit[0]], m->n_out > 1 ? B->unit_out[m->out_unit[1]] : -1};
     mrm_status st = MRM_OK;
     if (B->nomem) st = mrm_fail(err, MRM_ERR_NOMEM, "engine build: out of memory");
@@ -382,12 +407,16 @@ static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **i
 }
 
 mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
-    return build_image(m, meta, image, len, NULL, NULL, 0, err);
+    return build_image(m, meta, image, len, NULL, NULL, 0, 0, err);
 }
 
 mrm_status mrm_engine_build_direct(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len,
                                    mrm_error *err) {
-    return build_image(m, meta, image, len, NULL, NULL, 1, err);
+    return build_image(m, meta, image, len, NULL, NULL, 1, 0, err);
+}
+
+mrm_status mrm_engine_build_lanes(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err) {
+    return build_image(m, meta, image, len, NULL, NULL, 0, 1, err);
 }
 
 void mrm_engine_image_free(void *image) { free(image); }
@@ -441,7 +470,8 @@ mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, in
     memset(r, 0, sizeof *r);
     void *img = NULL;
     size_t len = 0;
-    mrm_status st = mrm_engine_build(m, NULL, &img, &len, err);
+    /* two or more threads: the two branches' buffers apart, so that a team of two runs them side by side */
+    mrm_status st = n_slots >= 2 ? mrm_engine_build_lanes(m, NULL, &img, &len, err) : mrm_engine_build(m, NULL, &img, &len, err);
     if (st) return st;
     return mrm_engine_runner_open(r, img, len, n_slots, err);
 }
@@ -809,7 +839,7 @@ mrm_status mrm_engine_int8_save(const mrm_model *m, const mrm_meta *meta, const 
         free(src), free(sbs);
         return mrm_fail(err, MRM_ERR_NOMEM, "%s: out of memory", path);
     }
-    st = build_image(m, NULL, &fimg, &flen, src, sbs, 0, err);
+    st = build_image(m, NULL, &fimg, &flen, src, sbs, 0, 0, err);
     mrm_engine_image_free(fimg);
     const eng_header *h = (const eng_header *)qimg;
     const eng_step *steps = (const eng_step *)(const void *)((const unsigned char *)qimg + h->steps_off);
@@ -937,7 +967,7 @@ static mrm_status int8_from_st(const st_file *f, void **image, size_t *len, mrm_
                     break;
                 }
     }
-    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, 0, err);
+    if (!st) st = build_image(m, &f->meta, &fimg, &flen, src, sbs, 0, 0, err);
     if (!st) {
         ns = (int)((const eng_header *)fimg)->n_steps;
         q = calloc((size_t)ns, sizeof *q);

@@ -295,6 +295,45 @@ int main(void) {
     mrm_rng_seed(&rng, 11);
     for (size_t i = 0; i < B * rec; i++) x[i] = mrm_rng_uniform_range(&rng, -2.0f, 2.0f);
     check_results(img, len, "float", x, B);
+    /* the image with the branches planned apart: a team of two runs them side by side (lanes),
+     * with the same results as one thread on the plain image, bit for bit */
+    void *limg = NULL;
+    size_t llen = 0;
+    CHECK(mrm_engine_build_lanes(m, NULL, &limg, &llen, &err) == MRM_OK, "build lanes: %s", err.msg);
+    if (limg) {
+        mrm_engine e0, e1;
+        mrm_engine_sizes s0, s1;
+        CHECK(mrm_engine_open(&e0, img, len, &err) == MRM_OK && mrm_engine_open(&e1, limg, llen, &err) == MRM_OK,
+              "open: %s", err.msg);
+        CHECK(!e0.lanes && e1.lanes, "lanes: plain image %d, lanes image %d (expected 0 and 1)", e0.lanes, e1.lanes);
+        CHECK(mrm_engine_get_sizes(&e0, 1, &s0, &err) == MRM_OK && mrm_engine_get_sizes(&e1, 1, &s1, &err) == MRM_OK,
+              "sizes");
+        printf("work memory: %zu bytes, %zu with the branches apart\n", s0.work_bytes, s1.work_bytes);
+        void *w0 = aligned_alloc(MRM_ENGINE_ALIGN, (s0.work_bytes + 63) / 64 * 64);
+        void *w1 = aligned_alloc(MRM_ENGINE_ALIGN, (s1.work_bytes + 63) / 64 * 64);
+        const int Bl = 3;
+        float a1[3 * 5], a2[3 * 5], b1[3 * 5], b2[3 * 5];
+        CHECK(mrm_engine_run(&e0, w0, s0.work_bytes, x, Bl, a1, a2, &err) == MRM_OK &&
+                  mrm_engine_run(&e1, w1, s1.work_bytes, x, Bl, b1, b2, &err) == MRM_OK,
+              "runs: %s", err.msg);
+        CHECK(!memcmp(a1, b1, sizeof a1) && !memcmp(a2, b2, sizeof a2),
+              "the lanes image's logits differ from the plain image's");
+        CHECK(team_run(&e1, w1, s1.work_bytes, x, Bl, 2, a1, a2) == 0,
+              "the branches side by side differ from the plain image's one thread");
+        free(w0), free(w1);
+        check_results(limg, llen, "lanes", x, B);
+        /* an image whose lanes share memory (the plain plan) with its lanes kept is run one
+         * layer at a time: e0.lanes is 0 above; a lane out of range is refused */
+        unsigned char *bad = aligned_alloc(MRM_ENGINE_ALIGN, (llen + 63) / 64 * 64);
+        memcpy(bad, limg, llen);
+        const eng_header *lh = limg;
+        eng_step *bs = (eng_step *)(void *)(bad + lh->steps_off);
+        bs[lh->n_steps - 1].lane = 3;
+        mrm_engine e2;
+        CHECK(mrm_engine_open(&e2, bad, llen, &err) == MRM_ERR_FORMAT, "a lane of 3 is refused");
+        free(bad);
+        free(limg);
+    }
     void *qimg = NULL;
     size_t qlen = 0;
     CHECK(mrm_engine_build_int8(m, NULL, x, B, &qimg, &qlen, &err) == MRM_OK, "int8: %s", err.msg);
