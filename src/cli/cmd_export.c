@@ -22,8 +22,8 @@ static void usage(FILE *f) {
                "                     const unsigned char SYMBOL[] (aligned to 64), const size_t SYMBOL_len\n"
                "  --name SYMBOL    the array's name (mrm_model_image)\n"
                "  --direct         every convolution computed directly: the smallest image and work memory\n"
-               "                   (by default the 33-tap ones use Winograd's transforms: faster, about\n"
-               "                   twice their weights); not for a quantised model\n"
+               "                   (by default the 33-tap ones use FFTs: faster, about twice their\n"
+               "                   weights); not for a quantised model\n"
                "  --lanes          the two branches' activations planned apart, so that a team of two\n"
                "                   threads (mrm_engine_run_team) runs them side by side: about 1.7x the\n"
                "                   work memory; not for a quantised model\n");

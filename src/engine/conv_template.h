@@ -11,6 +11,10 @@
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
 #include "engine/wino.h"
+#include "engine/fft.h"
+
+#include <math.h>
+#define M_PI_ 3.14159265358979323846
 
 #define T (NV * VW)
 #ifdef FN
@@ -247,6 +251,167 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
     }
 }
 #endif /* FN */
+
+#ifdef FNF
+/* The FFT convolution (engine/fft.h). Scratch: Z (H bins x re/im x Ce x nbp blocks), M (H x
+ * re/im x cout x nbp), one padded phase row, the twiddles. */
+#ifndef FCO
+#define FCO 2
+#endif
+#ifndef FNV
+#define FNV 2
+#endif
+#define FT (FNV * VW)
+
+static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+/* In place over the H points of one row set (point m at re + m * ps, im + m * ps; nb blocks
+ * each): decimation in frequency with W^j = (twr[j], twi[j]), bins left bit-reversed. */
+static void fft_dif(float *re, float *im, size_t ps, int H, int nb, const float *twr, const float *twi) {
+    for (int len = H; len >= 2; len >>= 1) {
+        const int half = len / 2, step = H / len;
+        for (int st = 0; st < H; st += len)
+            for (int j = 0; j < half; j++) {
+                const float wr = twr[j * step], wi = twi[j * step];
+                float *ar = re + (size_t)(st + j) * ps, *ai = im + (size_t)(st + j) * ps;
+                float *br = re + (size_t)(st + j + half) * ps, *bi = im + (size_t)(st + j + half) * ps;
+                for (int b = 0; b < nb; b += VW) {
+                    vf xr = vload(ar + b), xi = vload(ai + b), yr = vload(br + b), yi = vload(bi + b);
+                    vf dr = xr - yr, di = xi - yi;
+                    vstore(ar + b, xr + yr);
+                    vstore(ai + b, xi + yi);
+                    vstore(br + b, dr * wr - di * wi);
+                    vstore(bi + b, dr * wi + di * wr);
+                }
+            }
+    }
+}
+
+/* The inverse: decimation in time from bit-reversed bins with W^-j, natural order out. */
+static void fft_dit_inv(float *re, float *im, size_t ps, int H, int nb, const float *twr, const float *twi) {
+    for (int len = 2; len <= H; len <<= 1) {
+        const int half = len / 2, step = H / len;
+        for (int st = 0; st < H; st += len)
+            for (int j = 0; j < half; j++) {
+                const float wr = twr[j * step], wi = -twi[j * step];
+                float *ar = re + (size_t)(st + j) * ps, *ai = im + (size_t)(st + j) * ps;
+                float *br = re + (size_t)(st + j + half) * ps, *bi = im + (size_t)(st + j + half) * ps;
+                for (int b = 0; b < nb; b += VW) {
+                    vf xr = vload(ar + b), xi = vload(ai + b), yr = vload(br + b), yi = vload(bi + b);
+                    vf tr = yr * wr - yi * wi, ti = yr * wi + yi * wr;
+                    vstore(ar + b, xr + tr);
+                    vstore(ai + b, xi + ti);
+                    vstore(br + b, xr - tr);
+                    vstore(bi + b, xi - ti);
+                }
+            }
+    }
+}
+
+/* One tile of the products at one bin: FCO output channels x FT blocks,
+ * M[o] = sum_c' S[c', o] Z[c'] (complex); S: re at [c' * 2 cout + o], im at [+ cout]. */
+static inline __attribute__((always_inline)) void fft_tile(float *mr, float *mi, size_t ms, int nco, const float *zr,
+                                                            const float *zi, size_t zs, const float *S, int cout,
+                                                            int Ce) {
+    vf ar[FCO][FNV], ai[FCO][FNV];
+    for (int c = 0; c < FCO; c++)
+        for (int v = 0; v < FNV; v++) ar[c][v] = (vf){0}, ai[c][v] = (vf){0};
+    for (int i = 0; i < Ce; i++) {
+        const float *sr = S + (size_t)i * 2 * cout, *si = sr + cout;
+        vf xr[FNV], xi[FNV];
+        for (int v = 0; v < FNV; v++) xr[v] = vload(zr + (size_t)i * zs + v * VW), xi[v] = vload(zi + (size_t)i * zs + v * VW);
+        for (int c = 0; c < FCO; c++) {
+            const float wr = sr[c], wi = si[c];
+            for (int v = 0; v < FNV; v++) {
+                ar[c][v] += wr * xr[v];
+                ai[c][v] += wr * xi[v];
+                ar[c][v] -= wi * xi[v];
+                ai[c][v] += wi * xr[v];
+            }
+        }
+    }
+    for (int c = 0; c < nco; c++)
+        for (int v = 0; v < FNV; v++) {
+            vstore(mr + (size_t)c * ms + v * VW, ar[c][v]);
+            vstore(mi + (size_t)c * ms + v * VW, ai[c][v]);
+        }
+}
+
+void FNF(float *out, const float *in, const float *res, const float *S, const float *bias, int relu, int cin, int lin,
+         int cout, int K, int s, int pad, int lout, float *scratch) {
+    const eng_fft f = eng_fft_shape(cin, lout, K, s);
+    const int H = f.H, N = f.N, nbp = f.nbp, hop = f.hop, Ce = f.Ce;
+    /* the bins' planes one cache line longer than their rows: a power-of-two stride between the
+     * points an FFT butterfly reads would map them all to the same cache sets */
+    const size_t zs = (size_t)nbp, zp = 2 * (size_t)Ce * nbp + 16, mp = 2 * (size_t)cout * nbp + 16;
+    float *Z = scratch, *M = Z + (size_t)H * zp, *xr = M + (size_t)H * mp;
+    float *twr = xr + (f.Lx + 15) / 16 * 16, *twi = twr + H, *zc = twi + H, *zsn = zc + H;
+    for (int j = 0; j < H; j++) {
+        twr[j] = (float)cos(2.0 * M_PI_ * j / H), twi[j] = (float)sin(2.0 * M_PI_ * j / H);
+        zc[j] = (float)cos(M_PI_ * j / N), zsn[j] = (float)sin(M_PI_ * j / N);
+    }
+    /* the inputs: twisted, transformed */
+    for (int c = 0; c < Ce; c++) {
+        const int i = c / s, ph = c % s;
+        const float *src = in + (size_t)i * lin;
+        long long v = (long long)ph - pad;
+        for (size_t u = 0; u < f.Lx; u++, v += s) xr[u] = v >= 0 && v < lin ? src[v] : 0.0f;
+        float *re = Z + (size_t)c * zs, *im = re + (size_t)Ce * zs;
+        for (int m = 0; m < H; m++) {
+            const float cz = zc[m], sz = zsn[m];
+            float *rr = re + (size_t)m * zp, *ii = im + (size_t)m * zp;
+            const float *xa = xr + m, *xb = xr + m + H;
+            for (int b = 0; b < nbp; b++) {
+                const float a = xa[(size_t)b * hop], bb = xb[(size_t)b * hop];
+                rr[b] = a * cz - bb * sz;
+                ii[b] = a * sz + bb * cz;
+            }
+        }
+        fft_dif(re, im, zp, H, nbp, twr, twi);
+    }
+    /* the products, bin by bin (each weight read once per record) */
+    const size_t sp = 2 * (size_t)Ce * cout;
+    for (int p = 0; p < H; p++) {
+        const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
+        float *Mp = M + (size_t)p * mp;
+        for (int o0 = 0; o0 < cout; o0 += FCO) {
+            const int nco = cout - o0 < FCO ? cout - o0 : FCO;
+            for (int b0 = 0; b0 < nbp; b0 += FT)
+                fft_tile(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
+                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
+        }
+    }
+    /* per output channel: inverse, untwisted, the valid outputs of each block */
+    for (int o = 0; o < cout; o++) {
+        float *re = M + (size_t)o * zs, *im = re + (size_t)cout * zs;
+        fft_dit_inv(re, im, mp, H, nbp, twr, twi);
+        for (int m = 0; m < H; m++) {
+            const float cz = zc[m], sz = zsn[m];
+            float *rr = re + (size_t)m * mp, *ii = im + (size_t)m * mp;
+            for (int b = 0; b < nbp; b += VW) {
+                vf a = vload(rr + b), c = vload(ii + b);
+                vstore(rr + b, a * cz + c * sz);
+                vstore(ii + b, c * cz - a * sz);
+            }
+        }
+        const float bo = bias ? bias[o] : 0.0f;
+        float *dst = out + (size_t)o * lout;
+        const float *rrow = res ? res + (size_t)o * lout : NULL;
+        for (int n = f.Ke - 1; n < N; n++) {
+            const float *y = n < H ? re + (size_t)n * mp : im + (size_t)(n - H) * mp;
+            const int off = n - (f.Ke - 1);
+            for (int b = 0; b < f.nblk; b++) {
+                const int t = b * hop + off;
+                if (t >= lout) break;
+                float val = y[b] + bo;
+                if (rrow) val = val + rrow[t];
+                dst[t] = relu && !(val > 0.0f) ? 0.0f : val;
+            }
+        }
+    }
+}
+#undef FT
+#endif /* FNF */
 
 /* ---- int8: weights int8 per output channel, the input quantised to int8 on the fly (one scale
  * per tensor) and stored offset by 128 as uint8 (q + 128), 4 input channels interleaved per

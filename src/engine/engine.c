@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "engine/engine_image.h"
+#include "engine/fft.h"
 #include "engine/kernels.h"
 #include "mrmnet/engine.h"
 
@@ -51,6 +52,18 @@ static eng_convw_fn convw_fn(int isa) {
     (void)isa;
     return mrm_eng_convw_portable;
 }
+
+static eng_convw_fn convf_fn(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convf_avx512;
+    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convf_avx2;
+#endif
+    (void)isa;
+    return mrm_eng_convf_portable;
+}
+
+/* The convolution of a step of kind Winograd or FFT. */
+static eng_convw_fn convt_fn(int isa, int kind) { return kind == ENG_CONV_FFT ? convf_fn(isa) : convw_fn(isa); }
 
 static eng_conv8_fn conv8_fn(int isa) {
 #if defined(__x86_64__)
@@ -166,6 +179,13 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
                 return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: a Winograd convolution %s", i,
                                 s->groups != 1 ? "with groups" : "in a version 2 image");
             if ((st = check_w(h, s, i, 0, mrm_eng_wino_weight_floats(s->cin, s->cout, s->k, s->stride) * F, 0, err)))
+                return st;
+        } else if (s->op == ENG_OP_CONV && s->kind == ENG_CONV_FFT) {
+            if (h->version < 4 || s->groups != 1 || (s->k + s->stride - 1) / s->stride > ENG_FFT_NMAX / 2 + 1)
+                return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: an FFT convolution %s", i,
+                                s->groups != 1 ? "with groups" : h->version < 4 ? "in a version 2 or 3 image"
+                                                                                : "with more taps per phase than it takes");
+            if ((st = check_w(h, s, i, 0, mrm_eng_fft_weight_floats(s->cin, s->cout, s->k, s->stride) * F, 0, err)))
                 return st;
         } else if (s->kind != ENG_CONV_DIRECT) {
             return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: unknown convolution kind %d", i, s->kind);
@@ -596,9 +616,9 @@ static void run_step(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, 
 #undef BUF
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_WINOGRAD) {
-            convw(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
-                  s->lout, scr);
+        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
+            (s->kind == ENG_CONV_FFT ? convf_fn(e->isa) : convw)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin,
+                                                                s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
             break;
         }
         conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
@@ -677,10 +697,10 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_WINOGRAD) {
+        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
             /* not split yet: thread 0, with the scratch, while the others wait */
             if (ith == 0)
-                convw_fn(e->isa)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
+                convt_fn(e->isa, s->kind)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
                                  s->stride, s->pad, s->lout, scr);
             break;
         }

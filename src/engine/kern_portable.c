@@ -11,6 +11,10 @@
 #define FN mrm_eng_conv_portable
 #define FN8 mrm_eng_conv8_portable
 #define FNW mrm_eng_convw_portable
+#define FNF mrm_eng_convf_portable
+#if defined(__aarch64__)
+#define FCO 4
+#endif
 #include "engine/conv_template.h"
 
 #include <string.h>
@@ -52,6 +56,11 @@ void mrm_eng_unpack8(int8_t *w, const int8_t *packed, int cin, int cout, int K, 
 }
 
 size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride) {
+    if (kind == ENG_CONV_FFT) {
+        eng_fft f = eng_fft_shape(cin, lout, K, stride);
+        /* Z, M, one padded phase row, the twiddles and the twist */
+        return (size_t)f.H * (2 * ((size_t)f.Ce + cout) * f.nbp + 32) + (f.Lx + 15) / 16 * 16 + 4 * (size_t)f.H;
+    }
     if (kind != ENG_CONV_WINOGRAD) return mrm_eng_conv_scratch_floats(cin, lout, K, stride);
     eng_wino w = eng_wino_shape(cin, lout, K, stride, ENG_T_MAX);
     /* V, M, the phase rows P (or the output rows, 4 x Lm), one padded channel */
@@ -114,4 +123,58 @@ void mrm_eng_wino_unpack(float *wp, const float *U, int cin, int cout, int K, in
                         if (k < K) wp[((size_t)i * K + k) * cout + o] = tap[b];
                     }
                 }
+}
+
+/* ---- the FFT convolution's weights (engine/fft.h) ------------------------------------------ */
+
+size_t mrm_eng_fft_weight_floats(int cin, int cout, int K, int stride) {
+    eng_fft f = eng_fft_shape(cin, 1, K, stride);
+    return (size_t)f.H * 2 * f.Ce * cout + ENG_W_TAIL;
+}
+
+/* S[p][c'][re: o, im: cout + o] = (2 / N) sum_n h_n w_j^n, j = bitrev(p), h_n = w[o, i, s (Ke - 1 -
+ * n) + ph] (the reversed taps of phase ph; zero past K). */
+void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s) {
+    const eng_fft f = eng_fft_shape(cin, 1, K, s);
+    const size_t sp = (size_t)2 * f.Ce * cout;
+    memset(S, 0, mrm_eng_fft_weight_floats(cin, cout, K, s) * sizeof(float));
+    for (int p = 0; p < f.H; p++) {
+        const int j = eng_fft_bitrev(p, f.H);
+        for (int c = 0; c < f.Ce; c++) {
+            const int i = c / s, ph = c % s;
+            for (int o = 0; o < cout; o++) {
+                double re = 0.0, im = 0.0;
+                for (int n = 0; n < f.Ke; n++) {
+                    int k = s * (f.Ke - 1 - n) + ph;
+                    if (k >= K) continue;
+                    double h = w[((size_t)o * cin + i) * K + k], a = M_PI_ * (4.0 * j + 1.0) * n / f.N;
+                    re += h * cos(a), im += h * sin(a);
+                }
+                S[(size_t)p * sp + (size_t)c * 2 * cout + o] = (float)(re * 2.0 / f.N);
+                S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o] = (float)(im * 2.0 / f.N);
+            }
+        }
+    }
+}
+
+/* h_n = Re sum_j S_j w_j^-n (the other half of the spectrum is the conjugate of this one). */
+void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int s) {
+    const eng_fft f = eng_fft_shape(cin, 1, K, s);
+    const size_t sp = (size_t)2 * f.Ce * cout;
+    for (int c = 0; c < f.Ce; c++) {
+        const int i = c / s, ph = c % s;
+        for (int o = 0; o < cout; o++)
+            for (int n = 0; n < f.Ke; n++) {
+                int k = s * (f.Ke - 1 - n) + ph;
+                if (k >= K) continue;
+                double acc = 0.0;
+                for (int p = 0; p < f.H; p++) {
+                    const int j = eng_fft_bitrev(p, f.H);
+                    double a = M_PI_ * (4.0 * j + 1.0) * n / f.N;
+                    double re = S[(size_t)p * sp + (size_t)c * 2 * cout + o], im = S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o];
+                    acc += re * cos(a) + im * sin(a);
+                }
+                wp[((size_t)i * K + k) * cout + o] = (float)acc;
+            }
+    }
 }

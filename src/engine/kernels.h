@@ -141,6 +141,19 @@ DECLW(mrm_eng_convw_portable)
 DECLW(mrm_eng_convw_avx2)
 DECLW(mrm_eng_convw_avx512)
 #endif
+/* The FFT convolution (engine/fft.h; a step of kind ENG_CONV_FFT, groups 1): S holds the
+ * weights' spectra of mrm_eng_fft_pack; same signature as the Winograd one. */
+DECLW(mrm_eng_convf_portable)
+#if defined(__x86_64__)
+DECLW(mrm_eng_convf_avx2)
+DECLW(mrm_eng_convf_avx512)
+#endif
+/* The spectra: their size in floats (ENG_W_TAIL zeros after them), S from w (cout, cin, K)
+ * (PyTorch's layout), computed in double precision, and back to the direct kernel's packing
+ * (i, k, o) (exact up to float rounding). */
+size_t mrm_eng_fft_weight_floats(int cin, int cout, int K, int stride);
+void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int stride);
+void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int stride);
 /* The scratch of a convolution step of the given kind (ENG_CONV_*). */
 size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride);
 /* The transformed weights: their size in floats (ENG_W_TAIL zeros after each point's matrix),

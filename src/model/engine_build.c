@@ -18,6 +18,7 @@
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
 #include "engine/wino.h"
+#include "engine/fft.h"
 #include "io/safetensors.h"
 #include "model/model_internal.h"
 #include "mrmnet/engine_build.h"
@@ -116,6 +117,10 @@ static void set_w(bld *B, eng_step *s, int j, const float *src, size_t n, size_t
  * 5-tap one on 32 channels (0.7 of the products, measured slower). */
 static int conv_kind(const conv_p *c, int direct_only) {
     if (direct_only || c->groups != 1 || c->cin < 32 || c->k <= 3) return ENG_CONV_DIRECT;
+    /* 16 taps per phase and more (the 33-tap ones at strides 1 and 2): the FFT (engine/fft.h),
+     * about an eighth of the direct products against Winograd's half */
+    if ((c->k + c->stride - 1) / c->stride >= 16 && (c->k + c->stride - 1) / c->stride <= ENG_FFT_NMAX / 2 + 1)
+        return ENG_CONV_FFT;
     eng_wino w = eng_wino_shape(c->cin, 1, c->k, c->stride, ENG_T_MAX);
     double direct = (double)c->cin * c->k, wino = (double)w.n / ENG_WINO_M * w.Ce * w.J;
     return wino < 0.6 * direct ? ENG_CONV_WINOGRAD : ENG_CONV_DIRECT;
@@ -128,7 +133,9 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     int cig = c->cin / c->groups, cog = c->cout / c->groups;
     const int kind = conv_kind(c, B->direct);
     size_t row = (size_t)cig * c->k, n = (size_t)c->cout * row;
-    size_t nu = kind == ENG_CONV_WINOGRAD ? mrm_eng_wino_weight_floats(c->cin, c->cout, c->k, c->stride) : 0;
+    size_t nu = kind == ENG_CONV_WINOGRAD ? mrm_eng_wino_weight_floats(c->cin, c->cout, c->k, c->stride)
+                : kind == ENG_CONV_FFT      ? mrm_eng_fft_weight_floats(c->cin, c->cout, c->k, c->stride)
+                                            : 0;
     float *wp = malloc(n * sizeof(float)), *bias = malloc((size_t)c->cout * sizeof(float));
     float *U = nu ? malloc(nu * sizeof(float)) : NULL;
     if (!wp || !bias || (nu && !U)) {
@@ -154,7 +161,8 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     s->cin = c->cin, s->cout = c->cout, s->k = c->k, s->stride = c->stride, s->pad = c->pad, s->groups = c->groups;
     s->lin = u->lin, s->lout = u->lout, s->relu = relu, s->kind = kind;
     if (U) {
-        mrm_eng_wino_pack(U, wp, c->cin, c->cout, c->k, c->stride);
+        if (kind == ENG_CONV_FFT) mrm_eng_fft_pack(U, wp, c->cin, c->cout, c->k, c->stride);
+        else mrm_eng_wino_pack(U, wp, c->cin, c->cout, c->k, c->stride);
         set_w(B, s, 0, U, nu, 0);
     } else {
         set_w(B, s, 0, wp, n, ENG_W_TAIL);
@@ -741,17 +749,19 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
         const float *wf = (const float *)(const void *)(img + h.weights_off + s->w[0]);
         int8_t *w8 = malloc(n);
         float *ws = malloc((size_t)s->cout * sizeof(float));
-        float *wd = s->kind == ENG_CONV_WINOGRAD ? malloc(n * sizeof(float)) : NULL; /* the taps back */
+        const int transformed = s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT;
+        float *wd = transformed ? malloc(n * sizeof(float)) : NULL; /* the taps back */
         q[i].on = 1;
         q[i].w8 = w8;
         q[i].ws = ws;
-        if (!w8 || !ws || (s->kind == ENG_CONV_WINOGRAD && !wd)) {
+        if (!w8 || !ws || (transformed && !wd)) {
             free(wd);
             free_q(q, (int)h.n_steps);
             return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");
         }
         if (wd) {
-            mrm_eng_wino_unpack(wd, wf, s->cin, s->cout, K, s->stride);
+            if (s->kind == ENG_CONV_FFT) mrm_eng_fft_unpack(wd, wf, s->cin, s->cout, K, s->stride);
+            else mrm_eng_wino_unpack(wd, wf, s->cin, s->cout, K, s->stride);
             wf = wd;
         }
         q[i].in_scale = absmax[s->in0] > 0.0f ? absmax[s->in0] / 127.0f : 1.0f;

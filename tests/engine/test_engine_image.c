@@ -163,6 +163,38 @@ int main(void) {
         CHECK(id_refused == id_tried, "%d of %d steps' out-of-range buffer ids refused", id_refused, id_tried);
         CHECK(mrm_engine_open(&e, bad, len, &err) == MRM_OK, "the restored image opens: %s", err.msg);
     }
+    /* the FFT convolutions (version 4 on): one in a version 3 image, with groups, with more taps
+     * per phase than the largest block takes, or whose spectra's size does not follow from its
+     * shape, is refused */
+    {
+        eng_header *h = (eng_header *)(void *)bad;
+        eng_step *stp = (eng_step *)(void *)(bad + h->steps_off);
+        int n_fft = 0, fft_refused = 0, fft_tried = 0;
+        for (uint32_t i = 0; i < h->n_steps; i++) {
+            if (stp[i].op != ENG_OP_CONV || stp[i].kind != ENG_CONV_FFT) continue;
+            n_fft++;
+            eng_step keep = stp[i];
+            uint32_t ver = h->version;
+            h->version = 3;
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            h->version = ver;
+            stp[i].groups = 2;
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            stp[i] = keep;
+            stp[i].k = 400, stp[i].pad = 200; /* 400 taps: same output length, more than 129 per phase */
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            stp[i] = keep;
+            stp[i].nw[0] -= 4;
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            stp[i] = keep;
+            stp[i].kind = 3; /* no such kind */
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            stp[i] = keep;
+        }
+        CHECK(n_fft == 0 || (fft_refused == fft_tried && mrm_engine_open(&e, bad, len, &err) == MRM_OK),
+              "%d of %d altered FFT steps refused", fft_refused, fft_tried);
+        printf("FFT convolutions: %d, their %d alterations refused\n", n_fft, fft_refused);
+    }
     for (size_t cut = 1; cut < len; cut = cut * 2 + 1) CHECK(mrm_engine_open(&e, bad, len - cut, &err) != MRM_OK, "cut %zu", cut);
     printf("altered images refused: %d of %zu\n", refused, lim / 3);
     free(bad);

@@ -163,8 +163,9 @@ reg("oom-header-claims-1e9-samples-212.rec", "wfdb_record",
 
 # ---- engine images (src/engine/engine_image.h): one Winograd convolution and a head -----------
 def engine_image(version, kind):
-    """12 x 1000 input -> conv 3 taps (12 -> 4, ReLU, kind 1: Winograd F(4,3)) -> head (1 class)."""
-    cin, cout, K, L, N = 12, 4, 3, 1000, 1
+    """12 x 1000 input -> conv (12 -> 4, ReLU; kind 1: 3 taps, Winograd F(4,3); kind 2: 17 taps,
+    FFT) -> head (1 class)."""
+    cin, cout, K, L, N = 12, 4, 3 if kind == 1 else 17, 1000, 1
     a64 = lambda n: (n + 63) // 64 * 64
     none = 0xFFFFFFFFFFFFFFFF
     arena = bytearray()
@@ -185,10 +186,12 @@ def engine_image(version, kind):
     u = []
     for e in range(n_pts):
         u += [((e * 7 + i) % 11 - 5) / 20.0 for i in range(cin * cout)] + [0.0] * tail
+    if kind == 2:  # the spectra: H = 16 bins x re/im x 12 x 4, then 16 zeros
+        u = [((i * 5) % 13 - 6) / 40.0 for i in range(16 * 2 * cin * cout)] + [0.0] * tail
     conv_w = [put(u), put([0.1, -0.1, 0.0, 0.2])]
     head_w = [put([1.0] * cout), put([0.0] * cout), put([0.5, -0.5, 0.25, 1.0]), put([0.0])]
     #        cin cout k s pad g lin lout relu kind c L
-    s0 = step(1, 0, -1, 1, [cin, cout, K, 1, 1, 1, L, L, 1, kind, 0, 0], conv_w)
+    s0 = step(1, 0, -1, 1, [cin, cout, K, 1, K // 2, 1, L, L, 1, kind, 0, 0], conv_w)
     s1 = step(6, 1, -1, 2, [0, N, 0, 0, 0, 0, 0, 0, 0, 0, cout, 0], head_w)
     bufs = struct.pack("<QII", 0, 12, L) + struct.pack("<QII", 0, cout, L) + struct.pack("<QII", cout * L, N, 1)
     hdr_bytes, step_bytes = 120, len(s0)
@@ -202,6 +205,9 @@ def engine_image(version, kind):
     ntile = (L + 3) // 4
     lw = (ntile + 63) // 64 * 64
     scratch = n_pts * cin * lw + n_pts * (cout + 8) * lw + 2 * 4 * (lw + 1)
+    if kind == 2:  # H (2 (Ce + cout) nbp + 32) + Lx + 4 H: N 32, hop 16, 63 blocks (64 with padding)
+        nbp, hop, H = 64, 16, 16
+        scratch = H * (2 * (cin + cout) * nbp + 32) + ((nbp - 1) * hop + 32 + 15) // 16 * 16 + 4 * H
     scratch = (scratch + 15) // 16 * 16
     h = b"MRMENG01" + struct.pack("<6I2i9Q2I", version, hdr_bytes, 2, 3, N, 1, 2, -1, bufs_off, steps_off, meta_off,
                                   0, weights_off, total - weights_off, total, act, scratch, 0, step_bytes)
@@ -215,3 +221,5 @@ def engine_image(version, kind):
 
 out("winograd_v3.mrme", "engine_image", engine_image(3, 1))
 out("winograd_in_v2.mrme", "engine_image", engine_image(2, 1))  # refused: version 2 has no Winograd steps
+out("fft_v4.mrme", "engine_image", engine_image(4, 2))
+out("fft_in_v3.mrme", "engine_image", engine_image(3, 2))  # refused: versions 2 and 3 have no FFT steps
