@@ -354,8 +354,20 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
     for (int c = 0; c < Ce; c++) {
         const int i = c / s, ph = c % s;
         const float *src = in + (size_t)i * lin;
-        long long v = (long long)ph - pad;
-        for (size_t u = 0; u < f.Lx; u++, v += s) xr[u] = v >= 0 && v < lin ? src[v] : 0.0f;
+        /* xr[u] = src[s u + ph - pad] where that lies in [0, lin), zero elsewhere */
+        long long u0 = pad > ph ? ((long long)pad - ph + s - 1) / s : 0;
+        long long u1 = ((long long)lin - 1 - ph + pad) / s + 1; /* the first u past the input */
+        if (u0 > (long long)f.Lx) u0 = (long long)f.Lx;
+        if (u1 > (long long)f.Lx) u1 = (long long)f.Lx;
+        if (u1 < u0) u1 = u0;
+        memset(xr, 0, (size_t)u0 * sizeof(float));
+        if (s == 1) memcpy(xr + u0, src + (u0 + ph - pad), (size_t)(u1 - u0) * sizeof(float));
+        else {
+            const float *q = src + (ph - pad + s * u0);
+            float *xo = xr + u0;
+            for (long long n = u1 - u0; n > 0; n--, q += s) *xo++ = *q;
+        }
+        memset(xr + u1, 0, (f.Lx - (size_t)u1) * sizeof(float));
         float *re = Z + (size_t)c * zs, *im = re + (size_t)Ce * zs;
         for (int m = 0; m < H; m++) {
             const float cz = zc[m], sz = zsn[m];
@@ -400,13 +412,23 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
         for (int n = f.Ke - 1; n < N; n++) {
             const float *y = n < H ? re + (size_t)n * mp : im + (size_t)(n - H) * mp;
             const int off = n - (f.Ke - 1);
-            for (int b = 0; b < f.nblk; b++) {
-                const int t = b * hop + off;
-                if (t >= lout) break;
-                float val = y[b] + bo;
-                if (rrow) val = val + rrow[t];
-                dst[t] = relu && !(val > 0.0f) ? 0.0f : val;
-            }
+            const int nb = off < lout ? (lout - off + hop - 1) / hop : 0; /* blocks with t = b hop + off < lout */
+            float *d = dst + off;
+            const float *r = rrow ? rrow + off : NULL;
+            if (r && relu)
+                for (int b = 0; b < nb; b++) {
+                    float val = (y[b] + bo) + r[(size_t)b * hop];
+                    d[(size_t)b * hop] = val > 0.0f ? val : 0.0f;
+                }
+            else if (r)
+                for (int b = 0; b < nb; b++) d[(size_t)b * hop] = (y[b] + bo) + r[(size_t)b * hop];
+            else if (relu)
+                for (int b = 0; b < nb; b++) {
+                    float val = y[b] + bo;
+                    d[(size_t)b * hop] = val > 0.0f ? val : 0.0f;
+                }
+            else
+                for (int b = 0; b < nb; b++) d[(size_t)b * hop] = y[b] + bo;
         }
     }
 }

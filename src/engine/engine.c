@@ -458,10 +458,33 @@ static void op_pool2(float *out, const float *in, const float *add, int C, int L
     }
 }
 
+/* The mean of a row: 8 partial sums (one vector's lanes, no chain of dependent additions). */
 static float row_mean(const float *x, int L) {
-    float s = 0.0f;
-    for (int t = 0; t < L; t++) s += x[t];
+    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int t = 0;
+    for (; t + 8 <= L; t += 8)
+        for (int j = 0; j < 8; j++) p[j] += x[t + j];
+    float s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+    for (; t < L; t++) s += x[t];
     return s / (float)L;
+}
+
+/* The largest value of a row (8 partial maxima), the same as the scan m = x > m ? x : m from
+ * x[0]: NaN exactly when x[0] is (a NaN elsewhere never wins a comparison). */
+static float row_max(const float *x, int L) {
+    float m = x[0];
+    if (L < 16) {
+        for (int t = 1; t < L; t++) m = x[t] > m ? x[t] : m;
+        return m;
+    }
+    float p[8];
+    for (int j = 0; j < 8; j++) p[j] = x[j];
+    int t = 8;
+    for (; t + 8 <= L; t += 8)
+        for (int j = 0; j < 8; j++) p[j] = x[t + j] > p[j] ? x[t + j] : p[j];
+    for (; t < L; t++) p[t % 8] = x[t] > p[t % 8] ? x[t] : p[t % 8];
+    for (int j = 0; j < 8; j++) m = p[j] > m ? p[j] : m;
+    return m;
 }
 
 /* y (n) = W (n, m) x (m), no bias */
@@ -522,9 +545,7 @@ static void op_fusion(const mrm_engine *e, const eng_step *s, float *out, const 
     const float *m0 = wf(e, s, 0), *m1 = wf(e, s, 1), *mb = wf(e, s, 2), *sw = wf(e, s, 3), *sb = wf(e, s, 4);
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * L;
-        float m = xc[0];
-        for (int t = 1; t < L; t++) m = xc[t] > m ? xc[t] : m;
-        xmax[c] = m;
+        xmax[c] = row_max(xc, L);
         xavg[c] = row_mean(xc, L);
     }
     /* ca = sigmoid(M(xmax) + M(xavg)), M(v) = m1 m0 v + bias */

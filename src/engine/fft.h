@@ -23,7 +23,7 @@
  * spectra are stored in it too and no reordering is done. Every record's blocks lie side by
  * side on the vectors' lanes (the block axis padded to ENG_FFT_TB), the complex products are
  * small matrix products per bin, about 4 H nblk / (Ke lout) of the direct convolution's
- * multiplications (an eighth for the 33-tap convolutions). */
+ * multiplications (an eighth for the 33-tap convolution at stride 1, a quarter at stride 2). */
 #ifndef MRM_ENGINE_FFT_H
 #define MRM_ENGINE_FFT_H
 

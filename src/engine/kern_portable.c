@@ -14,6 +14,10 @@
 #define FNF mrm_eng_convf_portable
 #if defined(__aarch64__)
 #define FCO 4
+#define FNV 2
+#else
+#define FCO 2
+#define FNV 2
 #endif
 #include "engine/conv_template.h"
 
@@ -138,8 +142,14 @@ void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s)
     const eng_fft f = eng_fft_shape(cin, 1, K, s);
     const size_t sp = (size_t)2 * f.Ce * cout;
     memset(S, 0, mrm_eng_fft_weight_floats(cin, cout, K, s) * sizeof(float));
+    if (f.Ke > ENG_FFT_NMAX / 2 + 1) return; /* not an FFT convolution (the compiler and open refuse it) */
     for (int p = 0; p < f.H; p++) {
         const int j = eng_fft_bitrev(p, f.H);
+        double cs[2 * (ENG_FFT_NMAX / 2 + 1)]; /* w_j^n, n < Ke */
+        for (int n = 0; n < f.Ke; n++) {
+            double a = M_PI_ * (4.0 * j + 1.0) * n / f.N;
+            cs[2 * n] = cos(a), cs[2 * n + 1] = sin(a);
+        }
         for (int c = 0; c < f.Ce; c++) {
             const int i = c / s, ph = c % s;
             for (int o = 0; o < cout; o++) {
@@ -147,8 +157,8 @@ void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s)
                 for (int n = 0; n < f.Ke; n++) {
                     int k = s * (f.Ke - 1 - n) + ph;
                     if (k >= K) continue;
-                    double h = w[((size_t)o * cin + i) * K + k], a = M_PI_ * (4.0 * j + 1.0) * n / f.N;
-                    re += h * cos(a), im += h * sin(a);
+                    double h = w[((size_t)o * cin + i) * K + k];
+                    re += h * cs[2 * n], im += h * cs[2 * n + 1];
                 }
                 S[(size_t)p * sp + (size_t)c * 2 * cout + o] = (float)(re * 2.0 / f.N);
                 S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o] = (float)(im * 2.0 / f.N);
@@ -161,20 +171,24 @@ void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s)
 void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int s) {
     const eng_fft f = eng_fft_shape(cin, 1, K, s);
     const size_t sp = (size_t)2 * f.Ce * cout;
-    for (int c = 0; c < f.Ce; c++) {
-        const int i = c / s, ph = c % s;
-        for (int o = 0; o < cout; o++)
-            for (int n = 0; n < f.Ke; n++) {
-                int k = s * (f.Ke - 1 - n) + ph;
-                if (k >= K) continue;
+    if (f.Ke > ENG_FFT_NMAX / 2 + 1) return;
+    for (int n = 0; n < f.Ke; n++) {
+        double cs[2 * (ENG_FFT_NMAX / 2)]; /* w_j^n at bin position p */
+        for (int p = 0; p < f.H; p++) {
+            double a = M_PI_ * (4.0 * eng_fft_bitrev(p, f.H) + 1.0) * n / f.N;
+            cs[2 * p] = cos(a), cs[2 * p + 1] = sin(a);
+        }
+        for (int c = 0; c < f.Ce; c++) {
+            const int i = c / s, ph = c % s, k = s * (f.Ke - 1 - n) + ph;
+            if (k >= K) continue;
+            for (int o = 0; o < cout; o++) {
                 double acc = 0.0;
                 for (int p = 0; p < f.H; p++) {
-                    const int j = eng_fft_bitrev(p, f.H);
-                    double a = M_PI_ * (4.0 * j + 1.0) * n / f.N;
                     double re = S[(size_t)p * sp + (size_t)c * 2 * cout + o], im = S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o];
-                    acc += re * cos(a) + im * sin(a);
+                    acc += re * cs[2 * p] + im * cs[2 * p + 1];
                 }
                 wp[((size_t)i * K + k) * cout + o] = (float)acc;
             }
+        }
     }
 }
