@@ -16,9 +16,9 @@ extern "C" {
  * model's unit list; the activations of one record are planned so that buffers whose lives do
  * not overlap share memory. */
 mrm_status mrm_engine_build(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len, mrm_error *err);
-/* The convolutions are computed directly or with Winograd's transforms (fewer multiplications,
- * about twice the weights and more work memory for those layers), chosen per layer by its
- * shape; mrm_engine_build_direct makes every convolution direct: the smallest image and work
+/* The convolutions are computed directly, with Winograd's transforms or with FFTs (fewer
+ * multiplications, about twice the weights and more work memory for those layers), chosen per
+ * layer by its shape; mrm_engine_build_direct makes every convolution direct: the smallest image and work
  * memory, slower. Both compute the same function (to float rounding). */
 mrm_status mrm_engine_build_direct(const mrm_model *m, const mrm_meta *meta, void **image, size_t *len,
                                    mrm_error *err);

@@ -356,7 +356,8 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
         const float *src = in + (size_t)i * lin;
         /* xr[u] = src[s u + ph - pad] where that lies in [0, lin), zero elsewhere */
         long long u0 = pad > ph ? ((long long)pad - ph + s - 1) / s : 0;
-        long long u1 = ((long long)lin - 1 - ph + pad) / s + 1; /* the first u past the input */
+        const long long last = (long long)lin - 1 - ph + pad; /* s u <= last: u inside the input */
+        long long u1 = last < 0 ? 0 : last / s + 1;           /* the first u past it */
         if (u0 > (long long)f.Lx) u0 = (long long)f.Lx;
         if (u1 > (long long)f.Lx) u1 = (long long)f.Lx;
         if (u1 < u0) u1 = u0;
