@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 host=${1:-build}
 fix=$PWD/$host/tests/engine-fixtures
-if [ ! -f "$fix/engine.mrme" ]; then
+if [ ! -f "$fix/engine.mrme" ] || [ ! -f "$fix/engine_int8.mrme" ]; then
   mkdir -p "$fix"
   MRM_ENGINE_FIXTURES_OUT="$fix" "$host/tests/train_test_engine_parity" >/dev/null
 fi
@@ -31,7 +31,7 @@ if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/
 fi
 cmake -S . -B build-engine-aarch64 -DMRM_ENGINE_ONLY=ON -DMRM_NATIVE=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc \
-  -DCMAKE_CROSSCOMPILING_EMULATOR="qemu-aarch64;-L;/usr/aarch64-linux-gnu" -DMRM_ENGINE_FIXTURES="$fix" >/dev/null
+  -DCMAKE_CROSSCOMPILING_EMULATOR="qemu-aarch64;-cpu;max;-L;/usr/aarch64-linux-gnu" -DMRM_ENGINE_FIXTURES="$fix" >/dev/null
 cmake --build build-engine-aarch64 -j"$jobs" >/dev/null
 file build-engine-aarch64/tests/engine/engine_test_engine_image | sed 's/,.*//'
 (cd build-engine-aarch64 && ctest --output-on-failure)

@@ -17,8 +17,9 @@
  * buffer (or a team of threads sharing one buffer and each record: mrm_engine_run_team).
  * Running allocates nothing and calls nothing but the kernels. The kernels are chosen
  * once, when the engine is opened, from the CPU the program runs on (x86-64: AVX-512, AVX2 +
- * FMA or the portable kernels; other CPUs: the portable kernels), so one binary runs on any
- * x86-64 and is fast where AVX-512 is present.
+ * FMA or the portable kernels; aarch64: the dot-product int8 kernel where the CPU has it; other
+ * CPUs: the portable kernels), so one binary runs on any x86-64 and is fast where AVX-512 is
+ * present.
  *
  * The input is what the model was trained on: x (B, 12, 1000) float32, 12 leads of 10 s at
  * 100 Hz, standardised as the model's metadata says (mrm_engine_info). The outputs are logits
@@ -46,8 +47,12 @@ typedef enum mrm_engine_isa {
     MRM_ENGINE_PORTABLE = 0, /* plain C (vectorised by the compiler for the build's baseline) */
     MRM_ENGINE_AVX2 = 1,     /* x86-64 AVX2 + FMA */
     MRM_ENGINE_AVX512 = 2,   /* x86-64 AVX-512F */
-    MRM_ENGINE_AVX512VNNI = 3 /* x86-64 AVX-512F with AVX512-VNNI: the int8 convolutions use vpdpbusd */
+    MRM_ENGINE_AVX512VNNI = 3, /* x86-64 AVX-512F with AVX512-VNNI: the int8 convolutions use vpdpbusd */
+    MRM_ENGINE_NEONDOT = 4     /* aarch64 with the dot-product instructions (ARMv8.2 dotprod): the int8
+                                  convolutions use sdot; the float ones are the portable (NEON) kernels */
 } mrm_engine_isa;
+/* The last mrm_engine_isa value (for loops over every set). */
+#define MRM_ENGINE_ISA_LAST MRM_ENGINE_NEONDOT
 
 /* An opened engine: a view of an image (the caller keeps the image alive and unchanged). Its
  * fields are read-only for the caller. */
@@ -75,7 +80,7 @@ mrm_status mrm_engine_open(mrm_engine *e, const void *image, size_t image_len, m
  * them. */
 mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_len, mrm_engine_isa isa,
                                mrm_error *err);
-/* The name of an ISA ("portable", "avx2", "avx512"). */
+/* The name of an ISA ("portable", "avx2", "avx512", "avx512vnni", "neondot"). */
 const char *mrm_engine_isa_name(int isa);
 
 /* Memory of an engine for a batch of B records: the weights (the image, read-only, shared) and

@@ -442,6 +442,12 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
  * AVX512-VNNI's vpdpbusd); the offset is taken back with comp[o] = 128 * sum of the channel's
  * weights: out = act((acc - comp[o]) * scale[o] + bias[o] [+ res]). Weights packed (g, i/4, k,
  * o, 4) by mrm_eng_pack8. ------------------------------------------------------------------- */
+/* X8_ZERO: the byte that stands for 0 in the packed input (128: q + 128 as uint8, for the
+ * unsigned x signed products of vpdpbusd and the generic tile; a TU may define it 0 for q as
+ * int8, the signed x signed products of ARM's sdot, whose tile then adds comp back itself). */
+#ifndef X8_ZERO
+#define X8_ZERO 128
+#endif
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the int8 kernels read 4 interleaved bytes as one little-endian 32-bit word"
 #endif
@@ -451,18 +457,18 @@ static inline uint8_t q8u(float x, float inv) {
     v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
     if (v != v) v = 0.0f; /* NaN (a broken activation or scale) must not reach the conversion to int */
     int q = v >= 0.0f ? (int)(v + 0.5f) : -(int)(0.5f - v);
-    return (uint8_t)(q + 128);
+    return (uint8_t)(q + X8_ZERO);
 }
 
 /* The quantised input: quad c4 (4 channels), phase r, position j: bytes X + ((c4 * s + r) * Lq +
- * j) * 4 + b, channel 4 c4 + b of the group (128, i.e. 0, past the group's channels and in the
+ * j) * 4 + b, channel 4 c4 + b of the group (X8_ZERO, i.e. 0, past the group's channels and in the
  * padding). Quads [q0, q1) of the groups * ceil(cig / 4) quads. */
 static void pack_input8(uint8_t *X, const float *in, float in_scale, int cin, int lin, int groups, int s, int pad,
                         size_t Lq, int q0, int q1) {
     const int cig = cin / groups, cig4 = (cig + 3) / 4;
     const float inv = 1.0f / in_scale;
     (void)groups;
-    memset(X + (size_t)q0 * s * Lq * 4, 128, (size_t)(q1 - q0) * s * Lq * 4);
+    memset(X + (size_t)q0 * s * Lq * 4, X8_ZERO, (size_t)(q1 - q0) * s * Lq * 4);
     for (int c4 = q0; c4 < q1; c4++) {
         int g = c4 / cig4, i4 = c4 % cig4;
         for (int b = 0; b < 4 && 4 * i4 + b < cig; b++) {
@@ -489,9 +495,12 @@ static inline vi vload32(const uint8_t *p) {
 }
 
 /* One tile: acc (CO x T) = sum over quads i4 < cig4, taps k of sum_b W[i4, k, o0 + c, b] *
- * X_{i4}[phase k%s][t0 + k/s + t][b]. */
+ * X_{i4}[phase k%s][t0 + k/s + t][b]. (A TU's own TILE8 has the same arguments; cp: comp of the
+ * tile's nco <= CO output channels, for a tile whose products are of q rather than q + 128.) */
 static inline __attribute__((always_inline)) void tile8(int32_t *tmp, const uint8_t *X, size_t xq_stride, size_t Lq,
-                                                         const int8_t *W, int cog, int cig4, int K, int s) {
+                                                         const int8_t *W, int cog, int cig4, int K, int s,
+                                                         const int32_t *cp, int nco) {
+    (void)cp, (void)nco;
     vi acc[CO][NV];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) acc[c][v] = (vi){0};
@@ -537,9 +546,9 @@ static void conv8_tiles(float *out, const float *res, const int8_t *wp, const in
         const uint8_t *Xg = X + (size_t)g * cig4 * xq;
         const int8_t *Wg = wp + (size_t)g * cig4 * K * cog * 4;
         const uint8_t *Xt = Xg + (size_t)t0 * 4;
-        if (s == 1) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 1);
-        else if (s == 2) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 2);
-        else TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, s);
+        if (s == 1) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 1, comp + q.o0, nco);
+        else if (s == 2) TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, 2, comp + q.o0, nco);
+        else TILE8(tmp, Xt, xq, Lq, Wg + o0 * 4, cog, cig4, K, s, comp + q.o0, nco);
         for (int c = 0; c < nco; c++) {
             int o = g * cog + o0 + c;
             float b = bias[o], sc = scale[o];

@@ -12,6 +12,13 @@
 #include "engine/kernels.h"
 #include "mrmnet/engine.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20) /* Linux's bit for the dot-product instructions (asm/hwcap.h) */
+#endif
+#endif
+
 #define LN_EPS 1e-6f
 
 const char *mrm_engine_isa_name(int isa) {
@@ -20,6 +27,7 @@ const char *mrm_engine_isa_name(int isa) {
     case MRM_ENGINE_AVX2: return "avx2";
     case MRM_ENGINE_AVX512: return "avx512";
     case MRM_ENGINE_AVX512VNNI: return "avx512vnni";
+    case MRM_ENGINE_NEONDOT: return "neondot";
     }
     return "unknown";
 }
@@ -31,8 +39,18 @@ static int detect_isa(void) {
     if (__builtin_cpu_supports("avx512f"))
         return __builtin_cpu_supports("avx512vnni") ? MRM_ENGINE_AVX512VNNI : MRM_ENGINE_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return MRM_ENGINE_AVX2;
+#elif defined(__aarch64__) && defined(__linux__)
+    if (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) return MRM_ENGINE_NEONDOT;
 #endif
     return MRM_ENGINE_PORTABLE;
+}
+
+/* Whether this CPU runs the kernels isa, the best being best: x86-64's sets nest (VNNI >
+ * AVX-512F > AVX2 > portable); the ARM set stands alone. */
+static int isa_runs(int isa, int best) {
+    if (isa == MRM_ENGINE_PORTABLE) return 1;
+    if (isa >= MRM_ENGINE_AVX2 && isa <= MRM_ENGINE_AVX512VNNI) return best >= isa && best <= MRM_ENGINE_AVX512VNNI;
+    return isa == MRM_ENGINE_NEONDOT && best == MRM_ENGINE_NEONDOT;
 }
 
 static eng_conv_fn conv_fn(int isa) {
@@ -70,6 +88,8 @@ static eng_conv8_fn conv8_fn(int isa) {
     if (isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv8_avx512vnni;
     if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv8_avx512;
     if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv8_avx2;
+#elif defined(__aarch64__)
+    if (isa == MRM_ENGINE_NEONDOT) return mrm_eng_conv8_neondot;
 #endif
     (void)isa;
     return mrm_eng_conv8_portable;
@@ -99,6 +119,11 @@ static team_kern team_fns(int isa) {
     if (isa == MRM_ENGINE_AVX512VNNI) {
         k.pack8 = mrm_eng_conv8_avx512vnni_pack, k.tiles8 = mrm_eng_conv8_avx512vnni_tiles;
         k.tile8 = mrm_eng_conv8_avx512vnni_tile();
+    }
+#elif defined(__aarch64__)
+    if (isa == MRM_ENGINE_NEONDOT) {
+        k.pack8 = mrm_eng_conv8_neondot_pack, k.tiles8 = mrm_eng_conv8_neondot_tiles;
+        k.tile8 = mrm_eng_conv8_neondot_tile();
     }
 #endif
     (void)isa;
@@ -384,7 +409,7 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
             return mrm_fail(err, MRM_ERR_FORMAT, "engine image: output %u: buffer %d is not the logits", j + 1, h->out_buf[j]);
     int best = detect_isa();
     if ((int)isa < 0) isa = (mrm_engine_isa)best;
-    else if ((int)isa > best)
+    else if (!isa_runs((int)isa, best))
         return mrm_fail(err, MRM_ERR_UNSUPPORTED, "engine: this CPU lacks the %s kernels", mrm_engine_isa_name(isa));
     e->image = p;
     e->image_len = image_len;

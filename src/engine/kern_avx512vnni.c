@@ -14,7 +14,8 @@
 
 static inline __attribute__((always_inline)) void tile_vnni(int32_t *tmp, const uint8_t *X, size_t xq_stride,
                                                              size_t Lq, const int8_t *W, int cog, int cig4, int K,
-                                                             int s) {
+                                                             int s, const int32_t *cp, int nco) {
+    (void)cp, (void)nco;
     __m512i acc[CO][NV];
     for (int c = 0; c < CO; c++)
         for (int v = 0; v < NV; v++) acc[c][v] = _mm512_setzero_si512();

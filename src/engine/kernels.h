@@ -1,7 +1,7 @@
 /* The engine's kernels. The convolution is written once, with the compiler's generic vectors
  * (vector_size), and compiled once per instruction set (kern_portable.c, kern_avx2.c,
- * kern_avx512.c), each TU with its own flags and tile sizes; the engine picks one at open from
- * the CPU it runs on. */
+ * kern_avx512.c; the int8 tiles of kern_avx512vnni.c and kern_neondot.c in intrinsics), each TU
+ * with its own flags and tile sizes; the engine picks one at open from the CPU it runs on. */
 #ifndef MRM_ENGINE_KERNELS_H
 #define MRM_ENGINE_KERNELS_H
 
@@ -85,6 +85,9 @@ ENG_DECL_TEAM8(mrm_eng_conv8_avx2)
 ENG_DECL_TEAM8(mrm_eng_conv8_avx512)
 ENG_DECL_TEAM8(mrm_eng_conv8_avx512vnni)
 #endif
+#if defined(__aarch64__)
+ENG_DECL_TEAM8(mrm_eng_conv8_neondot)
+#endif
 
 /* out (cout, lout) = act(conv(in (cin, lin), wp) + bias [+ res]) for one record. wp: weights
  * packed (groups, cin/groups, K, cout/groups) followed by ENG_W_TAIL zeros. scratch: at least
@@ -109,6 +112,9 @@ DECL8(mrm_eng_conv8_portable)
 DECL8(mrm_eng_conv8_avx2)
 DECL8(mrm_eng_conv8_avx512)
 DECL8(mrm_eng_conv8_avx512vnni)
+#endif
+#if defined(__aarch64__)
+DECL8(mrm_eng_conv8_neondot)
 #endif
 
 /* The int8 weight layout: (groups, ceil(cig/4), K, cog, 4) bytes (input channels in fours,

@@ -3,12 +3,20 @@
  * with every kernel set the CPU runs; and no allocation while running (malloc, calloc, realloc,
  * aligned_alloc and posix_memalign are counted by this program's own definitions, which the
  * dynamic linker puts in front of the C library's). The fixtures come from the folder in
- * MRM_ENGINE_FIXTURES (engine.mrme, x.f32, logits1.f32 [, logits2.f32]: raw float32), which
- * scripts/test.sh and scripts/test-aarch64.sh write; without it the test skips. */
+ * MRM_ENGINE_FIXTURES (engine.mrme, x.f32, logits1.f32 [, logits2.f32]: raw float32; the int8
+ * image engine_int8.mrme and logits1_int8.f32), which train/test_engine_parity writes (ctest,
+ * scripts/test-engine.sh); without it the test skips. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 #include "engine/engine_image.h"
 #include "mrmnet/engine.h"
@@ -99,7 +107,7 @@ int main(void) {
     int B = (int)(xl / (12 * 1000 * 4));
     mrm_error err;
     mrm_engine e;
-    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
+    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_ISA_LAST; isa++) {
         mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
         if (st == MRM_ERR_UNSUPPORTED) continue;
         CHECK(st == MRM_OK, "open: %s", err.msg);
@@ -123,6 +131,51 @@ int main(void) {
         CHECK(d1 < 1e-4 && d2 < 1e-4, "%s: %.3g %.3g", mrm_engine_isa_name(isa), d1, d2);
         free(work), free(l1), free(l2);
     }
+    /* the int8 image (when the fixtures have it) with every kernel set, against the logits of the
+     * portable int8 kernels where it was built: the same int32 sums, float epilogues that may
+     * round apart (FMA), now and then a value on the other side of an int8 step later on */
+    size_t qlen = 0, q1l = 0;
+    void *qimg = read_all(dir, "engine_int8.mrme", &qlen);
+    float *q1ref = read_all(dir, "logits1_int8.f32", &q1l);
+    int int8_sets = 0;
+    for (int isa = MRM_ENGINE_PORTABLE; qimg && q1ref && isa <= MRM_ENGINE_ISA_LAST; isa++) {
+        mrm_status st = mrm_engine_open_isa(&e, qimg, qlen, (mrm_engine_isa)isa, &err);
+        if (st == MRM_ERR_UNSUPPORTED) continue;
+        CHECK(st == MRM_OK && e.quantized, "int8 open: %s", err.msg);
+        if (st) continue;
+        const int N = e.n_classes;
+        CHECK(q1l == (size_t)B * N * 4, "int8 logits fixture of %d x %d", B, N);
+        if (q1l != (size_t)B * N * 4) break;
+        mrm_engine_sizes s;
+        CHECK(mrm_engine_get_sizes(&e, B, &s, &err) == MRM_OK, "sizes");
+        void *work = NULL;
+        CHECK(posix_memalign(&work, MRM_ENGINE_ALIGN, (s.work_bytes + 63) / 64 * 64) == 0, "work");
+        float *l1 = calloc((size_t)B * N, 4);
+        long a0 = allocs();
+        st = mrm_engine_run(&e, work, s.work_bytes, x, B, l1, NULL, &err);
+        long a1 = allocs();
+        CHECK(st == MRM_OK && a1 == a0, "int8 run: %s (%ld allocations)", err.msg, a1 - a0);
+        double d = max_rel(l1, q1ref, (size_t)B * N);
+        printf("%-10s int8 %d records: logits max rel. error %.2e vs the portable int8 kernels (x86-64); weights %zu bytes, "
+               "work %zu bytes\n", mrm_engine_isa_name(isa), B, d, s.weight_bytes, s.work_bytes);
+        CHECK(d < 2e-3, "%s int8: %.3g", mrm_engine_isa_name(isa), d);
+        int8_sets++;
+        free(work), free(l1);
+    }
+    if (!qimg || !q1ref) printf("no int8 fixtures (engine_int8.mrme, logits1_int8.f32): the int8 image not run\n");
+    else CHECK(int8_sets > 0, "the int8 image ran with no kernel set");
+    /* the kernels chosen at open: the best the CPU runs (aarch64 Linux: the dot-product kernel
+     * exactly where the CPU reports the instructions) */
+    CHECK(mrm_engine_open(&e, img, len, &err) == MRM_OK, "open: %s", err.msg);
+    printf("chosen at open: %s\n", mrm_engine_isa_name(e.isa));
+#if defined(__aarch64__) && defined(__linux__)
+    {
+        const int has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+        CHECK(has_dot == (e.isa == MRM_ENGINE_NEONDOT), "the CPU %s the dot-product instructions; chosen: %s",
+              has_dot ? "has" : "lacks", mrm_engine_isa_name(e.isa));
+    }
+#endif
+    free(qimg), free(q1ref);
     /* every single-byte change of the header, buffer and step tables is refused or still
      * consistent (opens); truncations are refused */
     unsigned char *bad = NULL;

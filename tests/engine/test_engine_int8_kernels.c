@@ -1,16 +1,24 @@
 /* The int8 convolution kernels against a reference computed here: the input rounded to int8
  * steps, the products of the int8 weights summed exactly in 64 bits, scaled back to float
  * (out = sum * scale + bias [+ res], ReLU) without contraction. The portable kernel (on x86-64,
- * where it has no FMA) and the AVX512-VNNI kernel (where the CPU has it) must give exactly the
- * reference's floats: their int32
- * sums are exact and their epilogues round the same way. The AVX2 and AVX-512F kernels (whose
- * epilogues may use FMA) must agree to 1e-5 (of max(1, |value|)). Shapes: every kind the model has (k 3, 5, 7, 15, 33;
- * strides 1 and 2; grouped; input channels not a multiple of 4), outputs not a multiple of the tiles. */
+ * where it has no FMA), the AVX512-VNNI kernel and the aarch64 dot-product kernel (where the CPU
+ * has them) must give exactly the reference's floats: their int32 sums are exact and their
+ * epilogues round the same way. The AVX2 and AVX-512F kernels (whose epilogues may use FMA) must
+ * agree to 1e-5 (of max(1, |value|)). Shapes: every kind the model has (k 3, 5, 7, 15, 33;
+ * strides 1 and 2; grouped; input channels not a multiple of 4), outputs not a multiple of the
+ * tiles. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 #include "engine/kernels.h"
 #include "test_util.h"
@@ -39,14 +47,20 @@ int main(void) {
                         {64, 64, 7, 1, 3, 4, 125}, {12, 20, 15, 1, 7, 1, 97}, {6, 10, 3, 1, 1, 2, 70},
                         {128, 64, 1, 1, 0, 1, 31}};
     const int n_sh = (int)(sizeof sh / sizeof sh[0]);
-    eng_conv8_fn fns[4] = {mrm_eng_conv8_portable, NULL, NULL, NULL};
-    const char *names[4] = {"portable", "avx2", "avx512", "avx512vnni"};
+    eng_conv8_fn fns[5] = {mrm_eng_conv8_portable, NULL, NULL, NULL, NULL};
+    const char *names[5] = {"portable", "avx2", "avx512", "avx512vnni", "neondot"};
+    int has_dot = 0; /* the CPU reports the dot-product instructions (aarch64 Linux) */
+    (void)has_dot;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) fns[1] = mrm_eng_conv8_avx2;
     if (__builtin_cpu_supports("avx512f")) fns[2] = mrm_eng_conv8_avx512;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni")) fns[3] = mrm_eng_conv8_avx512vnni;
+#elif defined(__aarch64__) && defined(__linux__)
+    has_dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    if (has_dot) fns[4] = mrm_eng_conv8_neondot;
 #endif
+    int ran[5] = {0};
     for (int z = 0; z < n_sh; z++) {
         const shape h = sh[z];
         const int cig = h.cin / h.groups, cog = h.cout / h.groups;
@@ -85,7 +99,7 @@ int main(void) {
                         ref[(size_t)o * lout + t] = relu && v < 0.0f ? 0.0f : v;
                     }
                 }
-                for (int f = 0; f < 4; f++) {
+                for (int f = 0; f < 5; f++) {
                     if (!fns[f]) continue;
                     memset(y, 0xff, sizeof(float) * ny);
                     fns[f](y, x, use_res ? res : NULL, wp, comp, bias, scale, in_scale, relu, h.cin, h.lin, h.cout, h.K,
@@ -100,8 +114,9 @@ int main(void) {
 #if defined(__x86_64__) /* elsewhere the portable kernel's epilogue may use FMA (aarch64) */
                     const int exact = f == 0 || f == 3;
 #else
-                    const int exact = f == 3;
+                    const int exact = f >= 3;
 #endif
+                    ran[f]++;
                     if (exact)
                         CHECK(diff == 0, "%s: cin %d cout %d k %d s %d groups %d relu %d res %d: %zu of %zu outputs differ "
                               "from the exact reference (worst %.2e)", names[f], h.cin, h.cout, h.K, h.s, h.groups, relu,
@@ -111,12 +126,24 @@ int main(void) {
                               h.cin, h.cout, h.K, h.s, h.groups, worst);
                 }
             }
-        printf("cin %3d cout %3d k %2d stride %d groups %d lout %3d: %s%s%s%s agree with the exact reference\n", h.cin,
+        printf("cin %3d cout %3d k %2d stride %d groups %d lout %3d: %s%s%s%s%s agree with the exact reference\n", h.cin,
                h.cout, h.K, h.s, h.groups, lout, names[0], fns[1] ? ", avx2" : "", fns[2] ? ", avx512" : "",
-               fns[3] ? ", avx512vnni (bit for bit)" : "");
+               fns[3] ? ", avx512vnni (bit for bit)" : "", fns[4] ? ", neondot (bit for bit)" : "");
         free(w), free(wp), free(comp), free(x), free(res), free(bias), free(scale), free(ref), free(y), free(scratch);
         free(xq);
     }
+#if defined(__x86_64__)
     if (!fns[3]) printf("this CPU has no AVX512-VNNI: its kernel not run\n");
+#endif
+    printf("kernels run:");
+    for (int f = 0; f < 5; f++)
+        if (ran[f]) printf(" %s (%d cases)", names[f], ran[f]);
+    printf("\n");
+#if defined(__aarch64__)
+    /* the dot-product kernel is run wherever the CPU has it (test_engine_image: and chosen) */
+    CHECK(!has_dot || ran[4] == 4 * n_sh, "the CPU has the dot-product instructions but neondot ran %d of %d cases",
+          ran[4], 4 * n_sh);
+    if (!has_dot) printf("this CPU has no dot-product instructions (HWCAP_ASIMDDP): neondot not run\n");
+#endif
     TEST_END();
 }

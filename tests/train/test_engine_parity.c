@@ -97,7 +97,7 @@ int main(void) {
         void *dimg = NULL;
         size_t dlen = 0;
         CHECK(mrm_engine_build_direct(m, NULL, &dimg, &dlen, &err) == MRM_OK, "%s: build: %s", v[vi].name, err.msg);
-        const int n_isa = MRM_ENGINE_AVX512VNNI - MRM_ENGINE_PORTABLE + 1;
+        const int n_isa = MRM_ENGINE_ISA_LAST - MRM_ENGINE_PORTABLE + 1;
         for (int run = 0; run < 2 * n_isa; run++) {
             const int dv = run / n_isa, isa = MRM_ENGINE_PORTABLE + run % n_isa;
             if (dv == 1 && !dimg) break;
@@ -134,7 +134,7 @@ int main(void) {
         size_t qlen = 0;
         CHECK(mrm_engine_build_int8(m, NULL, x, B, &qimg, &qlen, &err) == MRM_OK, "%s: int8: %s", v[vi].name, err.msg);
         float q0[3 * 5] = {0};
-        for (int isa = MRM_ENGINE_PORTABLE; qimg && isa <= MRM_ENGINE_AVX512VNNI; isa++) {
+        for (int isa = MRM_ENGINE_PORTABLE; qimg && isa <= MRM_ENGINE_ISA_LAST; isa++) {
             mrm_engine e;
             mrm_status st = mrm_engine_open_isa(&e, qimg, qlen, (mrm_engine_isa)isa, &err);
             if (st == MRM_ERR_UNSUPPORTED) continue;
@@ -157,6 +157,10 @@ int main(void) {
             CHECK(qlen < len, "int8 image %zu not smaller than %zu", qlen, len);
             free(work);
         }
+        /* the int8 image and its portable kernels' logits: fixtures of the engine-only tests too */
+        if (vi == 0 && fx && *fx && qimg)
+            CHECK((write_raw(fx, "engine_int8.mrme", qimg, qlen) | write_raw(fx, "logits1_int8.f32", q0, sizeof(float) * B * N)) == 0,
+                  "cannot write the int8 engine fixtures into %s", fx);
         mrm_engine_image_free(qimg);
         /* mrm_engine_quantize from the image as built (its Winograd steps' taps recovered from the
          * transformed weights): near the int8 model above, made from the direct image */

@@ -182,11 +182,11 @@ static int team_run(const mrm_engine *e, void *work, size_t wb, const float *x, 
 static void check_results(const void *img, size_t len, const char *what, const float *x, int Bmax) {
     mrm_error err = {0};
     int best = -1;
-    for (int isa = MRM_ENGINE_AVX512VNNI; isa >= MRM_ENGINE_PORTABLE && best < 0; isa--) {
+    for (int isa = MRM_ENGINE_ISA_LAST; isa >= MRM_ENGINE_PORTABLE && best < 0; isa--) {
         mrm_engine e;
         if (mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err) == MRM_OK) best = isa;
     }
-    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_AVX512VNNI; isa++) {
+    for (int isa = MRM_ENGINE_PORTABLE; isa <= MRM_ENGINE_ISA_LAST; isa++) {
         mrm_engine e;
         mrm_status st = mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err);
         if (st == MRM_ERR_UNSUPPORTED) continue;
