@@ -81,6 +81,10 @@ mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, in
 /* The same from an image (of mrm_engine_build, mrm_engine_image_load, ...), which the runner then
  * owns (freed by mrm_engine_runner_free, also when this fails). */
 mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len, int n_slots, mrm_error *err);
+/* Runs the runner's engine with the kernels isa (mrm_engine_isa) instead of the ones chosen from
+ * the CPU (timing and validating the kernel sets); refused, the runner unchanged, when the CPU
+ * lacks them. */
+mrm_status mrm_engine_runner_set_isa(mrm_engine_runner *r, int isa, mrm_error *err);
 /* 1 when the file at path is an engine image (an .mrme of mrmnet export or mrmnet quantize) or a
  * quantised safetensors file (metadata "quantization"), else 0. */
 int mrm_engine_image_file(const char *path);

@@ -116,6 +116,15 @@ int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double 
     return 0;
 }
 
+int cli_parse_engine_isa(const char *cmd, const char *opt, const char *s) {
+    for (int i = 0; i <= MRM_ENGINE_ISA_LAST; i++)
+        if (!strcmp(s, mrm_engine_isa_name(i))) return i;
+    fprintf(stderr, "mrmnet %s: %s: '%s' is not a kernel set; the sets:", cmd, opt, s);
+    for (int i = 0; i <= MRM_ENGINE_ISA_LAST; i++) fprintf(stderr, "%s %s", i ? "," : "", mrm_engine_isa_name(i));
+    fprintf(stderr, " (the CPU runs some of them)\n");
+    return -1;
+}
+
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out) {
     char *end;
     errno = 0;

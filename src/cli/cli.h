@@ -65,6 +65,9 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
  * message names the option and the range, e.g. "mrmnet predict: --threshold: '2' is not a number in [0, 1]". */
 int cli_parse_double_in(const char *cmd, const char *opt, const char *s, double lo, int lo_open, double hi, int hi_open,
                         double *out);
+/* --engine-isa NAME: the engine's kernel set named (mrm_engine_isa_name: portable, avx2, avx512,
+ * avx512vnni, neondot); -1 with a usage message naming the sets when NAME is none of them. */
+int cli_parse_engine_isa(const char *cmd, const char *opt, const char *s);
 /* A non-negative integer of 64 bits (seeds). */
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, unsigned long long *out);
 

@@ -66,6 +66,7 @@ typedef struct case_result {
     double cpu_ms;                     /* process CPU time (all threads) per timed step */
     int classes;                       /* of the model timed */
     double loss;                       /* train: the loss of the last step (a sanity value) */
+    int isa;                           /* infer: the engine's kernels (mrm_engine_isa) */
     char msg[MRM_ERROR_MSG_LEN];
 } case_result;
 
@@ -76,6 +77,7 @@ typedef struct bench_opts {
     double peak_per_thread; /* GFLOP/s */
     const char *model_path, *json_path;
     uint64_t seed;
+    int engine_isa;         /* --engine-isa: the engine's kernels, or -1: chosen from the CPU */
     mrm_model_config model; /* the random model's variant */
 } bench_opts;
 
@@ -83,7 +85,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mrmnet bench [--threads 1,2] [--iters N] [--warmup N] [--classes 5] [--model W]\n"
             "                    [--cases train,infer1,infer32,eval1,eval32] [--peak GFLOPS]\n"
-            "                    [--seed S] [--json FILE] [--variant K=V,... | variant options]\n\n"
+            "                    [--engine-isa SET] [--seed S] [--json FILE]\n"
+            "                    [--variant K=V,... | variant options]\n\n"
             "Times a training step at batch 96 (forward with dropout 0.2, loss, backward, Adam step),\n"
             "inference through the fast path at batch 1 and 32 (infer1, infer32) and the plain\n"
             "evaluation-mode forward at batch 1 and 32 (eval1, eval32). Each case runs in its own\n"
@@ -95,6 +98,9 @@ static void usage(FILE *f) {
             "  --model W     time these weights instead of a random model (its classes win); a quantised\n"
             "                model (mrmnet quantize) or an engine image (.mrme) runs the infer cases only\n"
             "  --peak G      peak GFLOP/s of ONE thread (default 167.5: 335 for the two cores)\n"
+            "  --engine-isa SET  the engine's kernels for the infer cases instead of the best this CPU\n"
+            "                runs: portable, avx2, avx512, avx512vnni (x86-64) or neondot (aarch64);\n"
+            "                refused when the CPU lacks them\n"
             "  --json FILE   also write the results as JSON\n"
             "GFLOP/s count the reference work: 1.76 GFLOP per record forward, 5.28 per record of\n"
             "a training step (the released model's; other variants do other work).\n");
@@ -190,6 +196,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         s = mrm_optimizer_init(&opt, MRM_OPT_ADAM, mrm_model_num_params(m), &err);
     }
     if (!s && !image && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_engine_runner_create(&eng, m, threads, &err);
+    if (!s && eng.image && o->engine_isa >= 0) s = mrm_engine_runner_set_isa(&eng, o->engine_isa, &err);
+    r->isa = eng.image ? eng.engine.isa : -1;
     const int two_heads = m ? mrm_model_num_heads(m) > 1 : eng.image && eng.engine.n_heads > 1;
 
     mrm_loss loss = {0};
@@ -332,7 +340,7 @@ static int parse_cases(const char *s, bench_opts *o) {
 int cmd_bench(int argc, char **argv) {
     const char *C = "bench";
     bench_opts o = {.n_threads = 2, .threads = {1, 2}, .iters = 5, .warmup = 1, .classes = 5,
-                    .peak_per_thread = 167.5, .seed = 1};
+                    .peak_per_thread = 167.5, .seed = 1, .engine_isa = -1};
     for (int k = 0; k < N_CASES; k++) o.run_case[k] = 1;
     cli_model_opts mo;
     mrm_model_config_default(&o.model);
@@ -373,6 +381,8 @@ int cmd_bench(int argc, char **argv) {
             o.model_path = argv[++i];
         } else if (!strcmp(a, "--json") && has) {
             o.json_path = argv[++i];
+        } else if (!strcmp(a, "--engine-isa") && has) {
+            if ((o.engine_isa = cli_parse_engine_isa(C, a, argv[++i])) < 0) return 2;
         } else {
             fprintf(stderr, "mrmnet bench: unknown option or missing value: '%s'\n", a);
             usage(stderr);
@@ -413,7 +423,7 @@ int cmd_bench(int argc, char **argv) {
 
     printf("%-8s %7s %5s %6s %11s %11s %10s %9s %7s %9s %5s\n", "case", "threads", "batch", "iters", "ms/step",
            "ms/record", "records/s", "GFLOP/s", "%peak", "peak MiB", "cpu%");
-    int failed = 0;
+    int failed = 0, engine_isa = -1;
     for (int t = 0; t < o.n_threads; t++)
         for (int k = 0; k < N_CASES; k++) {
             if (!o.run_case[k]) continue;
@@ -447,10 +457,15 @@ int cmd_bench(int argc, char **argv) {
             json_object_set_new(c, "peak_rss_mb", json_real(r.peak_rss_mb));
             json_object_set_new(c, "cpu_utilisation", json_real(r.cpu_util));
             json_object_set_new(c, "cpu_ms_per_step", json_real(r.cpu_ms));
+            if (r.isa >= 0) {
+                json_object_set_new(c, "engine_isa", json_string(mrm_engine_isa_name(r.isa)));
+                if (engine_isa < 0) engine_isa = r.isa;
+            }
             json_object_set_new(root, "classes", json_integer(r.classes)); /* --model: its own */
             if (k == CASE_TRAIN) json_object_set_new(c, "loss", json_real(r.loss));
             json_array_append_new(jcases, c);
         }
+    if (engine_isa >= 0) printf("the infer cases ran the engine's %s kernels\n", mrm_engine_isa_name(engine_isa));
     int rc = failed ? 1 : 0;
     if (o.json_path) {
         char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));

@@ -49,7 +49,10 @@ static void usage(FILE *f) {
                "                     reported)\n"
                "  --threshold X      one threshold for every class instead of the model's\n"
                "  --batch B          inference batch (32)\n"
-               "  --threads T        OpenMP threads\n");
+               "  --threads T        OpenMP threads\n"
+               "  --engine-isa SET   the engine's kernels instead of the best this CPU runs (validation):\n"
+               "                     portable, avx2, avx512, avx512vnni (x86-64) or neondot (aarch64);\n"
+               "                     refused when the CPU lacks them\n");
 }
 
 typedef struct item {
@@ -252,6 +255,7 @@ int cmd_predict(int argc, char **argv) {
     int as_json = 0, as_csv = 0, stretch = 0, force = 0, per_window = 0, use_max = 0, strict = 0;
     double min_seconds = 10.0, one_threshold = NAN, stride_s = 10.0;
     long batch = 32, threads = 0;
+    int engine_isa = -1; /* --engine-isa: the engine's kernels, or -1: chosen from the CPU */
     item_list items = {0};
     int failed = 0, rc = 1; /* failed: folders that could not be read, then records too */
     for (int i = 1; i < argc; i++) {
@@ -272,7 +276,8 @@ int cmd_predict(int argc, char **argv) {
         } else if (!strcmp(a, "--strict")) {
             strict = 1;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--batch") || !strcmp(a, "--threads") || !strcmp(a, "--min-seconds") ||
-                   !strcmp(a, "--threshold") || !strcmp(a, "--stride") || !strcmp(a, "--aggregate")) {
+                   !strcmp(a, "--threshold") || !strcmp(a, "--stride") || !strcmp(a, "--aggregate") ||
+                   !strcmp(a, "--engine-isa")) {
             if (!v) {
                 fprintf(stderr, "mrmnet %s: %s needs a value\n", cmd, a);
                 return 2;
@@ -281,6 +286,7 @@ int cmd_predict(int argc, char **argv) {
             if (!strcmp(a, "--model")) model_path = v;
             else if (!strcmp(a, "--batch") && cli_parse_int(cmd, a, v, 1, 4096, &batch)) return 2;
             else if (!strcmp(a, "--threads") && cli_parse_int(cmd, a, v, 1, 4096, &threads)) return 2;
+            else if (!strcmp(a, "--engine-isa") && (engine_isa = cli_parse_engine_isa(cmd, a, v)) < 0) return 2;
             else if (!strcmp(a, "--min-seconds") && cli_parse_double_in(cmd, a, v, 0, 0, INFINITY, 1, &min_seconds)) return 2;
             else if (!strcmp(a, "--threshold") && cli_parse_double_in(cmd, a, v, 0, 0, 1, 0, &one_threshold)) return 2;
             else if (!strcmp(a, "--stride") && (cli_parse_double(cmd, a, v, &stride_s) || !(stride_s >= 0.01) || stride_s > 1e6)) {
@@ -343,6 +349,10 @@ int cmd_predict(int argc, char **argv) {
         }
     } else if (mrm_model_load(&m, &meta, model_path, &err) ||
                mrm_engine_runner_create(&engine, m, omp_get_max_threads(), &err)) {
+        cli_report(cmd, &err);
+        goto done;
+    }
+    if (engine_isa >= 0 && mrm_engine_runner_set_isa(&engine, engine_isa, &err)) {
         cli_report(cmd, &err);
         goto done;
     }

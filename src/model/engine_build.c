@@ -474,6 +474,15 @@ mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len,
     return st;
 }
 
+mrm_status mrm_engine_runner_set_isa(mrm_engine_runner *r, int isa, mrm_error *err) {
+    mrm_engine e;
+    if (!r->image) return mrm_fail(err, MRM_ERR_INVALID, "engine: the runner has no image");
+    if (isa < 0 || isa > MRM_ENGINE_ISA_LAST) return mrm_fail(err, MRM_ERR_INVALID, "engine: no kernel set %d", isa);
+    mrm_status st = mrm_engine_open_isa(&e, r->image, r->image_len, (mrm_engine_isa)isa, err);
+    if (!st) r->engine = e;
+    return st;
+}
+
 mrm_status mrm_engine_runner_create(mrm_engine_runner *r, const mrm_model *m, int n_slots, mrm_error *err) {
     memset(r, 0, sizeof *r);
     void *img = NULL;

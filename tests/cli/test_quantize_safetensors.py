@@ -116,6 +116,24 @@ check(r1[0] == 0 and r2[0] == 0, "predict: " + r1[2][-300:] + r2[2][-300:])
 check(r1[1] == r2[1] and len(r1[1]) > 100, "predict: the safetensors file and the image disagree")
 if r1[0] == 0:
     print("predict on", len(json.loads(r1[1])), "records: identical to the image's")
+# every kernel set the CPU runs (--engine-isa), others refused naming the set: the same labels and
+# probabilities within 1e-3 (the int8 sums are exact; float epilogues and layers may round apart)
+ran = []
+for isa in ("portable", "avx2", "avx512", "avx512vnni", "neondot"):
+    rc, so, se = run("predict", "--model", w8, recs, "--json", "--engine-isa", isa, expect=None)
+    if rc == 1 and f"this CPU lacks the {isa} kernels" in se:
+        continue
+    check(rc == 0, f"predict --engine-isa {isa}: {rc} {se[-300:]}")
+    if rc or r1[0]:
+        continue
+    ran.append(isa)
+    a, b = json.loads(r1[1]), json.loads(so)
+    d = max(abs(x["probabilities"][k] - y["probabilities"][k]) for x, y in zip(a, b) for k in x["probabilities"])
+    check(len(a) == len(b) and [x["labels"] for x in a] == [y["labels"] for y in b] and d < 1e-3,
+          f"predict --engine-isa {isa}: probabilities {d:.2e} from the default kernels'")
+check("portable" in ran, "predict --engine-isa portable did not run")
+check(not (os.uname().machine == "x86_64" and "neondot" in ran), "predict --engine-isa neondot ran on x86-64")
+print("predict --engine-isa: the same labels with", ", ".join(ran))
 e1 = run("eval", "--model", w8, "--data", prep, "--split", "test")
 e2 = run("eval", "--model", img, "--data", prep, "--split", "test")
 check(e1[0] == 0 and e2[0] == 0, "eval: " + e1[2][-300:] + e2[2][-300:])
@@ -123,6 +141,12 @@ check(e1[1].replace(w8, "M") == e2[1].replace(img, "M") and "macro" in e1[1].low
       "eval: the safetensors file and the image disagree")
 b1 = run("bench", "--model", w8, "--cases", "infer1", "--iters", "1", "--warmup", "0", "--threads", "1")
 check(b1[0] == 0, "bench: " + b1[2][-300:])
+bj = os.path.join(TMP, "bench-portable.json")
+b2 = run("bench", "--model", w8, "--cases", "infer1", "--iters", "1", "--warmup", "0", "--threads", "1",
+         "--engine-isa", "portable", "--json", bj)
+check(b2[0] == 0 and "the infer cases ran the engine's portable kernels" in b2[1], "bench --engine-isa: " + b2[2][-300:])
+if b2[0] == 0:
+    check(json.load(open(bj))["cases"][0].get("engine_isa") == "portable", "bench --engine-isa: the JSON's engine_isa")
 
 # float consumers refuse it, naming the field
 for cmd in (["info", w8], ["train", "--data", prep, "--out", os.path.join(TMP, "run"), "--init", w8, "--epochs", "1"]):

@@ -237,6 +237,8 @@ cases = [
     (["init", "--classes", "0", "--out", "w"], "--classes: '0' is not an integer in [1, 100000]"),
     (["forward", "--model", W, "--input", X, "--out", "o", "--batch", "-3"], "--batch: '-3' is not an integer in [1, 65536]"),
     (["bench", "--peak", "0"], "--peak: '0' is not a number in (0, inf)"),
+    (["bench", "--engine-isa", "sse9"], "--engine-isa: 'sse9' is not a kernel set; the sets: portable, avx2, avx512"),
+    (["predict", "--model", MODEL, "--engine-isa", "AVX2", REC], "--engine-isa: 'AVX2' is not a kernel set"),
 ]
 for args, want in cases:
     rc, _, se = run(*args, expect=2)
