@@ -57,16 +57,15 @@ for fn, ins in funcs.items():
             outer = [(l2, h2) for l2, h2 in loops if l2 <= lo and h2 >= hi and (l2, h2) != (lo, hi)]
             if outer: span = min(outer, key=lambda lh: lh[1] - lh[0])
         anys = any(op == "sdiv" for a, op, _ in ins if span[0] <= a <= span[1])
-        key = (len(body), tuple(sorted(kinds.items())), anys)
-        if key in seen: continue
-        seen.add(key)
         desc = ", ".join("%d %s" % (v, k) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         if anys: desc += "; k % s, k / s: the tile of strides > 2"
+        own = sum(1 for a, _, _ in ins if span[0] <= a <= span[1] and not lo <= a <= hi)
+        key = (len(body), tuple(sorted(kinds.items())), anys, own)
+        if key in seen: continue
+        seen.add(key)
         if nest:
-            outer = [(l2, h2) for l2, h2 in loops if l2 <= lo and h2 >= hi and (l2, h2) != (lo, hi)]
-            if not outer: continue
-            ol, oh = min(outer, key=lambda lh: lh[1] - lh[0])
-            own = sum(1 for a, _, _ in ins if ol <= a <= oh and not lo <= a <= hi)
+            if span == (lo, hi): continue
+            ol, oh = span
             print("%-22s loop %5x-%5x: %3d instructions per iteration (%s), run %d times inside the tap loop %x-%x "
                   "(%d instructions of its own); per 4 input channels x 1 tap x tile: %d" %
                   (label, lo, hi, len(body), desc, nest, ol, oh, own, own + nest * len(body)))
