@@ -7,6 +7,7 @@
  * image engine_int8.mrme and logits1_int8.f32), which train/test_engine_parity writes (ctest,
  * scripts/test-engine.sh); without it the test skips. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,27 @@ static double max_rel(const float *a, const float *ref, size_t n) {
     return md / (mx > 1e-30 ? mx : 1e-30);
 }
 
+/* a team of the caller's threads (mrm_engine_run_team) with a POSIX barrier */
+static void bar_sync(void *user) { pthread_barrier_wait(user); }
+typedef struct team_job {
+    const mrm_engine *e;
+    void *work;
+    size_t work_bytes;
+    const float *x;
+    int B;
+    float *l1;
+    int ith;
+    pthread_barrier_t *bar;
+    mrm_status st;
+    mrm_error err;
+} team_job;
+static void *team_main(void *arg) {
+    team_job *j = arg;
+    j->st = mrm_engine_run_team(j->e, j->work, j->work_bytes, j->x, j->B, j->l1, NULL, j->ith, 2, bar_sync, j->bar,
+                                &j->err);
+    return NULL;
+}
+
 int main(void) {
     const char *dir = getenv("MRM_ENGINE_FIXTURES");
     size_t len = 0, xl = 0, l1l = 0, l2l = 0;
@@ -155,6 +177,24 @@ int main(void) {
         st = mrm_engine_run(&e, work, s.work_bytes, x, B, l1, NULL, &err);
         long a1 = allocs();
         CHECK(st == MRM_OK && a1 == a0, "int8 run: %s (%ld allocations)", err.msg, a1 - a0);
+        /* the team halves of the same kernel set (pack, tiles): a team of two threads, the same bits */
+        float *t1 = calloc((size_t)B * N, 4);
+        team_job tj[2];
+        pthread_t th;
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 2);
+        for (int j = 0; j < 2; j++)
+            tj[j] = (team_job){&e, work, s.work_bytes, x, B, t1, j, &bar, MRM_OK, {0}};
+        int started = pthread_create(&th, NULL, team_main, &tj[1]) == 0;
+        if (started) {
+            team_main(&tj[0]);
+            pthread_join(th, NULL);
+        }
+        pthread_barrier_destroy(&bar);
+        CHECK(started && tj[0].st == MRM_OK && tj[1].st == MRM_OK && memcmp(t1, l1, sizeof(float) * B * N) == 0,
+              "%s int8: a team of two differs from mrm_engine_run (%s %s)", mrm_engine_isa_name(isa), tj[0].err.msg,
+              tj[1].err.msg);
+        free(t1);
         double d = max_rel(l1, q1ref, (size_t)B * N);
         printf("%-10s int8 %d records: logits max rel. error %.2e vs the portable int8 kernels (x86-64); weights %zu bytes, "
                "work %zu bytes\n", mrm_engine_isa_name(isa), B, d, s.weight_bytes, s.work_bytes);
