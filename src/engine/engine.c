@@ -321,8 +321,7 @@ static int lanes_apart(const eng_header *h, const eng_buf *b, const eng_step *s,
             i0++;
             continue;
         }
-        uint32_t i1 = i0;
-        while (i1 < n && s[i1].lane) i1++;
+        const uint32_t i1 = eng_lane_region_end(s, n, i0);
         for (uint32_t p = i0; p < i1; p++) {
             if (s[p].lane != 1) continue;
             const int32_t tp[3] = {s[p].out, s[p].in0, s[p].in1};
@@ -435,10 +434,15 @@ mrm_status mrm_engine_open(mrm_engine *e, const void *image, size_t image_len, m
     return mrm_engine_open_isa(e, image, image_len, (mrm_engine_isa)-1, err);
 }
 
+/* The work buffer of one run context: activations, scratch, and the second lane's scratch. */
+static size_t work_bytes_of(const mrm_engine *e) {
+    return (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
+}
+
 mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err) {
     if (!e->image || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine sizes: batch of %d", B);
     s->weight_bytes = e->image_len;
-    s->work_bytes = (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
+    s->work_bytes = work_bytes_of(e);
     return MRM_OK;
 }
 
@@ -652,9 +656,9 @@ static void run_small(const mrm_engine *e, const eng_step *s, float *out, const 
     }
 }
 
-/* One step on one thread with the scratch scr (absmax: see calibration). */
-static void run_step(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, const eng_step *s,
-                     float *act, float *scr, const float *x, float *absmax) {
+/* One step on one thread with the scratch scr, with the engine's kernels (absmax: see
+ * calibration). */
+static void run_step(const mrm_engine *e, const eng_step *s, float *act, float *scr, const float *x, float *absmax) {
     const eng_buf *b = bufs(e);
 #define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
     float *out = BUF(s->out);
@@ -662,18 +666,18 @@ static void run_step(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, 
 #undef BUF
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
-            (s->kind == ENG_CONV_FFT ? convf_fn(e->isa) : convw)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin,
-                                                                s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
+        if (s->kind != ENG_CONV_DIRECT) {
+            convt_fn(e->isa, s->kind)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
+                                      s->stride, s->pad, s->lout, scr);
             break;
         }
-        conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+        conv_fn(e->isa)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
              s->groups, s->lout, scr);
         break;
     case ENG_OP_CONV8:
-        conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
-              (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->in_scale, s->relu,
-              s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
+        conv8_fn(e->isa)(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
+                         (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->in_scale,
+                         s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
         break;
     case ENG_OP_POOL2S1: op_pool2s1(out, in0, s->c, s->L); break;
     case ENG_OP_POOL2: op_pool2(out, in0, in1, s->c, s->L); break;
@@ -687,18 +691,12 @@ static void run_step(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, 
     }
 }
 
-static void run_record(const mrm_engine *e, eng_conv_fn conv, eng_convw_fn convw, eng_conv8_fn conv8, float *act, float *scr,
-                       const float *x, float *absmax) {
-    const eng_step *st = steps(e);
-    for (int i = 0; i < e->n_steps; i++) run_step(e, conv, convw, conv8, &st[i], act, scr, x, absmax);
-}
-
 /* A run's arguments: an open engine, a batch, a work buffer large enough and aligned. */
 static mrm_status check_run(const mrm_engine *e, const void *work, size_t work_bytes, const float *x, int B,
                             const float *logits2, mrm_error *err) {
     if (!e->image) return mrm_fail(err, MRM_ERR_INVALID, "engine run: the engine is not open");
     if (!x || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
-    size_t need = (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
+    size_t need = work_bytes_of(e);
     if (!work || work_bytes < need || (uintptr_t)work % MRM_ENGINE_ALIGN)
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: work buffer of %zu bytes at %p; needs %zu bytes aligned to %d",
                         work_bytes, work, need, MRM_ENGINE_ALIGN);
@@ -712,12 +710,11 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
     mrm_status chk = check_run(e, work, work_bytes, x, B, logits2, err);
     if (chk) return chk;
     float *act = work, *scr = act + e->act_floats;
-    eng_conv_fn conv = conv_fn(e->isa);
-    eng_conv8_fn conv8 = conv8_fn(e->isa);
+    const eng_step *st = steps(e);
     const eng_buf *b = bufs(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
     for (int r = 0; r < B; r++) {
-        run_record(e, conv, convw_fn(e->isa), conv8, act, scr, x + (size_t)r * rec, absmax);
+        for (int i = 0; i < e->n_steps; i++) run_step(e, &st[i], act, scr, x + (size_t)r * rec, absmax);
         if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
         if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
     }
@@ -743,11 +740,9 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
+        if (s->kind != ENG_CONV_DIRECT) {
             /* not split yet: thread 0, with the scratch, while the others wait */
-            if (ith == 0)
-                convt_fn(e->isa, s->kind)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
-                                 s->stride, s->pad, s->lout, scr);
+            if (ith == 0) run_step(e, s, act, scr, x, NULL);
             break;
         }
         eng_split(s->cin, nth, ith, &p0, &p1);
@@ -814,12 +809,11 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
                 i++;
                 continue;
             }
-            int j = i;
-            while (j < e->n_steps && st[j].lane) j++;
+            const int j = (int)eng_lane_region_end(st, (uint32_t)e->n_steps, (uint32_t)i);
             float *my_scr = ith == 0 ? scr : scr + e->scratch_floats;
             for (int q = i; q < j; q++)
                 if (st[q].lane == ith + 1)
-                    run_step(e, conv_fn(e->isa), convw_fn(e->isa), conv8_fn(e->isa), &st[q], act, my_scr, xr, NULL);
+                    run_step(e, &st[q], act, my_scr, xr, NULL);
             sync(user);
             i = j;
         }

@@ -84,6 +84,13 @@ typedef struct eng_step {
  * apart (images of version 2 and 3 have lane 0 everywhere: the field was reserved, zero). */
 #define ENG_MAX_LANES 2
 
+/* The end of the region that starts at step i (whose lane is not 0): the first step after it
+ * in lane 0, or n. */
+static inline uint32_t eng_lane_region_end(const eng_step *s, uint32_t n, uint32_t i) {
+    while (i < n && s[i].lane) i++;
+    return i;
+}
+
 /* The kernels' scratch (floats, a multiple of 16) that a list of steps needs: what an image's
  * scratch_floats must be. */
 uint64_t mrm_eng_steps_scratch(const eng_step *s, uint32_t n);

@@ -299,8 +299,7 @@ static uint64_t plan(bld *B, const int *outs, int n_out) {
                 r0++;
                 continue;
             }
-            int r1 = r0;
-            while (r1 < B->ns && B->st[r1].lane) r1++;
+            const int r1 = (int)eng_lane_region_end(B->st, (uint32_t)B->ns, (uint32_t)r0);
             for (int i = 1; i < B->nb; i++)
                 if (B->def[i] >= 0 && !B->st[B->def[i]].lane && B->def[i] < r1 && B->last[i] >= r0 && B->last[i] < r1)
                     B->last[i] = r1;
