@@ -17,6 +17,26 @@
 #define M_PI_ 3.14159265358979323846
 
 #define T (NV * VW)
+
+/* One phase row of a channel, zero-padded: row[u] = src[s u + ph - pad] where that lies in
+ * [0, lin), zero elsewhere, for u < Lx (the direct, Winograd and FFT kernels' input rows). */
+static inline void phase_row(float *row, size_t Lx, const float *src, int lin, int s, int ph, int pad) {
+    long long u0 = pad > ph ? ((long long)pad - ph + s - 1) / s : 0;
+    const long long last = (long long)lin - 1 - ph + pad; /* s u <= last: u inside the input */
+    long long u1 = last < 0 ? 0 : last / s + 1;           /* the first u past it */
+    if (u0 > (long long)Lx) u0 = (long long)Lx;
+    if (u1 > (long long)Lx) u1 = (long long)Lx;
+    if (u1 < u0) u1 = u0;
+    memset(row, 0, (size_t)u0 * sizeof(float));
+    if (s == 1) memcpy(row + u0, src + (u0 + ph - pad), (size_t)(u1 - u0) * sizeof(float));
+    else {
+        const float *q = src + (ph - pad + s * u0);
+        float *xo = row + u0;
+        for (long long n = u1 - u0; n > 0; n--, q += s) *xo++ = *q;
+    }
+    memset(row + u1, 0, (Lx - (size_t)u1) * sizeof(float));
+}
+
 #ifdef FN
 typedef float vf __attribute__((vector_size(VW * sizeof(float))));
 
@@ -65,22 +85,7 @@ static void pad_rows(float *X, const float *in, int i0, int i1, int lin, int K, 
     const size_t Lq = conv_lq(lout, K, s);
     for (int i = i0; i < i1; i++) {
         const float *src = in + (size_t)i * lin;
-        for (int r = 0; r < s; r++) {
-            float *row = X + ((size_t)i * s + r) * Lq;
-            if (s == 1) {
-                size_t lead = (size_t)pad, n = (size_t)lin;
-                if (lead > Lq) lead = Lq;
-                memset(row, 0, lead * sizeof(float));
-                if (n > Lq - lead) n = Lq - lead;
-                memcpy(row + lead, src, n * sizeof(float));
-                memset(row + lead + n, 0, (Lq - lead - n) * sizeof(float));
-            } else {
-                for (size_t j = 0; j < Lq; j++) {
-                    long long idx = (long long)r + (long long)s * (long long)j - pad;
-                    row[j] = idx >= 0 && idx < lin ? src[idx] : 0.0f;
-                }
-            }
-        }
+        for (int r = 0; r < s; r++) phase_row(X + ((size_t)i * s + r) * Lq, Lq, src, lin, s, r, pad);
     }
 }
 
@@ -161,15 +166,7 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
         const float *src = in + (size_t)i * lin;
         for (int ph = 0; ph < s; ph++) {
             const int c = i * s + ph;
-            if (s == 1) {
-                size_t lead = (size_t)pad < Lx ? (size_t)pad : Lx, nn = (size_t)lin < Lx - lead ? (size_t)lin : Lx - lead;
-                memset(xr, 0, lead * sizeof(float));
-                memcpy(xr + lead, src, nn * sizeof(float));
-                memset(xr + lead + nn, 0, (Lx - lead - nn) * sizeof(float));
-            } else {
-                long long v = (long long)ph - pad;
-                for (size_t u = 0; u < Lx; u++, v += s) xr[u] = v >= 0 && v < lin ? src[v] : 0.0f;
-            }
+            phase_row(xr, Lx, src, lin, s, ph, pad);
             float *P0 = P, *P1 = P + Lp, *P2 = P + 2 * Lp, *P3 = P + 3 * Lp;
             for (size_t u = 0; u < Lp; u++) {
                 P0[u] = xr[4 * u];
@@ -354,21 +351,7 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
     for (int c = 0; c < Ce; c++) {
         const int i = c / s, ph = c % s;
         const float *src = in + (size_t)i * lin;
-        /* xr[u] = src[s u + ph - pad] where that lies in [0, lin), zero elsewhere */
-        long long u0 = pad > ph ? ((long long)pad - ph + s - 1) / s : 0;
-        const long long last = (long long)lin - 1 - ph + pad; /* s u <= last: u inside the input */
-        long long u1 = last < 0 ? 0 : last / s + 1;           /* the first u past it */
-        if (u0 > (long long)f.Lx) u0 = (long long)f.Lx;
-        if (u1 > (long long)f.Lx) u1 = (long long)f.Lx;
-        if (u1 < u0) u1 = u0;
-        memset(xr, 0, (size_t)u0 * sizeof(float));
-        if (s == 1) memcpy(xr + u0, src + (u0 + ph - pad), (size_t)(u1 - u0) * sizeof(float));
-        else {
-            const float *q = src + (ph - pad + s * u0);
-            float *xo = xr + u0;
-            for (long long n = u1 - u0; n > 0; n--, q += s) *xo++ = *q;
-        }
-        memset(xr + u1, 0, (f.Lx - (size_t)u1) * sizeof(float));
+        phase_row(xr, f.Lx, src, lin, s, ph, pad);
         float *re = Z + (size_t)c * zs, *im = re + (size_t)Ce * zs;
         for (int m = 0; m < H; m++) {
             const float cz = zc[m], sz = zsn[m];
