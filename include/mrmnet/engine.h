@@ -126,6 +126,23 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
                                float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync, void *user,
                                mrm_error *err);
 
+/* ---- sub-teams: the two branches side by side on a larger team -----------------------------
+ * A team of nth >= 3 threads runs the branches one after the other, every layer shared by the
+ * whole team, unless it can give each branch's threads a barrier of their own. Then threads
+ * [0, n1) run branch 1 and threads [n1, nth) branch 2, each sub-team sharing its branch's layers
+ * among its threads and meeting at its own barrier; the whole team meets only at the shared
+ * layers and after the branches. mrm_engine_team_lanes gives n1 (the threads in proportion to the
+ * branches' estimated work, each sub-team at least one; the same for the same e and nth on every
+ * call), or 0 when the team cannot split (nth < 2, or an image whose branches' buffers are not
+ * planned apart: e->lanes 0). Every thread calls mrm_engine_run_subteams like mrm_engine_run_team,
+ * plus lane_user: the argument that makes sync a barrier of ITS sub-team (n1 threads for ith <
+ * n1, else nth - n1; a sub-team of one thread never calls it). With lane_user NULL it is
+ * mrm_engine_run_team. The results equal mrm_engine_run's bit for bit. */
+int mrm_engine_team_lanes(const mrm_engine *e, int nth);
+mrm_status mrm_engine_run_subteams(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                                   float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync,
+                                   void *user, void *lane_user, mrm_error *err);
+
 /* Calibration for int8 (mrm_engine_quantize, mrmnet/engine_build.h): runs B records like
  * mrm_engine_run and raises absmax[i] (mrm_engine_num_buffers values, the caller's, start them at
  * 0) to the largest |value| activation buffer i held. */

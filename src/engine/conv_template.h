@@ -334,15 +334,25 @@ static inline __attribute__((always_inline)) void fft_tile(float *mr, float *mi,
         }
 }
 
-void FNF(float *out, const float *in, const float *res, const float *S, const float *bias, int relu, int cin, int lin,
-         int cout, int K, int s, int pad, int lout, float *scratch) {
-    const eng_fft f = eng_fft_shape(cin, lout, K, s);
-    const int H = f.H, N = f.N, nbp = f.nbp, hop = f.hop, Ce = f.Ce;
+/* The FFT convolution in two halves that a team shares: FNF_IN (one thread) the twiddles and the
+ * inputs' transforms into the scratch; FNF_OUT the products, inverse transforms and outputs of
+ * output channels [o0, o1) (each output channel's work is its own: any split gives the same
+ * bits). FNF is the two on one thread. */
+#define FNF_IN ENG_CAT(FNF, _in)
+#define FNF_OUT ENG_CAT(FNF, _out)
+#define FNF_LAYOUT                                                                                                    \
+    const eng_fft f = eng_fft_shape(cin, lout, K, s);                                                                 \
+    const int H = f.H, N = f.N, nbp = f.nbp, hop = f.hop, Ce = f.Ce;                                                  \
+    const size_t zs = (size_t)nbp, zp = 2 * (size_t)Ce * nbp + 16, mp = 2 * (size_t)cout * nbp + 16;                 \
+    float *Z = scratch, *M = Z + (size_t)H * zp, *xr = M + (size_t)H * mp;                                            \
+    float *twr = xr + (f.Lx + 15) / 16 * 16, *twi = twr + H, *zc = twi + H, *zsn = zc + H;                            \
+    (void)N, (void)hop, (void)xr
+
+void FNF_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
     /* the bins' planes one cache line longer than their rows: a power-of-two stride between the
      * points an FFT butterfly reads would map them all to the same cache sets */
-    const size_t zs = (size_t)nbp, zp = 2 * (size_t)Ce * nbp + 16, mp = 2 * (size_t)cout * nbp + 16;
-    float *Z = scratch, *M = Z + (size_t)H * zp, *xr = M + (size_t)H * mp;
-    float *twr = xr + (f.Lx + 15) / 16 * 16, *twi = twr + H, *zc = twi + H, *zsn = zc + H;
+    FNF_LAYOUT;
+    (void)M;
     for (int j = 0; j < H; j++) {
         twr[j] = (float)cos(2.0 * M_PI_ * j / H), twi[j] = (float)sin(2.0 * M_PI_ * j / H);
         zc[j] = (float)cos(M_PI_ * j / N), zsn[j] = (float)sin(M_PI_ * j / N);
@@ -365,20 +375,25 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
         }
         fft_dif(re, im, zp, H, nbp, twr, twi);
     }
+}
+
+void FNF_OUT(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K, int s,
+             int lout, float *scratch, int o_begin, int o_end) {
+    FNF_LAYOUT;
     /* the products, bin by bin (each weight read once per record) */
     const size_t sp = 2 * (size_t)Ce * cout;
     for (int p = 0; p < H; p++) {
         const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
         float *Mp = M + (size_t)p * mp;
-        for (int o0 = 0; o0 < cout; o0 += FCO) {
-            const int nco = cout - o0 < FCO ? cout - o0 : FCO;
+        for (int o0 = o_begin; o0 < o_end; o0 += FCO) {
+            const int nco = o_end - o0 < FCO ? o_end - o0 : FCO;
             for (int b0 = 0; b0 < nbp; b0 += FT)
                 fft_tile(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
                          Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
         }
     }
     /* per output channel: inverse, untwisted, the valid outputs of each block */
-    for (int o = 0; o < cout; o++) {
+    for (int o = o_begin; o < o_end; o++) {
         float *re = M + (size_t)o * zs, *im = re + (size_t)cout * zs;
         fft_dit_inv(re, im, mp, H, nbp, twr, twi);
         for (int m = 0; m < H; m++) {
@@ -416,6 +431,15 @@ void FNF(float *out, const float *in, const float *res, const float *S, const fl
         }
     }
 }
+
+void FNF(float *out, const float *in, const float *res, const float *S, const float *bias, int relu, int cin, int lin,
+         int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNF_IN(in, cin, lin, cout, K, s, pad, lout, scratch);
+    FNF_OUT(out, res, S, bias, relu, cin, cout, K, s, lout, scratch, 0, cout);
+}
+#undef FNF_LAYOUT
+#undef FNF_IN
+#undef FNF_OUT
 #undef FT
 #endif /* FNF */
 

@@ -10,6 +10,7 @@
 #include "engine/engine_image.h"
 #include "engine/fft.h"
 #include "engine/kernels.h"
+#include "engine/team_plan.h"
 #include "mrmnet/engine.h"
 
 #if defined(__aarch64__) && defined(__linux__)
@@ -103,17 +104,22 @@ typedef struct team_kern {
     eng_conv8_pack_fn pack8;
     eng_conv8_tiles_fn tiles8;
     eng_tile tile8;
+    eng_convf_in_fn fft_in;
+    eng_convf_out_fn fft_out;
 } team_kern;
 
 static team_kern team_fns(int isa) {
     team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
-                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile()};
+                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile(),
+                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out};
 #if defined(__x86_64__)
     if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
         k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
+        k.fft_in = mrm_eng_convf_avx512_in, k.fft_out = mrm_eng_convf_avx512_out;
         k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
     } else if (isa == MRM_ENGINE_AVX2) {
         k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
+        k.fft_in = mrm_eng_convf_avx2_in, k.fft_out = mrm_eng_convf_avx2_out;
         k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
     }
     if (isa == MRM_ENGINE_AVX512VNNI) {
@@ -726,6 +732,17 @@ mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, co
     return run(e, work, work_bytes, x, B, logits1, logits2, NULL, err);
 }
 
+mrm_status mrm_eng_run_steps(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int i0, int i1,
+                             mrm_error *err) {
+    mrm_status chk = check_run(e, work, work_bytes, x, 1, NULL, err);
+    if (chk) return chk;
+    if (i0 < 0 || i1 > e->n_steps || i0 > i1)
+        return mrm_fail(err, MRM_ERR_INVALID, "engine run: steps %d to %d of %d", i0, i1, e->n_steps);
+    float *act = work, *scr = act + e->act_floats;
+    for (int i = i0; i < i1; i++) run_step(e, &steps(e)[i], act, scr, x, NULL);
+    return MRM_OK;
+}
+
 /* ---- a team of threads on each record ------------------------------------------------------ */
 
 /* Step s of a record, thread ith of nth: its share of the step; sync between the phases and
@@ -740,8 +757,20 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
+        if (s->kind == ENG_CONV_FFT) {
+            /* the inputs' transforms on thread 0; the output channels (in units of the direct
+             * tile's channels) shared out */
+            if (ith == 0) k->fft_in(in0, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
+            sync(user);
+            eng_split((s->cout + k->tile.co - 1) / k->tile.co, nth, ith, &p0, &p1);
+            p0 *= k->tile.co, p1 = p1 * k->tile.co < s->cout ? p1 * k->tile.co : s->cout;
+            if (p1 > p0)
+                k->fft_out(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k, s->stride, s->lout, scr,
+                           (int)p0, (int)p1);
+            break;
+        }
         if (s->kind != ENG_CONV_DIRECT) {
-            /* not split yet: thread 0, with the scratch, while the others wait */
+            /* not split yet (Winograd): thread 0, with the scratch, while the others wait */
             if (ith == 0) run_step(e, s, act, scr, x, NULL);
             break;
         }
@@ -784,9 +813,29 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     sync(user);
 }
 
-mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
-                               float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync, void *user,
-                               mrm_error *err) {
+int mrm_engine_team_lanes(const mrm_engine *e, int nth) {
+    if (!e || !e->image || !e->lanes || nth < 2) return 0;
+    const team_kern k = team_fns(e->isa);
+    return mrm_eng_team_plan(steps(e), (uint32_t)e->n_steps, k.tile, k.tile8, nth, e->lanes);
+}
+
+/* The steps [i, j) of lane `lane` on a sub-team of m threads (this thread is its ith), with the
+ * lane's scratch: one thread runs them through; more share each step and meet at sync(lane_user). */
+static void lane_steps(const mrm_engine *e, const team_kern *k, int i, int j, int lane, float *act, float *scr,
+                       const float *x, int ith, int m, mrm_engine_sync_fn sync, void *lane_user) {
+    const eng_step *st = steps(e);
+    for (int q = i; q < j; q++) {
+        if (st[q].lane != lane) continue;
+        if (m == 1)
+            run_step(e, &st[q], act, scr, x, NULL);
+        else
+            team_step(e, k, &st[q], act, scr, x, ith, m, sync, lane_user);
+    }
+}
+
+mrm_status mrm_engine_run_subteams(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                                   float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync,
+                                   void *user, void *lane_user, mrm_error *err) {
     if (nth < 1 || ith < 0 || ith >= nth || (nth > 1 && !sync))
         return mrm_fail(err, MRM_ERR_INVALID, "engine run: thread %d of a team of %d%s", ith, nth,
                         nth > 1 && !sync ? " without a sync function" : "");
@@ -798,22 +847,22 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
     const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
-    /* a team of two runs the lanes (the two branches) side by side, one thread each, each with
-     * its own scratch; other teams share every step */
-    const int side_by_side = nth == ENG_MAX_LANES && e->lanes;
+    /* the lanes (the two branches) side by side: a team of two, one thread each; a larger team
+     * given its sub-teams' barrier, as two sub-teams (threads [0, n1) lane 1, the others lane 2),
+     * each with its own scratch; other teams share every step */
+    const int n1 = nth == ENG_MAX_LANES || lane_user ? mrm_engine_team_lanes(e, nth) : 0;
+    const int lane = ith < n1 ? 1 : 2, sub_ith = ith < n1 ? ith : ith - n1, sub_n = ith < n1 ? n1 : nth - n1;
+    float *lane_scr = lane == 1 ? scr : scr + e->scratch_floats;
     for (int r = 0; r < B; r++) {
         const float *xr = x + (size_t)r * rec;
         for (int i = 0; i < e->n_steps;) {
-            if (!side_by_side || !st[i].lane) {
+            if (!n1 || !st[i].lane) {
                 team_step(e, &k, &st[i], act, scr, xr, ith, nth, sync, user);
                 i++;
                 continue;
             }
             const int j = (int)eng_lane_region_end(st, (uint32_t)e->n_steps, (uint32_t)i);
-            float *my_scr = ith == 0 ? scr : scr + e->scratch_floats;
-            for (int q = i; q < j; q++)
-                if (st[q].lane == ith + 1)
-                    run_step(e, &st[q], act, my_scr, xr, NULL);
+            lane_steps(e, &k, i, j, lane, act, lane_scr, xr, sub_ith, sub_n, sync, lane_user);
             sync(user);
             i = j;
         }
@@ -824,6 +873,12 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
         sync(user); /* the logits are read before the next record overwrites them; complete on return */
     }
     return MRM_OK;
+}
+
+mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_bytes, const float *x, int B,
+                               float *logits1, float *logits2, int ith, int nth, mrm_engine_sync_fn sync, void *user,
+                               mrm_error *err) {
+    return mrm_engine_run_subteams(e, work, work_bytes, x, B, logits1, logits2, ith, nth, sync, user, NULL, err);
 }
 
 int mrm_engine_num_buffers(const mrm_engine *e) { return (int)hdr(e)->n_bufs; }

@@ -154,6 +154,23 @@ DECLW(mrm_eng_convf_portable)
 DECLW(mrm_eng_convf_avx2)
 DECLW(mrm_eng_convf_avx512)
 #endif
+/* Its two halves, for a team (FNF_IN, FNF_OUT in conv_template.h): the twiddles and the inputs'
+ * transforms into the scratch (one thread), then the products, inverse transforms and outputs of
+ * output channels [o_begin, o_end) (shared out; each channel's bits whatever the split). */
+typedef void (*eng_convf_in_fn)(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout,
+                                float *scratch);
+typedef void (*eng_convf_out_fn)(float *out, const float *res, const float *S, const float *bias, int relu, int cin,
+                                 int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
+#define DECLF(name)                                                                                                  \
+    void ENG_CAT(name, _in)(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout,            \
+                            float *scratch);                                                                          \
+    void ENG_CAT(name, _out)(float *out, const float *res, const float *S, const float *bias, int relu, int cin,      \
+                             int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
+DECLF(mrm_eng_convf_portable)
+#if defined(__x86_64__)
+DECLF(mrm_eng_convf_avx2)
+DECLF(mrm_eng_convf_avx512)
+#endif
 /* The spectra: their size in floats (ENG_W_TAIL zeros after them), S from w (cout, cin, K)
  * (PyTorch's layout), computed in double precision, and back to the direct kernel's packing
  * (i, k, o) (exact up to float rounding). */

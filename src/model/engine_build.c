@@ -6,8 +6,6 @@
  * then plans the activation buffers of one record by their lifetimes. */
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/partition.h"
+#include "common/team_barrier.h"
 #include "engine/engine_image.h"
 #include "engine/kernels.h"
 #include "engine/wino.h"
@@ -527,31 +526,6 @@ void mrm_engine_runner_free(mrm_engine_runner *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* A team's barrier: a counter and a generation, spinning a while, then yielding the core. Not
- * `omp barrier` (even where a team is the whole OpenMP team): on a machine busier than its cores,
- * libgomp's barrier made a 2-thread batch-1 run 1.5-3x slower than this one (alternating runs). */
-typedef struct team_bar {
-    atomic_int count, gen;
-    char pad[64 - 2 * sizeof(atomic_int)]; /* one cache line each */
-} team_bar;
-typedef struct team_sync {
-    team_bar *bar;
-    int n;
-} team_sync;
-
-static void bar_sync(void *user) {
-    team_sync *ts = user;
-    team_bar *b = ts->bar;
-    int gen = atomic_load_explicit(&b->gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == ts->n - 1) {
-        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
-        return;
-    }
-    for (long spin = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == gen; spin++)
-        if (spin > 1000) sched_yield();
-}
-
 mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, float *logits1, float *logits2,
                                  mrm_error *err) {
     if (B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine run: batch of %d", B);
@@ -559,9 +533,10 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
     if (nt > r->n_slots) nt = r->n_slots;
     if (nt <= 1) return mrm_engine_run(&r->engine, r->work[0], r->work_bytes, x, B, logits1, logits2, err);
     const size_t rec = (size_t)MRM_INPUT_LEADS * MRM_INPUT_LEN, N = (size_t)r->engine.n_classes;
-    team_bar *bars = aligned_alloc(64, (size_t)nt * sizeof(team_bar));
+    /* each team's barrier, then its two sub-teams' (the branches side by side) */
+    team_bar *bars = aligned_alloc(64, (size_t)3 * nt * sizeof(team_bar));
     if (!bars) return mrm_fail(err, MRM_ERR_NOMEM, "engine run: out of memory");
-    for (int j = 0; j < nt; j++) atomic_init(&bars[j].count, 0), atomic_init(&bars[j].gen, 0);
+    for (int j = 0; j < 3 * nt; j++) team_bar_init(&bars[j]);
     mrm_status st = MRM_OK;
 #pragma omp parallel num_threads(nt)
     {
@@ -574,14 +549,16 @@ mrm_status mrm_engine_runner_run(mrm_engine_runner *r, const float *x, int B, fl
         mrm_range rows = mrm_partition(B, g, j);
         int b0 = (int)rows.begin, b1 = (int)rows.end, ith = t - (int)th.begin, nth = (int)(th.end - th.begin);
         float *l1 = logits1 ? logits1 + (size_t)b0 * N : NULL, *l2 = logits2 ? logits2 + (size_t)b0 * N : NULL;
-        team_sync ts = {&bars[j], nth};
+        team_sync ts = {&bars[3 * j], nth};
+        const int n1 = mrm_engine_team_lanes(&r->engine, nth); /* 0: every layer shared */
+        team_sync ls = {&bars[3 * j + (ith < n1 ? 1 : 2)], ith < n1 ? n1 : nth - n1};
         mrm_error e2;
         mrm_status s2;
         if (nth == 1)
             s2 = mrm_engine_run(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, &e2);
         else
-            s2 = mrm_engine_run_team(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2, ith,
-                                     nth, bar_sync, &ts, &e2);
+            s2 = mrm_engine_run_subteams(&r->engine, r->work[j], r->work_bytes, x + (size_t)b0 * rec, b1 - b0, l1, l2,
+                                         ith, nth, bar_sync, &ts, n1 ? &ls : NULL, &e2);
         if (s2) {
 #pragma omp critical(mrm_engine_runner)
             if (!st) {
