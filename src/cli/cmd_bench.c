@@ -7,7 +7,8 @@
  *            for the CPU), built once; batch 1;
  *   infer32  the same at batch 32, the records shared out over the threads (one work buffer each);
  *   eval1    the plain evaluation-mode forward (mrm_model_forward, train 0), batch 1;
- *   eval32   the same at batch 32.
+ *   eval32   the same at batch 32;
+ *   infer256 the engine at batch 256 (not run unless named in --cases: for thread scaling).
  * Each case runs in a forked child that sets the OpenMP thread count, builds the model, runs
  * the warm-up steps, then times `iters` steps; the median is reported. The child sends back its
  * numbers and its peak resident memory (VmHWM) through a pipe, so cases do not share memory or
@@ -42,7 +43,7 @@
 #define GFLOP_TRAIN 5.28   /* 3x the forward per record of a training step */
 #define MAX_THREADS_LIST 8
 
-typedef enum { CASE_TRAIN, CASE_INFER1, CASE_INFER32, CASE_EVAL1, CASE_EVAL32, N_CASES } case_kind;
+typedef enum { CASE_TRAIN, CASE_INFER1, CASE_INFER32, CASE_EVAL1, CASE_EVAL32, CASE_INFER256, N_CASES } case_kind;
 
 static const struct {
     const char *name;
@@ -54,6 +55,7 @@ static const struct {
     {"infer32", 32, "inference, engine"},
     {"eval1", 1, "inference, plain eval forward"},
     {"eval32", 32, "inference, plain eval forward"},
+    {"infer256", 256, "inference, engine"},
 };
 
 /* What a child sends back. */
@@ -84,12 +86,13 @@ typedef struct bench_opts {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: mrmnet bench [--threads 1,2] [--iters N] [--warmup N] [--classes 5] [--model W]\n"
-            "                    [--cases train,infer1,infer32,eval1,eval32] [--peak GFLOPS]\n"
+            "                    [--cases train,infer1,infer32,eval1,eval32,infer256] [--peak GFLOPS]\n"
             "                    [--engine-isa SET] [--seed S] [--json FILE]\n"
             "                    [--variant K=V,... | variant options]\n\n"
             "Times a training step at batch 96 (forward with dropout 0.2, loss, backward, Adam step),\n"
             "inference through the fast path at batch 1 and 32 (infer1, infer32) and the plain\n"
-            "evaluation-mode forward at batch 1 and 32 (eval1, eval32). Each case runs in its own\n"
+            "evaluation-mode forward at batch 1 and 32 (eval1, eval32); infer256 (the engine at batch\n"
+            "256, for thread scaling) runs only when named in --cases. Each case runs in its own\n"
             "process: warm-up steps, then the median of N timed steps, and the process's peak memory.\n"
             "  --threads L   comma-separated OpenMP thread counts (default 1,2)\n"
             "  --iters N     timed steps per case (default 5; batch-1 cases run 4N)\n"
@@ -164,8 +167,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
     if (image) { /* an engine image (mrmnet export, mrmnet quantize): the inference cases only */
         void *img = NULL;
         size_t img_len = 0;
-        if (k != CASE_INFER1 && k != CASE_INFER32)
-            s = mrm_fail(&err, MRM_ERR_INVALID, "%s is an engine image: only the infer1 and infer32 cases run it",
+        if (k != CASE_INFER1 && k != CASE_INFER32 && k != CASE_INFER256)
+            s = mrm_fail(&err, MRM_ERR_INVALID, "%s is an engine image: only the infer cases run it",
                          o->model_path);
         if (!s) s = mrm_engine_image_load(o->model_path, &img, &img_len, &err);
         if (!s) s = mrm_engine_runner_open(&eng, img, img_len, threads, &err);
@@ -195,7 +198,8 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         mrm_model_set_dropout(m, 0.2f);
         s = mrm_optimizer_init(&opt, MRM_OPT_ADAM, mrm_model_num_params(m), &err);
     }
-    if (!s && !image && (k == CASE_INFER1 || k == CASE_INFER32)) s = mrm_engine_runner_create(&eng, m, threads, &err);
+    if (!s && !image && (k == CASE_INFER1 || k == CASE_INFER32 || k == CASE_INFER256))
+        s = mrm_engine_runner_create(&eng, m, threads, &err);
     if (!s && eng.image && o->engine_isa >= 0) s = mrm_engine_runner_set_isa(&eng, o->engine_isa, &err);
     r->isa = eng.image ? eng.engine.isa : -1;
     const int two_heads = m ? mrm_model_num_heads(m) > 1 : eng.image && eng.engine.n_heads > 1;
@@ -214,6 +218,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
             break;
         case CASE_INFER1:
         case CASE_INFER32:
+        case CASE_INFER256:
             s = mrm_engine_runner_run(&eng, x, B, l1, two_heads ? l2 : NULL, &err);
             break;
         default:
@@ -341,7 +346,7 @@ int cmd_bench(int argc, char **argv) {
     const char *C = "bench";
     bench_opts o = {.n_threads = 2, .threads = {1, 2}, .iters = 5, .warmup = 1, .classes = 5,
                     .peak_per_thread = 167.5, .seed = 1, .engine_isa = -1};
-    for (int k = 0; k < N_CASES; k++) o.run_case[k] = 1;
+    for (int k = 0; k < N_CASES; k++) o.run_case[k] = k != CASE_INFER256; /* infer256: when asked */
     cli_model_opts mo;
     mrm_model_config_default(&o.model);
     if (cli_model_extract(C, &argc, argv, &mo)) return 2;
@@ -359,7 +364,8 @@ int cmd_bench(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--cases") && has) {
             if (parse_cases(argv[++i], &o)) {
-                fprintf(stderr, "mrmnet bench: --cases: '%s': expected names among train,infer1,infer32,eval1,eval32\n",
+                fprintf(stderr,
+                        "mrmnet bench: --cases: '%s': expected names among train,infer1,infer32,eval1,eval32,infer256\n",
                         argv[i]);
                 return 2;
             }

@@ -80,6 +80,20 @@ check(d["classes"] == 3 and d["model"] is None, "random model of 3 classes")
 c = d["cases"][0]
 check(close(c["peak_share"], c["gflops"] / 100.0), "--peak 100")
 
+# infer256 (the engine at batch 256, for thread scaling) runs when named, at batch 256, and
+# is left out of the default set
+p = run(["--threads", "1", "--iters", "1", "--warmup", "0", "--cases", "infer256", "--model", weights,
+         "--json", out])
+check(p.returncode == 0, "infer256: rc %d %s" % (p.returncode, p.stderr))
+d = json.load(open(out))
+c = d["cases"][0] if d["cases"] else {}
+check(len(d["cases"]) == 1 and c.get("case") == "infer256" and c.get("batch") == 256 and c.get("iters") == 1,
+      "infer256: one case at batch 256, one step: %s" % c)
+check(close(c.get("ms_per_record", 0), c.get("ms_per_step_median", -1) / 256), "infer256: ms per record")
+check(c.get("engine_isa") is not None, "infer256 runs the engine")
+p = run(["--help"])
+check(p.returncode == 0 and "infer256" in p.stdout and "only when named" in p.stdout, "--help names infer256")
+
 # bad usage: 2; work that fails: 1, with the cause named
 for args, rc, text in [(["--threads", "0"], 2, "--threads"), (["--threads", "1,"], 2, "--threads"),
                        (["--cases", "train,bogus"], 2, "--cases"), (["--iters", "x"], 2, "--iters"),
