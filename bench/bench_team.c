@@ -200,7 +200,8 @@ int main(int argc, char **argv) {
            "lane 2 threads |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     double p1 = 0, prev = 0;
-    int flat_from = 0;
+    char flat[512] = "";
+    size_t fl = 0;
     for (int t = 1; t <= tmax; t++) {
         double a = mrm_eng_team_predict(st, (uint32_t)n, f, q, t, ENG_TEAM_LAYERS, e.lanes, ms, bar);
         double b = mrm_eng_team_predict(st, (uint32_t)n, f, q, t, ENG_TEAM_LANES, e.lanes, ms, bar);
@@ -212,13 +213,11 @@ int main(int argc, char **argv) {
             printf("%d + %d |\n", n1, t - n1);
         else
             printf("%s |\n", t >= 2 ? "every layer shared" : "-");
-        if (t > 1 && !flat_from && c > prev * 0.99) flat_from = t;
+        if (t > 1 && c > prev * 0.99 && fl < sizeof flat - 16)
+            fl += (size_t)snprintf(flat + fl, sizeof flat - fl, " %d (%+.1f%%)", t, 100 * (c / prev - 1));
         prev = c;
     }
-    if (flat_from)
-        printf("\nthe engine's choice: from %d threads on, a thread more gains less than 1%% (the steps that do not "
-               "split, and the barriers)\n",
-               flat_from);
+    printf("\nthe engine's choice: thread counts that gain under 1%% on the one below:%s\n", fl ? flat : " none");
     if (profile) {
         FILE *f2 = fopen(profile, "w");
         int bad = !f2;

@@ -103,10 +103,12 @@ mrm_status mrm_engine_run(const mrm_engine *e, void *work, size_t work_bytes, co
  * smaller than the number of cores), nth threads the caller owns may share each record: every
  * one of them calls mrm_engine_run_team with the same arguments but its own ith (0 .. nth-1) and
  * err. Each convolution's output tiles (output channels x time steps) and its padded input's
- * channels, and the pooling layers' channels, are shared out among the team; the small layers
- * (gates, fusion, heads) run on thread 0. A team of two threads runs the two branches of a
- * two-branch model side by side instead (one branch a thread, e->lanes), where the image plans
- * their buffers apart (images of this version do). Between layers every thread calls sync(user), which
+ * channels (an FFT convolution: its output channels, after its inputs' transforms on thread 0),
+ * and the pooling layers' channels, are shared out among the team; the small layers (gates,
+ * fusion, heads) run on thread 0. A team of two threads runs the two branches of a two-branch
+ * model side by side instead (one branch a thread, e->lanes), where the image plans their
+ * buffers apart (images of this version do); larger teams can too, as two sub-teams
+ * (mrm_engine_run_subteams below). Between layers every thread calls sync(user), which
  * must return only once all nth threads of the team have called it (a barrier: a pthread
  * barrier, `#pragma omp barrier` inside a parallel region of nth threads, a spinning counter,
  * ...); it is called the same number of times by every thread. The engine creates no threads and
