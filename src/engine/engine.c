@@ -439,10 +439,24 @@ static size_t work_bytes_of(const mrm_engine *e) {
     return (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
 }
 
+/* A group's further records (mrm_engine_run): each one's activations after the first context,
+ * a multiple of 64 bytes apart. */
+static size_t group_act_bytes(const mrm_engine *e) { return (e->act_floats + 15) / 16 * 16 * sizeof(float); }
+
+/* How many records of a batch of B go through each step together with a work buffer of
+ * work_bytes (at least work_bytes_of(e)). */
+static int group_of(const mrm_engine *e, size_t work_bytes, int B) {
+    size_t extra = (work_bytes - work_bytes_of(e)) / group_act_bytes(e);
+    int g = extra >= MRM_ENGINE_GROUP - 1 ? MRM_ENGINE_GROUP : 1 + (int)extra;
+    return g < B ? g : B;
+}
+
 mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err) {
     if (!e->image || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine sizes: batch of %d", B);
     s->weight_bytes = e->image_len;
     s->work_bytes = work_bytes_of(e);
+    s->group_records = B < MRM_ENGINE_GROUP ? B : MRM_ENGINE_GROUP;
+    s->group_work_bytes = s->work_bytes + (size_t)(s->group_records - 1) * group_act_bytes(e);
     return MRM_OK;
 }
 
@@ -713,10 +727,30 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
     const eng_step *st = steps(e);
     const eng_buf *b = bufs(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
-    for (int r = 0; r < B; r++) {
-        for (int i = 0; i < e->n_steps; i++) run_step(e, &st[i], act, scr, x + (size_t)r * rec, absmax);
-        if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
-        if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+    const int G = group_of(e, work_bytes, B);
+    if (G <= 1) {
+        for (int r = 0; r < B; r++) {
+            for (int i = 0; i < e->n_steps; i++) run_step(e, &st[i], act, scr, x + (size_t)r * rec, absmax);
+            if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
+            if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+        }
+        return MRM_OK;
+    }
+    /* groups of G records, step by step: record j's activations are the first context's (j = 0)
+     * or lie after the whole first context; the kernels' scratch is shared (a step uses it only
+     * while it runs) */
+    float *acts[MRM_ENGINE_GROUP];
+    acts[0] = act;
+    for (int j = 1; j < G; j++)
+        acts[j] = (float *)((char *)work + work_bytes_of(e) + (size_t)(j - 1) * group_act_bytes(e));
+    for (int r0 = 0; r0 < B; r0 += G) {
+        const int g = B - r0 < G ? B - r0 : G;
+        for (int i = 0; i < e->n_steps; i++)
+            for (int j = 0; j < g; j++) run_step(e, &st[i], acts[j], scr, x + (size_t)(r0 + j) * rec, absmax);
+        for (int j = 0; j < g; j++) {
+            if (logits1) memcpy(logits1 + (size_t)(r0 + j) * N, acts[j] + b[e->out_buf[0]].off, N * sizeof(float));
+            if (logits2) memcpy(logits2 + (size_t)(r0 + j) * N, acts[j] + b[e->out_buf[1]].off, N * sizeof(float));
+        }
     }
     return MRM_OK;
 }

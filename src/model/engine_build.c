@@ -460,9 +460,11 @@ mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len,
     }
     mrm_engine_sizes sz;
     mrm_status st = mrm_engine_open(&r->engine, r->image, r->image_len, err);
-    if (!st) st = mrm_engine_get_sizes(&r->engine, 1, &sz, err);
+    /* each slot with room for a group of records (mrm_engine_run takes them through each step
+     * together when a thread has several); a batch-1 run touches the first context only */
+    if (!st) st = mrm_engine_get_sizes(&r->engine, MRM_ENGINE_GROUP, &sz, err);
     if (!st) {
-        r->work_bytes = align64(sz.work_bytes);
+        r->work_bytes = align64(sz.group_work_bytes);
         r->work = calloc((size_t)n_slots, sizeof(void *));
         if (!r->work) st = mrm_fail(err, MRM_ERR_NOMEM, "engine: out of memory");
         for (int i = 0; !st && i < n_slots; i++) {
