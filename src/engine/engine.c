@@ -478,26 +478,37 @@ const char *mrm_engine_info(const mrm_engine *e, const char *key) {
 
 static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-static void op_pool2s1(float *out, const float *in, int C, int L) {
+/* The pools' output and input never share memory (both live while the step runs); restrict and
+ * branch-free loops let the compiler use vectors (the same comparisons, so the same values). */
+static void op_pool2s1(float *restrict out, const float *restrict in, int C, int L) {
     for (int c = 0; c < C; c++) {
-        const float *z = in + (size_t)c * L;
-        float *o = out + (size_t)c * (L + 1);
+        const float *restrict z = in + (size_t)c * L;
+        float *restrict o = out + (size_t)c * (L + 1);
         o[0] = z[0];
-        for (int t = 1; t < L; t++) o[t] = z[t - 1] > z[t] ? z[t - 1] : z[t];
+        for (int t = 1; t < L; t++) {
+            const float a = z[t - 1], b = z[t];
+            o[t] = a > b ? a : b;
+        }
         o[L] = z[L - 1];
     }
 }
 
-static void op_pool2(float *out, const float *in, const float *add, int C, int L) {
+static void op_pool2(float *restrict out, const float *restrict in, const float *restrict add, int C, int L) {
     int Lo = L / 2;
     for (int c = 0; c < C; c++) {
-        const float *z = in + (size_t)c * L;
-        float *o = out + (size_t)c * Lo;
-        const float *a = add ? add + (size_t)c * Lo : NULL;
-        for (int t = 0; t < Lo; t++) {
-            float m = z[2 * t] > z[2 * t + 1] ? z[2 * t] : z[2 * t + 1];
-            o[t] = a ? a[t] + m : m;
-        }
+        const float *restrict z = in + (size_t)c * L;
+        float *restrict o = out + (size_t)c * Lo;
+        if (add) {
+            const float *restrict a = add + (size_t)c * Lo;
+            for (int t = 0; t < Lo; t++) {
+                const float u = z[2 * t], v = z[2 * t + 1];
+                o[t] = a[t] + (u > v ? u : v);
+            }
+        } else
+            for (int t = 0; t < Lo; t++) {
+                const float u = z[2 * t], v = z[2 * t + 1];
+                o[t] = u > v ? u : v;
+            }
     }
 }
 
