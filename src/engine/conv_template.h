@@ -242,13 +242,22 @@ static inline __attribute__((always_inline)) void wino_out(float *dst, const flo
  * (n points x Ce channels x Lw tiles); per point, the small convolution over the tile axis (the
  * direct kernel's tile, J taps) into M (n points x cout x Lm tiles), one point's weights at a
  * time (they are the largest operand); then the output transform with bias, residual and ReLU. */
-void FNW(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,
-         int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
-    const eng_wino w = eng_wino_shape(cin, lout, K, s, ENG_T_MAX);
-    const int n = w.n, ntile = w.ntile;
+/* In two halves that a team shares: FNW_IN (one thread) the inputs' transforms into the scratch;
+ * FNW_OUT the products and output transforms of output channels [o_begin, o_end) (o_begin a
+ * multiple of CO, o_end too or cout: each tile's rows are its own; any split gives the same
+ * bits). FNW is the two on one thread. */
+#define FNW_IN ENG_CAT(FNW, _in)
+#define FNW_OUT ENG_CAT(FNW, _out)
+#define FNW_LAYOUT                                                                                                    \
+    const eng_wino w = eng_wino_shape(cin, lout, K, s, ENG_T_MAX);                                                    \
+    const int n = w.n, ntile = w.ntile;                                                                               \
+    const size_t Lw = w.Lw, Lp = Lw + 1, vstride = (size_t)w.Ce * Lw, Lm = eng_wino_lm(ntile);                        \
+    float *V = scratch, *M = V + (size_t)n * vstride, *P = M + (size_t)n * (cout + ENG_WINO_MROWS) * Lm;             \
+    (void)ntile, (void)Lp, (void)P
+
+void FNW_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNW_LAYOUT;
     const float *bt = n == 6 ? &eng_wino_bt6[0][0] : &eng_wino_bt7[0][0];
-    const size_t Lw = w.Lw, Lp = Lw + 1, vstride = (size_t)w.Ce * Lw, Lm = eng_wino_lm(ntile);
-    float *V = scratch, *M = V + (size_t)n * vstride, *P = M + (size_t)n * (cout + ENG_WINO_MROWS) * Lm;
     float *xr = P + ENG_WINO_M * Lp; /* one channel's phase ph, zero-padded: xr[u] = xpad[s u + ph] */
     const size_t Lx = ENG_WINO_M * Lp;
     for (int i = 0; i < cin; i++) {
@@ -286,12 +295,17 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
             }
         }
     }
+}
+
+void FNW_OUT(float *out, const float *res, const float *U, const float *bias, int relu, int cin, int cout, int K, int s,
+             int lout, float *scratch, int o_begin, int o_end) {
+    FNW_LAYOUT;
     const size_t ustride = (size_t)w.Ce * w.J * cout + ENG_W_TAIL;
     const size_t mstride = (size_t)(cout + ENG_WINO_MROWS) * Lm; /* rows past cout: the last block's spill */
     for (int e = 0; e < n; e++) {
         const float *Ve = V + (size_t)e * vstride, *Ue = U + (size_t)e * ustride;
         float *Me = M + (size_t)e * mstride;
-        for (int o0 = 0; o0 < cout; o0 += CO)
+        for (int o0 = o_begin; o0 < o_end; o0 += CO)
             for (int q0 = 0; q0 < ntile; q0 += T) /* each weight read once per record */
                 if (w.J == 1) /* F(4,3): one tap (a constant, so no loop over it) */
                     tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, 1, 1);
@@ -300,14 +314,23 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
     }
     /* y[4q + t] = sum_e AT[t, e] M[e, q], with bias, residual and ReLU, interleaved into the output */
     if (n == 6)
-        for (int o = 0; o < cout; o++)
+        for (int o = o_begin; o < o_end; o++)
             wino_out(out + (size_t)o * lout, res ? res + (size_t)o * lout : NULL, M + (size_t)o * Lm, mstride,
                      bias ? bias[o] : 0.0f, relu, lout, ntile, 6, &eng_wino_at6[0][0]);
     else
-        for (int o = 0; o < cout; o++)
+        for (int o = o_begin; o < o_end; o++)
             wino_out(out + (size_t)o * lout, res ? res + (size_t)o * lout : NULL, M + (size_t)o * Lm, mstride,
                      bias ? bias[o] : 0.0f, relu, lout, ntile, 7, &eng_wino_at7[0][0]);
 }
+
+void FNW(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,
+         int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNW_IN(in, cin, lin, cout, K, s, pad, lout, scratch);
+    FNW_OUT(out, res, U, bias, relu, cin, cout, K, s, lout, scratch, 0, cout);
+}
+#undef FNW_LAYOUT
+#undef FNW_IN
+#undef FNW_OUT
 #endif /* FN */
 
 #ifdef FNF

@@ -103,17 +103,22 @@ typedef struct team_kern {
     eng_conv8_pack_fn pack8;
     eng_conv8_tiles_fn tiles8;
     eng_tile tile8;
+    eng_convw_in_fn wino_in;
+    eng_convw_out_fn wino_out;
 } team_kern;
 
 static team_kern team_fns(int isa) {
     team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
-                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile()};
+                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile(),
+                   mrm_eng_convw_portable_in, mrm_eng_convw_portable_out};
 #if defined(__x86_64__)
     if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
         k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
+        k.wino_in = mrm_eng_convw_avx512_in, k.wino_out = mrm_eng_convw_avx512_out;
         k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
     } else if (isa == MRM_ENGINE_AVX2) {
         k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
+        k.wino_in = mrm_eng_convw_avx2_in, k.wino_out = mrm_eng_convw_avx2_out;
         k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
     }
     if (isa == MRM_ENGINE_AVX512VNNI) {
@@ -785,8 +790,20 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
+        if (s->kind == ENG_CONV_WINOGRAD) {
+            /* the inputs' transforms on thread 0; the output channels (in units of the direct
+             * tile's channels, which the Winograd products use too) shared out */
+            if (ith == 0) k->wino_in(in0, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
+            sync(user);
+            eng_split((s->cout + k->tile.co - 1) / k->tile.co, nth, ith, &p0, &p1);
+            p0 *= k->tile.co, p1 = p1 * k->tile.co < s->cout ? p1 * k->tile.co : s->cout;
+            if (p1 > p0)
+                k->wino_out(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k, s->stride, s->lout,
+                            scr, (int)p0, (int)p1);
+            break;
+        }
         if (s->kind != ENG_CONV_DIRECT) {
-            /* not split yet: thread 0, with the scratch, while the others wait */
+            /* not split yet (FFT): thread 0, with the scratch, while the others wait */
             if (ith == 0) run_step(e, s, act, scr, x, NULL);
             break;
         }
