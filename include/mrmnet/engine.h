@@ -85,10 +85,19 @@ const char *mrm_engine_isa_name(int isa);
 
 /* Memory of an engine for a batch of B records: the weights (the image, read-only, shared) and
  * the work buffer one run context needs (records run one after the other, so the work memory
- * does not grow with B). */
+ * does not grow with B). A larger work buffer lets mrm_engine_run take a group of up to
+ * MRM_ENGINE_GROUP records through each step together (step by step, the group's records one
+ * after the other, each with its own activations), so that each step's weights are read from
+ * memory once per group rather than once per record: faster at batches of several records on
+ * a CPU whose caches hold a step's weights but not all of them. group_work_bytes is the buffer
+ * for min(B, MRM_ENGINE_GROUP) records; any size from work_bytes up works (the group is as many
+ * records as fit), and the outputs are the same bit for bit. */
+#define MRM_ENGINE_GROUP 8
 typedef struct mrm_engine_sizes {
-    size_t weight_bytes; /* the image: weights, steps and header */
-    size_t work_bytes;   /* one run context */
+    size_t weight_bytes;     /* the image: weights, steps and header */
+    size_t work_bytes;       /* one run context */
+    size_t group_work_bytes; /* a run context for a group of group_records records */
+    int group_records;       /* min(B, MRM_ENGINE_GROUP) */
 } mrm_engine_sizes;
 mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err);
 

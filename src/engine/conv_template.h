@@ -148,18 +148,116 @@ void ENG_CAT(FN, _tiles)(float *out, const float *res, const float *wp, const fl
 }
 eng_tile ENG_CAT(FN, _tile)(void) { return (eng_tile){CO, T}; }
 
+static inline void vstore_(float *p, vf v) { memcpy(p, &v, sizeof v); }
+typedef int32_t vmask_any __attribute__((vector_size(VW * sizeof(int32_t))));
+
+/* F(4,3)'s input transform of VW tiles: V[e][q] = sum_a BT6[e, a] x[4q + a] (a < 6), the rows
+ * x[4q + a] being P_a[q] for a < 4 and P_{a-4}[q + 1] for a = 4, 5; e's row at v + e * vs. The
+ * terms in the order of a, zeros skipped (the table is a constant: the loops unroll). */
+static inline __attribute__((always_inline)) void wino_in6(float *v, size_t vs, const float *P0, const float *P1,
+                                                            const float *P2, const float *P3) {
+    const vf x[6] = {vload(P0), vload(P1), vload(P2), vload(P3), vload(P0 + 1), vload(P1 + 1)};
+    for (int e = 0; e < 6; e++) {
+        vf acc = (vf){0};
+        int first = 1;
+        for (int a = 0; a < 6; a++) {
+            const float ba = eng_wino_bt6[e][a];
+            if (ba == 0.0f) continue;
+            acc = first ? ba * x[a] : acc + ba * x[a];
+            first = 0;
+        }
+        vstore_(v + (size_t)e * vs, acc);
+    }
+}
+
+/* The 4-way interleave of VW-float vectors: out[4q + t] = y_t[q] for q < VW (4 vectors out). */
+#if VW == 4 || VW == 8 || VW == 16
+typedef int32_t vmask __attribute__((vector_size(VW * sizeof(int32_t))));
+#if VW == 16
+#define ZIP_LO {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
+#define ZIP_HI {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}
+#elif VW == 8
+#define ZIP_LO {0, 8, 1, 9, 2, 10, 3, 11}
+#define ZIP_HI {4, 12, 5, 13, 6, 14, 7, 15}
+#else
+#define ZIP_LO {0, 4, 1, 5}
+#define ZIP_HI {2, 6, 3, 7}
+#endif
+static inline __attribute__((always_inline)) void interleave4(vf o[4], const vf y[4]) {
+    const vmask lo = ZIP_LO, hi = ZIP_HI;
+    const vf a0 = __builtin_shuffle(y[0], y[2], lo), a1 = __builtin_shuffle(y[0], y[2], hi);
+    const vf b0 = __builtin_shuffle(y[1], y[3], lo), b1 = __builtin_shuffle(y[1], y[3], hi);
+    o[0] = __builtin_shuffle(a0, b0, lo), o[1] = __builtin_shuffle(a0, b0, hi);
+    o[2] = __builtin_shuffle(a1, b1, lo), o[3] = __builtin_shuffle(a1, b1, hi);
+}
+#undef ZIP_LO
+#undef ZIP_HI
+#else
+static inline void interleave4(vf o[4], const vf y[4]) {
+    float a[4 * VW], b[4 * VW];
+    memcpy(a, y, sizeof a);
+    for (int q = 0; q < VW; q++)
+        for (int t = 0; t < 4; t++) b[4 * q + t] = a[t * VW + q];
+    memcpy(o, b, sizeof b);
+}
+#endif
+
+/* The output transform of one output channel: y[4q + t] = act(sum_e AT[t, e] M[e, q] + b [+ r]),
+ * the terms in the order of e (zeros skipped), for q < ntile (4 ntile >= lout); M's rows at
+ * M + e * ms, each at least ntile rounded up to VW long. n and at: constants where inlined. */
+static inline __attribute__((always_inline)) void wino_out(float *dst, const float *res, const float *M, size_t ms,
+                                                            float b, int relu, int lout, int ntile, const int n,
+                                                            const float *at) {
+    for (int q0 = 0; q0 < ntile; q0 += VW) {
+        vf m[ENG_WINO_NMAX], y[4], o[4];
+        for (int e = 0; e < n; e++) m[e] = vload(M + (size_t)e * ms + q0);
+        for (int t = 0; t < 4; t++) {
+            vf acc = at[t * n] * m[0];
+            for (int e = 1; e < n; e++)
+                if (at[t * n + e] != 0.0f) acc = acc + at[t * n + e] * m[e];
+            y[t] = acc + b;
+        }
+        interleave4(o, y);
+        const int t0 = 4 * q0;
+        if (t0 + 4 * VW <= lout) {
+            for (int j = 0; j < 4; j++) {
+                vf v = o[j];
+                if (res) v = v + vload(res + t0 + j * VW);
+                if (relu) v = (vf)((vmask_any)v & (v > 0.0f)); /* NaN and -0 to 0, as the scalar form */
+                vstore_(dst + t0 + j * VW, v);
+            }
+        } else {
+            float tmp[4 * VW];
+            memcpy(tmp, o, sizeof tmp);
+            for (int t = t0; t < lout; t++) {
+                float v = tmp[t - t0];
+                if (res) v = v + res[t];
+                dst[t] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+        }
+    }
+}
+
 /* The Winograd convolution (engine/wino.h): the inputs transformed once per record into V
  * (n points x Ce channels x Lw tiles); per point, the small convolution over the tile axis (the
  * direct kernel's tile, J taps) into M (n points x cout x Lm tiles), one point's weights at a
  * time (they are the largest operand); then the output transform with bias, residual and ReLU. */
-void FNW(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,
-         int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
-    const eng_wino w = eng_wino_shape(cin, lout, K, s, ENG_T_MAX);
-    const int n = w.n, ntile = w.ntile;
+/* In two halves that a team shares: FNW_IN (one thread) the inputs' transforms into the scratch;
+ * FNW_OUT the products and output transforms of output channels [o_begin, o_end) (o_begin a
+ * multiple of CO, o_end too or cout: each tile's rows are its own; any split gives the same
+ * bits). FNW is the two on one thread. */
+#define FNW_IN ENG_CAT(FNW, _in)
+#define FNW_OUT ENG_CAT(FNW, _out)
+#define FNW_LAYOUT                                                                                                    \
+    const eng_wino w = eng_wino_shape(cin, lout, K, s, ENG_T_MAX);                                                    \
+    const int n = w.n, ntile = w.ntile;                                                                               \
+    const size_t Lw = w.Lw, Lp = Lw + 1, vstride = (size_t)w.Ce * Lw, Lm = eng_wino_lm(ntile);                        \
+    float *V = scratch, *M = V + (size_t)n * vstride, *P = M + (size_t)n * (cout + ENG_WINO_MROWS) * Lm;             \
+    (void)ntile, (void)Lp, (void)P
+
+void FNW_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNW_LAYOUT;
     const float *bt = n == 6 ? &eng_wino_bt6[0][0] : &eng_wino_bt7[0][0];
-    const float *at = n == 6 ? &eng_wino_at6[0][0] : &eng_wino_at7[0][0];
-    const size_t Lw = w.Lw, Lp = Lw + 1, vstride = (size_t)w.Ce * Lw, Lm = eng_wino_lm(ntile);
-    float *V = scratch, *M = V + (size_t)n * vstride, *P = M + (size_t)n * (cout + ENG_WINO_MROWS) * Lm;
     float *xr = P + ENG_WINO_M * Lp; /* one channel's phase ph, zero-padded: xr[u] = xpad[s u + ph] */
     const size_t Lx = ENG_WINO_M * Lp;
     for (int i = 0; i < cin; i++) {
@@ -173,6 +271,12 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
                 P1[u] = xr[4 * u + 1];
                 P2[u] = xr[4 * u + 2];
                 P3[u] = xr[4 * u + 3];
+            }
+            if (n == 6) { /* F(4,3): the six points in one pass, from six rows held in registers */
+                float *vr = V + (size_t)c * Lw;
+                for (size_t q = 0; q < Lw; q += VW) /* Lw: a multiple of ENG_T_MAX when J = 1 */
+                    wino_in6(vr + q, vstride, P0 + q, P1 + q, P2 + q, P3 + q);
+                continue;
             }
             for (int e = 0; e < n; e++) {
                 float *vr = V + (size_t)e * vstride + (size_t)c * Lw;
@@ -191,62 +295,42 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
             }
         }
     }
+}
+
+void FNW_OUT(float *out, const float *res, const float *U, const float *bias, int relu, int cin, int cout, int K, int s,
+             int lout, float *scratch, int o_begin, int o_end) {
+    FNW_LAYOUT;
     const size_t ustride = (size_t)w.Ce * w.J * cout + ENG_W_TAIL;
     const size_t mstride = (size_t)(cout + ENG_WINO_MROWS) * Lm; /* rows past cout: the last block's spill */
     for (int e = 0; e < n; e++) {
         const float *Ve = V + (size_t)e * vstride, *Ue = U + (size_t)e * ustride;
         float *Me = M + (size_t)e * mstride;
-        for (int o0 = 0; o0 < cout; o0 += CO)
+        for (int o0 = o_begin; o0 < o_end; o0 += CO)
             for (int q0 = 0; q0 < ntile; q0 += T) /* each weight read once per record */
-                tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, w.J, 1);
+                if (w.J == 1) /* F(4,3): one tap (a constant, so no loop over it) */
+                    tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, 1, 1);
+                else
+                    tile_ld(Me + (size_t)o0 * Lm + q0, Lm, Ve + q0, Lw, Lw, Ue + o0, cout, w.Ce, w.J, 1);
     }
-    /* y[4q + t] = sum_e AT[t, e] M[e, q]: four rows, then interleaved into the output */
-    float *y = P; /* 4 rows of Lm */
-    for (int o = 0; o < cout; o++) {
-        const float *Mo = M + (size_t)o * Lm;
-        for (int t = 0; t < ENG_WINO_M; t++) {
-            const float *a = at + t * n;
-            float *yt = y + (size_t)t * Lm;
-            for (int q = 0; q < ntile; q++) yt[q] = a[0] * Mo[q];
-            for (int e = 1; e < n; e++) {
-                const float ae = a[e];
-                if (ae == 0.0f) continue;
-                const float *Me = Mo + (size_t)e * mstride;
-                for (int q = 0; q < ntile; q++) yt[q] += ae * Me[q];
-            }
-        }
-        const float b = bias ? bias[o] : 0.0f;
-        float *dst = out + (size_t)o * lout;
-        const float *y0 = y, *y1 = y + Lm, *y2 = y + 2 * Lm, *y3 = y + 3 * Lm;
-        const int nfull = lout / ENG_WINO_M;
-        if (res) {
-            const float *rr = res + (size_t)o * lout;
-            for (int q = 0; q < nfull; q++) {
-                float v0 = y0[q] + b + rr[4 * q], v1 = y1[q] + b + rr[4 * q + 1];
-                float v2 = y2[q] + b + rr[4 * q + 2], v3 = y3[q] + b + rr[4 * q + 3];
-                if (relu) {
-                    v0 = v0 > 0.0f ? v0 : 0.0f, v1 = v1 > 0.0f ? v1 : 0.0f;
-                    v2 = v2 > 0.0f ? v2 : 0.0f, v3 = v3 > 0.0f ? v3 : 0.0f;
-                }
-                dst[4 * q] = v0, dst[4 * q + 1] = v1, dst[4 * q + 2] = v2, dst[4 * q + 3] = v3;
-            }
-        } else {
-            for (int q = 0; q < nfull; q++) {
-                float v0 = y0[q] + b, v1 = y1[q] + b, v2 = y2[q] + b, v3 = y3[q] + b;
-                if (relu) {
-                    v0 = v0 > 0.0f ? v0 : 0.0f, v1 = v1 > 0.0f ? v1 : 0.0f;
-                    v2 = v2 > 0.0f ? v2 : 0.0f, v3 = v3 > 0.0f ? v3 : 0.0f;
-                }
-                dst[4 * q] = v0, dst[4 * q + 1] = v1, dst[4 * q + 2] = v2, dst[4 * q + 3] = v3;
-            }
-        }
-        for (int tt = ENG_WINO_M * nfull; tt < lout; tt++) {
-            float v = y[(size_t)(tt % ENG_WINO_M) * Lm + tt / ENG_WINO_M] + b;
-            if (res) v = v + res[(size_t)o * lout + tt];
-            dst[tt] = relu && !(v > 0.0f) ? 0.0f : v;
-        }
-    }
+    /* y[4q + t] = sum_e AT[t, e] M[e, q], with bias, residual and ReLU, interleaved into the output */
+    if (n == 6)
+        for (int o = o_begin; o < o_end; o++)
+            wino_out(out + (size_t)o * lout, res ? res + (size_t)o * lout : NULL, M + (size_t)o * Lm, mstride,
+                     bias ? bias[o] : 0.0f, relu, lout, ntile, 6, &eng_wino_at6[0][0]);
+    else
+        for (int o = o_begin; o < o_end; o++)
+            wino_out(out + (size_t)o * lout, res ? res + (size_t)o * lout : NULL, M + (size_t)o * Lm, mstride,
+                     bias ? bias[o] : 0.0f, relu, lout, ntile, 7, &eng_wino_at7[0][0]);
 }
+
+void FNW(float *out, const float *in, const float *res, const float *U, const float *bias, int relu, int cin,
+         int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNW_IN(in, cin, lin, cout, K, s, pad, lout, scratch);
+    FNW_OUT(out, res, U, bias, relu, cin, cout, K, s, lout, scratch, 0, cout);
+}
+#undef FNW_LAYOUT
+#undef FNW_IN
+#undef FNW_OUT
 #endif /* FN */
 
 #ifdef FNF

@@ -106,20 +106,25 @@ typedef struct team_kern {
     eng_tile tile8;
     eng_convf_in_fn fft_in;
     eng_convf_out_fn fft_out;
+    eng_convw_in_fn wino_in;
+    eng_convw_out_fn wino_out;
 } team_kern;
 
 static team_kern team_fns(int isa) {
     team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
                    mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile(),
-                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out};
+                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out, mrm_eng_convw_portable_in,
+                   mrm_eng_convw_portable_out};
 #if defined(__x86_64__)
     if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
         k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
         k.fft_in = mrm_eng_convf_avx512_in, k.fft_out = mrm_eng_convf_avx512_out;
+        k.wino_in = mrm_eng_convw_avx512_in, k.wino_out = mrm_eng_convw_avx512_out;
         k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
     } else if (isa == MRM_ENGINE_AVX2) {
         k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
         k.fft_in = mrm_eng_convf_avx2_in, k.fft_out = mrm_eng_convf_avx2_out;
+        k.wino_in = mrm_eng_convw_avx2_in, k.wino_out = mrm_eng_convw_avx2_out;
         k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
     }
     if (isa == MRM_ENGINE_AVX512VNNI) {
@@ -445,10 +450,24 @@ static size_t work_bytes_of(const mrm_engine *e) {
     return (e->act_floats + e->scratch_floats + e->lane_scratch_floats) * sizeof(float);
 }
 
+/* A group's further records (mrm_engine_run): each one's activations after the first context,
+ * a multiple of 64 bytes apart. */
+static size_t group_act_bytes(const mrm_engine *e) { return (e->act_floats + 15) / 16 * 16 * sizeof(float); }
+
+/* How many records of a batch of B go through each step together with a work buffer of
+ * work_bytes (at least work_bytes_of(e)). */
+static int group_of(const mrm_engine *e, size_t work_bytes, int B) {
+    size_t extra = (work_bytes - work_bytes_of(e)) / group_act_bytes(e);
+    int g = extra >= MRM_ENGINE_GROUP - 1 ? MRM_ENGINE_GROUP : 1 + (int)extra;
+    return g < B ? g : B;
+}
+
 mrm_status mrm_engine_get_sizes(const mrm_engine *e, int B, mrm_engine_sizes *s, mrm_error *err) {
     if (!e->image || B < 1) return mrm_fail(err, MRM_ERR_INVALID, "engine sizes: batch of %d", B);
     s->weight_bytes = e->image_len;
     s->work_bytes = work_bytes_of(e);
+    s->group_records = B < MRM_ENGINE_GROUP ? B : MRM_ENGINE_GROUP;
+    s->group_work_bytes = s->work_bytes + (size_t)(s->group_records - 1) * group_act_bytes(e);
     return MRM_OK;
 }
 
@@ -470,26 +489,37 @@ const char *mrm_engine_info(const mrm_engine *e, const char *key) {
 
 static float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-static void op_pool2s1(float *out, const float *in, int C, int L) {
+/* The pools' output and input never share memory (both live while the step runs); restrict and
+ * branch-free loops let the compiler use vectors (the same comparisons, so the same values). */
+static void op_pool2s1(float *restrict out, const float *restrict in, int C, int L) {
     for (int c = 0; c < C; c++) {
-        const float *z = in + (size_t)c * L;
-        float *o = out + (size_t)c * (L + 1);
+        const float *restrict z = in + (size_t)c * L;
+        float *restrict o = out + (size_t)c * (L + 1);
         o[0] = z[0];
-        for (int t = 1; t < L; t++) o[t] = z[t - 1] > z[t] ? z[t - 1] : z[t];
+        for (int t = 1; t < L; t++) {
+            const float a = z[t - 1], b = z[t];
+            o[t] = a > b ? a : b;
+        }
         o[L] = z[L - 1];
     }
 }
 
-static void op_pool2(float *out, const float *in, const float *add, int C, int L) {
+static void op_pool2(float *restrict out, const float *restrict in, const float *restrict add, int C, int L) {
     int Lo = L / 2;
     for (int c = 0; c < C; c++) {
-        const float *z = in + (size_t)c * L;
-        float *o = out + (size_t)c * Lo;
-        const float *a = add ? add + (size_t)c * Lo : NULL;
-        for (int t = 0; t < Lo; t++) {
-            float m = z[2 * t] > z[2 * t + 1] ? z[2 * t] : z[2 * t + 1];
-            o[t] = a ? a[t] + m : m;
-        }
+        const float *restrict z = in + (size_t)c * L;
+        float *restrict o = out + (size_t)c * Lo;
+        if (add) {
+            const float *restrict a = add + (size_t)c * Lo;
+            for (int t = 0; t < Lo; t++) {
+                const float u = z[2 * t], v = z[2 * t + 1];
+                o[t] = a[t] + (u > v ? u : v);
+            }
+        } else
+            for (int t = 0; t < Lo; t++) {
+                const float u = z[2 * t], v = z[2 * t + 1];
+                o[t] = u > v ? u : v;
+            }
     }
 }
 
@@ -719,10 +749,30 @@ static mrm_status run(const mrm_engine *e, void *work, size_t work_bytes, const 
     const eng_step *st = steps(e);
     const eng_buf *b = bufs(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
-    for (int r = 0; r < B; r++) {
-        for (int i = 0; i < e->n_steps; i++) run_step(e, &st[i], act, scr, x + (size_t)r * rec, absmax);
-        if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
-        if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+    const int G = group_of(e, work_bytes, B);
+    if (G <= 1) {
+        for (int r = 0; r < B; r++) {
+            for (int i = 0; i < e->n_steps; i++) run_step(e, &st[i], act, scr, x + (size_t)r * rec, absmax);
+            if (logits1) memcpy(logits1 + (size_t)r * N, act + b[e->out_buf[0]].off, N * sizeof(float));
+            if (logits2) memcpy(logits2 + (size_t)r * N, act + b[e->out_buf[1]].off, N * sizeof(float));
+        }
+        return MRM_OK;
+    }
+    /* groups of G records, step by step: record j's activations are the first context's (j = 0)
+     * or lie after the whole first context; the kernels' scratch is shared (a step uses it only
+     * while it runs) */
+    float *acts[MRM_ENGINE_GROUP];
+    acts[0] = act;
+    for (int j = 1; j < G; j++)
+        acts[j] = (float *)((char *)work + work_bytes_of(e) + (size_t)(j - 1) * group_act_bytes(e));
+    for (int r0 = 0; r0 < B; r0 += G) {
+        const int g = B - r0 < G ? B - r0 : G;
+        for (int i = 0; i < e->n_steps; i++)
+            for (int j = 0; j < g; j++) run_step(e, &st[i], acts[j], scr, x + (size_t)(r0 + j) * rec, absmax);
+        for (int j = 0; j < g; j++) {
+            if (logits1) memcpy(logits1 + (size_t)(r0 + j) * N, acts[j] + b[e->out_buf[0]].off, N * sizeof(float));
+            if (logits2) memcpy(logits2 + (size_t)(r0 + j) * N, acts[j] + b[e->out_buf[1]].off, N * sizeof(float));
+        }
     }
     return MRM_OK;
 }
@@ -757,20 +807,22 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_FFT) {
+        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
             /* the inputs' transforms on thread 0; the output channels (in units of the direct
-             * tile's channels) shared out */
-            if (ith == 0) k->fft_in(in0, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
+             * tile's channels, which the Winograd products use too) shared out */
+            const int wino = s->kind == ENG_CONV_WINOGRAD;
+            if (ith == 0)
+                (wino ? k->wino_in : k->fft_in)(in0, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
             sync(user);
             eng_split((s->cout + k->tile.co - 1) / k->tile.co, nth, ith, &p0, &p1);
             p0 *= k->tile.co, p1 = p1 * k->tile.co < s->cout ? p1 * k->tile.co : s->cout;
             if (p1 > p0)
-                k->fft_out(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k, s->stride, s->lout, scr,
-                           (int)p0, (int)p1);
+                (wino ? k->wino_out : k->fft_out)(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k,
+                                                  s->stride, s->lout, scr, (int)p0, (int)p1);
             break;
         }
         if (s->kind != ENG_CONV_DIRECT) {
-            /* not split yet (Winograd): thread 0, with the scratch, while the others wait */
+            /* an algorithm not split: thread 0, with the scratch, while the others wait */
             if (ith == 0) run_step(e, s, act, scr, x, NULL);
             break;
         }

@@ -147,6 +147,24 @@ DECLW(mrm_eng_convw_portable)
 DECLW(mrm_eng_convw_avx2)
 DECLW(mrm_eng_convw_avx512)
 #endif
+/* Its two halves, for a team (FNW_IN, FNW_OUT in conv_template.h): the inputs' transforms into
+ * the scratch (one thread), then the products and output transforms of output channels
+ * [o_begin, o_end) (bounds multiples of the direct tile's channels, or cout; shared out, each
+ * channel's bits whatever the split). */
+typedef void (*eng_convw_in_fn)(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout,
+                                float *scratch);
+typedef void (*eng_convw_out_fn)(float *out, const float *res, const float *U, const float *bias, int relu, int cin,
+                                 int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
+#define DECLWT(name)                                                                                                 \
+    void ENG_CAT(name, _in)(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout,            \
+                            float *scratch);                                                                          \
+    void ENG_CAT(name, _out)(float *out, const float *res, const float *U, const float *bias, int relu, int cin,      \
+                             int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
+DECLWT(mrm_eng_convw_portable)
+#if defined(__x86_64__)
+DECLWT(mrm_eng_convw_avx2)
+DECLWT(mrm_eng_convw_avx512)
+#endif
 /* The FFT convolution (engine/fft.h; a step of kind ENG_CONV_FFT, groups 1): S holds the
  * weights' spectra of mrm_eng_fft_pack; same signature as the Winograd one. */
 DECLW(mrm_eng_convf_portable)

@@ -25,6 +25,12 @@ double mrm_eng_team_share(const eng_step *s, eng_tile f, eng_tile q, int m) {
             const double fin = fwd / (fwd + prod + inv);
             return fin + (1 - fin) * largest_part((s->cout + f.co - 1) / f.co, m);
         }
+        if (s->kind == ENG_CONV_WINOGRAD) {
+            /* the same halves; the input transform about one product's work per input channel
+             * (36 of 6 x 6 per tile) against cout */
+            const double fin = 1.0 / (1.0 + s->cout);
+            return fin + (1 - fin) * largest_part((s->cout + f.co - 1) / f.co, m);
+        }
         if (s->kind != ENG_CONV_DIRECT) return 1.0;
         return largest_part(eng_conv_tiles(s->cout, s->groups, s->lout, f.co, f.t), m);
     case ENG_OP_CONV8: return largest_part(eng_conv_tiles(s->cout, s->groups, s->lout, q.co, q.t), m);
@@ -35,7 +41,7 @@ double mrm_eng_team_share(const eng_step *s, eng_tile f, eng_tile q, int m) {
 }
 
 int mrm_eng_team_syncs(const eng_step *s) {
-    return (s->op == ENG_OP_CONV && s->kind != ENG_CONV_WINOGRAD) || s->op == ENG_OP_CONV8 ? 2 : 1;
+    return s->op == ENG_OP_CONV || s->op == ENG_OP_CONV8 ? 2 : 1;
 }
 
 double mrm_eng_step_cost(const eng_step *s) {

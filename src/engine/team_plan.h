@@ -13,9 +13,9 @@
  *
  * Within a step, the slowest of m threads does the largest share of its units: a direct
  * convolution's register tiles (eng_conv_tiles), a pool's channels, an FFT convolution's output
- * channels (in units of the direct tile's channels; its inputs' transforms on one thread first);
- * the other steps (Winograd convolutions, gates, Fusion, heads) run on the (sub-)team's first
- * thread. */
+ * channels and a Winograd convolution's likewise (in units of the direct tile's channels; their
+ * inputs' transforms on one thread first); the other steps (gates, Fusion, heads) run on the
+ * (sub-)team's first thread. */
 #ifndef MRM_ENGINE_TEAM_PLAN_H
 #define MRM_ENGINE_TEAM_PLAN_H
 

@@ -107,15 +107,17 @@ static void set_w(bld *B, eng_step *s, int j, const float *src, size_t n, size_t
     s->nw[j] = (n + tail) * sizeof(float);
 }
 
-/* The convolutions computed with Winograd's transforms (engine/wino.h) rather than directly:
- * ungrouped ones of more than 3 taps on 32 input channels and more whose transformed products
- * are fewer than 0.6 of the direct ones: the model's 33-tap multi-scale convolutions (about half
- * the products; measured in the sequence of a whole record 1.5-1.7x faster). Not the 3-tap ones:
- * F(4,3) halves their products too, but in a whole record (weights and activations no longer in
- * the cache) it measured no faster than the direct kernel while doubling their weights; not the
- * 5-tap one on 32 channels (0.7 of the products, measured slower). */
+/* The convolutions computed with Winograd's transforms (engine/wino.h) or the FFT rather than
+ * directly (all ungrouped, on 32 input channels and more): the 33-tap multi-scale ones by the
+ * FFT; the 3-tap stride-1 ones by F(4,3) (half the products; with its transforms vectorised, in
+ * a whole record 0.85-0.9 of the direct kernel's time at twice the weights); others of more than
+ * 3 taps whose transformed products are fewer than 0.6 of the direct ones. Not the 5-tap one on
+ * 32 channels (0.7 of the products, measured slower), nor the stride-2 3-tap one (F(4,4) over
+ * the two phases: 0.9 of the products). */
 static int conv_kind(const conv_p *c, int direct_only) {
-    if (direct_only || c->groups != 1 || c->cin < 32 || c->k <= 3) return ENG_CONV_DIRECT;
+    if (direct_only || c->groups != 1 || c->cin < 32) return ENG_CONV_DIRECT;
+    if (c->k == 3 && c->stride == 1) return ENG_CONV_WINOGRAD;
+    if (c->k <= 3) return ENG_CONV_DIRECT;
     /* 16 taps per phase and more (the 33-tap ones at strides 1 and 2): the FFT (engine/fft.h),
      * about an eighth of the direct products against Winograd's half */
     if ((c->k + c->stride - 1) / c->stride >= 16 && (c->k + c->stride - 1) / c->stride <= ENG_FFT_NMAX / 2 + 1)
@@ -457,9 +459,11 @@ mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len,
     }
     mrm_engine_sizes sz;
     mrm_status st = mrm_engine_open(&r->engine, r->image, r->image_len, err);
-    if (!st) st = mrm_engine_get_sizes(&r->engine, 1, &sz, err);
+    /* each slot with room for a group of records (mrm_engine_run takes them through each step
+     * together when a thread has several); a batch-1 run touches the first context only */
+    if (!st) st = mrm_engine_get_sizes(&r->engine, MRM_ENGINE_GROUP, &sz, err);
     if (!st) {
-        r->work_bytes = align64(sz.work_bytes);
+        r->work_bytes = align64(sz.group_work_bytes);
         r->work = calloc((size_t)n_slots, sizeof(void *));
         if (!r->work) st = mrm_fail(err, MRM_ERR_NOMEM, "engine: out of memory");
         for (int i = 0; !st && i < n_slots; i++) {

@@ -151,6 +151,25 @@ int main(void) {
                mrm_engine_isa_name(isa), B, d1, d2, s.weight_bytes, s.work_bytes,
                COUNTING ? ", 0 allocations while running" : "");
         CHECK(d1 < 1e-4 && d2 < 1e-4, "%s: %.3g %.3g", mrm_engine_isa_name(isa), d1, d2);
+        /* groups of records through each step (a larger work buffer): the group the sizes give,
+         * and a group of 2 (the buffer for two records; the last group short when B is odd), the
+         * same logits bit for bit, nothing allocated */
+        CHECK(s.group_records == (B < MRM_ENGINE_GROUP ? B : MRM_ENGINE_GROUP) && s.group_work_bytes >= s.work_bytes,
+              "group of %d records, %zu bytes", s.group_records, s.group_work_bytes);
+        const size_t per = s.group_records > 1 ? (s.group_work_bytes - s.work_bytes) / (size_t)(s.group_records - 1) : 0;
+        const size_t gsz[2] = {s.group_work_bytes, s.work_bytes + per};
+        for (int k = 0; k < 2; k++) {
+            void *gw = NULL;
+            CHECK(posix_memalign(&gw, MRM_ENGINE_ALIGN, (gsz[k] + 63) / 64 * 64) == 0, "group work");
+            float *g1 = calloc((size_t)B * N, 4), *g2 = calloc((size_t)B * N, 4);
+            a0 = allocs();
+            st = mrm_engine_run(&e, gw, gsz[k], x, B, g1, e.n_heads > 1 ? g2 : NULL, &err);
+            CHECK(allocs() == a0, "allocations while running a group");
+            CHECK(st == MRM_OK, "grouped run: %s", err.msg);
+            CHECK(!memcmp(g1, l1, (size_t)B * N * 4) && !memcmp(g2, l2, (size_t)B * N * 4),
+                  "%s: a group of %d records gives other logits", mrm_engine_isa_name(isa), k ? 2 : s.group_records);
+            free(gw), free(g1), free(g2);
+        }
         free(work), free(l1), free(l2);
     }
     /* the int8 image (when the fixtures have it) with every kernel set, against the logits of the
