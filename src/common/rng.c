@@ -11,22 +11,10 @@ void mrm_rng_seed(mrm_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t mrm_rng_next(mrm_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
+uint64_t mrm_rng_next(mrm_rng *r) { return mrm_rng_next_inline(r); }
 
-float mrm_rng_uniform(mrm_rng *r) { return (float)(mrm_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+float mrm_rng_uniform(mrm_rng *r) { return mrm_rng_uniform_inline(r); }
 
 float mrm_rng_uniform_range(mrm_rng *r, float lo, float hi) {
     return lo + (hi - lo) * mrm_rng_uniform(r);

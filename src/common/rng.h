@@ -11,6 +11,23 @@ typedef struct mrm_rng {
 
 void mrm_rng_seed(mrm_rng *r, uint64_t seed);
 uint64_t mrm_rng_next(mrm_rng *r);
+
+/* The same step and uniform draw inline, for loops that draw once per value (dropout masks). */
+static inline uint64_t mrm_rng_next_inline(mrm_rng *r) {
+    uint64_t *s = r->s, x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+static inline float mrm_rng_uniform_inline(mrm_rng *r) {
+    return (float)(mrm_rng_next_inline(r) >> 40) * (1.0f / 16777216.0f);
+}
 /* Uniform in [0, 1) with 24 random bits (exactly representable as float). */
 float mrm_rng_uniform(mrm_rng *r);
 /* Uniform in [lo, hi). */

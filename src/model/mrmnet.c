@@ -161,7 +161,7 @@ mrm_status mrm_model_set_config(mrm_model *m, const mrm_model_config *cfg, mrm_e
 size_t mrm_model_num_params(const mrm_model *m) { return m->n_params; }
 float *mrm_model_params(mrm_model *m) { return m->params; }
 float *mrm_model_grads(mrm_model *m) { return m->grads; }
-void mrm_model_zero_grad(mrm_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+void mrm_model_zero_grad(mrm_model *m) { zero_floats(m->grads, m->n_params); }
 int mrm_model_feature_size(const mrm_model *m) { return m->units[m->feat_unit[0]].c * m->units[m->feat_unit[0]].L; }
 int mrm_model_num_heads(const mrm_model *m) { return m->n_out; }
 int mrm_model_num_branches(const mrm_model *m) { return m->n_branches; }
@@ -502,8 +502,9 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
 static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv_folded(m, ctx, u, in, NULL, 0); }
 
-/* dy (B, cout, lout) -> din (B, cin, lin) += ..., dw, dgamma, dbeta += ... */
-static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, const float *in) {
+/* dy (B, cout, lout) -> din (B, cin, lin) += ... (set: din = ..., its old contents ignored), dw,
+ * dgamma, dbeta += ... */
+static void cbn_backward_to(mrm_model *m, cbn *u, const float *dy, float *din, const float *in, int set) {
     const conv_p *c = &u->conv;
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
@@ -518,8 +519,17 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     else /* after an evaluation-mode forward: BN with the running statistics */
         bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->bn.gamma, u->bn.running_mean,
                               u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
-    conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
+                                     c->pad, c->groups)) {
+        if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
+        conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                        c->groups);
+    }
     gpop(&m->gs, mk);
+}
+
+static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, const float *in) {
+    cbn_backward_to(m, u, dy, din, in, 0);
 }
 
 /* ---- stem unit: conv -> BN -> ReLU -> MaxPool(k2, s1, p1) ------------------------------------ */
@@ -642,12 +652,11 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
     size_t n = (size_t)B * c * L;
     gmark mk = gmark_get(&m->gs);
     if (k->kind == BLK_BASIC) {
-        if (fresh) zero_floats(din, (size_t)B * k->cin * L);
         float *dsum = GPUSH_RAW(m, n);
         relu_backward_set(dsum, dout, k->out, n);
-        float *dy1 = GPUSH(m, n);
-        cbn_backward(m, &k->c2, dsum, dy1, k->c1.y);
-        cbn_backward(m, &k->c1, dy1, din, in);
+        float *dy1 = GPUSH_RAW(m, n); /* set by c2's backward */
+        cbn_backward_to(m, &k->c2, dsum, dy1, k->c1.y, 1);
+        cbn_backward_to(m, &k->c1, dy1, din, in, fresh);
         if (k->has_ds) cbn_backward(m, &k->ds, dsum, din, in);
         else accumulate(din, dsum, n);
         gpop(&m->gs, mk);

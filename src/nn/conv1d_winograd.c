@@ -129,68 +129,90 @@ static sample_run run_at(const wgeom *g, int c, int col0, int end) {
     return r;
 }
 
-/* V[e] (Cin, ncol) = BT x for the chunk's columns [col0, col0 + ncols). */
+/* V[e] (Cin, ncol) = BT x for the chunk's columns [col0, col0 + ncols). The tiles whose 6
+ * inputs lie inside the row read it in place; the few at its ends take the padding as zeros. */
+static inline void tile_v(float *v0, size_t vs, int j, const float *t) {
+    float x0 = t[0], x1 = t[1], x2 = t[2], x3 = t[3], x4 = t[4], x5 = t[5];
+    v0[j] = 4 * x0 - 5 * x2 + x4;
+    v0[vs + j] = -4 * x1 - 4 * x2 + x3 + x4;
+    v0[2 * vs + j] = 4 * x1 - 4 * x2 - x3 + x4;
+    v0[3 * vs + j] = -2 * x1 - x2 + 2 * x3 + x4;
+    v0[4 * vs + j] = 2 * x1 - x2 - 2 * x3 + x4;
+    v0[5 * vs + j] = 4 * x1 - 5 * x3 + x5;
+}
+
 static void input_transform(float *v, const float *in, const wgeom *g, int col0, int ncols) {
-    int nt4 = g->ntile * WT + 2; /* padded row: ntile*4 + 2 inputs */
-    float xp[nt4 + 16];
+    const size_t vs = g->vs;
     for (int c = col0, nj; c < col0 + ncols; c += nj) {
         sample_run r = run_at(g, c, col0, col0 + ncols);
         const int b = r.b, j0 = r.j0;
         const size_t off = r.off;
         nj = r.nj;
-        int n = nj * WT + 2, base = WT * j0 - g->pad;
+        /* tile j of the run reads x[base + 4j .. base + 4j + 5]: inside the row for j in [ja, jb) */
+        const int base = WT * j0 - g->pad;
+        int ja = base >= 0 ? 0 : (-base + WT - 1) / WT;
+        int jb = g->Lin - WN - base >= 0 ? (g->Lin - WN - base) / WT + 1 : 0;
+        if (ja > nj) ja = nj;
+        if (jb > nj) jb = nj;
+        if (jb < ja) jb = ja;
         for (int ci = 0; ci < g->Cin; ci++) {
             const float *x = in + ((size_t)b * g->Cin + ci) * g->Lin;
-            /* xp[i] = x[base + i] inside the input, else 0 */
-            for (int i = 0; i < n; i++) {
-                int p = base + i;
-                xp[i] = p >= 0 && p < g->Lin ? x[p] : 0.0f;
-            }
             float *v0 = v + (size_t)ci * g->ncol + off;
 #pragma omp simd
+            for (int j = ja; j < jb; j++) tile_v(v0, vs, j, x + (base + WT * j));
             for (int j = 0; j < nj; j++) {
-                const float *t = xp + WT * j;
-                float x0 = t[0], x1 = t[1], x2 = t[2], x3 = t[3], x4 = t[4], x5 = t[5];
-                v0[j] = 4 * x0 - 5 * x2 + x4;
-                v0[g->vs + j] = -4 * x1 - 4 * x2 + x3 + x4;
-                v0[2 * g->vs + j] = 4 * x1 - 4 * x2 - x3 + x4;
-                v0[3 * g->vs + j] = -2 * x1 - x2 + 2 * x3 + x4;
-                v0[4 * g->vs + j] = 2 * x1 - x2 - 2 * x3 + x4;
-                v0[5 * g->vs + j] = 4 * x1 - 5 * x3 + x5;
+                if (j == ja) j = jb; /* past the inside tiles */
+                if (j >= nj) break;
+                float t[WN];
+                for (int i = 0; i < WN; i++) {
+                    int p = base + WT * j + i;
+                    t[i] = p >= 0 && p < g->Lin ? x[p] : 0.0f;
+                }
+                tile_v(v0, vs, j, t);
             }
         }
     }
 }
 
-/* The outputs of the chunk's columns [col0, col0 + ncols) = act(AT M + bias) */
+/* The outputs of the chunk's columns [col0, col0 + ncols) = act(AT M + bias), written in place
+ * (a tile that runs past Lout through a small buffer). */
+static inline void tile_y(float *y, const float *m0, size_t ms, int j, float bv, int relu) {
+    float a0 = m0[j], a1 = m0[ms + j], a2 = m0[2 * ms + j], a3 = m0[3 * ms + j], a4 = m0[4 * ms + j],
+          a5 = m0[5 * ms + j];
+    float s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
+    float y0 = a0 + s12 + s34 + bv, y1 = d12 + 2 * d34 + bv, y2 = s12 + 4 * s34 + bv, y3 = d12 + 8 * d34 + a5 + bv;
+    if (relu) {
+        y0 = y0 > 0.0f ? y0 : 0.0f, y1 = y1 > 0.0f ? y1 : 0.0f;
+        y2 = y2 > 0.0f ? y2 : 0.0f, y3 = y3 > 0.0f ? y3 : 0.0f;
+    }
+    y[0] = y0, y[1] = y1, y[2] = y2, y[3] = y3;
+}
+
 static void output_transform(float *out, const float *m, const float *bias, int relu, const wgeom *g, int col0,
                              int ncols) {
-    int nt4 = g->ntile * WT;
-    float y[nt4 + 16];
+    const size_t ms = g->ms;
     for (int c = col0, nj; c < col0 + ncols; c += nj) {
         sample_run r = run_at(g, c, col0, col0 + ncols);
         const int b = r.b, j0 = r.j0;
         const size_t off = r.off;
         nj = r.nj;
-        int t0 = WT * j0, nout = g->Lout - t0 < nj * WT ? g->Lout - t0 : nj * WT;
+        int t0 = WT * j0, nout = g->Lout - t0 < nj * WT ? g->Lout - t0 : nj * WT, full = nout / WT;
         for (int co = 0; co < g->Cout; co++) {
             const float *m0 = m + (size_t)co * g->ncol + off;
             float bv = bias ? bias[co] : 0.0f;
-#pragma omp simd
-            for (int j = 0; j < nj; j++) {
-                float a0 = m0[j], a1 = m0[g->ms + j], a2 = m0[2 * g->ms + j], a3 = m0[3 * g->ms + j],
-                      a4 = m0[4 * g->ms + j], a5 = m0[5 * g->ms + j];
-                float s12 = a1 + a2, d12 = a1 - a2, s34 = a3 + a4, d34 = a3 - a4;
-                y[WT * j] = a0 + s12 + s34 + bv;
-                y[WT * j + 1] = d12 + 2 * d34 + bv;
-                y[WT * j + 2] = s12 + 4 * s34 + bv;
-                y[WT * j + 3] = d12 + 8 * d34 + a5 + bv;
-            }
             float *o = out + ((size_t)b * g->Cout + co) * g->Lout + t0;
-            if (relu)
-                for (int t = 0; t < nout; t++) o[t] = y[t] > 0.0f ? y[t] : 0.0f;
-            else
-                memcpy(o, y, (size_t)nout * sizeof(float));
+            if (relu) {
+#pragma omp simd
+                for (int j = 0; j < full; j++) tile_y(o + WT * j, m0, ms, j, bv, 1);
+            } else {
+#pragma omp simd
+                for (int j = 0; j < full; j++) tile_y(o + WT * j, m0, ms, j, bv, 0);
+            }
+            if (full < nj) { /* the last tile, past Lout */
+                float y[WT];
+                tile_y(y, m0, ms, full, bv, relu);
+                for (int t = WT * full; t < nout; t++) o[t] = y[t - WT * full];
+            }
         }
     }
 }
@@ -294,8 +316,8 @@ static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, 
         }
 }
 
-/* din rows of the chunk's samples += B dV, the tiles' 6 inputs overlapping by 2. */
-static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb) {
+/* din rows of the chunk's samples += B dV (set: = B dV), the tiles' 6 inputs overlapping by 2. */
+static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb, int set) {
     int nt4 = g->ntile * WT + 2;
     float acc[nt4 + 16], e4[nt4 + 16], e5[nt4 + 16];
     for (int bb = 0; bb < nb; bb++)
@@ -321,16 +343,18 @@ static void din_transform(float *din, const float *v, const wgeom *g, int b0, in
                 acc[WT * j + 5] += e5[j];
             }
             float *d = din + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
-            /* padded position i is input i - pad */
-            for (int i = 0; i < nt4; i++) {
-                int p = i - g->pad;
-                if (p >= 0 && p < g->Lin) d[p] += acc[i];
-            }
+            /* padded position i is input i - pad; the tiles cover every input (nt4 >= Lin + pad) */
+            int i0 = g->pad, i1 = g->Lin + g->pad < nt4 ? g->Lin + g->pad : nt4;
+            if (set)
+                memcpy(d, acc + i0, (size_t)(i1 - i0) * sizeof(float));
+            else
+#pragma omp simd
+                for (int i = i0; i < i1; i++) d[i - i0] += acc[i];
         }
 }
 
-int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
-                             int B, int Cin, int Lin, int Cout, int pad) {
+static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int pad, int set) {
     if (!din && !dw) return 1;
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
     wmem mem;
@@ -361,7 +385,7 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
                 for (int e = 0; e < WN; e++)
                     nn_sgemm('T', 'N', Cin, ncol, Cout, 1.0f, mem.u + e * g.us, Cin, m + e * g.ms, g.ncol, 0.0f,
                              v + e * g.vs, g.ncol);
-                din_transform(din, v, &g, b0, nb);
+                din_transform(din, v, &g, b0, nb, set);
             }
         }
         if (first && dw) /* no piece: a zero partial sum */
@@ -385,4 +409,16 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
         }
     }
     return 1;
+}
+
+int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int pad) {
+    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 0);
+}
+
+int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                                 const float *w, int B, int Cin, int Lin, int Cout, int pad) {
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    if (!din || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
+    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1);
 }

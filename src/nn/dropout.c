@@ -29,7 +29,7 @@ void dropout_forward(float *out, float *mask, const float *in, size_t n, float p
             mrm_rng_seed(&r, seeds[j]);
             size_t i0 = (b0 + j) * DROP_BLOCK, i1 = i0 + DROP_BLOCK < n ? i0 + DROP_BLOCK : n;
             for (size_t i = i0; i < i1; i++) {
-                mask[i] = mrm_rng_uniform(&r) >= p ? keep : 0.0f;
+                mask[i] = mrm_rng_uniform_inline(&r) >= p ? keep : 0.0f;
                 out[i] = in[i] * mask[i];
             }
         }
@@ -58,7 +58,7 @@ void dropout_forward_keyed(float *out, float *mask, const float *in, int rows, s
         mrm_rng r;
         mrm_rng_seed(&r, keys[b] ^ (salt * 0x9e3779b97f4a7c15ULL));
         for (size_t i = (size_t)b * row_len, e = i + row_len; i < e; i++) {
-            mask[i] = mrm_rng_uniform(&r) >= p ? keep : 0.0f;
+            mask[i] = mrm_rng_uniform_inline(&r) >= p ? keep : 0.0f;
             out[i] = in[i] * mask[i];
         }
     }

@@ -72,6 +72,11 @@ void conv1d_bias_act_forward_prepared(nn_ctx *ctx, float *out, const float *in, 
 void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                      const float *w, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
                      int groups);
+/* The same with din SET (written whole, its old contents ignored; dw still accumulates) where
+ * the path taken can do that without a pass of its own (Winograd): returns 1 then, else 0
+ * having touched nothing (the caller zeroes din and calls conv1d_backward). */
+int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                        int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
 
 /* ---- BatchNorm1d over (B, C, L): statistics per channel over batch and time --------------
  * Training: normalise with the batch mean and BIASED variance; save mean and rstd (C) for the

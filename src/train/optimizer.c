@@ -30,6 +30,9 @@ void mrm_optimizer_free(mrm_optimizer *o) {
 
 /* Adam step (float arithmetic as PyTorch's CPU kernels; the bias corrections in double as its
  * Python code computes them). */
+/* Below this many parameters a step runs on one thread. */
+enum { PAR_MIN_PARAMS = 1 << 16 };
+
 static void adam_step(mrm_optimizer *o, float *params, const float *grads) {
     o->t++;
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, wd = (float)o->weight_decay;
@@ -38,6 +41,8 @@ static void adam_step(mrm_optimizer *o, float *params, const float *grads) {
     const float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
     float *m = o->m, *v = o->v;
     const size_t n = o->n;
+    /* element by element: the threads' shares give the same bits as one thread */
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_PARAMS)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         if (wd != 0.0f) g += wd * params[i];
@@ -54,6 +59,7 @@ static void sgd_step(mrm_optimizer *o, float *params, const float *grads) {
     o->t++;
     float *buf = o->m;
     const size_t n = o->n;
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_PARAMS)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i];
         if (wd != 0.0f) g += wd * params[i];
