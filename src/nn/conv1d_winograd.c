@@ -293,25 +293,32 @@ int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const floa
     return 1;
 }
 
-/* dM[e] (Cout, ncol) = A dy for every output tile of the chunk (outputs past Lout count as 0). */
+/* dM[e] (Cout, ncol) = A dy for every output tile of the chunk (outputs past Lout count as 0):
+ * the whole tiles read dy in place, a last partial one through a small zero-padded buffer. */
+static inline void tile_dm(float *m0, size_t ms, int j, const float *d) {
+    float d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];
+    /* A = AT^T: point e gets sum_t AT[t][e] d_t */
+    m0[j] = d0;
+    m0[ms + j] = d0 + d1 + d2 + d3;
+    m0[2 * ms + j] = d0 - d1 + d2 - d3;
+    m0[3 * ms + j] = d0 + 2 * d1 + 4 * d2 + 8 * d3;
+    m0[4 * ms + j] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
+    m0[5 * ms + j] = d3;
+}
+
 static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, int nb) {
-    int nt4 = g->ntile * WT;
-    float d[nt4 + 16];
+    const size_t ms = g->ms;
+    const int full = g->Lout / WT;
     for (int bb = 0; bb < nb; bb++)
         for (int co = 0; co < g->Cout; co++) {
-            memcpy(d, dout + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout, (size_t)g->Lout * sizeof(float));
-            for (int t = g->Lout; t < nt4; t++) d[t] = 0.0f;
+            const float *d = dout + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout;
             float *m0 = m + (size_t)co * g->ncol + (size_t)bb * g->ntile;
 #pragma omp simd
-            for (int j = 0; j < g->ntile; j++) {
-                float d0 = d[WT * j], d1 = d[WT * j + 1], d2 = d[WT * j + 2], d3 = d[WT * j + 3];
-                /* A = AT^T: point e gets sum_t AT[t][e] d_t */
-                m0[j] = d0;
-                m0[g->ms + j] = d0 + d1 + d2 + d3;
-                m0[2 * g->ms + j] = d0 - d1 + d2 - d3;
-                m0[3 * g->ms + j] = d0 + 2 * d1 + 4 * d2 + 8 * d3;
-                m0[4 * g->ms + j] = d0 - 2 * d1 + 4 * d2 - 8 * d3;
-                m0[5 * g->ms + j] = d3;
+            for (int j = 0; j < full; j++) tile_dm(m0, ms, j, d + WT * j);
+            if (full < g->ntile) {
+                float t[WT] = {0.0f, 0.0f, 0.0f, 0.0f};
+                for (int i = WT * full; i < g->Lout; i++) t[i - WT * full] = d[i];
+                tile_dm(m0, ms, full, t);
             }
         }
 }

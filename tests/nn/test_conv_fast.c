@@ -220,6 +220,14 @@ static void check_winograd(const shape *s, mrm_rng *rng) {
     memcpy(gdw, dw0, nw * sizeof(float));
     conv1d_backward_winograd(&ctx, NULL, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
     CHECK(!memcmp(gdw, dw, nw * sizeof(float)), "%s: dw alone differs", name);
+    /* din set (its old contents ignored, every value written): the bits of accumulating into zeros */
+    memset(din, 0, nin * sizeof(float));
+    conv1d_backward_winograd(&ctx, din, NULL, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    for (size_t i = 0; i < nin; i++) gdin[i] = 1e30f;
+    memcpy(gdw, dw0, nw * sizeof(float));
+    took = conv1d_backward_winograd_set(&ctx, gdin, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
+    CHECK(took && !memcmp(gdin, din, nin * sizeof(float)), "%s: din set differs from din accumulated into zeros", name);
+    CHECK(!memcmp(gdw, dw, nw * sizeof(float)), "%s: dw beside din set differs", name);
     printf("%-40s forward %.2e (gemm %.2e)  din %.2e (%.2e)  dw %.2e (%.2e)\n", name, ef, eg, ed, egd, ew, egw);
 
     nn_ctx small = {ctx.scratch, 100, NULL};
