@@ -58,6 +58,22 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
     }
 }
 
+void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean, float *running_var,
+                            const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                            float momentum) {
+    const double n = (double)B * L;
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        const float x0 = z[(size_t)c * L];
+        double sum, ss0;
+        bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
+        double md = sum / n, mu = x0 + md, ss = ss0 - sum * md; /* as bn_relu_finish */
+        if (ss < 0.0) ss = 0.0;
+        bn_chan_stats(mu, ss, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c], &running_var[c],
+                      &scale[c], &shift[c]);
+    }
+}
+
 /* Channel c's sums for the BatchNorm (+ ReLU) backward: sg = sum of the gradient reaching z (through
  * the ReLU mask when y is given), sgx = sum of that gradient times the normalised input. */
 static inline void bn_grad_sums(double *sg_out, double *sgx_out, const float *dy, const float *y, const float *z, float mu,

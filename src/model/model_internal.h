@@ -230,6 +230,11 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_me
                            const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu);
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
                       const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+/* The statistics pass of bn_relu_forward_train alone: mean/rstd saved, the running statistics
+ * updated, and each channel's affine map (y = z * scale + shift) returned for a later pass. */
+void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean, float *running_var,
+                            const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
+                            float momentum);
 /* Backward of the evaluation-mode BN (+ ReLU): BN is then the affine map z -> gamma (z - rm) rstd + beta
  * with the running statistics, so dz = gamma rstd dy (masked by the ReLU, from y; NULL: no ReLU);
  * dz is OVERWRITTEN, dgamma/dbeta (may be NULL) accumulate. The statistics are not touched. */

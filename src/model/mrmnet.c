@@ -611,6 +611,48 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
 
 /* ---- BasicBlock, Gate, SE: (B, cin, L) -> (B, c, L) ---------------------------------------- */
 
+/* The end of a BasicBlock in training (not synchronised): the convs and their BN statistics,
+ * then out = relu(bn2(conv2 y1) + shortcut) in one pass, without storing bn2's (or the
+ * downsample BN's) output, which no backward reads (their BNs have no ReLU). The same float
+ * operations in the same order as the unfused units: y = z * scale + shift rounded, then the
+ * sum, then the ReLU. */
+static void basic_end_train(mrm_model *m, nn_ctx *ctx, block *k, const float *in) {
+    const int B = m->B, c = k->c, L = k->L, ds = k->has_ds;
+    float aff[4 * c]; /* scale and shift of bn2, then of the downsample's BN */
+    cbn *us[2] = {&k->c2, &k->ds};
+    const float *ins[2] = {k->c1.y, in};
+    for (int i = 0; i < 1 + ds; i++) {
+        cbn *u = us[i];
+        const conv_p *cv = &u->conv;
+        conv1d_forward(ctx, u->z, ins[i], cv->w, B, cv->cin, u->lin, cv->cout, cv->k, cv->stride, cv->pad, cv->groups);
+        bn_forward_train_stats(aff + 2 * i * c, aff + (2 * i + 1) * c, u->mean, u->rstd, u->bn.running_mean,
+                               u->bn.running_var, u->z, u->bn.gamma, u->bn.beta, B, c, L, BN_EPS, BN_MOMENTUM);
+        (*u->bn.num_batches_tracked)++;
+    }
+    const float *z2 = k->c2.z, *zd = ds ? k->ds.z : NULL;
+    float *out = k->out;
+#pragma omp parallel for collapse(2) if ((size_t)B * c * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < c; ch++) {
+            const size_t o = ((size_t)b * c + ch) * L;
+            const float s2 = aff[ch], h2 = aff[c + ch];
+            if (zd) {
+                const float sd = aff[2 * c + ch], hd = aff[3 * c + ch];
+#pragma omp simd
+                for (int t = 0; t < L; t++) {
+                    float y2 = z2[o + t] * s2 + h2, yd = zd[o + t] * sd + hd, v = y2 + yd;
+                    out[o + t] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+#pragma omp simd
+                for (int t = 0; t < L; t++) {
+                    float y2 = z2[o + t] * s2 + h2, v = y2 + in[o + t];
+                    out[o + t] = v > 0.0f ? v : 0.0f;
+                }
+            }
+        }
+}
+
 static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) {
     int B = m->B, c = k->c, L = k->L;
     size_t n = (size_t)B * c * L;
@@ -619,6 +661,10 @@ static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) 
         conv_only(m, ctx, &k->c2, k->c1.y);
         if (k->has_ds) conv_only(m, ctx, &k->ds, in);
         bias_add_relu(k->out, k->c2.z, k->c2.bn.beta, k->has_ds ? k->ds.z : in, k->has_ds ? k->ds.bn.beta : NULL, B, c, L);
+        return;
+    }
+    if (k->kind == BLK_BASIC && m->trained_forward && !m->sync_fn) {
+        basic_end_train(m, ctx, k, in);
         return;
     }
     if (k->kind == BLK_BASIC) { /* relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x)) */
