@@ -55,8 +55,8 @@ typedef struct basescale { /* BaseBlock.BaseScale1/2 */
     conv_p conv[4];        /* conv1..4: kernels 3, 13, 23, 33 (the parameters) */
     cbn ms;                /* the merged 33-tap conv (weights in w33) -> bn -> ReLU */
     float *w33, *dw33;     /* (cout, 64, 33), model-owned */
-    float *ms_pool, *ms_drop, *drop_mask; /* (B, cout, L/2) */
-    float *out;            /* (B, cout, L/2) = shortcut_pool + ms_drop */
+    float *ms_pool, *drop_mask; /* (B, cout, L/2) */
+    float *out;            /* (B, cout, L/2) = shortcut_pool + dropout(ms_pool) */
     int cout, lout;        /* lout = L/2 */
 } basescale;
 

@@ -310,7 +310,6 @@ static void plan_unit(planner *p, unit *u, int N) {
         plan_cbn(p, &s->ms);
         s->shortcut_pool = take(p, n);
         s->ms_pool = take(p, n);
-        s->ms_drop = take(p, n);
         s->drop_mask = take(p, n);
         s->out = take(p, n);
         u->out = s->out;
@@ -571,16 +570,15 @@ static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const flo
     if (!m->folded) basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
     cbn_forward(m, ctx, &s->ms, in);
     maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
-    const float *ms = s->ms_pool;
-    if (m->dropout_applied) {
+    if (m->dropout_applied) { /* out = shortcut + dropout(ms), in one pass */
         if (m->drop_keys) /* each record's masks from its own key and the unit */
-            dropout_forward_keyed(s->ms_drop, s->drop_mask, s->ms_pool, m->B, n / (size_t)m->B, m->dropout, m->drop_keys,
-                                  unit_index + 1);
+            dropout_add_forward_keyed(s->out, s->drop_mask, s->ms_pool, s->shortcut_pool, m->B, n / (size_t)m->B,
+                                      m->dropout, m->drop_keys, unit_index + 1);
         else
-            dropout_forward(s->ms_drop, s->drop_mask, s->ms_pool, n, m->dropout, rng);
-        ms = s->ms_drop;
+            dropout_add_forward(s->out, s->drop_mask, s->ms_pool, s->shortcut_pool, n, m->dropout, rng);
+        return;
     }
-    add_forward(s->out, s->shortcut_pool, ms, n);
+    add_forward(s->out, s->shortcut_pool, s->ms_pool, n);
 }
 
 static void basescale_backward(mrm_model *m, basescale *s, const float *dout, float *din, const float *in) {

@@ -209,6 +209,11 @@ void dropout_forward(float *out, float *mask, const float *in, size_t n, float p
  * by keys[b] and salt alone (not by the other rows nor the thread count). */
 void dropout_forward_keyed(float *out, float *mask, const float *in, int rows, size_t row_len, float p,
                            const uint64_t *keys, uint64_t salt);
+/* The same two with the dropped values added to add (out = add + dropout(in); out may alias add
+ * or in), in one pass. */
+void dropout_add_forward(float *out, float *mask, const float *in, const float *add, size_t n, float p, mrm_rng *rng);
+void dropout_add_forward_keyed(float *out, float *mask, const float *in, const float *add, int rows, size_t row_len,
+                               float p, const uint64_t *keys, uint64_t salt);
 void dropout_backward(float *din, const float *dout, const float *mask, size_t n);
 void dropout_backward_set(float *din, const float *dout, const float *mask, size_t n);
 

@@ -562,6 +562,28 @@ static void test_dropout(void) {
     CHECK(memcmp(mask, mask2, n * sizeof(float)), "dropout: a second call draws a new mask");
     dropout_forward(out, mask, in, n, 0.0f, &r);
     CHECK(!memcmp(out, in, n * sizeof(float)) && mask[0] == 1.0f && mask[n - 1] == 1.0f, "dropout p=0 copies");
+    /* with the dropped values added to another array: the mask and the bits of a separate add,
+     * the plain and the keyed draws */
+    {
+        float *add = randn(n, 1.0f), *sum = zeros(n), *mask3 = zeros(n);
+        uint64_t keys[4] = {11, 12, 13, 14};
+        for (int keyed = 0; keyed < 2; keyed++) {
+            mrm_rng_seed(&r, 9);
+            if (keyed)
+                dropout_forward_keyed(out, mask2, in, 4, n / 4, 0.2f, keys, 3);
+            else
+                dropout_forward(out, mask2, in, n, 0.2f, &r);
+            mrm_rng_seed(&r, 9);
+            if (keyed)
+                dropout_add_forward_keyed(sum, mask3, in, add, 4, n / 4, 0.2f, keys, 3);
+            else
+                dropout_add_forward(sum, mask3, in, add, n, 0.2f, &r);
+            ok = !memcmp(mask2, mask3, n * sizeof(float));
+            for (size_t i = 0; i < n; i++) ok &= sum[i] == add[i] + out[i];
+            CHECK(ok, "dropout + add (keyed %d): the same mask, out = add + dropout(in)", keyed);
+        }
+        free(add), free(sum), free(mask3);
+    }
     free(in), free(out), free(mask), free(d), free(g), free(mask2), free(inplace);
 }
 
