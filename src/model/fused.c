@@ -31,14 +31,22 @@ static inline void bn_shifted_sums(double *sum_out, double *ss0_out, const float
     *sum_out = sum, *ss0_out = ss0;
 }
 
-/* From the shifted sums over n values: the statistics (bn_chan_stats), then y = act(z * scale + shift). */
+/* From the shifted sums over n values: the statistics and the channel's scale and shift
+ * (bn_chan_stats). */
+static inline void bn_shifted_stats(double x0, double sum, double ss0, double n, float eps, float momentum, float gamma,
+                                    float beta, float *mean, float *rstd, float *running_mean, float *running_var,
+                                    float *scale, float *shift) {
+    double md = sum / n, mu = x0 + md, ss = ss0 - sum * md; /* sum of (x - mu)^2 */
+    if (ss < 0.0) ss = 0.0;
+    bn_chan_stats(mu, ss, n, eps, momentum, gamma, beta, mean, rstd, running_mean, running_var, scale, shift);
+}
+
+/* The same, then y = act(z * scale + shift). */
 static inline void bn_relu_finish(float *y, const float *z, double x0, double sum, double ss0, double n, float eps,
                                   float momentum, float gamma, float beta, float *mean, float *rstd,
                                   float *running_mean, float *running_var, int B, int C, int L, int c, int relu) {
-    double md = sum / n, mu = x0 + md, ss = ss0 - sum * md; /* sum of (x - mu)^2 */
-    if (ss < 0.0) ss = 0.0;
     float scale, shift;
-    bn_chan_stats(mu, ss, n, eps, momentum, gamma, beta, mean, rstd, running_mean, running_var, &scale, &shift);
+    bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma, beta, mean, rstd, running_mean, running_var, &scale, &shift);
     for (int b = 0; b < B; b++) {
         size_t off = ((size_t)b * C + c) * L;
         scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
@@ -67,10 +75,8 @@ void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd
         const float x0 = z[(size_t)c * L];
         double sum, ss0;
         bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
-        double md = sum / n, mu = x0 + md, ss = ss0 - sum * md; /* as bn_relu_finish */
-        if (ss < 0.0) ss = 0.0;
-        bn_chan_stats(mu, ss, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c], &running_var[c],
-                      &scale[c], &shift[c]);
+        bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
+                         &running_var[c], &scale[c], &shift[c]);
     }
 }
 
