@@ -174,22 +174,28 @@ static inline __attribute__((always_inline)) void wino_in6(float *v, size_t vs, 
 #if VW == 4 || VW == 8 || VW == 16
 typedef int32_t vmask __attribute__((vector_size(VW * sizeof(int32_t))));
 #if VW == 16
-#define ZIP_LO {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
-#define ZIP_HI {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31}
+#define ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
 #elif VW == 8
-#define ZIP_LO {0, 8, 1, 9, 2, 10, 3, 11}
-#define ZIP_HI {4, 12, 5, 13, 6, 14, 7, 15}
+#define ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
 #else
-#define ZIP_LO {0, 4, 1, 5}
-#define ZIP_HI {2, 6, 3, 7}
+#define ZIP_LO 0, 4, 1, 5
+#define ZIP_HI 2, 6, 3, 7
+#endif
+/* a two-vector shuffle with constant indices: clang's builtin takes them as a list, GCC's a mask */
+#if defined(__clang__)
+#define ZIP(a, b, IDX) __builtin_shufflevector(a, b, IDX)
+#else
+#define ZIP(a, b, IDX) __builtin_shuffle(a, b, (vmask){IDX})
 #endif
 static inline __attribute__((always_inline)) void interleave4(vf o[4], const vf y[4]) {
-    const vmask lo = ZIP_LO, hi = ZIP_HI;
-    const vf a0 = __builtin_shuffle(y[0], y[2], lo), a1 = __builtin_shuffle(y[0], y[2], hi);
-    const vf b0 = __builtin_shuffle(y[1], y[3], lo), b1 = __builtin_shuffle(y[1], y[3], hi);
-    o[0] = __builtin_shuffle(a0, b0, lo), o[1] = __builtin_shuffle(a0, b0, hi);
-    o[2] = __builtin_shuffle(a1, b1, lo), o[3] = __builtin_shuffle(a1, b1, hi);
+    const vf a0 = ZIP(y[0], y[2], ZIP_LO), a1 = ZIP(y[0], y[2], ZIP_HI);
+    const vf b0 = ZIP(y[1], y[3], ZIP_LO), b1 = ZIP(y[1], y[3], ZIP_HI);
+    o[0] = ZIP(a0, b0, ZIP_LO), o[1] = ZIP(a0, b0, ZIP_HI);
+    o[2] = ZIP(a1, b1, ZIP_LO), o[3] = ZIP(a1, b1, ZIP_HI);
 }
+#undef ZIP
 #undef ZIP_LO
 #undef ZIP_HI
 #else
