@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/error.h"
+#include "common/fileutil.h"
 #include "common/rng.h"
 #include "common/team_barrier.h"
 #include "engine/engine_image.h"
@@ -128,12 +130,14 @@ int main(int argc, char **argv) {
         double file_us = 0;
         if (!f || fscanf(f, " barrier_us %lf steps %d", &file_us, &nf) != 2 || nf != n) {
             fprintf(stderr, "bench_team: %s: not a profile of this image's %d steps\n", from, n);
+            if (f) fclose(f);
             return 1;
         }
         for (int i = 0; i < n; i++) {
             int k;
             if (fscanf(f, "%d %lf", &k, &ms[i]) != 2 || k != i) {
                 fprintf(stderr, "bench_team: %s: step %d unreadable\n", from, i);
+                fclose(f);
                 return 1;
             }
         }
@@ -218,16 +222,20 @@ int main(int argc, char **argv) {
         prev = c;
     }
     printf("\nthe engine's choice: thread counts that gain under 1%% on the one below:%s\n", fl ? flat : " none");
-    if (profile) {
-        FILE *f2 = fopen(profile, "w");
-        int bad = !f2;
-        if (f2) {
-            bad |= fprintf(f2, "barrier_us %.4f\nsteps %d\n", barrier_us, n) < 0;
-            for (int i = 0; i < n; i++) bad |= fprintf(f2, "%d %.5f\n", i, ms[i]) < 0;
-            bad |= fclose(f2) != 0;
+    if (profile) { /* written whole or not at all (the committed profile is retaken in place) */
+        size_t cap = 64 + (size_t)n * 40, len;
+        char *text = malloc(cap);
+        int w = text ? snprintf(text, cap, "barrier_us %.4f\nsteps %d\n", barrier_us, n) : -1;
+        for (int i = 0; w >= 0 && (size_t)w < cap && i < n; i++) {
+            int k = snprintf(text + w, cap - (size_t)w, "%d %.5f\n", i, ms[i]);
+            w = k < 0 ? -1 : w + k;
         }
-        if (bad) {
-            fprintf(stderr, "bench_team: %s: could not write\n", profile);
+        len = w >= 0 && (size_t)w < cap ? (size_t)w : 0;
+        mrm_status ws = len ? mrm_write_file_atomic(profile, text, len, &err)
+                            : mrm_fail(&err, MRM_ERR_NOMEM, "%s: cannot format the profile", profile);
+        free(text);
+        if (ws) {
+            fprintf(stderr, "bench_team: %s\n", err.msg);
             return 1;
         }
     }
