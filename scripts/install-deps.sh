@@ -22,6 +22,8 @@ for a in "$@"; do
 done
 missing=()
 for p in "${pkgs[@]}"; do
+  # a Node.js installed outside Debian (it ships its own npm) conflicts with Debian's npm package
+  case "$p" in nodejs|npm) if command -v "${p/nodejs/node}" >/dev/null 2>&1; then continue; fi ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
