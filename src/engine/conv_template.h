@@ -152,22 +152,24 @@ static inline void vstore_(float *p, vf v) { memcpy(p, &v, sizeof v); }
 typedef int32_t vmask_any __attribute__((vector_size(VW * sizeof(int32_t))));
 
 /* F(4,3)'s input transform of VW tiles: V[e][q] = sum_a BT6[e, a] x[4q + a] (a < 6), the rows
- * x[4q + a] being P_a[q] for a < 4 and P_{a-4}[q + 1] for a = 4, 5; e's row at v + e * vs. The
- * terms in the order of a, zeros skipped (the table is a constant: the loops unroll). */
+ * x[4q + a] being P_a[q] for a < 4 and P_{a-4}[q + 1] for a = 4, 5; e's row at v + e * vs. */
 static inline __attribute__((always_inline)) void wino_in6(float *v, size_t vs, const float *P0, const float *P1,
                                                             const float *P2, const float *P3) {
-    const vf x[6] = {vload(P0), vload(P1), vload(P2), vload(P3), vload(P0 + 1), vload(P1 + 1)};
-    for (int e = 0; e < 6; e++) {
-        vf acc = (vf){0};
-        int first = 1;
-        for (int a = 0; a < 6; a++) {
-            const float ba = eng_wino_bt6[e][a];
-            if (ba == 0.0f) continue;
-            acc = first ? ba * x[a] : acc + ba * x[a];
-            first = 0;
-        }
-        vstore_(v + (size_t)e * vs, acc);
-    }
+    const vf x0 = vload(P0), x1 = vload(P1), x2 = vload(P2), x3 = vload(P3), x4 = vload(P0 + 1), x5 = vload(P1 + 1);
+    /* eng_wino_bt6's rows written out (a table walk with its zero tests was not unrolled): each
+     * row's terms in the order of a, as the table gives them */
+    const float c23 = 2.0f / 3, c16 = 1.0f / 6, c12 = 1.0f / 12, c24 = 1.0f / 24;
+    vf r0 = x0, r1 = c23 * x1, r2 = (-c23) * x1, r3 = (-c12) * x1, r4 = c12 * x1, r5 = 4.0f * x1;
+    r0 = r0 + (-5.0f / 4) * x2, r1 = r1 + c23 * x2, r2 = r2 + c23 * x2, r3 = r3 + (-c24) * x2, r4 = r4 + (-c24) * x2;
+    r1 = r1 + (-c16) * x3, r2 = r2 + c16 * x3, r3 = r3 + c12 * x3, r4 = r4 + (-c12) * x3, r5 = r5 + (-5.0f) * x3;
+    r0 = r0 + (1.0f / 4) * x4, r1 = r1 + (-c16) * x4, r2 = r2 + (-c16) * x4, r3 = r3 + c24 * x4, r4 = r4 + c24 * x4;
+    r5 = r5 + x5;
+    vstore_(v, r0);
+    vstore_(v + vs, r1);
+    vstore_(v + 2 * vs, r2);
+    vstore_(v + 3 * vs, r3);
+    vstore_(v + 4 * vs, r4);
+    vstore_(v + 5 * vs, r5);
 }
 
 /* The 4-way interleave of VW-float vectors: out[4q + t] = y_t[q] for q < VW (4 vectors out). */
@@ -270,13 +272,40 @@ void FNW_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, 
         const float *src = in + (size_t)i * lin;
         for (int ph = 0; ph < s; ph++) {
             const int c = i * s + ph;
-            phase_row(xr, Lx, src, lin, s, ph, pad);
             float *P0 = P, *P1 = P + Lp, *P2 = P + 2 * Lp, *P3 = P + 3 * Lp;
-            for (size_t u = 0; u < Lp; u++) {
-                P0[u] = xr[4 * u];
-                P1[u] = xr[4 * u + 1];
-                P2[u] = xr[4 * u + 2];
-                P3[u] = xr[4 * u + 3];
+            if (s == 1) {
+                /* P_a[u] = xpad[4u + a] straight from the input row (xpad[j] = src[j - pad] for
+                 * pad <= j < pad + lin, else 0): the tiles inside it copied, the edges tested */
+                const long long lo = pad, hi = (long long)pad + lin;
+                long long ua = (lo + 3) / 4, ub = hi >= 4 ? (hi - 4) / 4 + 1 : 0;
+                if (ua > (long long)Lp) ua = (long long)Lp;
+                if (ub > (long long)Lp) ub = (long long)Lp;
+                if (ub < ua) ub = ua;
+                for (long long u = 0; u < (long long)Lp; u++) {
+                    if (u == ua) u = ub; /* the inside, below */
+                    if (u >= (long long)Lp) break;
+                    float t[4];
+                    for (int a = 0; a < 4; a++) {
+                        const long long j = 4 * u + a;
+                        t[a] = j >= lo && j < hi ? src[j - lo] : 0.0f;
+                    }
+                    P0[u] = t[0], P1[u] = t[1], P2[u] = t[2], P3[u] = t[3];
+                }
+                for (long long u = ua; u < ub; u++) {
+                    const float *q = src + (4 * u - lo);
+                    P0[u] = q[0];
+                    P1[u] = q[1];
+                    P2[u] = q[2];
+                    P3[u] = q[3];
+                }
+            } else {
+                phase_row(xr, Lx, src, lin, s, ph, pad);
+                for (size_t u = 0; u < Lp; u++) {
+                    P0[u] = xr[4 * u];
+                    P1[u] = xr[4 * u + 1];
+                    P2[u] = xr[4 * u + 2];
+                    P3[u] = xr[4 * u + 3];
+                }
             }
             if (n == 6) { /* F(4,3): the six points in one pass, from six rows held in registers */
                 float *vr = V + (size_t)c * Lw;
