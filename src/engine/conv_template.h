@@ -377,6 +377,9 @@ void FNW(float *out, const float *in, const float *res, const float *U, const fl
 #ifndef FNV
 #define FNV 2
 #endif
+#ifndef FCO3
+#define FCO3 2
+#endif
 #define FT (FNV * VW)
 
 static inline void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
@@ -424,11 +427,11 @@ static void fft_dit_inv(float *re, float *im, size_t ps, int H, int nb, const fl
     }
 }
 
-/* One tile of the products at one bin: FCO output channels x FT blocks,
+/* One tile of the products at one bin (kind ENG_CONV_FFT): FCO output channels x FT blocks,
  * M[o] = sum_c' S[c', o] Z[c'] (complex); S: re at [c' * 2 cout + o], im at [+ cout]. */
-static inline __attribute__((always_inline)) void fft_tile(float *mr, float *mi, size_t ms, int nco, const float *zr,
-                                                            const float *zi, size_t zs, const float *S, int cout,
-                                                            int Ce) {
+static inline __attribute__((always_inline)) void fft_tile4(float *mr, float *mi, size_t ms, int nco, const float *zr,
+                                                             const float *zi, size_t zs, const float *S, int cout,
+                                                             int Ce) {
     vf ar[FCO][FNV], ai[FCO][FNV];
     for (int c = 0; c < FCO; c++)
         for (int v = 0; v < FNV; v++) ar[c][v] = (vf){0}, ai[c][v] = (vf){0};
@@ -453,19 +456,53 @@ static inline __attribute__((always_inline)) void fft_tile(float *mr, float *mi,
         }
 }
 
+/* The same in three real products (kind ENG_CONV_FFT3, Gauss's form): FCO3 output channels x FT blocks,
+ * P1 = sum W1 (Zr + Zi), P2 = sum W2 Zr, P3 = sum W3 Zi, Re M = P1 - P3, Im M = P1 + P2, with
+ * W1 = Re S, W2 = Im S - Re S, W3 = Re S + Im S at [c' * 3 cout + o], [+ cout], [+ 2 cout]. */
+static inline __attribute__((always_inline)) void fft_tile3(float *mr, float *mi, size_t ms, int nco, const float *zr,
+                                                            const float *zi, size_t zs, const float *S, int cout,
+                                                            int Ce) {
+    vf p1[FCO3][FNV], p2[FCO3][FNV], p3[FCO3][FNV];
+    for (int c = 0; c < FCO3; c++)
+        for (int v = 0; v < FNV; v++) p1[c][v] = (vf){0}, p2[c][v] = (vf){0}, p3[c][v] = (vf){0};
+    for (int i = 0; i < Ce; i++) {
+        const float *w1 = S + (size_t)i * 3 * cout, *w2 = w1 + cout, *w3 = w2 + cout;
+        vf xr[FNV], xi[FNV], xs[FNV];
+        for (int v = 0; v < FNV; v++) {
+            xr[v] = vload(zr + (size_t)i * zs + v * VW), xi[v] = vload(zi + (size_t)i * zs + v * VW);
+            xs[v] = xr[v] + xi[v];
+        }
+        for (int c = 0; c < FCO3; c++) {
+            const float a = w1[c], b = w2[c], d = w3[c];
+            for (int v = 0; v < FNV; v++) {
+                p1[c][v] += a * xs[v];
+                p2[c][v] += b * xr[v];
+                p3[c][v] += d * xi[v];
+            }
+        }
+    }
+    for (int c = 0; c < nco; c++)
+        for (int v = 0; v < FNV; v++) {
+            vstore(mr + (size_t)c * ms + v * VW, p1[c][v] - p3[c][v]);
+            vstore(mi + (size_t)c * ms + v * VW, p1[c][v] + p2[c][v]);
+        }
+}
+
 /* The FFT convolution in two halves that a team shares: FNF_IN (one thread) the twiddles and the
  * inputs' transforms into the scratch; FNF_OUT the products, inverse transforms and outputs of
  * output channels [o0, o1) (each output channel's work is its own: any split gives the same
  * bits). FNF is the two on one thread. */
 #define FNF_IN ENG_CAT(FNF, _in)
 #define FNF_OUT ENG_CAT(FNF, _out)
+#define FNF_OUT3 ENG_CAT(FNF, _out3)
+#define FNF_FINISH ENG_CAT(FNF, _finish)
 #define FNF_LAYOUT                                                                                                    \
     const eng_fft f = eng_fft_shape(cin, lout, K, s);                                                                 \
     const int H = f.H, N = f.N, nbp = f.nbp, hop = f.hop, Ce = f.Ce;                                                  \
     const size_t zs = (size_t)nbp, zp = 2 * (size_t)Ce * nbp + 16, mp = 2 * (size_t)cout * nbp + 16;                 \
     float *Z = scratch, *M = Z + (size_t)H * zp, *xr = M + (size_t)H * mp;                                            \
     float *twr = xr + (f.Lx + 15) / 16 * 16, *twi = twr + H, *zc = twi + H, *zsn = zc + H;                            \
-    (void)N, (void)hop, (void)xr
+    (void)N, (void)hop, (void)xr, (void)twr, (void)twi, (void)zc, (void)zsn, (void)M, (void)Z
 
 void FNF_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout, float *scratch) {
     /* the bins' planes one cache line longer than their rows: a power-of-two stride between the
@@ -496,21 +533,12 @@ void FNF_IN(const float *in, int cin, int lin, int cout, int K, int s, int pad, 
     }
 }
 
-void FNF_OUT(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K, int s,
-             int lout, float *scratch, int o_begin, int o_end) {
+/* The inverse transforms and outputs of output channels [o_begin, o_end) from the products M. */
+static inline __attribute__((always_inline)) void FNF_FINISH(float *out, const float *res, const float *bias, int relu,
+                                                            int cin, int cout, int K, int s, int lout, float *scratch,
+                                                            int o_begin, int o_end) {
     FNF_LAYOUT;
-    /* the products, bin by bin (each weight read once per record) */
-    const size_t sp = 2 * (size_t)Ce * cout;
-    for (int p = 0; p < H; p++) {
-        const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
-        float *Mp = M + (size_t)p * mp;
-        for (int o0 = o_begin; o0 < o_end; o0 += FCO) {
-            const int nco = o_end - o0 < FCO ? o_end - o0 : FCO;
-            for (int b0 = 0; b0 < nbp; b0 += FT)
-                fft_tile(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
-                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
-        }
-    }
+
     /* per output channel: inverse, untwisted, the valid outputs of each block */
     for (int o = o_begin; o < o_end; o++) {
         float *re = M + (size_t)o * zs, *im = re + (size_t)cout * zs;
@@ -551,14 +579,60 @@ void FNF_OUT(float *out, const float *res, const float *S, const float *bias, in
     }
 }
 
+/* Kind ENG_CONV_FFT: S holds re and im (mrm_eng_fft_pack). */
+void FNF_OUT(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K, int s,
+             int lout, float *scratch, int o_begin, int o_end) {
+    FNF_LAYOUT;
+    /* the products, bin by bin (each weight read once per record) */
+    const size_t sp = 2 * (size_t)Ce * cout;
+    for (int p = 0; p < H; p++) {
+        const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
+        float *Mp = M + (size_t)p * mp;
+        for (int o0 = o_begin; o0 < o_end; o0 += FCO) {
+            const int nco = o_end - o0 < FCO ? o_end - o0 : FCO;
+            for (int b0 = 0; b0 < nbp; b0 += FT)
+                fft_tile4(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
+                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
+        }
+    }
+    FNF_FINISH(out, res, bias, relu, cin, cout, K, s, lout, scratch, o_begin, o_end);
+}
+
+/* Kind ENG_CONV_FFT3: S holds the three products' weights (mrm_eng_fft3_pack). */
+void FNF_OUT3(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K,
+              int s, int lout, float *scratch, int o_begin, int o_end) {
+    FNF_LAYOUT;
+    /* the products, bin by bin (each weight read once per record) */
+    const size_t sp = 3 * (size_t)Ce * cout;
+    for (int p = 0; p < H; p++) {
+        const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
+        float *Mp = M + (size_t)p * mp;
+        for (int o0 = o_begin; o0 < o_end; o0 += FCO3) {
+            const int nco = o_end - o0 < FCO3 ? o_end - o0 : FCO3;
+            for (int b0 = 0; b0 < nbp; b0 += FT)
+                fft_tile3(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
+                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
+        }
+    }
+    FNF_FINISH(out, res, bias, relu, cin, cout, K, s, lout, scratch, o_begin, o_end);
+}
+
 void FNF(float *out, const float *in, const float *res, const float *S, const float *bias, int relu, int cin, int lin,
          int cout, int K, int s, int pad, int lout, float *scratch) {
     FNF_IN(in, cin, lin, cout, K, s, pad, lout, scratch);
     FNF_OUT(out, res, S, bias, relu, cin, cout, K, s, lout, scratch, 0, cout);
 }
+
+void FNF3(float *out, const float *in, const float *res, const float *S, const float *bias, int relu, int cin, int lin,
+          int cout, int K, int s, int pad, int lout, float *scratch) {
+    FNF_IN(in, cin, lin, cout, K, s, pad, lout, scratch);
+    FNF_OUT3(out, res, S, bias, relu, cin, cout, K, s, lout, scratch, 0, cout);
+}
 #undef FNF_LAYOUT
 #undef FNF_IN
 #undef FNF_OUT
+#undef FNF_OUT3
+#undef FNF_FINISH
 #undef FT
 #endif /* FNF */
 

@@ -81,8 +81,19 @@ static eng_convw_fn convf_fn(int isa) {
     return mrm_eng_convf_portable;
 }
 
+static eng_convw_fn convf3_fn(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convf3_avx512;
+    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convf3_avx2;
+#endif
+    (void)isa;
+    return mrm_eng_convf3_portable;
+}
+
 /* The convolution of a step of kind Winograd or FFT. */
-static eng_convw_fn convt_fn(int isa, int kind) { return kind == ENG_CONV_FFT ? convf_fn(isa) : convw_fn(isa); }
+static eng_convw_fn convt_fn(int isa, int kind) {
+    return kind == ENG_CONV_FFT ? convf_fn(isa) : kind == ENG_CONV_FFT3 ? convf3_fn(isa) : convw_fn(isa);
+}
 
 static eng_conv8_fn conv8_fn(int isa) {
 #if defined(__x86_64__)
@@ -105,7 +116,7 @@ typedef struct team_kern {
     eng_conv8_tiles_fn tiles8;
     eng_tile tile8;
     eng_convf_in_fn fft_in;
-    eng_convf_out_fn fft_out;
+    eng_convf_out_fn fft_out, fft_out3;
     eng_convw_in_fn wino_in;
     eng_convw_out_fn wino_out;
 } team_kern;
@@ -113,17 +124,17 @@ typedef struct team_kern {
 static team_kern team_fns(int isa) {
     team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
                    mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile(),
-                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out, mrm_eng_convw_portable_in,
-                   mrm_eng_convw_portable_out};
+                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out, mrm_eng_convf_portable_out3,
+                   mrm_eng_convw_portable_in, mrm_eng_convw_portable_out};
 #if defined(__x86_64__)
     if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
         k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
-        k.fft_in = mrm_eng_convf_avx512_in, k.fft_out = mrm_eng_convf_avx512_out;
+        k.fft_in = mrm_eng_convf_avx512_in, k.fft_out = mrm_eng_convf_avx512_out, k.fft_out3 = mrm_eng_convf_avx512_out3;
         k.wino_in = mrm_eng_convw_avx512_in, k.wino_out = mrm_eng_convw_avx512_out;
         k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
     } else if (isa == MRM_ENGINE_AVX2) {
         k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
-        k.fft_in = mrm_eng_convf_avx2_in, k.fft_out = mrm_eng_convf_avx2_out;
+        k.fft_in = mrm_eng_convf_avx2_in, k.fft_out = mrm_eng_convf_avx2_out, k.fft_out3 = mrm_eng_convf_avx2_out3;
         k.wino_in = mrm_eng_convw_avx2_in, k.wino_out = mrm_eng_convw_avx2_out;
         k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
     }
@@ -216,12 +227,20 @@ static mrm_status check_step(const eng_header *h, const eng_buf *b, const eng_st
                                 s->groups != 1 ? "with groups" : "in a version 2 image");
             if ((st = check_w(h, s, i, 0, mrm_eng_wino_weight_floats(s->cin, s->cout, s->k, s->stride) * F, 0, err)))
                 return st;
-        } else if (s->op == ENG_OP_CONV && s->kind == ENG_CONV_FFT) {
-            if (h->version < 4 || s->groups != 1 || (s->k + s->stride - 1) / s->stride > ENG_FFT_NMAX / 2 + 1)
-                return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: an FFT convolution %s", i,
-                                s->groups != 1 ? "with groups" : h->version < 4 ? "in a version 2 or 3 image"
-                                                                                : "with more taps per phase than it takes");
-            if ((st = check_w(h, s, i, 0, mrm_eng_fft_weight_floats(s->cin, s->cout, s->k, s->stride) * F, 0, err)))
+        } else if (s->op == ENG_OP_CONV && (s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3)) {
+            const int three = s->kind == ENG_CONV_FFT3, vmin = three ? 5 : 4;
+            if (h->version < (uint32_t)vmin || s->groups != 1 || (s->k + s->stride - 1) / s->stride > ENG_FFT_NMAX / 2 + 1)
+                return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: an FFT convolution%s %s", i,
+                                three ? " (three products a bin)" : "",
+                                s->groups != 1                 ? "with groups"
+                                : h->version < (uint32_t)vmin ? (three ? "in an image older than version 5"
+                                                                        : "in a version 2 or 3 image")
+                                                               : "with more taps per phase than it takes");
+            if ((st = check_w(h, s, i, 0,
+                              (three ? mrm_eng_fft3_weight_floats : mrm_eng_fft_weight_floats)(s->cin, s->cout, s->k,
+                                                                                               s->stride) *
+                                  F,
+                              0, err)))
                 return st;
         } else if (s->kind != ENG_CONV_DIRECT) {
             return mrm_fail(err, MRM_ERR_FORMAT, "engine image: step %d: unknown convolution kind %d", i, s->kind);
@@ -807,7 +826,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     long long p0, p1;
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT) {
+        if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3) {
             /* the inputs' transforms on thread 0; the output channels (in units of the direct
              * tile's channels, which the Winograd products use too) shared out */
             const int wino = s->kind == ENG_CONV_WINOGRAD;
@@ -817,7 +836,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
             eng_split((s->cout + k->tile.co - 1) / k->tile.co, nth, ith, &p0, &p1);
             p0 *= k->tile.co, p1 = p1 * k->tile.co < s->cout ? p1 * k->tile.co : s->cout;
             if (p1 > p0)
-                (wino ? k->wino_out : k->fft_out)(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k,
+                (wino ? k->wino_out : s->kind == ENG_CONV_FFT3 ? k->fft_out3 : k->fft_out)(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k,
                                                   s->stride, s->lout, scr, (int)p0, (int)p1);
             break;
         }

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define ENG_MAGIC "MRMENG01"
-#define ENG_VERSION 4
+#define ENG_VERSION 5
 #define ENG_VERSION_MIN 2 /* read too: its convolutions are all direct */
 #define ENG_NW 8        /* weight slots of a step */
 #define ENG_NONE UINT64_MAX
@@ -42,7 +42,7 @@ typedef struct eng_header {
 #define ENG_FLAG_INT8 1u
 
 /* A convolution step's algorithm (eng_step.kind; version 2 images have only the direct one). */
-enum { ENG_CONV_DIRECT = 0, ENG_CONV_WINOGRAD = 1, ENG_CONV_FFT = 2 /* version 4 on */ };
+enum { ENG_CONV_DIRECT = 0, ENG_CONV_WINOGRAD = 1, ENG_CONV_FFT = 2 /* version 4 on */, ENG_CONV_FFT3 = 3 /* version 5 on */ };
 
 typedef struct eng_buf {
     uint64_t off;    /* floats from the start of the activations */
@@ -53,7 +53,9 @@ typedef enum {
     ENG_OP_CONV = 1,   /* out = act(conv(in0) + bias [+ in1]); kind ENG_CONV_DIRECT: w0 packed (g, i, k, o);
                         * kind ENG_CONV_WINOGRAD (groups 1, version 3 on): w0 the transformed weights of
                         * mrm_eng_wino_pack (engine/wino.h); kind ENG_CONV_FFT (groups 1,
-                        * version 4 on): w0 the spectra of mrm_eng_fft_pack (engine/fft.h); w1 bias (cout) */
+                        * version 4 on): w0 the spectra of mrm_eng_fft_pack (engine/fft.h); kind
+                        * ENG_CONV_FFT3 (groups 1, version 5 on): the same convolution, w0 the spectra
+                        * as mrm_eng_fft3_pack's three planes (three real products a bin); w1 bias (cout) */
     ENG_OP_POOL2S1,    /* out (c, L+1) = MaxPool(k2, s1, p1)(in0 (c, L)) */
     ENG_OP_POOL2,      /* out (c, L/2) = MaxPool(2)(in0 (c, L)) [+ in1 (c, L/2)] */
     ENG_OP_GATE,       /* out = in0 + in1 * gate(mean_t in1); kind 0: hardsigmoid, 1: SE (w0 fc0, w1 fc2) */

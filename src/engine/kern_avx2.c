@@ -8,8 +8,10 @@
 #define FN8 mrm_eng_conv8_avx2
 #define FNW mrm_eng_convw_avx2
 #define FNF mrm_eng_convf_avx2
+#define FNF3 mrm_eng_convf3_avx2
 #define FCO 2
 #define FNV 2
+#define FCO3 1
 #include "engine/conv_template.h"
 #else
 typedef int eng_kern_avx2_unused; /* not an x86-64 build */

@@ -8,8 +8,10 @@
 #define FN8 mrm_eng_conv8_avx512
 #define FNW mrm_eng_convw_avx512
 #define FNF mrm_eng_convf_avx512
+#define FNF3 mrm_eng_convf3_avx512
 #define FCO 6
 #define FNV 2
+#define FCO3 4
 #include "engine/conv_template.h"
 #else
 typedef int eng_kern_avx512_unused; /* not an x86-64 build */

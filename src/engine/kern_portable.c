@@ -12,12 +12,15 @@
 #define FN8 mrm_eng_conv8_portable
 #define FNW mrm_eng_convw_portable
 #define FNF mrm_eng_convf_portable
+#define FNF3 mrm_eng_convf3_portable
 #if defined(__aarch64__)
 #define FCO 4
 #define FNV 2
+#define FCO3 2
 #else
 #define FCO 2
 #define FNV 2
+#define FCO3 1
 #endif
 #include "engine/conv_template.h"
 
@@ -60,7 +63,7 @@ void mrm_eng_unpack8(int8_t *w, const int8_t *packed, int cin, int cout, int K, 
 }
 
 size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride) {
-    if (kind == ENG_CONV_FFT) {
+    if (kind == ENG_CONV_FFT || kind == ENG_CONV_FFT3) {
         eng_fft f = eng_fft_shape(cin, lout, K, stride);
         /* Z, M, one padded phase row, the twiddles and the twist */
         return (size_t)f.H * (2 * ((size_t)f.Ce + cout) * f.nbp + 32) + (f.Lx + 15) / 16 * 16 + 4 * (size_t)f.H;
@@ -136,12 +139,18 @@ size_t mrm_eng_fft_weight_floats(int cin, int cout, int K, int stride) {
     return (size_t)f.H * 2 * f.Ce * cout + ENG_W_TAIL;
 }
 
-/* S[p][c'][re: o, im: cout + o] = (2 / N) sum_n h_n w_j^n, j = bitrev(p), h_n = w[o, i, s (Ke - 1 -
- * n) + ph] (the reversed taps of phase ph; zero past K). */
-void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s) {
+size_t mrm_eng_fft3_weight_floats(int cin, int cout, int K, int stride) {
+    eng_fft f = eng_fft_shape(cin, 1, K, stride);
+    return (size_t)f.H * 3 * f.Ce * cout + ENG_W_TAIL;
+}
+
+/* S_j[c', o] = (2 / N) sum_n h_n w_j^n, j = bitrev(p), h_n = w[o, i, s (Ke - 1 - n) + ph] (the
+ * reversed taps of phase ph; zero past K), stored at [p][c'] as planes of cout: with planes 2 re,
+ * im (kind ENG_CONV_FFT); with 3 re, im - re, re + im (kind ENG_CONV_FFT3), from the double values. */
+static void fft_pack(float *S, const float *w, int cin, int cout, int K, int s, int planes) {
     const eng_fft f = eng_fft_shape(cin, 1, K, s);
-    const size_t sp = (size_t)2 * f.Ce * cout;
-    memset(S, 0, mrm_eng_fft_weight_floats(cin, cout, K, s) * sizeof(float));
+    const size_t sp = (size_t)planes * f.Ce * cout;
+    memset(S, 0, ((size_t)f.H * sp + ENG_W_TAIL) * sizeof(float));
     if (f.Ke > ENG_FFT_NMAX / 2 + 1) return; /* not an FFT convolution (the compiler and open refuse it) */
     for (int p = 0; p < f.H; p++) {
         const int j = eng_fft_bitrev(p, f.H);
@@ -152,6 +161,7 @@ void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s)
         }
         for (int c = 0; c < f.Ce; c++) {
             const int i = c / s, ph = c % s;
+            float *row = S + (size_t)p * sp + (size_t)c * planes * cout;
             for (int o = 0; o < cout; o++) {
                 double re = 0.0, im = 0.0;
                 for (int n = 0; n < f.Ke; n++) {
@@ -160,17 +170,23 @@ void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s)
                     double h = w[((size_t)o * cin + i) * K + k];
                     re += h * cs[2 * n], im += h * cs[2 * n + 1];
                 }
-                S[(size_t)p * sp + (size_t)c * 2 * cout + o] = (float)(re * 2.0 / f.N);
-                S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o] = (float)(im * 2.0 / f.N);
+                re *= 2.0 / f.N, im *= 2.0 / f.N;
+                row[o] = (float)re;
+                if (planes == 2) row[cout + o] = (float)im;
+                else row[cout + o] = (float)(im - re), row[2 * cout + o] = (float)(re + im);
             }
         }
     }
 }
 
-/* h_n = Re sum_j S_j w_j^-n (the other half of the spectrum is the conjugate of this one). */
-void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int s) {
+void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int s) { fft_pack(S, w, cin, cout, K, s, 2); }
+void mrm_eng_fft3_pack(float *S, const float *w, int cin, int cout, int K, int s) { fft_pack(S, w, cin, cout, K, s, 3); }
+
+/* h_n = Re sum_j S_j w_j^-n (the other half of the spectrum is the conjugate of this one); with
+ * three planes im = (second + third) / 2. */
+static void fft_unpack(float *wp, const float *S, int cin, int cout, int K, int s, int planes) {
     const eng_fft f = eng_fft_shape(cin, 1, K, s);
-    const size_t sp = (size_t)2 * f.Ce * cout;
+    const size_t sp = (size_t)planes * f.Ce * cout;
     if (f.Ke > ENG_FFT_NMAX / 2 + 1) return;
     for (int n = 0; n < f.Ke; n++) {
         double cs[2 * (ENG_FFT_NMAX / 2)]; /* w_j^n at bin position p */
@@ -184,11 +200,20 @@ void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int
             for (int o = 0; o < cout; o++) {
                 double acc = 0.0;
                 for (int p = 0; p < f.H; p++) {
-                    double re = S[(size_t)p * sp + (size_t)c * 2 * cout + o], im = S[(size_t)p * sp + (size_t)c * 2 * cout + cout + o];
+                    const float *row = S + (size_t)p * sp + (size_t)c * planes * cout;
+                    double re = row[o];
+                    double im = planes == 2 ? row[cout + o] : ((double)row[cout + o] + row[2 * cout + o]) * 0.5;
                     acc += re * cs[2 * p] + im * cs[2 * p + 1];
                 }
                 wp[((size_t)i * K + k) * cout + o] = (float)acc;
             }
         }
     }
+}
+
+void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int s) {
+    fft_unpack(wp, S, cin, cout, K, s, 2);
+}
+void mrm_eng_fft3_unpack(float *wp, const float *S, int cin, int cout, int K, int s) {
+    fft_unpack(wp, S, cin, cout, K, s, 3);
 }

@@ -172,6 +172,13 @@ DECLW(mrm_eng_convf_portable)
 DECLW(mrm_eng_convf_avx2)
 DECLW(mrm_eng_convf_avx512)
 #endif
+/* Kind ENG_CONV_FFT3: the same convolution with the three real products a bin of Gauss's form
+ * (S of mrm_eng_fft3_pack); three quarters of the FFT's multiplications. */
+DECLW(mrm_eng_convf3_portable)
+#if defined(__x86_64__)
+DECLW(mrm_eng_convf3_avx2)
+DECLW(mrm_eng_convf3_avx512)
+#endif
 /* Its two halves, for a team (FNF_IN, FNF_OUT in conv_template.h): the twiddles and the inputs'
  * transforms into the scratch (one thread), then the products, inverse transforms and outputs of
  * output channels [o_begin, o_end) (shared out; each channel's bits whatever the split). */
@@ -183,7 +190,9 @@ typedef void (*eng_convf_out_fn)(float *out, const float *res, const float *S, c
     void ENG_CAT(name, _in)(const float *in, int cin, int lin, int cout, int K, int s, int pad, int lout,            \
                             float *scratch);                                                                          \
     void ENG_CAT(name, _out)(float *out, const float *res, const float *S, const float *bias, int relu, int cin,      \
-                             int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
+                             int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);         \
+    void ENG_CAT(name, _out3)(float *out, const float *res, const float *S, const float *bias, int relu, int cin,     \
+                              int cout, int K, int s, int lout, float *scratch, int o_begin, int o_end);
 DECLF(mrm_eng_convf_portable)
 #if defined(__x86_64__)
 DECLF(mrm_eng_convf_avx2)
@@ -195,6 +204,10 @@ DECLF(mrm_eng_convf_avx512)
 size_t mrm_eng_fft_weight_floats(int cin, int cout, int K, int stride);
 void mrm_eng_fft_pack(float *S, const float *w, int cin, int cout, int K, int stride);
 void mrm_eng_fft_unpack(float *wp, const float *S, int cin, int cout, int K, int stride);
+/* The same for kind ENG_CONV_FFT3: per bin and input channel the planes re, im - re, re + im. */
+size_t mrm_eng_fft3_weight_floats(int cin, int cout, int K, int stride);
+void mrm_eng_fft3_pack(float *S, const float *w, int cin, int cout, int K, int stride);
+void mrm_eng_fft3_unpack(float *wp, const float *S, int cin, int cout, int K, int stride);
 /* The scratch of a convolution step of the given kind (ENG_CONV_*). */
 size_t mrm_eng_conv_scratch_floats2(int kind, int cin, int cout, int lout, int K, int stride);
 /* The transformed weights: their size in floats (ENG_W_TAIL zeros after each point's matrix),

@@ -14,14 +14,15 @@ static double largest_part(long long n, int m) {
 double mrm_eng_team_share(const eng_step *s, eng_tile f, eng_tile q, int m) {
     switch (s->op) {
     case ENG_OP_CONV:
-        if (s->kind == ENG_CONV_FFT) {
+        if (s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3) {
             /* the inputs' transforms on one thread, then the output channels (units of f.co):
              * the transforms' share estimated from operation counts, ~5 log2 H flops a point for
-             * an FFT against 8 a point and input channel for the products */
+             * an FFT against 8 (kind FFT3: 6) a point and input channel for the products */
             const eng_fft ff = eng_fft_shape(s->cin, s->lout, s->k, s->stride);
             int lg = 0;
             while ((1 << lg) < ff.H) lg++;
-            const double fwd = 5.0 * lg * ff.Ce, prod = 8.0 * ff.Ce * s->cout, inv = 5.0 * lg * s->cout;
+            const double fwd = 5.0 * lg * ff.Ce, prod = (s->kind == ENG_CONV_FFT3 ? 6.0 : 8.0) * ff.Ce * s->cout,
+                         inv = 5.0 * lg * s->cout;
             const double fin = fwd / (fwd + prod + inv);
             return fin + (1 - fin) * largest_part((s->cout + f.co - 1) / f.co, m);
         }
@@ -52,10 +53,11 @@ double mrm_eng_step_cost(const eng_step *s) {
         double macs = (double)s->cout * ((double)s->cin / g) * s->k * s->lout;
         if (s->op == ENG_OP_CONV8) return macs / 2; /* four products a 32-bit lane, at about half the rate */
         if (s->kind == ENG_CONV_WINOGRAD) return macs / 2;
-        if (s->kind == ENG_CONV_FFT) {
-            /* its complex products (4 real a product), at about 0.6 of the direct kernel's rate */
+        if (s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3) {
+            /* its complex products (4 real a product, 3 for kind FFT3), at about 0.6 of the direct
+             * kernel's rate */
             const eng_fft ff = eng_fft_shape(s->cin, s->lout, s->k, s->stride);
-            return 1.6 * 4.0 * ff.H * ff.nbp * (double)ff.Ce * s->cout;
+            return 1.6 * (s->kind == ENG_CONV_FFT3 ? 3.0 : 4.0) * ff.H * ff.nbp * (double)ff.Ce * s->cout;
         }
         return macs;
     }

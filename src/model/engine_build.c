@@ -119,9 +119,11 @@ static int conv_kind(const conv_p *c, int direct_only) {
     if (c->k == 3 && c->stride == 1) return ENG_CONV_WINOGRAD;
     if (c->k <= 3) return ENG_CONV_DIRECT;
     /* 16 taps per phase and more (the 33-tap ones at strides 1 and 2): the FFT (engine/fft.h),
-     * about an eighth of the direct products against Winograd's half */
+     * about an eighth of the direct products against Winograd's half, each complex product as
+     * three real ones (kind ENG_CONV_FFT3: 0.80-0.85 of the four-product kernel's time, its
+     * weights half as large again) */
     if ((c->k + c->stride - 1) / c->stride >= 16 && (c->k + c->stride - 1) / c->stride <= ENG_FFT_NMAX / 2 + 1)
-        return ENG_CONV_FFT;
+        return ENG_CONV_FFT3;
     eng_wino w = eng_wino_shape(c->cin, 1, c->k, c->stride, ENG_T_MAX);
     double direct = (double)c->cin * c->k, wino = (double)w.n / ENG_WINO_M * w.Ce * w.J;
     return wino < 0.6 * direct ? ENG_CONV_WINOGRAD : ENG_CONV_DIRECT;
@@ -135,7 +137,7 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     const int kind = conv_kind(c, B->direct);
     size_t row = (size_t)cig * c->k, n = (size_t)c->cout * row;
     size_t nu = kind == ENG_CONV_WINOGRAD ? mrm_eng_wino_weight_floats(c->cin, c->cout, c->k, c->stride)
-                : kind == ENG_CONV_FFT      ? mrm_eng_fft_weight_floats(c->cin, c->cout, c->k, c->stride)
+                : kind == ENG_CONV_FFT3     ? mrm_eng_fft3_weight_floats(c->cin, c->cout, c->k, c->stride)
                                             : 0;
     float *wp = malloc(n * sizeof(float)), *bias = malloc((size_t)c->cout * sizeof(float));
     float *U = nu ? malloc(nu * sizeof(float)) : NULL;
@@ -162,7 +164,7 @@ static int emit_cbn(bld *B, const cbn *u, const float *w_src, int in, int res, i
     s->cin = c->cin, s->cout = c->cout, s->k = c->k, s->stride = c->stride, s->pad = c->pad, s->groups = c->groups;
     s->lin = u->lin, s->lout = u->lout, s->relu = relu, s->kind = kind;
     if (U) {
-        if (kind == ENG_CONV_FFT) mrm_eng_fft_pack(U, wp, c->cin, c->cout, c->k, c->stride);
+        if (kind == ENG_CONV_FFT3) mrm_eng_fft3_pack(U, wp, c->cin, c->cout, c->k, c->stride);
         else mrm_eng_wino_pack(U, wp, c->cin, c->cout, c->k, c->stride);
         set_w(B, s, 0, U, nu, 0);
     } else {
@@ -738,7 +740,7 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
         const float *wf = (const float *)(const void *)(img + h.weights_off + s->w[0]);
         int8_t *w8 = malloc(n);
         float *ws = malloc((size_t)s->cout * sizeof(float));
-        const int transformed = s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT;
+        const int transformed = s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3;
         float *wd = transformed ? malloc(n * sizeof(float)) : NULL; /* the taps back */
         q[i].on = 1;
         q[i].w8 = w8;
@@ -750,6 +752,7 @@ mrm_status mrm_engine_quantize(const void *image, size_t len, const float *absma
         }
         if (wd) {
             if (s->kind == ENG_CONV_FFT) mrm_eng_fft_unpack(wd, wf, s->cin, s->cout, K, s->stride);
+            else if (s->kind == ENG_CONV_FFT3) mrm_eng_fft3_unpack(wd, wf, s->cin, s->cout, K, s->stride);
             else mrm_eng_wino_unpack(wd, wf, s->cin, s->cout, K, s->stride);
             wf = wd;
         }

@@ -275,19 +275,20 @@ int main(void) {
         CHECK(id_refused == id_tried, "%d of %d steps' out-of-range buffer ids refused", id_refused, id_tried);
         CHECK(mrm_engine_open(&e, bad, len, &err) == MRM_OK, "the restored image opens: %s", err.msg);
     }
-    /* the FFT convolutions (version 4 on): one in a version 3 image, with groups, with more taps
-     * per phase than the largest block takes, or whose spectra's size does not follow from its
-     * shape, is refused */
+    /* the FFT convolutions (kind FFT version 4 on, kind FFT3 version 5 on): one in an older image,
+     * with groups, with more taps per phase than the largest block takes, whose spectra's size
+     * does not follow from its shape, or marked with the other FFT kind (its spectra's size is the
+     * other's), is refused */
     {
         eng_header *h = (eng_header *)(void *)bad;
         eng_step *stp = (eng_step *)(void *)(bad + h->steps_off);
         int n_fft = 0, fft_refused = 0, fft_tried = 0;
         for (uint32_t i = 0; i < h->n_steps; i++) {
-            if (stp[i].op != ENG_OP_CONV || stp[i].kind != ENG_CONV_FFT) continue;
+            if (stp[i].op != ENG_OP_CONV || (stp[i].kind != ENG_CONV_FFT && stp[i].kind != ENG_CONV_FFT3)) continue;
             n_fft++;
             eng_step keep = stp[i];
             uint32_t ver = h->version;
-            h->version = 3;
+            h->version = stp[i].kind == ENG_CONV_FFT3 ? 4 : 3;
             fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
             h->version = ver;
             stp[i].groups = 2;
@@ -299,7 +300,10 @@ int main(void) {
             stp[i].nw[0] -= 4;
             fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
             stp[i] = keep;
-            stp[i].kind = 3; /* no such kind */
+            stp[i].kind = 4; /* no such kind */
+            fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
+            stp[i] = keep;
+            stp[i].kind = keep.kind == ENG_CONV_FFT3 ? ENG_CONV_FFT : ENG_CONV_FFT3;
             fft_tried++, fft_refused += mrm_engine_open(&e, bad, len, &err) != MRM_OK;
             stp[i] = keep;
         }

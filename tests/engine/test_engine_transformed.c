@@ -7,7 +7,9 @@
  *    others, by F(4,4) in chunks (measured: at most 3e-6 of the largest output, on the 33-tap ones).
  *  - FFT (engine/fft.h): the model's 33-tap convolutions at strides 1 and 2, and taps per phase 1
  *    to 129, strides 1 to 4, channel counts not a multiple of the tiles, outputs of one block and
- *    of many, inputs shorter than a stride (measured: at most 5e-7 of it). */
+ *    of many, inputs shorter than a stride (measured: at most 5e-7 of it).
+ *  - FFT with three real products a bin (kind ENG_CONV_FFT3, the compiler's choice): the same
+ *    shapes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -125,16 +127,19 @@ int main(void) {
                         {40, 36, 31, 2, 15, 77},    {33, 7, 21, 3, 10, 130},     {16, 9, 9, 1, 4, 9},
                         {8, 5, 129, 1, 64, 300},    {12, 13, 33, 1, 0, 40},      {5, 3, 33, 2, 16, 2100},
                         {4, 3, 1, 2, 0, 1},         {6, 5, 3, 3, 0, 2},          {7, 4, 5, 4, 1, 3}};
-    algo al[2] = {{"winograd", ENG_CONV_WINOGRAD, mrm_eng_wino_weight_floats, mrm_eng_wino_pack, mrm_eng_wino_unpack,
+    algo al[3] = {{"winograd", ENG_CONV_WINOGRAD, mrm_eng_wino_weight_floats, mrm_eng_wino_pack, mrm_eng_wino_unpack,
                    {mrm_eng_convw_portable, NULL, NULL}, wino_sh, (int)(sizeof wino_sh / sizeof wino_sh[0])},
                   {"fft", ENG_CONV_FFT, mrm_eng_fft_weight_floats, mrm_eng_fft_pack, mrm_eng_fft_unpack,
-                   {mrm_eng_convf_portable, NULL, NULL}, fft_sh, (int)(sizeof fft_sh / sizeof fft_sh[0])}};
+                   {mrm_eng_convf_portable, NULL, NULL}, fft_sh, (int)(sizeof fft_sh / sizeof fft_sh[0])},
+                  {"fft3", ENG_CONV_FFT3, mrm_eng_fft3_weight_floats, mrm_eng_fft3_pack, mrm_eng_fft3_unpack,
+                   {mrm_eng_convf3_portable, NULL, NULL}, fft_sh, (int)(sizeof fft_sh / sizeof fft_sh[0])}};
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        al[0].fns[1] = mrm_eng_convw_avx2, al[1].fns[1] = mrm_eng_convf_avx2;
-    if (__builtin_cpu_supports("avx512f")) al[0].fns[2] = mrm_eng_convw_avx512, al[1].fns[2] = mrm_eng_convf_avx512;
+        al[0].fns[1] = mrm_eng_convw_avx2, al[1].fns[1] = mrm_eng_convf_avx2, al[2].fns[1] = mrm_eng_convf3_avx2;
+    if (__builtin_cpu_supports("avx512f"))
+        al[0].fns[2] = mrm_eng_convw_avx512, al[1].fns[2] = mrm_eng_convf_avx512, al[2].fns[2] = mrm_eng_convf3_avx512;
 #endif
-    for (int i = 0; i < 2; i++) check_algo(&al[i]);
+    for (int i = 0; i < 3; i++) check_algo(&al[i]);
     TEST_END();
 }
