@@ -164,7 +164,7 @@ reg("oom-header-claims-1e9-samples-212.rec", "wfdb_record",
 # ---- engine images (src/engine/engine_image.h): one Winograd convolution and a head -----------
 def engine_image(version, kind):
     """12 x 1000 input -> conv (12 -> 4, ReLU; kind 1: 3 taps, Winograd F(4,3); kind 2: 17 taps,
-    FFT) -> head (1 class)."""
+    FFT; kind 3: the same FFT with three real products a bin) -> head (1 class)."""
     cin, cout, K, L, N = 12, 4, 3 if kind == 1 else 17, 1000, 1
     a64 = lambda n: (n + 63) // 64 * 64
     none = 0xFFFFFFFFFFFFFFFF
@@ -186,8 +186,8 @@ def engine_image(version, kind):
     u = []
     for e in range(n_pts):
         u += [((e * 7 + i) % 11 - 5) / 20.0 for i in range(cin * cout)] + [0.0] * tail
-    if kind == 2:  # the spectra: H = 16 bins x re/im x 12 x 4, then 16 zeros
-        u = [((i * 5) % 13 - 6) / 40.0 for i in range(16 * 2 * cin * cout)] + [0.0] * tail
+    if kind in (2, 3):  # the spectra: H = 16 bins x 2 (kind 3: 3) planes x 12 x 4, then 16 zeros
+        u = [((i * 5) % 13 - 6) / 40.0 for i in range(16 * kind * cin * cout)] + [0.0] * tail
     conv_w = [put(u), put([0.1, -0.1, 0.0, 0.2])]
     head_w = [put([1.0] * cout), put([0.0] * cout), put([0.5, -0.5, 0.25, 1.0]), put([0.0])]
     #        cin cout k s pad g lin lout relu kind c L
@@ -205,7 +205,7 @@ def engine_image(version, kind):
     ntile = (L + 3) // 4
     lw = (ntile + 63) // 64 * 64
     scratch = n_pts * cin * lw + n_pts * (cout + 8) * lw + 2 * 4 * (lw + 1)
-    if kind == 2:  # H (2 (Ce + cout) nbp + 32) + Lx + 4 H: N 32, hop 16, 63 blocks (64 with padding)
+    if kind in (2, 3):  # H (2 (Ce + cout) nbp + 32) + Lx + 4 H: N 32, hop 16, 63 blocks (64 with padding)
         nbp, hop, H = 64, 16, 16
         scratch = H * (2 * (cin + cout) * nbp + 32) + ((nbp - 1) * hop + 32 + 15) // 16 * 16 + 4 * H
     scratch = (scratch + 15) // 16 * 16
@@ -223,3 +223,5 @@ out("winograd_v3.mrme", "engine_image", engine_image(3, 1))
 out("winograd_in_v2.mrme", "engine_image", engine_image(2, 1))  # refused: version 2 has no Winograd steps
 out("fft_v4.mrme", "engine_image", engine_image(4, 2))
 out("fft_in_v3.mrme", "engine_image", engine_image(3, 2))  # refused: versions 2 and 3 have no FFT steps
+out("fft3_v5.mrme", "engine_image", engine_image(5, 3))
+out("fft3_in_v4.mrme", "engine_image", engine_image(4, 3))  # refused: version 4 has no three-product FFT steps
