@@ -2,7 +2,7 @@
  * run: how it would scale on a machine with that many free cores, argued from measurements on
  * this one. It is a model, not a measurement of many threads.
  *
- *   bench_team [--iters 30] [--max 16] [--barrier-us X] [--profile FILE] [--from FILE]
+ *   bench_team [--iters 30] [--max 16] [--barrier-us X] [--profile FILE] [--from FILE] [--plan-cost]
  *
  * 1. Builds the image libmrmnet's runner uses for two or more threads (the default model, the
  *    branches planned apart: mrm_engine_build_lanes, random weights) and opens it with the best
@@ -18,6 +18,11 @@
  *    ("sub-teams": the branches side by side on two sub-teams sized by mrm_engine_team_lanes).
  *    Per step, the slowest thread's share of its tiles (or channels) of the step's one-thread
  *    time; steps that do not split (FFT and Winograd convolutions, gates, Fusion, heads) whole.
+ *
+ * --plan-cost instead times what the sub-team split costs: mrm_engine_open of that image (which
+ * works out the split of every team of up to MRM_ENGINE_TEAM_PLANNED threads) and one call of
+ * mrm_engine_team_lanes (a look-up up to that bound, the plan worked out above it), at 2 to 128
+ * threads (the least, over 5 passes, of a pass's time per call; the open's least and median).
  *
  * --profile FILE writes the measured step times and barrier (the format --from reads: "barrier_us
  * X", "steps N", then one line "i ms" a step); --from FILE models from such a file instead of
@@ -85,20 +90,64 @@ static double time_barrier(void) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_team [--iters N] [--max T] [--barrier-us X] [--profile FILE] [--from FILE]\n");
+    fprintf(stderr,
+            "usage: bench_team [--iters N] [--max T] [--barrier-us X] [--profile FILE] [--from FILE] [--plan-cost]\n");
     return 2;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --plan-cost: the open's time (us, the least and the median of 1,000) and mrm_engine_team_lanes's
+ * per call at 2 to 128 threads. */
+static int plan_cost(const void *img, size_t len) {
+    enum { OPENS = 1000 };
+    static double t[OPENS];
+    mrm_engine e;
+    mrm_error err = {0};
+    for (int r = 0; r < OPENS; r++) {
+        double t0 = now_s();
+        if (mrm_engine_open(&e, img, len, &err)) {
+            fprintf(stderr, "bench_team: %s\n", err.msg);
+            return 1;
+        }
+        t[r] = (now_s() - t0) * 1e6;
+    }
+    qsort(t, OPENS, sizeof t[0], cmp_double);
+    printf("mrm_engine_open: %.2f us least, %.2f us median (%d opens; %d steps, lanes %d, teams planned at open: "
+           "up to %d threads)\n",
+           t[0], t[OPENS / 2], OPENS, e.n_steps, e.lanes, e.team_planned ? MRM_ENGINE_TEAM_PLANNED : 0);
+    const int teams[] = {2, 4, 8, 16, 32, 64, 65, 128};
+    volatile int sink = 0;
+    for (size_t k = 0; k < sizeof teams / sizeof teams[0]; k++) {
+        const int nth = teams[k], calls = nth > MRM_ENGINE_TEAM_PLANNED ? 200 : 100000;
+        double best = 1e9;
+        for (int pass = 0; pass < 5; pass++) {
+            double t0 = now_s();
+            for (int i = 0; i < calls; i++) sink += mrm_engine_team_lanes(&e, nth);
+            double dt = (now_s() - t0) / calls * 1e6;
+            if (dt < best) best = dt;
+        }
+        printf("mrm_engine_team_lanes(%d threads) = %d: %.4f us a call\n", nth, mrm_engine_team_lanes(&e, nth), best);
+    }
+    (void)sink;
+    return 0;
 }
 
 int main(int argc, char **argv) {
     int iters = 30, tmax = 16;
     double barrier_us = -1;
     const char *profile = NULL, *from = NULL;
+    int cost_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max") && i + 1 < argc) tmax = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--barrier-us") && i + 1 < argc) barrier_us = atof(argv[++i]);
         else if (!strcmp(argv[i], "--profile") && i + 1 < argc) profile = argv[++i];
         else if (!strcmp(argv[i], "--from") && i + 1 < argc) from = argv[++i];
+        else if (!strcmp(argv[i], "--plan-cost")) cost_only = 1;
         else return usage();
     }
     if (iters < 1 || tmax < 1 || tmax >= MAX_T) return usage();
@@ -112,6 +161,12 @@ int main(int argc, char **argv) {
         mrm_engine_build_lanes(m, NULL, &img, &len, &err)) {
         fprintf(stderr, "bench_team: %s\n", err.msg);
         return 1;
+    }
+    if (cost_only) {
+        int rc = plan_cost(img, len);
+        free(img);
+        mrm_model_free(m);
+        return rc;
     }
     mrm_engine e;
     if (mrm_engine_open(&e, img, len, &err)) {

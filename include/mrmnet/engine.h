@@ -54,6 +54,10 @@ typedef enum mrm_engine_isa {
 /* The last mrm_engine_isa value (for loops over every set). */
 #define MRM_ENGINE_ISA_LAST MRM_ENGINE_NEONDOT
 
+/* The largest team whose sub-team split (mrm_engine_team_lanes) the engine works out at open and
+ * keeps; a larger team's is worked out on each call. */
+#define MRM_ENGINE_TEAM_PLANNED 64
+
 /* An opened engine: a view of an image (the caller keeps the image alive and unchanged). Its
  * fields are read-only for the caller. */
 typedef struct mrm_engine {
@@ -71,6 +75,8 @@ typedef struct mrm_engine {
     int out_buf[2];        /* the buffers holding each head's logits */
     int isa;               /* mrm_engine_isa, detected at open */
     int quantized;         /* 1: some layers run in int8 */
+    int team_planned;      /* 1: team_n1 holds mrm_engine_team_lanes for teams of 0 .. MRM_ENGINE_TEAM_PLANNED */
+    unsigned char team_n1[MRM_ENGINE_TEAM_PLANNED + 1]; /* by team size: lane 1's sub-team, 0: none */
 } mrm_engine;
 
 /* Opens an image: checks the header, every step's shapes and every offset against image_len.
@@ -145,7 +151,9 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
  * layers and after the branches. mrm_engine_team_lanes gives n1 (the threads in proportion to the
  * branches' estimated work, each sub-team at least one; the same for the same e and nth on every
  * call), or 0 when the team cannot split (nth < 2, or an image whose branches' buffers are not
- * planned apart: e->lanes 0). Every thread calls mrm_engine_run_subteams like mrm_engine_run_team,
+ * planned apart: e->lanes 0). The split is worked out once, when the engine is opened, for
+ * every team of up to MRM_ENGINE_TEAM_PLANNED threads (kept in the mrm_engine: a look-up then);
+ * a larger team's on each call (a few microseconds at 64 threads and up). Every thread calls mrm_engine_run_subteams like mrm_engine_run_team,
  * plus lane_user: the argument that makes sync a barrier of ITS sub-team (n1 threads for ith <
  * n1, else nth - n1; a sub-team of one thread never calls it). With lane_user NULL it is
  * mrm_engine_run_team. The results equal mrm_engine_run's bit for bit. */

@@ -457,6 +457,11 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
     e->out_buf[1] = h->n_heads > 1 ? h->out_buf[1] : -1;
     e->isa = isa;
     e->quantized = (h->flags & ENG_FLAG_INT8) != 0;
+    /* the sub-team split of every team up to MRM_ENGINE_TEAM_PLANNED threads, once (an image of
+     * more lane regions than the planner's tables hold: planned on each call) */
+    const team_kern k = team_fns(isa);
+    e->team_planned = mrm_eng_team_plan_all(s, h->n_steps, k.tile, k.tile8, e->lanes, MRM_ENGINE_TEAM_PLANNED,
+                                            e->team_n1);
     return MRM_OK;
 }
 
@@ -886,6 +891,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
 
 int mrm_engine_team_lanes(const mrm_engine *e, int nth) {
     if (!e || !e->image || !e->lanes || nth < 2) return 0;
+    if (nth <= MRM_ENGINE_TEAM_PLANNED && e->team_planned) return e->team_n1[nth]; /* worked out at open */
     const team_kern k = team_fns(e->isa);
     return mrm_eng_team_plan(steps(e), (uint32_t)e->n_steps, k.tile, k.tile8, nth, e->lanes);
 }

@@ -105,22 +105,44 @@ static double lanes_time(const eng_step *st, uint32_t n, eng_tile f, eng_tile q,
     return t;
 }
 
+/* The two lanes' work (w[1], w[2]) and the n1 a team of nth threads would give lane 1 in
+ * proportion to it (mrm_eng_team_lane_split's tie-break). */
+static void lanes_work(const eng_step *st, uint32_t n, const double *cost, double w[3]) {
+    w[0] = w[1] = w[2] = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (st[i].lane == 1) w[1] += cost_of(st, i, cost);
+        if (st[i].lane == 2) w[2] += cost_of(st, i, cost);
+    }
+}
+static double ideal_n1(const double w[3], int nth) { return w[1] + w[2] > 0 ? nth * w[1] / (w[1] + w[2]) : nth / 2.0; }
+
+/* Whether lane 1 on n1 threads, the slowest lane's time t, beats the best split so far (best,
+ * bt): faster, or as fast and nearer the ideal; n1 = 1 is the first candidate. */
+static int better_split(int n1, double t, double ideal, int best, double bt) {
+    double d = n1 - ideal, bd = best - ideal;
+    return n1 == 1 || t < bt * (1 - 1e-9) || (t <= bt * (1 + 1e-9) && d * d < bd * bd);
+}
+
 int mrm_eng_team_lane_split(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, const double *cost) {
     if (nth < 2) return nth < 1 ? 0 : 1;
-    double w1 = 0, w2 = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (st[i].lane == 1) w1 += cost_of(st, i, cost);
-        if (st[i].lane == 2) w2 += cost_of(st, i, cost);
-    }
-    const double ideal = w1 + w2 > 0 ? nth * w1 / (w1 + w2) : nth / 2.0;
+    double w[3];
+    lanes_work(st, n, cost, w);
+    const double ideal = ideal_n1(w, nth);
     int best = 1;
     double bt = 0;
     for (int n1 = 1; n1 < nth; n1++) {
         double t = lanes_time(st, n, f, q, n1, nth, cost, NULL);
-        double d = n1 - ideal, bd = best - ideal;
-        if (n1 == 1 || t < bt * (1 - 1e-9) || (t <= bt * (1 + 1e-9) && d * d < bd * bd)) best = n1, bt = t;
+        if (better_split(n1, t, ideal, best, bt)) best = n1, bt = t;
     }
     return best;
+}
+
+/* Sub-teams or every layer shared, for a team of nth >= 3 threads whose lane split is n1:
+ * mrm_eng_team_plan's choice, bar[m] the barrier cost for m = 0 .. nth. */
+static int plan_choice(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, int n1, const double *bar) {
+    double layers = mrm_eng_team_predict_n1(st, n, f, q, nth, 0, NULL, bar);
+    double lanes = mrm_eng_team_predict_n1(st, n, f, q, nth, n1, NULL, bar);
+    return lanes <= layers ? n1 : 0;
 }
 
 int mrm_eng_team_plan(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, int lanes_ok) {
@@ -130,9 +152,48 @@ int mrm_eng_team_plan(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, in
     double bar[ENG_TEAM_MAX + 1];
     for (int m = 0; m <= nth && m <= ENG_TEAM_MAX; m++) bar[m] = mrm_eng_team_barrier_cost(m);
     if (nth > ENG_TEAM_MAX) return n1;
-    double layers = mrm_eng_team_predict_n1(st, n, f, q, nth, 0, NULL, bar);
-    double lanes = mrm_eng_team_predict_n1(st, n, f, q, nth, n1, NULL, bar);
-    return lanes <= layers ? n1 : 0;
+    return plan_choice(st, n, f, q, nth, n1, bar);
+}
+
+int mrm_eng_team_plan_all(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int lanes_ok, int nmax,
+                          unsigned char *n1) {
+    if (nmax < 0 || nmax > ENG_TEAM_PLAN_MAX) return 0;
+    for (int nth = 0; nth <= nmax; nth++) n1[nth] = 0;
+    if (!lanes_ok || nmax < 2) return 1;
+    /* each region's lane times on 1 .. nmax - 1 threads, without barriers: the terms of
+     * lanes_time, computed once for every split of every team */
+    double a[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX], b[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX];
+    int nr = 0;
+    for (uint32_t i = 0; i < n;) {
+        if (!st[i].lane) {
+            i++;
+            continue;
+        }
+        uint32_t j = eng_lane_region_end(st, n, i);
+        if (nr == ENG_TEAM_PLAN_REGIONS) return 0;
+        for (int m = 1; m < nmax; m++) {
+            a[nr][m] = mrm_eng_team_lane_time(st, i, j, 1, f, q, m, NULL, NULL);
+            b[nr][m] = mrm_eng_team_lane_time(st, i, j, 2, f, q, m, NULL, NULL);
+        }
+        nr++;
+        i = j;
+    }
+    double w[3], bar[ENG_TEAM_PLAN_MAX + 1];
+    lanes_work(st, n, NULL, w);
+    for (int m = 0; m <= nmax; m++) bar[m] = mrm_eng_team_barrier_cost(m);
+    for (int nth = 2; nth <= nmax; nth++) {
+        /* mrm_eng_team_lane_split, its lanes_time summed from the table in the same order */
+        const double ideal = ideal_n1(w, nth);
+        int best = 1;
+        double bt = 0;
+        for (int k = 1; k < nth; k++) {
+            double t = 0;
+            for (int r = 0; r < nr; r++) t += a[r][k] > b[r][nth - k] ? a[r][k] : b[r][nth - k];
+            if (better_split(k, t, ideal, best, bt)) best = k, bt = t;
+        }
+        n1[nth] = (unsigned char)(nth == 2 ? best : plan_choice(st, n, f, q, nth, best, bar));
+    }
+    return 1;
 }
 
 double mrm_eng_team_predict_n1(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, int n1,

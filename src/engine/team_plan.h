@@ -65,6 +65,18 @@ double mrm_eng_team_barrier_cost(int m);
  * always runs the lanes one thread each; 0 without lanes (lanes_ok 0) or for nth < 2. */
 int mrm_eng_team_plan(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, int lanes_ok);
 
+/* mrm_eng_team_plan for every team of 0 .. nmax threads at once, into n1[0 .. nmax] (the same
+ * values: the same sums in the same order, each region's lane times on 1 .. nmax - 1 threads
+ * computed once rather than once a split of each team), for mrm_engine_open to keep in the
+ * engine. nmax at most ENG_TEAM_PLAN_MAX (MRM_ENGINE_TEAM_PLANNED). Returns 1, or 0 (n1 not
+ * all set) for an nmax out of range or an image of more than ENG_TEAM_PLAN_REGIONS lane regions
+ * (its tables, on the stack, hold 2 x ENG_TEAM_PLAN_MAX doubles a region: 4 KiB in all; the
+ * builder's images have one region); then plan each team with mrm_eng_team_plan. */
+#define ENG_TEAM_PLAN_MAX MRM_ENGINE_TEAM_PLANNED
+#define ENG_TEAM_PLAN_REGIONS 4
+int mrm_eng_team_plan_all(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int lanes_ok, int nmax,
+                          unsigned char *n1);
+
 /* The predicted time of one record on nth threads, lane 1 on n1 threads (0: every step shared
  * by the whole team): the sum over steps (and lane regions) of the slowest thread's time of
  * cost[i] (NULL: mrm_eng_step_cost), plus barrier_m[m] (NULL: none) for each barrier of m

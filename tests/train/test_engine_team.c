@@ -9,7 +9,8 @@
  *     record in one team, every team with a record, and no thread with no work (or less than
  *     half of another's) while the records could be shared out.
  *     The sub-teams of the image with the branches apart (mrm_engine_run_subteams) for 2 to 64
- *     threads, and the model of batch-1 latency against threads (check_model, engine/team_plan.h).
+ *     threads (the split the engine keeps from open equal to the plan's, check_planned), and the
+ *     model of batch-1 latency against threads (check_model, engine/team_plan.h).
  *  2. The results: team runs with 1 to 16 threads (pthreads and pthread barriers: the team's and,
  *     for sub-teams, each sub-team's) at batches 1, 3 and 32 equal the single-thread run bit for
  *     bit, float, lanes (with and without sub-teams) and int8 images, every kernel set this CPU
@@ -186,6 +187,91 @@ static void check_subteams(const eng_header *h, const eng_step *st, eng_tile f, 
     CHECK(bad == 0, "%s: %lld sub-team splits out of range or not the best under the model", isa, bad);
     CHECK(idle == 0, "%s: %lld split layers with an idle thread in a sub-team (teams up to 16)", isa, idle);
     printf("%-10s sub-teams of the lanes image for 2-64 threads: %lld splits checked\n", isa, checked);
+}
+
+/* The tiles of the kernels the engine runs with isa (its team_fns). */
+static void isa_tiles(int isa, eng_tile *f, eng_tile *q) {
+    *f = mrm_eng_conv_portable_tile(), *q = mrm_eng_conv8_portable_tile();
+#if defined(__x86_64__)
+    if (isa >= MRM_ENGINE_AVX512 && isa <= MRM_ENGINE_AVX512VNNI)
+        *f = mrm_eng_conv_avx512_tile(),
+        *q = isa == MRM_ENGINE_AVX512VNNI ? mrm_eng_conv8_avx512vnni_tile() : mrm_eng_conv8_avx512_tile();
+    else if (isa == MRM_ENGINE_AVX2)
+        *f = mrm_eng_conv_avx2_tile(), *q = mrm_eng_conv8_avx2_tile();
+#elif defined(__aarch64__)
+    if (isa == MRM_ENGINE_NEONDOT) *q = mrm_eng_conv8_neondot_tile();
+#endif
+}
+
+/* The split the engine keeps from open (mrm_engine_team_lanes, a look-up for teams of up to
+ * MRM_ENGINE_TEAM_PLANNED threads) is mrm_eng_team_plan's for teams of 0 to 64 threads, with
+ * every kernel set this CPU runs; above the bound it is worked out on the call, the same. And
+ * mrm_eng_team_plan_all, with every kernel set's tiles, on the steps cut into 1 to 4 lane
+ * regions (a lane step set to lane 0 here and there: the model does not look at the buffers),
+ * equals mrm_eng_team_plan for every team; with 5 regions it declines (returns 0). */
+static void check_planned(const void *img, size_t len, const eng_header *h, const eng_step *st) {
+    long long checked = 0;
+    mrm_error err = {0};
+    for (int isa = 0; isa <= MRM_ENGINE_ISA_LAST; isa++) {
+        mrm_engine e;
+        if (mrm_engine_open_isa(&e, img, len, (mrm_engine_isa)isa, &err) != MRM_OK) continue; /* not on this CPU */
+        eng_tile f, q;
+        isa_tiles(isa, &f, &q);
+        CHECK(e.lanes && e.team_planned, "%s: lanes %d, planned %d", mrm_engine_isa_name(isa), e.lanes, e.team_planned);
+        const int big[] = {65, 80, 128, 255, 256, 257, 300};
+        for (int k = 0; k <= MRM_ENGINE_TEAM_PLANNED + 7; k++) {
+            int nth = k <= MRM_ENGINE_TEAM_PLANNED ? k : big[k - MRM_ENGINE_TEAM_PLANNED - 1];
+            int got = mrm_engine_team_lanes(&e, nth), want = mrm_eng_team_plan(st, h->n_steps, f, q, nth, 1);
+            CHECK(got == want, "%s: %d threads: the engine's sub-team %d, the plan's %d", mrm_engine_isa_name(isa), nth,
+                  got, want);
+            checked++;
+        }
+    }
+    eng_step *cut = malloc(h->n_steps * sizeof *cut);
+    if (!cut) return;
+    const eng_tile tiles[4][2] = {
+        {mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile()},
+#if defined(__x86_64__)
+        {mrm_eng_conv_avx2_tile(), mrm_eng_conv8_avx2_tile()},
+        {mrm_eng_conv_avx512_tile(), mrm_eng_conv8_avx512_tile()},
+        {mrm_eng_conv_avx512_tile(), mrm_eng_conv8_avx512vnni_tile()},
+#else
+        {mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile()},
+        {mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile()},
+        {mrm_eng_conv_portable_tile(), mrm_eng_conv8_portable_tile()},
+#endif
+    };
+    uint32_t first = 0, last = 0; /* the first lane step and one past the last */
+    while (first < h->n_steps && !st[first].lane) first++;
+    for (uint32_t i = first; i < h->n_steps; i++)
+        if (st[i].lane) last = i + 1;
+    for (int regions = 1; regions <= ENG_TEAM_PLAN_REGIONS + 1; regions++) {
+        memcpy(cut, st, h->n_steps * sizeof *cut);
+        for (int c = 1; c < regions; c++) cut[first + (last - first) * (uint32_t)c / (uint32_t)regions].lane = 0;
+        int nr = 0;
+        for (uint32_t i = 0; i < h->n_steps; i = cut[i].lane ? eng_lane_region_end(cut, h->n_steps, i) : i + 1)
+            nr += cut[i].lane != 0;
+        CHECK(nr == regions, "%d lane regions cut, %d there", regions, nr);
+        for (int t = 0; t < 4; t++)
+            for (int lanes_ok = 0; lanes_ok < 2; lanes_ok++) {
+                unsigned char n1[MRM_ENGINE_TEAM_PLANNED + 1];
+                int ok = mrm_eng_team_plan_all(cut, h->n_steps, tiles[t][0], tiles[t][1], lanes_ok,
+                                               MRM_ENGINE_TEAM_PLANNED, n1);
+                if (regions > ENG_TEAM_PLAN_REGIONS && lanes_ok) {
+                    CHECK(!ok, "%d lane regions: planned, over the bound of %d", regions, ENG_TEAM_PLAN_REGIONS);
+                    continue;
+                }
+                CHECK(ok, "%d lane regions, tiles %d: not planned", regions, t);
+                for (int nth = 0; ok && nth <= MRM_ENGINE_TEAM_PLANNED; nth++) {
+                    int want = mrm_eng_team_plan(cut, h->n_steps, tiles[t][0], tiles[t][1], nth, lanes_ok);
+                    CHECK(n1[nth] == want, "%d lane regions, tiles %d, lanes %d, %d threads: planned %d, the plan %d",
+                          regions, t, lanes_ok, nth, n1[nth], want);
+                    checked++;
+                }
+            }
+    }
+    free(cut);
+    printf("the sub-teams kept at open and planned at once equal the plan's: %lld teams checked\n", checked);
 }
 
 /* The model of batch-1 latency (engine/team_plan.h, bench/bench_team.c) from the step times
@@ -436,6 +522,7 @@ int main(void) {
                     CHECK(0, "the engine's sub-teams for %d threads are not the model's", nth);
                     break;
                 }
+            check_planned(limg, llen, lh, ls);
             check_model(lh, ls, e1.lanes);
             mrm_engine e0;
             CHECK(mrm_engine_open(&e0, img, len, &err) == MRM_OK && mrm_engine_team_lanes(&e0, 4) == 0,
