@@ -153,7 +153,7 @@ mrm_status mrm_engine_run_team(const mrm_engine *e, void *work, size_t work_byte
  * call), or 0 when the team cannot split (nth < 2, or an image whose branches' buffers are not
  * planned apart: e->lanes 0). The split is worked out once, when the engine is opened, for
  * every team of up to MRM_ENGINE_TEAM_PLANNED threads (kept in the mrm_engine: a look-up then);
- * a larger team's on each call (a few microseconds at 64 threads and up). Every thread calls mrm_engine_run_subteams like mrm_engine_run_team,
+ * a larger team's on each call (tens of microseconds). Every thread calls mrm_engine_run_subteams like mrm_engine_run_team,
  * plus lane_user: the argument that makes sync a barrier of ITS sub-team (n1 threads for ith <
  * n1, else nth - n1; a sub-team of one thread never calls it). With lane_user NULL it is
  * mrm_engine_run_team. The results equal mrm_engine_run's bit for bit. */

@@ -160,38 +160,55 @@ int mrm_eng_team_plan_all(const eng_step *st, uint32_t n, eng_tile f, eng_tile q
     if (nmax < 0 || nmax > ENG_TEAM_PLAN_MAX) return 0;
     for (int nth = 0; nth <= nmax; nth++) n1[nth] = 0;
     if (!lanes_ok || nmax < 2) return 1;
-    /* each region's lane times on 1 .. nmax - 1 threads, without barriers: the terms of
-     * lanes_time, computed once for every split of every team */
-    double a[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX], b[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX];
     int nr = 0;
-    for (uint32_t i = 0; i < n;) {
-        if (!st[i].lane) {
-            i++;
-            continue;
-        }
-        uint32_t j = eng_lane_region_end(st, n, i);
-        if (nr == ENG_TEAM_PLAN_REGIONS) return 0;
-        for (int m = 1; m < nmax; m++) {
-            a[nr][m] = mrm_eng_team_lane_time(st, i, j, 1, f, q, m, NULL, NULL);
-            b[nr][m] = mrm_eng_team_lane_time(st, i, j, 2, f, q, m, NULL, NULL);
-        }
-        nr++;
-        i = j;
-    }
+    for (uint32_t i = 0; i < n; i = st[i].lane ? eng_lane_region_end(st, n, i) : i + 1)
+        if (st[i].lane && ++nr > ENG_TEAM_PLAN_REGIONS) return 0;
+    /* each region's lane times on m threads (lane 1: a, lane 2: b; with the barriers of
+     * mrm_eng_team_predict_n1: ab, bb), filled in for m = 1, 2, ... in turn: a team of m threads
+     * looks up only splits of fewer threads. Each step's share at m threads computed once, for
+     * the tables and for the team of m's two predictions: the same terms summed in the same
+     * order as mrm_eng_team_lane_split, mrm_eng_team_lane_time and mrm_eng_team_predict_n1. */
+    double a[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX], b[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX];
+    double ab[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX], bb[ENG_TEAM_PLAN_REGIONS][ENG_TEAM_PLAN_MAX];
     double w[3], bar[ENG_TEAM_PLAN_MAX + 1];
     lanes_work(st, n, NULL, w);
     for (int m = 0; m <= nmax; m++) bar[m] = mrm_eng_team_barrier_cost(m);
-    for (int nth = 2; nth <= nmax; nth++) {
-        /* mrm_eng_team_lane_split, its lanes_time summed from the table in the same order */
-        const double ideal = ideal_n1(w, nth);
+    for (int m = 1; m <= nmax; m++) {
         int best = 1;
-        double bt = 0;
-        for (int k = 1; k < nth; k++) {
-            double t = 0;
-            for (int r = 0; r < nr; r++) t += a[r][k] > b[r][nth - k] ? a[r][k] : b[r][nth - k];
-            if (better_split(k, t, ideal, best, bt)) best = k, bt = t;
+        if (m >= 2) { /* mrm_eng_team_lane_split */
+            const double ideal = ideal_n1(w, m);
+            double bt = 0;
+            for (int k = 1; k < m; k++) {
+                double t = 0;
+                for (int r = 0; r < nr; r++) t += a[r][k] > b[r][m - k] ? a[r][k] : b[r][m - k];
+                if (better_split(k, t, ideal, best, bt)) best = k, bt = t;
+            }
         }
-        n1[nth] = (unsigned char)(nth == 2 ? best : plan_choice(st, n, f, q, nth, best, bar));
+        const int tables = m < nmax, predict = m >= 3;
+        double layers = bar[m], lanes = bar[m]; /* mrm_eng_team_predict_n1 with n1 0 and best */
+        int r = -1;
+        for (uint32_t i = 0; i < n; i++) {
+            const int lane = st[i].lane;
+            if (lane && (i == 0 || !st[i - 1].lane)) { /* a region starts */
+                r++;
+                if (tables) a[r][m] = b[r][m] = ab[r][m] = bb[r][m] = 0;
+                if (predict) lanes += (ab[r][best] > bb[r][m - best] ? ab[r][best] : bb[r][m - best]) + bar[m];
+            }
+            if (!predict && (!tables || !lane)) continue;
+            const double c = mrm_eng_step_cost(&st[i]), sh = mrm_eng_team_share(&st[i], f, q, m);
+            const int syncs = mrm_eng_team_syncs(&st[i]);
+            if (predict) {
+                layers += c * sh + syncs * bar[m];
+                if (!lane) lanes += c * sh + syncs * bar[m];
+            }
+            if (tables && lane) {
+                double *t = lane == 1 ? &a[r][m] : &b[r][m], *tb = lane == 1 ? &ab[r][m] : &bb[r][m];
+                *t += c * sh;
+                *tb += c * sh;
+                if (m > 1) *tb += syncs * bar[m];
+            }
+        }
+        if (m >= 2) n1[m] = (unsigned char)(predict && !(lanes <= layers) ? 0 : best);
     }
     return 1;
 }

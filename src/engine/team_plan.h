@@ -66,14 +66,14 @@ double mrm_eng_team_barrier_cost(int m);
 int mrm_eng_team_plan(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int nth, int lanes_ok);
 
 /* mrm_eng_team_plan for every team of 0 .. nmax threads at once, into n1[0 .. nmax] (the same
- * values: the same sums in the same order, each region's lane times on 1 .. nmax - 1 threads
- * computed once rather than once a split of each team), for mrm_engine_open to keep in the
- * engine. nmax at most ENG_TEAM_PLAN_MAX (MRM_ENGINE_TEAM_PLANNED). Returns 1, or 0 (n1 not
+ * values: the same sums in the same order, each step's share on m threads computed once for
+ * every m, each region's lane times on 1 .. nmax - 1 threads once rather than once a split of
+ * each team), for mrm_engine_open to keep in the engine. nmax at most ENG_TEAM_PLAN_MAX (MRM_ENGINE_TEAM_PLANNED). Returns 1, or 0 (n1 not
  * all set) for an nmax out of range or an image of more than ENG_TEAM_PLAN_REGIONS lane regions
- * (its tables, on the stack, hold 2 x ENG_TEAM_PLAN_MAX doubles a region: 4 KiB in all; the
+ * (its tables, on the stack, hold 4 x ENG_TEAM_PLAN_MAX doubles a region: 4 KiB in all; the
  * builder's images have one region); then plan each team with mrm_eng_team_plan. */
 #define ENG_TEAM_PLAN_MAX MRM_ENGINE_TEAM_PLANNED
-#define ENG_TEAM_PLAN_REGIONS 4
+#define ENG_TEAM_PLAN_REGIONS 2
 int mrm_eng_team_plan_all(const eng_step *st, uint32_t n, eng_tile f, eng_tile q, int lanes_ok, int nmax,
                           unsigned char *n1);
 

@@ -206,9 +206,10 @@ static void isa_tiles(int isa, eng_tile *f, eng_tile *q) {
 /* The split the engine keeps from open (mrm_engine_team_lanes, a look-up for teams of up to
  * MRM_ENGINE_TEAM_PLANNED threads) is mrm_eng_team_plan's for teams of 0 to 64 threads, with
  * every kernel set this CPU runs; above the bound it is worked out on the call, the same. And
- * mrm_eng_team_plan_all, with every kernel set's tiles, on the steps cut into 1 to 4 lane
- * regions (a lane step set to lane 0 here and there: the model does not look at the buffers),
- * equals mrm_eng_team_plan for every team; with 5 regions it declines (returns 0). */
+ * mrm_eng_team_plan_all, with every kernel set's tiles, on the steps cut into 1 to
+ * ENG_TEAM_PLAN_REGIONS lane regions (a lane step set to lane 0 here and there: the model does
+ * not look at the buffers), equals mrm_eng_team_plan for every team; with a region more it
+ * declines (returns 0). */
 static void check_planned(const void *img, size_t len, const eng_header *h, const eng_step *st) {
     long long checked = 0;
     mrm_error err = {0};
