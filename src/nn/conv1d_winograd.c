@@ -104,13 +104,18 @@ static int carve(const nn_ctx *ctx, const wgeom *g, wmem *mem, int nt) {
     return 1;
 }
 
-/* U[e] (Cout, Cin) = G w */
-static void weight_transform(float *u, const float *w, const wgeom *g) {
-    size_t n = (size_t)g->Cout * g->Cin;
-    for (size_t oi = 0; oi < n; oi++) {
+/* U[e] (Cout, Cin) = G w, for the (output, input) channel pairs [r.begin, r.end) */
+static void weight_transform_range(float *u, const float *w, const wgeom *g, mrm_range r) {
+    for (size_t oi = (size_t)r.begin; oi < (size_t)r.end; oi++) {
         const float *wk = w + oi * 3;
         for (int e = 0; e < WN; e++) u[e * g->us + oi] = G3[e][0] * wk[0] + G3[e][1] * wk[1] + G3[e][2] * wk[2];
     }
+}
+
+/* Thread th of team's share of the weight transform (each pair's values do not depend on who
+ * computes them); the whole of it for a team of 1. */
+static void weight_transform(float *u, const float *w, const wgeom *g, int team, int th) {
+    weight_transform_range(u, w, g, mrm_partition((long long)g->Cout * g->Cin, team, th));
 }
 
 /* A chunk is the columns [col0, col0 + ncols) of the batch (col = sample * ntile + tile); it may
@@ -278,9 +283,9 @@ int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const floa
     int nt = forward_threads(&g, max_threads());
     if (B < WINO_MIN_B) return 0;
     if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
-    weight_transform(mem.u, w, &g);
     long long ncols = (long long)B * g.ntile;
     if (nt < 2) {
+        weight_transform(mem.u, w, &g, 1, 0);
         forward_columns(out, in, bias, relu, &g, mem.u, mem.slots, run_of(ncols, 1, 0));
         return 1;
     }
@@ -288,6 +293,8 @@ int conv1d_forward_winograd(nn_ctx *ctx, float *out, const float *in, const floa
     {
         /* the team may be smaller than asked for: share out over the threads there are */
         int th = omp_get_thread_num(), team = omp_get_num_threads();
+        weight_transform(mem.u, w, &g, team, th);
+#pragma omp barrier
         forward_columns(out, in, bias, relu, &g, mem.u, mem.slots + (size_t)th * g.slot, run_of(ncols, team, th));
     }
     return 1;
@@ -360,6 +367,24 @@ static void din_transform(float *din, const float *v, const wgeom *g, int b0, in
         }
 }
 
+/* dw (Cout, Cin, 3) += G^T dU for the channel pairs of r, dU the sum of the nt threads' partial
+ * sums (in thread order). */
+static void dw_from_partials(float *dw, const float *du, const wgeom *g, int nt, mrm_range r) {
+    for (size_t oi = (size_t)r.begin; oi < (size_t)r.end; oi++) {
+        float d[WN];
+        for (int e = 0; e < WN; e++) {
+            float s = 0.0f;
+            for (int t = 0; t < nt; t++) s += du[(size_t)t * WN * g->us + e * g->us + oi];
+            d[e] = s;
+        }
+        for (int k = 0; k < 3; k++) {
+            float s = 0.0f;
+            for (int e = 0; e < WN; e++) s += G3[e][k] * d[e];
+            dw[oi * 3 + k] += s;
+        }
+    }
+}
+
 static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
                              int B, int Cin, int Lin, int Cout, int pad, int set) {
     if (!din && !dw) return 1;
@@ -367,12 +392,13 @@ static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
     wmem mem;
     int nt = backward_threads(&g, max_threads());
     if (g.Lout <= 0 || !carve(ctx, &g, &mem, nt)) return 0;
-    if (din) weight_transform(mem.u, w, &g);
-    int used = 1; /* the team's size: the dU partial sums to add */
 #pragma omp parallel num_threads(nt)
     {
         int th = omp_get_thread_num(), team = omp_get_num_threads();
-        if (th == 0) used = team;
+        if (din) {
+            weight_transform(mem.u, w, &g, team, th);
+#pragma omp barrier
+        }
         float *v = mem.slots + (size_t)th * g.slot, *m = v + WN * g.vs, *du = mem.du + (size_t)th * WN * g.us;
         int first = 1; /* this thread's dU partial sums start at its first piece */
         mrm_range run = run_of(B, team, th);
@@ -397,22 +423,9 @@ static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
         }
         if (first && dw) /* no piece: a zero partial sum */
             for (int e = 0; e < WN; e++) memset(du + e * g.us, 0, (size_t)Cout * Cin * sizeof(float));
-    }
-    nt = used;
-    if (dw) { /* dw += G^T (sum of the threads' dU, in thread order) */
-        size_t n = (size_t)Cout * Cin;
-        for (size_t oi = 0; oi < n; oi++) {
-            float d[WN];
-            for (int e = 0; e < WN; e++) {
-                float s = 0.0f;
-                for (int t = 0; t < nt; t++) s += mem.du[(size_t)t * WN * g.us + e * g.us + oi];
-                d[e] = s;
-            }
-            for (int k = 0; k < 3; k++) {
-                float s = 0.0f;
-                for (int e = 0; e < WN; e++) s += G3[e][k] * d[e];
-                dw[oi * 3 + k] += s;
-            }
+        if (dw) { /* every partial sum complete: dw += G^T (their sum, in thread order), pairs shared out */
+#pragma omp barrier
+            dw_from_partials(dw, mem.du, &g, team, mrm_partition((long long)Cout * Cin, team, th));
         }
     }
     return 1;
