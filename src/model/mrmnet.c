@@ -30,6 +30,18 @@ static void zero_floats(float *p, size_t n) {
     for (size_t i = 0; i < nb; i++) memset(p + i * step, 0, sizeof(float) * (i + 1 < nb ? step : n - i * step));
 }
 
+/* dst = src (n floats, not overlapping), in parallel when large. */
+static void copy_floats(float *dst, const float *src, size_t n) {
+    if (n < (1u << 18)) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    size_t step = 1u << 16, nb = (n + step - 1) / step;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nb; i++)
+        memcpy(dst + i * step, src + i * step, sizeof(float) * (i + 1 < nb ? step : n - i * step));
+}
+
 /* n floats (zeroed if `zero`), valid until popped. Chunks are kept for the next steps. */
 static float *gpush(gstack *g, size_t n, size_t min_chunk, int zero) {
     for (;;) {
@@ -708,7 +720,7 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
     }
     const float *h = k->c1.y;
     if (fresh) /* the identity path */
-        memcpy(din, dout, n * sizeof(float));
+        copy_floats(din, dout, n);
     else
         accumulate(din, dout, n);
     float *dh = GPUSH(m, n), *dgate = GPUSH(m, (size_t)B * c), *dgap = GPUSH(m, (size_t)B * c);
@@ -790,10 +802,10 @@ static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *d
         block_backward(m, &f->layer[i], d, dn, i ? f->layer[i - 1].out : f->f, 1);
         d = dn;
     }
-    float *dcat = GPUSH(m, (size_t)B * 2 * c * L);
-    layernorm_ch_backward(dcat, f->norm.dw, f->norm.db, d, f->cat, f->ln_mean, f->ln_rstd, f->norm.w, B, 2 * c, L);
-    float *dl1 = GPUSH(m, (size_t)B * c * L), *dl2 = GPUSH(m, (size_t)B * c * L);
-    concat_ch_backward(dl1, dl2, dcat, B, c, c, L);
+    float *dcat = GPUSH_RAW(m, (size_t)B * 2 * c * L); /* set by the LayerNorm backward */
+    layernorm_ch_backward_set(dcat, f->norm.dw, f->norm.db, d, f->cat, f->ln_mean, f->ln_rstd, f->norm.w, B, 2 * c, L);
+    float *dl1 = GPUSH_RAW(m, (size_t)B * c * L), *dl2 = GPUSH_RAW(m, (size_t)B * c * L); /* set by the split */
+    concat_ch_backward_set(dl1, dl2, dcat, B, c, c, L);
     /* spatial */
     float *dsa = GPUSH(m, (size_t)B * L), *dsy = GPUSH(m, (size_t)B * L), *dmm = GPUSH(m, (size_t)B * 2 * L);
     scale_time_backward(din, dsa, dl2, x, f->sa, B, c, L);

@@ -74,20 +74,44 @@ void accumulate(float *d, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] += src[i];
 }
 
-/* out (B, Ca+Cb, L) = [a (B, Ca, L), b (B, Cb, L)] along channels. */
+/* out (B, Ca+Cb, L) = [a (B, Ca, L), b (B, Cb, L)] along channels; samples in parallel when
+ * large. */
 void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int L) {
     size_t na = (size_t)Ca * L, nb = (size_t)Cb * L;
+#pragma omp parallel for if ((size_t)B * (na + nb) > 65536) schedule(static)
     for (int i = 0; i < B; i++) {
         memcpy(out + i * (na + nb), a + i * na, na * sizeof(float));
         memcpy(out + i * (na + nb) + na, b + i * nb, nb * sizeof(float));
     }
 }
 
-/* da += dout[:, :Ca], db += dout[:, Ca:]. */
-void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
+/* da += dout[:, :Ca], db += dout[:, Ca:] (set: =, their old contents ignored); samples in
+ * parallel when large. */
+static void concat_ch_backward_impl(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L, int set) {
     size_t na = (size_t)Ca * L, nb = (size_t)Cb * L;
+#pragma omp parallel for if ((size_t)B * (na + nb) > 65536) schedule(static)
     for (int i = 0; i < B; i++) {
-        if (da) accumulate(da + i * na, dout + i * (na + nb), na);
-        if (db) accumulate(db + i * nb, dout + i * (na + nb) + na, nb);
+        const float *src = dout + i * (na + nb);
+        float *d[2] = {da ? da + i * na : NULL, db ? db + i * nb : NULL};
+        size_t n[2] = {na, nb};
+        for (int h = 0; h < 2; h++) {
+            if (!d[h]) continue;
+            const float *x = src + (h ? na : 0);
+            if (set) {
+                memcpy(d[h], x, n[h] * sizeof(float));
+                continue;
+            }
+            float *y = d[h];
+#pragma omp simd
+            for (size_t t = 0; t < n[h]; t++) y[t] += x[t];
+        }
     }
+}
+
+void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
+    concat_ch_backward_impl(da, db, dout, B, Ca, Cb, L, 0);
+}
+
+void concat_ch_backward_set(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
+    concat_ch_backward_impl(da, db, dout, B, Ca, Cb, L, 1);
 }

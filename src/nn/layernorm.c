@@ -50,8 +50,8 @@ void layernorm_ch_forward(float *out, float *mean, float *rstd, const float *in,
 /* With y = (x - mean) * rstd and g = dout * w (per channel):
  *   dbias[c] += sum dout, dw[c] += sum dout * y (over b, t),
  *   din += rstd * (g - mean_c(g) - y * mean_c(g * y)). */
-void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
-                           const float *mean, const float *rstd, const float *w, int B, int C, int L) {
+static void ln_backward(float *din, float *dw, float *dbias, const float *dout, const float *in, const float *mean,
+                        const float *rstd, const float *w, int B, int C, int L, int set) {
     if (dw || dbias) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536) schedule(static)
         for (int c = 0; c < C; c++) {
@@ -96,10 +96,26 @@ void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dou
             for (int c = 0; c < C; c++) {
                 const float *g = dout + base + (size_t)c * L, *x = in + base + (size_t)c * L;
                 float *d = din + base + (size_t)c * L, wc = w[c];
-                for (int t = 0; t < n; t++) {
-                    float y = (x[t] - mu[t]) * rs[t];
-                    d[t] += rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
-                }
+                if (set)
+                    for (int t = 0; t < n; t++) {
+                        float y = (x[t] - mu[t]) * rs[t];
+                        d[t] = rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
+                    }
+                else
+                    for (int t = 0; t < n; t++) {
+                        float y = (x[t] - mu[t]) * rs[t];
+                        d[t] += rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
+                    }
             }
         }
+}
+
+void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                           const float *mean, const float *rstd, const float *w, int B, int C, int L) {
+    ln_backward(din, dw, dbias, dout, in, mean, rstd, w, B, C, L, 0);
+}
+
+void layernorm_ch_backward_set(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                               const float *mean, const float *rstd, const float *w, int B, int C, int L) {
+    ln_backward(din, dw, dbias, dout, in, mean, rstd, w, B, C, L, 1);
 }

@@ -225,6 +225,9 @@ void layernorm_ch_forward(float *out, float *mean, float *rstd, const float *in,
                           const float *bias, int B, int C, int L, float eps);
 void layernorm_ch_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
                            const float *mean, const float *rstd, const float *w, int B, int C, int L);
+/* the same, setting din (its old contents ignored) */
+void layernorm_ch_backward_set(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                               const float *mean, const float *rstd, const float *w, int B, int C, int L);
 
 /* ---- linear: in (B, Cin), w (Cout, Cin), bias (Cout) -> out (B, Cout) ------------------- */
 void linear_forward(float *out, const float *in, const float *w, const float *bias, int B, int Cin,
@@ -252,6 +255,8 @@ void accumulate(float *d, const float *src, size_t n);
  * a (B, Ca, L) and b (B, Cb, L) -> out (B, Ca+Cb, L); backward splits (and accumulates). */
 void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int L);
 void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L);
+/* the same, setting da and db (their old contents ignored) */
+void concat_ch_backward_set(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L);
 
 /* ---- losses ---------------------------------------------------------------------------------
  * Binary cross-entropy with logits, mean over the B*N values; returns the loss and, if dlogits
