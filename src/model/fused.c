@@ -44,25 +44,29 @@ static inline void bn_shifted_stats(double x0, double sum, double ss0, double n,
 /* The same, then y = act(z * scale + shift). */
 static inline void bn_relu_finish(float *y, const float *z, double x0, double sum, double ss0, double n, float eps,
                                   float momentum, float gamma, float beta, float *mean, float *rstd,
-                                  float *running_mean, float *running_var, int B, int C, int L, int c, int relu) {
+                                  float *running_mean, float *running_var, int B, int C, int L, int c, int relu,
+                                  float *scale_out, float *shift_out) {
     float scale, shift;
     bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma, beta, mean, rstd, running_mean, running_var, &scale, &shift);
+    if (scale_out) *scale_out = scale, *shift_out = shift;
     for (int b = 0; b < B; b++) {
         size_t off = ((size_t)b * C + c) * L;
         scale_shift_act_row(y + off, z + off, (size_t)L, scale, shift, relu);
     }
 }
 
-void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *z,
-                           const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu) {
+void bn_relu_forward_train(float *y, float *mean, float *rstd, float *scale, float *shift, float *running_mean,
+                           float *running_var, const float *z, const float *gamma, const float *beta, int B, int C, int L,
+                           float eps, float momentum, int relu) {
     const double n = (double)B * L;
+    const int keep = scale && shift;
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
     for (int c = 0; c < C; c++) {
         const float x0 = z[(size_t)c * L];
         double sum, ss0;
         bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
         bn_relu_finish(y, z, x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
-                       &running_var[c], B, C, L, c, relu);
+                       &running_var[c], B, C, L, c, relu, keep ? &scale[c] : NULL, keep ? &shift[c] : NULL);
     }
 }
 
@@ -109,6 +113,43 @@ static inline void bn_grad_sums(double *sg_out, double *sgx_out, const float *dy
     *sg_out = sg, *sgx_out = sgx;
 }
 
+/* bn_grad_sums with the ReLU mask recomputed from z: z * sc + sh > 0 (as the forward's y > 0). */
+static inline void bn_grad_sums_zmask(double *sg_out, double *sgx_out, const float *dy, const float *z, float mu, float rs,
+                                      float sc, float sh, int B, int C, int L, int c) {
+    double sg = 0.0, sgx = 0.0;
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        const float *g = dy + off, *x = z + off;
+        float a = 0.0f, ax = 0.0f;
+#pragma omp simd reduction(+ : a, ax)
+        for (int t = 0; t < L; t++) {
+            float v = x[t] * sc + sh;
+            float gm = v > 0.0f ? g[t] : 0.0f;
+            a += gm;
+            ax += gm * (x[t] - mu);
+        }
+        sg += a;
+        sgx += (double)ax * rs;
+    }
+    *sg_out = sg, *sgx_out = sgx;
+}
+
+/* bn_relu_din with the ReLU mask recomputed from z (as bn_grad_sums_zmask). */
+static inline void bn_relu_din_zmask(float *dz, const float *dy, const float *z, float mu, float rs, float gamma,
+                                     float sc, float sh, double sg, double sgx, double n, int B, int C, int L, int c) {
+    float k = gamma * rs, mg = (float)(sg / n), mgx = (float)(sgx / n) * rs;
+    for (int b = 0; b < B; b++) {
+        size_t off = ((size_t)b * C + c) * L;
+        const float *g = dy + off, *x = z + off;
+        float *d = dz + off;
+#pragma omp simd
+        for (int t = 0; t < L; t++) {
+            float v = x[t] * sc + sh;
+            d[t] = k * ((v > 0.0f ? g[t] : 0.0f) - mg - (x[t] - mu) * mgx);
+        }
+    }
+}
+
 /* dz = gamma * rs * (g - sg / n - (z - mu) * rs * sgx / n) over channel c, g = dy through the
  * ReLU mask of y (when y is given) */
 static inline void bn_relu_din(float *dz, const float *dy, const float *y, const float *z, float mu, float rs,
@@ -128,16 +169,24 @@ static inline void bn_relu_din(float *dz, const float *dy, const float *y, const
 }
 
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
-                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L) {
+                      const float *mean, const float *rstd, const float *scale, const float *shift, const float *gamma,
+                      int B, int C, int L) {
     const double n = (double)B * L;
+    const int zmask = y && scale && shift; /* the mask from z: two streams read rather than three */
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
     for (int c = 0; c < C; c++) {
         double sg, sgx;
         float mu = mean[c], rs = rstd[c];
-        bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
+        if (zmask)
+            bn_grad_sums_zmask(&sg, &sgx, dy, z, mu, rs, scale[c], shift[c], B, C, L, c);
+        else
+            bn_grad_sums(&sg, &sgx, dy, y, z, mu, rs, B, C, L, c);
         dbeta[c] += (float)sg;
         dgamma[c] += (float)sgx;
-        bn_relu_din(dz, dy, y, z, mu, rs, gamma[c], sg, sgx, n, B, C, L, c);
+        if (zmask)
+            bn_relu_din_zmask(dz, dy, z, mu, rs, gamma[c], scale[c], shift[c], sg, sgx, n, B, C, L, c);
+        else
+            bn_relu_din(dz, dy, y, z, mu, rs, gamma[c], sg, sgx, n, B, C, L, c);
     }
 }
 
@@ -214,7 +263,7 @@ int bn_relu_forward_train_sync(mrm_model *m, float *y, float *mean, float *rstd,
 #pragma omp parallel for schedule(static) if (par)
     for (int c = 0; c < C; c++)
         bn_relu_finish(y, z, mean[c], buf[2 * (size_t)c], buf[2 * (size_t)c + 1], n, eps, momentum, gamma[c], beta[c],
-                       &mean[c], &rstd[c], &running_mean[c], &running_var[c], B, C, L, c, relu);
+                       &mean[c], &rstd[c], &running_mean[c], &running_var[c], B, C, L, c, relu, NULL, NULL);
     return 0;
 }
 

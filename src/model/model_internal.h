@@ -47,6 +47,7 @@ typedef struct cbn {
     int lin, lout;    /* time lengths of the input and the output */
     float *z, *y;     /* (B, cout, lout) */
     float *mean, *rstd; /* (cout) batch statistics of the last training forward */
+    float *scale, *shift; /* (cout) its BN as an affine map (y = relu?(z * scale + shift)) */
 } cbn;
 
 typedef struct basescale { /* BaseBlock.BaseScale1/2 */
@@ -224,12 +225,17 @@ const float *model_unit_output(const mrm_model *m, const char *name);
 /* Sizes the activations for B samples (grows only). */
 mrm_status model_plan(mrm_model *m, int B, mrm_error *err);
 /* BN (training mode) with an optional ReLU after it, fused (fused.c). Forward: y = relu?(BN(z)),
- * saves mean/rstd, updates the running statistics. Backward: dz = d/dz given dy, the ReLU mask
- * taken from y (NULL: no ReLU); dz is OVERWRITTEN, dgamma/dbeta accumulate. */
-void bn_relu_forward_train(float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *z,
-                           const float *gamma, const float *beta, int B, int C, int L, float eps, float momentum, int relu);
+ * saves mean/rstd (and, where scale/shift are given, each channel's affine map: y = relu?(z *
+ * scale + shift)), updates the running statistics. Backward: dz = d/dz given dy, the ReLU mask
+ * taken from y (NULL: no ReLU), or where scale/shift (the forward's) are given, recomputed
+ * from z as the forward computed y (z * scale + shift > 0: the same bits, without reading y);
+ * dz is OVERWRITTEN, dgamma/dbeta accumulate. */
+void bn_relu_forward_train(float *y, float *mean, float *rstd, float *scale, float *shift, float *running_mean,
+                           float *running_var, const float *z, const float *gamma, const float *beta, int B, int C, int L,
+                           float eps, float momentum, int relu);
 void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, const float *y, const float *z,
-                      const float *mean, const float *rstd, const float *gamma, int B, int C, int L);
+                      const float *mean, const float *rstd, const float *scale, const float *shift, const float *gamma,
+                      int B, int C, int L);
 /* The statistics pass of bn_relu_forward_train alone: mean/rstd saved, the running statistics
  * updated, and each channel's affine map (y = z * scale + shift) returned for a later pass. */
 void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean, float *running_var,

@@ -259,6 +259,8 @@ static void plan_cbn(planner *p, cbn *u) {
     u->y = p->folded ? u->z : take(p, n); /* folded: conv output and unit output share */
     u->mean = take(p, (size_t)u->conv.cout);
     u->rstd = take(p, (size_t)u->conv.cout);
+    u->scale = take(p, (size_t)u->conv.cout);
+    u->shift = take(p, (size_t)u->conv.cout);
     size_t s = conv1d_scratch_floats(p->B, u->conv.cin, u->lin, u->conv.cout, u->conv.k, u->conv.stride, u->conv.pad,
                                      u->conv.groups);
     if (s > p->scratch) p->scratch = s;
@@ -500,8 +502,8 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     }
     if (m->trained_forward) { /* BN + ReLU in one go */
         const bn_p *bn = &u->bn;
-        bn_relu_forward_train(u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma, bn->beta, m->B,
-                              c->cout, u->lout, BN_EPS, BN_MOMENTUM, u->relu);
+        bn_relu_forward_train(u->y, u->mean, u->rstd, u->scale, u->shift, bn->running_mean, bn->running_var, u->z,
+                              bn->gamma, bn->beta, m->B, c->cout, u->lout, BN_EPS, BN_MOMENTUM, u->relu);
         (*bn->num_batches_tracked)++;
         return;
     }
@@ -514,21 +516,24 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv_folded(m, ctx, u, in, NULL, 0); }
 
 /* dy (B, cout, lout) -> din (B, cin, lin) += ... (set: din = ..., its old contents ignored), dw,
- * dgamma, dbeta += ... */
-static void cbn_backward_to(mrm_model *m, cbn *u, const float *dy, float *din, const float *in, int set) {
+ * dgamma, dbeta += ... With `mask` (a unit without ReLU only), dy is taken where mask > 0 and as
+ * 0 elsewhere: the gradient through a ReLU whose output is mask, applied on the fly. */
+static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const float *mask, float *din, const float *in,
+                                int set) {
     const conv_p *c = &u->conv;
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
     float *dz = GPUSH_RAW(m, n); /* overwritten by the fused BN + ReLU backward */
+    const float *y = u->relu ? u->y : mask; /* the ReLU mask's source */
     if (m->trained_forward && m->sync_fn) {
-        if (bn_relu_backward_sync(m, dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd,
-                                  u->bn.gamma, m->B, c->cout, u->lout))
+        if (bn_relu_backward_sync(m, dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
+                                  c->cout, u->lout))
             m->sync_failed = 1;
-    } else if (m->trained_forward)
-        bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->mean, u->rstd, u->bn.gamma, m->B,
-                         c->cout, u->lout);
+    } else if (m->trained_forward) /* the unit's own ReLU: its mask recomputed from z (scale, shift) */
+        bn_relu_backward(dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->mean, u->rstd, u->relu ? u->scale : NULL,
+                         u->relu ? u->shift : NULL, u->bn.gamma, m->B, c->cout, u->lout);
     else /* after an evaluation-mode forward: BN with the running statistics */
-        bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, u->relu ? u->y : NULL, u->z, u->bn.gamma, u->bn.running_mean,
+        bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->bn.gamma, u->bn.running_mean,
                               u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
     if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
                                      c->pad, c->groups)) {
@@ -537,6 +542,10 @@ static void cbn_backward_to(mrm_model *m, cbn *u, const float *dy, float *din, c
                         c->groups);
     }
     gpop(&m->gs, mk);
+}
+
+static void cbn_backward_to(mrm_model *m, cbn *u, const float *dy, float *din, const float *in, int set) {
+    cbn_backward_masked(m, u, dy, NULL, din, in, set);
 }
 
 static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, const float *in) {
@@ -707,14 +716,12 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
     int B = m->B, c = k->c, L = k->L;
     size_t n = (size_t)B * c * L;
     gmark mk = gmark_get(&m->gs);
-    if (k->kind == BLK_BASIC) {
-        float *dsum = GPUSH_RAW(m, n);
-        relu_backward_set(dsum, dout, k->out, n);
+    if (k->kind == BLK_BASIC) { /* the end's ReLU backward (dout where out > 0) applied where dout is read */
         float *dy1 = GPUSH_RAW(m, n); /* set by c2's backward */
-        cbn_backward_to(m, &k->c2, dsum, dy1, k->c1.y, 1);
+        cbn_backward_masked(m, &k->c2, dout, k->out, dy1, k->c1.y, 1);
         cbn_backward_to(m, &k->c1, dy1, din, in, fresh);
-        if (k->has_ds) cbn_backward(m, &k->ds, dsum, din, in);
-        else accumulate(din, dsum, n);
+        if (k->has_ds) cbn_backward_masked(m, &k->ds, dout, k->out, din, in, 0);
+        else relu_backward(din, dout, k->out, n);
         gpop(&m->gs, mk);
         return;
     }
