@@ -1,7 +1,8 @@
-/* The _set variants of the ReLU, dropout and max-pool backward passes (ops.h) against their
- * accumulating forms run into a zeroed buffer: the same values (a set pass writes +0 where the
- * accumulating one adds to +0), written over whatever the buffer held, with ties (PyTorch's rule:
- * the first maximal element wins), odd lengths and length 1. */
+/* The _set variants of the ReLU, dropout, max-pool, channel-LayerNorm and channel-concat backward
+ * passes (ops.h) against their accumulating forms run into a zeroed buffer: the same values (a set
+ * pass writes +0 where the accumulating one adds to +0), written over whatever the buffer held,
+ * with ties (PyTorch's rule: the first maximal element wins), odd lengths and length 1; the
+ * LayerNorm's weight and bias gradients accumulate alike in both forms. */
 #include "../test_util.h"
 #include "common/rng.h"
 #include "nn/ops.h"
@@ -47,6 +48,32 @@ int main(void) {
             dropout_backward(acc, g1, x, n);
             dropout_backward_set(set, g1, x, n);
             CHECK(same(acc, set, n), "dropout L=%d ties=%d", L, ties);
+            /* LayerNorm over the C channels at each step (its statistics from the forward) */
+            {
+                float *y = malloc(n * sizeof(float)), *mean = malloc((size_t)B * L * sizeof(float));
+                float *rstd = malloc((size_t)B * L * sizeof(float)), w[4], bia[4], dw1[4], db1[4], dw2[4], db2[4];
+                for (int c = 0; c < C; c++)
+                    w[c] = mrm_rng_uniform_range(&r, 0.5f, 1.5f), bia[c] = mrm_rng_uniform_range(&r, -0.5f, 0.5f),
+                    dw1[c] = dw2[c] = 0.25f * c, db1[c] = db2[c] = -0.5f * c;
+                layernorm_ch_forward(y, mean, rstd, x, w, bia, B, C, L, 1e-5f);
+                for (size_t i = 0; i < n; i++) acc[i] = 0.0f, set[i] = 1e30f;
+                layernorm_ch_backward(acc, dw1, db1, g1, x, mean, rstd, w, B, C, L);
+                layernorm_ch_backward_set(set, dw2, db2, g1, x, mean, rstd, w, B, C, L);
+                CHECK(same(acc, set, n) && same(dw1, dw2, 4) && same(db1, db2, 4), "layernorm L=%d ties=%d", L, ties);
+                free(y), free(mean), free(rstd);
+            }
+            /* the channel concat's split: a (B, 1, L) and b (B, C - 1, L) from dout (B, C, L) */
+            {
+                const size_t na = (size_t)B * L, nb = (size_t)B * (C - 1) * L;
+                float *a1 = calloc(na, sizeof(float)), *b1 = calloc(nb, sizeof(float));
+                float *a2 = malloc(na * sizeof(float)), *b2 = malloc(nb * sizeof(float));
+                for (size_t i = 0; i < na; i++) a2[i] = 1e30f;
+                for (size_t i = 0; i < nb; i++) b2[i] = 1e30f;
+                concat_ch_backward(a1, b1, g1, B, 1, C - 1, L);
+                concat_ch_backward_set(a2, b2, g1, B, 1, C - 1, L);
+                CHECK(same(a1, a2, na) && same(b1, b2, nb), "concat L=%d ties=%d", L, ties);
+                free(a1), free(b1), free(a2), free(b2);
+            }
             free(x), free(g1), free(g2), free(acc), free(set);
         }
     TEST_END();
