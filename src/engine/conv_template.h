@@ -496,6 +496,7 @@ static inline __attribute__((always_inline)) void fft_tile3(float *mr, float *mi
 #define FNF_OUT ENG_CAT(FNF, _out)
 #define FNF_OUT3 ENG_CAT(FNF, _out3)
 #define FNF_FINISH ENG_CAT(FNF, _finish)
+#define FNF_PROD ENG_CAT(FNF, _prod)
 #define FNF_LAYOUT                                                                                                    \
     const eng_fft f = eng_fft_shape(cin, lout, K, s);                                                                 \
     const int H = f.H, N = f.N, nbp = f.nbp, hop = f.hop, Ce = f.Ce;                                                  \
@@ -579,41 +580,42 @@ static inline __attribute__((always_inline)) void FNF_FINISH(float *out, const f
     }
 }
 
-/* Kind ENG_CONV_FFT: S holds re and im (mrm_eng_fft_pack). */
-void FNF_OUT(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K, int s,
-             int lout, float *scratch, int o_begin, int o_end) {
+/* The products, bin by bin (each weight read once per record), of output channels [o_begin,
+ * o_end): four real products a bin (three 0: S holds re and im, mrm_eng_fft_pack) or three
+ * (three 1: mrm_eng_fft3_pack). Always inlined with a constant three: one loop for both kinds. */
+static inline __attribute__((always_inline)) void FNF_PROD(const float *S, int three, int cin, int cout, int K, int s,
+                                                          int lout, float *scratch, int o_begin, int o_end) {
     FNF_LAYOUT;
-    /* the products, bin by bin (each weight read once per record) */
-    const size_t sp = 2 * (size_t)Ce * cout;
+    const size_t sp = (three ? 3 : 2) * (size_t)Ce * cout;
+    const int fco = three ? FCO3 : FCO;
     for (int p = 0; p < H; p++) {
         const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
         float *Mp = M + (size_t)p * mp;
-        for (int o0 = o_begin; o0 < o_end; o0 += FCO) {
-            const int nco = o_end - o0 < FCO ? o_end - o0 : FCO;
-            for (int b0 = 0; b0 < nbp; b0 += FT)
-                fft_tile4(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
-                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
+        for (int o0 = o_begin; o0 < o_end; o0 += fco) {
+            const int nco = o_end - o0 < fco ? o_end - o0 : fco;
+            for (int b0 = 0; b0 < nbp; b0 += FT) {
+                float *mr = Mp + (size_t)o0 * zs + b0, *mi = Mp + (size_t)(cout + o0) * zs + b0;
+                const float *zr = Zp + b0, *zi = Zp + (size_t)Ce * zs + b0;
+                if (three)
+                    fft_tile3(mr, mi, zs, nco, zr, zi, zs, Sp + o0, cout, Ce);
+                else
+                    fft_tile4(mr, mi, zs, nco, zr, zi, zs, Sp + o0, cout, Ce);
+            }
         }
     }
+}
+
+/* Kind ENG_CONV_FFT: S holds re and im (mrm_eng_fft_pack). */
+void FNF_OUT(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K, int s,
+             int lout, float *scratch, int o_begin, int o_end) {
+    FNF_PROD(S, 0, cin, cout, K, s, lout, scratch, o_begin, o_end);
     FNF_FINISH(out, res, bias, relu, cin, cout, K, s, lout, scratch, o_begin, o_end);
 }
 
 /* Kind ENG_CONV_FFT3: S holds the three products' weights (mrm_eng_fft3_pack). */
 void FNF_OUT3(float *out, const float *res, const float *S, const float *bias, int relu, int cin, int cout, int K,
               int s, int lout, float *scratch, int o_begin, int o_end) {
-    FNF_LAYOUT;
-    /* the products, bin by bin (each weight read once per record) */
-    const size_t sp = 3 * (size_t)Ce * cout;
-    for (int p = 0; p < H; p++) {
-        const float *Zp = Z + (size_t)p * zp, *Sp = S + (size_t)p * sp;
-        float *Mp = M + (size_t)p * mp;
-        for (int o0 = o_begin; o0 < o_end; o0 += FCO3) {
-            const int nco = o_end - o0 < FCO3 ? o_end - o0 : FCO3;
-            for (int b0 = 0; b0 < nbp; b0 += FT)
-                fft_tile3(Mp + (size_t)o0 * zs + b0, Mp + (size_t)(cout + o0) * zs + b0, zs, nco, Zp + b0,
-                         Zp + (size_t)Ce * zs + b0, zs, Sp + o0, cout, Ce);
-        }
-    }
+    FNF_PROD(S, 1, cin, cout, K, s, lout, scratch, o_begin, o_end);
     FNF_FINISH(out, res, bias, relu, cin, cout, K, s, lout, scratch, o_begin, o_end);
 }
 
@@ -633,6 +635,7 @@ void FNF3(float *out, const float *in, const float *res, const float *S, const f
 #undef FNF_OUT
 #undef FNF_OUT3
 #undef FNF_FINISH
+#undef FNF_PROD
 #undef FT
 #endif /* FNF */
 
