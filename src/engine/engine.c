@@ -54,102 +54,54 @@ static int isa_runs(int isa, int best) {
     return isa == MRM_ENGINE_NEONDOT && best == MRM_ENGINE_NEONDOT;
 }
 
-static eng_conv_fn conv_fn(int isa) {
-#if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv_avx512;
-    if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv_avx2;
-#endif
-    (void)isa;
-    return mrm_eng_conv_portable;
-}
-
-static eng_convw_fn convw_fn(int isa) {
-#if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convw_avx512;
-    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convw_avx2;
-#endif
-    (void)isa;
-    return mrm_eng_convw_portable;
-}
-
-static eng_convw_fn convf_fn(int isa) {
-#if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convf_avx512;
-    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convf_avx2;
-#endif
-    (void)isa;
-    return mrm_eng_convf_portable;
-}
-
-static eng_convw_fn convf3_fn(int isa) {
-#if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_convf3_avx512;
-    if (isa == MRM_ENGINE_AVX2) return mrm_eng_convf3_avx2;
-#endif
-    (void)isa;
-    return mrm_eng_convf3_portable;
-}
-
-/* The convolution of a step of kind Winograd or FFT. */
-static eng_convw_fn convt_fn(int isa, int kind) {
-    return kind == ENG_CONV_FFT ? convf_fn(isa) : kind == ENG_CONV_FFT3 ? convf3_fn(isa) : convw_fn(isa);
-}
-
-static eng_conv8_fn conv8_fn(int isa) {
-#if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512VNNI) return mrm_eng_conv8_avx512vnni;
-    if (isa == MRM_ENGINE_AVX512) return mrm_eng_conv8_avx512;
-    if (isa == MRM_ENGINE_AVX2) return mrm_eng_conv8_avx2;
-#elif defined(__aarch64__)
-    if (isa == MRM_ENGINE_NEONDOT) return mrm_eng_conv8_neondot;
-#endif
-    (void)isa;
-    return mrm_eng_conv8_portable;
-}
-
-/* The halves of the convolutions that a team shares out (mrm_engine_run_team). */
-typedef struct team_kern {
+/* One kernel set's functions: whole convolution steps on one thread (direct, Winograd, the two
+ * FFT kinds, int8), and the halves that a team shares out (mrm_engine_run_team). Adding a step
+ * kind or a kernel set touches this table only. */
+typedef struct kern {
+    eng_conv_fn conv;
+    eng_convw_fn convw, convf, convf3;
+    eng_conv8_fn conv8;
     eng_conv_pad_fn pad;
     eng_conv_tiles_fn tiles;
-    eng_tile tile;
+    eng_tile (*tile)(void);
     eng_conv8_pack_fn pack8;
     eng_conv8_tiles_fn tiles8;
-    eng_tile tile8;
+    eng_tile (*tile8)(void);
     eng_convf_in_fn fft_in;
     eng_convf_out_fn fft_out, fft_out3;
     eng_convw_in_fn wino_in;
     eng_convw_out_fn wino_out;
-} team_kern;
+} kern;
 
-static team_kern team_fns(int isa) {
-    team_kern k = {mrm_eng_conv_portable_pad, mrm_eng_conv_portable_tiles, mrm_eng_conv_portable_tile(),
-                   mrm_eng_conv8_portable_pack, mrm_eng_conv8_portable_tiles, mrm_eng_conv8_portable_tile(),
-                   mrm_eng_convf_portable_in, mrm_eng_convf_portable_out, mrm_eng_convf_portable_out3,
-                   mrm_eng_convw_portable_in, mrm_eng_convw_portable_out};
+/* The float kernels F with the int8 kernels Q. */
+#define KERN(F, Q)                                                                                                    \
+    {                                                                                                                 \
+        .conv = mrm_eng_conv_##F, .convw = mrm_eng_convw_##F, .convf = mrm_eng_convf_##F,                             \
+        .convf3 = mrm_eng_convf3_##F, .conv8 = mrm_eng_conv8_##Q, .pad = mrm_eng_conv_##F##_pad,                      \
+        .tiles = mrm_eng_conv_##F##_tiles, .tile = mrm_eng_conv_##F##_tile, .pack8 = mrm_eng_conv8_##Q##_pack,        \
+        .tiles8 = mrm_eng_conv8_##Q##_tiles, .tile8 = mrm_eng_conv8_##Q##_tile, .fft_in = mrm_eng_convf_##F##_in,     \
+        .fft_out = mrm_eng_convf_##F##_out, .fft_out3 = mrm_eng_convf_##F##_out3, .wino_in = mrm_eng_convw_##F##_in,  \
+        .wino_out = mrm_eng_convw_##F##_out                                                                           \
+    }
+static const kern KERN_PORTABLE = KERN(portable, portable);
 #if defined(__x86_64__)
-    if (isa == MRM_ENGINE_AVX512 || isa == MRM_ENGINE_AVX512VNNI) {
-        k.pad = mrm_eng_conv_avx512_pad, k.tiles = mrm_eng_conv_avx512_tiles, k.tile = mrm_eng_conv_avx512_tile();
-        k.fft_in = mrm_eng_convf_avx512_in, k.fft_out = mrm_eng_convf_avx512_out, k.fft_out3 = mrm_eng_convf_avx512_out3;
-        k.wino_in = mrm_eng_convw_avx512_in, k.wino_out = mrm_eng_convw_avx512_out;
-        k.pack8 = mrm_eng_conv8_avx512_pack, k.tiles8 = mrm_eng_conv8_avx512_tiles, k.tile8 = mrm_eng_conv8_avx512_tile();
-    } else if (isa == MRM_ENGINE_AVX2) {
-        k.pad = mrm_eng_conv_avx2_pad, k.tiles = mrm_eng_conv_avx2_tiles, k.tile = mrm_eng_conv_avx2_tile();
-        k.fft_in = mrm_eng_convf_avx2_in, k.fft_out = mrm_eng_convf_avx2_out, k.fft_out3 = mrm_eng_convf_avx2_out3;
-        k.wino_in = mrm_eng_convw_avx2_in, k.wino_out = mrm_eng_convw_avx2_out;
-        k.pack8 = mrm_eng_conv8_avx2_pack, k.tiles8 = mrm_eng_conv8_avx2_tiles, k.tile8 = mrm_eng_conv8_avx2_tile();
-    }
-    if (isa == MRM_ENGINE_AVX512VNNI) {
-        k.pack8 = mrm_eng_conv8_avx512vnni_pack, k.tiles8 = mrm_eng_conv8_avx512vnni_tiles;
-        k.tile8 = mrm_eng_conv8_avx512vnni_tile();
-    }
+static const kern KERN_AVX2 = KERN(avx2, avx2), KERN_AVX512 = KERN(avx512, avx512),
+                  KERN_AVX512VNNI = KERN(avx512, avx512vnni);
 #elif defined(__aarch64__)
-    if (isa == MRM_ENGINE_NEONDOT) {
-        k.pack8 = mrm_eng_conv8_neondot_pack, k.tiles8 = mrm_eng_conv8_neondot_tiles;
-        k.tile8 = mrm_eng_conv8_neondot_tile();
-    }
+static const kern KERN_NEONDOT = KERN(portable, neondot);
+#endif
+#undef KERN
+
+static const kern *kern_of(int isa) {
+#if defined(__x86_64__)
+    if (isa == MRM_ENGINE_AVX512VNNI) return &KERN_AVX512VNNI;
+    if (isa == MRM_ENGINE_AVX512) return &KERN_AVX512;
+    if (isa == MRM_ENGINE_AVX2) return &KERN_AVX2;
+#elif defined(__aarch64__)
+    if (isa == MRM_ENGINE_NEONDOT) return &KERN_NEONDOT;
 #endif
     (void)isa;
-    return k;
+    return &KERN_PORTABLE;
 }
 
 static const eng_header *hdr(const mrm_engine *e) { return (const eng_header *)(const void *)e->image; }
@@ -459,8 +411,8 @@ mrm_status mrm_engine_open_isa(mrm_engine *e, const void *image, size_t image_le
     e->quantized = (h->flags & ENG_FLAG_INT8) != 0;
     /* the sub-team split of every team up to MRM_ENGINE_TEAM_PLANNED threads, once (an image of
      * more lane regions than the planner's tables hold: planned on each call) */
-    const team_kern k = team_fns(isa);
-    e->team_planned = mrm_eng_team_plan_all(s, h->n_steps, k.tile, k.tile8, e->lanes, MRM_ENGINE_TEAM_PLANNED,
+    const kern *k = kern_of(isa);
+    e->team_planned = mrm_eng_team_plan_all(s, h->n_steps, k->tile(), k->tile8(), e->lanes, MRM_ENGINE_TEAM_PLANNED,
                                             e->team_n1);
     return MRM_OK;
 }
@@ -727,15 +679,16 @@ static void run_step(const mrm_engine *e, const eng_step *s, float *act, float *
     switch (s->op) {
     case ENG_OP_CONV:
         if (s->kind != ENG_CONV_DIRECT) {
-            convt_fn(e->isa, s->kind)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
+            const kern *k = kern_of(e->isa);
+            (s->kind == ENG_CONV_FFT ? k->convf : s->kind == ENG_CONV_FFT3 ? k->convf3 : k->convw)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k,
                                       s->stride, s->pad, s->lout, scr);
             break;
         }
-        conv_fn(e->isa)(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
+        kern_of(e->isa)->conv(out, in0, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad,
              s->groups, s->lout, scr);
         break;
     case ENG_OP_CONV8:
-        conv8_fn(e->isa)(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
+        kern_of(e->isa)->conv8(out, in0, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
                          (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->in_scale,
                          s->relu, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->groups, s->lout, scr);
         break;
@@ -821,7 +774,7 @@ mrm_status mrm_eng_run_steps(const mrm_engine *e, void *work, size_t work_bytes,
 
 /* Step s of a record, thread ith of nth: its share of the step; sync between the phases and
  * after the step. */
-static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s, float *act, float *scr,
+static void team_step(const mrm_engine *e, const kern *k, const eng_step *s, float *act, float *scr,
                       const float *x, int ith, int nth, mrm_engine_sync_fn sync, void *user) {
     const eng_buf *b = bufs(e);
 #define BUF(id) ((id) == 0 ? (float *)(uintptr_t)x : act + b[id].off)
@@ -829,6 +782,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
     const float *in0 = s->in0 >= 0 ? BUF(s->in0) : NULL, *in1 = s->in1 >= 0 ? BUF(s->in1) : NULL;
 #undef BUF
     long long p0, p1;
+    const eng_tile tf = k->tile(), t8 = k->tile8();
     switch (s->op) {
     case ENG_OP_CONV:
         if (s->kind == ENG_CONV_WINOGRAD || s->kind == ENG_CONV_FFT || s->kind == ENG_CONV_FFT3) {
@@ -838,8 +792,8 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
             if (ith == 0)
                 (wino ? k->wino_in : k->fft_in)(in0, s->cin, s->lin, s->cout, s->k, s->stride, s->pad, s->lout, scr);
             sync(user);
-            eng_split((s->cout + k->tile.co - 1) / k->tile.co, nth, ith, &p0, &p1);
-            p0 *= k->tile.co, p1 = p1 * k->tile.co < s->cout ? p1 * k->tile.co : s->cout;
+            eng_split((s->cout + tf.co - 1) / tf.co, nth, ith, &p0, &p1);
+            p0 *= tf.co, p1 = p1 * tf.co < s->cout ? p1 * tf.co : s->cout;
             if (p1 > p0)
                 (wino ? k->wino_out : s->kind == ENG_CONV_FFT3 ? k->fft_out3 : k->fft_out)(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k,
                                                   s->stride, s->lout, scr, (int)p0, (int)p1);
@@ -853,7 +807,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
         eng_split(s->cin, nth, ith, &p0, &p1);
         if (p1 > p0) k->pad(scr, in0, (int)p0, (int)p1, s->lin, s->k, s->stride, s->pad, s->lout);
         sync(user);
-        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, k->tile.co, k->tile.t), nth, ith, &p0, &p1);
+        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, tf.co, tf.t), nth, ith, &p0, &p1);
         if (p1 > p0)
             k->tiles(out, in1, wf(e, s, 0), wf(e, s, 1), s->relu, s->cin, s->cout, s->k, s->stride, s->groups, s->lout,
                      scr, p0, p1);
@@ -864,7 +818,7 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
             k->pack8(scr, in0, s->in_scale, s->cin, s->lin, s->groups, s->k, s->stride, s->pad, s->lout, (int)p0,
                      (int)p1);
         sync(user);
-        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, k->tile8.co, k->tile8.t), nth, ith, &p0, &p1);
+        eng_split(eng_conv_tiles(s->cout, s->groups, s->lout, t8.co, t8.t), nth, ith, &p0, &p1);
         if (p1 > p0)
             k->tiles8(out, in1, (const int8_t *)(const void *)(e->weights + s->w[0]),
                       (const int32_t *)(const void *)(e->weights + s->w[4]), wf(e, s, 1), wf(e, s, 2), s->relu,
@@ -892,13 +846,13 @@ static void team_step(const mrm_engine *e, const team_kern *k, const eng_step *s
 int mrm_engine_team_lanes(const mrm_engine *e, int nth) {
     if (!e || !e->image || !e->lanes || nth < 2) return 0;
     if (nth <= MRM_ENGINE_TEAM_PLANNED && e->team_planned) return e->team_n1[nth]; /* worked out at open */
-    const team_kern k = team_fns(e->isa);
-    return mrm_eng_team_plan(steps(e), (uint32_t)e->n_steps, k.tile, k.tile8, nth, e->lanes);
+    const kern *k = kern_of(e->isa);
+    return mrm_eng_team_plan(steps(e), (uint32_t)e->n_steps, k->tile(), k->tile8(), nth, e->lanes);
 }
 
 /* The steps [i, j) of lane `lane` on a sub-team of m threads (this thread is its ith), with the
  * lane's scratch: one thread runs them through; more share each step and meet at sync(lane_user). */
-static void lane_steps(const mrm_engine *e, const team_kern *k, int i, int j, int lane, float *act, float *scr,
+static void lane_steps(const mrm_engine *e, const kern *k, int i, int j, int lane, float *act, float *scr,
                        const float *x, int ith, int m, mrm_engine_sync_fn sync, void *lane_user) {
     const eng_step *st = steps(e);
     for (int q = i; q < j; q++) {
@@ -920,7 +874,7 @@ mrm_status mrm_engine_run_subteams(const mrm_engine *e, void *work, size_t work_
     mrm_status chk = check_run(e, work, work_bytes, x, B, logits2, err);
     if (chk) return chk;
     float *act = work, *scr = act + e->act_floats;
-    const team_kern k = team_fns(e->isa);
+    const kern *k = kern_of(e->isa);
     const eng_buf *b = bufs(e);
     const eng_step *st = steps(e);
     size_t N = (size_t)e->n_classes, rec = (size_t)MRM_ENGINE_LEADS * MRM_ENGINE_SAMPLES;
@@ -934,12 +888,12 @@ mrm_status mrm_engine_run_subteams(const mrm_engine *e, void *work, size_t work_
         const float *xr = x + (size_t)r * rec;
         for (int i = 0; i < e->n_steps;) {
             if (!n1 || !st[i].lane) {
-                team_step(e, &k, &st[i], act, scr, xr, ith, nth, sync, user);
+                team_step(e, k, &st[i], act, scr, xr, ith, nth, sync, user);
                 i++;
                 continue;
             }
             const int j = (int)eng_lane_region_end(st, (uint32_t)e->n_steps, (uint32_t)i);
-            lane_steps(e, &k, i, j, lane, act, lane_scr, xr, sub_ith, sub_n, sync, lane_user);
+            lane_steps(e, k, i, j, lane, act, lane_scr, xr, sub_ith, sub_n, sync, lane_user);
             sync(user);
             i = j;
         }
