@@ -89,13 +89,11 @@ typedef struct fusion {    /* Fusion_block1/2 on one branch: c channels, L steps
     float *y_max, *y_avg;        /* (B, c) after BN */
     float *mean_max, *rstd_max, *mean_avg, *rstd_avg; /* (c) */
     float *ca;                   /* (B, c) sigmoid(a) */
-    float *l1;                   /* (B, c, L) */
     /* spatial attention: s = BN(conv(2 -> 1, k7, p3)([max_c x, mean_c x])) */
     float *maxmean;              /* (B, 2, L) */
     cbn sp;                      /* conv + BN(1), no relu */
     float *sa;                   /* (B, L) sigmoid(s) */
-    float *l2;                   /* (B, c, L) */
-    float *cat;                  /* (B, 2c, L) */
+    float *cat;                  /* (B, 2c, L): [l1, l2] = [x * ca, x * sa], written in place */
     ln_p norm;
     float *f, *ln_mean, *ln_rstd;/* f (B, 2c, L); mean/rstd (B, L) */
     block layer[4];              /* BasicBlock(2c -> c, ds), Gate, SE, BasicBlock */

@@ -298,11 +298,9 @@ static void plan_fusion(planner *p, fusion *f) {
     f->mean_avg = take(p, c);
     f->rstd_avg = take(p, c);
     f->ca = take(p, B * c);
-    f->l1 = take(p, B * c * L);
     f->maxmean = take(p, B * 2 * L);
     plan_cbn(p, &f->sp);
     f->sa = take(p, B * L);
-    f->l2 = take(p, B * c * L);
     f->cat = take(p, B * 2 * c * L);
     f->f = take(p, B * 2 * c * L);
     f->ln_mean = take(p, B * L);
@@ -784,14 +782,13 @@ static void fusion_forward(mrm_model *m, nn_ctx *ctx, fusion *f, const float *x)
     fusion_m_forward(m, f, f->xavg, f->h_avg, f->z_avg, f->y_avg, f->mean_avg, f->rstd_avg);
     add_forward(f->ca, f->y_max, f->y_avg, (size_t)B * c);
     sigmoid_forward(f->ca, f->ca, (size_t)B * c);
-    scale_channels_forward(f->l1, x, f->ca, B, c, L);
+    scale_channels_forward_ld(f->cat, 2 * (size_t)c * L, x, f->ca, B, c, L); /* l1: cat's first half */
     /* spatial attention: l2 = sigmoid(BN(conv([max_c x, mean_c x]))) * x */
     channel_maxmean_forward(f->maxmean, x, B, c, L);
     cbn_forward(m, ctx, &f->sp, f->maxmean);
     sigmoid_forward(f->sa, f->sp.y, (size_t)B * L);
-    scale_time_forward(f->l2, x, f->sa, B, c, L);
+    scale_time_forward_ld(f->cat + (size_t)c * L, 2 * (size_t)c * L, x, f->sa, B, c, L); /* l2: its second */
     /* LayerNorm over the 2c channels of [l1, l2], then the blocks */
-    concat_ch_forward(f->cat, f->l1, f->l2, B, c, c, L);
     layernorm_ch_forward(f->f, f->ln_mean, f->ln_rstd, f->cat, f->norm.w, f->norm.b, B, 2 * c, L, LN_EPS);
     const float *in = f->f;
     for (int i = 0; i < 4; i++) {
@@ -800,7 +797,8 @@ static void fusion_forward(mrm_model *m, nn_ctx *ctx, fusion *f, const float *x)
     }
 }
 
-static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *din, const float *x) {
+/* din accumulates, or is set when fresh. */
+static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *din, const float *x, int fresh) {
     int B = m->B, c = f->c, L = f->L;
     gmark mk = gmark_get(&m->gs);
     const float *d = dout;
@@ -811,23 +809,26 @@ static void fusion_backward(mrm_model *m, fusion *f, const float *dout, float *d
     }
     float *dcat = GPUSH_RAW(m, (size_t)B * 2 * c * L); /* set by the LayerNorm backward */
     layernorm_ch_backward_set(dcat, f->norm.dw, f->norm.db, d, f->cat, f->ln_mean, f->ln_rstd, f->norm.w, B, 2 * c, L);
-    float *dl1 = GPUSH_RAW(m, (size_t)B * c * L), *dl2 = GPUSH_RAW(m, (size_t)B * c * L); /* set by the split */
-    concat_ch_backward_set(dl1, dl2, dcat, B, c, c, L);
+    /* dl1, dl2: dcat's halves, read in place */
+    const size_t ld = 2 * (size_t)c * L;
+    const float *dl1 = dcat, *dl2 = dcat + (size_t)c * L;
     /* spatial */
     float *dsa = GPUSH(m, (size_t)B * L), *dsy = GPUSH(m, (size_t)B * L), *dmm = GPUSH(m, (size_t)B * 2 * L);
-    scale_time_backward(din, dsa, dl2, x, f->sa, B, c, L);
+    scale_time_backward_ld(NULL, dsa, dl2, ld, x, f->sa, B, c, L);
     sigmoid_backward(dsy, dsa, f->sa, (size_t)B * L);
     cbn_backward(m, &f->sp, dsy, dmm, f->maxmean);
-    channel_maxmean_backward(din, dmm, x, B, c, L);
     /* channel */
     float *dca = GPUSH(m, (size_t)B * c), *da = GPUSH(m, (size_t)B * c);
     float *dmax = GPUSH(m, (size_t)B * c), *davg = GPUSH(m, (size_t)B * c);
-    scale_channels_backward(din, dca, dl1, x, f->ca, B, c, L);
+    scale_channels_backward_ld(NULL, dca, dl1, ld, x, f->ca, B, c, L);
     sigmoid_backward(da, dca, f->ca, (size_t)B * c);
     fusion_m_backward(m, f, da, dmax, f->xmax, f->h_max, f->z_max, f->mean_max, f->rstd_max);
     fusion_m_backward(m, f, da, davg, f->xavg, f->h_avg, f->z_avg, f->mean_avg, f->rstd_avg);
-    max_time_backward(din, dmax, x, B, c, L);
-    mean_time_backward(din, davg, B, c, L);
+    /* din: every path at once (scale_time, channel_maxmean, scale_channels, max_time and
+     * mean_time's terms in that order) */
+    int *amax = (int *)(void *)GPUSH_RAW(m, (size_t)B * L);
+    float *vmax = GPUSH_RAW(m, (size_t)B * L);
+    attention_input_backward(din, fresh, dl1, dl2, ld, x, f->ca, f->sa, dmm, dmax, davg, amax, vmax, B, c, L);
     gpop(&m->gs, mk);
 }
 
@@ -904,10 +905,7 @@ static void unit_backward(mrm_model *m, unit *u, const float *dout, float *const
         basescale_backward(m, &u->p.bs, dout, din[0], in);
         break;
     case UNIT_BLOCK: block_backward(m, &u->p.blk, dout, din[0], in, fresh); break;
-    case UNIT_FUSION:
-        if (fresh) zero_floats(din[0], nin);
-        fusion_backward(m, &u->p.fu, dout, din[0], in);
-        break;
+    case UNIT_FUSION: fusion_backward(m, &u->p.fu, dout, din[0], in, fresh); break;
     case UNIT_HEAD:
         if (fresh) zero_floats(din[0], nin);
         head_backward(m, u, dout, din);

@@ -3,22 +3,25 @@
 
 #include "nn/ops.h"
 
-/* out[b,c,t] = x[b,c,t] * s[b,c]. */
-void scale_channels_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+/* out[b,c,t] = x[b,c,t] * s[b,c]; ld: floats between the samples of out. */
+void scale_channels_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
         const float *xr = x + (size_t)bc * L;
-        float *o = out + (size_t)bc * L, sv = s[bc];
+        float *o = out + (size_t)(bc / C) * ld + (size_t)(bc % C) * L, sv = s[bc];
         for (int t = 0; t < L; t++) o[t] = xr[t] * sv;
     }
 }
+void scale_channels_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+    scale_channels_forward_ld(out, (size_t)C * L, x, s, B, C, L);
+}
 
-/* dx += dout * s; ds[b,c] += sum_t dout * x. */
-void scale_channels_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
-                             int B, int C, int L) {
+/* dx += dout * s; ds[b,c] += sum_t dout * x; ld: floats between the samples of dout. */
+void scale_channels_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
+                                int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
-        const float *g = dout + (size_t)bc * L;
+        const float *g = dout + (size_t)(bc / C) * ld + (size_t)(bc % C) * L;
         if (dx) {
             float *d = dx + (size_t)bc * L, sv = s[bc];
             for (int t = 0; t < L; t++) d[t] += g[t] * sv;
@@ -32,26 +35,33 @@ void scale_channels_backward(float *dx, float *ds, const float *dout, const floa
         }
     }
 }
+void scale_channels_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                             int B, int C, int L) {
+    scale_channels_backward_ld(dx, ds, dout, (size_t)C * L, x, s, B, C, L);
+}
 
-/* out[b,c,t] = x[b,c,t] * s[b,t]. */
-void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+/* out[b,c,t] = x[b,c,t] * s[b,t]; ld: floats between the samples of out. */
+void scale_time_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int bc = 0; bc < B * C; bc++) {
         const float *xr = x + (size_t)bc * L, *sr = s + (size_t)(bc / C) * L;
-        float *o = out + (size_t)bc * L;
+        float *o = out + (size_t)(bc / C) * ld + (size_t)(bc % C) * L;
         for (int t = 0; t < L; t++) o[t] = xr[t] * sr[t];
     }
 }
+void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L) {
+    scale_time_forward_ld(out, (size_t)C * L, x, s, B, C, L);
+}
 
-/* dx += dout * s[b,t]; ds[b,t] += sum_c dout * x. */
-void scale_time_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
-                         int B, int C, int L) {
+/* dx += dout * s[b,t]; ds[b,t] += sum_c dout * x; ld: floats between the samples of dout. */
+void scale_time_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
+                            int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int b = 0; b < B; b++) {
         const float *sr = s + (size_t)b * L;
         for (int c = 0; c < C; c++) {
             size_t off = ((size_t)b * C + c) * L;
-            const float *g = dout + off, *xr = x + off;
+            const float *g = dout + (size_t)b * ld + (size_t)c * L, *xr = x + off;
             if (dx)
                 for (int t = 0; t < L; t++) dx[off + t] += g[t] * sr[t];
             if (ds) {
@@ -60,6 +70,10 @@ void scale_time_backward(float *dx, float *ds, const float *dout, const float *x
             }
         }
     }
+}
+void scale_time_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
+                         int B, int C, int L) {
+    scale_time_backward_ld(dx, ds, dout, (size_t)C * L, x, s, B, C, L);
 }
 
 /* out = a + b. */

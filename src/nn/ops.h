@@ -200,6 +200,16 @@ void max_time_backward(float *din, const float *dout, const float *in, int B, in
  * in (B, C, L) -> out (B, 2, L) with out[:,0,:] = max over C and out[:,1,:] = mean over C. */
 void channel_maxmean_forward(float *out, const float *in, int B, int C, int L);
 void channel_maxmean_backward(float *din, const float *dout, const float *in, int B, int C, int L);
+/* The gradient of x (B, C, L) through the Fusion block's channel and spatial attention, in one
+ * pass: for l1 = x * ca[b,c] and l2 = x * sa[b,t] with gradients dl1, dl2 (ld floats between
+ * samples), and the gradients dmm (B, 2, L) of channel_maxmean, dmax and davg (B, C) of max_time
+ * and mean_time, dx gets, added in this order (set: to +0, dx's old contents ignored; else to
+ * dx), dl2 * sa, then channel_maxmean_backward's terms, dl1 * ca, then max_time_backward's and
+ * mean_time_backward's: the same values as those five ops run in turn (scale_time_backward and
+ * scale_channels_backward with ds NULL). amax, vmax: B * L values of scratch each. */
+void attention_input_backward(float *dx, int set, const float *dl1, const float *dl2, size_t ld, const float *x,
+                              const float *ca, const float *sa, const float *dmm, const float *dmax,
+                              const float *davg, int *amax, float *vmax, int B, int C, int L);
 
 /* ---- inverted dropout over n values ---------------------------------------------------------
  * Keeps each value with probability 1-p and scales it by 1/(1-p); mask[i] is the factor
@@ -244,6 +254,14 @@ void scale_channels_backward(float *dx, float *ds, const float *dout, const floa
 void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L);
 void scale_time_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
                          int B, int C, int L);
+/* The same with ld floats between the samples of out (forward) or dout (backward), e.g. the
+ * halves of a channel concatenation (ld = 2 C L). */
+void scale_channels_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L);
+void scale_channels_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
+                                int B, int C, int L);
+void scale_time_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L);
+void scale_time_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
+                            int B, int C, int L);
 
 /* ---- sums over n values ------------------------------------------------------------------
  * add: out = a + b (out may alias a or b). Its backward is an accumulation of dout into

@@ -93,3 +93,43 @@ void channel_maxmean_backward(float *din, const float *dout, const float *in, in
         for (int t = 0; t < L; t++) d[(size_t)argmax_strided(x + t, C, (size_t)L) * L + t] += gmax[t];
     }
 }
+
+void attention_input_backward(float *dx, int set, const float *dl1, const float *dl2, size_t ld, const float *x,
+                              const float *ca, const float *sa, const float *dmm, const float *dmax,
+                              const float *davg, int *amax, float *vmax, int B, int C, int L) {
+    const float invC = 1.0f / (float)C;
+#pragma omp parallel for if ((size_t)B * C * L > 65536) schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * L, *gmax = dmm + (size_t)b * 2 * L, *gmean = gmax + L;
+        const float *sr = sa + (size_t)b * L;
+        /* the channel argmax at each step (argmax_strided's rule: the first maximum; a NaN wins
+         * and stays), channel by channel so that the reads run along time */
+        int *am = amax + (size_t)b * L;
+        float *vm = vmax + (size_t)b * L;
+        for (int t = 0; t < L; t++) am[t] = 0, vm[t] = xb[t];
+        for (int c = 1; c < C; c++) {
+            const float *xc = xb + (size_t)c * L;
+            for (int t = 0; t < L; t++) {
+                const float m = vm[t], v = xc[t];
+                if (!isnan(m) && (v > m || isnan(v))) am[t] = c, vm[t] = v;
+            }
+        }
+        for (int c = 0; c < C; c++) {
+            const size_t off = (size_t)c * L;
+            const float *xr = xb + off, *g1 = dl1 + (size_t)b * ld + off, *g2 = dl2 + (size_t)b * ld + off;
+            float *d = dx + (size_t)b * C * L + off;
+            const float cv = ca[(size_t)b * C + c], gm = dmax[(size_t)b * C + c];
+            const float ga = davg[(size_t)b * C + c] / (float)L;
+            const int ta = argmax_strided(xr, L, 1);
+            for (int t = 0; t < L; t++) {
+                float v = set ? 0.0f : d[t];
+                v += g2[t] * sr[t];
+                v += gmean[t] * invC;
+                v = am[t] == c ? v + gmax[t] : v;
+                v += g1[t] * cv;
+                v = t == ta ? v + gm : v;
+                d[t] = v + ga;
+            }
+        }
+    }
+}

@@ -2,7 +2,14 @@
  * passes (ops.h) against their accumulating forms run into a zeroed buffer: the same values (a set
  * pass writes +0 where the accumulating one adds to +0), written over whatever the buffer held,
  * with ties (PyTorch's rule: the first maximal element wins), odd lengths and length 1; the
- * LayerNorm's weight and bias gradients accumulate alike in both forms. */
+ * LayerNorm's weight and bias gradients accumulate alike in both forms. The Fusion attention's
+ * one-pass input gradient (attention_input_backward, set and accumulating, its dl1 and dl2 the
+ * halves of one concatenated gradient) against scale_time, channel_maxmean, scale_channels,
+ * max_time and mean_time's backward passes in turn, and the broadcast products with a sample
+ * stride (_ld) against the plain ones: the same bits, NaN inputs included. */
+#include <math.h>
+#include <string.h>
+
 #include "../test_util.h"
 #include "common/rng.h"
 #include "nn/ops.h"
@@ -73,6 +80,66 @@ int main(void) {
                 concat_ch_backward_set(a2, b2, g1, B, 1, C - 1, L);
                 CHECK(same(a1, a2, na) && same(b1, b2, nb), "concat L=%d ties=%d", L, ties);
                 free(a1), free(b1), free(a2), free(b2);
+            }
+            /* the Fusion attention's input gradient; x with a NaN in the last sample */
+            {
+                const size_t ld = 2 * (size_t)C * L, nbl = (size_t)B * L, nbc = (size_t)B * C;
+                float *gc = malloc((size_t)B * ld * sizeof(float)), *dl1 = malloc(n * sizeof(float));
+                float *dl2 = malloc(n * sizeof(float)), *ca = malloc(nbc * sizeof(float)), *sa = malloc(nbl * sizeof(float));
+                float *dmm = malloc(2 * nbl * sizeof(float)), *dmax = malloc(nbc * sizeof(float));
+                float *davg = malloc(nbc * sizeof(float)), *vmax = malloc(nbl * sizeof(float));
+                int *amax = malloc(nbl * sizeof(int));
+                fill(gc, (size_t)B * ld, &r, 0), fill(ca, nbc, &r, 0), fill(sa, nbl, &r, 0);
+                fill(dmm, 2 * nbl, &r, 0), fill(dmax, nbc, &r, 0), fill(davg, nbc, &r, 0);
+                float *xn = malloc(n * sizeof(float));
+                memcpy(xn, x, n * sizeof(float));
+                xn[n - 1 - (size_t)(L / 2)] = NAN;
+                for (int b = 0; b < B; b++) {
+                    memcpy(dl1 + (size_t)b * C * L, gc + (size_t)b * ld, (size_t)C * L * sizeof(float));
+                    memcpy(dl2 + (size_t)b * C * L, gc + (size_t)b * ld + (size_t)C * L, (size_t)C * L * sizeof(float));
+                }
+                for (int accum = 0; accum < 2; accum++)
+                    for (int nan = 0; nan < 2; nan++) {
+                        const float *xx = nan ? xn : x;
+                        for (size_t i = 0; i < n; i++) acc[i] = accum ? g1[i] : 0.0f, set[i] = accum ? g1[i] : 1e30f;
+                        scale_time_backward(acc, NULL, dl2, xx, sa, B, C, L);
+                        channel_maxmean_backward(acc, dmm, xx, B, C, L);
+                        scale_channels_backward(acc, NULL, dl1, xx, ca, B, C, L);
+                        max_time_backward(acc, dmax, xx, B, C, L);
+                        mean_time_backward(acc, davg, B, C, L);
+                        attention_input_backward(set, !accum, gc, gc + (size_t)C * L, ld, xx, ca, sa, dmm, dmax, davg,
+                                                 amax, vmax, B, C, L);
+                        int ok = 1;
+                        for (size_t i = 0; i < n; i++) ok &= memcmp(&acc[i], &set[i], sizeof(float)) == 0 || (isnan(acc[i]) && isnan(set[i]));
+                        CHECK(ok, "attention_input_backward L=%d ties=%d accumulate=%d nan=%d", L, ties, accum, nan);
+                    }
+                /* the products with a sample stride: forward into a concatenation's halves,
+                 * backward from them (ds too) */
+                {
+                    float *o1 = malloc(n * sizeof(float)), *o2 = malloc((size_t)B * ld * sizeof(float));
+                    float *s1 = calloc(nbl, sizeof(float)), *s2 = calloc(nbl, sizeof(float));
+                    float *c1 = calloc(nbc, sizeof(float)), *c2 = calloc(nbc, sizeof(float));
+                    float *e1 = malloc(n * sizeof(float)), *e2 = malloc(n * sizeof(float));
+                    int ok = 1;
+                    scale_channels_forward(o1, x, ca, B, C, L);
+                    scale_channels_forward_ld(o2, ld, x, ca, B, C, L);
+                    for (int b = 0; b < B; b++) ok &= memcmp(o1 + (size_t)b * C * L, o2 + (size_t)b * ld, (size_t)C * L * sizeof(float)) == 0;
+                    scale_time_forward(o1, x, sa, B, C, L);
+                    scale_time_forward_ld(o2 + (size_t)C * L, ld, x, sa, B, C, L);
+                    for (int b = 0; b < B; b++)
+                        ok &= memcmp(o1 + (size_t)b * C * L, o2 + (size_t)b * ld + (size_t)C * L, (size_t)C * L * sizeof(float)) == 0;
+                    memcpy(e1, g1, n * sizeof(float)), memcpy(e2, g1, n * sizeof(float));
+                    scale_channels_backward(e1, c1, dl1, x, ca, B, C, L);
+                    scale_channels_backward_ld(e2, c2, gc, ld, x, ca, B, C, L);
+                    ok &= memcmp(e1, e2, n * sizeof(float)) == 0 && memcmp(c1, c2, nbc * sizeof(float)) == 0;
+                    scale_time_backward(e1, s1, dl2, x, sa, B, C, L);
+                    scale_time_backward_ld(e2, s2, gc + (size_t)C * L, ld, x, sa, B, C, L);
+                    ok &= memcmp(e1, e2, n * sizeof(float)) == 0 && memcmp(s1, s2, nbl * sizeof(float)) == 0;
+                    CHECK(ok, "scale_*_ld L=%d ties=%d", L, ties);
+                    free(o1), free(o2), free(s1), free(s2), free(c1), free(c2), free(e1), free(e2);
+                }
+                free(gc), free(dl1), free(dl2), free(ca), free(sa), free(dmm), free(dmax), free(davg), free(vmax);
+                free(amax), free(xn);
             }
             free(x), free(g1), free(g2), free(acc), free(set);
         }
