@@ -294,14 +294,13 @@ static void attention_forward(state *s, const lunit *u, int train) {
     }
     add_forward(v + 8 * Bc, v + 6 * Bc, v + 7 * Bc, Bc);
     sigmoid_forward(v + 8 * Bc, v + 8 * Bc, Bc);
-    scale_channels_forward(b[6], x, v + 8 * Bc, B, c, L);
+    scale_channels_forward_ld(b[4], 2 * (size_t)c * L, x, v + 8 * Bc, B, c, L); /* l1 into concat's first half */
     channel_maxmean_forward(b[11], x, B, c, L);
     conv1d_forward(&s->ctx, row, b[11], b[13], B, 2, L, 1, 7, 1, 3, 1);
     small_bn(train, row + BL, row, st + 10 * c, st + 10 * c + 1, be + 5 * c, g + 5 * c, g + 3 * c, be + 3 * c, B, 1,
              L);
     sigmoid_forward(row + 2 * BL, row + BL, BL);
-    scale_time_forward(b[7], x, row + 2 * BL, B, c, L);
-    concat_ch_forward(b[4], b[6], b[7], B, c, c, L);
+    scale_time_forward_ld(b[4] + (size_t)c * L, 2 * (size_t)c * L, x, row + 2 * BL, B, c, L); /* l2: its second */
     layernorm_ch_forward(b[5], b[17], b[17] + BL, b[4], g + c, be + c, B, 2 * c, L, 1e-6f);
 }
 
@@ -311,21 +310,19 @@ static void attention_backward(state *s, const lunit *u) {
     float **b = s->b, *v = b[8], *st = b[16], *g = b[15], *row = b[12], *din = b[2];
     float *m0 = b[9], *m1 = b[9] + (size_t)c * (c / 8), *dm0 = b[10], *dm1 = b[10] + (size_t)c * (c / 8);
     const float *x = b[0];
-    zero(b[18], 2 * n);
-    layernorm_ch_backward(b[18], st + 2 * c, st + 4 * c, b[19], b[4], b[17], b[17] + BL, g + c, B, 2 * c, L);
-    zero(b[20], n), zero(b[1], n);
-    concat_ch_backward(b[20], b[1], b[18], B, c, c, L);
+    layernorm_ch_backward_set(b[18], st + 2 * c, st + 4 * c, b[19], b[4], b[17], b[17] + BL, g + c, B, 2 * c, L);
+    const size_t ld = 2 * (size_t)c * L; /* dl1, dl2: the halves of b[18], read in place */
+    const float *dl1 = b[18], *dl2 = b[18] + (size_t)c * L;
     /* spatial: dsa row 3, dsy row 4, dsz row 5, dmaxmean rows 6-7 */
     zero(row + 3 * BL, 5 * BL);
-    scale_time_backward(din, row + 3 * BL, b[1], x, row + 2 * BL, B, c, L);
+    scale_time_backward_ld(NULL, row + 3 * BL, dl2, ld, x, row + 2 * BL, B, c, L);
     sigmoid_backward(row + 4 * BL, row + 3 * BL, row + 2 * BL, BL);
     batchnorm_backward(row + 5 * BL, st + 10 * c + 2, st + 10 * c + 3, row + 4 * BL, row, st + 10 * c, st + 10 * c + 1,
                        g + 3 * c, B, 1, L);
     conv1d_backward(&s->ctx, row + 6 * BL, b[14], row + 5 * BL, b[11], b[13], B, 2, L, 1, 7, 1, 3, 1);
-    channel_maxmean_backward(din, row + 6 * BL, x, B, c, L);
     /* channel: dca 9, da 10, dmax 11, davg 12, dz 13, dh 14 */
     zero(v + 9 * Bc, 6 * Bc);
-    scale_channels_backward(din, v + 9 * Bc, b[20], x, v + 8 * Bc, B, c, L);
+    scale_channels_backward_ld(NULL, v + 9 * Bc, dl1, ld, x, v + 8 * Bc, B, c, L);
     sigmoid_backward(v + 10 * Bc, v + 9 * Bc, v + 8 * Bc, Bc);
     for (int q = 0; q < 2; q++) {
         zero(v + 13 * Bc, 2 * Bc);
@@ -334,8 +331,10 @@ static void attention_backward(state *s, const lunit *u) {
         linear_backward(v + 14 * Bc, dm1, NULL, v + 13 * Bc, v + (2 + q) * Bc, m1, B, c / 8, c);
         linear_backward(v + (11 + q) * Bc, dm0, NULL, v + 14 * Bc, v + q * Bc, m0, B, c, c / 8);
     }
-    max_time_backward(din, v + 11 * Bc, x, B, c, L);
-    mean_time_backward(din, v + 12 * Bc, B, c, L);
+    /* the input gradient, every path at once (b[20], b[1]: the argmax scratch) */
+    attention_input_backward(din, 1, dl1, dl2, ld, x, v + 8 * Bc, row + 2 * BL, row + 6 * BL, v + 11 * Bc, v + 12 * Bc,
+                             (int *)(void *)b[20], b[1], B, c, L);
+    (void)n;
 }
 
 /* x + h * gate, gate = hardsigmoid(GAP h) (Gate) or sigmoid(fc2 relu(fc0 GAP h)) (SE). */

@@ -99,9 +99,8 @@ void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca
     }
 }
 
-/* da += dout[:, :Ca], db += dout[:, Ca:] (set: =, their old contents ignored); samples in
- * parallel when large. */
-static void concat_ch_backward_impl(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L, int set) {
+/* da += dout[:, :Ca], db += dout[:, Ca:]; samples in parallel when large. */
+void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
     size_t na = (size_t)Ca * L, nb = (size_t)Cb * L;
 #pragma omp parallel for if ((size_t)B * (na + nb) > 65536) schedule(static)
     for (int i = 0; i < B; i++) {
@@ -111,10 +110,6 @@ static void concat_ch_backward_impl(float *da, float *db, const float *dout, int
         for (int h = 0; h < 2; h++) {
             if (!d[h]) continue;
             const float *x = src + (h ? na : 0);
-            if (set) {
-                memcpy(d[h], x, n[h] * sizeof(float));
-                continue;
-            }
             float *y = d[h];
 #pragma omp simd
             for (size_t t = 0; t < n[h]; t++) y[t] += x[t];
@@ -122,10 +117,3 @@ static void concat_ch_backward_impl(float *da, float *db, const float *dout, int
     }
 }
 
-void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
-    concat_ch_backward_impl(da, db, dout, B, Ca, Cb, L, 0);
-}
-
-void concat_ch_backward_set(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L) {
-    concat_ch_backward_impl(da, db, dout, B, Ca, Cb, L, 1);
-}

@@ -273,8 +273,6 @@ void accumulate(float *d, const float *src, size_t n);
  * a (B, Ca, L) and b (B, Cb, L) -> out (B, Ca+Cb, L); backward splits (and accumulates). */
 void concat_ch_forward(float *out, const float *a, const float *b, int B, int Ca, int Cb, int L);
 void concat_ch_backward(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L);
-/* the same, setting da and db (their old contents ignored) */
-void concat_ch_backward_set(float *da, float *db, const float *dout, int B, int Ca, int Cb, int L);
 
 /* ---- losses ---------------------------------------------------------------------------------
  * Binary cross-entropy with logits, mean over the B*N values; returns the loss and, if dlogits
