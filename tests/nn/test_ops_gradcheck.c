@@ -562,6 +562,46 @@ static void test_dropout(void) {
     CHECK(memcmp(mask, mask2, n * sizeof(float)), "dropout: a second call draws a new mask");
     dropout_forward(out, mask, in, n, 0.0f, &r);
     CHECK(!memcmp(out, in, n * sizeof(float)) && mask[0] == 1.0f && mask[n - 1] == 1.0f, "dropout p=0 copies");
+    /* the draws themselves, from the generators as documented: block j of 16384 values (the last
+     * one short) from a generator seeded by the j-th draw of rng, row b of the keyed form from one
+     * seeded by keys[b] ^ (salt * 0x9e3779b97f4a7c15); a value kept when its uniform draw >= p;
+     * 12 blocks and 11 rows (more than and not a multiple of the 8 streams drawn side by side) */
+    {
+        const size_t nb = 16384 * 11 + 123, rows = 11, row_len = 1001;
+        const float ps[3] = {0.2f, 0.5f, 1.0f};
+        float *xin = randn(nb, 1.0f), *o = zeros(nb), *mk = zeros(nb);
+        uint64_t keys[11];
+        for (int b = 0; b < 11; b++) keys[b] = 1000003ULL * (uint64_t)b + 17;
+        for (int pi = 0; pi < 3; pi++) {
+            const float p = ps[pi], keep = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
+            mrm_rng_seed(&r, 21 + pi);
+            dropout_forward(o, mk, xin, nb, p, &r);
+            mrm_rng ref;
+            mrm_rng_seed(&ref, 21 + pi);
+            ok = 1;
+            for (size_t b0 = 0; b0 < nb; b0 += 16384) {
+                mrm_rng gen;
+                mrm_rng_seed(&gen, mrm_rng_next(&ref));
+                for (size_t i = b0; i < nb && i < b0 + 16384; i++) {
+                    float m = mrm_rng_uniform(&gen) >= p ? keep : 0.0f;
+                    ok &= mk[i] == m && o[i] == xin[i] * m;
+                }
+            }
+            CHECK(ok, "dropout p=%g: the documented draws, block by block", p);
+            dropout_forward_keyed(o, mk, xin, (int)rows, row_len, p, keys, 5);
+            ok = 1;
+            for (size_t b = 0; b < rows; b++) {
+                mrm_rng gen;
+                mrm_rng_seed(&gen, keys[b] ^ (5 * 0x9e3779b97f4a7c15ULL));
+                for (size_t i = b * row_len; i < (b + 1) * row_len; i++) {
+                    float m = mrm_rng_uniform(&gen) >= p ? keep : 0.0f;
+                    ok &= mk[i] == m && o[i] == xin[i] * m;
+                }
+            }
+            CHECK(ok, "dropout keyed p=%g: the documented draws, row by row", p);
+        }
+        free(xin), free(o), free(mk);
+    }
     /* with the dropped values added to another array: the mask and the bits of a separate add,
      * the plain and the keyed draws */
     {
