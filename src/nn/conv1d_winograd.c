@@ -22,6 +22,9 @@
  * thread count, same bits. */
 #include <omp.h>
 #include <stdint.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 #include "common/partition.h"
@@ -40,6 +43,165 @@ static const float G3[WN][3] = {
     {1.0f / 24, -1.0f / 12, 1.0f / 6},
     {0, 0, 1},
 };
+#if defined(__AVX512F__)
+/* AVX-512 forms of the transforms' inner loops: 16 tiles at a time, the tiles' 4 interleaved
+ * values (x[4j + r]) taken apart (or put together) with permutes instead of strided scalar
+ * loads and stores. Each value is the same sequence of single-rounded operations as in the
+ * scalar forms (tile_v, tile_y, tile_dm, din_transform), so the same bits. */
+typedef __m512 vf;
+static inline vf vset(float a) { return _mm512_set1_ps(a); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vmul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+/* lanes l of [s, s + 16) with lo <= s + l < hi */
+static inline __mmask16 range_mask(long s, long lo, long hi) {
+    long a = lo - s, b = hi - s;
+    if (a < 0) a = 0;
+    if (b > 16) b = 16;
+    if (b <= a) return 0;
+    return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
+}
+/* 16 tiles of 4 interleaved values (a0..a3 = 64 floats) -> x[r][j] = value r of tile j */
+static inline void deinterleave4(vf a0, vf a1, vf a2, vf a3, vf x[4]) {
+    const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    vf lo01 = _mm512_permutex2var_ps(a0, i01, a1), hi01 = _mm512_permutex2var_ps(a2, i01, a3);
+    vf lo23 = _mm512_permutex2var_ps(a0, i23, a1), hi23 = _mm512_permutex2var_ps(a2, i23, a3);
+    x[0] = _mm512_shuffle_f32x4(lo01, hi01, 0x44), x[1] = _mm512_shuffle_f32x4(lo01, hi01, 0xEE);
+    x[2] = _mm512_shuffle_f32x4(lo23, hi23, 0x44), x[3] = _mm512_shuffle_f32x4(lo23, hi23, 0xEE);
+}
+/* the inverse: y[r][j] -> o[q] lane l = y[l % 4][4q + l / 4] */
+static inline void interleave4(const vf y[4], vf o[4]) {
+    const __m512i ia = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i ib = _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+    vf lo01 = _mm512_shuffle_f32x4(y[0], y[1], 0x44), hi01 = _mm512_shuffle_f32x4(y[0], y[1], 0xEE);
+    vf lo23 = _mm512_shuffle_f32x4(y[2], y[3], 0x44), hi23 = _mm512_shuffle_f32x4(y[2], y[3], 0xEE);
+    o[0] = _mm512_permutex2var_ps(lo01, ia, lo23), o[1] = _mm512_permutex2var_ps(lo01, ib, lo23);
+    o[2] = _mm512_permutex2var_ps(hi01, ia, hi23), o[3] = _mm512_permutex2var_ps(hi01, ib, hi23);
+}
+/* x[k] shifted down one lane, `last` into lane 15 */
+static inline vf next_lane(vf x, vf last) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(last), _mm512_castps_si512(x), 1));
+}
+/* lane 0 from prev's lane 15, lane k from cur's lane k - 1 */
+static inline vf prev_lane(vf cur, vf prev) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(cur), _mm512_castps_si512(prev), 15));
+}
+static inline float lane15(vf x) { return _mm512_cvtss_f32(_mm512_permutexvar_ps(_mm512_set1_epi32(15), x)); }
+/* tile_v for the tiles [ja, jb) of a row whose tile j reads x[4j .. 4j + 5] (all inside it) */
+static void tile_v_span(float *v0, size_t vs, const float *x, int ja, int jb) {
+    const vf c2 = vset(2), c4 = vset(4), c5 = vset(5), m2 = vset(-2), m4 = vset(-4);
+    for (int j = ja; j < jb; j += 16) {
+        const float *p = x + (size_t)WT * j;
+        int r = jb - j < 16 ? jb - j : 16;
+        vf a[4], t[4], x4, x5;
+        if (r == 16) {
+            for (int i = 0; i < 4; i++) a[i] = _mm512_loadu_ps(p + 16 * i);
+            deinterleave4(a[0], a[1], a[2], a[3], t);
+            x4 = next_lane(t[0], vset(p[64])), x5 = next_lane(t[1], vset(p[65]));
+        } else { /* the tiles read p[0 .. 4r + 2) */
+            for (int i = 0; i < 4; i++) a[i] = _mm512_maskz_loadu_ps(range_mask(16 * i, 0, 4 * r + 2), p + 16 * i);
+            deinterleave4(a[0], a[1], a[2], a[3], t);
+            x4 = next_lane(t[0], _mm512_setzero_ps()), x5 = next_lane(t[1], _mm512_setzero_ps());
+        }
+        __mmask16 m = (__mmask16)((1u << r) - 1);
+        vf x0 = t[0], x1 = t[1], x2 = t[2], x3 = t[3];
+        vf x1m4 = vmul(c4, x1), x2m4 = vmul(c4, x2), x1m2 = vmul(c2, x1), x3m2 = vmul(c2, x3);
+        _mm512_mask_storeu_ps(v0 + j, m, vadd(vsub(vmul(c4, x0), vmul(c5, x2)), x4));
+        _mm512_mask_storeu_ps(v0 + vs + j, m, vadd(vadd(vsub(vmul(m4, x1), x2m4), x3), x4));
+        _mm512_mask_storeu_ps(v0 + 2 * vs + j, m, vadd(vsub(vsub(x1m4, x2m4), x3), x4));
+        _mm512_mask_storeu_ps(v0 + 3 * vs + j, m, vadd(vadd(vsub(vmul(m2, x1), x2), x3m2), x4));
+        _mm512_mask_storeu_ps(v0 + 4 * vs + j, m, vadd(vsub(vsub(x1m2, x2), x3m2), x4));
+        _mm512_mask_storeu_ps(v0 + 5 * vs + j, m, vadd(vsub(x1m4, vmul(c5, x3)), x5));
+    }
+}
+/* tile_y for the whole tiles [0, n) of a row: o[4j .. 4j + 4) */
+static void tile_y_span(float *o, const float *m0, size_t ms, int n, float bias, int relu) {
+    const vf c2 = vset(2), c4 = vset(4), c8 = vset(8), bv = vset(bias), z = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        int r = n - j < 16 ? n - j : 16;
+        __mmask16 m = (__mmask16)((1u << r) - 1);
+        vf a0 = _mm512_maskz_loadu_ps(m, m0 + j), a1 = _mm512_maskz_loadu_ps(m, m0 + ms + j),
+           a2 = _mm512_maskz_loadu_ps(m, m0 + 2 * ms + j), a3 = _mm512_maskz_loadu_ps(m, m0 + 3 * ms + j),
+           a4 = _mm512_maskz_loadu_ps(m, m0 + 4 * ms + j), a5 = _mm512_maskz_loadu_ps(m, m0 + 5 * ms + j);
+        vf s12 = vadd(a1, a2), d12 = vsub(a1, a2), s34 = vadd(a3, a4), d34 = vsub(a3, a4), y[4], out[4];
+        y[0] = vadd(vadd(vadd(a0, s12), s34), bv);
+        y[1] = vadd(vadd(d12, vmul(c2, d34)), bv);
+        y[2] = vadd(vadd(s12, vmul(c4, s34)), bv);
+        y[3] = vadd(vadd(vadd(d12, vmul(c8, d34)), a5), bv);
+        if (relu)
+            for (int i = 0; i < 4; i++) y[i] = _mm512_max_ps(y[i], z); /* y > 0 ? y : 0, NaN and -0 included */
+        interleave4(y, out);
+        float *q = o + (size_t)WT * j;
+        for (int i = 0; i < 4; i++) _mm512_mask_storeu_ps(q + 16 * i, range_mask(16 * i, 0, 4 * r), out[i]);
+    }
+}
+/* tile_dm for the whole tiles [0, n) of a row of dy */
+static void tile_dm_span(float *m0, size_t ms, const float *d, int n) {
+    const vf c2 = vset(2), c4 = vset(4), c8 = vset(8);
+    for (int j = 0; j < n; j += 16) {
+        int r = n - j < 16 ? n - j : 16;
+        const float *p = d + (size_t)WT * j;
+        vf a[4], t[4];
+        for (int i = 0; i < 4; i++) a[i] = _mm512_maskz_loadu_ps(range_mask(16 * i, 0, 4 * r), p + 16 * i);
+        deinterleave4(a[0], a[1], a[2], a[3], t);
+        __mmask16 m = (__mmask16)((1u << r) - 1);
+        vf d0 = t[0], d1 = t[1], d2 = t[2], d3 = t[3], d1m2 = vmul(c2, d1), d2m4 = vmul(c4, d2), d3m8 = vmul(c8, d3);
+        _mm512_mask_storeu_ps(m0 + j, m, d0);
+        _mm512_mask_storeu_ps(m0 + ms + j, m, vadd(vadd(vadd(d0, d1), d2), d3));
+        _mm512_mask_storeu_ps(m0 + 2 * ms + j, m, vsub(vadd(vsub(d0, d1), d2), d3));
+        _mm512_mask_storeu_ps(m0 + 3 * ms + j, m, vadd(vadd(vadd(d0, d1m2), d2m4), d3m8));
+        _mm512_mask_storeu_ps(m0 + 4 * ms + j, m, vsub(vadd(vsub(d0, d1m2), d2m4), d3m8));
+        _mm512_mask_storeu_ps(m0 + 5 * ms + j, m, d3);
+    }
+}
+/* one din row: padded positions [i0, i1) of B dV (row d holds position i at d[i - i0]) */
+static void din_row(float *d, const float *v0, size_t vs, int ntile, int i0, int i1, int set) {
+    const vf c2 = vset(2), c4 = vset(4), c5 = vset(5), m4 = vset(-4), m5 = vset(-5);
+    vf pe4 = _mm512_setzero_ps(), pe5 = _mm512_setzero_ps();
+    for (int j = 0; j < ntile; j += 16) {
+        int r = ntile - j < 16 ? ntile - j : 16;
+        __mmask16 m = (__mmask16)((1u << r) - 1);
+        vf a0 = _mm512_maskz_loadu_ps(m, v0 + j), a1 = _mm512_maskz_loadu_ps(m, v0 + vs + j),
+           a2 = _mm512_maskz_loadu_ps(m, v0 + 2 * vs + j), a3 = _mm512_maskz_loadu_ps(m, v0 + 3 * vs + j),
+           a4 = _mm512_maskz_loadu_ps(m, v0 + 4 * vs + j), a5 = _mm512_maskz_loadu_ps(m, v0 + 5 * vs + j);
+        vf a2m4 = vmul(c4, a2), a3m2 = vmul(c2, a3), a4m2 = vmul(c2, a4);
+        vf y[4], out[4];
+        y[0] = vmul(c4, a0);
+        y[1] = vadd(vadd(vsub(vadd(vmul(m4, a1), a2m4), a3m2), a4m2), vmul(c4, a5));
+        y[2] = vsub(vsub(vsub(vsub(vmul(m5, a0), vmul(c4, a1)), a2m4), a3), a4);
+        y[3] = vsub(vsub(vadd(vsub(a1, a2), a3m2), a4m2), vmul(c5, a5));
+        vf e4 = vadd(vadd(vadd(vadd(a0, a1), a2), a3), a4), e5 = a5;
+        /* position 4j gets the previous tile's e4 added, 4j + 1 its e5 (none before tile 0); in a
+         * last partial block, lane r is the row's end: 0 + the last tile's e4, e5 */
+        __mmask16 add = j ? 0xFFFF : 0xFFFE;
+        y[0] = _mm512_mask_add_ps(y[0], add, y[0], prev_lane(e4, pe4));
+        y[1] = _mm512_mask_add_ps(y[1], add, y[1], prev_lane(e5, pe5));
+        pe4 = e4, pe5 = e5;
+        interleave4(y, out);
+        long s = (long)WT * j;
+        for (int i = 0; i < 4; i++) {
+            __mmask16 mi = range_mask(s + 16 * i, i0, i1);
+            float *q = d + (s + 16 * i - i0);
+            if (set)
+                _mm512_mask_storeu_ps(q, mi, out[i]);
+            else
+                _mm512_mask_storeu_ps(q, mi, _mm512_add_ps(_mm512_maskz_loadu_ps(mi, q), out[i]));
+        }
+        if (r == 16 && j + 16 == ntile) /* the row's end after a whole block */
+            for (int k = 0; k < 2; k++) {
+                long pos = (long)WT * ntile + k;
+                if (pos < i0 || pos >= i1) continue;
+                float val = 0.0f + (k ? lane15(e5) : lane15(e4));
+                if (set)
+                    d[pos - i0] = val;
+                else
+                    d[pos - i0] += val;
+            }
+    }
+}
+#endif
+
 typedef struct {
     int B, Cin, Lin, Cout, pad, Lout, ntile;
     int spc, ncol; /* samples per chunk of the backward, columns of a chunk (spc * ntile) */
@@ -163,8 +325,12 @@ static void input_transform(float *v, const float *in, const wgeom *g, int col0,
         for (int ci = 0; ci < g->Cin; ci++) {
             const float *x = in + ((size_t)b * g->Cin + ci) * g->Lin;
             float *v0 = v + (size_t)ci * g->ncol + off;
+#if defined(__AVX512F__)
+            tile_v_span(v0, vs, x + base, ja, jb);
+#else
 #pragma omp simd
             for (int j = ja; j < jb; j++) tile_v(v0, vs, j, x + (base + WT * j));
+#endif
             for (int j = 0; j < nj; j++) {
                 if (j == ja) j = jb; /* past the inside tiles */
                 if (j >= nj) break;
@@ -206,6 +372,9 @@ static void output_transform(float *out, const float *m, const float *bias, int 
             const float *m0 = m + (size_t)co * g->ncol + off;
             float bv = bias ? bias[co] : 0.0f;
             float *o = out + ((size_t)b * g->Cout + co) * g->Lout + t0;
+#if defined(__AVX512F__)
+            tile_y_span(o, m0, ms, full, bv, relu);
+#else
             if (relu) {
 #pragma omp simd
                 for (int j = 0; j < full; j++) tile_y(o + WT * j, m0, ms, j, bv, 1);
@@ -213,6 +382,7 @@ static void output_transform(float *out, const float *m, const float *bias, int 
 #pragma omp simd
                 for (int j = 0; j < full; j++) tile_y(o + WT * j, m0, ms, j, bv, 0);
             }
+#endif
             if (full < nj) { /* the last tile, past Lout */
                 float y[WT];
                 tile_y(y, m0, ms, full, bv, relu);
@@ -320,8 +490,12 @@ static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, 
         for (int co = 0; co < g->Cout; co++) {
             const float *d = dout + ((size_t)(b0 + bb) * g->Cout + co) * g->Lout;
             float *m0 = m + (size_t)co * g->ncol + (size_t)bb * g->ntile;
+#if defined(__AVX512F__)
+            tile_dm_span(m0, ms, d, full);
+#else
 #pragma omp simd
             for (int j = 0; j < full; j++) tile_dm(m0, ms, j, d + WT * j);
+#endif
             if (full < g->ntile) {
                 float t[WT] = {0.0f, 0.0f, 0.0f, 0.0f};
                 for (int i = WT * full; i < g->Lout; i++) t[i - WT * full] = d[i];
@@ -332,6 +506,13 @@ static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, 
 
 /* din rows of the chunk's samples += B dV (set: = B dV), the tiles' 6 inputs overlapping by 2. */
 static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb, int set) {
+#if defined(__AVX512F__)
+    int i1 = g->Lin + g->pad < g->ntile * WT + 2 ? g->Lin + g->pad : g->ntile * WT + 2;
+    for (int bb = 0; bb < nb; bb++)
+        for (int ci = 0; ci < g->Cin; ci++)
+            din_row(din + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin, v + (size_t)ci * g->ncol + (size_t)bb * g->ntile,
+                    g->vs, g->ntile, g->pad, i1, set);
+#else
     int nt4 = g->ntile * WT + 2;
     float acc[nt4 + 16], e4[nt4 + 16], e5[nt4 + 16];
     for (int bb = 0; bb < nb; bb++)
@@ -365,6 +546,7 @@ static void din_transform(float *din, const float *v, const wgeom *g, int b0, in
 #pragma omp simd
                 for (int i = i0; i < i1; i++) d[i - i0] += acc[i];
         }
+#endif
 }
 
 /* dw (Cout, Cin, 3) += G^T dU for the channel pairs of r, dU the sum of the nt threads' partial
