@@ -206,7 +206,8 @@ typedef struct {
     int B, Cin, Lin, Cout, pad, Lout, ntile;
     int spc, ncol; /* samples per chunk of the backward, columns of a chunk (spc * ntile) */
     size_t us, vs, ms;     /* floats between the points' matrices of U, V, M */
-    size_t slot;           /* one thread's V and M */
+    size_t ts;             /* one point's V transposed (ncol, Cin) for the weight gradient; 0: none */
+    size_t slot;           /* one thread's V, M and V^T */
 } wgeom;
 
 static inline size_t lines(size_t n) { return (n + 15) / 16 * 16; }
@@ -217,6 +218,11 @@ enum { CHUNK_COLS = 160 };
 /* Smaller batches' forwards go to the direct kernels (measured at 2 threads: faster up to a
  * batch of 2, slower from 4 on). */
 enum { WINO_MIN_B = 4 };
+/* The weight gradient dU[e] = dM[e] V[e]^T: oneDNN's 'N', 'T' sgemm is slow when V has few rows
+ * (1 thread, hot cache, 6 points: Cout = Cin = 64 and 252 columns 141 GFLOP/s, against 166
+ * for transposing V[e] and an 'N', 'N' product, transposes included; Cin = 128 or 256: 'N', 'T'
+ * 3 to 7% faster). Up to this many input channels V[e] is transposed first. */
+enum { WT_CIN_MAX = 64 };
 
 static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
     wgeom g;
@@ -231,7 +237,12 @@ static wgeom geometry(int B, int Cin, int Lin, int Cout, int pad) {
     g.us = lines((size_t)Cout * Cin) + 16;
     g.vs = lines((size_t)Cin * g.ncol) + 16;
     g.ms = lines((size_t)Cout * g.ncol) + 16;
-    g.slot = WN * (g.vs + g.ms);
+#if defined(__AVX512F__)
+    g.ts = Cin <= WT_CIN_MAX ? lines((size_t)Cin * g.ncol) + 16 : 0;
+#else
+    g.ts = 0; /* measured with the AVX-512 transpose only */
+#endif
+    g.slot = WN * (g.vs + g.ms) + g.ts;
     return g;
 }
 
@@ -549,6 +560,53 @@ static void din_transform(float *din, const float *v, const wgeom *g, int b0, in
 #endif
 }
 
+/* t (n, m), row stride ldt = a^T for a (m, n), row stride lda */
+static void transpose(float *t, size_t ldt, const float *a, size_t lda, int m, int n) {
+    int i0 = 0;
+#if defined(__AVX512F__)
+    for (; i0 + 16 <= m; i0 += 16) {
+        int j0 = 0;
+        for (; j0 + 16 <= n; j0 += 16) {
+            __m512 r[16], u[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(a + (size_t)(i0 + i) * lda + j0);
+            /* 16x16 in four rounds: 32-bit pairs, 64-bit pairs, 128-bit lanes twice */
+            for (int i = 0; i < 16; i += 2) {
+                u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4)
+                for (int k = 0; k < 2; k++) {
+                    __m512d x = _mm512_castps_pd(u[i + k]), y = _mm512_castps_pd(u[i + k + 2]);
+                    r[i + k] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+                    r[i + k + 2] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+                }
+            for (int i = 0; i < 16; i += 8)
+                for (int k = 0; k < 4; k++) {
+                    u[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
+                    u[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xDD);
+                }
+            for (int k = 0; k < 8; k++) {
+                r[k] = _mm512_shuffle_f32x4(u[k], u[k + 8], 0x88);
+                r[k + 8] = _mm512_shuffle_f32x4(u[k], u[k + 8], 0xDD);
+            }
+            /* r[q] now holds column j0 + col[q] */
+            static const int col[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
+            for (int q = 0; q < 16; q++) _mm512_storeu_ps(t + (size_t)(j0 + col[q]) * ldt + i0, r[q]);
+        }
+        for (int i = i0; i < i0 + 16; i++)
+            for (int j = j0; j < n; j++) t[(size_t)j * ldt + i] = a[(size_t)i * lda + j];
+    }
+#endif
+    for (; i0 < m; i0 += 8) {
+        int ie = i0 + 8 < m ? i0 + 8 : m;
+        for (int j0 = 0; j0 < n; j0 += 64) {
+            int je = j0 + 64 < n ? j0 + 64 : n;
+            for (int j = j0; j < je; j++)
+                for (int i = i0; i < ie; i++) t[(size_t)j * ldt + i] = a[(size_t)i * lda + j];
+        }
+    }
+}
+
 /* dw (Cout, Cin, 3) += G^T dU for the channel pairs of r, dU the sum of the nt threads' partial
  * sums (in thread order). */
 static void dw_from_partials(float *dw, const float *du, const wgeom *g, int nt, mrm_range r) {
@@ -591,9 +649,16 @@ static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
             dout_transform(m, dout, &g, b0, nb);
             if (dw) {
                 input_transform(v, in, &g, b0 * g.ntile, ncol);
+                /* dU[e] += dM[e] V[e]^T */
+                float *vt = m + WN * g.ms;
                 for (int e = 0; e < WN; e++)
-                    nn_sgemm('N', 'T', Cout, Cin, ncol, 1.0f, m + e * g.ms, g.ncol, v + e * g.vs, g.ncol,
-                             first ? 0.0f : 1.0f, du + e * g.us, Cin);
+                    if (g.ts) { /* dM[e] (V[e]^T stored): an 'N', 'N' product */
+                        transpose(vt, (size_t)Cin, v + e * g.vs, g.ncol, Cin, ncol);
+                        nn_sgemm('N', 'N', Cout, Cin, ncol, 1.0f, m + e * g.ms, g.ncol, vt, Cin, first ? 0.0f : 1.0f,
+                                 du + e * g.us, Cin);
+                    } else
+                        nn_sgemm('N', 'T', Cout, Cin, ncol, 1.0f, m + e * g.ms, g.ncol, v + e * g.vs, g.ncol,
+                                 first ? 0.0f : 1.0f, du + e * g.us, Cin);
                 first = 0;
             }
             if (din) {
