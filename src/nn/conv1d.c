@@ -22,6 +22,8 @@ size_t conv1d_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int strid
     size_t s = conv1d_gemm_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups);
     size_t d = conv1d_direct_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups);
     if (d > s) s = d;
+    size_t gw = conv1d_wgrad_grouped_scratch_floats(B, Cin, Lin, Cout, K, stride, pad, groups);
+    if (gw > s) s = gw;
     if (conv1d_winograd_applies(Cin, Cout, K, stride, groups)) {
         size_t f = conv1d_winograd_scratch_floats(B, Cin, Lin, Cout, pad);
         if (f > s) s = f;
@@ -112,6 +114,11 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
     if (conv1d_winograd_applies(Cin, Cout, K, stride, groups) &&
         conv1d_backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad))
         return;
+    /* grouped, 16 output channels per group: the weight gradient by its own kernel */
+    if (groups > 1 && dw && conv1d_wgrad_grouped(ctx, dw, dout, in, B, Cin, Lin, Cout, K, stride, pad, groups)) {
+        if (!din) return;
+        dw = NULL;
+    }
     if (groups > 1 && din) { /* grouped: the data gradient direct, the weight gradient by GEMM */
         if (conv1d_backward_direct(ctx, din, NULL, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups)) {
             if (dw) conv1d_backward_gemm(ctx, NULL, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);

@@ -70,6 +70,15 @@ int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float
 /* The threads the forward (backward = 0) or backward would use with max_threads available. */
 int conv1d_winograd_threads(int B, int Cin, int Lin, int Cout, int pad, int max_threads, int backward);
 
+/* The weight gradient of grouped convolutions with 16 output channels per group, stride 1 and
+ * 3, 5 or 7 taps, on AVX-512 (conv1d_grouped.c): dw += the batch's gradient. Returns 0
+ * (touching nothing) where the shape is not one it takes, without AVX-512, or where the scratch
+ * is too small. */
+int conv1d_wgrad_grouped_applies(int Cin, int Cout, int K, int stride, int groups);
+size_t conv1d_wgrad_grouped_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+int conv1d_wgrad_grouped(nn_ctx *ctx, float *dw, const float *dout, const float *in, int B, int Cin, int Lin,
+                         int Cout, int K, int stride, int pad, int groups);
+
 /* Below this many multiply-adds a convolution runs on the calling thread alone: starting
  * threads would cost more than it saves. */
 #define NN_PARALLEL_MIN_MACS 1e6

@@ -275,6 +275,74 @@ static void check_prepared(nn_fft *fft, mrm_rng *rng) {
     }
 }
 
+/* The grouped weight-gradient kernel (conv1d_grouped.c): dw accumulating, against the double
+ * reference with groups and beside the GEMM path's error; repeatable; at several thread counts
+ * (the same bits at each count run twice); through conv1d_backward (din beside it unchanged
+ * from the data gradient alone); declines where it does not apply or the scratch is too small. */
+static void check_wgrad_grouped(int B, int Cin, int Lin, int Cout, int K, int pad, int groups, mrm_rng *rng) {
+    int Lout = conv1d_out_len(Lin, K, 1, pad), Cig = Cin / groups, Cog = Cout / groups;
+    size_t nin = (size_t)B * Cin * Lin, nout = (size_t)B * Cout * Lout, nw = (size_t)Cout * Cig * K;
+    float *in = rnd(nin, rng), *w = rnd(nw, rng), *dout = rnd(nout, rng), *dw0 = rnd(nw, rng);
+    float *dw = malloc(nw * sizeof(float)), *dw2 = malloc(nw * sizeof(float)), *gdw = malloc(nw * sizeof(float));
+    float *din = calloc(nin, sizeof(float)), *din2 = calloc(nin, sizeof(float));
+    double *rdw = malloc(nw * sizeof(double));
+    char name[160];
+    snprintf(name, sizeof name, "grouped dw B%d %d->%d g%d K%d p%d L%d", B, Cin, Cout, groups, K, pad, Lin);
+    for (size_t i = 0; i < nw; i++) rdw[i] = dw0[i];
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < Cout; o++)
+            for (int i = 0; i < Cig; i++)
+                for (int k = 0; k < K; k++) {
+                    double acc = 0.0;
+                    int c = o / Cog * Cig + i;
+                    for (int t = 0; t < Lout; t++) {
+                        int p = t + k - pad;
+                        if (p >= 0 && p < Lin)
+                            acc += (double)dout[((size_t)b * Cout + o) * Lout + t] * in[((size_t)b * Cin + c) * Lin + p];
+                    }
+                    rdw[((size_t)o * Cig + i) * K + k] += acc;
+                }
+    CHECK(conv1d_wgrad_grouped_applies(Cin, Cout, K, 1, groups), "%s: does not apply", name);
+    int saved = omp_get_max_threads();
+    const int counts[] = {1, 2, 3, 8};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        omp_set_num_threads(counts[c]);
+        nn_ctx ctx = {NULL, conv1d_scratch_floats(B, Cin, Lin, Cout, K, 1, pad, groups), NULL};
+        CHECK(ctx.scratch_floats >= conv1d_wgrad_grouped_scratch_floats(B, Cin, Lin, Cout, K, 1, pad, groups),
+              "%s: conv1d_scratch_floats too small", name);
+        ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+        nn_ctx gctx = {NULL, conv1d_gemm_scratch_floats(B, Cin, Lin, Cout, K, 1, pad, groups), NULL};
+        gctx.scratch = malloc(gctx.scratch_floats * sizeof(float));
+        memcpy(dw, dw0, nw * sizeof(float));
+        int took = conv1d_wgrad_grouped(&ctx, dw, dout, in, B, Cin, Lin, Cout, K, 1, pad, groups);
+        CHECK(took, "%s: declined", name);
+        memcpy(gdw, dw0, nw * sizeof(float));
+        conv1d_backward_gemm(&gctx, NULL, gdw, dout, in, w, B, Cin, Lin, Cout, K, 1, pad, groups);
+        double ew = rel_err(dw, rdw, nw), egw = rel_err(gdw, rdw, nw);
+        CHECK(ew < 2e-6, "%s threads %d: dw relative error %.3g (GEMM path %.3g)", name, counts[c], ew, egw);
+        memcpy(dw2, dw0, nw * sizeof(float));
+        conv1d_wgrad_grouped(&ctx, dw2, dout, in, B, Cin, Lin, Cout, K, 1, pad, groups);
+        CHECK(!memcmp(dw, dw2, nw * sizeof(float)), "%s threads %d: a second run gives other bits", name, counts[c]);
+        /* through the dispatcher, with din: dw the kernel's bits, din those of din alone */
+        memcpy(dw2, dw0, nw * sizeof(float));
+        memset(din, 0, nin * sizeof(float));
+        conv1d_backward(&ctx, din, dw2, dout, in, w, B, Cin, Lin, Cout, K, 1, pad, groups);
+        CHECK(!memcmp(dw, dw2, nw * sizeof(float)), "%s threads %d: conv1d_backward's dw differs", name, counts[c]);
+        memset(din2, 0, nin * sizeof(float));
+        conv1d_backward(&ctx, din2, NULL, dout, in, w, B, Cin, Lin, Cout, K, 1, pad, groups);
+        CHECK(!memcmp(din, din2, nin * sizeof(float)), "%s threads %d: din beside dw differs", name, counts[c]);
+        if (c == 0) printf("%-44s dw %.2e (gemm %.2e)\n", name, ew, egw);
+        /* too little scratch: declines, dw untouched */
+        nn_ctx small = {ctx.scratch, 100, NULL};
+        memcpy(dw2, dw0, nw * sizeof(float));
+        took = conv1d_wgrad_grouped(&small, dw2, dout, in, B, Cin, Lin, Cout, K, 1, pad, groups);
+        CHECK(!took && !memcmp(dw2, dw0, nw * sizeof(float)), "%s: small scratch not declined", name);
+        free(ctx.scratch), free(gctx.scratch);
+    }
+    omp_set_num_threads(saved);
+    free(in), free(w), free(dout), free(dw0), free(dw), free(dw2), free(gdw), free(din), free(din2), free(rdw);
+}
+
 int main(void) {
     nn_fft *fft = nn_fft_create();
     CHECK(fft != NULL, "nn_fft_create");
@@ -352,5 +420,18 @@ int main(void) {
     CHECK(conv1d_winograd_applies(64, 64, 3, 1, 1) && !conv1d_winograd_applies(64, 64, 3, 2, 1) &&
               !conv1d_winograd_applies(64, 64, 3, 1, 4) && !conv1d_winograd_applies(64, 64, 5, 1, 1),
           "winograd applies: 3 taps, stride 1, no groups");
+    /* the grouped weight gradient: the model's Gate (7 taps) and SE (3 taps) shapes at a few
+     * samples, 5 taps, a partial tile of input channels, odd lengths and paddings */
+    check_wgrad_grouped(3, 128, 251, 128, 7, 3, 8, &rng);
+    check_wgrad_grouped(3, 64, 502, 64, 3, 1, 4, &rng);
+    check_wgrad_grouped(2, 64, 75, 64, 5, 2, 4, &rng);
+    check_wgrad_grouped(5, 20, 33, 32, 3, 0, 2, &rng);
+    check_wgrad_grouped(2, 6, 17, 32, 7, 5, 2, &rng);
+    check_wgrad_grouped(4, 48, 16, 48, 7, 3, 3, &rng);
+    check_wgrad_grouped(1, 32, 9, 32, 5, 1, 2, &rng);
+    check_wgrad_grouped(2, 16, 3, 32, 3, 2, 2, &rng);
+    CHECK(!conv1d_wgrad_grouped_applies(128, 128, 3, 2, 8) && !conv1d_wgrad_grouped_applies(128, 128, 9, 1, 8) &&
+              !conv1d_wgrad_grouped_applies(128, 128, 3, 1, 4) && !conv1d_wgrad_grouped_applies(16, 16, 3, 1, 1),
+          "grouped dw applies: groups of 16 output channels, stride 1, 3, 5 or 7 taps");
     TEST_END();
 }
