@@ -197,10 +197,13 @@ static void run_pass(const conv_pass *p, int q0, int q1) {
         int nco = imin(CT, p->Co - ct * CT), nt = imin(NT, p->T - t0);
         const float *bias = p->bias ? p->bias + ct * CT : NULL;
 #define CALL_TILE(f, S) f(o, p->ldo, p->ost, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci, p->Kt, S)
-        if (tl.tv)
+        if (tl.tv) {
+            /* the tile's rows of out (read when adding, written in any case) fetched while it computes */
+            for (int r = 0; r < nco; r++)
+                for (int j = 0; j < nt; j += 16) _mm_prefetch((const char *)(o + (size_t)r * p->ldo + j), _MM_HINT_T0);
             (p->Kt == 3 ? tile_tv_k3 : tile_tv)(o, p->ldo, nco, nt, p->add, bias, p->relu, wp, x, p->Lp, p->Ci,
                                                 p->Kt);
-        else if (CV == 2) {
+        } else if (CV == 2) {
             if (p->s == 1) CALL_TILE(tile2_s1, 1);
             else if (p->s == 2) CALL_TILE(tile2_s2, 2);
             else CALL_TILE(tile2_sn, p->s);
@@ -314,10 +317,12 @@ static void pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad)
     for (int c = 0; c < C; c++) {
         float *xr = X + (size_t)c * Lp;
         const float *ir = in + (size_t)c * Lin;
-        for (int u = 0; u < Lp; u++) {
-            int v = u - pad;
-            xr[u] = v >= 0 && v < Lin ? ir[v] : 0.0f;
-        }
+        /* [0, a) zeros, [a, e) in[c, u - pad], [e, Lp) zeros */
+        int a = pad < 0 ? 0 : pad < Lp ? pad : Lp, e = pad + Lin < Lp ? pad + Lin : Lp;
+        if (e < a) e = a;
+        memset(xr, 0, (size_t)a * sizeof(float));
+        if (e > a) memcpy(xr + a, ir + (a - pad), (size_t)(e - a) * sizeof(float));
+        memset(xr + e, 0, (size_t)(Lp - e) * sizeof(float));
     }
 }
 

@@ -103,7 +103,11 @@ static void fill_dp(float *Dp, const float *dout_g, int Lout, int K, int nD) {
         int n = Lout - t0 < 16 ? Lout - t0 : 16;
         __mmask16 m = n == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
         __m512 r[16];
-        for (int o = 0; o < 16; o++) r[o] = _mm512_maskz_loadu_ps(m, dout_g + (size_t)o * Lout + t0);
+        for (int o = 0; o < 16; o++) {
+            const float *src = dout_g + (size_t)o * Lout + t0;
+            r[o] = _mm512_maskz_loadu_ps(m, src);
+            _mm_prefetch((const char *)(src + 64), _MM_HINT_T0); /* 16 rows are more streams than the hardware follows */
+        }
         transpose16(r);
         for (int j = 0; j < 16; j++) _mm512_storeu_ps(D + (size_t)(t0 + j) * GW_CO, r[j]);
     }
