@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "nn/conv1d_impl.h"
+#include "nn/simd16.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -67,33 +68,6 @@ size_t conv1d_wgrad_grouped_scratch_floats(int B, int Cin, int Lin, int Cout, in
     return (size_t)gw_threads(B) * G.slot + 16; /* + alignment */
 }
 
-/* The 16 x 16 transpose of r (row j, lane l) -> r (row l, lane j). */
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    __m512 s[16];
-    for (int i = 0; i < 4; i++) {
-        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        s[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        s[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        s[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        s[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    /* s[4i + j], 128-bit chunk c: column 4c + j of rows 4i .. 4i+3 */
-    for (int j = 0; j < 4; j++) {
-        __m512 u1 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0x88), u2 = _mm512_shuffle_f32x4(s[j], s[4 + j], 0xdd);
-        __m512 v1 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0x88), v2 = _mm512_shuffle_f32x4(s[8 + j], s[12 + j], 0xdd);
-        r[j] = _mm512_shuffle_f32x4(u1, v1, 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(u1, v1, 0xdd);
-        r[4 + j] = _mm512_shuffle_f32x4(u2, v2, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(u2, v2, 0xdd);
-    }
-}
-
 /* Dp (nD, 16): rows [K-1, K-1+Lout) the transpose of the group's dout rows (16, Lout), the
  * others zero. */
 static void fill_dp(float *Dp, const float *dout_g, int Lout, int K, int nD) {
@@ -108,7 +82,7 @@ static void fill_dp(float *Dp, const float *dout_g, int Lout, int K, int nD) {
             r[o] = _mm512_maskz_loadu_ps(m, src);
             _mm_prefetch((const char *)(src + 64), _MM_HINT_T0); /* 16 rows are more streams than the hardware follows */
         }
-        transpose16(r);
+        nn_transpose16_regs(r);
         for (int j = 0; j < 16; j++) _mm512_storeu_ps(D + (size_t)(t0 + j) * GW_CO, r[j]);
     }
     /* rows past the last whole block written are zero; those inside it are zero from the mask */

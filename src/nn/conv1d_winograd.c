@@ -29,6 +29,7 @@
 
 #include "common/partition.h"
 #include "nn/conv1d_impl.h"
+#include "nn/simd16.h"
 
 enum { WT = 4, WN = 6 }; /* outputs per tile, points (inputs per tile) */
 
@@ -566,33 +567,7 @@ static void transpose(float *t, size_t ldt, const float *a, size_t lda, int m, i
 #if defined(__AVX512F__)
     for (; i0 + 16 <= m; i0 += 16) {
         int j0 = 0;
-        for (; j0 + 16 <= n; j0 += 16) {
-            __m512 r[16], u[16];
-            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(a + (size_t)(i0 + i) * lda + j0);
-            /* 16x16 in four rounds: 32-bit pairs, 64-bit pairs, 128-bit lanes twice */
-            for (int i = 0; i < 16; i += 2) {
-                u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-                u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-            }
-            for (int i = 0; i < 16; i += 4)
-                for (int k = 0; k < 2; k++) {
-                    __m512d x = _mm512_castps_pd(u[i + k]), y = _mm512_castps_pd(u[i + k + 2]);
-                    r[i + k] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-                    r[i + k + 2] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
-                }
-            for (int i = 0; i < 16; i += 8)
-                for (int k = 0; k < 4; k++) {
-                    u[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
-                    u[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xDD);
-                }
-            for (int k = 0; k < 8; k++) {
-                r[k] = _mm512_shuffle_f32x4(u[k], u[k + 8], 0x88);
-                r[k + 8] = _mm512_shuffle_f32x4(u[k], u[k + 8], 0xDD);
-            }
-            /* r[q] now holds column j0 + col[q] */
-            static const int col[16] = {0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15};
-            for (int q = 0; q < 16; q++) _mm512_storeu_ps(t + (size_t)(j0 + col[q]) * ldt + i0, r[q]);
-        }
+        for (; j0 + 16 <= n; j0 += 16) nn_transpose16(a + (size_t)i0 * lda + j0, lda, t + (size_t)j0 * ldt + i0, ldt);
         for (int i = i0; i < i0 + 16; i++)
             for (int j = j0; j < n; j++) t[(size_t)j * ldt + i] = a[(size_t)i * lda + j];
     }
