@@ -116,15 +116,19 @@ static void tile_v_span(float *v0, size_t vs, const float *x, int ja, int jb) {
         _mm512_mask_storeu_ps(v0 + 5 * vs + j, m, vadd(vsub(x1m4, vmul(c5, x3)), x5));
     }
 }
+/* a[e] = the first r (1 .. 16) values of point e's row, p + e * s, zeros after them */
+static inline void load_points(vf a[WN], const float *p, size_t s, int r) {
+    const __mmask16 m = (__mmask16)((1u << r) - 1);
+    for (int e = 0; e < WN; e++) a[e] = _mm512_maskz_loadu_ps(m, p + e * s);
+}
 /* tile_y for the whole tiles [0, n) of a row: o[4j .. 4j + 4) */
 static void tile_y_span(float *o, const float *m0, size_t ms, int n, float bias, int relu) {
     const vf c2 = vset(2), c4 = vset(4), c8 = vset(8), bv = vset(bias), z = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         int r = n - j < 16 ? n - j : 16;
-        __mmask16 m = (__mmask16)((1u << r) - 1);
-        vf a0 = _mm512_maskz_loadu_ps(m, m0 + j), a1 = _mm512_maskz_loadu_ps(m, m0 + ms + j),
-           a2 = _mm512_maskz_loadu_ps(m, m0 + 2 * ms + j), a3 = _mm512_maskz_loadu_ps(m, m0 + 3 * ms + j),
-           a4 = _mm512_maskz_loadu_ps(m, m0 + 4 * ms + j), a5 = _mm512_maskz_loadu_ps(m, m0 + 5 * ms + j);
+        vf a[WN];
+        load_points(a, m0 + j, ms, r);
+        const vf a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
         vf s12 = vadd(a1, a2), d12 = vsub(a1, a2), s34 = vadd(a3, a4), d34 = vsub(a3, a4), y[4], out[4];
         y[0] = vadd(vadd(vadd(a0, s12), s34), bv);
         y[1] = vadd(vadd(d12, vmul(c2, d34)), bv);
@@ -162,10 +166,9 @@ static void din_row(float *d, const float *v0, size_t vs, int ntile, int i0, int
     vf pe4 = _mm512_setzero_ps(), pe5 = _mm512_setzero_ps();
     for (int j = 0; j < ntile; j += 16) {
         int r = ntile - j < 16 ? ntile - j : 16;
-        __mmask16 m = (__mmask16)((1u << r) - 1);
-        vf a0 = _mm512_maskz_loadu_ps(m, v0 + j), a1 = _mm512_maskz_loadu_ps(m, v0 + vs + j),
-           a2 = _mm512_maskz_loadu_ps(m, v0 + 2 * vs + j), a3 = _mm512_maskz_loadu_ps(m, v0 + 3 * vs + j),
-           a4 = _mm512_maskz_loadu_ps(m, v0 + 4 * vs + j), a5 = _mm512_maskz_loadu_ps(m, v0 + 5 * vs + j);
+        vf a[WN];
+        load_points(a, v0 + j, vs, r);
+        const vf a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
         vf a2m4 = vmul(c4, a2), a3m2 = vmul(c2, a3), a4m2 = vmul(c2, a4);
         vf y[4], out[4];
         y[0] = vmul(c4, a0);
