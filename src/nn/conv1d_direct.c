@@ -27,6 +27,20 @@
 #include "common/partition.h"
 #include "nn/conv1d_impl.h"
 
+/* X (C, Lp): X[c, u] = in[c, u - pad] inside the input, else 0. */
+void conv1d_pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad) {
+    for (int c = 0; c < C; c++) {
+        float *xr = X + (size_t)c * Lp;
+        const float *ir = in + (size_t)c * Lin;
+        /* [0, a) zeros, [a, e) in[c, u - pad], [e, Lp) zeros */
+        int a = pad < 0 ? 0 : pad < Lp ? pad : Lp, e = pad + Lin < Lp ? pad + Lin : Lp;
+        if (e < a) e = a;
+        memset(xr, 0, (size_t)a * sizeof(float));
+        if (e > a) memcpy(xr + a, ir + (a - pad), (size_t)(e - a) * sizeof(float));
+        memset(xr + e, 0, (size_t)(Lp - e) * sizeof(float));
+    }
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
@@ -312,20 +326,6 @@ static void pack_forward(float *wp, const float *w, int Cout, int Cig, int K, in
                 }
 }
 
-/* X (C, Lp): X[c, u] = in[c, u - pad] inside the input, else 0. */
-static void pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad) {
-    for (int c = 0; c < C; c++) {
-        float *xr = X + (size_t)c * Lp;
-        const float *ir = in + (size_t)c * Lin;
-        /* [0, a) zeros, [a, e) in[c, u - pad], [e, Lp) zeros */
-        int a = pad < 0 ? 0 : pad < Lp ? pad : Lp, e = pad + Lin < Lp ? pad + Lin : Lp;
-        if (e < a) e = a;
-        memset(xr, 0, (size_t)a * sizeof(float));
-        if (e > a) memcpy(xr + a, ir + (a - pad), (size_t)(e - a) * sizeof(float));
-        memset(xr + e, 0, (size_t)(Lp - e) * sizeof(float));
-    }
-}
-
 /* The forward pass of group g of one sample: X its padded input, out_b its output. */
 static conv_pass forward_pass(float *out_b, const float *wp, const float *X, const conv_geom *G, int K, int stride,
                               int g, const float *bias, int relu) {
@@ -340,7 +340,7 @@ static conv_pass forward_pass(float *out_b, const float *wp, const float *X, con
 static void forward_sample(float *out_b, const float *in_b, const float *wp, float *X, const conv_geom *G,
                            int Cin, int Lin, int K, int stride, int pad, int groups, const float *bias, int relu,
                            int serial) {
-    pad_rows(X, G->Lpf, in_b, Cin, Lin, pad);
+    conv1d_pad_rows(X, G->Lpf, in_b, Cin, Lin, pad);
     for (int g = 0; g < groups; g++) {
         conv_pass p = forward_pass(out_b, wp, X, G, K, stride, g, bias, relu);
         run_pass_all(&p, serial);
@@ -359,7 +359,7 @@ static void forward_tiles(float *out, const float *in, const float *wp, float *s
     {
         int th = omp_get_thread_num(), team = omp_get_num_threads();
         for (int b = th; b < B; b += team)
-            pad_rows(slots + (size_t)b * G->slot, G->Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
+            conv1d_pad_rows(slots + (size_t)b * G->slot, G->Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
 #pragma omp barrier
         mrm_range r = mrm_partition(units, team, th);
         for (long long u = r.begin; u < r.end; u++) {
@@ -472,7 +472,7 @@ static void dgrad_sample(float *din_b, const float *dout_b, const float *wp, flo
             if (ph.Kr == 0 || ph.M == 0) continue;
             int Lp = ceil_div(ph.M, tl.TT) * tl.TT + ph.Kr;
             /* the group's dout rows, shifted by P and zero-padded */
-            pad_rows(D, Lp, dout_b + (size_t)g * G->Cog * G->Lout, G->Cog, G->Lout, ph.P);
+            conv1d_pad_rows(D, Lp, dout_b + (size_t)g * G->Cog * G->Lout, G->Cog, G->Lout, ph.P);
             conv_pass p = {G->Cog, ph.Kr, 1, Lp, G->Cig, ph.M, wpr, D,
                            din_b + (size_t)g * G->Cig * Lin + r, (size_t)Lin, stride, 1, NULL, 0};
             run_pass_all(&p, serial);
@@ -612,7 +612,7 @@ int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout
                 dgrad_sample(din + (size_t)b * Cin * Lin, dout + (size_t)b * Cout * G.Lout, wp, X, &G, Lin, K,
                              stride, pad, groups, 0);
             if (dw) {
-                pad_rows(X, G.Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
+                conv1d_pad_rows(X, G.Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
                 transpose_dout(dT, dout + (size_t)b * Cout * G.Lout, Cout, G.Lout, G.ldd);
                 if (nq < 2 || omp_get_max_threads() < 2 || macs / B < NN_PARALLEL_MIN_MACS)
                     wgrad_run(shared_part, dT, X, &G, K, stride, groups, 0, nq);
@@ -637,7 +637,7 @@ int conv1d_backward_direct(nn_ctx *ctx, float *din, float *dw, const float *dout
                 dgrad_sample(din + (size_t)b * Cin * Lin, dout + (size_t)b * Cout * G.Lout, wp, X, &G, Lin, K,
                              stride, pad, groups, 1);
             if (dw) {
-                pad_rows(X, G.Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
+                conv1d_pad_rows(X, G.Lpf, in + (size_t)b * Cin * Lin, Cin, Lin, pad);
                 transpose_dout(dT, dout + (size_t)b * Cout * G.Lout, Cout, G.Lout, G.ldd);
                 wgrad_run(part, dT, X, &G, K, stride, groups, 0, nq);
             }

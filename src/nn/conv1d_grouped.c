@@ -90,18 +90,6 @@ static void fill_dp(float *Dp, const float *dout_g, int Lout, int K, int nD) {
     if (end < nD) memset(Dp + (size_t)end * GW_CO, 0, (size_t)(nD - end) * GW_CO * sizeof(float));
 }
 
-/* X (Cig, LpX): X[i, u] = in[i, u - pad] inside the input, else 0. */
-static void fill_x(float *X, int LpX, const float *in_g, int Cig, int Lin, int pad) {
-    for (int i = 0; i < Cig; i++) {
-        float *xr = X + (size_t)i * LpX;
-        const float *ir = in_g + (size_t)i * Lin;
-        int a = pad < LpX ? pad : LpX, e = pad + Lin < LpX ? pad + Lin : LpX;
-        memset(xr, 0, (size_t)a * sizeof(float));
-        if (e > a) memcpy(xr + a, ir, (size_t)(e - a) * sizeof(float));
-        if (e < LpX) memset(xr + (e > a ? e : a), 0, (size_t)(LpX - (e > a ? e : a)) * sizeof(float));
-    }
-}
-
 /* One tile: NI input channels (rows x[0..NI) of X, LpX apart) x KK taps, over the walk of U
  * steps (a multiple of KK); part[(n*KK + k)*16 + o] += the sums. */
 #define GW_TILE(NAME, KK, NI)                                                                         \
@@ -142,7 +130,7 @@ static void gw_sample(float *part, float *X, float *Dp, const float *dout_b, con
     int Cig = Cin / groups, NI = gw_ni(K);
     float tmp[8 * 7 * 16];
     for (int g = 0; g < groups; g++) {
-        fill_x(X, G->LpX, in_b + (size_t)g * Cig * Lin, Cig, Lin, pad);
+        conv1d_pad_rows(X, G->LpX, in_b + (size_t)g * Cig * Lin, Cig, Lin, pad);
         fill_dp(Dp, dout_b + (size_t)g * GW_CO * G->Lout, G->Lout, K, G->nD);
         float *pg = part + (size_t)g * Cig * K * GW_CO;
         for (int i0 = 0; i0 < Cig; i0 += NI) {

@@ -79,6 +79,10 @@ size_t conv1d_wgrad_grouped_scratch_floats(int B, int Cin, int Lin, int Cout, in
 int conv1d_wgrad_grouped(nn_ctx *ctx, float *dw, const float *dout, const float *in, int B, int Cin, int Lin,
                          int Cout, int K, int stride, int pad, int groups);
 
+/* X (C, Lp): X[c, u] = in[c, u - pad] inside the input, else 0 (rows of the padded input that
+ * the direct and grouped kernels read). */
+void conv1d_pad_rows(float *X, int Lp, const float *in, int C, int Lin, int pad);
+
 /* Below this many multiply-adds a convolution runs on the calling thread alone: starting
  * threads would cost more than it saves. */
 #define NN_PARALLEL_MIN_MACS 1e6
