@@ -344,6 +344,19 @@ static slot_bufs slot_of(const fft_geom *g, float *slots) {
  * per-frequency matrices (fstride apart, row length ncol) at column col0. */
 static void store_spec(float *mat, size_t fstride, const fft_geom *g, int ch, int nrow, int col0, int nc,
                        const float *re, const float *im) {
+#if defined(__AVX512F__)
+    /* whole aligned lines (the usual case): stored past the caches, which the spectra (several
+     * MiB, read back by the GEMMs frequency by frequency) would only wash out */
+    float *d0 = mat + (size_t)ch * g->ncol + col0;
+    if (nc == LANES && !((uintptr_t)d0 & 63) && !(g->ncol % 16) && !(fstride % 16)) {
+        for (int f = 0; f < g->F; f++) {
+            float *dr = d0 + f * fstride, *di = dr + (size_t)nrow * g->ncol;
+            _mm512_stream_ps(dr, _mm512_loadu_ps(re + (size_t)f * LANES));
+            _mm512_stream_ps(di, _mm512_loadu_ps(im + (size_t)f * LANES));
+        }
+        return;
+    }
+#endif
     for (int f = 0; f < g->F; f++) {
         float *dr = mat + f * fstride + (size_t)ch * g->ncol + col0, *di = dr + (size_t)nrow * g->ncol;
         copy16(dr, re + (size_t)f * LANES, nc);
@@ -372,6 +385,19 @@ static void inside(const fft_geom *g, int pos0, int *i0, int *i1) {
     *i0 = a, *i1 = b;
 }
 
+/* r[i] = x[2 i] for i < n (a phase of a stride-2 input row): 16 at a time from two vectors, the
+ * last 16 or fewer element by element (x[2 (n - 1)] is the last one readable). */
+static void gather_even(float *r, const float *x, int n) {
+    int i = 0;
+#if defined(__AVX512F__)
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (; i + 16 < n; i += 16) /* reads x[2i .. 2i + 31]: 2i + 31 < 2(n - 1) */
+        _mm512_storeu_ps(r + i,
+                         _mm512_permutex2var_ps(_mm512_loadu_ps(x + 2 * i), even, _mm512_loadu_ps(x + 2 * i + 16)));
+#endif
+    for (; i < n; i++) r[i] = x[2 * i];
+}
+
 /* Row l of rows (LANES, N) gets block (col0 + l) of phase channel cip of the input:
  * x_p[jM + i] = in[b, ci, S*(jM + i) + p - pad] (0 outside the input), i < N. */
 static void fill_input(float *rows, const float *in, const fft_geom *g, int cip, int col0, int nc) {
@@ -389,6 +415,8 @@ static void fill_input(float *rows, const float *in, const fft_geom *g, int cip,
         memset(r, 0, (size_t)i0 * sizeof(float));
         if (g->S == 1)
             memcpy(r + i0, x + pos0 + i0, (size_t)(i1 - i0) * sizeof(float));
+        else if (g->S == 2)
+            gather_even(r + i0, x + pos0 + 2 * i0, i1 - i0);
         else
             for (int i = i0; i < i1; i++) r[i] = x[pos0 + g->S * i];
         memset(r + i1, 0, (size_t)(g->N - i1) * sizeof(float));
@@ -409,21 +437,32 @@ static void fill_dout(float *rows, const float *dout, const fft_geom *g, int co,
     }
 }
 
-/* Tasks (channel pair, sample group) over nch channels; the group's columns LANES at a time. */
+/* Tasks (channel pair, column group) over nch channels; the group's columns LANES at a time.
+ * A pass that adds overlapping blocks into its output (own_samples) takes groups of whole
+ * samples, so that a task owns the rows it adds to; the others take LANES columns per group,
+ * whole 64-byte runs of the per-frequency matrices when the row length allows. */
 typedef struct {
     int ch, col0, ncols;
 } pair_task;
 
-static int pair_tasks(const fft_geom *g, int nch) {
-    int ngroup = (g->ncol / g->nblk + g->spt - 1) / g->spt;
-    return (nch + 1) / 2 * ngroup;
+static int pair_groups(const fft_geom *g, int own_samples) {
+    return own_samples ? (g->ncol / g->nblk + g->spt - 1) / g->spt : (g->ncol + LANES - 1) / LANES;
 }
 
-static pair_task pair_task_of(const fft_geom *g, int task) {
-    int B = g->ncol / g->nblk, ngroup = (B + g->spt - 1) / g->spt;
+static int pair_tasks(const fft_geom *g, int nch, int own_samples) {
+    return (nch + 1) / 2 * pair_groups(g, own_samples);
+}
+
+static pair_task pair_task_of(const fft_geom *g, int task, int own_samples) {
+    int ngroup = pair_groups(g, own_samples), grp = task % ngroup;
     pair_task t;
-    int grp = task % ngroup, b0 = grp * g->spt, nb = B - b0 < g->spt ? B - b0 : g->spt;
-    t.ch = 2 * (task / ngroup), t.col0 = b0 * g->nblk, t.ncols = nb * g->nblk;
+    t.ch = 2 * (task / ngroup);
+    if (own_samples) {
+        int B = g->ncol / g->nblk, b0 = grp * g->spt, nb = B - b0 < g->spt ? B - b0 : g->spt;
+        t.col0 = b0 * g->nblk, t.ncols = nb * g->nblk;
+    } else {
+        t.col0 = grp * LANES, t.ncols = g->ncol - t.col0 < LANES ? g->ncol - t.col0 : LANES;
+    }
     return t;
 }
 
@@ -440,49 +479,56 @@ typedef struct {
     int is_dout;
     rows_fn emit; /* inverse */
     void *arg;
+    int own_samples; /* emit adds into rows that overlapping blocks share */
 } pair_pass;
 
 static void transform_pairs(const nn_fft *fft, const fft_geom *g, float *mat, size_t fstride, int nch, float *slots,
                             const pair_pass *pp) {
-    int ntask = pair_tasks(g, nch);
+    int ntask = pair_tasks(g, nch, pp->own_samples);
     float scale = 1.0f / (float)g->N;
-#pragma omp parallel for schedule(static)
-    for (int task = 0; task < ntask; task++) {
-        slot_bufs s = slot_of(g, slots);
-        pair_task t = pair_task_of(g, task);
-        for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
-            int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
-            if (!pp->inverse) {
-                for (int h = 0; h < 2; h++) {
-                    if (pp->is_dout) fill_dout(s.rows, pp->src, g, t.ch + h, c0, nc);
-                    else fill_input(s.rows, pp->src, g, t.ch + h, c0, nc);
-                    rows_to_lanes(s.rows, g->N, h ? s.lb.zi : s.lb.zr);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static) nowait
+        for (int task = 0; task < ntask; task++) {
+            slot_bufs s = slot_of(g, slots);
+            pair_task t = pair_task_of(g, task, pp->own_samples);
+            for (int c0 = t.col0; c0 < t.col0 + t.ncols; c0 += LANES) {
+                int nc = t.col0 + t.ncols - c0 < LANES ? t.col0 + t.ncols - c0 : LANES;
+                if (!pp->inverse) {
+                    for (int h = 0; h < 2; h++) {
+                        if (pp->is_dout) fill_dout(s.rows, pp->src, g, t.ch + h, c0, nc);
+                        else fill_input(s.rows, pp->src, g, t.ch + h, c0, nc);
+                        rows_to_lanes(s.rows, g->N, h ? s.lb.zi : s.lb.zr);
+                    }
+                    real_pair_forward(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi);
+                    store_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
+                    if (t.ch + 1 < nch) store_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+                    continue;
                 }
-                real_pair_forward(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi);
-                store_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
-                if (t.ch + 1 < nch) store_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
-                continue;
-            }
-            load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
-            if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
-            else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
-            const float *xa, *xb;
-            real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
-            for (int h = 0; h < 2 && t.ch + h < nch; h++) {
-                lanes_to_rows(h ? xb : xa, g->N, s.rows);
-                pp->emit(g, pp->arg, t.ch + h, c0, nc, s.rows, h ? -scale : scale); /* the second came negated */
+                load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
+                if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
+                else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
+                const float *xa, *xb;
+                real_pair_inverse(fft, g->size_idx, g->N, &s.lb, s.ar, s.ai, s.br, s.bi, &xa, &xb);
+                for (int h = 0; h < 2 && t.ch + h < nch; h++) {
+                    lanes_to_rows(h ? xb : xa, g->N, s.rows);
+                    pp->emit(g, pp->arg, t.ch + h, c0, nc, s.rows, h ? -scale : scale); /* the second came negated */
+                }
             }
         }
+#if defined(__AVX512F__)
+    _mm_sfence(); /* the streamed stores of store_spec, before other threads read them */
+#endif
     }
 }
 
 static void input_spectra(const nn_fft *fft, const fft_geom *g, float *xm, float *slots, const float *in) {
-    pair_pass pp = {0, in, 0, NULL, NULL};
+    pair_pass pp = {0, in, 0, NULL, NULL, 0};
     transform_pairs(fft, g, xm, g->xs, g->Ce, slots, &pp);
 }
 
 static void dout_spectra(const nn_fft *fft, const fft_geom *g, float *ym, float *slots, const float *dout) {
-    pair_pass pp = {0, dout, 1, NULL, NULL};
+    pair_pass pp = {0, dout, 1, NULL, NULL, 0};
     transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
@@ -578,7 +624,7 @@ static void emit_output(const fft_geom *g, void *arg, int co, int c0, int nc, co
 static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, float *ym, float *slots, const float *bias,
                         int relu) {
     out_arg a = {out, bias, relu};
-    pair_pass pp = {1, NULL, 0, emit_output, &a};
+    pair_pass pp = {1, NULL, 0, emit_output, &a, 0};
     transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
@@ -648,7 +694,7 @@ static void emit_din(const fft_geom *g, void *arg, int cip, int c0, int nc, cons
 /* din (B, Cin, Lin) += the overlap-added blocks of DXm (stored in xm). A task owns whole
  * samples, so the blocks that overlap are added by one thread, in column order. */
 static void din_rows(const nn_fft *fft, const fft_geom *g, float *din, float *dxm, float *slots) {
-    pair_pass pp = {1, NULL, 0, emit_din, din};
+    pair_pass pp = {1, NULL, 0, emit_din, din, 1};
     transform_pairs(fft, g, dxm, g->xs, g->Ce, slots, &pp);
 }
 

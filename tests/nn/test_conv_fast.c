@@ -366,6 +366,10 @@ int main(void) {
         {10, 4, 90, 5, 15, 2, 20, 0}, /* enough columns for the automatic choice */
         {3, 7, 20, 3, 15, 1, 7, 64},
         {1, 2, 40, 2, 33, 1, 16, 256},
+        /* columns (samples x blocks) a multiple of 16: the spectra go out as whole 64-byte runs
+         * (8 and 4 blocks a sample) */
+        {16, 8, 300, 12, 25, 1, 12, 64},
+        {8, 6, 301, 10, 33, 2, 16, 64},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], fft, &rng);
     check_prepared(fft, &rng);
