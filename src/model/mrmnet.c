@@ -30,18 +30,6 @@ static void zero_floats(float *p, size_t n) {
     for (size_t i = 0; i < nb; i++) memset(p + i * step, 0, sizeof(float) * (i + 1 < nb ? step : n - i * step));
 }
 
-/* dst = src (n floats, not overlapping), in parallel when large. */
-static void copy_floats(float *dst, const float *src, size_t n) {
-    if (n < (1u << 18)) {
-        memcpy(dst, src, n * sizeof(float));
-        return;
-    }
-    size_t step = 1u << 16, nb = (n + step - 1) / step;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < nb; i++)
-        memcpy(dst + i * step, src + i * step, sizeof(float) * (i + 1 < nb ? step : n - i * step));
-}
-
 /* n floats (zeroed if `zero`), valid until popped. Chunks are kept for the next steps. */
 static float *gpush(gstack *g, size_t n, size_t min_chunk, int zero) {
     for (;;) {
@@ -724,12 +712,8 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
         return;
     }
     const float *h = k->c1.y;
-    if (fresh) /* the identity path */
-        copy_floats(din, dout, n);
-    else
-        accumulate(din, dout, n);
-    float *dh = GPUSH(m, n), *dgate = GPUSH(m, (size_t)B * c), *dgap = GPUSH(m, (size_t)B * c);
-    scale_channels_backward(dh, dgate, dout, h, k->gate, B, c, L);
+    float *dh = GPUSH_RAW(m, n), *dgate = GPUSH(m, (size_t)B * c), *dgap = GPUSH(m, (size_t)B * c);
+    scale_channels_backward(NULL, dgate, dout, h, k->gate, B, c, L);
     if (k->kind == BLK_GATE) {
         hardsigmoid_backward(dgap, dgate, k->gap, (size_t)B * c);
     } else {
@@ -739,7 +723,7 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
         relu_backward(dhr, dhid, k->hid, (size_t)B * (c / 4));
         linear_backward(dgap, k->fc0.dw, NULL, dhr, k->gap, k->fc0.w, B, c, c / 4);
     }
-    mean_time_backward(dh, dgap, B, c, L);
+    gate_input_backward(dh, din, fresh, dout, k->gate, dgap, B, c, L); /* din: the identity path */
     cbn_backward(m, &k->c1, dh, din, in);
     gpop(&m->gs, mk);
 }

@@ -40,6 +40,26 @@ void scale_channels_backward(float *dx, float *ds, const float *dout, const floa
     scale_channels_backward_ld(dx, ds, dout, (size_t)C * L, x, s, B, C, L);
 }
 
+/* The backward of out = x + h * s[b,c] with s = f(mean over time of h), once s's gradient has
+ * come back to the mean as gmean (B, C): in one pass over dout,
+ *     dh = dout * s + gmean / L  (set),   dx = dout (dx_set) or dx += dout.
+ * The same values as zeroing dh, scale_channels_backward (dx NULL), mean_time_backward and a copy
+ * (or add) of dout into dx, in that order. */
+void gate_input_backward(float *dh, float *dx, int dx_set, const float *dout, const float *s, const float *gmean,
+                         int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        size_t off = (size_t)bc * L;
+        const float *g = dout + off;
+        float *d = dh + off, *e = dx + off, sv = s[bc], gm = gmean[bc] / (float)L;
+        for (int t = 0; t < L; t++) d[t] = (0.0f + g[t] * sv) + gm;
+        if (dx_set)
+            memcpy(e, g, (size_t)L * sizeof(float));
+        else
+            for (int t = 0; t < L; t++) e[t] += g[t];
+    }
+}
+
 /* out[b,c,t] = x[b,c,t] * s[b,t]; ld: floats between the samples of out. */
 void scale_time_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)

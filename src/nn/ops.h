@@ -260,6 +260,13 @@ void scale_channels_forward_ld(float *out, size_t ld, const float *x, const floa
 void scale_channels_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
                                 int B, int C, int L);
 void scale_time_forward_ld(float *out, size_t ld, const float *x, const float *s, int B, int C, int L);
+/* The input gradients of out = x + h * s[b,c] (the Gate and SE blocks), s's own gradient having
+ * reached the mean over time of h as gmean (B, C): dh = dout * s + gmean / L (set), and dx = dout
+ * (dx_set) or dx += dout, in one pass over dout. Bit for bit what zeroing dh, then
+ * scale_channels_backward (dx NULL) and mean_time_backward into it, then copying (adding) dout
+ * into dx give. */
+void gate_input_backward(float *dh, float *dx, int dx_set, const float *dout, const float *s, const float *gmean,
+                         int B, int C, int L);
 void scale_time_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
                             int B, int C, int L);
 

@@ -6,7 +6,8 @@
  * one-pass input gradient (attention_input_backward, set and accumulating, its dl1 and dl2 the
  * halves of one concatenated gradient) against scale_time, channel_maxmean, scale_channels,
  * max_time and mean_time's backward passes in turn, and the broadcast products with a sample
- * stride (_ld) against the plain ones: the same bits, NaN inputs included. */
+ * stride (_ld) against the plain ones; the Gate and SE blocks' one-pass input gradients
+ * (gate_input_backward) against the passes they replace: the same bits, NaN inputs included. */
 #include <math.h>
 #include <string.h>
 
@@ -128,6 +129,25 @@ int main(void) {
                 }
                 free(gc), free(dl1), free(dl2), free(ca), free(sa), free(dmm), free(dmax), free(davg), free(vmax);
                 free(amax), free(xn);
+            }
+            /* the Gate / SE blocks' input gradients in one pass, dx set and accumulating, against
+             * zeroing dh, scale_channels_backward (dx NULL), mean_time_backward and a copy (add) */
+            for (int dx_set = 0; dx_set < 2; dx_set++) {
+                size_t nbc = (size_t)B * C;
+                float *sc = malloc(nbc * sizeof(float)), *gm = malloc(nbc * sizeof(float));
+                float *dh1 = calloc(n, sizeof(float)), *dh2 = malloc(n * sizeof(float));
+                float *dx1 = malloc(n * sizeof(float)), *dx2 = malloc(n * sizeof(float));
+                fill(sc, nbc, &r, ties), fill(gm, nbc, &r, 0), fill(dx1, n, &r, 0);
+                if (L == 7) g1[3] = NAN, sc[1] = -0.0f; /* NaN and -0 pass through alike */
+                memcpy(dx2, dx1, n * sizeof(float));
+                for (size_t i = 0; i < n; i++) dh2[i] = 1e30f;
+                scale_channels_backward(dh1, NULL, g1, x, sc, B, C, L);
+                mean_time_backward(dh1, gm, B, C, L);
+                for (size_t i = 0; i < n; i++) dx1[i] = dx_set ? g1[i] : dx1[i] + g1[i];
+                gate_input_backward(dh2, dx2, dx_set, g1, sc, gm, B, C, L);
+                CHECK(!memcmp(dh1, dh2, n * sizeof(float)) && !memcmp(dx1, dx2, n * sizeof(float)),
+                      "gate_input_backward L=%d ties=%d set=%d", L, ties, dx_set);
+                free(sc), free(gm), free(dh1), free(dh2), free(dx1), free(dx2);
             }
             free(x), free(g1), free(g2), free(acc), free(set);
         }
