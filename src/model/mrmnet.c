@@ -552,12 +552,13 @@ static void stem_forward(mrm_model *m, nn_ctx *ctx, unit *su, const float *in) {
 }
 
 /* din (NULL for the network input) accumulates. */
-static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din, const float *in) {
+/* din accumulates, or with `set` is set (its old contents ignored). */
+static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din, const float *in, int set) {
     cbn *u = &su->p.stem;
     gmark mk = gmark_get(&m->gs);
     float *dy = GPUSH_RAW(m, (size_t)m->B * u->conv.cout * u->lout);
     maxpool2s1_backward_set(dy, dout, u->y, m->B, u->conv.cout, u->lout);
-    cbn_backward(m, u, dy, din, in);
+    cbn_backward_to(m, u, dy, din, in, set && din);
     gpop(&m->gs, mk);
 }
 
@@ -880,10 +881,7 @@ static void unit_backward(mrm_model *m, unit *u, const float *dout, float *const
     const float *in = unit_input(m, u, 0);
     size_t nin = u->in[0] < 0 ? 0 : (size_t)m->B * m->units[u->in[0]].c * m->units[u->in[0]].L;
     switch (u->kind) {
-    case UNIT_STEM:
-        if (fresh && din[0]) zero_floats(din[0], nin);
-        stem_backward(m, u, dout, din[0], in);
-        break;
+    case UNIT_STEM: stem_backward(m, u, dout, din[0], in, fresh); break;
     case UNIT_BASESCALE:
         if (fresh) zero_floats(din[0], nin);
         basescale_backward(m, &u->p.bs, dout, din[0], in);
@@ -1031,7 +1029,7 @@ static int backward_begin(mrm_model *m, float *grad[MAX_UNITS]) {
 static mrm_status backward_run(mrm_model *m, float *grad[MAX_UNITS], int first_branch_unit, float *dx, mrm_error *err) {
     int B = m->B;
     size_t F = (size_t)mrm_model_feature_size(m);
-    float *turn[2] = {GPUSH(m, B * F), GPUSH(m, B * F)};
+    float *turn[2] = {GPUSH_RAW(m, B * F), GPUSH_RAW(m, B * F)}; /* each handed to a unit as fresh */
     if (m->gs.failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
     for (int phase = UNIT_TAIL, pass = 0; pass <= m->n_branches; pass++, phase = pass - 1) {
         int t = 0;
@@ -1058,11 +1056,11 @@ static mrm_status backward_run(mrm_model *m, float *grad[MAX_UNITS], int first_b
         float *din[2] = {NULL, NULL};
         if (u->in[0] >= 0) {
             const unit *v = &m->units[u->in[0]];
-            din[0] = grad[u->in[0]] = GPUSH(m, (size_t)B * v->c * v->L);
+            din[0] = grad[u->in[0]] = GPUSH_RAW(m, (size_t)B * v->c * v->L); /* set by the unit (fresh) */
         } else {
             din[0] = dx;
         }
-        unit_backward(m, u, grad[i], din, 0);
+        unit_backward(m, u, grad[i], din, u->in[0] >= 0);
     }
     if (m->gs.failed) return mrm_fail(err, MRM_ERR_NOMEM, "model backward: out of memory for the gradients");
     if (m->sync_failed)
