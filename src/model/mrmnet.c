@@ -694,8 +694,7 @@ static void block_forward(mrm_model *m, nn_ctx *ctx, block *k, const float *in) 
         linear_forward(k->pre, k->hid, k->fc2.w, NULL, B, c / 4, c);
         sigmoid_forward(k->gate, k->pre, (size_t)B * c);
     }
-    scale_channels_forward(k->out, h, k->gate, B, c, L);
-    add_forward(k->out, k->out, in, n); /* x + h * gate */
+    scale_channels_add_forward(k->out, h, k->gate, in, B, c, L); /* x + h * gate */
 }
 
 /* din accumulates, or with `fresh` (din not initialised) is set. */

@@ -16,6 +16,21 @@ void scale_channels_forward(float *out, const float *x, const float *s, int B, i
     scale_channels_forward_ld(out, (size_t)C * L, x, s, B, C, L);
 }
 
+/* out[b,c,t] = x[b,c,t] * s[b,c] + r[b,c,t], the product rounded first: scale_channels_forward
+ * then add_forward(out, out, r) in one pass. */
+void scale_channels_add_forward(float *out, const float *x, const float *s, const float *r, int B, int C, int L) {
+#pragma omp parallel for if ((size_t)B * C * L > 65536)
+    for (int bc = 0; bc < B * C; bc++) {
+        size_t off = (size_t)bc * L;
+        const float *xr = x + off, *rr = r + off;
+        float *o = out + off, sv = s[bc];
+        for (int t = 0; t < L; t++) {
+            float p = xr[t] * sv;
+            o[t] = p + rr[t];
+        }
+    }
+}
+
 /* dx += dout * s; ds[b,c] += sum_t dout * x; ld: floats between the samples of dout. */
 void scale_channels_backward_ld(float *dx, float *ds, const float *dout, size_t ld, const float *x, const float *s,
                                 int B, int C, int L) {

@@ -249,6 +249,8 @@ void linear_backward(float *din, float *dw, float *dbias, const float *dout, con
  * channel-wise: out[b,c,t] = x[b,c,t] * s[b,c]      (s of shape (B, C))
  * time-wise:    out[b,c,t] = x[b,c,t] * s[b,t]      (s of shape (B, L)) */
 void scale_channels_forward(float *out, const float *x, const float *s, int B, int C, int L);
+/* out = x * s[b,c] + r, the product rounded first (scale_channels_forward, then add_forward). */
+void scale_channels_add_forward(float *out, const float *x, const float *s, const float *r, int B, int C, int L);
 void scale_channels_backward(float *dx, float *ds, const float *dout, const float *x, const float *s,
                              int B, int C, int L);
 void scale_time_forward(float *out, const float *x, const float *s, int B, int C, int L);

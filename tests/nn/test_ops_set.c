@@ -7,7 +7,7 @@
  * halves of one concatenated gradient) against scale_time, channel_maxmean, scale_channels,
  * max_time and mean_time's backward passes in turn, and the broadcast products with a sample
  * stride (_ld) against the plain ones; the Gate and SE blocks' one-pass input gradients
- * (gate_input_backward) against the passes they replace: the same bits, NaN inputs included. */
+ * (gate_input_backward) and output (scale_channels_add_forward) against the passes they replace: the same bits, NaN inputs included. */
 #include <math.h>
 #include <string.h>
 
@@ -147,6 +147,11 @@ int main(void) {
                 gate_input_backward(dh2, dx2, dx_set, g1, sc, gm, B, C, L);
                 CHECK(!memcmp(dh1, dh2, n * sizeof(float)) && !memcmp(dx1, dx2, n * sizeof(float)),
                       "gate_input_backward L=%d ties=%d set=%d", L, ties, dx_set);
+                /* and their forward, x + h * s, against scale_channels_forward then add_forward */
+                scale_channels_forward(dh1, g1, sc, B, C, L);
+                add_forward(dh1, dh1, x, n);
+                scale_channels_add_forward(dh2, g1, sc, x, B, C, L);
+                CHECK(!memcmp(dh1, dh2, n * sizeof(float)), "scale_channels_add_forward L=%d ties=%d", L, ties);
                 free(sc), free(gm), free(dh1), free(dh2), free(dx1), free(dx2);
             }
             free(x), free(g1), free(g2), free(acc), free(set);
