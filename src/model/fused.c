@@ -9,6 +9,13 @@
 
 #include "model/model_internal.h"
 
+/* Asks for the n floats at p (a row the next iteration reads) ahead of use, a cache line at a
+ * time: the rows of one channel lie C * L floats apart, each a stream the hardware prefetcher
+ * would start only after its first misses. */
+static inline void prefetch_row(const float *p, int n) {
+    for (int t = 0; t < n; t += 16) __builtin_prefetch(p + t, 0, 3);
+}
+
 /* One pass over channel c: the sums of (x - x0) and of its square, row sums in float
  * (vectorised), rows combined in double. x0 is a sample of the same distribution (the channel's
  * first value in the batch: within a few standard deviations of the mean, so the final
@@ -18,6 +25,7 @@ static inline void bn_shifted_sums(double *sum_out, double *ss0_out, const float
     double sum = 0.0, ss0 = 0.0;
     for (int b = 0; b < B; b++) {
         const float *x = z + ((size_t)b * C + c) * L;
+        if (b + 1 < B) prefetch_row(x + (size_t)C * L, L);
         float s = 0.0f, q = 0.0f;
 #pragma omp simd reduction(+ : s, q)
         for (int t = 0; t < L; t++) {
@@ -92,6 +100,10 @@ static inline void bn_grad_sums(double *sg_out, double *sgx_out, const float *dy
     for (int b = 0; b < B; b++) {
         size_t off = ((size_t)b * C + c) * L;
         const float *g = dy + off, *x = z + off, *o = y ? y + off : NULL;
+        if (b + 1 < B) {
+            prefetch_row(g + (size_t)C * L, L), prefetch_row(x + (size_t)C * L, L);
+            if (o) prefetch_row(o + (size_t)C * L, L);
+        }
         float a = 0.0f, ax = 0.0f;
         if (o) {
 #pragma omp simd reduction(+ : a, ax)
@@ -120,6 +132,7 @@ static inline void bn_grad_sums_zmask(double *sg_out, double *sgx_out, const flo
     for (int b = 0; b < B; b++) {
         size_t off = ((size_t)b * C + c) * L;
         const float *g = dy + off, *x = z + off;
+        if (b + 1 < B) prefetch_row(g + (size_t)C * L, L), prefetch_row(x + (size_t)C * L, L);
         float a = 0.0f, ax = 0.0f;
 #pragma omp simd reduction(+ : a, ax)
         for (int t = 0; t < L; t++) {
