@@ -48,6 +48,9 @@ typedef struct cbn {
     float *z, *y;     /* (B, cout, lout) */
     float *mean, *rstd; /* (cout) batch statistics of the last training forward */
     float *scale, *shift; /* (cout) its BN as an affine map (y = relu?(z * scale + shift)) */
+    float *keep;          /* what the conv's training forward keeps for its backward (conv1d_forward_keep), or NULL */
+    size_t keep_floats;
+    int kept;             /* the last forward filled keep (a training forward) */
 } cbn;
 
 typedef struct basescale { /* BaseBlock.BaseScale1/2 */

@@ -233,6 +233,7 @@ typedef struct planner {
     size_t used;
     size_t scratch;
     int B;
+    const nn_ctx *ctx; /* its FFT plans decide what the convolutions keep for their backward */
 } planner;
 
 static float *take(planner *p, size_t n) {
@@ -249,6 +250,11 @@ static void plan_cbn(planner *p, cbn *u) {
     u->rstd = take(p, (size_t)u->conv.cout);
     u->scale = take(p, (size_t)u->conv.cout);
     u->shift = take(p, (size_t)u->conv.cout);
+    const conv_p *c = &u->conv;
+    u->keep_floats = p->folded ? 0 : conv1d_keep_floats(p->ctx, p->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                                                        c->groups);
+    u->keep = u->keep_floats ? take(p, u->keep_floats) : NULL;
+    u->kept = 0;
     size_t s = conv1d_scratch_floats(p->B, u->conv.cin, u->lin, u->conv.cout, u->conv.k, u->conv.stride, u->conv.pad,
                                      u->conv.groups);
     if (s > p->scratch) p->scratch = s;
@@ -350,15 +356,17 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     int nt = omp_get_max_threads();
     if (B <= m->planned_B && nt <= m->planned_threads) return MRM_OK;
     if (B < m->planned_B) B = m->planned_B;
-    planner p = {.B = B, .folded = m->folded};
+    if (!m->fft) m->fft = nn_fft_create(); /* the FFT plans of the multi-scale convolutions */
+    if (!m->fft) return mrm_fail(err, MRM_ERR_NOMEM, "model: cannot allocate the FFT plans");
+    nn_ctx plan_ctx = {NULL, 0, m->fft};
+    planner p = {.B = B, .folded = m->folded, .ctx = &plan_ctx};
     plan_all(m, &p);
     float *act = malloc(p.used * sizeof(float));
     float *scr = malloc((p.scratch ? p.scratch : 1) * sizeof(float));
     /* the gradient stack's fallback: the largest single gradient buffer, (B, 2F) */
     size_t sink_floats = (size_t)B * 2 * (size_t)mrm_model_feature_size(m);
     float *sink = m->folded ? NULL : malloc(sink_floats * sizeof(float));
-    if (!m->fft) m->fft = nn_fft_create(); /* the FFT plans of the multi-scale convolutions */
-    if (!act || !scr || (!m->folded && !sink) || !m->fft) {
+    if (!act || !scr || (!m->folded && !sink)) {
         free(act);
         free(scr);
         free(sink);
@@ -377,7 +385,7 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     m->ctx.scratch_floats = p.scratch;
     m->ctx.fft = m->fft;
     for (int i = 0; i < MAX_BRANCHES; i++) m->branch_ctx[i].fft = m->fft;
-    planner q = {.B = B, .base = act, .folded = m->folded};
+    planner q = {.B = B, .base = act, .folded = m->folded, .ctx = &plan_ctx};
     plan_all(m, &q);
     m->planned_B = B;
     m->planned_threads = nt;
@@ -477,7 +485,13 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
         conv_folded(m, ctx, u, in, u->bn.beta, u->relu);
         return;
     }
-    conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+    if (u->keep && m->trained_forward) /* what the backward would compute from in again, kept */
+        u->kept = conv1d_forward_keep(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                                      c->groups, u->keep, u->keep_floats);
+    else {
+        conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
+        u->kept = 0;
+    }
     if (m->trained_forward && m->sync_fn) {
         const bn_p *bn = &u->bn;
         if (bn_relu_forward_train_sync(m, u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma,
@@ -524,8 +538,12 @@ static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const flo
     if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
                                      c->pad, c->groups)) {
         if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
-        conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
-                        c->groups);
+        if (u->kept && m->trained_forward)
+            conv1d_backward_kept(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
+                                 c->pad, c->groups, u->keep, u->keep_floats);
+        else
+            conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                            c->groups);
     }
     gpop(&m->gs, mk);
 }

@@ -130,6 +130,29 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
         conv1d_backward_gemm(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
 }
 
+size_t conv1d_keep_floats(const nn_ctx *ctx, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
+    if (B <= 0 || conv1d_out_len(Lin, K, stride, pad) <= 0) return 0;
+    return conv1d_fft_keep_floats(ctx, B, Cin, Lin, Cout, K, stride, pad, groups);
+}
+
+int conv1d_forward_keep(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin, int Cout,
+                        int K, int stride, int pad, int groups, float *keep, size_t keep_floats) {
+    if (B > 0 && conv1d_out_len(Lin, K, stride, pad) > 0 && groups == 1 &&
+        conv1d_forward_fft_keep(ctx, out, in, w, B, Cin, Lin, Cout, K, stride, pad, keep, keep_floats))
+        return 1;
+    conv1d_forward(ctx, out, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
+    return 0;
+}
+
+void conv1d_backward_kept(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                          int Cin, int Lin, int Cout, int K, int stride, int pad, int groups, const float *keep,
+                          size_t keep_floats) {
+    if (B > 0 && conv1d_out_len(Lin, K, stride, pad) > 0 && groups == 1 &&
+        conv1d_backward_fft_kept(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, keep, keep_floats))
+        return;
+    conv1d_backward(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
+}
+
 int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
                         int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
     if (!din || B <= 0 || conv1d_out_len(Lin, K, stride, pad) <= 0) return 0;

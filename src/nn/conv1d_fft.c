@@ -628,14 +628,18 @@ static void output_rows(const nn_fft *fft, const fft_geom *g, float *out, float 
     transform_pairs(fft, g, ym, g->ys, g->Cout, slots, &pp);
 }
 
+/* keep: where the input's spectra go (keep_floats of conv1d_fft_keep_floats), or NULL */
 static int forward_with(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
-                        const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad) {
+                        const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                        float *keep, size_t keep_floats) {
     if (!conv1d_fft_applies(ctx, Cin, K, stride, 1)) return 0;
     fft_geom g = geometry(B, Cin, Lin, Cout, K, stride, pad, ctx->fft->force_n);
     fft_mem mem;
     /* a product with few columns runs the GEMMs slowly: the model's single records are faster
      * on the direct kernels (measured: batch 1 at 2 threads) */
     if (!g.N || (g.ncol < FFT_MIN_COLS && !ctx->fft->force_n) || !carve(ctx, &g, &mem, 0)) return 0;
+    if (keep && keep_floats != g.xm) return 0;
+    float *xm = keep ? keep : mem.xm;
     const float *wm = NULL;
     if (wspec) { /* spectra made for another geometry (another transform size): not used */
         int32_t h[SPEC_HDR], want[SPEC_HDR];
@@ -648,11 +652,11 @@ static int forward_with(nn_ctx *ctx, float *out, const float *in, const float *w
         weight_spectra(ctx->fft, &g, mem.gm, mem.slots, w);
         wm = mem.gm;
     }
-    input_spectra(ctx->fft, &g, mem.xm, mem.slots, in);
+    input_spectra(ctx->fft, &g, xm, mem.slots, in);
     size_t xs = g.xs, ys = g.ys, ws = g.ws;
 #pragma omp parallel for schedule(static)
     for (int f = 0; f < g.F; f++)
-        nn_sgemm('N', 'N', 2 * g.Cout, g.ncol, 2 * g.Ce, 1.0f, wm + f * ws, 2 * g.Ce, mem.xm + f * xs, g.ncol, 0.0f,
+        nn_sgemm('N', 'N', 2 * g.Cout, g.ncol, 2 * g.Ce, 1.0f, wm + f * ws, 2 * g.Ce, xm + f * xs, g.ncol, 0.0f,
                  mem.ym + f * ys, g.ncol);
     output_rows(ctx->fft, &g, out, mem.ym, mem.slots, bias, relu);
     return 1;
@@ -660,13 +664,26 @@ static int forward_with(nn_ctx *ctx, float *out, const float *in, const float *w
 
 int conv1d_forward_fft(nn_ctx *ctx, float *out, const float *in, const float *w, const float *bias, int relu, int B,
                        int Cin, int Lin, int Cout, int K, int stride, int pad) {
-    return forward_with(ctx, out, in, w, NULL, bias, relu, B, Cin, Lin, Cout, K, stride, pad);
+    return forward_with(ctx, out, in, w, NULL, bias, relu, B, Cin, Lin, Cout, K, stride, pad, NULL, 0);
+}
+
+size_t conv1d_fft_keep_floats(const nn_ctx *ctx, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                              int groups) {
+    if (!conv1d_fft_applies(ctx, Cin, K, stride, groups)) return 0;
+    fft_geom g = geometry(B, Cin, Lin, Cout, K, stride, pad, ctx->fft->force_n);
+    return g.N && (g.ncol >= FFT_MIN_COLS || ctx->fft->force_n) ? g.xm : 0;
+}
+
+int conv1d_forward_fft_keep(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
+                            int Cout, int K, int stride, int pad, float *keep, size_t keep_floats) {
+    if (!keep) return 0;
+    return forward_with(ctx, out, in, w, NULL, NULL, 0, B, Cin, Lin, Cout, K, stride, pad, keep, keep_floats);
 }
 
 int conv1d_forward_fft_prepared(nn_ctx *ctx, float *out, const float *in, const float *w, const float *wspec,
                                 const float *bias, int relu, int B, int Cin, int Lin, int Cout, int K, int stride,
                                 int pad) {
-    return forward_with(ctx, out, in, w, wspec, bias, relu, B, Cin, Lin, Cout, K, stride, pad);
+    return forward_with(ctx, out, in, w, wspec, bias, relu, B, Cin, Lin, Cout, K, stride, pad, NULL, 0);
 }
 
 /* ---- backward ------------------------------------------------------------------------------ */
@@ -741,20 +758,26 @@ static void dw_taps(const nn_fft *fft, const fft_geom *g, float *dw, const float
     }
 }
 
-int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
-                        int Cin, int Lin, int Cout, int K, int stride, int pad) {
+/* kept: the input's spectra from conv1d_forward_fft_keep (kept_floats of them), or NULL */
+static int backward_with(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                         int Cin, int Lin, int Cout, int K, int stride, int pad, const float *kept, size_t kept_floats) {
     if (!conv1d_fft_applies(ctx, Cin, K, stride, 1)) return 0;
     if (!din && !dw) return 1;
     fft_geom g = geometry(B, Cin, Lin, Cout, K, stride, pad, ctx->fft->force_n);
     fft_mem mem;
     if (!g.N || !carve(ctx, &g, &mem, 1)) return 0;
+    if (kept && kept_floats != g.xm) return 0;
     size_t xs = g.xs, ys = g.ys, ws = g.ws;
     dout_spectra(ctx->fft, &g, mem.ym, mem.slots, dout);
     if (dw) {
-        input_spectra(ctx->fft, &g, mem.xm, mem.slots, in);
+        const float *xm = kept;
+        if (!xm) {
+            input_spectra(ctx->fft, &g, mem.xm, mem.slots, in);
+            xm = mem.xm;
+        }
 #pragma omp parallel for schedule(static)
         for (int f = 0; f < g.F; f++)
-            nn_sgemm('N', 'T', 2 * g.Cout, 2 * g.Ce, g.ncol, 1.0f, mem.ym + f * ys, g.ncol, mem.xm + f * xs, g.ncol, 0.0f,
+            nn_sgemm('N', 'T', 2 * g.Cout, 2 * g.Ce, g.ncol, 1.0f, mem.ym + f * ys, g.ncol, xm + f * xs, g.ncol, 0.0f,
                      mem.gm + f * ws, 2 * g.Ce);
         dw_taps(ctx->fft, &g, dw, mem.gm, mem.slots);
     }
@@ -767,4 +790,16 @@ int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, c
         din_rows(ctx->fft, &g, din, mem.xm, mem.slots);
     }
     return 1;
+}
+
+int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                        int Cin, int Lin, int Cout, int K, int stride, int pad) {
+    return backward_with(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, NULL, 0);
+}
+
+int conv1d_backward_fft_kept(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int K, int stride, int pad, const float *kept,
+                             size_t kept_floats) {
+    if (!kept) return 0;
+    return backward_with(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, kept, kept_floats);
 }

@@ -55,6 +55,17 @@ int conv1d_forward_fft_prepared(nn_ctx *ctx, float *out, const float *in, const 
                                 int pad);
 int conv1d_backward_fft(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
                         int Cin, int Lin, int Cout, int K, int stride, int pad);
+/* A training forward that leaves the input's spectra in keep, and a backward whose weight
+ * gradient reads them there instead of transforming the input again (the same bits as without).
+ * keep_floats: conv1d_fft_keep_floats (0 where the path would not be taken); the functions
+ * return 0, touching nothing, where the path does not apply or keep_floats differs. */
+size_t conv1d_fft_keep_floats(const nn_ctx *ctx, int B, int Cin, int Lin, int Cout, int K, int stride, int pad,
+                              int groups);
+int conv1d_forward_fft_keep(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin,
+                            int Cout, int K, int stride, int pad, float *keep, size_t keep_floats);
+int conv1d_backward_fft_kept(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int K, int stride, int pad, const float *kept,
+                             size_t kept_floats);
 
 /* Winograd F(4,3) path for 3-tap, stride-1 convolutions without groups (conv1d_winograd.c).
  * Returns 0 (touching nothing) where the scratch is too small. */

@@ -77,6 +77,18 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
  * having touched nothing (the caller zeroes din and calls conv1d_backward). */
 int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
                         int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+/* A training forward that keeps what its path computed from in for the backward's weight
+ * gradient (the FFT path's input spectra), so that the backward does not compute it again:
+ * conv1d_keep_floats floats (0: the path keeps nothing). conv1d_forward_keep is conv1d_forward
+ * and returns 1 when keep was filled; conv1d_backward_kept is conv1d_backward reading keep, which
+ * must hold what conv1d_forward_keep left there for the same in and shapes. Same bits as the
+ * plain forms. */
+size_t conv1d_keep_floats(const nn_ctx *ctx, int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+int conv1d_forward_keep(nn_ctx *ctx, float *out, const float *in, const float *w, int B, int Cin, int Lin, int Cout,
+                        int K, int stride, int pad, int groups, float *keep, size_t keep_floats);
+void conv1d_backward_kept(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
+                          int Cin, int Lin, int Cout, int K, int stride, int pad, int groups, const float *keep,
+                          size_t keep_floats);
 
 /* ---- BatchNorm1d over (B, C, L): statistics per channel over batch and time --------------
  * Training: normalise with the batch mean and BIASED variance; save mean and rstd (C) for the

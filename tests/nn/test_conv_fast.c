@@ -243,6 +243,49 @@ static void check_winograd(const shape *s, mrm_rng *rng) {
  * as the unprepared forward at one record (direct kernels) and at 4 (FFT), for the model's 33-tap
  * convolutions and a grouped 7-tap one; a buffer too small is refused; weights prepared for
  * another geometry are not used. */
+/* A training forward that keeps the input's transform (conv1d_forward_keep) and the backward
+ * that reads it (conv1d_backward_kept): the same bits as conv1d_forward and conv1d_backward;
+ * a keep of the wrong size is not used; shapes whose path keeps nothing ask for no floats. */
+static void check_keep(nn_fft *fft, mrm_rng *rng) {
+    const struct {
+        int B, Cin, Lin, Cout, K, stride, pad, groups, keeps;
+    } cases[] = {
+        {4, 64, 1004, 64, 33, 1, 16, 1, 1}, {16, 8, 300, 12, 33, 2, 16, 1, 1}, {6, 6, 301, 10, 25, 2, 12, 1, 1},
+        {1, 64, 1004, 64, 33, 1, 16, 1, 0}, /* too few columns: the direct kernels */
+        {4, 64, 502, 64, 3, 1, 1, 1, 0},    {4, 128, 251, 128, 7, 1, 3, 8, 0},
+    };
+    nn_fft_force_size(fft, 0);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int B = cases[c].B, Cin = cases[c].Cin, Lin = cases[c].Lin, Cout = cases[c].Cout, K = cases[c].K;
+        int S = cases[c].stride, P = cases[c].pad, G = cases[c].groups, Lout = conv1d_out_len(Lin, K, S, P);
+        size_t nin = (size_t)B * Cin * Lin, nout = (size_t)B * Cout * Lout, nw = (size_t)Cout * (Cin / G) * K;
+        nn_ctx ctx = {NULL, conv1d_scratch_floats(B, Cin, Lin, Cout, K, S, P, G), fft};
+        ctx.scratch = malloc(ctx.scratch_floats * sizeof(float));
+        size_t nk = conv1d_keep_floats(&ctx, B, Cin, Lin, Cout, K, S, P, G);
+        CHECK((nk > 0) == cases[c].keeps, "keep: B%d %d->%d K%d s%d: %zu floats", B, Cin, Cout, K, S, nk);
+        float *in = rnd(nin, rng), *w = rnd(nw, rng), *dout = rnd(nout, rng), *keep = malloc((nk + 1) * sizeof(float));
+        float *o1 = malloc(nout * sizeof(float)), *o2 = malloc(nout * sizeof(float));
+        float *di1 = rnd(nin, rng), *di2 = malloc(nin * sizeof(float)), *dw1 = rnd(nw, rng), *dw2 = malloc(nw * sizeof(float));
+        memcpy(di2, di1, nin * sizeof(float)), memcpy(dw2, dw1, nw * sizeof(float));
+        conv1d_forward(&ctx, o1, in, w, B, Cin, Lin, Cout, K, S, P, G);
+        conv1d_backward(&ctx, di1, dw1, dout, in, w, B, Cin, Lin, Cout, K, S, P, G);
+        int kept = conv1d_forward_keep(&ctx, o2, in, w, B, Cin, Lin, Cout, K, S, P, G, keep, nk);
+        CHECK(kept == cases[c].keeps, "keep: B%d %d->%d K%d s%d: forward_keep returned %d", B, Cin, Cout, K, S, kept);
+        if (nk) { /* a wrong size: declined (the plain forward runs, the same output) */
+            CHECK(!conv1d_forward_fft_keep(&ctx, o2, in, w, B, Cin, Lin, Cout, K, S, P, keep, nk + 1),
+                  "keep: a keep of another size was used");
+            CHECK(!conv1d_backward_fft_kept(&ctx, di2, dw2, dout, in, w, B, Cin, Lin, Cout, K, S, P, keep, nk - 1),
+                  "kept: a keep of another size was used");
+        }
+        conv1d_backward_kept(&ctx, di2, dw2, dout, in, w, B, Cin, Lin, Cout, K, S, P, G, kept ? keep : NULL, nk);
+        CHECK(!memcmp(o1, o2, nout * sizeof(float)) && !memcmp(di1, di2, nin * sizeof(float)) &&
+                  !memcmp(dw1, dw2, nw * sizeof(float)),
+              "keep: B%d %d->%d K%d s%d: other bits than the plain forward and backward", B, Cin, Cout, K, S);
+        free(ctx.scratch), free(in), free(w), free(dout), free(keep), free(o1), free(o2), free(di1), free(di2);
+        free(dw1), free(dw2);
+    }
+}
+
 static void check_prepared(nn_fft *fft, mrm_rng *rng) {
     const struct {
         int B, Cin, Lin, Cout, K, stride, pad, groups;
@@ -373,6 +416,7 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], fft, &rng);
     check_prepared(fft, &rng);
+    check_keep(fft, &rng);
     /* without plans, or with groups, the path does not apply */
     nn_ctx none = {NULL, 0, NULL};
     CHECK(!conv1d_fft_applies(&none, 64, 33, 1, 1), "applies without plans");
