@@ -376,6 +376,16 @@ static void load_spec(const float *mat, size_t fstride, const fft_geom *g, int c
     }
 }
 
+/* Asks for the lanes col0 .. col0 + 15 of rows ch and nrow + ch of every frequency's matrix ahead
+ * of load_spec: F lines a row, fstride apart, which the hardware prefetcher does not follow. */
+static void prefetch_spec(const float *mat, size_t fstride, const fft_geom *g, int ch, int nrow, int col0) {
+    const float *s0 = mat + (size_t)ch * g->ncol + col0, *s1 = s0 + (size_t)nrow * g->ncol;
+    for (int f = 0; f < g->F; f++) {
+        __builtin_prefetch(s0 + f * fstride, 0, 3);
+        __builtin_prefetch(s1 + f * fstride, 0, 3);
+    }
+}
+
 /* The i in [*i0, *i1) (i < N) whose position pos0 + S*i lies inside the input. */
 static void inside(const fft_geom *g, int pos0, int *i0, int *i1) {
     int a = pos0 >= 0 ? 0 : (-pos0 + g->S - 1) / g->S;
@@ -505,6 +515,10 @@ static void transform_pairs(const nn_fft *fft, const fft_geom *g, float *mat, si
                     if (t.ch + 1 < nch) store_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
                     continue;
                 }
+                /* the next columns of this pair (the next chunk, or the task after this one) */
+                if (c0 + LANES < g->ncol)
+                    for (int h = 0; h < 2 && t.ch + h < nch; h++)
+                        prefetch_spec(mat, fstride, g, t.ch + h, nch, c0 + LANES);
                 load_spec(mat, fstride, g, t.ch, nch, c0, nc, s.ar, s.ai);
                 if (t.ch + 1 < nch) load_spec(mat, fstride, g, t.ch + 1, nch, c0, nc, s.br, s.bi);
                 else memset(s.br, 0, 2 * (size_t)g->F * LANES * sizeof(float));
