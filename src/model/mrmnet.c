@@ -518,8 +518,8 @@ static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv
 /* dy (B, cout, lout) -> din (B, cin, lin) += ... (set: din = ..., its old contents ignored), dw,
  * dgamma, dbeta += ... With `mask` (a unit without ReLU only), dy is taken where mask > 0 and as
  * 0 elsewhere: the gradient through a ReLU whose output is mask, applied on the fly. */
-static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const float *mask, float *din, const float *in,
-                                int set) {
+static void cbn_backward_plus(mrm_model *m, cbn *u, const float *dy, const float *mask, float *din, const float *in,
+                              int set, const float *add, const float *amask) {
     const conv_p *c = &u->conv;
     size_t n = (size_t)m->B * c->cout * u->lout;
     gmark mk = gmark_get(&m->gs);
@@ -535,8 +535,13 @@ static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const flo
     else /* after an evaluation-mode forward: BN with the running statistics */
         bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->bn.gamma, u->bn.running_mean,
                               u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
-    if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
-                                     c->pad, c->groups)) {
+    int done = set && add && din &&
+               conv1d_backward_set_plus(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
+                                        c->stride, c->pad, c->groups, add, amask);
+    if (done)
+        add = NULL; /* added by the convolution's backward */
+    else if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
+                                          c->stride, c->pad, c->groups)) {
         if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
         if (u->kept && m->trained_forward)
             conv1d_backward_kept(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
@@ -545,7 +550,13 @@ static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const flo
             conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
                             c->groups);
     }
+    if (add && din) relu_backward(din, add, amask, (size_t)m->B * c->cin * u->lin);
     gpop(&m->gs, mk);
+}
+
+static void cbn_backward_masked(mrm_model *m, cbn *u, const float *dy, const float *mask, float *din, const float *in,
+                                int set) {
+    cbn_backward_plus(m, u, dy, mask, din, in, set, NULL, NULL);
 }
 
 static void cbn_backward_to(mrm_model *m, cbn *u, const float *dy, float *din, const float *in, int set) {
@@ -723,9 +734,11 @@ static void block_backward(mrm_model *m, block *k, const float *dout, float *din
     if (k->kind == BLK_BASIC) { /* the end's ReLU backward (dout where out > 0) applied where dout is read */
         float *dy1 = GPUSH_RAW(m, n); /* set by c2's backward */
         cbn_backward_masked(m, &k->c2, dout, k->out, dy1, k->c1.y, 1);
-        cbn_backward_to(m, &k->c1, dy1, din, in, fresh);
-        if (k->has_ds) cbn_backward_masked(m, &k->ds, dout, k->out, din, in, 0);
-        else relu_backward(din, dout, k->out, n);
+        if (k->has_ds) {
+            cbn_backward_to(m, &k->c1, dy1, din, in, fresh);
+            cbn_backward_masked(m, &k->ds, dout, k->out, din, in, 0);
+        } else /* the identity path, dout where out > 0, added to c1's data gradient as it is written */
+            cbn_backward_plus(m, &k->c1, dy1, NULL, din, in, fresh, dout, k->out);
         gpop(&m->gs, mk);
         return;
     }

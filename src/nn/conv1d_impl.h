@@ -78,6 +78,11 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
 /* The same with din set rather than accumulated (every value of din is written). */
 int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                  const float *w, int B, int Cin, int Lin, int Cout, int pad);
+/* The same, then din += add where mask > 0 (relu_backward(din, add, mask)), each row as soon as it
+ * is written. */
+int conv1d_backward_winograd_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                                      const float *w, int B, int Cin, int Lin, int Cout, int pad, const float *add,
+                                      const float *mask);
 /* The threads the forward (backward = 0) or backward would use with max_threads available. */
 int conv1d_winograd_threads(int B, int Cin, int Lin, int Cout, int pad, int max_threads, int backward);
 

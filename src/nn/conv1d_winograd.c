@@ -519,14 +519,24 @@ static void dout_transform(float *m, const float *dout, const wgeom *g, int b0, 
         }
 }
 
-/* din rows of the chunk's samples += B dV (set: = B dV), the tiles' 6 inputs overlapping by 2. */
-static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb, int set) {
+/* d[i] += mask[i] > 0 ? add[i] : 0 for i < n (relu_backward), on a row just written */
+static void add_masked_row(float *d, const float *add, const float *mask, int n) {
+#pragma omp simd
+    for (int i = 0; i < n; i++) d[i] += mask[i] > 0.0f ? add[i] : 0.0f;
+}
+
+/* din rows of the chunk's samples += B dV (set: = B dV), the tiles' 6 inputs overlapping by 2;
+ * then, with add, each row += add where mask > 0 (while the row is in cache). */
+static void din_transform(float *din, const float *v, const wgeom *g, int b0, int nb, int set, const float *add,
+                          const float *mask) {
 #if defined(__AVX512F__)
     int i1 = g->Lin + g->pad < g->ntile * WT + 2 ? g->Lin + g->pad : g->ntile * WT + 2;
     for (int bb = 0; bb < nb; bb++)
-        for (int ci = 0; ci < g->Cin; ci++)
-            din_row(din + ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin, v + (size_t)ci * g->ncol + (size_t)bb * g->ntile,
-                    g->vs, g->ntile, g->pad, i1, set);
+        for (int ci = 0; ci < g->Cin; ci++) {
+            size_t row = ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
+            din_row(din + row, v + (size_t)ci * g->ncol + (size_t)bb * g->ntile, g->vs, g->ntile, g->pad, i1, set);
+            if (add) add_masked_row(din + row, add + row, mask + row, g->Lin);
+        }
 #else
     int nt4 = g->ntile * WT + 2;
     float acc[nt4 + 16], e4[nt4 + 16], e5[nt4 + 16];
@@ -560,6 +570,10 @@ static void din_transform(float *din, const float *v, const wgeom *g, int b0, in
             else
 #pragma omp simd
                 for (int i = i0; i < i1; i++) d[i - i0] += acc[i];
+            if (add) {
+                size_t row = ((size_t)(b0 + bb) * g->Cin + ci) * g->Lin;
+                add_masked_row(d, add + row, mask + row, g->Lin);
+            }
         }
 #endif
 }
@@ -604,7 +618,8 @@ static void dw_from_partials(float *dw, const float *du, const wgeom *g, int nt,
 }
 
 static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
-                             int B, int Cin, int Lin, int Cout, int pad, int set) {
+                             int B, int Cin, int Lin, int Cout, int pad, int set, const float *add,
+                             const float *mask) {
     if (!din && !dw) return 1;
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
     wmem mem;
@@ -643,7 +658,7 @@ static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
                 for (int e = 0; e < WN; e++)
                     nn_sgemm('T', 'N', Cin, ncol, Cout, 1.0f, mem.u + e * g.us, Cin, m + e * g.ms, g.ncol, 0.0f,
                              v + e * g.vs, g.ncol);
-                din_transform(din, v, &g, b0, nb, set);
+                din_transform(din, v, &g, b0, nb, set, add, mask);
             }
         }
         if (first && dw) /* no piece: a zero partial sum */
@@ -658,12 +673,20 @@ static int backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
 
 int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
                              int B, int Cin, int Lin, int Cout, int pad) {
-    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 0);
+    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 0, NULL, NULL);
 }
 
 int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                  const float *w, int B, int Cin, int Lin, int Cout, int pad) {
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
     if (!din || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
-    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1);
+    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1, NULL, NULL);
+}
+
+int conv1d_backward_winograd_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
+                                      const float *w, int B, int Cin, int Lin, int Cout, int pad, const float *add,
+                                      const float *mask) {
+    wgeom g = geometry(B, Cin, Lin, Cout, pad);
+    if (!din || !add || !mask || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
+    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1, add, mask);
 }

@@ -77,6 +77,12 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
  * having touched nothing (the caller zeroes din and calls conv1d_backward). */
 int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
                         int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
+/* conv1d_backward_set, then din += add where mask > 0 (relu_backward(din, add, mask): a residual
+ * path through a ReLU), the same bits as the two in turn, without a pass of its own; returns 0
+ * having touched nothing where conv1d_backward_set would. */
+int conv1d_backward_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
+                             int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups,
+                             const float *add, const float *mask);
 /* A training forward that keeps what its path computed from in for the backward's weight
  * gradient (the FFT path's input spectra), so that the backward does not compute it again:
  * conv1d_keep_floats floats (0: the path keeps nothing). conv1d_forward_keep is conv1d_forward

@@ -228,6 +228,20 @@ static void check_winograd(const shape *s, mrm_rng *rng) {
     took = conv1d_backward_winograd_set(&ctx, gdin, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad);
     CHECK(took && !memcmp(gdin, din, nin * sizeof(float)), "%s: din set differs from din accumulated into zeros", name);
     CHECK(!memcmp(gdw, dw, nw * sizeof(float)), "%s: dw beside din set differs", name);
+    /* din set, then a residual path through a ReLU added where its mask is positive, row by row:
+     * the bits of conv1d_backward_winograd_set and relu_backward in turn (ties at 0, a NaN) */
+    {
+        float *add = rnd(nin, rng), *mask = rnd(nin, rng);
+        mask[0] = 0.0f, mask[nin / 2] = -0.0f, add[nin - 1] = NAN, mask[nin - 1] = 1.0f;
+        relu_backward(din, add, mask, nin); /* din: set into zeros above */
+        for (size_t i = 0; i < nin; i++) gdin[i] = 1e30f;
+        memcpy(gdw, dw0, nw * sizeof(float));
+        took = conv1d_backward_winograd_set_plus(&ctx, gdin, gdw, dout, in, w, s->B, s->Cin, s->Lin, s->Cout, s->pad,
+                                                 add, mask);
+        CHECK(took && !memcmp(gdin, din, nin * sizeof(float)) && !memcmp(gdw, dw, nw * sizeof(float)),
+              "%s: din set plus the masked path differs from set then relu_backward", name);
+        free(add), free(mask);
+    }
     printf("%-40s forward %.2e (gemm %.2e)  din %.2e (%.2e)  dw %.2e (%.2e)\n", name, ef, eg, ed, egd, ew, egw);
 
     nn_ctx small = {ctx.scratch, 100, NULL};
