@@ -350,17 +350,15 @@ static void gate_forward(state *s, const lunit *u) {
         linear_forward(b[8], b[7], b[10], NULL, B, c / 4, c);
         sigmoid_forward(b[6], b[8], (size_t)B * c);
     }
-    scale_channels_forward(b[1], b[4], b[6], B, c, L);
-    add_forward(b[1], b[1], b[0], (size_t)B * c * L);
+    scale_channels_add_forward(b[1], b[4], b[6], b[0], B, c, L);
 }
 
 static void gate_backward(state *s, const lunit *u) {
     int B = s->B, c = u->cin, L = u->lin;
-    size_t n = (size_t)B * c * L, Bc = (size_t)B * c;
+    size_t Bc = (size_t)B * c;
     float **b = s->b;
-    accumulate(b[2], b[3], n);
-    zero(b[13], n), zero(b[14], Bc), zero(b[15], Bc);
-    scale_channels_backward(b[13], b[14], b[3], b[4], b[6], B, c, L);
+    zero(b[14], Bc), zero(b[15], Bc);
+    scale_channels_backward(NULL, b[14], b[3], b[4], b[6], B, c, L);
     if (u->kind == U_GATE) {
         hardsigmoid_backward(b[15], b[14], b[5], Bc);
     } else {
@@ -370,7 +368,7 @@ static void gate_backward(state *s, const lunit *u) {
         relu_backward(b[18], b[17], b[7], Bc / 4);
         linear_backward(b[15], b[11], NULL, b[18], b[5], b[9], B, c, c / 4);
     }
-    mean_time_backward(b[13], b[15], B, c, L);
+    gate_input_backward(b[13], b[2], 0, b[3], b[6], b[15], B, c, L); /* dh set, din += the identity path */
 }
 
 /* The unit's forward: train = 1 training mode (batch statistics, dropout), 0 inference. */
