@@ -517,7 +517,9 @@ static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv
 
 /* dy (B, cout, lout) -> din (B, cin, lin) += ... (set: din = ..., its old contents ignored), dw,
  * dgamma, dbeta += ... With `mask` (a unit without ReLU only), dy is taken where mask > 0 and as
- * 0 elsewhere: the gradient through a ReLU whose output is mask, applied on the fly. */
+ * 0 elsewhere: the gradient through a ReLU whose output is mask, applied on the fly. With `add`,
+ * din += add where amask > 0 afterwards (a residual path through a ReLU), inside the Winograd
+ * backward's rows when din is set there. */
 static void cbn_backward_plus(mrm_model *m, cbn *u, const float *dy, const float *mask, float *din, const float *in,
                               int set, const float *add, const float *amask) {
     const conv_p *c = &u->conv;
@@ -580,8 +582,7 @@ static void stem_forward(mrm_model *m, nn_ctx *ctx, unit *su, const float *in) {
     }
 }
 
-/* din (NULL for the network input) accumulates. */
-/* din accumulates, or with `set` is set (its old contents ignored). */
+/* din (NULL for the network input) accumulates, or with `set` is set (its old contents ignored). */
 static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din, const float *in, int set) {
     cbn *u = &su->p.stem;
     gmark mk = gmark_get(&m->gs);
