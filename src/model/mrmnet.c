@@ -537,13 +537,8 @@ static void cbn_backward_plus(mrm_model *m, cbn *u, const float *dy, const float
     else /* after an evaluation-mode forward: BN with the running statistics */
         bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->bn.gamma, u->bn.running_mean,
                               u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
-    int done = set && add && din &&
-               conv1d_backward_set_plus(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
-                                        c->stride, c->pad, c->groups, add, amask);
-    if (done)
-        add = NULL; /* added by the convolution's backward */
-    else if (!set || !conv1d_backward_set(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
-                                          c->stride, c->pad, c->groups)) {
+    if (!set || !conv1d_backward_set_plus(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
+                                          c->stride, c->pad, c->groups, add, amask)) {
         if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
         if (u->kept && m->trained_forward)
             conv1d_backward_kept(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
@@ -551,8 +546,8 @@ static void cbn_backward_plus(mrm_model *m, cbn *u, const float *dy, const float
         else
             conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
                             c->groups);
+        if (add && din) relu_backward(din, add, amask, (size_t)m->B * c->cin * u->lin);
     }
-    if (add && din) relu_backward(din, add, amask, (size_t)m->B * c->cin * u->lin);
     gpop(&m->gs, mk);
 }
 

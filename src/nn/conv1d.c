@@ -153,19 +153,11 @@ void conv1d_backward_kept(nn_ctx *ctx, float *din, float *dw, const float *dout,
     conv1d_backward(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, K, stride, pad, groups);
 }
 
-int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
-                        int Cin, int Lin, int Cout, int K, int stride, int pad, int groups) {
-    if (!din || B <= 0 || conv1d_out_len(Lin, K, stride, pad) <= 0) return 0;
-    /* the path conv1d_backward would take: the FFT first, then Winograd */
-    if (conv1d_fft_applies(ctx, Cin, K, stride, groups) || !conv1d_winograd_applies(Cin, Cout, K, stride, groups))
-        return 0;
-    return conv1d_backward_winograd_set(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad);
-}
-
 int conv1d_backward_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
                              int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups,
                              const float *add, const float *mask) {
     if (!din || B <= 0 || conv1d_out_len(Lin, K, stride, pad) <= 0) return 0;
+    /* the path conv1d_backward would take: the FFT first, then Winograd */
     if (conv1d_fft_applies(ctx, Cin, K, stride, groups) || !conv1d_winograd_applies(Cin, Cout, K, stride, groups))
         return 0;
     return conv1d_backward_winograd_set_plus(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, add, mask);

@@ -79,7 +79,7 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
 int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                  const float *w, int B, int Cin, int Lin, int Cout, int pad);
 /* The same, then din += add where mask > 0 (relu_backward(din, add, mask)), each row as soon as it
- * is written. */
+ * is written; with add NULL, conv1d_backward_winograd_set. */
 int conv1d_backward_winograd_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                       const float *w, int B, int Cin, int Lin, int Cout, int pad, const float *add,
                                       const float *mask);

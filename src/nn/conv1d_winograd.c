@@ -678,15 +678,13 @@ int conv1d_backward_winograd(nn_ctx *ctx, float *din, float *dw, const float *do
 
 int conv1d_backward_winograd_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                  const float *w, int B, int Cin, int Lin, int Cout, int pad) {
-    wgeom g = geometry(B, Cin, Lin, Cout, pad);
-    if (!din || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
-    return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1, NULL, NULL);
+    return conv1d_backward_winograd_set_plus(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, NULL, NULL);
 }
 
 int conv1d_backward_winograd_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in,
                                       const float *w, int B, int Cin, int Lin, int Cout, int pad, const float *add,
                                       const float *mask) {
     wgeom g = geometry(B, Cin, Lin, Cout, pad);
-    if (!din || !add || !mask || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
+    if (!din || (add && !mask) || g.Lout <= 0 || (size_t)g.ntile * WT + 2 < (size_t)Lin + pad) return 0;
     return backward_winograd(ctx, din, dw, dout, in, w, B, Cin, Lin, Cout, pad, 1, add, mask);
 }

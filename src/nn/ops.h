@@ -74,12 +74,9 @@ void conv1d_backward(nn_ctx *ctx, float *din, float *dw, const float *dout, cons
                      int groups);
 /* The same with din SET (written whole, its old contents ignored; dw still accumulates) where
  * the path taken can do that without a pass of its own (Winograd): returns 1 then, else 0
- * having touched nothing (the caller zeroes din and calls conv1d_backward). */
-int conv1d_backward_set(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w, int B,
-                        int Cin, int Lin, int Cout, int K, int stride, int pad, int groups);
-/* conv1d_backward_set, then din += add where mask > 0 (relu_backward(din, add, mask): a residual
- * path through a ReLU), the same bits as the two in turn, without a pass of its own; returns 0
- * having touched nothing where conv1d_backward_set would. */
+ * having touched nothing (the caller zeroes din and calls conv1d_backward). With add (else
+ * NULL), din += add where mask > 0 afterwards (relu_backward(din, add, mask): a residual path
+ * through a ReLU), row by row as din is written: the same bits as the two in turn. */
 int conv1d_backward_set_plus(nn_ctx *ctx, float *din, float *dw, const float *dout, const float *in, const float *w,
                              int B, int Cin, int Lin, int Cout, int K, int stride, int pad, int groups,
                              const float *add, const float *mask);
