@@ -471,10 +471,8 @@ static void unit_backward(state *s, const lunit *u) {
         zero(b[2], (size_t)B * F), zero(b[3], (size_t)B * F), zero(b[6], (size_t)B * N), zero(b[7], (size_t)B * N);
         bce_logits_forward_backward(b[6], b[4], b[8], B, N, 1.0f, NULL);
         bce_logits_forward_backward(b[7], b[5], b[8], B, N, 1.0f, NULL);
-        kl_softmax_forward_backward(b[2], b[3], b[0], b[1], B, F, 4.0f, 0.01f);
-        kl_softmax_forward_backward(b[3], b[2], b[1], b[0], B, F, 4.0f, 0.01f);
-        kl_softmax_forward_backward(b[6], b[7], b[4], b[5], B, N, 4.0f, 0.1f);
-        kl_softmax_forward_backward(b[7], b[6], b[5], b[4], B, N, 4.0f, 0.1f);
+        kl_sym_softmax_forward_backward(b[2], b[3], b[0], b[1], B, F, 4.0f, 0.01f);
+        kl_sym_softmax_forward_backward(b[6], b[7], b[4], b[5], B, N, 4.0f, 0.1f);
         break;
     }
     case U_ADAM: mrm_optimizer_step(&s->opt, b[0], b[1]); break;

@@ -1,5 +1,6 @@
 /* Losses: binary cross-entropy with logits, temperature-scaled KL divergence of softmaxes. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "nn/ops.h"
 
@@ -65,7 +66,9 @@ static inline float max_of(const float *x, int N) {
 }
 
 /* kl_one, 8 values at a time (same formulas as the portable version below). */
-static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g) {
+static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g,
+                     double *scratch) {
+    (void)scratch;
     double invT = 1.0 / T, ms = max_of(s, N) * invT, mt = max_of(t, N) * invT;
     __m512d vinvT = _mm512_set1_pd(invT), vms = _mm512_set1_pd(ms), vmt = _mm512_set1_pd(mt);
     __m512d zs = _mm512_setzero_pd(), zt = zs, a = zs;
@@ -93,15 +96,23 @@ static double kl_one(float *ds, float *dt, const float *s, const float *t, int N
     return kl;
 }
 
-/* kl_sym_one, 8 values at a time (same formulas as the portable version below). */
-static double kl_sym_one(float *da, float *db, const float *a, const float *b, int N, double T, double g) {
+/* kl_sym_one, 8 values at a time (same formulas as the portable version below). With scratch
+ * (2N doubles) the exponentials of pass 2 are kept there and pass 3 takes the softmaxes from
+ * them (pa = ea / Za): half the exponentials. */
+static double kl_sym_one(float *da, float *db, const float *a, const float *b, int N, double T, double g,
+                         double *scratch) {
     double invT = 1.0 / T, ma = max_of(a, N) * invT, mb = max_of(b, N) * invT;
     __m512d vinvT = _mm512_set1_pd(invT), vma = _mm512_set1_pd(ma), vmb = _mm512_set1_pd(mb);
     __m512d za = _mm512_setzero_pd(), zb = za, sa = za, sb = za;
+    double *ka = (da || db) ? scratch : NULL, *kb = ka ? ka + N : NULL;
     for (int j = 0; j < N; j += 8) {
         __mmask8 m = tail8(N - j);
         __m512d va = load8(a + j, m), vb = load8(b + j, m), diff = _mm512_sub_pd(va, vb);
         __m512d ea = exp8(_mm512_fmsub_pd(va, vinvT, vma)), eb = exp8(_mm512_fmsub_pd(vb, vinvT, vmb));
+        if (ka) {
+            _mm512_mask_storeu_pd(ka + j, m, ea);
+            _mm512_mask_storeu_pd(kb + j, m, eb);
+        }
         za = _mm512_mask_add_pd(za, m, za, ea);
         zb = _mm512_mask_add_pd(zb, m, zb, eb);
         sa = _mm512_mask3_fmadd_pd(ea, diff, sa, m);
@@ -113,12 +124,20 @@ static double kl_sym_one(float *da, float *db, const float *a, const float *b, i
     double kl_ba = _mm512_reduce_add_pd(sa) * invT / Za - (lsea - lseb);
     if (da || db) {
         __m512d vlsea = _mm512_set1_pd(lsea), vlseb = _mm512_set1_pd(lseb), vg = _mm512_set1_pd(g),
-                vab = _mm512_set1_pd(kl_ab), vba = _mm512_set1_pd(kl_ba);
+                vab = _mm512_set1_pd(kl_ab), vba = _mm512_set1_pd(kl_ba), ra = _mm512_set1_pd(1.0 / Za),
+                rb = _mm512_set1_pd(1.0 / Zb);
         for (int j = 0; j < N; j += 8) {
             __mmask8 m = tail8(N - j);
             __m512d la = _mm512_fmsub_pd(load8(a + j, m), vinvT, vlsea);
             __m512d lb = _mm512_fmsub_pd(load8(b + j, m), vinvT, vlseb);
-            __m512d pa = exp8(la), pb = exp8(lb), lab = _mm512_sub_pd(la, lb);
+            __m512d pa, pb, lab = _mm512_sub_pd(la, lb);
+            if (ka) {
+                pa = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, ka + j), ra);
+                pb = _mm512_mul_pd(_mm512_maskz_loadu_pd(m, kb + j), rb);
+            } else {
+                pa = exp8(la);
+                pb = exp8(lb);
+            }
             if (da)
                 add8(da + j, _mm512_mul_pd(vg, _mm512_fmadd_pd(pa, _mm512_sub_pd(lab, vba), _mm512_sub_pd(pa, pb))), m);
             if (db)
@@ -135,7 +154,9 @@ static double kl_sym_one(float *da, float *db, const float *a, const float *b, i
  * by log-sum-exp; no scratch: pass 1 finds the maxima, pass 2 the two normalisers and
  *   KL = sum_j e^(t_j/T - mt) (t_j - s_j) / T / Zt - (lse_t - lse_s),
  * pass 3 the gradients. */
-static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g) {
+static double kl_one(float *ds, float *dt, const float *s, const float *t, int N, double T, double g,
+                     double *scratch) {
+    (void)scratch;
     double ms = -INFINITY, mt = -INFINITY, invT = 1.0 / T;
     for (int j = 0; j < N; j++) {
         ms = fmax(ms, s[j] * invT);
@@ -160,12 +181,15 @@ static double kl_one(float *ds, float *dt, const float *s, const float *t, int N
 }
 
 /* Both directions for one sample: KL(a|b) + KL(b|a) and their gradients, sharing the
- * softmaxes (4 exponentials per value instead of 8). With pa, pb the softmaxes of a/T, b/T:
+ * softmaxes (4 exponentials per value instead of 8; 2 with scratch, 2N doubles, where pass 2
+ * keeps them and pass 3 divides by the normalisers). With pa, pb the softmaxes of a/T, b/T:
  *   KL(a|b) = sum pb (log pb - log pa),  KL(b|a) = sum pa (log pa - log pb),
  *   da += g (pa - pb) + g pa (log pa - log pb - KL(b|a)),
  *   db += g (pb - pa) + g pb (log pb - log pa - KL(a|b)). */
-static double kl_sym_one(float *da, float *db, const float *a, const float *b, int N, double T, double g) {
+static double kl_sym_one(float *da, float *db, const float *a, const float *b, int N, double T, double g,
+                         double *scratch) {
     double ma = -INFINITY, mb = -INFINITY, invT = 1.0 / T;
+    double *ka = (da || db) ? scratch : NULL, *kb = ka ? ka + N : NULL;
     for (int j = 0; j < N; j++) {
         ma = fmax(ma, a[j] * invT);
         mb = fmax(mb, b[j] * invT);
@@ -173,6 +197,7 @@ static double kl_sym_one(float *da, float *db, const float *a, const float *b, i
     double za = 0.0, zb = 0.0, sa = 0.0, sb = 0.0;
     for (int j = 0; j < N; j++) {
         double ea = exp(a[j] * invT - ma), eb = exp(b[j] * invT - mb), diff = (double)a[j] - b[j];
+        if (ka) ka[j] = ea, kb[j] = eb;
         za += ea;
         zb += eb;
         sa += ea * diff;
@@ -180,33 +205,45 @@ static double kl_sym_one(float *da, float *db, const float *a, const float *b, i
     }
     double lsea = ma + log(za), lseb = mb + log(zb);
     double kl_ab = sb * invT / zb - (lseb - lsea), kl_ba = sa * invT / za - (lsea - lseb);
-    if (da || db)
+    if (da || db) {
+        double ra = 1.0 / za, rb = 1.0 / zb;
         for (int j = 0; j < N; j++) {
-            double la = a[j] * invT - lsea, lb = b[j] * invT - lseb, pa = exp(la), pb = exp(lb);
+            double la = a[j] * invT - lsea, lb = b[j] * invT - lseb;
+            double pa = ka ? ka[j] * ra : exp(la), pb = ka ? kb[j] * rb : exp(lb);
             if (da) da[j] += (float)(g * ((pa - pb) + pa * (la - lb - kl_ba)));
             if (db) db[j] += (float)(g * ((pb - pa) + pb * (lb - la - kl_ab)));
         }
+    }
     return kl_ab + kl_ba;
 }
 
 #endif
 
-/* One sample's KL term(s) with its gradient accumulated: kl_one or kl_sym_one. */
-typedef double (*kl_sample_fn)(float *dx, float *dy, const float *x, const float *y, int N, double T, double g);
+/* One sample's KL term(s) with its gradient accumulated: kl_one or kl_sym_one. scratch: 2N
+ * doubles or NULL. */
+typedef double (*kl_sample_fn)(float *dx, float *dy, const float *x, const float *y, int N, double T, double g,
+                               double *scratch);
 
 /* T^2 / B * the sum over the batch of kl(sample). Per-sample values are summed in order
- * afterwards, so the result does not depend on threads. */
+ * afterwards, so the result does not depend on threads. Each thread has its own scratch (none
+ * when it cannot be had: the same values, computed again instead of kept). */
 static double kl_batch(kl_sample_fn kl, float *dx, float *dy, const float *x, const float *y, int B, int N,
                        float T, float scale) {
     if (B <= 0 || N <= 0) return 0.0;
     enum { CHUNK = 256 };
     double kls[CHUNK], total = 0.0, g = (double)scale * T / (double)B;
+    int grad = dx || dy;
     for (int b0 = 0; b0 < B; b0 += CHUNK) {
         int nb = B - b0 < CHUNK ? B - b0 : CHUNK;
-#pragma omp parallel for if ((size_t)nb * N > 16384) schedule(static)
-        for (int i = 0; i < nb; i++) {
-            size_t off = (size_t)(b0 + i) * N;
-            kls[i] = kl(dx ? dx + off : NULL, dy ? dy + off : NULL, x + off, y + off, N, T, g);
+#pragma omp parallel if ((size_t)nb * N > 16384)
+        {
+            double *scratch = grad ? malloc(2 * (size_t)N * sizeof(double)) : NULL;
+#pragma omp for schedule(static)
+            for (int i = 0; i < nb; i++) {
+                size_t off = (size_t)(b0 + i) * N;
+                kls[i] = kl(dx ? dx + off : NULL, dy ? dy + off : NULL, x + off, y + off, N, T, g, scratch);
+            }
+            free(scratch);
         }
         for (int i = 0; i < nb; i++) total += kls[i];
     }
