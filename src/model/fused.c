@@ -5,6 +5,7 @@
  * (PyTorch's): batch mean and biased variance over (B, L), running statistics toward the
  * unbiased variance. Row sums in float (vectorised), combined across rows in double. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "model/model_internal.h"
@@ -200,6 +201,136 @@ void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, c
             bn_relu_din_zmask(dz, dy, z, mu, rs, gamma[c], scale[c], shift[c], sg, sgx, n, B, C, L, c);
         else
             bn_relu_din(dz, dy, y, z, mu, rs, gamma[c], sg, sgx, n, B, C, L, c);
+    }
+}
+
+/* ---- BN + ReLU + max pooling (window 2) of a training unit, fused ------------------------------
+ * The BN output y = relu(z * scale + shift) is never stored: the forward pools it straight from
+ * z while the channel's rows are in cache after its statistics, and the backward routes each
+ * window's gradient to its maximum (recomputed from z, the same bits as y) inside the BN
+ * backward's two passes. The same float operations as bn_relu_forward_train, maxpool2(s1)_forward,
+ * maxpool2(s1)_backward_set and bn_relu_backward (mask from z) one after the other: same bits. */
+
+static inline float bn_relu_value(float z, float sc, float sh) {
+    float v = z * sc + sh;
+    return v > 0.0f ? v : 0.0f;
+}
+/* maxpool_second(a, b) for values of bn_relu_value, which are never NaN (NaN > 0 is false): then
+ * it is b > a, which the loops below vectorise with (the NaN terms stop GCC's if-conversion). */
+static inline int second_of(float a, float b) { return b > a; }
+
+/* One pooled row o from the z row x (L values): pool 1 = window 2, stride 1, padding 1 (L + 1
+ * outputs); pool 2 = window 2, stride 2 (L / 2). */
+static inline void pool_row(float *o, const float *x, int L, float sc, float sh, int pool) {
+    if (pool == 1) {
+        if (L == 0) {
+            o[0] = -INFINITY;
+            return;
+        }
+        o[0] = bn_relu_value(x[0], sc, sh);
+#pragma omp simd
+        for (int t = 1; t < L; t++) {
+            float p = bn_relu_value(x[t - 1], sc, sh), q = bn_relu_value(x[t], sc, sh);
+            o[t] = second_of(p, q) ? q : p;
+        }
+        o[L] = bn_relu_value(x[L - 1], sc, sh);
+    } else {
+        int Lo = L / 2;
+#pragma omp simd
+        for (int t = 0; t < Lo; t++) {
+            float p = bn_relu_value(x[2 * t], sc, sh), q = bn_relu_value(x[2 * t + 1], sc, sh);
+            o[t] = second_of(p, q) ? q : p;
+        }
+    }
+}
+
+/* d[t] = the gradient of y at position t of a row (maxpool2(s1)_backward_set's values), from the
+ * pooled gradient row g and the row's BN + ReLU output y (L values). */
+static inline void pool_grad_row(float *d, const float *y, const float *g, int L, int pool) {
+    if (pool == 1) {
+        if (L == 1) {
+            d[0] = g[0] + g[1];
+            return;
+        }
+        d[0] = g[0] + (second_of(y[0], y[1]) ? 0.0f : g[1]);
+#pragma omp simd
+        for (int t = 1; t < L - 1; t++) {
+            float from_t = second_of(y[t - 1], y[t]) ? g[t] : 0.0f, from_next = second_of(y[t], y[t + 1]) ? 0.0f : g[t + 1];
+            d[t] = from_t + from_next;
+        }
+        d[L - 1] = (second_of(y[L - 2], y[L - 1]) ? g[L - 1] : 0.0f) + g[L];
+    } else {
+        int Lo = L / 2;
+#pragma omp simd
+        for (int w = 0; w < Lo; w++) {
+            int second = second_of(y[2 * w], y[2 * w + 1]);
+            d[2 * w] = second ? 0.0f : g[w];
+            d[2 * w + 1] = second ? g[w] : 0.0f;
+        }
+        if (L % 2) d[L - 1] = 0.0f; /* in no window */
+    }
+}
+
+static inline int pooled_len(int L, int pool) { return pool == 1 ? L + 1 : L / 2; }
+
+void bn_relu_pool_forward_train(float *out, float *mean, float *rstd, float *scale, float *shift, float *running_mean,
+                                float *running_var, const float *z, const float *gamma, const float *beta, int B, int C,
+                                int L, float eps, float momentum, int pool) {
+    const double n = (double)B * L;
+    const int Lo = pooled_len(L, pool);
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        const float x0 = z[(size_t)c * L];
+        double sum, ss0;
+        bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
+        bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
+                         &running_var[c], &scale[c], &shift[c]);
+        for (int b = 0; b < B; b++)
+            pool_row(out + ((size_t)b * C + c) * Lo, z + ((size_t)b * C + c) * L, L, scale[c], shift[c], pool);
+    }
+}
+
+size_t bn_relu_pool_backward_work(int B, int L) { return (size_t)omp_get_max_threads() * ((size_t)B + 2) * L; }
+
+void bn_relu_pool_backward(float *dz, float *dgamma, float *dbeta, const float *dout, const float *z, const float *mean,
+                           const float *rstd, const float *scale, const float *shift, const float *gamma, int B, int C,
+                           int L, int pool, float *work) {
+    const double n = (double)B * L;
+    const int Lo = pooled_len(L, pool);
+#pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
+    for (int c = 0; c < C; c++) {
+        /* this thread's rows: y and dy of one row, then the masked gradient of the channel's B rows */
+        float *yr = work + (size_t)omp_get_thread_num() * ((size_t)B + 2) * L, *dy = yr + L, *gm = dy + L;
+        const float mu = mean[c], rs = rstd[c], sc = scale[c], sh = shift[c];
+        double sg = 0.0, sgx = 0.0;
+        for (int b = 0; b < B; b++) { /* bn_grad_sums_zmask over dy; the masked gradient kept */
+            const float *g = dout + ((size_t)b * C + c) * Lo, *x = z + ((size_t)b * C + c) * L;
+            float *gb = gm + (size_t)b * L;
+            if (b + 1 < B) prefetch_row(g + (size_t)C * Lo, Lo), prefetch_row(x + (size_t)C * L, L);
+#pragma omp simd
+            for (int t = 0; t < L; t++) yr[t] = bn_relu_value(x[t], sc, sh);
+            pool_grad_row(dy, yr, g, L, pool);
+            float a = 0.0f, ax = 0.0f;
+#pragma omp simd reduction(+ : a, ax)
+            for (int t = 0; t < L; t++) {
+                float v = x[t] * sc + sh; /* > 0 exactly where y > 0 */
+                float gt = v > 0.0f ? dy[t] : 0.0f;
+                gb[t] = gt;
+                a += gt;
+                ax += gt * (x[t] - mu);
+            }
+            sg += a;
+            sgx += (double)ax * rs;
+        }
+        dbeta[c] += (float)sg;
+        dgamma[c] += (float)sgx;
+        float k = gamma[c] * rs, mg = (float)(sg / n), mgx = (float)(sgx / n) * rs;
+        for (int b = 0; b < B; b++) { /* bn_relu_din_zmask with the kept masked gradient */
+            const float *x = z + ((size_t)b * C + c) * L, *gb = gm + (size_t)b * L;
+            float *d = dz + ((size_t)b * C + c) * L;
+#pragma omp simd
+            for (int t = 0; t < L; t++) d[t] = k * (gb[t] - mg - (x[t] - mu) * mgx);
+        }
     }
 }
 

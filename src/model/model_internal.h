@@ -242,6 +242,20 @@ void bn_relu_backward(float *dz, float *dgamma, float *dbeta, const float *dy, c
 void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean, float *running_var,
                             const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
                             float momentum);
+/* BN + ReLU (training mode) then max pooling with window 2 (pool 1: stride 1, padding 1, out (B,
+ * C, L + 1); pool 2: stride 2, out (B, C, L / 2)), fused: the BN output is never stored.
+ * Forward: out, mean/rstd, scale/shift (each channel's affine map, for the backward) saved, the
+ * running statistics updated. Backward: dz (OVERWRITTEN) from dout, the pooling's and the ReLU's
+ * routes recomputed from z; dgamma/dbeta accumulate. Same bits as bn_relu_forward_train +
+ * maxpool2(s1)_forward and maxpool2(s1)_backward_set + bn_relu_backward. */
+void bn_relu_pool_forward_train(float *out, float *mean, float *rstd, float *scale, float *shift, float *running_mean,
+                                float *running_var, const float *z, const float *gamma, const float *beta, int B, int C,
+                                int L, float eps, float momentum, int pool);
+void bn_relu_pool_backward(float *dz, float *dgamma, float *dbeta, const float *dout, const float *z, const float *mean,
+                           const float *rstd, const float *scale, const float *shift, const float *gamma, int B, int C,
+                           int L, int pool, float *work);
+/* Floats of the backward's work: (B + 2) rows of L for each of omp_get_max_threads() threads. */
+size_t bn_relu_pool_backward_work(int B, int L);
 /* Backward of the evaluation-mode BN (+ ReLU): BN is then the affine map z -> gamma (z - rm) rstd + beta
  * with the running statistics, so dz = gamma rstd dy (masked by the ReLU, from y; NULL: no ReLU);
  * dz is OVERWRITTEN, dgamma/dbeta (may be NULL) accumulate. The statistics are not touched. */

@@ -479,19 +479,26 @@ static void conv_folded(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in, cons
                                      c->stride, c->pad, c->groups);
 }
 
-static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
+/* The unit's convolution (not folded) into z; in training, with what its backward would compute
+ * from in again kept where the unit keeps it. */
+static void cbn_conv(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
     const conv_p *c = &u->conv;
-    if (m->folded) { /* conv with bias and ReLU in its epilogue */
-        conv_folded(m, ctx, u, in, u->bn.beta, u->relu);
-        return;
-    }
-    if (u->keep && m->trained_forward) /* what the backward would compute from in again, kept */
+    if (u->keep && m->trained_forward)
         u->kept = conv1d_forward_keep(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
                                       c->groups, u->keep, u->keep_floats);
     else {
         conv1d_forward(ctx, u->z, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad, c->groups);
         u->kept = 0;
     }
+}
+
+static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
+    const conv_p *c = &u->conv;
+    if (m->folded) { /* conv with bias and ReLU in its epilogue */
+        conv_folded(m, ctx, u, in, u->bn.beta, u->relu);
+        return;
+    }
+    cbn_conv(m, ctx, u, in);
     if (m->trained_forward && m->sync_fn) {
         const bn_p *bn = &u->bn;
         if (bn_relu_forward_train_sync(m, u->y, u->mean, u->rstd, bn->running_mean, bn->running_var, u->z, bn->gamma,
@@ -515,6 +522,24 @@ static void cbn_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) {
 /* The folded unit's conv alone into z (its bias is applied by a fused epilogue). */
 static void conv_only(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in) { conv_folded(m, ctx, u, in, NULL, 0); }
 
+/* The convolution's backward from dz: din += (set: =) its data gradient, then with add, din +=
+ * add where amask > 0 (inside the Winograd backward's rows when din is set there); dw += ... */
+static void cbn_conv_backward(mrm_model *m, cbn *u, const float *dz, float *din, const float *in, int set,
+                              const float *add, const float *amask) {
+    const conv_p *c = &u->conv;
+    if (set && conv1d_backward_set_plus(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
+                                        c->stride, c->pad, c->groups, add, amask))
+        return;
+    if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
+    if (u->kept && m->trained_forward)
+        conv1d_backward_kept(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                             c->groups, u->keep, u->keep_floats);
+    else
+        conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
+                        c->groups);
+    if (add && din) relu_backward(din, add, amask, (size_t)m->B * c->cin * u->lin);
+}
+
 /* dy (B, cout, lout) -> din (B, cin, lin) += ... (set: din = ..., its old contents ignored), dw,
  * dgamma, dbeta += ... With `mask` (a unit without ReLU only), dy is taken where mask > 0 and as
  * 0 elsewhere: the gradient through a ReLU whose output is mask, applied on the fly. With `add`,
@@ -537,17 +562,7 @@ static void cbn_backward_plus(mrm_model *m, cbn *u, const float *dy, const float
     else /* after an evaluation-mode forward: BN with the running statistics */
         bn_relu_backward_eval(dz, u->bn.dgamma, u->bn.dbeta, dy, y, u->z, u->bn.gamma, u->bn.running_mean,
                               u->bn.running_var, m->B, c->cout, u->lout, BN_EPS);
-    if (!set || !conv1d_backward_set_plus(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k,
-                                          c->stride, c->pad, c->groups, add, amask)) {
-        if (set && din) zero_floats(din, (size_t)m->B * c->cin * u->lin);
-        if (u->kept && m->trained_forward)
-            conv1d_backward_kept(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride,
-                                 c->pad, c->groups, u->keep, u->keep_floats);
-        else
-            conv1d_backward(&m->ctx, din, c->dw, dz, in, c->w, m->B, c->cin, u->lin, c->cout, c->k, c->stride, c->pad,
-                            c->groups);
-        if (add && din) relu_backward(din, add, amask, (size_t)m->B * c->cin * u->lin);
-    }
+    cbn_conv_backward(m, u, dz, din, in, set, add, amask);
     gpop(&m->gs, mk);
 }
 
@@ -564,6 +579,49 @@ static void cbn_backward(mrm_model *m, cbn *u, const float *dy, float *din, cons
     cbn_backward_to(m, u, dy, din, in, 0);
 }
 
+/* ---- conv -> BN -> ReLU -> MaxPool(window 2) ---------------------------------------------------
+ * pool 1: stride 1, padding 1 (lout + 1 outputs); pool 2: stride 2 (lout / 2). In training (not
+ * synchronised) the BN, ReLU and pooling are one fused pass each way and the unit's y is not
+ * written; otherwise the unit's forward, then the pooling. */
+static int cbn_pool_fused(const mrm_model *m) { return m->trained_forward && !m->sync_fn && !m->folded; }
+
+static void cbn_pool_forward(mrm_model *m, nn_ctx *ctx, cbn *u, const float *in, float *out, int pool) {
+    const int B = m->B, C = u->conv.cout, L = u->lout;
+    if (!cbn_pool_fused(m)) {
+        cbn_forward(m, ctx, u, in);
+        if (pool == 1)
+            maxpool2s1_forward(out, u->y, B, C, L);
+        else
+            maxpool2_forward(out, u->y, B, C, L);
+        return;
+    }
+    cbn_conv(m, ctx, u, in);
+    const bn_p *bn = &u->bn;
+    bn_relu_pool_forward_train(out, u->mean, u->rstd, u->scale, u->shift, bn->running_mean, bn->running_var, u->z,
+                               bn->gamma, bn->beta, B, C, L, BN_EPS, BN_MOMENTUM, pool);
+    (*bn->num_batches_tracked)++;
+}
+
+/* dout (the pooled output's gradient) -> din += ... (set: din = ..., its old contents ignored). */
+static void cbn_pool_backward(mrm_model *m, cbn *u, const float *dout, float *din, const float *in, int set, int pool) {
+    const int B = m->B, C = u->conv.cout, L = u->lout;
+    gmark mk = gmark_get(&m->gs);
+    float *d = GPUSH_RAW(m, (size_t)B * C * L); /* dz when fused, else the BN output's gradient */
+    if (cbn_pool_fused(m)) {
+        float *work = GPUSH_RAW(m, bn_relu_pool_backward_work(B, L));
+        bn_relu_pool_backward(d, u->bn.dgamma, u->bn.dbeta, dout, u->z, u->mean, u->rstd, u->scale, u->shift,
+                              u->bn.gamma, B, C, L, pool, work);
+        cbn_conv_backward(m, u, d, din, in, set, NULL, NULL);
+    } else {
+        if (pool == 1)
+            maxpool2s1_backward_set(d, dout, u->y, B, C, L);
+        else
+            maxpool2_backward_set(d, dout, u->y, B, C, L);
+        cbn_backward_to(m, u, d, din, in, set);
+    }
+    gpop(&m->gs, mk);
+}
+
 /* ---- stem unit: conv -> BN -> ReLU -> MaxPool(k2, s1, p1) ------------------------------------ */
 
 static void stem_forward(mrm_model *m, nn_ctx *ctx, unit *su, const float *in) {
@@ -571,20 +629,13 @@ static void stem_forward(mrm_model *m, nn_ctx *ctx, unit *su, const float *in) {
     if (m->folded) {
         conv_only(m, ctx, u, in);
         bias_relu_pool2s1(su->out, u->z, u->bn.beta, m->B, u->conv.cout, u->lout);
-    } else {
-        cbn_forward(m, ctx, u, in);
-        maxpool2s1_forward(su->out, u->y, m->B, u->conv.cout, u->lout);
-    }
+    } else
+        cbn_pool_forward(m, ctx, u, in, su->out, 1);
 }
 
 /* din (NULL for the network input) accumulates, or with `set` is set (its old contents ignored). */
 static void stem_backward(mrm_model *m, unit *su, const float *dout, float *din, const float *in, int set) {
-    cbn *u = &su->p.stem;
-    gmark mk = gmark_get(&m->gs);
-    float *dy = GPUSH_RAW(m, (size_t)m->B * u->conv.cout * u->lout);
-    maxpool2s1_backward_set(dy, dout, u->y, m->B, u->conv.cout, u->lout);
-    cbn_backward_to(m, u, dy, din, in, set && din);
-    gpop(&m->gs, mk);
+    cbn_pool_backward(m, &su->p.stem, dout, din, in, set && din, 1);
 }
 
 /* ---- BaseScale: (B, 4w, 1004) -> (B, cout, L/stride/2) ------------------------------------- */
@@ -598,11 +649,9 @@ static void basescale_forward(mrm_model *m, nn_ctx *ctx, basescale *s, const flo
         bias_relu_pool2(s->out, s->ms.z, s->ms.bn.beta, s->shortcut_pool, m->B, s->cout, s->ms.lout);
         return;
     }
-    cbn_forward(m, ctx, &s->shortcut, in);
-    maxpool2_forward(s->shortcut_pool, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
-    if (!m->folded) basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
-    cbn_forward(m, ctx, &s->ms, in);
-    maxpool2_forward(s->ms_pool, s->ms.y, m->B, s->cout, s->ms.lout);
+    cbn_pool_forward(m, ctx, &s->shortcut, in, s->shortcut_pool, 2);
+    basescale_merge(s, s->w33); /* the mean of conv1..4 as one 33-tap conv */
+    cbn_pool_forward(m, ctx, &s->ms, in, s->ms_pool, 2);
     if (m->dropout_applied) { /* out = shortcut + dropout(ms), in one pass */
         if (m->drop_keys) /* each record's masks from its own key and the unit */
             dropout_add_forward_keyed(s->out, s->drop_mask, s->ms_pool, s->shortcut_pool, m->B, n / (size_t)m->B,
@@ -623,20 +672,16 @@ static void basescale_backward(mrm_model *m, basescale *s, const float *dout, fl
         dropout_backward_set(t, dout, s->drop_mask, n);
         dp = t;
     }
-    float *dy = GPUSH_RAW(m, (size_t)m->B * s->cout * s->ms.lout);
-    maxpool2_backward_set(dy, dp, s->ms.y, m->B, s->cout, s->ms.lout);
     int cin = s->conv[0].cin;
     memset(s->dw33, 0, sizeof(float) * (size_t)s->cout * cin * MS_TAPS);
-    cbn_backward(m, &s->ms, dy, din, in);
+    cbn_pool_backward(m, &s->ms, dp, din, in, 0, 2);
     for (int q = 0; q < 4; q++) { /* dW_k = the centre slice of dW33, / 4 */
         int k = s->conv[q].k, off = (MS_TAPS - k) / 2;
         float *dw = s->conv[q].dw;
         for (size_t oi = 0; oi < (size_t)s->cout * cin; oi++)
             for (int j = 0; j < k; j++) dw[oi * k + j] += 0.25f * s->dw33[oi * MS_TAPS + off + j];
     }
-    float *dys = GPUSH_RAW(m, (size_t)m->B * s->cout * s->shortcut.lout);
-    maxpool2_backward_set(dys, dout, s->shortcut.y, m->B, s->cout, s->shortcut.lout);
-    cbn_backward(m, &s->shortcut, dys, din, in);
+    cbn_pool_backward(m, &s->shortcut, dout, din, in, 0, 2);
     gpop(&m->gs, mk);
 }
 

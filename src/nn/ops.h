@@ -198,6 +198,10 @@ void sigmoid_backward(float *din, const float *dout, const float *out, size_t n)
  * maxpool2s1: window 2, stride 1, padding 1 with -inf: (B, C, L) -> (B, C, L+1),
  *   out[t] = max(in[t-1], in[t]) with in[-1] = in[L] = -inf.
  * Backward routes each gradient to the first maximal input of its window (as PyTorch). */
+/* Which of a window's two values is its maximum: 1 when b wins (only if strictly greater, or NaN
+ * while a is not), else 0: PyTorch's choice (the first maximal element, NaN propagates). Written
+ * without branches (a != a is isnan(a)) so that loops over it vectorise. */
+static inline int maxpool_second(float a, float b) { return (b > a) | ((b != b) & (a == a)); }
 void maxpool2_forward(float *out, const float *in, int B, int C, int L);
 void maxpool2_backward(float *din, const float *dout, const float *in, int B, int C, int L);
 void maxpool2_backward_set(float *din, const float *dout, const float *in, int B, int C, int L);

@@ -4,9 +4,8 @@
 
 #include "nn/ops.h"
 
-/* Index (0 or 1) of the maximum of (a, b): b wins only if strictly greater, or NaN while a is
- * not. Written without branches (a != a is isnan(a)) so that the loops vectorise. */
-static inline int argmax2(float a, float b) { return (b > a) | ((b != b) & (a == a)); }
+/* maxpool_second (ops.h): index (0 or 1) of the maximum of a window (a, b). */
+static inline int argmax2(float a, float b) { return maxpool_second(a, b); }
 
 /* (B, C, L) -> (B, C, L/2): out[t] = max(in[2t], in[2t+1]). */
 void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
