@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bigalloc.h"
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/partition.h"
@@ -368,7 +369,7 @@ static mrm_status build_image(const mrm_model *m, const mrm_meta *meta, void **i
     size_t bufs_off = align64(sizeof(eng_header)), steps_off = align64(bufs_off + (size_t)B->nb * sizeof(eng_buf));
     size_t meta_off = steps_off + (size_t)B->ns * sizeof(eng_step);
     size_t weights_off = align64(meta_off + meta_bytes), total = align64(weights_off + B->wlen);
-    unsigned char *img = aligned_alloc(MRM_ENGINE_ALIGN, total);
+    unsigned char *img = mrm_alloc_large(total); /* MRM_ENGINE_ALIGN (64) or more */
     if (!img) {
         free(B->w);
         free(B);
@@ -469,7 +470,7 @@ mrm_status mrm_engine_runner_open(mrm_engine_runner *r, void *image, size_t len,
         r->work = calloc((size_t)n_slots, sizeof(void *));
         if (!r->work) st = mrm_fail(err, MRM_ERR_NOMEM, "engine: out of memory");
         for (int i = 0; !st && i < n_slots; i++) {
-            r->work[i] = aligned_alloc(MRM_ENGINE_ALIGN, r->work_bytes);
+            r->work[i] = mrm_alloc_large(r->work_bytes); /* MRM_ENGINE_ALIGN (64) or more */
             if (!r->work[i]) st = mrm_fail(err, MRM_ERR_NOMEM, "engine: out of memory (%zu bytes)", r->work_bytes);
             r->n_slots = i + 1;
         }
@@ -681,7 +682,7 @@ static mrm_status quantize_with(const void *image, size_t len, const qstep *q, v
     static const char qkey[] = "quantization\0int8";
     size_t meta_bytes = (size_t)h.meta_bytes + (has_key ? 0 : sizeof qkey);
     size_t weights_off = align64((size_t)h.meta_off + meta_bytes), total = align64(weights_off + a.len);
-    unsigned char *o = aligned_alloc(MRM_ENGINE_ALIGN, total);
+    unsigned char *o = mrm_alloc_large(total); /* MRM_ENGINE_ALIGN (64) or more */
     if (!o) {
         free(steps), free(a.p);
         return mrm_fail(err, MRM_ERR_NOMEM, "engine quantize: out of memory");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bigalloc.h"
 #include "common/error.h"
 #include "common/rng.h"
 #include "model/model_internal.h"
@@ -48,7 +49,7 @@ static float *gpush(gstack *g, size_t n, size_t min_chunk, int zero) {
         }
         if (g->nchunks == GSTACK_CHUNKS) break;
         size_t cap = n > min_chunk ? n : min_chunk;
-        float *c = malloc(cap * sizeof(float));
+        float *c = mrm_alloc_large(cap * sizeof(float));
         if (!c) break;
         g->chunk[g->nchunks] = c;
         g->cap[g->nchunks] = cap;
@@ -361,11 +362,11 @@ mrm_status model_plan(mrm_model *m, int B, mrm_error *err) {
     nn_ctx plan_ctx = {NULL, 0, m->fft};
     planner p = {.B = B, .folded = m->folded, .ctx = &plan_ctx};
     plan_all(m, &p);
-    float *act = malloc(p.used * sizeof(float));
-    float *scr = malloc((p.scratch ? p.scratch : 1) * sizeof(float));
+    float *act = mrm_alloc_large(p.used * sizeof(float));
+    float *scr = mrm_alloc_large((p.scratch ? p.scratch : 1) * sizeof(float));
     /* the gradient stack's fallback: the largest single gradient buffer, (B, 2F) */
     size_t sink_floats = (size_t)B * 2 * (size_t)mrm_model_feature_size(m);
-    float *sink = m->folded ? NULL : malloc(sink_floats * sizeof(float));
+    float *sink = m->folded ? NULL : mrm_alloc_large(sink_floats * sizeof(float));
     if (!act || !scr || (!m->folded && !sink)) {
         free(act);
         free(scr);
