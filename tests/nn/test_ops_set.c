@@ -7,7 +7,8 @@
  * halves of one concatenated gradient) against scale_time, channel_maxmean, scale_channels,
  * max_time and mean_time's backward passes in turn, and the broadcast products with a sample
  * stride (_ld) against the plain ones; the Gate and SE blocks' one-pass input gradients
- * (gate_input_backward) and output (scale_channels_add_forward) against the passes they replace: the same bits, NaN inputs included. */
+ * (gate_input_backward) and output (scale_channels_add_forward) against the passes they replace: the same bits, NaN inputs included.
+ * The max over time (vectorised) against a scalar first-maximum scan. */
 #include <math.h>
 #include <string.h>
 
@@ -155,6 +156,40 @@ int main(void) {
                 free(sc), free(gm), free(dh1), free(dh2), free(dx1), free(dx2);
             }
             free(x), free(g1), free(g2), free(acc), free(set);
+        }
+    /* max over time (vectorised) against the first maximal element by a scalar scan, NaN
+     * winning: the same bits, with ties, NaN, +0 and -0 as a row's maximum, length 1 */
+    const int lens[] = {1, 2, 7, 64, 251};
+    for (int li = 0; li < 5; li++)
+        for (int ties = 0; ties < 2; ties++) {
+            int B = 3, C = 5, L = lens[li];
+            size_t n = (size_t)B * C * L, nbc = (size_t)B * C;
+            float *x = malloc(n * sizeof(float)), *o = malloc(nbc * sizeof(float)), *ref = malloc(nbc * sizeof(float));
+            fill(x, n, &r, ties);
+            if (L >= 7) {
+                x[3] = NAN; /* row 0 */
+                for (int t = 0; t < L; t++) x[(size_t)1 * L + t] = -1.0f - (float)t; /* row 1: all negative... */
+                x[(size_t)1 * L + 2] = -0.0f, x[(size_t)1 * L + 5] = 0.0f;       /* ...but -0 first, then +0 */
+                for (int t = 0; t < L; t++) x[(size_t)2 * L + t] = -INFINITY;     /* row 2: all -inf */
+                x[(size_t)3 * L + L - 1] = NAN;                                   /* row 3: NaN last */
+                /* rows 4-9: zeros of both signs as the maximum at various positions (lanes) */
+                for (int k = 0; k < 6; k++) {
+                    float *xr = x + (size_t)(4 + k) * L;
+                    for (int t = 0; t < L; t++) xr[t] = -2.0f;
+                    int a = (k * 5) % L, b = (k * 11 + 3) % L;
+                    xr[a] = k % 2 ? -0.0f : 0.0f, xr[b] = k % 2 ? 0.0f : -0.0f;
+                }
+            }
+            for (size_t bc = 0; bc < nbc; bc++) {
+                const float *xr = x + bc * L;
+                int best = 0;
+                for (int t = 1; t < L && xr[best] == xr[best]; t++)
+                    if (xr[t] > xr[best] || xr[t] != xr[t]) best = t;
+                ref[bc] = xr[best];
+            }
+            max_time_forward(o, x, B, C, L);
+            CHECK(!memcmp(o, ref, nbc * sizeof(float)), "max_time_forward L=%d ties=%d", L, ties);
+            free(x), free(o), free(ref);
         }
     TEST_END();
 }
