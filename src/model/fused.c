@@ -79,18 +79,24 @@ void bn_relu_forward_train(float *y, float *mean, float *rstd, float *scale, flo
     }
 }
 
+/* Channel c of a training-mode BN: its statistics pass; mean/rstd saved, the running statistics
+ * updated, its affine map (y = z * scale + shift) out. */
+static inline void bn_train_channel(float *scale, float *shift, float *mean, float *rstd, float *running_mean,
+                                    float *running_var, const float *z, const float *gamma, const float *beta, int B,
+                                    int C, int L, float eps, float momentum, int c) {
+    const float x0 = z[(size_t)c * L];
+    double sum, ss0;
+    bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
+    bn_shifted_stats(x0, sum, ss0, (double)B * L, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c],
+                     &running_mean[c], &running_var[c], &scale[c], &shift[c]);
+}
+
 void bn_forward_train_stats(float *scale, float *shift, float *mean, float *rstd, float *running_mean, float *running_var,
                             const float *z, const float *gamma, const float *beta, int B, int C, int L, float eps,
                             float momentum) {
-    const double n = (double)B * L;
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
-    for (int c = 0; c < C; c++) {
-        const float x0 = z[(size_t)c * L];
-        double sum, ss0;
-        bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
-        bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
-                         &running_var[c], &scale[c], &shift[c]);
-    }
+    for (int c = 0; c < C; c++)
+        bn_train_channel(scale, shift, mean, rstd, running_mean, running_var, z, gamma, beta, B, C, L, eps, momentum, c);
 }
 
 /* Channel c's sums for the BatchNorm (+ ReLU) backward: sg = sum of the gradient reaching z (through
@@ -276,15 +282,10 @@ static inline int pooled_len(int L, int pool) { return pool == 1 ? L + 1 : L / 2
 void bn_relu_pool_forward_train(float *out, float *mean, float *rstd, float *scale, float *shift, float *running_mean,
                                 float *running_var, const float *z, const float *gamma, const float *beta, int B, int C,
                                 int L, float eps, float momentum, int pool) {
-    const double n = (double)B * L;
     const int Lo = pooled_len(L, pool);
 #pragma omp parallel for schedule(static) if ((size_t)B * C * L > 65536)
     for (int c = 0; c < C; c++) {
-        const float x0 = z[(size_t)c * L];
-        double sum, ss0;
-        bn_shifted_sums(&sum, &ss0, z, x0, B, C, L, c);
-        bn_shifted_stats(x0, sum, ss0, n, eps, momentum, gamma[c], beta[c], &mean[c], &rstd[c], &running_mean[c],
-                         &running_var[c], &scale[c], &shift[c]);
+        bn_train_channel(scale, shift, mean, rstd, running_mean, running_var, z, gamma, beta, B, C, L, eps, momentum, c);
         for (int b = 0; b < B; b++)
             pool_row(out + ((size_t)b * C + c) * Lo, z + ((size_t)b * C + c) * L, L, scale[c], shift[c], pool);
     }
