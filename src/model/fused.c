@@ -314,8 +314,7 @@ void bn_relu_pool_backward(float *dz, float *dgamma, float *dbeta, const float *
             float a = 0.0f, ax = 0.0f;
 #pragma omp simd reduction(+ : a, ax)
             for (int t = 0; t < L; t++) {
-                float v = x[t] * sc + sh; /* > 0 exactly where y > 0 */
-                float gt = v > 0.0f ? dy[t] : 0.0f;
+                float gt = yr[t] > 0.0f ? dy[t] : 0.0f; /* y > 0 exactly where z * sc + sh > 0 */
                 gb[t] = gt;
                 a += gt;
                 ax += gt * (x[t] - mu);

@@ -4,9 +4,6 @@
 
 #include "nn/ops.h"
 
-/* maxpool_second (ops.h): index (0 or 1) of the maximum of a window (a, b). */
-static inline int argmax2(float a, float b) { return maxpool_second(a, b); }
-
 /* (B, C, L) -> (B, C, L/2): out[t] = max(in[2t], in[2t+1]). */
 void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
     int Lo = L / 2;
@@ -16,7 +13,7 @@ void maxpool2_forward(float *out, const float *in, int B, int C, int L) {
         float *o = out + (size_t)bc * Lo;
         for (int t = 0; t < Lo; t++) {
             float a = x[2 * t], b = x[2 * t + 1];
-            o[t] = argmax2(a, b) ? b : a;
+            o[t] = maxpool_second(a, b) ? b : a;
         }
     }
 }
@@ -29,7 +26,7 @@ static void maxpool2_backward_impl(float *din, const float *dout, const float *i
         const float *x = in + (size_t)bc * L, *g = dout + (size_t)bc * Lo;
         float *d = din + (size_t)bc * L;
         for (int t = 0; t < Lo; t++) {
-            int second = argmax2(x[2 * t], x[2 * t + 1]);
+            int second = maxpool_second(x[2 * t], x[2 * t + 1]);
             float a = second ? 0.0f : g[t], b = second ? g[t] : 0.0f;
             d[2 * t] = set ? a : d[2 * t] + a;
             d[2 * t + 1] = set ? b : d[2 * t + 1] + b;
@@ -54,7 +51,7 @@ void maxpool2s1_forward(float *out, const float *in, int B, int C, int L) {
         float *o = out + (size_t)bc * (L + 1);
         if (L == 0) { o[0] = -INFINITY; continue; }
         o[0] = x[0];
-        for (int t = 1; t < L; t++) o[t] = argmax2(x[t - 1], x[t]) ? x[t] : x[t - 1];
+        for (int t = 1; t < L; t++) o[t] = maxpool_second(x[t - 1], x[t]) ? x[t] : x[t - 1];
         o[L] = x[L - 1];
     }
 }
@@ -72,13 +69,13 @@ static void maxpool2s1_backward_impl(float *din, const float *dout, const float 
             d[0] = (set ? g[0] : d[0] + g[0]) + g[1];
             continue;
         }
-        d[0] = (set ? g[0] : d[0] + g[0]) + (argmax2(x[0], x[1]) ? 0.0f : g[1]);
+        d[0] = (set ? g[0] : d[0] + g[0]) + (maxpool_second(x[0], x[1]) ? 0.0f : g[1]);
         for (int t = 1; t < L - 1; t++) {
-            float from_t = argmax2(x[t - 1], x[t]) ? g[t] : 0.0f;
-            float from_next = argmax2(x[t], x[t + 1]) ? 0.0f : g[t + 1];
+            float from_t = maxpool_second(x[t - 1], x[t]) ? g[t] : 0.0f;
+            float from_next = maxpool_second(x[t], x[t + 1]) ? 0.0f : g[t + 1];
             d[t] = (set ? from_t : d[t] + from_t) + from_next;
         }
-        float last = argmax2(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f;
+        float last = maxpool_second(x[L - 2], x[L - 1]) ? g[L - 1] : 0.0f;
         d[L - 1] = (set ? last : d[L - 1] + last) + g[L];
     }
 }

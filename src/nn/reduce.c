@@ -4,17 +4,15 @@
 #include "nn/ops.h"
 
 /* (B, C, L) -> (B, C): mean over time, summed in double. */
-/* The mean of one row of L values (summed in double). */
-static inline float row_mean(const float *x, int L) {
-    double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-    for (int t = 0; t < L; t++) acc += x[t];
-    return (float)(acc / L);
-}
-
 void mean_time_forward(float *out, const float *in, int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
-    for (int bc = 0; bc < B * C; bc++) out[bc] = row_mean(in + (size_t)bc * L, L);
+    for (int bc = 0; bc < B * C; bc++) {
+        const float *x = in + (size_t)bc * L;
+        double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+        for (int t = 0; t < L; t++) acc += x[t];
+        out[bc] = (float)(acc / L);
+    }
 }
 
 /* din[b,c,t] += dout[b,c] / L. */
@@ -79,29 +77,24 @@ void max_time_backward(float *din, const float *dout, const float *in, int B, in
 }
 
 /* in (B, C, L) -> out (B, 2, L): out[:,0,:] = max over C, out[:,1,:] = mean over C. */
-/* Channel c's row xc into the running max and sum over channels of one sample (c = 0 starts
- * them): channel by channel, so the inner loop runs along contiguous time. */
-static inline void channel_maxmean_row(float *omax, float *omean, const float *xc, int c, int L) {
-    if (c == 0) {
-        for (int t = 0; t < L; t++) {
-            omax[t] = xc[t];
-            omean[t] = xc[t];
-        }
-        return;
-    }
-    for (int t = 0; t < L; t++) {
-        float v = xc[t];
-        if ((v > omax[t] || isnan(v)) && !isnan(omax[t])) omax[t] = v;
-        omean[t] += v;
-    }
-}
-
 void channel_maxmean_forward(float *out, const float *in, int B, int C, int L) {
 #pragma omp parallel for if ((size_t)B * C * L > 65536)
     for (int b = 0; b < B; b++) {
         const float *x = in + (size_t)b * C * L;
         float *omax = out + (size_t)b * 2 * L, *omean = omax + L;
-        for (int c = 0; c < C; c++) channel_maxmean_row(omax, omean, x + (size_t)c * L, c, L);
+        for (int t = 0; t < L; t++) {
+            omax[t] = x[t];
+            omean[t] = x[t];
+        }
+        /* channel by channel, so the inner loop runs along contiguous time */
+        for (int c = 1; c < C; c++) {
+            const float *xc = x + (size_t)c * L;
+            for (int t = 0; t < L; t++) {
+                float v = xc[t];
+                if ((v > omax[t] || isnan(v)) && !isnan(omax[t])) omax[t] = v;
+                omean[t] += v;
+            }
+        }
         for (int t = 0; t < L; t++) omean[t] /= (float)C;
     }
 }
