@@ -673,6 +673,49 @@ static void test_layernorm(int B, int C, int L) {
     free(ln.in), free(ln.w), free(ln.bias), free(ln.out), free(ln.mean), free(ln.rstd), free(ln.R);
 }
 
+/* LayerNorm's weight gradients over several chunks of time steps (each sums its part in the
+ * pass that writes din; the parts are added per channel afterwards): against float64 sums of
+ * dout and dout * y, the same bits at 1 and 2 threads, and the same as without din (a pass of
+ * their own). The input has a large offset per time step, which the normalisation removes. */
+static void test_layernorm_weight_sums(int B, int C, int L) {
+    size_t n = (size_t)B * C * L;
+    float *in = randn(n, 3.0f), *w = randn(C, 1.0f), *bias = randn(C, 1.0f), *out = zeros(n), *R = randn(n, 1.0f);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < L; t++) in[((size_t)b * C + c) * L + t] += 50.0f * (float)((t % 7) - 3);
+    float *mean = zeros((size_t)B * L), *rstd = zeros((size_t)B * L);
+    layernorm_ch_forward(out, mean, rstd, in, w, bias, B, C, L, 1e-6f);
+    float *dw[3], *db[3], *din[3];
+    int threads[3] = {1, 2, 2};
+    const int nt0 = omp_get_max_threads();
+    for (int k = 0; k < 3; k++) {
+        dw[k] = zeros(C), db[k] = zeros(C), din[k] = zeros(n);
+        omp_set_num_threads(threads[k]);
+        layernorm_ch_backward(k < 2 ? din[k] : NULL, dw[k], db[k], R, in, mean, rstd, w, B, C, L);
+    }
+    omp_set_num_threads(nt0);
+    int ok = 1, same = 1, alone = 1;
+    for (int c = 0; c < C; c++) {
+        double sw = 0.0, sb = 0.0, aw = 0.0, ab = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < L; t++) {
+                size_t i = ((size_t)b * C + c) * L + t;
+                double y = ((double)in[i] - mean[(size_t)b * L + t]) * rstd[(size_t)b * L + t];
+                sw += R[i] * y, sb += R[i];
+                aw += fabs(R[i] * y), ab += fabs(R[i]);
+            }
+        ok &= fabs(dw[0][c] - sw) <= 1e-5 * aw && fabs(db[0][c] - sb) <= 1e-6 * ab;
+        same &= !memcmp(&dw[0][c], &dw[1][c], sizeof(float)) && !memcmp(&db[0][c], &db[1][c], sizeof(float));
+        alone &= fabs(dw[2][c] - dw[0][c]) <= 1e-5 * aw && fabs(db[2][c] - db[0][c]) <= 1e-6 * ab;
+    }
+    CHECK(ok, "layernorm B%d C%d L%d weight gradients against float64", B, C, L);
+    CHECK(same && !memcmp(din[0], din[1], n * sizeof(float)), "layernorm B%d C%d L%d same bits at 1 and 2 threads", B,
+          C, L);
+    CHECK(alone, "layernorm B%d C%d L%d weight gradients without din", B, C, L);
+    for (int k = 0; k < 3; k++) free(dw[k]), free(db[k]), free(din[k]);
+    free(in), free(w), free(bias), free(out), free(R), free(mean), free(rstd);
+}
+
 /* ---- linear ----------------------------------------------------------------------------------- */
 static struct {
     int B, Cin, Cout;
@@ -924,6 +967,8 @@ int main(void) {
     test_dropout();
     test_layernorm(2, 6, 7);
     test_layernorm(3, 8, 1);
+    test_layernorm_weight_sums(3, 40, 700); /* 3 chunks of time steps, over the parallel threshold */
+    test_layernorm_weight_sums(96, 4, 1);   /* the heads' shape */
     test_linear(3, 6, 4);
     test_scale(0);
     test_scale(1);
