@@ -4,7 +4,7 @@
 # default; --threads 1,2,4,8,16 runs every count given).
 #
 #   bench/run_bench.sh [--threads 2] [--rounds 3] [--quick] [--no-layers] [--one-thread] [--publish]
-#                      [--out DIR] [--build DIR] [--plan]
+#                      [--out DIR] [--build DIR] [--mrmnet FILE] [--ort node|python] [--plan]
 #
 # 0. installs the ONNX Runtime peer's package when bench/node_modules lacks it
 #    (cd bench && ONNXRUNTIME_NODE_INSTALL=skip npm ci: the version pinned by package-lock.json);
@@ -29,6 +29,12 @@
 # --plan: prints the settings it would run with and exits (nothing is built, installed or timed).
 # --build DIR: the Release build folder to (re)build and time (default build-bench/; a relative
 #   path is taken from the repository root).
+# --mrmnet FILE: time this mrmnet binary as it is (built elsewhere, e.g. by scripts/device-kit.sh
+#   for a machine without a compiler's dependencies); nothing is built; implies --no-layers.
+# --ort python: the ONNX Runtime peer through Python's onnxruntime package
+#   (bench/peers/ort_peer.py, the same session options and JSON) instead of onnxruntime-node;
+#   nothing is installed with npm. The Python that runs the peers is /usr/bin/python3, or
+#   $MRM_PYTHON when set (it needs torch and numpy; with --ort python, onnxruntime too).
 # --publish: copies the charts to docs/img/ (peers.svg, layer_time.svg) and the numbers beside
 #   them (bench_summary.json, bench_layers.json) for docs/performance.md.
 # A full default run takes about 8-10 minutes on the 2-core machine when it is otherwise idle.
@@ -44,6 +50,8 @@ PUBLISH=0
 PLAN=0
 THREADS=2
 BUILD_ARG=
+MRMNET_ARG=
+ORT_KIND=node
 OUT="$ROOT/build-bench/bench-out"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,13 +65,18 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; ROUNDS=1; shift ;;
     --no-layers) LAYERS=0; shift ;;
     --one-thread) ONE_THREAD=1; shift ;;
+    --mrmnet) [ $# -ge 2 ] && [ "${2#-}" = "$2" ] || { echo "run_bench.sh: --mrmnet needs a file" >&2; exit 2; }
+      MRMNET_ARG="$2"; shift 2 ;;
+    --ort) [ $# -ge 2 ] && [ "${2#-}" = "$2" ] || { echo "run_bench.sh: --ort needs node or python" >&2; exit 2; }
+      ORT_KIND="$2"; shift 2 ;;
     --publish) PUBLISH=1; shift ;;
     --out) [ $# -ge 2 ] || { echo "run_bench.sh: --out needs a folder" >&2; exit 2; }
       OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
+case "$ORT_KIND" in node|python) ;; *) echo "run_bench.sh: --ort wants node or python (got '$ORT_KIND')" >&2; exit 2 ;; esac
 case "$ROUNDS" in ''|*[!0-9]*|0*) echo "run_bench.sh: --rounds wants a positive integer" >&2; exit 2 ;; esac
 # --threads: positive integers (at most 1024, at most 8 of them: mrmnet bench's limits), commas between
 case "$THREADS" in
@@ -79,11 +92,15 @@ if [ "${#TLIST[@]}" -gt 8 ]; then echo "run_bench.sh: --threads: at most 8 threa
 PRIMARY=${TLIST[0]}
 for t in "${TLIST[@]}"; do [ "$t" = 2 ] && PRIMARY=2; done
 
-PY=/usr/bin/python3
+PY=${MRM_PYTHON:-/usr/bin/python3}
 WEIGHTS="$ROOT/tests/fixtures/model/ref_weights.safetensors"
 BUILD="${BUILD_ARG:-$ROOT/build-bench}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 MRMNET="$BUILD/mrmnet"
+if [ -n "$MRMNET_ARG" ]; then
+  case "$MRMNET_ARG" in /*) MRMNET="$MRMNET_ARG" ;; *) MRMNET="$(pwd)/$MRMNET_ARG" ;; esac
+  LAYERS=0
+fi
 PEERS="$OUT/peers"
 
 if [ "$QUICK" = 1 ]; then
@@ -102,12 +119,15 @@ if [ "$PLAN" = 1 ]; then
   echo "layers: $LAYERS"
   echo "out: $OUT"
   echo "build: $BUILD"
+  echo "mrmnet: $MRMNET$([ -n "$MRMNET_ARG" ] && echo ' (given: not built)')"
+  echo "ort peer: $ORT_KIND"
+  echo "python: $PY"
   echo "iterations: mrmnet $MRM_ITERS; pytorch train $T_TRAIN, infer1 $T_I1, infer32 $T_I32; ort infer1 $O_I1, infer32 $O_I32"
   exit 0
 fi
 
 # The ONNX Runtime peer's package (a fresh clone has no bench/node_modules)
-if [ ! -d "$ROOT/bench/node_modules/onnxruntime-node" ]; then
+if [ "$ORT_KIND" = node ] && [ ! -d "$ROOT/bench/node_modules/onnxruntime-node" ]; then
   command -v npm >/dev/null || { echo "run_bench.sh: npm is not installed (the ONNX Runtime peer needs Node.js and npm)" >&2; exit 1; }
   log "install onnxruntime-node (npm ci in bench/, ONNXRUNTIME_NODE_INSTALL=skip: the CPU build only)"
   if ! (cd "$ROOT/bench" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund) >&2; then
@@ -117,19 +137,24 @@ if [ ! -d "$ROOT/bench/node_modules/onnxruntime-node" ]; then
 fi
 
 mkdir -p "$OUT" "$PEERS"
-log "build (Release, -march=native) in $BUILD"
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-targets=(mrmnet)
-[ "$LAYERS" = 1 ] && targets+=(bench_layers)
-BUILD_NOTE="built from the working tree"
-if ! cmake --build "$BUILD" -j2 --target "${targets[@]}" > "$OUT/build.log" 2>&1; then
-  # another change in progress may break the build for a moment: time the last good binaries
-  if [ -x "$MRMNET" ] && { [ "$LAYERS" = 0 ] || [ -x "$BUILD/bench_layers" ]; }; then
-    BUILD_NOTE="BUILD FAILED (see build.log): timing the previous binaries"
-    log "$BUILD_NOTE"
-  else
-    cat "$OUT/build.log" >&2
-    exit 1
+if [ -n "$MRMNET_ARG" ]; then
+  [ -x "$MRMNET" ] || { echo "run_bench.sh: --mrmnet $MRMNET_ARG: no such executable" >&2; exit 1; }
+  BUILD_NOTE="given binary $MRMNET (not built here)"
+else
+  log "build (Release, -march=native) in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  targets=(mrmnet)
+  [ "$LAYERS" = 1 ] && targets+=(bench_layers)
+  BUILD_NOTE="built from the working tree"
+  if ! cmake --build "$BUILD" -j2 --target "${targets[@]}" > "$OUT/build.log" 2>&1; then
+    # another change in progress may break the build for a moment: time the last good binaries
+    if [ -x "$MRMNET" ] && { [ "$LAYERS" = 0 ] || [ -x "$BUILD/bench_layers" ]; }; then
+      BUILD_NOTE="BUILD FAILED (see build.log): timing the previous binaries"
+      log "$BUILD_NOTE"
+    else
+      cat "$OUT/build.log" >&2
+      exit 1
+    fi
   fi
 fi
 
@@ -144,6 +169,7 @@ fi
   echo "build: $BUILD_NOTE"
   echo "torch: $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null || echo absent)"
   echo "node: $(node --version 2>/dev/null || echo absent)"
+  echo "ort peer: $ORT_KIND$([ "$ORT_KIND" = python ] && echo " (onnxruntime $($PY -c 'import onnxruntime; print(onnxruntime.__version__)' 2>/dev/null || echo absent))")"
 } > "$OUT/machine.txt"
 
 log "export the twin to ONNX"
@@ -194,7 +220,11 @@ for r in $(seq 1 "$ROUNDS"); do
       --infer1-iters "$T_I1" --infer32-iters "$T_I32" > "${F}_torch.json"
     echo "ort $(cut -d' ' -f1-3 /proc/loadavg)" >> "${F}_load.txt"
     log "round $r/$ROUNDS, $T thread(s): ONNX Runtime (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-    node bench/peers/ort_peer.js "$PEERS" --threads "$T" --iters1 "$O_I1" --iters32 "$O_I32" > "${F}_ort.json"
+    if [ "$ORT_KIND" = python ]; then
+      $PY bench/peers/ort_peer.py "$PEERS" --threads "$T" --iters1 "$O_I1" --iters32 "$O_I32" > "${F}_ort.json"
+    else
+      node bench/peers/ort_peer.js "$PEERS" --threads "$T" --iters1 "$O_I1" --iters32 "$O_I32" > "${F}_ort.json"
+    fi
   done
   # the primary thread count also under the names report_md.py reads
   for k in mrmnet torch ort load; do

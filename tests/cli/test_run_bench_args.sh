@@ -1,6 +1,7 @@
 #!/bin/bash
 # bench/run_bench.sh: its options (--plan prints the settings and exits: nothing is built,
-# installed or timed): thread lists accepted and refused, the primary thread count of the summary.
+# installed or timed): thread lists accepted and refused, the primary thread count of the summary,
+# the ONNX Runtime peer's kind, a given binary, the Python that runs the peers.
 set -u
 SRC=${MRM_SOURCE_DIR:-.}
 S="$SRC/bench/run_bench.sh"
@@ -22,6 +23,13 @@ for badlist in "" "0" "1,,2" ",2" "2," "a" "1.5" "2,-1" "01" "2000" "1,2,3,4,5,6
 done
 out=$(plan --threads); [ $? = 2 ] && ok || bad "--threads without a value: $out"
 out=$(plan --rounds 0); [ $? = 2 ] && ok || bad "--rounds 0: $out"
+out=$(plan) && grep -q '^ort peer: node$' <<< "$out" && grep -q '^layers: 1$' <<< "$out" && ok || bad "default ort peer: $out"
+out=$(plan --ort python --mrmnet /opt/kit/bin/mrmnet) && grep -q '^ort peer: python$' <<< "$out" &&
+  grep -q '^mrmnet: /opt/kit/bin/mrmnet (given: not built)$' <<< "$out" && grep -q '^layers: 0$' <<< "$out" && ok ||
+  bad "--ort python --mrmnet: $out"
+out=$(MRM_PYTHON=/opt/py/bin/python3 plan) && grep -q '^python: /opt/py/bin/python3$' <<< "$out" && ok || bad "MRM_PYTHON: $out"
+out=$(plan --ort java); [ $? = 2 ] && grep -q "node or python" <<< "$out" && ok || bad "--ort java: $out"
+out=$(plan --mrmnet); [ $? = 2 ] && grep -q "needs a file" <<< "$out" && ok || bad "--mrmnet without a value: $out"
 out=$(plan --bogus); [ $? = 2 ] && grep -q "unknown option" <<< "$out" && ok || bad "--bogus: $out"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs on the lent 16-core machine (the `device` tool), in the repository's copy there, with
+# .devkit/ carried (scripts/device-kit.sh made it here): mrmnet against PyTorch and ONNX Runtime
+# at every thread count, alternating, as bench/run_bench.sh does on this machine.
+#
+#   scripts/device-bench.sh [--threads 1,2,4,8,16] [--rounds 1] [other run_bench.sh options]
+#
+# Unpacks the kit into a temporary folder, checks that the binary finds every library and runs
+# on this CPU, then bench/run_bench.sh --mrmnet KIT/bin/mrmnet --ort python with the machine's
+# python3 (PyTorch and onnxruntime there). Results go to build-bench/device-out/bench; when $OUT
+# is set (the device tool's folder that comes back, at most 8 files), also as three files there:
+# the printed report (report.txt), summary.json and every JSON and log in device-bench.tar.gz
+# (the ONNX export left out), packed even when the run fails part way. One round of 1, 2, 4, 8
+# and 16 threads should take about 4-5 minutes there (estimated from the timings of issue 15).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARBALL="$ROOT/.devkit/mrmnet-kit.tar.xz"
+[ -f "$TARBALL" ] || { echo "device-bench.sh: $TARBALL is missing (make it with scripts/device-kit.sh and carry .devkit)" >&2; exit 1; }
+DEST=$(mktemp -d)
+trap 'rm -rf "$DEST"' EXIT
+tar -C "$DEST" -xJf "$TARBALL"
+export LD_LIBRARY_PATH="$DEST/kit/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if ldd "$DEST/kit/bin/mrmnet" | grep -q 'not found'; then
+  ldd "$DEST/kit/bin/mrmnet" | grep 'not found' >&2
+  echo "device-bench.sh: the kit lacks a library this machine does not have" >&2
+  exit 1
+fi
+"$DEST/kit/bin/mrmnet" --version >/dev/null 2>&1 || {
+  echo "device-bench.sh: the kit's mrmnet does not run here" >&2; exit 1; }
+export MRM_PYTHON="${MRM_PYTHON:-$(command -v python3)}"
+RES="$ROOT/build-bench/device-out/bench"
+rm -rf "$RES"
+mkdir -p "$RES"
+pack() {
+  [ -n "${OUT:-}" ] || return 0
+  [ -f "$RES/summary.json" ] && cp "$RES/summary.json" "$OUT/summary.json"
+  tar -C "$(dirname "$RES")" --exclude='*.onnx' --exclude='*.f32' --exclude='*.npy' -czf "$OUT/device-bench.tar.gz" bench
+}
+trap 'pack; rm -rf "$DEST"' EXIT
+cp "$DEST/kit/BUILD.txt" "$RES/kit_build.txt"
+{ nproc; grep -m1 'model name' /proc/cpuinfo; grep -m1 -o 'amx_tile' /proc/cpuinfo || true; } > "$RES/cpu.txt"
+args=(--threads 1,2,4,8,16 --rounds 1)
+set +e
+bash bench/run_bench.sh "${args[@]}" "$@" --mrmnet "$DEST/kit/bin/mrmnet" --ort python --no-layers --out "$RES" 2>&1 |
+  tee "$RES/report.txt"
+rc=${PIPESTATUS[0]}
+set -e
+if [ -n "${OUT:-}" ]; then cp "$RES/report.txt" "$OUT/report.txt"; fi
+exit "$rc"
