@@ -9,6 +9,7 @@ OUT/check.json (shapes, file names) and OUT/check_{x,out1,out2}.f32 (raw little-
 Without --weights it uses tests/fixtures/model/ref_weights.safetensors.
 """
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -48,12 +49,17 @@ def main():
     net = Logits(model).eval()
     path = os.path.join(a.out, "mrmnet.onnx")
     x = torch.randn(2, 12, 1000, generator=torch.Generator().manual_seed(0))
+    # the TorchScript exporter, as PyTorch 1.13 has it: newer PyTorch (2.9 on) would otherwise
+    # trace with dynamo, a different graph for ONNX Runtime to time
+    extra = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        extra["dynamo"] = False
     with torch.no_grad():
         torch.onnx.export(net, (x,), path + ".tmp", input_names=["x"],
                           output_names=["out1", "out2"], opset_version=a.opset,
                           dynamic_axes={"x": {0: "batch"}, "out1": {0: "batch"},
                                         "out2": {0: "batch"}},
-                          do_constant_folding=True)
+                          do_constant_folding=True, **extra)
     os.replace(path + ".tmp", path)
     try:
         import onnx
