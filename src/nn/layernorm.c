@@ -110,25 +110,24 @@ static void ln_backward(float *din, float *dw, float *dbias, const float *dout, 
             for (int c = 0; c < C; c++) {
                 const float *g = dout + base + (size_t)c * L, *x = in + base + (size_t)c * L;
                 float *d = din + base + (size_t)c * L, wc = w[c];
+                double sb = 0.0, sw = 0.0;
                 if (set)
+#pragma omp simd reduction(+ : sw, sb)
                     for (int t = 0; t < n; t++) {
                         float y = (x[t] - mu[t]) * rs[t];
                         d[t] = rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
+                        sb += g[t];
+                        sw += (double)g[t] * y;
                     }
                 else
+#pragma omp simd reduction(+ : sw, sb)
                     for (int t = 0; t < n; t++) {
                         float y = (x[t] - mu[t]) * rs[t];
                         d[t] += rs[t] * (g[t] * wc - mg[t] - y * mgy[t]);
-                    }
-                if (sl) {
-                    double sb = 0.0, sw = 0.0;
-#pragma omp simd reduction(+ : sw, sb)
-                    for (int t = 0; t < n; t++) {
                         sb += g[t];
-                        sw += (double)g[t] * ((x[t] - mu[t]) * rs[t]);
+                        sw += (double)g[t] * y;
                     }
-                    sl[c] = sb, sl[C + c] = sw;
-                }
+                if (sl) sl[c] = sb, sl[C + c] = sw;
             }
         }
     if (!slots) return;
