@@ -42,7 +42,7 @@ static inline int argmax_strided(const float *x, int n, size_t s) {
 
 /* x[argmax_strided(x, n, 1)], vectorised: the maximum's value when the row has no NaN and its
  * maximum is not zero (equal nonzero floats have the same bits); otherwise (a NaN wins, or +0
- * and -0 compare equal and the first wins) from the scalar scan or the first zero. */
+ * and -0 compare equal and the first wins) from the scalar scan. */
 static inline float row_max_value(const float *x, int n) {
     float m = -INFINITY;
     int nan = 0;
@@ -51,11 +51,7 @@ static inline float row_max_value(const float *x, int n) {
         nan |= x[i] != x[i];
         m = x[i] > m ? x[i] : m;
     }
-    if (nan) return x[argmax_strided(x, n, 1)];
-    if (m == 0.0f)
-        for (int i = 0; i < n; i++)
-            if (x[i] == 0.0f) return x[i];
-    return m;
+    return nan || m == 0.0f ? x[argmax_strided(x, n, 1)] : m;
 }
 
 /* (B, C, L) -> (B, C): max over time. */
