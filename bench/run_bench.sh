@@ -30,7 +30,8 @@
 # --build DIR: the Release build folder to (re)build and time (default build-bench/; a relative
 #   path is taken from the repository root).
 # --mrmnet FILE: time this mrmnet binary as it is (built elsewhere, e.g. by scripts/device-kit.sh
-#   for a machine without a compiler's dependencies); nothing is built; implies --no-layers.
+#   for a machine without a compiler's dependencies; a relative path is taken from the
+#   repository root, as for --build); nothing is built; implies --no-layers.
 # --ort python: the ONNX Runtime peer through Python's onnxruntime package
 #   (bench/peers/ort_peer.py, the same session options and JSON) instead of onnxruntime-node;
 #   nothing is installed with npm. The Python that runs the peers is /usr/bin/python3, or
@@ -72,7 +73,7 @@ while [ $# -gt 0 ]; do
     --publish) PUBLISH=1; shift ;;
     --out) [ $# -ge 2 ] || { echo "run_bench.sh: --out needs a folder" >&2; exit 2; }
       OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "run_bench.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -98,7 +99,7 @@ BUILD="${BUILD_ARG:-$ROOT/build-bench}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 MRMNET="$BUILD/mrmnet"
 if [ -n "$MRMNET_ARG" ]; then
-  case "$MRMNET_ARG" in /*) MRMNET="$MRMNET_ARG" ;; *) MRMNET="$(pwd)/$MRMNET_ARG" ;; esac
+  case "$MRMNET_ARG" in /*) MRMNET="$MRMNET_ARG" ;; *) MRMNET="$ROOT/$MRMNET_ARG" ;; esac
   LAYERS=0
 fi
 PEERS="$OUT/peers"

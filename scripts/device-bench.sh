@@ -7,10 +7,11 @@
 #
 # Unpacks the kit into a temporary folder, checks that the binary finds every library and runs
 # on this CPU, then bench/run_bench.sh --mrmnet KIT/bin/mrmnet --ort python with the machine's
-# python3 (PyTorch and onnxruntime there). Results go to build-bench/device-out/bench; when $OUT
-# is set (the device tool's folder that comes back, at most 8 files), also as three files there:
-# the printed report (report.txt), summary.json and every JSON and log in device-bench.tar.gz
-# (the ONNX export left out), packed even when the run fails part way. One round of 1, 2, 4, 8
+# python3 (PyTorch and onnxruntime there). Results go to a new folder
+# build-bench/device-out/<UTC time>/bench (an earlier run's folder is never reused); when $OUT is
+# set (the device tool's folder that comes back, at most 8 files), also as three files there: the
+# printed report (report.txt), summary.json and every JSON and log in device-bench.tar.gz (the
+# ONNX export left out), packed even when the run fails part way. One round of 1, 2, 4, 8
 # and 16 threads should take about 4-5 minutes there (estimated from the timings of issue 15).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,9 +30,10 @@ fi
 "$DEST/kit/bin/mrmnet" --version >/dev/null 2>&1 || {
   echo "device-bench.sh: the kit's mrmnet does not run here" >&2; exit 1; }
 export MRM_PYTHON="${MRM_PYTHON:-$(command -v python3)}"
-RES="$ROOT/build-bench/device-out/bench"
-rm -rf "$RES"
-mkdir -p "$RES"
+RES="$ROOT/build-bench/device-out/$(date -u +%Y%m%dT%H%M%SZ)/bench"
+mkdir -p "$(dirname "$(dirname "$RES")")"
+mkdir "$(dirname "$RES")" # fails, rather than mixing, if that second's folder exists
+mkdir "$RES"
 pack() {
   [ -n "${OUT:-}" ] || return 0
   [ -f "$RES/summary.json" ] && cp "$RES/summary.json" "$OUT/summary.json"
