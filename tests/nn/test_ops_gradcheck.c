@@ -341,6 +341,31 @@ static void test_batchnorm(int B, int C, int L) {
     free(bn.in), free(bn.gamma), free(bn.beta), free(bn.out), free(bn.mean), free(bn.rstd), free(bn.R);
 }
 
+/* The few-channel and one-value-a-row paths sum in an order that does not depend on the thread
+ * count: the same bits on 1 and 3 threads. */
+static void test_batchnorm_threads(int B, int C, int L) {
+    size_t n = (size_t)B * C * L;
+    float *in = randn(n, 2.0f), *gamma = randn(C, 1.0f), *beta = randn(C, 1.0f), *dout = randn(n, 1.0f);
+    float *out[2], *mean[2], *rstd[2], *rm[2], *rv[2], *din[2], *dg[2], *db[2];
+    const int nt0 = omp_get_max_threads();
+    for (int k = 0; k < 2; k++) {
+        out[k] = zeros(n), mean[k] = zeros(C), rstd[k] = zeros(C), rm[k] = zeros(C), rv[k] = zeros(C);
+        din[k] = zeros(n), dg[k] = zeros(C), db[k] = zeros(C);
+        for (int c = 0; c < C; c++) rv[k][c] = 1.0f;
+        omp_set_num_threads(k ? 3 : 1);
+        batchnorm_forward_train(out[k], mean[k], rstd[k], rm[k], rv[k], in, gamma, beta, B, C, L, 1e-5f, 0.1f);
+        batchnorm_backward(din[k], dg[k], db[k], dout, in, mean[k], rstd[k], gamma, B, C, L);
+    }
+    omp_set_num_threads(nt0);
+    int same = !memcmp(out[0], out[1], n * sizeof(float)) && !memcmp(din[0], din[1], n * sizeof(float));
+    same &= !memcmp(mean[0], mean[1], C * sizeof(float)) && !memcmp(rstd[0], rstd[1], C * sizeof(float));
+    same &= !memcmp(rm[0], rm[1], C * sizeof(float)) && !memcmp(rv[0], rv[1], C * sizeof(float));
+    same &= !memcmp(dg[0], dg[1], C * sizeof(float)) && !memcmp(db[0], db[1], C * sizeof(float));
+    CHECK(same, "batchnorm B%d C%d L%d: the same bits on 1 and 3 threads", B, C, L);
+    for (int k = 0; k < 2; k++) free(out[k]), free(mean[k]), free(rstd[k]), free(rm[k]), free(rv[k]), free(din[k]), free(dg[k]), free(db[k]);
+    free(in), free(gamma), free(beta), free(dout);
+}
+
 /* ---- elementwise activations ----------------------------------------------------------------- */
 static struct {
     size_t n;
@@ -962,6 +987,12 @@ int main(void) {
     test_conv_small_scratch();
     test_batchnorm(2, 4, 10);
     test_batchnorm(6, 3, 1); /* (B, C, 1) as on pooled vectors */
+    test_batchnorm(96, 40, 1); /* ... the channel attention's shape: its channels side by side */
+    test_batchnorm(24, 1, 400); /* one channel (the spatial attention): the rows shared out */
+    test_batchnorm(12, 3, 300); /* ... a few channels */
+    test_batchnorm_threads(24, 1, 400);
+    test_batchnorm_threads(12, 3, 300);
+    test_batchnorm_threads(96, 40, 1);
     test_activations();
     test_pools();
     test_dropout();
