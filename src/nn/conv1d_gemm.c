@@ -29,9 +29,14 @@ size_t conv1d_gemm_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int 
     return (size_t)nt * per_thread_floats(Cin, Lin, Cout, K, stride, pad, groups);
 }
 
-/* Threads that the batch loop may use: bounded by the batch and by the scratch given. */
+/* Threads that the batch loop may use: one for every GEMM_MIN_MACS_PER_THREAD multiply-adds,
+ * bounded by the batch and by the scratch given. A sample costs its im2col and a GEMM call, a
+ * few microseconds however small (the attention's 2-to-1-channel convolution, 0.3 M multiply-adds
+ * at batch 96, took about 0.3 ms on one thread), so even small convolutions are worth sharing. */
+#define GEMM_MIN_MACS_PER_THREAD 2e4
 static int batch_threads(const nn_ctx *ctx, int B, size_t per_thread, double macs) {
-    int nt = macs < NN_PARALLEL_MIN_MACS ? 1 : omp_get_max_threads();
+    int nt = omp_get_max_threads();
+    if (macs < GEMM_MIN_MACS_PER_THREAD * nt) nt = macs < GEMM_MIN_MACS_PER_THREAD ? 1 : (int)(macs / GEMM_MIN_MACS_PER_THREAD);
     if (nt > B) nt = B;
     size_t fit = ctx && ctx->scratch ? ctx->scratch_floats / (per_thread ? per_thread : 1) : 0;
     if ((size_t)nt > fit) nt = (int)fit;
