@@ -429,6 +429,17 @@ int main(void) {
         {8, 6, 301, 10, 33, 2, 16, 64},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) check_shape(&shapes[i], fft, &rng);
+    {
+        /* many threads and enough columns: each frequency's products cut into pieces (by
+         * columns, and the weight gradient by rows) so that the threads share them evenly */
+        const shape wide[] = {{24, 16, 1004, 32, 33, 1, 16, 0}, {24, 16, 1004, 40, 33, 2, 16, 0}};
+        const int saved = omp_get_max_threads(), many[] = {7, 16};
+        for (int k = 0; k < 2; k++) {
+            omp_set_num_threads(many[k]);
+            for (int i = 0; i < 2; i++) check_shape(&wide[i], fft, &rng);
+        }
+        omp_set_num_threads(saved);
+    }
     check_prepared(fft, &rng);
     check_keep(fft, &rng);
     /* without plans, or with groups, the path does not apply */
