@@ -668,9 +668,10 @@ int main(int argc, char **argv) {
            "imbalance and overheads | efficiency (work / threads / model)\n");
     for (int i = 0; i < nt; i++) {
         const result *r = &res[i];
-        double ideal = (r->least_work - r->least_serial) / threads[i] + r->least_serial * 0;
+        double ideal = (r->least_work - r->least_serial) / threads[i]; /* the parallel work, evenly shared */
         printf(" %7d | %8.1f | %8.2f | %6.2f | %6.2f | %5.1f%%\n", threads[i], r->least_work, r->least_work / threads[i],
                r->least_serial, r->least - ideal - r->least_serial, 100 * r->least_work / threads[i] / r->least);
     }
+    for (int i = 0; i < n_inst; i++) free(insts[i].mins), insts[i].mins = NULL;
     return 0;
 }

@@ -3,10 +3,6 @@
 
 #include "nn/ops.h"
 
-/* Training forward. mean, rstd (C) are saved for the backward; running statistics move by
- * momentum toward the batch mean and the unbiased batch variance. Statistics in double,
- * two passes (mean, then centred squares), vectorised (omp simd: a fixed summation order for
- * a given build). out may alias in. */
 /* Few channels (the attention's one-channel spatial map): a split by channel leaves every thread
  * but C idle, so the sums are taken a (sample, channel) row at a time, rows shared out, and
  * added per channel in sample order. Used whatever the thread count, so the bits do not depend
@@ -98,6 +94,10 @@ static void forward_train_rows(float *out, float *mean, float *rstd, float *runn
         for (int c = 0; c < C; c++) out[(size_t)b * C + c] = in[(size_t)b * C + c] * scale[c] + shift[c];
 }
 
+/* Training forward. mean, rstd (C) are saved for the backward; running statistics move by
+ * momentum toward the batch mean and the unbiased batch variance. Statistics in double,
+ * two passes (mean, then centred squares), vectorised (omp simd: a fixed summation order for
+ * a given build). out may alias in. */
 void batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
                              float *running_var, const float *in, const float *gamma,
                              const float *beta, int B, int C, int L, float eps, float momentum) {

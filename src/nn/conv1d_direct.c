@@ -314,9 +314,9 @@ static int slots_available(const nn_ctx *ctx, const conv_geom *g, int B, double 
 /* wp (groups, Co tiles, Cig, K, CT) from w (Cout, Cig, K), zero beyond each group's channels. */
 static void pack_forward(float *wp, const float *w, int Cout, int Cig, int K, int stride, int groups) {
     int Cog = Cout / groups, CT = tiling_for(Cog, stride, 1).CT, nct = ceil_div(Cog, CT);
-    /* (group, channel tile, input channel) triples shared out: unless the weights come packed, every call packs
-     * them, and at batch 1 the plain forward spent about 2 ms of a 4.5 ms record doing so on
-     * one thread */
+    /* (group, channel tile, input channel) triples shared out: unless the weights come packed,
+     * every call packs them, and at batch 1 the plain forward spent about 2 ms of a 4.5 ms record
+     * doing so on one thread */
 #pragma omp parallel for collapse(3) if ((size_t)Cout * Cig * K > 65536) schedule(static)
     for (int g = 0; g < groups; g++)
         for (int ct = 0; ct < nct; ct++)

@@ -36,7 +36,8 @@ size_t conv1d_gemm_scratch_floats(int B, int Cin, int Lin, int Cout, int K, int 
 #define GEMM_MIN_MACS_PER_THREAD 2e4
 static int batch_threads(const nn_ctx *ctx, int B, size_t per_thread, double macs) {
     int nt = omp_get_max_threads();
-    if (macs < GEMM_MIN_MACS_PER_THREAD * nt) nt = macs < GEMM_MIN_MACS_PER_THREAD ? 1 : (int)(macs / GEMM_MIN_MACS_PER_THREAD);
+    if (macs < GEMM_MIN_MACS_PER_THREAD * nt)
+        nt = macs < GEMM_MIN_MACS_PER_THREAD ? 1 : (int)(macs / GEMM_MIN_MACS_PER_THREAD);
     if (nt > B) nt = B;
     size_t fit = ctx && ctx->scratch ? ctx->scratch_floats / (per_thread ? per_thread : 1) : 0;
     if ((size_t)nt > fit) nt = (int)fit;
