@@ -280,15 +280,6 @@ static double wall_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static void fill_normal(float *x, size_t n, mrm_rng *rng) {
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = 1.0 - mrm_rng_uniform(rng), u2 = mrm_rng_uniform(rng);
-        double r = sqrt(-2.0 * log(u1));
-        x[i] = (float)(r * cos(2.0 * M_PI * u2));
-        if (i + 1 < n) x[i + 1] = (float)(r * sin(2.0 * M_PI * u2));
-    }
-}
-
 typedef struct {
     double pred, least, least_serial, least_work, serial, cpu, imbalance, wall;
     double regions, barriers;
@@ -370,7 +361,7 @@ static int run_threads(int T, int train, int B, int steps, int top, double fork_
         fprintf(stderr, "bench_scaling: out of memory\n");
         return 1;
     }
-    fill_normal(x, nx, &rng);
+    mrm_rng_fill_normal(&rng, x, nx);
     for (int i = 0; i < B * 5; i++) y[i] = mrm_rng_uniform(&rng) < 0.3f ? 1.0f : 0.0f;
     if (train) {
         mrm_model_set_dropout(m, 0.2f);

@@ -139,15 +139,6 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Standard-normal values (Box-Muller) from the seeded generator. */
-static void fill_normal(float *x, size_t n, mrm_rng *rng) {
-    for (size_t i = 0; i < n; i += 2) {
-        double u1 = 1.0 - mrm_rng_uniform(rng), u2 = mrm_rng_uniform(rng);
-        double r = sqrt(-2.0 * log(u1));
-        x[i] = (float)(r * cos(2.0 * M_PI * u2));
-        if (i + 1 < n) x[i + 1] = (float)(r * sin(2.0 * M_PI * u2));
-    }
-}
-
 /* One case in this (child) process. Fills r; never exits. */
 static void run_case(const bench_opts *o, case_kind k, int threads, case_result *r) {
     mrm_error err = {0};
@@ -191,7 +182,7 @@ static void run_case(const bench_opts *o, case_kind k, int threads, case_result 
         if (!x || !y || !l1 || !l2 || !ms) s = mrm_fail(&err, MRM_ERR_NOMEM, "bench: out of memory");
     }
     if (!s) {
-        fill_normal(x, nx, &rng);
+        mrm_rng_fill_normal(&rng, x, nx);
         for (size_t i = 0; i < (size_t)B * N; i++) y[i] = mrm_rng_uniform(&rng) < 0.3f ? 1.0f : 0.0f;
     }
     if (!s && k == CASE_TRAIN) {

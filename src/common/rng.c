@@ -1,5 +1,7 @@
 #include "common/rng.h"
 
+#include <math.h>
+
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -34,5 +36,14 @@ void mrm_rng_shuffle(mrm_rng *r, int *idx, int n) {
         int t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
+    }
+}
+
+void mrm_rng_fill_normal(mrm_rng *r, float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = 1.0 - mrm_rng_uniform(r), u2 = mrm_rng_uniform(r);
+        double m = sqrt(-2.0 * log(u1));
+        x[i] = (float)(m * cos(2.0 * M_PI * u2));
+        if (i + 1 < n) x[i + 1] = (float)(m * sin(2.0 * M_PI * u2));
     }
 }

@@ -3,6 +3,7 @@
 #ifndef MRM_COMMON_RNG_H
 #define MRM_COMMON_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct mrm_rng {
@@ -34,6 +35,9 @@ float mrm_rng_uniform(mrm_rng *r);
 float mrm_rng_uniform_range(mrm_rng *r, float lo, float hi);
 /* Uniform integer in [0, n), without modulo bias. n > 0. */
 uint64_t mrm_rng_below(mrm_rng *r, uint64_t n);
+/* x[0..n) standard normal (Box-Muller, two values from each two uniform draws): random inputs
+ * for benchmarks and tests. */
+void mrm_rng_fill_normal(mrm_rng *r, float *x, size_t n);
 /* Fisher-Yates shuffle of idx[0..n). */
 void mrm_rng_shuffle(mrm_rng *r, int *idx, int n);
 
