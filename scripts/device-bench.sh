@@ -9,10 +9,13 @@
 # on this CPU, then bench/run_bench.sh --mrmnet KIT/bin/mrmnet --ort python with the machine's
 # python3 (PyTorch and onnxruntime there). Results go to a new folder
 # build-bench/device-out/<UTC time>/bench (an earlier run's folder is never reused); when $OUT is
-# set (the device tool's folder that comes back, at most 8 files), also as three files there: the
+# set (the device tool's folder that comes back, at most 8 files), also as four files there: the
 # printed report (report.txt), summary.json and every JSON and log in device-bench.tar.gz (the
 # ONNX export left out), packed even when the run fails part way. One round of 1, 2, 4, 8
 # and 16 threads should take about 4-5 minutes there (estimated from the timings of issue 15).
+# Then, whatever the benchmark's outcome, the kit's bench_scaling (the model of the training step
+# on T free cores that docs/performance.md argues from on 2 cores) at the same thread counts,
+# 3 steps, at most 3 minutes: scaling_model.txt, beside the measurement it is a model of.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,6 +50,11 @@ set +e
 bash bench/run_bench.sh "${args[@]}" "$@" --mrmnet "$DEST/kit/bin/mrmnet" --ort python --no-layers --out "$RES" 2>&1 |
   tee "$RES/report.txt"
 rc=${PIPESTATUS[0]}
-set -e
 if [ -n "${OUT:-}" ]; then cp "$RES/report.txt" "$OUT/report.txt"; fi
+threads=1,2,4,8,16
+for ((i = 1; i <= $#; i++)); do [ "${!i}" = --threads ] && { j=$((i + 1)); threads=${!j}; }; done
+timeout 180 "$DEST/kit/bin/bench_scaling" --threads "$threads" --steps 3 --top 15 > "$RES/scaling_model.txt" 2>&1
+echo "bench_scaling: exit $? ($RES/scaling_model.txt)"
+if [ -n "${OUT:-}" ]; then cp "$RES/scaling_model.txt" "$OUT/scaling_model.txt"; fi
+set -e
 exit "$rc"

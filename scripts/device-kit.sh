@@ -20,11 +20,11 @@ cd "$ROOT"
 BUILD="${1:-build-kit}"
 KIT="$ROOT/.devkit"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMRM_NATIVE=OFF -DCMAKE_C_FLAGS="-march=x86-64-v4" >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target mrmnet >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target mrmnet bench_scaling >/dev/null
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/kit/bin" "$stage/kit/lib"
-cp "$BUILD/mrmnet" "$stage/kit/bin/"
+cp "$BUILD/mrmnet" "$BUILD/bench_scaling" "$stage/kit/bin/"
 ldd "$BUILD/mrmnet" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*) ;;
