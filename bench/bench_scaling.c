@@ -3,7 +3,13 @@
  * measurement of many threads.
  *
  *   bench_scaling [--case train|eval] [--batch N] [--threads 1,2,4,8,12,16] [--steps 5]
- *                 [--fork-us 2] [--barrier-us 0.5] [--top 12]
+ *                 [--fork-us 2] [--barrier-us 0.5] [--top 12] [--sites] [--shared-cores]
+ *   bench_scaling --self-test
+ *
+ * --sites prints every region's figures (tab-separated lines beginning "site"); --shared-cores
+ * lets a region's threads run at once, sharing this machine's cores, instead of one phase at a
+ * time (noisier: each evicts the others' cache lines); --self-test checks the interposer against
+ * a workload of known shape and prints "N passed, N failed".
  *
  * It runs the step for real with T OpenMP threads (more threads than cores is allowed: they take
  * turns), and measures, for every parallel region (libmrmnet's and oneDNN's) and every thread in
@@ -570,7 +576,8 @@ static int self_test(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_scaling [--case train|eval] [--batch N] [--threads 1,2,4,8,12,16] "
-                    "[--steps 5] [--fork-us 2] [--barrier-us 0.5] [--top 12]\n");
+                    "[--steps 5] [--fork-us 2] [--barrier-us 0.5] [--top 12] [--sites] [--shared-cores]\n"
+                    "       bench_scaling --self-test\n");
 }
 
 int main(int argc, char **argv) {
