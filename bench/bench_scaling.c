@@ -77,7 +77,6 @@ typedef struct {
     double cpu_ms;   /* all threads' CPU time */
     long barriers;   /* phases beyond the first, summed over calls */
     int max_team;
-    double thr_ms[MAXT]; /* each thread's CPU time in the region, summed over calls */
     double serial_before_ms; /* the first thread's CPU time outside regions just before this one */
     double least_ms, least_loss_ms; /* from the least-of phases: the slowest thread, and that less the work / threads */
 } site;
@@ -254,8 +253,6 @@ void GOMP_parallel(omp_body fn, void *data, unsigned num_threads, unsigned flags
         add_gap(last_fn, (const void *)fn, m0 - master_last_exit_before);
         s->calls++, s->pred_ms += pred, s->mean_ms += mean, s->cpu_ms += cpu;
         s->barriers += phases - 1;
-        for (int t = 0; t < team; t++)
-            for (int k = 0; k < phases; k++) s->thr_ms[t] += seg_ms[t][k];
         if (team > s->max_team) s->max_team = team;
     }
     last_fn = (const void *)fn;
@@ -289,7 +286,6 @@ static double wall_ms(void) {
 typedef struct {
     double pred, least, least_serial, least_work, serial, cpu, imbalance, wall;
     double regions, barriers;
-    int team;
 } result;
 
 static int cmp_site(const void *a, const void *b) {
@@ -301,11 +297,6 @@ static int cmp_site(const void *a, const void *b) {
 static int cmp_gap(const void *a, const void *b) {
     const gap *x = a, *y = b;
     return (x->ms < y->ms) - (x->ms > y->ms);
-}
-
-static int cmp_serial(const void *a, const void *b) {
-    const site *x = a, *y = b;
-    return (x->serial_before_ms < y->serial_before_ms) - (x->serial_before_ms > y->serial_before_ms);
 }
 
 /* Names the outlined function at fn: "symbol (file:line)" from addr2line for this executable,
@@ -457,7 +448,6 @@ static int run_threads(int T, int train, int B, int steps, int top, double fork_
     r->imbalance = (pred - mean) / steps;
     r->regions = (double)n_regions / steps;
     r->barriers = (double)n_barriers / steps;
-    r->team = team_max;
     r->wall = T <= cores ? wall / steps : NAN;
     if (top > 0 && T > 1) {
         qsort(sites, (size_t)ns, sizeof(site), cmp_site);
@@ -493,14 +483,6 @@ static int run_threads(int T, int train, int B, int steps, int top, double fork_
             if (gaps[i].before == (const void *)&run_threads) snprintf(b, sizeof b, "(the step's end)");
             else name_of(gaps[i].before, b, sizeof b);
             printf("    %7.3f  after %s, before %s\n", gaps[i].ms / steps, a, b);
-        }
-        qsort(sites, (size_t)ns, sizeof(site), cmp_serial);
-        printf("  %d threads: the first thread's time outside regions (ms a step), by the region it precedes\n", T);
-        for (int i = 0; i < ns && i < top && sites[i].serial_before_ms > 0; i++) {
-            char nm[512];
-            if (sites[i].fn == (const void *)&run_threads) snprintf(nm, sizeof nm, "(the end of the step)");
-            else name_of(sites[i].fn, nm, sizeof nm);
-            printf("    %7.3f  %s\n", sites[i].serial_before_ms / steps, nm);
         }
     }
     free(x);
@@ -574,6 +556,13 @@ static int self_test(void) {
     return fail ? 1 : 0;
 }
 
+/* The report went out whole: stdout flushed without error (a full disk, a closed pipe). */
+static int stdout_ok(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 1;
+    perror("bench_scaling: writing the report to standard output");
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_scaling [--case train|eval] [--batch N] [--threads 1,2,4,8,12,16] "
                     "[--steps 5] [--fork-us 2] [--barrier-us 0.5] [--top 12] [--sites] [--shared-cores]\n"
@@ -589,7 +578,10 @@ int main(int argc, char **argv) {
         perror("bench_scaling: execv /proc/self/exe");
         return 1;
     }
-    if (argc == 2 && !strcmp(argv[1], "--self-test")) return self_test();
+    if (argc == 2 && !strcmp(argv[1], "--self-test")) {
+        int rc = self_test();
+        return stdout_ok() ? rc : 1;
+    }
     int train = 1, B = -1, steps = 5, top = 12, threads[64], nt = 0;
     double fork_us = 2, barrier_us = 0.5;
     const char *tlist = "1,2,4,8,12,16";
@@ -671,5 +663,5 @@ int main(int argc, char **argv) {
                r->least_serial, r->least - ideal - r->least_serial, 100 * r->least_work / threads[i] / r->least);
     }
     for (int i = 0; i < n_inst; i++) free(insts[i].mins), insts[i].mins = NULL;
-    return 0;
+    return stdout_ok() ? 0 : 1;
 }

@@ -138,7 +138,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Standard-normal values (Box-Muller) from the seeded generator. */
 /* One case in this (child) process. Fills r; never exits. */
 static void run_case(const bench_opts *o, case_kind k, int threads, case_result *r) {
     mrm_error err = {0};
